@@ -1,0 +1,5 @@
+"""python -m bpcli."""
+
+from bpcli.cli import main
+
+main()

@@ -1,0 +1,219 @@
+"""Activation registry: name -> value, derivative and the formula text that explain prints."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bpcli.errors import ConfigError, did_you_mean, one_of
+
+Array = np.ndarray
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation with its parameters bound.
+
+    fn(z) -> a; grad(z, a) -> f'(z) elementwise (None for softmax, which uses vjp);
+    vjp(z, a, da) -> dz, the chain-rule step dL/dz = dL/da * da/dz for a whole layer.
+    """
+
+    name: str
+    fn: Callable[[Array], Array]
+    grad: Callable[[Array, Array], Array] | None
+    formula: str  # f(z) = ...
+    grad_formula: str  # f'(z) = ...
+    latex: str
+    grad_latex: str
+    kinks: tuple[float, ...] = ()  # points of z where f is not differentiable
+    elementwise: bool = True
+    params: dict = field(default_factory=dict)
+    saturates: str | None = None  # "sigmoid-like" or "relu-like": how the inspector reads it
+
+    def vjp(self, z: Array, a: Array, da: Array) -> Array:
+        """dz = da * f'(z) elementwise; softmax uses its Jacobian. z, a, da: (m, n)."""
+        if self.elementwise:
+            return da * self.grad(z, a)
+        # softmax Jacobian J_kl = a_k (delta_kl - a_l), applied row by row without forming it.
+        return a * (da - np.sum(da * a, axis=1, keepdims=True))
+
+    def jacobian(self, z: Array, a: Array) -> Array:
+        """Full per-sample Jacobian da_k/dz_l, shape (m, n, n) (used by explain for softmax)."""
+        if self.elementwise:
+            d = self.grad(z, a)
+            return np.einsum("mk,kl->mkl", d, np.eye(z.shape[1]))
+        return a[:, :, None] * (np.eye(z.shape[1])[None] - a[:, None, :])
+
+
+@dataclass(frozen=True)
+class ActivationSpec:
+    """A registry entry: defaults for its parameters and a builder that binds them."""
+
+    name: str
+    defaults: dict
+    build: Callable[..., Activation]
+    summary: str
+
+
+def _sigmoid(z: Array) -> Array:
+    # 0.5 * (1 + tanh(z / 2)) equals 1 / (1 + e^-z) and never overflows.
+    return 0.5 * (1.0 + np.tanh(0.5 * z))
+
+
+def _identity() -> Activation:
+    return Activation(
+        "identity", lambda z: z, lambda z, a: np.ones_like(z),
+        "f(z) = z", "f'(z) = 1", r"f(z) = z", r"f'(z) = 1",
+    )
+
+
+def _sigmoid_act() -> Activation:
+    return Activation(
+        "sigmoid", _sigmoid, lambda z, a: a * (1.0 - a),
+        "f(z) = 1 / (1 + e^(-z))", "f'(z) = f(z) * (1 - f(z))",
+        r"f(z) = \frac{1}{1 + e^{-z}}", r"f'(z) = f(z)\,(1 - f(z))",
+        saturates="sigmoid-like",
+    )
+
+
+def _tanh() -> Activation:
+    return Activation(
+        "tanh", np.tanh, lambda z, a: 1.0 - a * a,
+        "f(z) = tanh(z)", "f'(z) = 1 - f(z)^2",
+        r"f(z) = \tanh(z)", r"f'(z) = 1 - f(z)^2",
+        saturates="sigmoid-like",
+    )
+
+
+def _relu() -> Activation:
+    return Activation(
+        "relu", lambda z: np.maximum(z, 0.0), lambda z, a: (z > 0).astype(z.dtype),
+        "f(z) = max(0, z)", "f'(z) = 1 if z > 0 else 0",
+        r"f(z) = \max(0, z)", r"f'(z) = [z > 0]",
+        kinks=(0.0,), saturates="relu-like",
+    )
+
+
+def _leaky_relu(slope: float = 0.01) -> Activation:
+    s = float(slope)
+    return Activation(
+        "leaky_relu",
+        lambda z: np.where(z > 0, z, s * z),
+        lambda z, a: np.where(z > 0, 1.0, s).astype(z.dtype),
+        f"f(z) = z if z > 0 else {s:g} * z", f"f'(z) = 1 if z > 0 else {s:g}",
+        rf"f(z) = \max(z, {s:g} z)", rf"f'(z) = 1 \text{{ if }} z > 0 \text{{ else }} {s:g}",
+        kinks=(0.0,), params={"slope": s},
+    )
+
+
+def _elu(alpha: float = 1.0) -> Activation:
+    al = float(alpha)
+    return Activation(
+        "elu",
+        lambda z: np.where(z > 0, z, al * np.expm1(np.minimum(z, 0.0))),
+        lambda z, a: np.where(z > 0, 1.0, a + al).astype(z.dtype),
+        f"f(z) = z if z > 0 else {al:g} * (e^z - 1)", f"f'(z) = 1 if z > 0 else f(z) + {al:g}",
+        rf"f(z) = z \text{{ if }} z > 0 \text{{ else }} {al:g}(e^z - 1)",
+        rf"f'(z) = 1 \text{{ if }} z > 0 \text{{ else }} f(z) + {al:g}",
+        kinks=(0.0,) if al != 1.0 else (), params={"alpha": al},
+    )
+
+
+def _softplus() -> Activation:
+    return Activation(
+        "softplus",
+        lambda z: np.logaddexp(0.0, z),
+        lambda z, a: _sigmoid(z),
+        "f(z) = ln(1 + e^z)", "f'(z) = 1 / (1 + e^(-z))",
+        r"f(z) = \ln(1 + e^{z})", r"f'(z) = \frac{1}{1 + e^{-z}}",
+    )
+
+
+def _silu() -> Activation:
+    def grad(z: Array, a: Array) -> Array:
+        s = _sigmoid(z)
+        return s * (1.0 + z * (1.0 - s))
+
+    return Activation(
+        "silu", lambda z: z * _sigmoid(z), grad,
+        "f(z) = z * sigmoid(z)", "f'(z) = s(z) * (1 + z * (1 - s(z))),  s = sigmoid",
+        r"f(z) = z\,\sigma(z)", r"f'(z) = \sigma(z)\,(1 + z\,(1 - \sigma(z)))",
+    )
+
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+
+
+def _gelu() -> Activation:
+    def fn(z: Array) -> Array:
+        return 0.5 * z * (1.0 + np.tanh(_GELU_C * (z + 0.044715 * z**3)))
+
+    def grad(z: Array, a: Array) -> Array:
+        t = np.tanh(_GELU_C * (z + 0.044715 * z**3))
+        return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * z * z)
+
+    return Activation(
+        "gelu", fn, grad,
+        "f(z) = z/2 * (1 + tanh(sqrt(2/pi) * (z + 0.044715 z^3)))",
+        "f'(z) = (1 + t)/2 + z/2 * (1 - t^2) * sqrt(2/pi) * (1 + 0.134145 z^2),  t = tanh(...)",
+        r"f(z) = \tfrac{z}{2}\left(1 + \tanh\left(\sqrt{2/\pi}\,(z + 0.044715 z^3)\right)\right)",
+        r"f'(z) = \tfrac{1 + t}{2} + \tfrac{z}{2}(1 - t^2)\sqrt{2/\pi}\,(1 + 0.134145 z^2)",
+    )
+
+
+def _softmax_fn(z: Array) -> Array:
+    e = np.exp(z - np.max(z, axis=1, keepdims=True))
+    return e / np.sum(e, axis=1, keepdims=True)
+
+
+def _softmax() -> Activation:
+    return Activation(
+        "softmax", _softmax_fn, None,
+        "f(z)_k = e^(z_k) / sum_l e^(z_l)", "df_k/dz_l = f_k * ([k = l] - f_l)",
+        r"f(z)_k = \frac{e^{z_k}}{\sum_l e^{z_l}}",
+        r"\frac{\partial f_k}{\partial z_l} = f_k\,(\delta_{kl} - f_l)",
+        elementwise=False,
+    )
+
+
+ACTIVATIONS: dict[str, ActivationSpec] = {
+    s.name: s
+    for s in [
+        ActivationSpec("identity", {}, _identity, "linear output, f(z) = z"),
+        ActivationSpec("sigmoid", {}, _sigmoid_act, "logistic, output in (0, 1)"),
+        ActivationSpec("tanh", {}, _tanh, "hyperbolic tangent, output in (-1, 1)"),
+        ActivationSpec("relu", {}, _relu, "max(0, z)"),
+        ActivationSpec("leaky_relu", {"slope": 0.01}, _leaky_relu, "z, or slope * z below 0"),
+        ActivationSpec("elu", {"alpha": 1.0}, _elu, "z, or alpha * (e^z - 1) below 0"),
+        ActivationSpec("softplus", {}, _softplus, "ln(1 + e^z), a smooth relu"),
+        ActivationSpec("silu", {}, _silu, "z * sigmoid(z), also called swish"),
+        ActivationSpec("gelu", {}, _gelu, "Gaussian error linear unit (tanh form)"),
+        ActivationSpec("softmax", {}, _softmax, "normalised exponentials; output layer only"),
+    ]
+}
+ALIASES = {"linear": "identity", "swish": "silu", "logistic": "sigmoid", "none": "identity"}
+
+
+def get_activation(name: str, params: dict | None = None, where: str = "activation") -> Activation:
+    """The registry entry for `name` with its parameters bound; ConfigError if unknown."""
+    key = ALIASES.get(str(name).lower(), str(name).lower())
+    spec = ACTIVATIONS.get(key)
+    if spec is None:
+        names = list(ACTIVATIONS) + list(ALIASES)
+        raise ConfigError([
+            f"{where}: unknown activation '{name}'{did_you_mean(name, names)}; "
+            f"expected one of {one_of(ACTIVATIONS)}"
+        ])
+    params = dict(params or {})
+    unknown = set(params) - set(spec.defaults)
+    if unknown:
+        bad = sorted(unknown)[0]
+        allowed = one_of(spec.defaults) if spec.defaults else "none"
+        raise ConfigError([f"{where}: activation '{key}' has no parameter '{bad}' (parameters: {allowed})"])
+    for k, v in params.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError([f"{where}.{k}: expected a finite number, found {v!r}"])
+    return spec.build(**{**spec.defaults, **params})

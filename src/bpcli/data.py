@@ -1,0 +1,243 @@
+"""Where samples come from: inline lists, CSV files and built-in generators; splits and scaling."""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from bpcli.errors import DataError
+
+Array = np.ndarray
+
+GENERATORS = ("xor", "and", "or", "circles", "moons", "spirals", "blobs", "sine")
+GENERATOR_INPUTS = {g: 2 for g in GENERATORS} | {"sine": 1}
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """x: (m, n_in), y: (m, n_out). class_names is set for classification data."""
+
+    x: Array
+    y: Array
+    feature_names: tuple[str, ...]
+    target_names: tuple[str, ...]
+    class_names: tuple[str, ...] | None = None
+    task: str = "regression"  # "classification" or "regression"
+    note: str = ""  # e.g. how many CSV rows were used
+
+    @property
+    def m(self) -> int:
+        return int(self.x.shape[0])
+
+    def subset(self, idx: Array) -> Dataset:
+        return Dataset(self.x[idx], self.y[idx], self.feature_names, self.target_names,
+                       self.class_names, self.task, self.note)
+
+
+@dataclass(frozen=True)
+class Scaling:
+    """Standardisation x' = (x - mean) / std, statistics from the training part only."""
+
+    mean: Array
+    std: Array
+
+    def apply(self, x: Array) -> Array:
+        return (x - self.mean) / self.std
+
+    def to_dict(self) -> dict:
+        return {"mean": self.mean.tolist(), "std": self.std.tolist()}
+
+    @staticmethod
+    def from_dict(d: dict) -> Scaling:
+        return Scaling(np.asarray(d["mean"], dtype=np.float64), np.asarray(d["std"], dtype=np.float64))
+
+
+def fit_scaling(x: Array) -> Scaling:
+    mean = x.mean(axis=0)
+    std = x.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return Scaling(mean, std)
+
+
+def infer_task(y: Array) -> str:
+    """Classification when every target is 0 or 1 (one column, or one-hot rows)."""
+    if y.size == 0 or not np.all((y == 0) | (y == 1)):
+        return "regression"
+    if y.shape[1] == 1 or np.all(y.sum(axis=1) == 1):
+        return "classification"
+    return "regression"
+
+
+def split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
+    """Shuffle with `seed` and hold out `fraction` of the samples for validation."""
+    if fraction <= 0:
+        return data, None
+    rng = np.random.default_rng(seed)
+    idx = rng.permutation(data.m)
+    n_val = int(round(fraction * data.m))
+    if n_val < 1 or n_val >= data.m:
+        raise DataError(
+            f"data.validation: {fraction:g} of {data.m} samples leaves "
+            f"{'no' if n_val < 1 else 'no training'} samples; use a fraction that keeps both parts non-empty"
+        )
+    return data.subset(np.sort(idx[n_val:])), data.subset(np.sort(idx[:n_val]))
+
+
+# --- CSV -------------------------------------------------------------------
+
+
+def read_csv(path, features: list[str] | None, target: list[str], n_out: int | None, where: str,
+             max_rows: int | None = None) -> Dataset:
+    """Read a CSV with a header row. Numeric feature columns; a target that is numeric or class labels.
+
+    Labels are one-hot encoded over the sorted class names (or 0/1 for one output and two classes).
+    The file is streamed once; rows are not held twice.
+    """
+    try:
+        fh = open(path, newline="", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise DataError(f"{where}: data file not found: {path}") from None
+    except IsADirectoryError:
+        raise DataError(f"{where}: {path} is a folder, not a CSV file") from None
+    except OSError as err:
+        raise DataError(f"{where}: cannot read {path}: {err.strerror}") from None
+    with fh:
+        try:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header is None:
+                raise DataError(f"{where}: {path} is empty (expected a header row and data rows)")
+            header = [h.strip() for h in header]
+            missing = [c for c in (features or []) + target if c not in header]
+            if missing:
+                from bpcli.errors import did_you_mean
+                hint = did_you_mean(missing[0], header)
+                raise DataError(
+                    f"{where}: column '{missing[0]}' is not in {path}{hint}; its columns are: {', '.join(header)}"
+                )
+            if features is None:
+                features = [h for h in header if h not in target]
+            f_idx = [header.index(c) for c in features]
+            t_idx = [header.index(c) for c in target]
+            xs: list[list[float]] = []
+            ts: list[list[str]] = []
+            for line_no, row in enumerate(reader, start=2):
+                if max_rows is not None and len(xs) >= max_rows:
+                    break
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(row) != len(header):
+                    raise DataError(
+                        f"{where}: {path}:{line_no}: row has {len(row)} fields, the header has {len(header)}"
+                    )
+                try:
+                    xs.append([float(row[i]) for i in f_idx])
+                except ValueError:
+                    bad = next(row[i] for i in f_idx if not _is_float(row[i]))
+                    col = header[next(i for i in f_idx if not _is_float(row[i]))]
+                    raise DataError(f"{where}: {path}:{line_no}: column '{col}': '{bad}' is not a number") from None
+                ts.append([row[i].strip() for i in t_idx])
+        except UnicodeDecodeError:
+            raise DataError(f"{where}: {path} is not UTF-8 text") from None
+        except csv.Error as err:
+            raise DataError(f"{where}: {path}: malformed CSV ({err})") from None
+    if not xs:
+        raise DataError(f"{where}: {path} has a header but no data rows")
+    x = np.asarray(xs, dtype=np.float64)
+    if not np.all(np.isfinite(x)):
+        r, c = np.argwhere(~np.isfinite(x))[0]
+        raise DataError(f"{where}: {path}: row {r + 2}, column '{features[c]}' is {x[r, c]} (NaN or infinite)")
+    note = f"{len(xs)} rows read from {path}" + (f" (limited to {max_rows})" if max_rows else "")
+    numeric = all(_is_float(t) for row in ts for t in row)
+    if numeric and not (len(target) == 1 and n_out is not None and n_out > 1):
+        y = np.asarray([[float(t) for t in row] for row in ts], dtype=np.float64)
+        if not np.all(np.isfinite(y)):
+            r = int(np.argwhere(~np.isfinite(y))[0][0])
+            raise DataError(f"{where}: {path}: row {r + 2}: target is NaN or infinite")
+        return Dataset(x, y, tuple(features), tuple(target), None, infer_task(y), note)
+    if len(target) != 1:
+        raise DataError(f"{where}: class labels need a single target column, found {len(target)}")
+    labels = [row[0] for row in ts]
+    classes = sorted(set(labels), key=lambda s: (not _is_float(s), float(s) if _is_float(s) else 0.0, s))
+    if len(classes) < 2:
+        raise DataError(f"{where}: target '{target[0]}' has a single class '{classes[0]}'; nothing to learn")
+    lookup = {c: i for i, c in enumerate(classes)}
+    codes = np.fromiter((lookup[s] for s in labels), dtype=np.int64, count=len(labels))
+    if n_out == 1 and len(classes) == 2:
+        y = codes[:, None].astype(np.float64)
+    else:
+        if n_out is not None and n_out != len(classes):
+            raise DataError(
+                f"{where}: target '{target[0]}' has {len(classes)} classes ({', '.join(classes)}) "
+                f"but the output layer has {n_out} nodes; make the last layer's size {len(classes)}"
+            )
+        y = np.eye(len(classes))[codes]
+    return Dataset(x, y, tuple(features), tuple(classes) if y.shape[1] > 1 else tuple(target),
+                   tuple(classes), "classification", note)
+
+
+def _is_float(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+# --- generators ------------------------------------------------------------
+
+
+def generate(name: str, samples: int, noise: float, seed: int, classes: int = 3) -> Dataset:
+    """Built-in problems: 2-D classification (xor, and, or, circles, moons, spirals, blobs), 1-D sine."""
+    rng = np.random.default_rng(seed)
+    names2 = ("x1", "x2")
+    if name in ("xor", "and", "or"):
+        corners = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
+        truth = {"xor": [0, 1, 1, 0], "and": [0, 0, 0, 1], "or": [0, 1, 1, 1]}[name]
+        if samples <= 4 and noise == 0:
+            x, t = corners[:samples], np.array(truth[:samples], dtype=float)
+        else:
+            pick = np.arange(samples) % 4
+            rng.shuffle(pick)
+            x = corners[pick] + rng.normal(0.0, noise, size=(samples, 2))
+            t = np.array(truth, dtype=float)[pick]
+        return Dataset(x, t[:, None], names2, ("y",), ("0", "1"), "classification")
+    if name == "circles":
+        r = np.where(np.arange(samples) % 2 == 0, 1.0, 0.5)
+        ang = rng.uniform(0, 2 * np.pi, samples)
+        x = np.c_[r * np.cos(ang), r * np.sin(ang)] + rng.normal(0.0, noise, (samples, 2))
+        t = (r < 0.75).astype(float)
+        return Dataset(x, t[:, None], names2, ("y",), ("outer", "inner"), "classification")
+    if name == "moons":
+        lab = np.arange(samples) % 2
+        ang = rng.uniform(0, np.pi, samples)
+        x = np.where(lab[:, None] == 0, np.c_[np.cos(ang), np.sin(ang)],
+                     np.c_[1 - np.cos(ang), 0.5 - np.sin(ang)])
+        x = x + rng.normal(0.0, noise, (samples, 2))
+        return Dataset(x, lab[:, None].astype(float), names2, ("y",), ("upper", "lower"), "classification")
+    if name == "spirals":
+        k = max(2, classes)
+        lab = np.arange(samples) % k
+        r = rng.uniform(0.05, 1.0, samples)
+        theta = lab * 2 * np.pi / k + 4.0 * r + rng.normal(0.0, noise, samples)
+        x = np.c_[r * np.cos(theta), r * np.sin(theta)]
+        return _onehot(x, lab, k, names2)
+    if name == "blobs":
+        k = max(2, classes)
+        lab = np.arange(samples) % k
+        centres = np.c_[np.cos(2 * np.pi * np.arange(k) / k), np.sin(2 * np.pi * np.arange(k) / k)] * 2.0
+        x = centres[lab] + rng.normal(0.0, max(noise, 1e-3), (samples, 2))
+        return _onehot(x, lab, k, names2)
+    if name == "sine":
+        x = np.sort(rng.uniform(-math.pi, math.pi, samples))[:, None]
+        y = np.sin(x) + rng.normal(0.0, noise, (samples, 1))
+        return Dataset(x, y, ("x1",), ("y",), None, "regression")
+    raise DataError(f"unknown generator '{name}'")  # config validation makes this unreachable
+
+
+def _onehot(x: Array, lab: Array, k: int, names: tuple[str, ...]) -> Dataset:
+    classes = tuple(f"c{i}" for i in range(k))
+    return Dataset(x, np.eye(k)[lab], names, classes, classes, "classification")

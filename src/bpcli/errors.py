@@ -1,0 +1,57 @@
+"""User-fixable problems: each is one clear line and an exit code, never a traceback."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+EXIT_OK = 0
+EXIT_FAILED = 1  # a check failed or a run diverged
+EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+
+class BpcliError(Exception):
+    """A problem the user can fix; the CLI prints `str(err)` and exits with `exit_code`."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class ConfigError(BpcliError):
+    """One or more problems in a config file, all gathered before reporting."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = list(problems)
+        super().__init__("\n".join(self.problems))
+
+
+class DataError(BpcliError):
+    """A data file or inline data that cannot be used."""
+
+
+class NameError_(BpcliError):
+    """An unknown or ambiguous parameter name."""
+
+
+class RunFolderError(BpcliError):
+    """A run folder that is missing, truncated, tampered with or from a newer version."""
+
+
+class DivergedError(BpcliError):
+    """The loss became NaN or infinite during training."""
+
+    exit_code = EXIT_FAILED
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """A ' (did you mean 'x'?)' hint when a close match exists, else ''."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def one_of(choices: Iterable[str]) -> str:
+    """'a', 'b' or 'c' for messages."""
+    items = [f"'{c}'" for c in choices]
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " or " + items[-1]

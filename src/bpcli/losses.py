@@ -1,0 +1,189 @@
+"""Loss registry: name -> per-sample value, gradient dL_i/dy' and formula text.
+
+The cost is always C = 1/m * sum_i L_i, the mean of the per-sample losses.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from bpcli.errors import ConfigError, did_you_mean, one_of
+
+Array = np.ndarray
+_TINY = 1e-300  # keeps log() finite; far below any probability a float64 network produces
+
+
+@dataclass(frozen=True)
+class Loss:
+    """One loss with its options bound.
+
+    value(y_hat, y) -> L_i, shape (m,); grad(y_hat, y) -> dL_i/dy', shape (m, n).
+    fused_with: the output activation whose pairing simplifies dL/dz to (y' - y).
+    """
+
+    name: str
+    value: Callable[[Array, Array], Array]
+    grad: Callable[[Array, Array], Array]
+    formula: str
+    grad_formula: str
+    latex: str
+    grad_latex: str
+    fused_with: str | None = None
+    kinks: tuple[float, ...] = ()  # values of (y' - y) where L is not differentiable
+    params: dict = field(default_factory=dict)
+    classification: bool = False
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    name: str
+    defaults: dict
+    build: Callable[..., Loss]
+    summary: str
+
+
+SQUARED_CONVENTIONS = {
+    "half_sum": "L = 1/2 * sum_k (y_k - y'_k)^2 (the seed's convention)",
+    "mean": "L = 1/n * sum_k (y_k - y'_k)^2 (PyTorch MSELoss, reduction='mean')",
+    "sklearn": "L = 1/(2n) * sum_k (y_k - y'_k)^2 (scikit-learn MLP's squared_loss)",
+    "sum": "L = sum_k (y_k - y'_k)^2",
+}
+
+
+def _squared_error(convention: str = "half_sum") -> Loss:
+    if convention not in SQUARED_CONVENTIONS:
+        raise ConfigError([
+            f"loss.convention: unknown convention '{convention}'"
+            f"{did_you_mean(convention, SQUARED_CONVENTIONS)}; expected one of {one_of(SQUARED_CONVENTIONS)}"
+        ])
+
+    def scale(n: int) -> float:
+        return {"half_sum": 0.5, "mean": 1.0 / n, "sklearn": 0.5 / n, "sum": 1.0}[convention]
+
+    def value(y_hat: Array, y: Array) -> Array:
+        r = y_hat - y
+        return scale(y.shape[1]) * np.sum(r * r, axis=1)
+
+    def grad(y_hat: Array, y: Array) -> Array:
+        return (2.0 * scale(y.shape[1])) * (y_hat - y)
+
+    text = {
+        "half_sum": ("L = 1/2 * (y - y')^2", "dL/dy' = (y' - y)",
+                     r"L = \tfrac{1}{2}(y - y')^2", r"\frac{\partial L}{\partial y'} = y' - y"),
+        "mean": ("L = 1/n * sum_k (y_k - y'_k)^2", "dL/dy'_k = 2/n * (y'_k - y_k)",
+                 r"L = \tfrac{1}{n}\sum_k (y_k - y'_k)^2", r"\frac{\partial L}{\partial y'_k} = \tfrac{2}{n}(y'_k - y_k)"),
+        "sklearn": ("L = 1/(2n) * sum_k (y_k - y'_k)^2", "dL/dy'_k = 1/n * (y'_k - y_k)",
+                    r"L = \tfrac{1}{2n}\sum_k (y_k - y'_k)^2", r"\frac{\partial L}{\partial y'_k} = \tfrac{1}{n}(y'_k - y_k)"),
+        "sum": ("L = sum_k (y_k - y'_k)^2", "dL/dy'_k = 2 * (y'_k - y_k)",
+                r"L = \sum_k (y_k - y'_k)^2", r"\frac{\partial L}{\partial y'_k} = 2(y'_k - y_k)"),
+    }[convention]
+    return Loss("squared_error", value, grad, *text, params={"convention": convention})
+
+
+def _binary_cross_entropy() -> Loss:
+    def value(y_hat: Array, y: Array) -> Array:
+        p = np.clip(y_hat, _TINY, 1.0)
+        q = np.clip(1.0 - y_hat, _TINY, 1.0)
+        return -np.sum(y * np.log(p) + (1.0 - y) * np.log(q), axis=1)
+
+    def grad(y_hat: Array, y: Array) -> Array:
+        p = np.clip(y_hat, _TINY, 1.0 - 1e-16)
+        return (p - y) / (p * (1.0 - p))
+
+    return Loss(
+        "binary_cross_entropy", value, grad,
+        "L = -(y * ln(y') + (1 - y) * ln(1 - y'))", "dL/dy' = (y' - y) / (y' * (1 - y'))",
+        r"L = -\left(y \ln y' + (1 - y)\ln(1 - y')\right)",
+        r"\frac{\partial L}{\partial y'} = \frac{y' - y}{y'(1 - y')}",
+        fused_with="sigmoid", classification=True,
+    )
+
+
+def _cross_entropy() -> Loss:
+    def value(y_hat: Array, y: Array) -> Array:
+        return -np.sum(y * np.log(np.clip(y_hat, _TINY, None)), axis=1)
+
+    def grad(y_hat: Array, y: Array) -> Array:
+        return -y / np.clip(y_hat, _TINY, None)
+
+    return Loss(
+        "cross_entropy", value, grad,
+        "L = -sum_k y_k * ln(y'_k)", "dL/dy'_k = -y_k / y'_k",
+        r"L = -\sum_k y_k \ln y'_k", r"\frac{\partial L}{\partial y'_k} = -\frac{y_k}{y'_k}",
+        fused_with="softmax", classification=True,
+    )
+
+
+def _absolute_error() -> Loss:
+    return Loss(
+        "absolute_error",
+        lambda y_hat, y: np.sum(np.abs(y_hat - y), axis=1),
+        lambda y_hat, y: np.sign(y_hat - y),
+        "L = sum_k |y_k - y'_k|", "dL/dy'_k = sign(y'_k - y_k)",
+        r"L = \sum_k |y_k - y'_k|", r"\frac{\partial L}{\partial y'_k} = \operatorname{sign}(y'_k - y_k)",
+        kinks=(0.0,),
+    )
+
+
+def _huber(delta: float = 1.0) -> Loss:
+    d = float(delta)
+    if not d > 0:
+        raise ConfigError([f"loss.delta: must be > 0, found {delta!r}"])
+
+    def value(y_hat: Array, y: Array) -> Array:
+        r = np.abs(y_hat - y)
+        return np.sum(np.where(r <= d, 0.5 * r * r, d * (r - 0.5 * d)), axis=1)
+
+    return Loss(
+        "huber", value, lambda y_hat, y: np.clip(y_hat - y, -d, d),
+        f"L = sum_k 1/2 r_k^2 if |r_k| <= {d:g} else {d:g} * (|r_k| - {d / 2:g}),  r = y' - y",
+        f"dL/dy'_k = clip(y'_k - y_k, -{d:g}, {d:g})",
+        rf"L = \sum_k \begin{{cases}} \tfrac12 r_k^2 & |r_k| \le {d:g} \\ {d:g}(|r_k| - {d / 2:g}) & \text{{otherwise}} \end{{cases}}",
+        rf"\frac{{\partial L}}{{\partial y'_k}} = \operatorname{{clip}}(y'_k - y_k, -{d:g}, {d:g})",
+        params={"delta": d},
+    )
+
+
+LOSSES: dict[str, LossSpec] = {
+    s.name: s
+    for s in [
+        LossSpec("squared_error", {"convention": "half_sum"}, _squared_error,
+                 "1/2 (y - y')^2 by default; conventions half_sum, mean (PyTorch), sklearn, sum"),
+        LossSpec("binary_cross_entropy", {}, _binary_cross_entropy, "for sigmoid outputs with 0/1 targets"),
+        LossSpec("cross_entropy", {}, _cross_entropy, "categorical, for softmax outputs with one-hot targets"),
+        LossSpec("absolute_error", {}, _absolute_error, "|y - y'| summed over outputs"),
+        LossSpec("huber", {"delta": 1.0}, _huber, "squared near 0, absolute beyond delta"),
+    ]
+}
+ALIASES = {
+    "mse": "squared_error", "squared": "squared_error", "l2": "squared_error",
+    "bce": "binary_cross_entropy", "ce": "cross_entropy", "categorical_cross_entropy": "cross_entropy",
+    "mae": "absolute_error", "l1": "absolute_error",
+}
+
+
+def get_loss(name: str, params: dict | None = None, where: str = "loss") -> Loss:
+    """The registry entry for `name` with its options bound; ConfigError if unknown."""
+    key = ALIASES.get(str(name).lower(), str(name).lower())
+    spec = LOSSES.get(key)
+    if spec is None:
+        names = list(LOSSES) + list(ALIASES)
+        raise ConfigError([
+            f"{where}: unknown loss '{name}'{did_you_mean(name, names)}; expected one of {one_of(LOSSES)}"
+        ])
+    params = dict(params or {})
+    unknown = set(params) - set(spec.defaults)
+    if unknown:
+        bad = sorted(unknown)[0]
+        allowed = one_of(spec.defaults) if spec.defaults else "none"
+        raise ConfigError([f"{where}: loss '{key}' has no option '{bad}' (options: {allowed})"])
+    for k, v in params.items():
+        if k == "convention":
+            continue
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            raise ConfigError([f"{where}.{k}: expected a finite number, found {v!r}"])
+    return spec.build(**{**spec.defaults, **params})

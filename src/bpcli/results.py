@@ -1,0 +1,53 @@
+"""Result objects shared by the training path: one per command, each with to_dict()."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+def finite_or_none(v):
+    """JSON has no NaN: map non-finite floats (recursively) to None."""
+    if isinstance(v, float):
+        return v if math.isfinite(v) else None
+    if isinstance(v, dict):
+        return {k: finite_or_none(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [finite_or_none(x) for x in v]
+    return v
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """What `bpcli train` did: status, final numbers, the run folder and the per-epoch history."""
+
+    name: str
+    source: str
+    run_dir: str | None
+    status: str  # completed | early_stopped | diverged | interrupted
+    message: str
+    epochs: int
+    metric_name: str
+    loss: float | None
+    metric: float | None
+    val_loss: float | None
+    val_metric: float | None
+    seconds: float
+    n_train: int
+    n_val: int
+    history: tuple  # of EpochRecord
+    class_names: tuple[str, ...] | None = None
+
+    @property
+    def losses(self) -> list[float]:
+        return [r.loss for r in self.history]
+
+    def to_dict(self) -> dict:
+        return finite_or_none({
+            "command": "train", "name": self.name, "config": self.source, "run_dir": self.run_dir,
+            "status": self.status, "message": self.message, "epochs": self.epochs,
+            "samples": {"train": self.n_train, "validation": self.n_val},
+            "final": {"loss": self.loss, "val_loss": self.val_loss, "metric": self.metric_name,
+                      "train_metric": self.metric, "val_metric": self.val_metric},
+            "seconds": self.seconds, "history": [r.to_dict() for r in self.history],
+        })

@@ -1,0 +1,302 @@
+"""Run folders: atomic writes, saving a trained network with its history, and loading it back."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from bpcli import __version__
+from bpcli.config import FORMAT_VERSION, NetConfig, build, load_config
+from bpcli.data import Dataset, Scaling, fit_scaling, split
+from bpcli.errors import BpcliError, RunFolderError
+from bpcli.model import Network
+from bpcli.train import EpochRecord, TrainState
+
+WEIGHTS = "weights.npz"
+STATE = "state.npz"
+CONFIG = "config.yaml"
+
+
+# --- atomic writes ------------------------------------------------------------------
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write to a temporary file beside `path`, flush, fsync, then rename over it."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+# --- preparing data -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The data a network trains and is explained on: split, and scaled when asked."""
+
+    train: Dataset
+    val: Dataset | None
+    scaling: Scaling | None
+
+
+def prepare(cfg: NetConfig, data: Dataset, scaling: Scaling | None = None) -> Prepared:
+    """Split off the validation part and standardise with training statistics (or the given ones)."""
+    train, val = split(data, cfg.data.validation, cfg.train.seed)
+    if cfg.data.standardize:
+        scaling = scaling or fit_scaling(train.x)
+        train = Dataset(scaling.apply(train.x), train.y, train.feature_names, train.target_names,
+                        train.class_names, train.task, train.note)
+        if val is not None:
+            val = Dataset(scaling.apply(val.x), val.y, val.feature_names, val.target_names,
+                          val.class_names, val.task, val.note)
+    return Prepared(train, val, scaling if cfg.data.standardize else None)
+
+
+# --- run folders -------------------------------------------------------------------------
+
+
+def new_run_dir(base: Path, name: str) -> Path:
+    """runs/<name>, or runs/<name>-2, -3, ... : never an existing folder."""
+    base.mkdir(parents=True, exist_ok=True)
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "run"
+    candidate = base / safe
+    n = 2
+    while True:
+        try:
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            candidate = base / f"{safe}-{n}"
+            n += 1
+
+
+def history_csv(history: list[EpochRecord], layer_letters: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["epoch", "loss", "val_loss", "metric", "val_metric", "seconds"]
+               + [f"grad_norm_{c}" for c in layer_letters] + [f"update_ratio_{c}" for c in layer_letters]
+               + [f"saturation_{c}" for c in layer_letters])
+    for r in history:
+        w.writerow([r.epoch, repr(r.loss), _opt(r.val_loss), _opt(r.metric), _opt(r.val_metric), f"{r.seconds:.6f}"]
+                   + [repr(g) for g in r.grad_norm] + [repr(u) for u in r.update_ratio]
+                   + [_opt(s) for s in r.saturation])
+    return buf.getvalue()
+
+
+def _opt(v: float | None) -> str:
+    return "" if v is None else repr(v)
+
+
+def save_run(run_dir: Path, cfg: NetConfig, net: Network, prepared: Prepared, history: list[EpochRecord],
+             state: TrainState, summary: dict) -> None:
+    """Write every file of the run folder, each atomically; weights and state last-but-one and last."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(run_dir / CONFIG, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    if prepared.scaling is not None:
+        atomic_write_text(run_dir / "scaling.json", json.dumps(prepared.scaling.to_dict(), indent=2))
+    letters = [layer.letter for layer in net.layers]
+    atomic_write_text(run_dir / "history.csv", history_csv(history, letters))
+    atomic_write_text(run_dir / "history.json", json.dumps([r.to_dict() for r in history]))
+    weights = {k: np.asarray(v, dtype=np.float64) for k, v in net.named_arrays().items()}
+    atomic_write_bytes(run_dir / WEIGHTS, npz_bytes(weights))
+    state_arrays = {k: np.asarray(v) for k, v in state.buffers.items()}
+    atomic_write_bytes(run_dir / STATE, npz_bytes(state_arrays))
+    meta = {
+        "format_version": FORMAT_VERSION, "bpcli_version": __version__, "epoch": state.epoch, "step": state.step,
+        "status": state.status, "message": state.message, "rng_state": state.rng_state,
+        "best_val": state.best_val if np.isfinite(state.best_val) else None, "bad_epochs": state.bad_epochs,
+    }
+    atomic_write_text(run_dir / "train_state.json", json.dumps(meta, indent=2))
+    atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2))
+
+
+@dataclass
+class LoadedRun:
+    run_dir: Path
+    cfg: NetConfig
+    net: Network
+    prepared: Prepared
+    history: list[dict]
+    state: TrainState
+    metrics: dict
+
+
+def load_weights(path: Path, net: Network) -> Network:
+    """Put the arrays of a weights.npz into a copy of `net`; RunFolderError names the file on any mismatch."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except FileNotFoundError:
+        raise RunFolderError(f"{path}: weights file is missing") from None
+    except ValueError as err:
+        if "pickle" in str(err).lower():
+            raise RunFolderError(f"{path}: refused: the file holds pickled objects, which bpcli never loads") from None
+        raise RunFolderError(f"{path}: not a valid weights file ({err})") from None
+    except (zipfile.BadZipFile, OSError, EOFError) as err:
+        raise RunFolderError(f"{path}: not a valid weights file (truncated or damaged: {err})") from None
+    out = net.copy()
+    expected = net.named_arrays()
+    missing = [k for k in expected if k not in arrays]
+    extra = [k for k in arrays if k not in expected]
+    if missing or extra:
+        raise RunFolderError(f"{path}: arrays do not match the config: missing {missing or 'none'}, "
+                             f"unexpected {extra or 'none'}")
+    for l, layer in enumerate(out.layers):
+        for kind in ("W", "b"):
+            key = f"{layer.letter}.{kind}"
+            if key not in arrays:
+                continue
+            a = arrays[key]
+            target = out.W[l] if kind == "W" else out.b[l]
+            if a.shape != target.shape:
+                raise RunFolderError(f"{path}: {key} has shape {a.shape}, the config needs {target.shape}")
+            if a.dtype.kind not in "fi":
+                raise RunFolderError(f"{path}: {key} is not numeric ({a.dtype})")
+            if not np.all(np.isfinite(a)):
+                raise RunFolderError(f"{path}: {key} holds NaN or infinite values")
+            target[...] = a.astype(target.dtype)
+    return out
+
+
+def _read_json(path: Path, default=None):
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        if default is not None:
+            return default
+        raise RunFolderError(f"{path}: missing from the run folder") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise RunFolderError(f"{path}: damaged ({err})") from None
+
+
+def load_run(run_dir: str | Path) -> LoadedRun:
+    """Load a run folder: its resolved config, trained weights, data split and scaling, history."""
+    d = Path(run_dir)
+    if not d.is_dir():
+        raise RunFolderError(f"{d}: run folder not found")
+    if not (d / CONFIG).exists():
+        raise RunFolderError(f"{d}: not a run folder (no {CONFIG}); give a folder made by `bpcli train`")
+    meta = _read_json(d / "train_state.json", default={})
+    if isinstance(meta, dict) and int(meta.get("format_version", 1) or 1) > FORMAT_VERSION:
+        raise RunFolderError(f"{d / 'train_state.json'}: run format version {meta['format_version']} is newer "
+                             f"than this bpcli understands ({FORMAT_VERSION}); upgrade bpcli")
+    try:
+        cfg, data = load_config(d / CONFIG)
+    except BpcliError as err:
+        raise RunFolderError(f"{d / CONFIG}: {str(err).splitlines()[0]}") from None
+    scaling = None
+    if (d / "scaling.json").exists():
+        sd = _read_json(d / "scaling.json")
+        try:
+            scaling = Scaling.from_dict(sd)
+        except (KeyError, TypeError, ValueError):
+            raise RunFolderError(f"{d / 'scaling.json'}: damaged (expected mean and std lists)") from None
+        if scaling.mean.shape != (len(cfg.inputs),) or scaling.std.shape != (len(cfg.inputs),):
+            raise RunFolderError(f"{d / 'scaling.json'}: has {scaling.mean.shape} statistics for {len(cfg.inputs)} inputs")
+    net = load_weights(d / WEIGHTS, build(cfg))
+    prepared = prepare(cfg, data, scaling)
+    history = _read_json(d / "history.json", default=[])
+    state = TrainState(
+        epoch=int(meta.get("epoch", len(history))), step=int(meta.get("step", 0)),
+        rng_state=meta.get("rng_state"), best_val=meta.get("best_val") or float("inf"),
+        bad_epochs=int(meta.get("bad_epochs", 0)), status=meta.get("status", "completed"),
+        message=meta.get("message", ""),
+    )
+    if (d / STATE).exists():
+        try:
+            with np.load(d / STATE, allow_pickle=False) as npz:
+                state.buffers = {k: npz[k].astype(net.dtype) for k in npz.files}
+        except (ValueError, zipfile.BadZipFile, OSError, EOFError) as err:
+            raise RunFolderError(f"{d / STATE}: damaged ({err})") from None
+    metrics = _read_json(d / "metrics.json", default={})
+    return LoadedRun(d, cfg, net, prepared, history, state, metrics)
+
+
+# --- the training session ----------------------------------------------------------------
+
+
+def run_training(cfg: NetConfig, data: Dataset, run_dir: Path, on_epoch=None, should_stop=lambda: False,
+                 resume: LoadedRun | None = None, checkpoint_seconds: float = 30.0):
+    """Train, checkpointing into `run_dir` now and then and at the end; returns a TrainResult."""
+    import time
+
+    from bpcli.results import TrainResult
+    from bpcli.train import evaluate, fit, metric_name
+
+    if resume is not None:
+        net, prepared = resume.net, resume.prepared
+        state = resume.state
+        state.status = "running"
+        history = [_record_from_dict(h) for h in resume.history]
+    else:
+        net = build(cfg)
+        prepared = prepare(cfg, data)
+        state = TrainState()
+        history = []
+    t0 = time.perf_counter()
+    last_save = t0
+
+    def summary() -> dict:
+        loss, metric = evaluate(net, prepared.train)
+        val_loss = val_metric = None
+        if prepared.val is not None:
+            val_loss, val_metric = evaluate(net, prepared.val)
+        return {"status": state.status, "message": state.message, "epochs": state.epoch,
+                "metric": metric_name(prepared.train), "loss": loss, "train_metric": metric,
+                "val_loss": val_loss, "val_metric": val_metric, "seconds": time.perf_counter() - t0}
+
+    from bpcli.results import finite_or_none
+
+    for rec in fit(net, prepared.train, prepared.val, cfg.train, state, should_stop):
+        history.append(rec)
+        if on_epoch is not None:
+            on_epoch(rec)
+        now = time.perf_counter()
+        if now - last_save > checkpoint_seconds:
+            save_run(run_dir, cfg, net, prepared, history, state, finite_or_none(summary()))
+            last_save = now
+    s = finite_or_none(summary())
+    save_run(run_dir, cfg, net, prepared, history, state, s)
+    return TrainResult(
+        cfg.name, cfg.path, str(run_dir), state.status, state.message, state.epoch, s["metric"], s["loss"],
+        s["train_metric"], s["val_loss"], s["val_metric"], s["seconds"], prepared.train.m,
+        prepared.val.m if prepared.val is not None else 0, tuple(history), prepared.train.class_names,
+    )
+
+
+def _record_from_dict(d: dict) -> EpochRecord:
+    return EpochRecord(
+        int(d["epoch"]), float(d["loss"]), d.get("val_loss"), d.get("metric"), d.get("val_metric"),
+        tuple(d.get("grad_norm", ())), tuple(d.get("weight_norm", ())), tuple(d.get("update_ratio", ())),
+        tuple(d.get("saturation", ())), float(d.get("seconds", 0.0)),
+    )
