@@ -205,7 +205,7 @@ def train(
     err = _stderr()
     show_progress = not quiet
     if not quiet and not json_out:
-        from bpcli.render import show_view
+        from bpcli.render.show import show_view
         from bpcli.show import describe
         from bpcli.config import build
         _stdout().print(show_view(describe(build(cfg), cfg.name, cfg.path), max_params=12))
@@ -243,7 +243,7 @@ def train(
     if json_out:
         emit_json(result.to_dict())
     else:
-        from bpcli.render import train_view
+        from bpcli.render.train import train_view
         _stdout().print(train_view(result))
     if result.status == "diverged":
         fail(f"{result.message}; last finite weights saved in {result.run_dir}", EXIT_FAILED)
@@ -263,7 +263,7 @@ def show(target: TargetArg = None, json_out: JsonOpt = False) -> None:
 
     This is how to learn which names `bpcli explain --weight NAME` accepts.
     """
-    from bpcli.render import show_view
+    from bpcli.render.show import show_view
     from bpcli.show import describe
 
     cfg, net, _, run_dir = load_target(target)

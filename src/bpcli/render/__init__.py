@@ -1,0 +1,50 @@
+"""Rich renderables for each result object (one module per command). Builds things to print; never prints."""
+
+from __future__ import annotations
+
+import math
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def fmt(v: float | None, digits: int = 6) -> str:
+    """A number for a table cell: `digits` significant figures, scientific when tiny or huge."""
+    if v is None:
+        return "-"
+    v = float(v)
+    if not math.isfinite(v):
+        return str(v)
+    if v == 0:
+        return "0"
+    if abs(v) < 1e-4 or abs(v) >= 1e6:
+        return f"{v:.{max(digits - 1, 1)}e}"
+    return f"{v:.{digits}g}"
+
+
+def sparkline(values: list[float], width: int = 40, log: bool = True) -> str:
+    """A one-line curve of `values`, downsampled to `width` characters (log scale for losses)."""
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return ""
+    if len(vals) > width:
+        step = len(vals) / width
+        vals = [vals[min(int(i * step), len(vals) - 1)] for i in range(width)] + [vals[-1]]
+        vals = vals[:width]
+    if log and min(vals) > 0:
+        vals = [math.log10(v) for v in vals]
+    lo, hi = min(vals), max(vals)
+    if hi - lo < 1e-12:
+        return SPARK[3] * len(vals)
+    return "".join(SPARK[min(int((v - lo) / (hi - lo) * (len(SPARK) - 1) + 0.5), len(SPARK) - 1)] for v in vals)
+
+
+def metric_label(name: str) -> str:
+    return {"accuracy": "accuracy", "r2": "R^2"}.get(name, name)
+
+
+def fmt_metric(name: str, v: float | None) -> str:
+    if v is None:
+        return "-"
+    if name == "accuracy":
+        return f"{100 * v:.1f}%"
+    return f"{v:.4f}"

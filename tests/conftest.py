@@ -1,0 +1,46 @@
+"""Shared test helpers: random networks with data that suits their loss."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bpcli.activations import get_activation
+from bpcli.losses import get_loss
+from bpcli.model import LETTERS, SYMBOLS, Layer, Network
+
+SMOOTH = ["identity", "sigmoid", "tanh", "softplus", "silu", "gelu", "elu"]
+KINKED = ["relu", "leaky_relu"]
+
+
+def random_net(rng: np.random.Generator, n_in: int, sizes: list[int], hidden: str = "tanh",
+               output: str = "sigmoid", loss: str = "squared_error", loss_params: dict | None = None,
+               bias: str = "on") -> Network:
+    """A float64 network with random weights (std 0.7) and random biases."""
+    layers, Ws, bs = [], [], []
+    k = n_in
+    for i, n in enumerate(sizes):
+        act = get_activation(output if i == len(sizes) - 1 else hidden)
+        layers.append(Layer(LETTERS[i], k, n, act, bias, SYMBOLS[i]))
+        Ws.append(rng.normal(0, 0.7, size=(n, k)))
+        bs.append(None if bias == "off" else rng.normal(0, 0.3, size=1 if bias == "shared" else n))
+        k = n
+    return Network(tuple(f"x{j + 1}" for j in range(n_in)), tuple(layers), Ws, bs, get_loss(loss, loss_params))
+
+
+def random_data(rng: np.random.Generator, net: Network, m: int) -> tuple[np.ndarray, np.ndarray]:
+    """x: (m, n_in) standard normal; y suited to the loss (one-hot for cross-entropy, 0/1 for BCE)."""
+    x = rng.normal(size=(m, net.n_inputs))
+    n = net.n_outputs
+    if net.loss.name == "cross_entropy":
+        y = np.eye(n)[rng.integers(0, n, size=m)]
+    elif net.loss.name == "binary_cross_entropy":
+        y = rng.integers(0, 2, size=(m, n)).astype(float)
+    else:
+        y = rng.normal(size=(m, n))
+    return x, y
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(1234)
