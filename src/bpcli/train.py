@@ -77,11 +77,12 @@ def r2_score(y_hat: Array, y: Array) -> float:
 
 def evaluate(net: Network, data: Dataset) -> tuple[float, float]:
     """(cost, metric) of the network on a whole data set."""
-    y_hat, _ = forward(net, data.x.astype(net.dtype, copy=False))
-    c = cost(net, y_hat, data.y.astype(net.dtype, copy=False))
-    if data.task == "classification":
-        return c, correct_count(y_hat, data.y) / data.m
-    return c, r2_score(y_hat, data.y)
+    with np.errstate(over="ignore", invalid="ignore"):
+        y_hat, _ = forward(net, data.x.astype(net.dtype, copy=False))
+        c = cost(net, y_hat, data.y.astype(net.dtype, copy=False))
+        if data.task == "classification":
+            return c, correct_count(y_hat, data.y) / data.m
+        return c, r2_score(y_hat, data.y)
 
 
 def _saturation(net: Network, tape) -> tuple[float | None, ...]:
@@ -178,32 +179,34 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
         n_batches = 0
         interrupted = False
         last_tape = None
-        for start in range(0, m, bs):
-            if order is None:
-                xb, yb = x, y
-            else:
-                idx = order[start:start + bs]
-                xb, yb = x[idx], y[idx]
-            y_hat, tape = forward(net, xb)
-            total_loss += float(np.sum(net.loss.value(y_hat, yb)))
-            if classification:
-                correct += correct_count(y_hat, yb)
-            else:
-                ss_res += float(np.sum((yb - y_hat) ** 2))
-            g = backward(net, tape, yb)
-            grads = []
-            for layer, dW, db in zip(net.layers, g.dW, g.db):
-                grads.append(dW)
-                if db is not None and layer.bias_trainable:
-                    grads.append(db)
-            gnorm += [float(np.sqrt(np.sum(dW * dW))) for dW in g.dW]
-            state.step += 1
-            opt.step(grads, state.step)
-            n_batches += 1
-            last_tape = tape
-            if should_stop():
-                interrupted = True
-                break
+        # divergence is detected below, explicitly: no overflow warnings for the user
+        with np.errstate(over="ignore", invalid="ignore"):
+            for start in range(0, m, bs):
+                if order is None:
+                    xb, yb = x, y
+                else:
+                    idx = order[start:start + bs]
+                    xb, yb = x[idx], y[idx]
+                y_hat, tape = forward(net, xb)
+                total_loss += float(np.sum(net.loss.value(y_hat, yb)))
+                if classification:
+                    correct += correct_count(y_hat, yb)
+                else:
+                    ss_res += float(np.sum((yb - y_hat) ** 2))
+                g = backward(net, tape, yb)
+                grads = []
+                for layer, dW, db in zip(net.layers, g.dW, g.db):
+                    grads.append(dW)
+                    if db is not None and layer.bias_trainable:
+                        grads.append(db)
+                gnorm += [float(np.sqrt(np.sum(dW * dW))) for dW in g.dW]
+                state.step += 1
+                opt.step(grads, state.step)
+                n_batches += 1
+                last_tape = tape
+                if should_stop():
+                    interrupted = True
+                    break
         if interrupted:
             # roll back to the end of the last whole epoch: weights, optimiser and RNG agree
             for a, keep in zip(_arrays(net), good):

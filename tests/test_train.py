@@ -1,0 +1,154 @@
+"""bpcli train, show and init end to end: run folders, reproducibility, every shipped config, divergence."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from bpcli import __version__
+from bpcli.cli import app
+from bpcli.config import builtin_config_dir, load_config
+
+runner = CliRunner()
+CONFIGS = sorted(builtin_config_dir().glob("*.yaml"))
+
+
+def weights(run_dir: Path) -> dict[str, np.ndarray]:
+    with np.load(run_dir / "weights.npz", allow_pickle=False) as npz:
+        return {k: npz[k] for k in npz.files}
+
+
+def test_default_train_writes_a_complete_run_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["train", "--epochs", "50"])
+    assert result.exit_code == 0, result.output
+    run = tmp_path / "runs" / "seed"
+    for name in ("weights.npz", "config.yaml", "history.csv", "history.json", "metrics.json", "train_state.json"):
+        assert (run / name).is_file(), name
+    assert set(weights(run)) == {"A.W", "A.b", "B.W", "B.b"}
+    history = json.loads((run / "history.json").read_text())
+    assert [h["epoch"] for h in history] == list(range(1, 51))
+    assert len(history[0]["grad_norm"]) == 2  # one gradient norm per layer
+    assert (run / "history.csv").read_text().count("\n") == 51
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["status"] == "completed" and metrics["epochs"] == 50
+    assert "x1, x2 -> A1, A2 -> B" in result.stdout  # the network is shown first
+    # a second run never overwrites the first
+    assert runner.invoke(app, ["train", "--epochs", "5", "-q"]).exit_code == 0
+    assert (tmp_path / "runs" / "seed-2" / "weights.npz").is_file()
+    assert json.loads((run / "metrics.json").read_text())["epochs"] == 50
+
+
+def test_default_seed_network_learns_xor(tmp_path):
+    result = runner.invoke(app, ["train", "--json", "--out", str(tmp_path / "r")])
+    doc = json.loads(result.stdout)
+    assert result.exit_code == 0
+    assert doc["final"]["metric"] == "accuracy" and doc["final"]["train_metric"] == 1.0
+    assert doc["history"][-1]["loss"] < doc["history"][0]["loss"] / 10
+
+
+def test_same_config_and_seed_give_bit_for_bit_the_same_weights(tmp_path):
+    cfg = str(builtin_config_dir() / "iris.yaml")
+    for name in ("a", "b"):
+        assert runner.invoke(app, ["train", cfg, "-q", "--epochs", "20", "--out", str(tmp_path / name)]).exit_code == 0
+    wa, wb = weights(tmp_path / "a"), weights(tmp_path / "b")
+    assert all(np.array_equal(wa[k], wb[k]) for k in wa)
+    assert runner.invoke(app, ["train", cfg, "-q", "--epochs", "20", "--seed", "5", "--out", str(tmp_path / "c")]).exit_code == 0
+    assert not np.array_equal(weights(tmp_path / "c")["A.W"], wa["A.W"])
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=[c.stem for c in CONFIGS])
+def test_every_shipped_config_loads_trains_and_its_loss_goes_down(config, tmp_path):
+    cfg, data = load_config(config)
+    epochs = min(cfg.train.epochs, 30)
+    result = runner.invoke(app, ["train", str(config), "--json", "--epochs", str(epochs), "--out", str(tmp_path / "r")])
+    assert result.exit_code == 0, result.stderr
+    history = json.loads(result.stdout)["history"]
+    assert history[-1]["loss"] < history[0]["loss"]
+
+
+def test_diverging_run_stops_with_the_epoch_and_keeps_finite_weights(tmp_path):
+    cfg = tmp_path / "div.yaml"
+    cfg.write_text("layers: [{size: 8, activation: relu}, {size: 1, activation: identity}]\n"
+                   "init: {scheme: he_normal}\ndata: {generator: sine, samples: 50}\n"
+                   "train: {lr: 1000, epochs: 500}\n")
+    result = runner.invoke(app, ["train", str(cfg), "-q", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "at epoch" in result.stderr and "smaller learning rate" in result.stderr
+    w = weights(tmp_path / "r")
+    assert all(np.all(np.isfinite(a)) for a in w.values())
+    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["status"] == "diverged"
+
+
+def test_out_refuses_to_overwrite_unless_asked(tmp_path):
+    out = tmp_path / "r"
+    assert runner.invoke(app, ["train", "-q", "--epochs", "2", "--out", str(out)]).exit_code == 0
+    again = runner.invoke(app, ["train", "-q", "--epochs", "2", "--out", str(out)])
+    assert again.exit_code == 2 and "already exists" in again.stderr
+    assert runner.invoke(app, ["train", "-q", "--epochs", "3", "--out", str(out), "--overwrite"]).exit_code == 0
+    assert json.loads((out / "metrics.json").read_text())["epochs"] == 3
+
+
+def test_resolved_config_in_the_run_folder_reloads_to_the_same_network(tmp_path):
+    out = tmp_path / "r"
+    cfg = str(builtin_config_dir() / "iris.yaml")
+    assert runner.invoke(app, ["train", cfg, "-q", "--epochs", "3", "--out", str(out)]).exit_code == 0
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert Path(saved["data"]["csv"]).is_absolute()
+    assert (out / "scaling.json").is_file()
+    result = runner.invoke(app, ["show", str(out), "--json"])
+    assert result.exit_code == 0
+    shown = json.loads(result.stdout)
+    w = weights(out)
+    assert shown["parameters"][0]["name"] == "w11"
+    assert shown["parameters"][0]["value"] == w["A.W"][0, 0]
+
+
+def test_show_lists_every_parameter_name():
+    result = runner.invoke(app, ["show", "--json"])
+    doc = json.loads(result.stdout)
+    assert [p["name"] for p in doc["parameters"]] == ["w11", "w12", "w21", "w22", "b_A1", "b_A2", "v1", "v2", "b_B"]
+    assert doc["diagram"].startswith("x1, x2 -> A1, A2 -> B")
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_show_fits_the_terminal(width):
+    result = runner.invoke(app, ["show"], env={"COLUMNS": str(width)})
+    assert result.exit_code == 0
+    assert max(len(line) for line in result.stdout.splitlines()) <= width
+    assert "b_A1" in result.stdout and "v2" in result.stdout
+
+
+def test_names_of_wide_layers_use_underscores():
+    from bpcli.config import build
+    cfg, _ = load_config(builtin_config_dir() / "sine.yaml")
+    net = build(cfg)
+    assert "v16" in net.param_names() and net.resolve("v[16]").from_node == 15
+    assert "w10_1" in net.param_names() and net.resolve("w10_1").to_node == 9
+
+
+def test_init_writes_a_config_that_trains(tmp_path):
+    target = tmp_path / "mine.yaml"
+    result = runner.invoke(app, ["init", str(target), "--example", "iris"])
+    assert result.exit_code == 0
+    assert (tmp_path / "iris.csv").is_file()  # the data file travels with the example
+    cfg, data = load_config(target)
+    assert data.m == 150 and cfg.name == "iris"
+    assert runner.invoke(app, ["init", str(target)]).exit_code == 2  # never overwrites silently
+    listing = runner.invoke(app, ["init", "--list"])
+    assert "seed" in listing.stdout and "iris" in listing.stdout
+    bad = runner.invoke(app, ["init", str(tmp_path / "x.yaml"), "--example", "iriss"])
+    assert bad.exit_code == 2 and "did you mean 'iris'" in bad.stderr
+
+
+def test_version_and_help():
+    assert runner.invoke(app, ["--version"]).stdout.strip() == f"bpcli {__version__}"
+    for cmd in (["--help"], ["train", "--help"], ["show", "--help"], ["init", "--help"]):
+        result = runner.invoke(app, cmd)
+        assert result.exit_code == 0 and "Usage" in result.stdout
