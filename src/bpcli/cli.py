@@ -208,7 +208,7 @@ def train(
         from bpcli.render.show import show_view
         from bpcli.show import describe
         from bpcli.config import build
-        _stdout().print(show_view(describe(build(cfg), cfg.name, cfg.path), max_params=12))
+        _stdout().print(show_view(describe(build(cfg), cfg.name, cfg.path), compact=True))
 
     stop = {"signal": None}
 

@@ -93,16 +93,16 @@ def describe(net: Network, name: str, source: str, max_equations: int = 12) -> S
                 break
             node = node_name(layer, j)
             from bpcli.model import weight_name
-            terms = [f"{weight_name(layer, j, k)}*{net.source_name(l, k)}" for k in range(min(layer.n_in, 4))]
-            if layer.n_in > 4:
-                terms.append("...")
+            terms = [f"{weight_name(layer, j, k)}*{net.source_name(l, k)}" for k in range(layer.n_in)]
+            if len(" + ".join(terms)) > 44:
+                terms = terms[:2] + ["..."] + terms[-1:]
             if layer.bias == "shared":
                 terms.append(f"b_{layer.letter}")
             elif layer.has_bias:
                 terms.append(f"b_{node}")
             out = "y'" if l == len(net.layers) - 1 and layer.n_out == 1 else (
                 f"y'{j + 1}" if l == len(net.layers) - 1 else _out_symbol(net, l, j))
-            equations.append(f"z_{node} = {' + '.join(terms)};  {out} = {layer.activation.name}(z_{node})")
+            equations.append(f"{out} = {layer.activation.name}(z_{node}),  z_{node} = {' + '.join(terms)}")
     return ShowResult(name, source, tuple(net.input_names), layers, tuple(params), diagram, tuple(equations),
                       net.loss.name, net.loss.formula, net.n_params)
 
