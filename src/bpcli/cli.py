@@ -32,7 +32,7 @@ app = typer.Typer(
 TargetArg = Annotated[
     Optional[str],
     typer.Argument(help="A config file (.yaml) or a run folder. Default: the built-in seed network.",
-                   show_default=False, metavar="[CONFIG|RUN]"),
+                   show_default=False, metavar="CONFIG|RUN"),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")]
 RunOpt = Annotated[Optional[Path], typer.Option("--run", help="A run folder made by `bpcli train`.",
@@ -127,7 +127,7 @@ def load_target(target: Optional[str], config: Optional[Path] = None, run: Optio
 def train(
     target: Annotated[Optional[str], typer.Argument(
         help="Config file. Default: the built-in seed network (2-2-1 sigmoid learning XOR).",
-        show_default=False, metavar="[CONFIG]")] = None,
+        show_default=False, metavar="CONFIG")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Override train.epochs.", show_default=False)] = None,
     lr: Annotated[Optional[float], typer.Option(help="Override train.lr (learning rate).", show_default=False)] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Override train.batch_size (0 = full batch).",
@@ -136,7 +136,7 @@ def train(
                                                 show_default=False)] = None,
     out: Annotated[Optional[Path], typer.Option(help="Run folder to write (default: runs/<name>, never reused).",
                                                 show_default=False)] = None,
-    overwrite: Annotated[bool, typer.Option(help="Allow --out to replace an existing run folder.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow --out to replace an existing run folder.")] = False,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder to its epoch count.",
                                                    show_default=False)] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No network table and no progress bar.")] = False,
@@ -283,7 +283,7 @@ def init(
     path: Annotated[Path, typer.Argument(help="Where to write the starter config.")] = Path("bpcli.yaml"),
     example: Annotated[str, typer.Option(help="Which shipped example to start from (see `bpcli init --list`).")] = "seed",
     list_: Annotated[bool, typer.Option("--list", help="List the shipped examples and exit.")] = False,
-    force: Annotated[bool, typer.Option(help="Replace an existing file.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
 ) -> None:
     """Write a commented starter config, copied from one of the shipped examples."""
     from bpcli.config import builtin_config_dir
