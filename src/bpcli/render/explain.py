@@ -93,8 +93,9 @@ def _fitted_sample_table(e) -> _Fitted:
     levels = []
     sets = [e.columns] if e.compact == e.columns else [e.columns, e.compact]
     for cols in sets:
-        for inputs, outputs, digits in ((not many_inputs, True, 6), (False, True, 6), (False, False, 6),
-                                        (False, False, 4)):
+        # drop the context columns first: inputs before a single output, several outputs before the inputs
+        second = (False, True) if len(e.focus_outputs) <= 1 else (not many_inputs, False)
+        for inputs, outputs, digits in ((not many_inputs, True, 6), (*second, 6), (False, False, 6), (False, False, 4)):
             levels.append((cols, inputs, outputs, digits))
     return _Fitted([lambda c=c, i=i, o=o, d=d: sample_table(e, c, i, o, d) for c, i, o, d in levels])
 
