@@ -21,7 +21,7 @@ from bpcli.errors import NameError_
 from bpcli.explain import PATH_LIMIT, explain, explain_many, relative_error, tex_symbol
 from bpcli.losses import LOSSES
 from bpcli.render import fmt
-from bpcli.render.explain import explain_latex, explain_markdown, explain_view
+from bpcli.render.explain import explain_view
 
 from conftest import random_data, random_net
 

@@ -341,7 +341,7 @@ def explain(
     target: TargetArg = None,
     weight: Annotated[list[str], typer.Option(
         "--weight", "-w", show_default=False,
-        help="Parameter to explain: v1, w11, w[1,2], b_A1 ... (see `bpcli show`). Repeat it or separate with commas.")] = None,
+        help="Required. The parameter to explain: v1, w11, w[1,2], b_A1 ... (see `bpcli show`). Repeat it or separate with commas.")] = None,
     config: ConfigOpt = None,
     run: RunOpt = None,
     sample: Annotated[Optional[int], typer.Option(
@@ -355,9 +355,9 @@ def explain(
 ) -> None:
     """Show the chain rule for a weight or bias: each factor of dC/dw with its value, sample by sample.
 
-    The mean of the per-sample products is the gradient; it is checked against the engine's backward pass and
-    a central difference, and the gradient-descent step is shown. Default network: the built-in seed.
-    Exit 0 when the checks agree, 1 when the numeric check disagrees, 2 for bad input (e.g. an unknown name).
+    The mean of the per-sample products is the gradient, checked against the engine's backward pass and a central difference.
+    Then comes the gradient-descent step. Without CONFIG or --run: the built-in seed network.
+    Exit 0 when the checks agree, 1 when the numeric check disagrees, 2 for bad input such as an unknown name.
     """
     from bpcli.explain import explain_many
 

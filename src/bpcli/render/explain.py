@@ -157,12 +157,13 @@ def _detail(e) -> Group:
     g.add_column(no_wrap=True)
     g.add_column(no_wrap=True)
     g.add_column(justify="right", no_wrap=True)
+    g.add_column(width=1)
     g.add_column()
     for d in e.detail:
         why = Text(d.rule, style="dim")
         if d.operands:
             why.append(" with " + ", ".join(f"{o.symbol} = {fmt(o.value)}" for o in d.operands), style="dim")
-        g.add_row(Text(d.symbol), "=", fmt(d.value), why)
+        g.add_row(Text(d.symbol), "=", fmt(d.value), "", why)
     prod = Text(f"dL_{i + 1}/d{e.name} = {product_text([d.value for d in e.detail])} = {fmt(e.products[i])}",
                 style="bold cyan")
     parts = [head, g, prod, Text(""), Text(f"The deltas at sample {i + 1}, from the output back to layer {e.layer}:")]
@@ -353,7 +354,6 @@ def _where_text(e) -> str:
 
 def explain_markdown(report) -> str:
     """The derivation with numbers as Markdown with $$ MathJax blocks, ready for notes or a Q&A answer."""
-    from bpcli.explain import tex_symbol
     out: list[str] = []
     for e in report.explanations:
         P = e.name
