@@ -318,6 +318,84 @@ def init(
     err.print(f"next: bpcli train {path}")
 
 
+# --- explain ---------------------------------------------------------------------------------
+
+EXPLAIN_FORMATS = {"text": "text", "markdown": "markdown", "md": "markdown", "latex": "latex", "tex": "latex"}
+
+
+def split_names(values: list[str]) -> list[str]:
+    """'v1,w11' and repeated options -> ['v1', 'w11']; a comma inside brackets (w[1,2]) stays."""
+    import re
+    names: list[str] = []
+    for v in values:
+        for part in re.split(r",(?![^\[]*\])", v):
+            part = part.strip()
+            if part and part not in names:
+                names.append(part)
+    return names
+
+
+@app.command()
+@handles_errors
+def explain(
+    target: TargetArg = None,
+    weight: Annotated[list[str], typer.Option(
+        "--weight", "-w", show_default=False,
+        help="Required. The parameter to explain: v1, w11, w[1,2], b_A1 ... (see `bpcli show`). Repeat it or separate with commas.")] = None,
+    config: ConfigOpt = None,
+    run: RunOpt = None,
+    sample: Annotated[Optional[int], typer.Option(
+        help="Show sample I (1 = the first) in full: every factor's formula with its numbers, every layer's "
+             "deltas.", show_default=False, metavar="I")] = None,
+    paths: Annotated[bool, typer.Option("--paths", help="List every path from the parameter to the loss as a "
+                                        "product of factors (at most 64 paths) and show that they add up.")] = False,
+    json_out: JsonOpt = False,
+    format_: Annotated[str, typer.Option("--format", help="text (tables), markdown (with $$ MathJax) or latex: "
+                                         "the derivation with numbers, ready to paste.")] = "text",
+) -> None:
+    """Show the chain rule for a weight or bias: each factor of dC/dw with its value, sample by sample.
+
+    The mean of the per-sample products is the gradient, checked against the engine's backward pass and a central difference.
+    Then comes the gradient-descent step. Without CONFIG or --run: the built-in seed network.
+    Exit 0 when the checks agree, 1 when the numeric check disagrees, 2 for bad input such as an unknown name.
+    """
+    from bpcli.explain import explain_many
+
+    names = split_names(weight or [])
+    if not names:
+        raise BpcliError("--weight: give the parameter to explain, e.g. --weight v1 (`bpcli show` lists the names)")
+    fmt_name = EXPLAIN_FORMATS.get(format_.lower())
+    if fmt_name is None:
+        from bpcli.errors import did_you_mean
+        raise BpcliError(f"--format: unknown format '{format_}'{did_you_mean(format_, EXPLAIN_FORMATS)}; "
+                         "choose text, markdown or latex")
+    if json_out and fmt_name != "text":
+        raise BpcliError("--json and --format are alternatives; give one of them")
+    if sample is not None and sample < 1:
+        raise BpcliError(f"--sample: samples are numbered from 1, found {sample}")
+    cfg, net, prepared, run_dir = load_target(target, config, run)
+    data = prepared.train
+    report = explain_many(net, data.x, data.y, names, cfg.train.lr, None if sample is None else sample - 1, paths,
+                          optimizer=cfg.train.optimizer, weight_decay=cfg.train.weight_decay, title=cfg.name,
+                          source=str(run_dir) if run_dir else cfg.path, scaled=prepared.scaling is not None)
+    if json_out:
+        emit_json(report.to_dict())
+    elif fmt_name == "markdown":
+        from bpcli.render.explain import explain_markdown
+        print(explain_markdown(report), end="")
+    elif fmt_name == "latex":
+        from bpcli.render.explain import explain_latex
+        print(explain_latex(report), end="")
+    else:
+        from bpcli.render.explain import explain_view
+        _stdout().print(explain_view(report))
+    bad = [e for e in report.explanations if not (e.numeric.agrees and e.agrees)]
+    if bad:
+        fail("; ".join(f"{e.name}: the gradient {e.engine:.6g} disagrees with the central difference "
+                       f"{e.numeric.gradient:.6g} (relative error {e.numeric.rel_error:.2g})"
+                       + (f"; {e.numeric.note}" if e.numeric.note else "") for e in bad), EXIT_FAILED)
+
+
 def main() -> None:
     app()
 
