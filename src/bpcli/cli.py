@@ -318,6 +318,39 @@ def init(
     err.print(f"next: bpcli train {path}")
 
 
+# --- plot and inspect (issue 7) --------------------------------------------------------------
+
+RunArg = Annotated[Path, typer.Argument(help="A run folder made by `bpcli train`.", show_default=False,
+                                        metavar="RUN")]
+
+
+@app.command()
+@handles_errors
+def inspect(
+    run: RunArg,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 when anything is flagged.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Say why a trained network learns or does not: vanishing or exploding gradients, saturated or dead
+    units and layers that hardly move, each with the epoch where it started.
+
+    Reads the run's history.json (gradient norm, update-to-weight ratio and saturated/dead share per layer
+    and epoch). Try it on the shipped deep_sigmoid and deep_relu examples.
+    """
+    from bpcli.dynamics import inspect_run
+    from bpcli.runs import load_run
+
+    loaded = load_run(run)
+    res = inspect_run(loaded.net, loaded.history, loaded.cfg.name, str(loaded.run_dir), loaded.state.status)
+    if json_out:
+        emit_json(res.to_dict())
+    else:
+        from bpcli.render.inspect import inspect_view
+        _stdout().print(inspect_view(res))
+    if check and not res.healthy:
+        raise typer.Exit(EXIT_FAILED)
+
+
 def main() -> None:
     app()
 
