@@ -326,6 +326,38 @@ RunArg = Annotated[Path, typer.Argument(help="A run folder made by `bpcli train`
 
 @app.command()
 @handles_errors
+def plot(
+    run: RunArg,
+    format_: Annotated[str, typer.Option("--format", help="png, svg or both.")] = "both",
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the images (default: the run folder).",
+                                                show_default=False)] = None,
+    dpi: Annotated[int, typer.Option(help="Resolution of the PNG files.")] = 100,
+    json_out: JsonOpt = False,
+) -> None:
+    """Draw a run as PNG/SVG files: loss and metric curves, gradient norm per layer, update speed and
+    saturated units per layer, and for two inputs the decision boundary (or regression surface).
+
+    Needs matplotlib: pip install 'bpcli[plot]'.
+    """
+    from bpcli.plot import plot_run, require_matplotlib
+    from bpcli.runs import load_run
+
+    formats = {"png": ("png",), "svg": ("svg",), "both": ("png", "svg")}.get(format_.lower())
+    if formats is None:
+        raise BpcliError(f"--format: expected png, svg or both, found '{format_}'")
+    if not 10 <= dpi <= 600:
+        raise BpcliError(f"--dpi: must be between 10 and 600, found {dpi}")
+    require_matplotlib()
+    res = plot_run(load_run(run), out, formats, dpi)
+    if json_out:
+        emit_json(res.to_dict())
+    else:
+        from bpcli.render.plot import plot_view
+        _stdout().print(plot_view(res))
+
+
+@app.command()
+@handles_errors
 def inspect(
     run: RunArg,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 when anything is flagged.")] = False,
