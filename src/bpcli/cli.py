@@ -258,20 +258,70 @@ def train(
 
 @app.command()
 @handles_errors
-def show(target: TargetArg = None, json_out: JsonOpt = False) -> None:
+def show(
+    target: TargetArg = None,
+    sample: Annotated[Optional[int], typer.Option(
+        help="Follow training sample I (1-based) forward and backward: z, output and delta dL/dz per node.",
+        show_default=False, metavar="I")] = None,
+    format_: Annotated[str, typer.Option("--format", help="text (tables) or dot (Graphviz graph on stdout).")] = "text",
+    dot: Annotated[bool, typer.Option("--dot", help="Same as --format dot.")] = False,
+    out: Annotated[Optional[Path], typer.Option(
+        help="Write the graph to FILE: .dot/.gv as text, .svg/.png/.pdf rendered with Graphviz (implies --dot).",
+        show_default=False, metavar="FILE")] = None,
+    render: Annotated[bool, typer.Option(
+        "--render", help="Render the graph to network.svg (in the run folder, else here) with Graphviz.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
     """List the layers, every parameter name with its value, and the network diagram.
 
     This is how to learn which names `bpcli explain --weight NAME` accepts.
+    --dot prints a Graphviz graph (edges labelled with weight names and values); with --sample I
+    the nodes also show z, output and delta and the edges the sample's gradient.
     """
     from bpcli.render.show import show_view
-    from bpcli.show import describe
+    from bpcli.show import describe, trace_sample
 
-    cfg, net, _, run_dir = load_target(target)
+    if format_ not in ("text", "dot"):
+        raise BpcliError(f"--format: expected text or dot, found '{format_}'")
+    as_dot = dot or format_ == "dot" or out is not None or render
+    if out is not None and render:
+        raise BpcliError("give --out FILE or --render, not both")
+    cfg, net, prepared, run_dir = load_target(target)
     res = describe(net, cfg.name, str(run_dir) if run_dir else cfg.path)
-    if json_out:
-        emit_json(res.to_dict())
+    if sample is not None:
+        tr = prepared.train
+        import dataclasses
+        res = dataclasses.replace(res, sample=trace_sample(net, tr.x, tr.y, sample, prepared.scaling))
+    if not as_dot:
+        if json_out:
+            emit_json(res.to_dict())
+        else:
+            _stdout().print(show_view(res))
+        return
+    from bpcli.dot import TEXT_SUFFIXES, network_dot, render_dot
+
+    text = network_dot(net, cfg.name, res.sample)
+    if out is None and not render:
+        if json_out:
+            emit_json(res.to_dict() | {"dot": text})
+        else:
+            sys.stdout.write(text)
+        return
+    if render:
+        stem = "network" if sample is None else f"network-sample-{sample}"
+        out = (run_dir or Path(".")) / f"{stem}.svg"
+    if out.suffix.lower() in TEXT_SUFFIXES:
+        from bpcli.runs import atomic_write_text
+        if not out.parent.is_dir():
+            raise BpcliError(f"--out: folder {out.parent} does not exist")
+        atomic_write_text(out, text)
+        how = "DOT text"
     else:
-        _stdout().print(show_view(res))
+        how = f"{render_dot(text, out).upper()} rendered with Graphviz dot"
+    if json_out:
+        emit_json(res.to_dict() | {"written": str(out), "dot": text})
+    else:
+        _stderr().print(f"wrote {out} ({how})", soft_wrap=True, markup=False)
 
 
 # --- init ------------------------------------------------------------------------------------
