@@ -382,6 +382,9 @@ def plot(
     out: Annotated[Optional[Path], typer.Option(help="Folder for the images (default: the run folder).",
                                                 show_default=False)] = None,
     dpi: Annotated[int, typer.Option(help="Resolution of the PNG files.")] = 100,
+    only: Annotated[Optional[str], typer.Option(
+        help="Comma-separated plots to draw: loss, metric, gradients, dynamics, boundary, surface, fit.",
+        show_default=False)] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Draw a run as PNG/SVG files: loss and metric curves, gradient norm per layer, update speed and
@@ -398,7 +401,8 @@ def plot(
     if not 10 <= dpi <= 600:
         raise BpcliError(f"--dpi: must be between 10 and 600, found {dpi}")
     require_matplotlib()
-    res = plot_run(load_run(run), out, formats, dpi)
+    kinds = tuple(k.strip() for k in only.split(",") if k.strip()) if only is not None else None
+    res = plot_run(load_run(run), out, formats, dpi, kinds)
     if json_out:
         emit_json(res.to_dict())
     else:

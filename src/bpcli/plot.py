@@ -16,6 +16,7 @@ import numpy as np
 from bpcli.errors import BpcliError
 
 FORMATS = ("png", "svg")
+KINDS = ("loss", "metric", "gradients", "dynamics", "boundary", "surface", "fit")
 GRID = 200  # points per axis of the decision-boundary grid
 
 
@@ -84,8 +85,18 @@ def _wants_log(*series: list[float | None]) -> bool:
 
 
 def plot_run(loaded, out_dir: str | Path | None = None, formats: tuple[str, ...] = FORMATS,
-             dpi: int = 100) -> PlotResult:
-    """Draw every plot that fits the run into `out_dir` (default: the run folder); files written atomically."""
+             dpi: int = 100, only: tuple[str, ...] | None = None) -> PlotResult:
+    """Draw every plot that fits the run (or those in `only`) into `out_dir` (default: the run folder).
+
+    Files are written atomically, named <kind>.<format>.
+    """
+    if only is not None:
+        from bpcli.errors import did_you_mean
+        bad = [k for k in only if k not in KINDS]
+        if bad:
+            raise BpcliError(f"--only: unknown plot '{bad[0]}'{did_you_mean(bad[0], KINDS)}; "
+                             f"choose from {', '.join(KINDS)}")
+    wanted = set(only or KINDS)
     matplotlib = require_matplotlib()
     from matplotlib.figure import Figure
 
@@ -101,9 +112,11 @@ def plot_run(loaded, out_dir: str | Path | None = None, formats: tuple[str, ...]
 
     def save(fig, kind: str, title: str) -> None:
         from bpcli.runs import atomic_write_bytes
+        if kind not in wanted:
+            return  # building a figure is cheap; drawing it is what costs
         paths = []
         fig.tight_layout()  # once: a layout engine would redo it on every save
-        with matplotlib.rc_context({"svg.hashsalt": "bpcli", "svg.fonttype": "path"}):
+        with matplotlib.rc_context({"svg.hashsalt": "bpcli", "svg.fonttype": "none"}):
             for fmt in formats:
                 buf = io.BytesIO()
                 meta = {"Date": None} if fmt == "svg" else {}
@@ -119,8 +132,10 @@ def plot_run(loaded, out_dir: str | Path | None = None, formats: tuple[str, ...]
         FigureCanvasAgg(fig)
         return fig
 
+    curves = [k for k in ("loss", "metric", "gradients", "dynamics") if k in wanted]
     if not history:
-        skipped.append("loss, metric, gradients, dynamics: the run has no finished epoch")
+        if curves:
+            skipped.append(f"{', '.join(curves)}: the run has no finished epoch")
     else:
         # loss curves
         loss, val = _series(history, "loss"), _series(history, "val_loss")
@@ -158,7 +173,8 @@ def plot_run(loaded, out_dir: str | Path | None = None, formats: tuple[str, ...]
             ax.legend()
             save(fig, "metric", title)
         else:
-            skipped.append("metric: no accuracy or R² recorded")
+            if "metric" in wanted:
+                skipped.append("metric: no accuracy or R² recorded")
 
         # per-layer gradient norms
         cmap = matplotlib.colormaps["viridis"]
@@ -199,7 +215,8 @@ def plot_run(loaded, out_dir: str | Path | None = None, formats: tuple[str, ...]
         ax2.grid(True, alpha=0.3)
         save(fig, "dynamics", f"{name}: update-to-weight ratio and saturated/dead units per layer")
 
-    _data_plot(loaded, figure, save, skipped)
+    if wanted & {"boundary", "surface", "fit"}:
+        _data_plot(loaded, figure, save, skipped)
     return PlotResult(name, str(loaded.run_dir), str(out), tuple(files), tuple(skipped))
 
 
