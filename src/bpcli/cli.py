@@ -275,8 +275,8 @@ def show(
     """List the layers, every parameter name with its value, and the network diagram.
 
     This is how to learn which names `bpcli explain --weight NAME` accepts.
-    --dot prints a Graphviz graph (edges labelled with weight names and values); with --sample I
-    the nodes also show z, output and delta and the edges the sample's gradient.
+
+    --sample I follows one training sample: z, output and delta dL/dz of every node. --dot prints a Graphviz graph whose edges carry the weight names and values (with --sample, also each weight's gradient for that sample); --out FILE.svg or --render draws it with Graphviz.
     """
     from bpcli.render.show import show_view
     from bpcli.show import describe, trace_sample
@@ -387,10 +387,9 @@ def plot(
         show_default=False)] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Draw a run as PNG/SVG files: loss and metric curves, gradient norm per layer, update speed and
-    saturated units per layer, and for two inputs the decision boundary (or regression surface).
+    """Draw a run as PNG/SVG files in its folder: loss and metric curves, gradient norm per layer, update speed and saturated units per layer, and the decision boundary (two inputs), regression surface or fitted curve.
 
-    Needs matplotlib: pip install 'bpcli[plot]'.
+    Needs matplotlib: pip install 'bpcli\\[plot]'.
     """
     from bpcli.plot import plot_run, require_matplotlib
     from bpcli.runs import load_run
@@ -417,11 +416,9 @@ def inspect(
     check: Annotated[bool, typer.Option("--check", help="Exit 1 when anything is flagged.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
-    """Say why a trained network learns or does not: vanishing or exploding gradients, saturated or dead
-    units and layers that hardly move, each with the epoch where it started.
+    """Say why a trained network learns or does not: vanishing or exploding gradients, saturated or dead units, layers that hardly move, each with the epoch where it started.
 
-    Reads the run's history.json (gradient norm, update-to-weight ratio and saturated/dead share per layer
-    and epoch). Try it on the shipped deep_sigmoid and deep_relu examples.
+    Reads the run's history.json (per layer and epoch: gradient norm, update-to-weight ratio, share of saturated or dead units). Try it on the shipped deep_sigmoid and deep_relu examples. Exit 0, or 1 with --check when anything is flagged.
     """
     from bpcli.dynamics import inspect_run
     from bpcli.runs import load_run

@@ -50,7 +50,7 @@ class ShowResult:
 
     def to_dict(self) -> dict:
         extra = {"sample": self.sample.to_dict()} if self.sample is not None else {}
-        return extra | {
+        return {
             "command": "show", "name": self.name, "source": self.source, "inputs": list(self.inputs),
             "loss": {"name": self.loss, "formula": self.loss_formula},
             "layers": [
@@ -65,7 +65,7 @@ class ShowResult:
                 for p in self.params
             ],
             "n_params": self.n_params, "diagram": self.diagram, "equations": list(self.equations),
-        }
+        } | extra
 
 
 def _join(names: list[str], limit: int = 6) -> str:
