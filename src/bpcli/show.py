@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bpcli.model import Network, node_name
+import numpy as np
+
+from bpcli.errors import BpcliError
+from bpcli.model import Network, node_name, weight_name
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,10 @@ class ShowResult:
     loss: str
     loss_formula: str
     n_params: int
+    sample: SampleTrace | None = None  # set by `show --sample I`
 
     def to_dict(self) -> dict:
+        extra = {"sample": self.sample.to_dict()} if self.sample is not None else {}
         return {
             "command": "show", "name": self.name, "source": self.source, "inputs": list(self.inputs),
             "loss": {"name": self.loss, "formula": self.loss_formula},
@@ -60,7 +65,7 @@ class ShowResult:
                 for p in self.params
             ],
             "n_params": self.n_params, "diagram": self.diagram, "equations": list(self.equations),
-        }
+        } | extra
 
 
 def _join(names: list[str], limit: int = 6) -> str:
@@ -110,3 +115,113 @@ def describe(net: Network, name: str, source: str, max_equations: int = 12) -> S
 def _out_symbol(net: Network, l: int, j: int) -> str:
     from bpcli.model import output_symbol
     return output_symbol(net, l, j)
+
+
+# --- one sample through the network (`show --sample I`) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class NodeTrace:
+    """One node for one sample: z, its output f(z), the delta dL_i/dz and its bias's gradient."""
+
+    name: str
+    output_symbol: str  # o1, o_A1, y' or y'1
+    z: float
+    output: float
+    delta: float
+    bias: str | None  # the bias's name (None when the layer has none)
+    bias_value: float | None
+    bias_grad: float | None  # dL_i/db: the delta itself (summed over the layer for a shared bias)
+
+
+@dataclass(frozen=True)
+class EdgeTrace:
+    """One weight for one sample: value and dL_i/dw = delta of its node * the input it multiplies."""
+
+    name: str
+    layer: str
+    source: str  # x1, o1, ... (the input it multiplies)
+    target: str  # the node it feeds
+    value: float
+    grad: float
+
+
+@dataclass(frozen=True)
+class LayerTrace:
+    letter: str
+    activation: str
+    nodes: tuple[NodeTrace, ...]
+
+
+@dataclass(frozen=True)
+class SampleTrace:
+    """Forward values and backpropagated deltas of one training sample, as the engine computed them."""
+
+    index: int  # 1-based, in the training part of the data
+    of: int
+    inputs: tuple[tuple[str, float], ...]  # as the network sees them (standardized when configured)
+    raw_inputs: tuple[tuple[str, float], ...] | None  # before standardizing, else None
+    target: tuple[float, ...]
+    loss: float  # L_i
+    dy_hat: tuple[float, ...] | None  # dL_i/dy' (None when the fused softmax/sigmoid shortcut skipped it)
+    layers: tuple[LayerTrace, ...]
+    edges: tuple[EdgeTrace, ...]
+
+    def to_dict(self) -> dict:
+        return {
+            "index": self.index, "of": self.of, "inputs": dict(self.inputs),
+            "raw_inputs": dict(self.raw_inputs) if self.raw_inputs is not None else None,
+            "target": list(self.target), "loss": self.loss,
+            "dL_dy_hat": list(self.dy_hat) if self.dy_hat is not None else None,
+            "layers": [
+                {"layer": la.letter, "activation": la.activation, "nodes": [
+                    {"node": n.name, "output_symbol": n.output_symbol, "z": n.z, "output": n.output,
+                     "delta": n.delta, "bias": n.bias, "bias_value": n.bias_value, "bias_grad": n.bias_grad}
+                    for n in la.nodes]}
+                for la in self.layers
+            ],
+            "weights": [{"name": e.name, "layer": e.layer, "from": e.source, "to": e.target, "value": e.value,
+                         "grad": e.grad} for e in self.edges],
+        }
+
+
+def trace_sample(net: Network, x: np.ndarray, y: np.ndarray, index: int, scaling=None) -> SampleTrace:
+    """Run sample `index` (1-based) of x (m, n_in), y (m, n_out) forward and backward through `net`."""
+    from bpcli.engine import backward, forward
+
+    m = int(x.shape[0])
+    if not 1 <= index <= m:
+        raise BpcliError(f"--sample: choose a training sample from 1 to {m}, found {index}")
+    xi = x[index - 1:index].astype(net.dtype, copy=False)
+    yi = y[index - 1:index].astype(net.dtype, copy=False)
+    y_hat, tape = forward(net, xi)
+    grads = backward(net, tape, yi)  # with one sample, dW is exactly dL_i/dW
+    last = len(net.layers) - 1
+    layers, edges = [], []
+    for l, (layer, t) in enumerate(zip(net.layers, tape)):
+        nodes = []
+        for j in range(layer.n_out):
+            if l == last:
+                out = "y'" if layer.n_out == 1 else f"y'{j + 1}"
+            else:
+                out = _out_symbol(net, l, j)
+            bname = bval = bgrad = None
+            if layer.bias == "shared":
+                bname, bval, bgrad = f"b_{layer.letter}", float(net.b[l][0]), float(grads.db[l][0])
+            elif layer.has_bias:
+                bname, bval, bgrad = f"b_{node_name(layer, j)}", float(net.b[l][j]), float(grads.dz[l][0, j])
+            nodes.append(NodeTrace(node_name(layer, j), out, float(t.z[0, j]), float(t.a_out[0, j]),
+                                   float(grads.dz[l][0, j]), bname, bval, bgrad))
+            for k in range(layer.n_in):
+                edges.append(EdgeTrace(weight_name(layer, j, k), layer.letter, net.source_name(l, k),
+                                       node_name(layer, j), float(net.W[l][j, k]), float(grads.dW[l][j, k])))
+        layers.append(LayerTrace(layer.letter, layer.activation.name, tuple(nodes)))
+    names = net.input_names
+    raw = None
+    if scaling is not None:
+        r = xi[0] * scaling.std + scaling.mean
+        raw = tuple((nm, float(v)) for nm, v in zip(names, r))
+    loss = float(net.loss.value(y_hat, yi)[0])
+    dy = tuple(float(v) for v in grads.dy_hat[0]) if grads.dy_hat is not None else None
+    return SampleTrace(index, m, tuple((nm, float(v)) for nm, v in zip(names, xi[0])), raw,
+                       tuple(float(v) for v in yi[0]), loss, dy, tuple(layers), tuple(edges))

@@ -85,6 +85,9 @@ def evaluate(net: Network, data: Dataset) -> tuple[float, float]:
         return c, r2_score(y_hat, data.y)
 
 
+SATURATION_SAMPLES = 512  # mini-batch runs measure saturation on this many training samples, not one batch
+
+
 def _saturation(net: Network, tape) -> tuple[float | None, ...]:
     """Per layer: share of units saturated (sigmoid/tanh, |f'| tiny on most samples) or dead (relu)."""
     out: list[float | None] = []
@@ -244,7 +247,8 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             weight_norm=tuple(float(np.linalg.norm(W)) for W in net.W),
             update_ratio=tuple(float(np.linalg.norm(W - W0) / max(np.linalg.norm(W0), 1e-12))
                                for W, W0 in zip(net.W, start_W)),
-            saturation=_saturation(net, last_tape),
+            # a unit is dead when it is off on the data, not on one (maybe tiny) last batch
+            saturation=_saturation(net, last_tape if full else forward(net, x[:SATURATION_SAMPLES])[1]),
             seconds=time.perf_counter() - t0,
         )
         good = [a.copy() for a in _arrays(net)]

@@ -20,10 +20,13 @@ def show_view(res, max_params: int = 60, compact: bool = False, max_equations: i
     """Diagram, equations, layers table and the parameter list (ShowResult).
 
     compact: just the diagram, loss and layers (what `train` shows before training).
+    With a sample (show --sample I): the diagram, then that sample's forward values and deltas.
     """
     head = Text.assemble((res.name, "bold"), "  ", Text(res.source), "  ", (f"{res.n_params} parameters", "dim"))
     stages = [_abbrev(res.inputs)] + [_abbrev(r.nodes) for r in res.layers]
-    diagram = Text(" -> ".join(stages) + "  (output y')", no_wrap=True, overflow="ellipsis")
+    diagram = Text(" -> ".join(stages) + "  (output y')")
+    if res.sample is not None:
+        return Group(head, diagram, sample_view(res.sample))
     loss = Text.assemble(("loss ", "bold"), res.loss, "  ", (res.loss_formula, "dim"),
                          ("   C = 1/m * sum_i L_i", "dim"))
     layers = Table(box=box.SIMPLE_HEAD, title="Layers", title_justify="left", pad_edge=False)
@@ -50,3 +53,40 @@ def show_view(res, max_params: int = 60, compact: bool = False, max_equations: i
     if len(res.params) > max_params:
         parts.append(Text(f"... and {len(res.params) - max_params} more parameters (all of them in --json)", style="dim"))
     return Group(*parts)
+
+
+def _v(v: float | None) -> str:
+    return "-" if v is None else f"{v + 0.0:.4g}"  # + 0.0 prints -0.0 as 0
+
+
+def sample_view(tr, max_nodes: int = 8) -> Group:
+    """One sample forward and backward: per layer and node z, output, delta dL/dz (SampleTrace)."""
+    inputs = ", ".join(f"{n} = {v:.6g}" for n, v in tr.inputs)
+    lines = [Text.assemble((f"sample {tr.index} of {tr.of}", "bold"), " (training data): ", Text(inputs))]
+    if tr.raw_inputs is not None:
+        raw = ", ".join(f"{n} = {v:.6g}" for n, v in tr.raw_inputs)
+        lines.append(Text.assemble(("  standardized from ", "dim"), Text(raw, style="dim")))
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("layer", no_wrap=True)
+    t.add_column("node (output)", no_wrap=True)
+    t.add_column("z", justify="right", no_wrap=True)
+    t.add_column("f(z)", justify="right", no_wrap=True)
+    t.add_column("delta dL/dz", justify="right", no_wrap=True)
+    t.add_column("bias", justify="right", no_wrap=True)
+    for la in tr.layers:
+        shown = la.nodes if len(la.nodes) <= max_nodes else la.nodes[: max_nodes - 1]
+        for i, n in enumerate(shown):
+            t.add_row(Text(f"{la.letter} {la.activation}") if i == 0 else "", Text(f"{n.name} ({n.output_symbol})"),
+                      _v(n.z), _v(n.output), _v(n.delta), _v(n.bias_value))
+        if len(shown) < len(la.nodes):
+            t.add_row("", Text(f"... {len(la.nodes) - len(shown)} more", style="dim"), "", "", "", "")
+        t.add_section()
+    target = ", ".join(f"{v:.6g}" for v in tr.target)
+    loss = Text.assemble(("loss ", "bold"), f"L = {tr.loss:.6g}", f"   target y = {target}")
+    if tr.dy_hat is not None:
+        loss.append("   dL/dy' = " + ", ".join(f"{v:.6g}" for v in tr.dy_hat))
+    else:
+        loss.append("   output delta dL/dz = y' - y (fused)", style="dim")
+    note = Text("delta: dL/dz of the node for this sample; the gradient of a weight into it is delta * the input "
+                "it multiplies (every one in --json and in --dot).", style="dim")
+    return Group(*lines, t, loss, note)

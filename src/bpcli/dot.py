@@ -1,0 +1,152 @@
+"""The network as a Graphviz DOT graph in the seed's naming, optionally with one sample's values and gradients.
+
+Inputs on the left, one cluster per layer, every weight an edge labelled `name = value` (blue positive,
+red negative, thicker when larger). With a SampleTrace each node also shows z, its output and the delta
+dL/dz, each edge the sample's gradient dL/dw, and a loss node closes the graph (micrograd's value/grad view).
+"""
+
+from __future__ import annotations
+
+import html
+import shutil
+import subprocess
+from pathlib import Path
+
+from bpcli.errors import BpcliError
+from bpcli.model import Network, node_name, weight_name
+
+MAX_EDGES = 1500  # beyond this a drawing of every weight is no longer readable
+RENDER_FORMATS = ("svg", "png", "pdf")
+TEXT_SUFFIXES = (".dot", ".gv")
+
+
+def quote(text: str) -> str:
+    """A DOT double-quoted string: backslashes and quotes escaped, newlines as centred line breaks."""
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _num(v: float) -> str:
+    return f"{v:.4g}"
+
+
+def _html_node(rows: list[tuple[str, str]], title: str, fill: str) -> str:
+    """An HTML-like label: a bold title row, then one row per (name, value)."""
+    cells = [f'<TR><TD BGCOLOR="{fill}" COLSPAN="2"><B>{html.escape(title)}</B></TD></TR>']
+    for name, value in rows:
+        cells.append(f'<TR><TD ALIGN="LEFT">{html.escape(name)}</TD><TD ALIGN="RIGHT">{html.escape(value)}</TD></TR>')
+    return '<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3">' + "".join(cells) + "</TABLE>>"
+
+
+def network_dot(net: Network, title: str, trace=None, max_edges: int = MAX_EDGES) -> str:
+    """DOT text for `net`; `trace` (show.SampleTrace) adds z, output, delta and per-sample gradients."""
+    n_edges = sum(layer.n_in * layer.n_out for layer in net.layers)
+    if n_edges > max_edges:
+        raise BpcliError(f"--dot draws every weight, and this network has {n_edges} (at most {max_edges} "
+                         "make a readable drawing); use `bpcli show` for the list of parameters")
+    wmax = max((float(abs(W).max()) for W in net.W if W.size), default=1.0) or 1.0
+    nodes_by_name = {}
+    edges_by_name = {}
+    if trace is not None:
+        nodes_by_name = {(la.letter, n.name): n for la in trace.layers for n in la.nodes}
+        edges_by_name = {(e.layer, e.name): e for e in trace.edges}
+    # node ids are the seed's names (x1, A1, B); an input whose name clashes with a node gets a prefix
+    taken = {node_name(layer, j) for layer in net.layers for j in range(layer.n_out)} | {"loss"}
+    in_ids = [quote(n if n not in taken else f"input {n}") for n in net.input_names]
+
+    def nid(l: int, j: int) -> str:
+        return quote(node_name(net.layers[l], j))
+
+    label = title if trace is None else (f"{title}: sample {trace.index} of {trace.of}, "
+                                         f"loss L = {_num(trace.loss)}")
+    lines = [
+        f"digraph {quote(title)} {{",
+        f"  graph [rankdir=LR, ranksep=1.4, nodesep=0.25, fontname=Helvetica, labelloc=t, label={quote(label)}];",
+        "  node [shape=plaintext, fontname=Helvetica, fontsize=10];",
+        "  edge [fontname=Helvetica, fontsize=9, arrowsize=0.6];",
+        "  subgraph cluster_inputs {",
+        '    label="inputs"; style=dashed; color=gray60;',
+    ]
+    for k, name in enumerate(net.input_names):
+        rows = []
+        if trace is not None:
+            rows.append(("value", _num(trace.inputs[k][1])))
+        lines.append(f"    {in_ids[k]} [label={_html_node(rows, name, '#e8e8e8')}];")
+    lines.append("  }")
+    last = len(net.layers) - 1
+    for l, layer in enumerate(net.layers):
+        lines.append(f"  subgraph cluster_{layer.letter} {{")
+        lines.append(f"    label={quote(f'layer {layer.letter} ({layer.activation.name})')}; style=rounded; color=gray60;")
+        for j in range(layer.n_out):
+            node = node_name(layer, j)
+            rows: list[tuple[str, str]] = []
+            bias = None
+            if layer.bias == "shared":
+                bias = f"b_{layer.letter}", float(net.b[l][0])
+            elif layer.has_bias:
+                bias = f"b_{node}", float(net.b[l][j])
+            if bias is not None:
+                rows.append((bias[0], _num(bias[1])))
+            fill = "#fde0c5" if l == last else "#d6e6f5"
+            if trace is not None:
+                n = nodes_by_name[(layer.letter, node)]
+                rows += [(f"z_{node}", _num(n.z)), (n.output_symbol, _num(n.output)),
+                         ("delta dL/dz", _num(n.delta))]
+                if n.bias_grad is not None:
+                    rows.append((f"dL/d{n.bias}", _num(n.bias_grad)))
+            lines.append(f"    {nid(l, j)} [label={_html_node(rows, node, fill)}];")
+        lines.append("  }")
+    for l, layer in enumerate(net.layers):
+        for j in range(layer.n_out):
+            for k in range(layer.n_in):
+                w = float(net.W[l][j, k])
+                name = weight_name(layer, j, k)
+                text = f"{name} = {_num(w)}"
+                if trace is not None:
+                    text += f"\ndL/d{name} = {_num(edges_by_name[(layer.letter, name)].grad)}"
+                src = in_ids[k] if l == 0 else nid(l - 1, k)
+                colour = "#2166ac" if w >= 0 else "#b2182b"
+                width = 0.6 + 2.4 * abs(w) / wmax
+                lines.append(f"  {src} -> {nid(l, j)} [label={quote(text)}, color={quote(colour)}, "
+                             f"fontcolor={quote(colour)}, penwidth={width:.2f}];")
+    if trace is not None:
+        out = net.layers[last]
+        rows = [(f"y{'' if out.n_out == 1 else k + 1}", _num(v)) for k, v in enumerate(trace.target)]
+        rows.append(("L", _num(trace.loss)))
+        lines.append(f"  loss [label={_html_node(rows, f'loss ({net.loss.name})', '#f4cccc')}];")
+        for j in range(out.n_out):
+            if trace.dy_hat is not None:
+                text = f"dL/dy' = {_num(trace.dy_hat[j])}"
+            else:
+                text = "dL/dz = y' - y"
+            lines.append(f"  {nid(last, j)} -> loss [label={quote(text)}, style=dashed, color=gray40];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def dot_program() -> str | None:
+    """The path of Graphviz's `dot`, or None when it is not installed."""
+    return shutil.which("dot")
+
+
+def render_dot(text: str, path: Path) -> str:
+    """Render DOT text to `path` (.svg, .png or .pdf) with Graphviz; returns the format used."""
+    from bpcli.runs import atomic_write_bytes
+
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt not in RENDER_FORMATS:
+        raise BpcliError(f"--out: {path.name}: expected a .dot, .gv, .svg, .png or .pdf file")
+    exe = dot_program()
+    if exe is None:
+        raise BpcliError(f"cannot render {path.name}: Graphviz's `dot` program is not installed "
+                         "(install the graphviz package, or write the DOT text with --out FILE.dot)")
+    if not path.parent.is_dir():
+        raise BpcliError(f"--out: folder {path.parent} does not exist")
+    try:
+        done = subprocess.run([exe, f"-T{fmt}"], input=text.encode("utf-8"), capture_output=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        raise BpcliError(f"Graphviz's dot took over 120 s to draw {path.name}; write --out FILE.dot instead") from None
+    if done.returncode != 0 or not done.stdout:
+        msg = done.stderr.decode("utf-8", "replace").strip().splitlines()
+        raise BpcliError(f"Graphviz's dot failed on {path.name}: {msg[0] if msg else 'no output'}")
+    atomic_write_bytes(path, done.stdout)
+    return fmt
