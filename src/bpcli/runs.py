@@ -24,6 +24,8 @@ from bpcli.train import EpochRecord, TrainState
 WEIGHTS = "weights.npz"
 STATE = "state.npz"
 CONFIG = "config.yaml"
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 
 
 # --- atomic writes ------------------------------------------------------------------
@@ -34,6 +36,7 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions of a new file
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
