@@ -351,11 +351,9 @@ def gradcheck(
 ) -> None:
     """Compare every backprop gradient with central differences, in float64.
 
-    Per parameter: backprop's value, the numeric one, their absolute and relative error
-    |a - n| / max(|a|, |n|, floor) and a verdict: good below 1e-7, ok below 1e-4, suspicious
-    below 1e-2, wrong above; "kink" when the step crosses a point where an activation or the
-    loss is not differentiable (not a failure). Exit 0 when everything passes, 1 when
-    something fails, 2 on bad input.
+    Per parameter: backprop's value, the numeric one, the relative error |a - n| / max(|a|, |n|, floor) and a verdict: good below 1e-7, ok below 1e-4, suspicious below 1e-2, wrong above, or kink when the step crosses a point where an activation or the loss has no derivative (not a failure).
+
+    Exit 0 when everything passes, 1 when something fails, 2 on bad input.
     """
     from bpcli.gradcheck import GradcheckOptions, check
 

@@ -213,8 +213,8 @@ class GradcheckReport:
     units: tuple[UnitRow, ...]  # empty unless asked for
     seconds: float
 
-    def _order(self) -> list[tuple[ArrayResult, int]]:
-        """(array, index) of every entry, worst first: failures, then kinks, then by relative error."""
+    def _order(self, n: int | None = None) -> list[tuple[ArrayResult, int]]:
+        """(array, index) of the n worst entries (all when None): failures, then kinks, then by relative error."""
         if not self.arrays:
             return []
         which = np.concatenate([np.full(r.flat.size, i) for i, r in enumerate(self.arrays)])
@@ -222,12 +222,12 @@ class GradcheckReport:
         rel = np.concatenate([np.nan_to_num(r.rel_error, nan=np.inf) for r in self.arrays])
         kink = np.concatenate([r.verdict == VERDICTS.index("kink") for r in self.arrays])
         passed = np.concatenate([r.passed for r in self.arrays])
-        order = np.lexsort((-rel, ~kink, passed))
+        order = np.lexsort((-rel, ~kink, passed))[:n]
         return [(self.arrays[which[o]], int(at[o])) for o in order]
 
     def worst_entries(self, n: int | None = None) -> list[EntryRow]:
         """The n worst entries (all of them when n is None), as rows."""
-        return [r.row(i) for r, i in self._order()[:n]]
+        return [r.row(i) for r, i in self._order(n)]
 
     @functools.cached_property
     def entries(self) -> tuple[EntryRow, ...]:
@@ -395,73 +395,77 @@ def _loss_rows(base: _Base, Y: Array, kink: Array) -> tuple[Array, Array]:
     return L.reshape(B, m), kink
 
 
-def _losses_from_column(base: _Base, l: int, js: Array, zc: Array) -> tuple[Array, Array]:
-    """Losses of 2P copies in which only row js[p] of layer l's zT changed, to zc[p] (zc: (2P, m)): (2P, m)."""
-    net = base.net
-    act = net.layers[l].activation
-    B, m = zc.shape
-    P = B // 2
-    copies = np.arange(B)
-    if not act.elementwise:
-        Z = np.repeat(base.zT[l][:, None, :], B, axis=1)
-        Z[js, copies, :] = zc
-        return _losses_from(base, l, Z)
-    kink = np.zeros(P, dtype=bool)
-    if act.kinks:
-        kink |= _crossing(zc[:P], zc[P:], base.zT[l][js[:P]], act.kinks, axis=0)
-    ac = act.fn(zc)  # (B, m): the one changed node of this layer
-    if l == len(net.layers) - 1:
-        Y = np.repeat(base.aT[l][:, None, :], B, axis=1)
-        Y[js, copies, :] = ac
-        return _loss_rows(base, Y, kink)
-    # The layer above sees a rank-one change: z' = z + W[l+1][:, j] * (a'_j - a_j).
-    da = ac - base.aT[l][js]  # (B, m)
-    Z = net.W[l + 1][:, js][:, :, None] * da[None]
-    Z += base.zT[l + 1][:, None, :]
-    L, k2 = _losses_from(base, l + 1, Z)
-    return L, kink | k2
-
-
 def _chunks(n: int, per: int):
     per = max(1, per)
     for s in range(0, n, per):
         yield slice(s, min(n, s + per))
 
 
+def _pair(plus: Array, minus: Array) -> Array:
+    """The +eps copies of a chunk followed by its -eps copies, along the first axis."""
+    return np.concatenate([plus, minus])
+
+
 def _numeric_entries(base: _Base, l: int, kind: str, flat: Array, eps: float) -> tuple[Array, Array]:
-    """Central differences of C for the entries `flat` (flat indices) of W[l] or b[l]: (numeric, kink)."""
+    """Central differences of C for the entries `flat` (flat indices) of W[l] or b[l]: (numeric, kink).
+
+    Entry p moves one weighted sum, z_j of layer l (j = js[p]), by +-eps * a_in[:, k] (a weight w_jk) or
+    +-eps (a bias b_j).  With an elementwise activation only a_j changes, so the layer above gets the
+    rank-one update z' = z + W[l+1][:, j] * (a'_j - a_j); from there on every copy runs in full.
+    """
     net = base.net
     layer = net.layers[l]
+    act = layer.activation
+    last = l == len(net.layers) - 1
     m = base.xT.shape[1]
-    out = np.empty(flat.size)
-    kink = np.zeros(flat.size, dtype=bool)
+    P = flat.size
+    out = np.empty(P)
+    kink = np.zeros(P, dtype=bool)
     z0 = base.zT[l]
     if kind == "b" and layer.bias == "shared":
         # A shared bias moves every weighted sum of the layer.
-        Z = np.stack([z0 + eps, z0 - eps], axis=1)
-        L, k = _losses_from(base, l, Z)
+        L, k = _losses_from(base, l, np.stack([z0 + eps, z0 - eps], axis=1))
         out[:] = np.mean(L[0] - L[1]) / (2 * eps)
         kink[:] = k
         return out, kink
-    # The widest array a batch makes: the layers above l (layer l itself only changes in one node,
-    # unless its activation mixes nodes or it is the output the loss reads).
-    wide = [lay.n_out for lay in net.layers[l + 1:]]
-    if not layer.activation.elementwise or l == len(net.layers) - 1:
-        wide.append(layer.n_out)
-    per = _BUDGET // (2 * m * max(wide))
     if kind == "W":
         js, ks = np.unravel_index(flat, net.W[l].shape)
+        step = eps * base.a_inT(l)[ks]  # (P, m): how z_j moves, sample by sample
     else:
-        js, ks = flat, None
-    a_in = base.a_inT(l)
-    for s in _chunks(flat.size, per):
-        j = js[s]
-        P = j.size
-        step = eps * a_in[ks[s]] if ks is not None else np.full((P, m), eps)  # (P, m): how z_j moves
-        col = z0[j]
-        L, k = _losses_from_column(base, l, np.concatenate([j, j]), np.concatenate([col + step, col - step]))
-        out[s] = np.mean(L[:P] - L[P:], axis=1) / (2 * eps)
-        kink[s] = k
+        js, step = flat, np.full((P, m), eps)
+    col = z0[js]
+    zp, zm = col + step, col - step
+    # The widest array a chunk makes decides how many entries go in one: 2 * per * m * width <= _BUDGET.
+    wide = [lay.n_out for lay in net.layers[l + 1:]]
+    if not act.elementwise or last:
+        wide.append(layer.n_out)
+    per = max(1, _BUDGET // (2 * m * max(wide)))
+    if act.elementwise:
+        if act.kinks:
+            kink |= _crossing(zp, zm, col, act.kinks, axis=0)
+        ap, am = act.fn(zp), act.fn(zm)  # (P, m): the one changed node, every entry at once
+        if not last:
+            a_col = base.aT[l][js]
+            dp, dm = ap - a_col, am - a_col
+            Wj = net.W[l + 1][:, js]  # (n_next, P): where node j's output goes
+            z_next = base.zT[l + 1][:, None, :]
+    for s in _chunks(P, per):
+        c = s.stop - s.start
+        j2 = np.concatenate([js[s], js[s]])
+        if not act.elementwise:
+            Z = np.repeat(z0[:, None, :], 2 * c, axis=1)
+            Z[j2, np.arange(2 * c), :] = _pair(zp[s], zm[s])
+            L, k = _losses_from(base, l, Z)
+        elif last:
+            Y = np.repeat(base.aT[l][:, None, :], 2 * c, axis=1)
+            Y[j2, np.arange(2 * c), :] = _pair(ap[s], am[s])
+            L, k = _loss_rows(base, Y, np.zeros(c, dtype=bool))
+        else:
+            Z = np.concatenate([Wj[:, s], Wj[:, s]], axis=1)[:, :, None] * _pair(dp[s], dm[s])[None]
+            Z += z_next
+            L, k = _losses_from(base, l + 1, Z)
+        out[s] = np.mean(L[:c] - L[c:], axis=1) / (2 * eps)
+        kink[s] |= k
     return out, kink
 
 

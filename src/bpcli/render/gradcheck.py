@@ -141,7 +141,7 @@ class GradcheckView:
 
     def _verdict(self) -> Text:
         res = self.res
-        kinks = f"; {res.n_kinks} at a kink (not counted)" if res.n_kinks else ""
+        kinks = f"; {res.n_kinks} at a kink, excused" if res.n_kinks else ""
         if res.passed:
             parts = []
             if res.arrays:
