@@ -150,7 +150,8 @@ class GradcheckView:
                 parts.append(f"{len(res.directions)} directions")
             if res.units:
                 parts.append(f"{len(res.units)} units")
-            worst = max((s.worst_rel for s in res.layers if s.worst_rel is not None), default=None)
+            worst = max([s.worst_rel for s in res.layers if s.worst_rel is not None] +
+                        [u.worst_rel for u in res.units], default=None)
             tail = f" (worst relative error {_sci(worst)})" if worst is not None else ""
             return Text.assemble(("PASS", "bold green"), f": {' and '.join(parts)} agree with central differences"
                                  f"{tail}{kinks}")
