@@ -10,6 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -134,6 +136,28 @@ def test_bias_modes_and_squared_conventions_pass(convention, bias):
     assert report.passed and report.n_entries == net.n_params
     if bias == "shared":
         assert {"b_A", "b_B"} <= {r.name for r in report.entries}
+
+
+HIDDEN = [h for h in ACTIVATIONS if h != "softmax"]
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(sizes=st.lists(st.integers(1, 5), min_size=1, max_size=3), n_in=st.integers(1, 4),
+       hidden=st.sampled_from(HIDDEN), out_loss=st.sampled_from(
+           [("identity", "squared_error"), ("tanh", "huber"), ("sigmoid", "binary_cross_entropy"),
+            ("softmax", "cross_entropy"), ("identity", "absolute_error"), ("softplus", "squared_error")]),
+       bias=st.sampled_from(["on", "off", "shared", "frozen"]), m=st.integers(1, 6), seed=st.integers(0, 2**16))
+def test_random_architectures_pass(sizes, n_in, hidden, out_loss, bias, m, seed):
+    output, loss = out_loss
+    n_out = 2 if output == "softmax" else 1 + seed % 3  # a softmax layer needs two nodes
+    rng = np.random.default_rng(seed)
+    net = random_net(rng, n_in, [*sizes, n_out], hidden=hidden, output=output, loss=loss, bias=bias)
+    x, y = random_data(rng, net, m)
+    if loss in ("absolute_error", "huber"):
+        y = y * 3
+    report = check(net, x, y, ALL)
+    assert report.passed, report.worst_entries(3)
+    assert report.n_entries == net.n_params
 
 
 def test_float32_config_is_checked_in_float64(tmp_path):
@@ -358,6 +382,16 @@ def test_bad_input_exits_2_with_one_clear_line(args, message):
     res = run_cli(*args)
     assert res.exit_code == 2, res.output
     assert message in res.stderr and "Traceback" not in res.stderr
+
+
+def test_tol_sets_the_pass_line():
+    doc = json.loads(run_cli("--json").stdout)
+    worst = max(e["rel_error"] for e in doc["entries"])
+    strict = run_cli("--tol", f"{worst / 2:.3e}", "--json")
+    assert strict.exit_code == 1
+    failed = [e for e in json.loads(strict.stdout)["entries"] if not e["passed"]]
+    assert failed and all(e["rel_error"] > worst / 2 for e in failed)
+    assert run_cli("--tol", f"{worst * 2:.3e}").exit_code == 0
 
 
 def test_json_shape():
