@@ -38,7 +38,7 @@ DEFAULT_SAMPLES = 64  # data samples used unless --samples says otherwise
 # cost gets a tiny floor, so gradcheck stays sharp near a minimum.
 FLOOR_FACTOR = 1e7
 MACHINE_EPS = float(np.finfo(np.float64).eps)
-_BUDGET = 1 << 14  # elements per batched array (128 KB): small enough to stay in cache and off the mmap path
+_BUDGET = 1 << 14  # elements per batched array (128 KB): a chunk and its temporaries stay in cache
 
 
 @dataclass(frozen=True)
