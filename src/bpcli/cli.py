@@ -512,6 +512,68 @@ def inspect(
         raise typer.Exit(EXIT_FAILED)
 
 
+# --- gradcheck -------------------------------------------------------------------------------
+
+
+@app.command()
+@handles_errors
+def gradcheck(
+    target: TargetArg = None,
+    config: ConfigOpt = None,
+    run: RunOpt = None,
+    samples: Annotated[Optional[int], typer.Option(
+        help="Check on N samples of the training data (a seeded random subset). Default: all, at most 64.",
+        show_default=False)] = None,
+    eps: Annotated[float, typer.Option(help="Central-difference step: (C(w + eps) - C(w - eps)) / 2 eps.")] = 1e-5,
+    tol: Annotated[float, typer.Option(help="Pass line: an entry passes when its relative error is at most this.")]
+    = 1e-4,
+    all_: Annotated[bool, typer.Option("--all", help="Check every entry, however many (default: a sample above "
+                                                     "5000 parameters, plus random directions).")] = False,
+    directional: Annotated[Optional[bool], typer.Option(
+        "--directional/--entries",
+        help="Only random directions (a handful of passes whatever the size), or only entry by entry. "
+             "Default: entries, plus directions above 5000 parameters.", show_default=False)] = None,
+    directions: Annotated[int, typer.Option(help="Random unit directions per parameter array.")] = 4,
+    units: Annotated[bool, typer.Option("--units", help="Also check every registered activation and loss on its "
+                                                        "own, to pin a broken derivative to its function.")] = False,
+    weight: Annotated[Optional[list[str]], typer.Option(
+        "--weight", "-w", help="Only these parameters (repeat or separate with commas; names as in `bpcli show`).",
+        show_default=False)] = None,
+    seed: Annotated[int, typer.Option(help="Seed for the sample subset, sampled entries and directions.")] = 0,
+    rows: Annotated[int, typer.Option(help="Entries to list in the table (all of them are in --json).")] = 20,
+    json_out: JsonOpt = False,
+) -> None:
+    """Compare every backprop gradient with central differences, in float64.
+
+    Per parameter: backprop's value, the numeric one, the relative error |a - n| / max(|a|, |n|, floor) and a verdict: good below 1e-7, ok below 1e-4, suspicious below 1e-2, wrong above, or kink when the step crosses a point where an activation or the loss has no derivative (not a failure).
+
+    Exit 0 when everything passes, 1 when something fails, 2 on bad input.
+    """
+    from bpcli.gradcheck import GradcheckOptions, check
+
+    if all_ and directional:
+        raise BpcliError("--all checks every entry; it cannot be combined with --directional")
+    if rows < 0:
+        raise BpcliError(f"--rows: must be 0 or more, found {rows}")
+    names = tuple(split_names(weight or []))
+    if weight and not names:
+        raise BpcliError("--weight: give at least one parameter name (see `bpcli show`)")
+    mode = "auto" if directional is None else ("directional" if directional else "entries")
+    opts = GradcheckOptions(eps=eps, tol=tol, mode=mode, all_entries=all_, directions=directions, weights=names,
+                            seed=seed, **({"samples": samples} if samples is not None else {}))
+    opts.validate()  # before loading anything: bad options are exit 2 whatever the target
+    cfg, net, prepared, run_dir = load_target(target, config, run)
+    report = check(net, prepared.train.x, prepared.train.y, opts, cfg.name, str(run_dir) if run_dir else cfg.path,
+                   units=units)
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        from bpcli.render.gradcheck import gradcheck_view
+        _stdout().print(gradcheck_view(report, max_rows=rows))
+    if not report.passed:
+        raise typer.Exit(EXIT_FAILED)
+
+
 def main() -> None:
     app()
 

@@ -1,0 +1,184 @@
+"""Rich view of `bpcli gradcheck` (GradcheckReport)."""
+
+from __future__ import annotations
+
+from rich import box
+from rich.console import Console, ConsoleOptions, Group, RenderResult
+from rich.table import Table
+from rich.text import Text
+
+from bpcli.render import fmt
+
+STYLE = {"good": "green", "ok": "green", "suspicious": "yellow", "wrong": "bold red", "kink": "cyan"}
+WIDE = 100  # from this console width on, tables get their less essential columns
+
+
+def _sci(v: float | None) -> str:
+    """An error in scientific notation with two digits (1.2e-09), '0' for an exact match."""
+    if v is None:
+        return "-"
+    if v == 0:
+        return "0"
+    if v != v or v in (float("inf"), float("-inf")):
+        return str(v)
+    return f"{v:.1e}"
+
+
+def _verdict(v: str, passed: bool) -> Text:
+    if not passed:
+        return Text(f"{v} (fail)", style="bold red")
+    return Text(v, style=STYLE.get(v, ""))
+
+
+class GradcheckView:
+    """The report, laid out for the console's width (columns are dropped below WIDE, never wrapped)."""
+
+    def __init__(self, res, max_rows: int = 20):
+        self.res = res
+        self.max_rows = max_rows
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        res = self.res
+        wide = options.max_width >= WIDE
+        yield self._header()
+        for note in res.notes:
+            yield Text("note: " + note, style="dim")
+        yield self._layers(wide)
+        if res.arrays:
+            yield self._entries(wide)
+        if res.directions:
+            yield self._directions(wide)
+        if res.units:
+            yield self._units(wide)
+        yield self._verdict()
+
+    def _header(self) -> Text:
+        res, opt = self.res, self.res.options
+        t = Text.assemble(("gradcheck ", "bold"), (res.name, "bold"), f"  ({res.source})\n")
+        scope = f"{res.n_params} parameters" if res.n_selected == res.n_params else \
+            f"{res.n_selected} of {res.n_params} parameters"
+        t.append(f"{scope} · {res.n_samples} samples · float64 · eps {opt.eps:.0e} · "
+                 f"pass: rel error <= {opt.tol:.0e}", style="dim")
+        return t
+
+    def _layers(self, wide: bool) -> Table:
+        t = Table(box=box.SIMPLE_HEAD, title="Per layer", title_justify="left", pad_edge=False)
+        counts = ["good", "ok", "susp.", "wrong", "kink"] if wide else ["verdicts"]
+        cols = ["layer", "activation", "checked", "worst rel", "worst at", *counts, "failed"]
+        if not wide:
+            cols.remove("activation")
+        for c in cols:
+            t.add_column(c, justify="left" if c in ("layer", "activation", "worst at", "verdicts") else "right",
+                         no_wrap=True)
+        for s in self.res.layers:
+            checked = f"{s.n_checked}" + (f" + {s.n_directions} dir" if s.n_directions else "")
+            short = {"suspicious": "susp."}
+            cells = {"layer": s.letter, "activation": s.activation, "checked": checked,
+                     "worst rel": _sci(s.worst_rel), "worst at": Text(s.worst_name or "-"),
+                     **{short.get(v, v): str(n) for v, n in s.counts.items()},
+                     "verdicts": ", ".join(f"{n} {v}" for v, n in s.counts.items() if n) or "-",
+                     "failed": Text(str(s.failed), style="bold red" if s.failed else "green")}
+            t.add_row(*[cells[c] for c in cols])
+        return t
+
+    def _entries(self, wide: bool) -> Group:
+        res = self.res
+        rows = res.worst_entries(self.max_rows)
+        title = "Entries, worst first" if len(rows) == res.n_entries else \
+            f"Entries, worst first ({len(rows)} of {res.n_entries})"
+        t = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
+        cols = ["name", "layer", "backprop", "numeric", "abs err", "rel err", "verdict"]
+        if not wide:
+            cols.remove("layer")
+            cols.remove("abs err")
+        for c in cols:
+            t.add_column(c, justify="left" if c in ("name", "layer", "verdict") else "right", no_wrap=True)
+        for r in rows:
+            cells = {"name": Text(r.name), "layer": r.layer, "backprop": fmt(r.analytic, 7),
+                     "numeric": fmt(r.numeric, 7), "abs err": _sci(r.abs_error), "rel err": _sci(r.rel_error),
+                     "verdict": _verdict(r.verdict, r.passed)}
+            t.add_row(*[cells[c] for c in cols])
+        parts = [t]
+        if len(rows) < res.n_entries:
+            parts.append(Text(f"... {res.n_entries - len(rows)} more entries, none worse than those above "
+                              f"(every entry in --json)", style="dim"))
+        return Group(*parts)
+
+    def _directions(self, wide: bool) -> Group:
+        res = self.res
+        rows = res.directions[: self.max_rows]
+        t = Table(box=box.SIMPLE_HEAD, title="Random directions, worst first", title_justify="left", pad_edge=False)
+        cols = ["direction", "entries", "gradient . u", "numeric", "abs err", "rel err", "verdict"]
+        if not wide:
+            cols.remove("abs err")
+        for c in cols:
+            t.add_column(c, justify="left" if c in ("direction", "verdict") else "right", no_wrap=True)
+        for d in rows:
+            cells = {"direction": Text(d.name), "entries": str(d.size), "gradient . u": fmt(d.analytic, 7),
+                     "numeric": fmt(d.numeric, 7), "abs err": _sci(d.abs_error), "rel err": _sci(d.rel_error),
+                     "verdict": _verdict(d.verdict, d.passed)}
+            t.add_row(*[cells[c] for c in cols])
+        parts = [t]
+        if len(rows) < len(res.directions):
+            parts.append(Text(f"... {len(res.directions) - len(rows)} more directions (all of them in --json)",
+                              style="dim"))
+        return Group(*parts)
+
+    def _units(self, wide: bool) -> Table:
+        t = Table(box=box.SIMPLE_HEAD, title="Registry units on their own (--units)", title_justify="left",
+                  pad_edge=False)
+        cols = ["unit", "kind", "points", "worst rel", "worst at", "verdict"]
+        if not wide:
+            cols.remove("kind")
+            cols.remove("points")
+        for c in cols:
+            t.add_column(c, justify="right" if c in ("points", "worst rel") else "left", no_wrap=True)
+        for u in sorted(self.res.units, key=lambda u: u.passed):  # failures first, else registry order
+            cells = {"unit": Text(u.name), "kind": u.kind, "points": str(u.points), "worst rel": _sci(u.worst_rel),
+                     "worst at": Text(u.worst_at), "verdict": _verdict(u.verdict, u.passed)}
+            t.add_row(*[cells[c] for c in cols])
+        return t
+
+    def _verdict(self) -> Text:
+        res = self.res
+        kinks = f"; {res.n_kinks} at a kink, excused" if res.n_kinks else ""
+        if res.passed:
+            parts = []
+            if res.arrays:
+                parts.append(f"{res.n_entries} entries")
+            if res.directions:
+                parts.append(f"{len(res.directions)} directions")
+            if res.units:
+                parts.append(f"{len(res.units)} units")
+            worst = max([s.worst_rel for s in res.layers if s.worst_rel is not None] +
+                        [u.worst_rel for u in res.units], default=None)
+            tail = f" (worst relative error {_sci(worst)})" if worst is not None else ""
+            return Text.assemble(("PASS", "bold green"), f": {' and '.join(parts)} agree with central differences"
+                                 f"{tail}{kinks}")
+        lines = Text.assemble(("FAIL", "bold red"), ": backprop disagrees with central differences")
+        failed = res.failed_entries
+        if failed:
+            names = ", ".join(r.name for r in failed[:12]) + (f", ... ({len(failed)} in all)" if len(failed) > 12 else "")
+            lines.append(f"\n  {len(failed)} of {res.n_entries} entries over the pass line: ")
+            lines.append(names, style="bold")
+        fd = res.failed_directions
+        if fd:
+            arrays = sorted({d.array for d in fd})
+            lines.append(f"\n  {len(fd)} of {len(res.directions)} directions over the pass line, in ")
+            lines.append(", ".join(arrays), style="bold")
+        fu = res.failed_units
+        if fu:
+            lines.append("\n  broken unit(s): ")
+            lines.append(", ".join(f"{u.kind} {u.name}" for u in fu), style="bold")
+        elif res.units:
+            lines.append("\n  every registry unit passes on its own: look at how the layers are wired")
+        elif not res.units:
+            lines.append("\n  run with --units to check each activation and loss on its own", style="dim")
+        if kinks:
+            lines.append(f"\n  {kinks[2:]}")
+        return lines
+
+
+def gradcheck_view(res, max_rows: int = 20) -> GradcheckView:
+    """Header, per-layer summary, the worst entries, directions, units and the verdict (GradcheckReport)."""
+    return GradcheckView(res, max_rows)
