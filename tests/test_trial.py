@@ -1,0 +1,25 @@
+"""Bugs found by using bpcli as its users do (the trial pass): each test failed before its fix."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from bpcli.cli import app
+
+runner = CliRunner()
+
+
+def _history(E: int, L: int, sat: float) -> list[dict]:
+    return [{"epoch": e + 1, "loss": 1.0 / (e + 1), "grad_norm": [1.0] * L, "update_ratio": [1e-2] * L,
+             "saturation": [sat] * L} for e in range(E)]
+
+
+def test_inspect_keeps_the_run_name_when_a_layer_is_saturated(rng):
+    from conftest import random_net
+
+    from bpcli.dynamics import inspect_run
+    net = random_net(rng, 2, [4, 1], hidden="tanh", output="identity", loss="squared_error")
+    res = inspect_run(net, _history(20, 2, 1.0), "my_run", "runs/my_run")
+    assert ["saturated"] == [f.kind for f in res.findings]
+    assert "my_run" == res.name
+    assert "my_run" == res.to_dict()["name"]
