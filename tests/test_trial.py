@@ -23,3 +23,10 @@ def test_inspect_keeps_the_run_name_when_a_layer_is_saturated(rng):
     assert ["saturated"] == [f.kind for f in res.findings]
     assert "my_run" == res.name
     assert "my_run" == res.to_dict()["name"]
+
+
+def test_a_huge_r2_of_a_diverged_run_prints_in_scientific_notation():
+    from bpcli.render import fmt_metric
+    assert "-1.049e+292" == fmt_metric("r2", -1.0486e292)
+    assert "0.9832" == fmt_metric("r2", 0.98317)
+    assert "98.3%" == fmt_metric("accuracy", 0.983)
