@@ -30,3 +30,11 @@ def test_a_huge_r2_of_a_diverged_run_prints_in_scientific_notation():
     assert "-1.049e+292" == fmt_metric("r2", -1.0486e292)
     assert "0.9832" == fmt_metric("r2", 0.98317)
     assert "98.3%" == fmt_metric("accuracy", 0.983)
+
+
+def test_markdown_keeps_a_symbol_that_starts_a_sentence_in_lower_case():
+    res = runner.invoke(app, ["explain", "-w", "w11", "--format", "markdown"])
+    assert 0 == res.exit_code, res.output
+    assert "**Step 5.** o1 feeds one node, B." in res.output
+    assert "O1" not in res.output
+    assert "**Step 1.** The cost C" in res.output  # plain words are still capitalised
