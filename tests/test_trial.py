@@ -38,3 +38,22 @@ def test_markdown_keeps_a_symbol_that_starts_a_sentence_in_lower_case():
     assert "**Step 5.** o1 feeds one node, B." in res.output
     assert "O1" not in res.output
     assert "**Step 1.** The cost C" in res.output  # plain words are still capitalised
+
+
+def _interrupted_seed_run(tmp_path, after: int = 5):
+    from bpcli.config import load_config
+    from bpcli.runs import run_training
+    cfg, data = load_config(None)
+    done = []
+    res = run_training(cfg, data, tmp_path / "run", on_epoch=done.append, should_stop=lambda: len(done) >= after)
+    assert "interrupted" == res.status and after == res.epochs
+    return tmp_path / "run"
+
+
+def test_a_resumed_run_forgets_the_interruption_message(tmp_path):
+    import json
+    run = _interrupted_seed_run(tmp_path)
+    res = runner.invoke(app, ["train", "--resume", str(run), "--epochs", "8", "-q", "--json"])
+    assert 0 == res.exit_code, res.output
+    doc = json.loads(res.stdout)
+    assert ("completed", "", 8) == (doc["status"], doc["message"], doc["epochs"])
