@@ -170,6 +170,9 @@ def train(
     if epochs is not None:
         if epochs < 1:
             raise BpcliError(f"--epochs: must be at least 1, found {epochs}")
+        if loaded is not None and epochs <= loaded.state.epoch:
+            raise BpcliError(f"--epochs: the run has already done {loaded.state.epoch} epochs; "
+                             f"give more than {loaded.state.epoch} to continue it")
         changes["epochs"] = epochs
     if lr is not None:
         if not math.isfinite(lr) or lr <= 0 or lr > 1e6:
