@@ -65,3 +65,20 @@ def test_a_resumed_run_forgets_the_interruption_message(tmp_path):
     assert 0 == res.exit_code, res.output
     doc = json.loads(res.stdout)
     assert ("completed", "", 8) == (doc["status"], doc["message"], doc["epochs"])
+
+
+def test_ctrl_c_prints_the_resume_command_on_one_line_with_its_brackets(tmp_path, monkeypatch):
+    import signal
+
+    import bpcli.runs
+    real = bpcli.runs.run_training
+
+    def interrupted_at_once(*args):
+        signal.raise_signal(signal.SIGINT)  # what Ctrl-C does; bpcli's handler asks training to stop
+        return real(*args)
+
+    monkeypatch.setattr(bpcli.runs, "run_training", interrupted_at_once)
+    out = tmp_path / "[v1]" / ("a-run-folder-with-a-rather-long-name-" * 2)
+    res = runner.invoke(app, ["train", "-q", "--out", str(out)], env={"COLUMNS": "80"})
+    assert 130 == res.exit_code, res.output
+    assert f"continue with `bpcli train --resume {out}`" in res.stderr
