@@ -82,3 +82,12 @@ def test_ctrl_c_prints_the_resume_command_on_one_line_with_its_brackets(tmp_path
     res = runner.invoke(app, ["train", "-q", "--out", str(out)], env={"COLUMNS": "80"})
     assert 130 == res.exit_code, res.output
     assert f"continue with `bpcli train --resume {out}`" in res.stderr
+
+
+def test_init_names_a_bracketed_path_as_it_is(tmp_path):
+    path = tmp_path / "[lecture]" / "ex.yaml"
+    path.parent.mkdir()
+    res = runner.invoke(app, ["init", str(path), "--example", "iris"])
+    assert 0 == res.exit_code, res.output
+    assert f"wrote {path} and {path.parent / 'iris.csv'}" in res.stderr
+    assert f"next: bpcli train {path}" in res.stderr

@@ -367,8 +367,8 @@ def init(
             atomic_write_text(dst, src.read_text())
             copied.append(str(dst))
     err = _stderr()
-    err.print(f"wrote {path}" + (f" and {', '.join(copied)}" if copied else ""))
-    err.print(f"next: bpcli train {path}")
+    err.print(f"wrote {path}" + (f" and {', '.join(copied)}" if copied else ""), soft_wrap=True, markup=False)
+    err.print(f"next: bpcli train {path}", soft_wrap=True, markup=False)
 
 
 # --- explain ---------------------------------------------------------------------------------
