@@ -91,3 +91,17 @@ def test_init_names_a_bracketed_path_as_it_is(tmp_path):
     assert 0 == res.exit_code, res.output
     assert f"wrote {path} and {path.parent / 'iris.csv'}" in res.stderr
     assert f"next: bpcli train {path}" in res.stderr
+
+
+def test_train_summary_title_shows_a_bracketed_config_name():
+    import io
+
+    from rich.console import Console
+
+    from bpcli.render.train import train_view
+    from bpcli.results import TrainResult
+    res = TrainResult("br[red]x", "br.yaml", "runs/x", "completed", "", 5, "accuracy", 0.5, 1.0, None, None,
+                      0.1, 4, 0, ())
+    buf = io.StringIO()
+    Console(file=buf, width=80).print(train_view(res))
+    assert "trained br[red]x" in buf.getvalue()
