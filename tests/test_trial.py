@@ -105,3 +105,22 @@ def test_train_summary_title_shows_a_bracketed_config_name():
     buf = io.StringIO()
     Console(file=buf, width=80).print(train_view(res))
     assert "trained br[red]x" in buf.getvalue()
+
+
+def test_train_on_a_run_folder_points_to_resume_not_to_a_missing_run_option(tmp_path):
+    run = _interrupted_seed_run(tmp_path)
+    res = runner.invoke(app, ["train", str(run)])
+    assert 2 == res.exit_code
+    assert "--run" not in res.stderr
+    assert f"--resume {run}" in res.stderr and f"{run / 'config.yaml'}" in res.stderr
+
+
+def test_plot_or_inspect_of_a_config_file_says_it_is_not_a_run_folder(tmp_path):
+    from bpcli.config import builtin_config_dir
+    cfg = builtin_config_dir() / "seed.yaml"
+    for argv in (["plot", str(cfg)], ["inspect", str(cfg)], ["explain", "--run", str(cfg), "-w", "v1"],
+                 ["train", "--resume", str(cfg)]):
+        res = runner.invoke(app, argv)
+        assert 2 == res.exit_code, argv
+        assert "not found" not in res.stderr, argv
+        assert f"{cfg}: is a file, not a run folder; make one with `bpcli train {cfg}`" in res.stderr, argv

@@ -164,6 +164,9 @@ def train(
         data = None
     else:
         loaded = None
+        if target is not None and (Path(target) / "config.yaml").is_file():
+            raise BpcliError(f"{target}: is a run folder, not a config; continue it with `bpcli train --resume "
+                             f"{target}` or train its config afresh with `bpcli train {Path(target) / 'config.yaml'}`")
         cfg, data = load_config(target)
     tr = cfg.train
     changes: dict = {}
