@@ -124,3 +124,12 @@ def test_plot_or_inspect_of_a_config_file_says_it_is_not_a_run_folder(tmp_path):
         assert 2 == res.exit_code, argv
         assert "not found" not in res.stderr, argv
         assert f"{cfg}: is a file, not a run folder; make one with `bpcli train {cfg}`" in res.stderr, argv
+
+
+def test_show_wraps_a_long_equation_instead_of_cutting_off_its_bias():
+    from bpcli.config import builtin_config_dir
+    res = runner.invoke(app, ["show", str(builtin_config_dir() / "iris.yaml")], env={"COLUMNS": "80"})
+    assert 0 == res.exit_code, res.output
+    assert "…" not in res.stdout
+    assert max(len(line) for line in res.stdout.splitlines()) <= 80
+    assert "w14*petal_width + b_A1" in res.stdout.replace("\n", " ")
