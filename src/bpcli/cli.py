@@ -164,12 +164,18 @@ def train(
         data = None
     else:
         loaded = None
+        if target is not None and (Path(target) / "config.yaml").is_file():
+            raise BpcliError(f"{target}: is a run folder, not a config; continue it with `bpcli train --resume "
+                             f"{target}` or train its config afresh with `bpcli train {Path(target) / 'config.yaml'}`")
         cfg, data = load_config(target)
     tr = cfg.train
     changes: dict = {}
     if epochs is not None:
         if epochs < 1:
             raise BpcliError(f"--epochs: must be at least 1, found {epochs}")
+        if loaded is not None and epochs <= loaded.state.epoch:
+            raise BpcliError(f"--epochs: the run has already done {loaded.state.epoch} epochs; "
+                             f"give more than {loaded.state.epoch} to continue it")
         changes["epochs"] = epochs
     if lr is not None:
         if not math.isfinite(lr) or lr <= 0 or lr > 1e6:
@@ -249,7 +255,7 @@ def train(
         fail(f"{result.message}; last finite weights saved in {result.run_dir}", EXIT_FAILED)
     if result.status == "interrupted":
         err.print(f"interrupted: state after epoch {result.epochs} saved in {result.run_dir}; "
-                  f"continue with `bpcli train --resume {result.run_dir}`")
+                  f"continue with `bpcli train --resume {result.run_dir}`", soft_wrap=True, markup=False)
         raise typer.Exit(EXIT_INTERRUPTED if stop["signal"] == signal.SIGINT else 128 + int(stop["signal"]))
 
 
@@ -364,8 +370,8 @@ def init(
             atomic_write_text(dst, src.read_text())
             copied.append(str(dst))
     err = _stderr()
-    err.print(f"wrote {path}" + (f" and {', '.join(copied)}" if copied else ""))
-    err.print(f"next: bpcli train {path}")
+    err.print(f"wrote {path}" + (f" and {', '.join(copied)}" if copied else ""), soft_wrap=True, markup=False)
+    err.print(f"next: bpcli train {path}", soft_wrap=True, markup=False)
 
 
 # --- explain ---------------------------------------------------------------------------------

@@ -683,7 +683,8 @@ def load_config(path: str | Path | None = None) -> tuple[NetConfig, data_mod.Dat
         if not p.exists():
             raise ConfigError([f"{source}: config file not found"])
         if p.is_dir():
-            raise ConfigError([f"{source}: is a folder; give a config file (or use --run for a run folder)"])
+            hint = " (or use --run for a run folder)" if (p / "config.yaml").is_file() else ""
+            raise ConfigError([f"{source}: is a folder; give a config file{hint}"])
     try:
         raw = p.read_bytes()
     except OSError as err:

@@ -230,15 +230,15 @@ def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, stat
         start, held = hit
         share = _median([x for x, c in zip(s[l][start - 1:], cond[start - 1:]) if c])
         count = int(round(share * layer.n_out))
-        name = layer.activation.name
+        act = layer.activation.name
         if k == "saturating":
-            msg = (f"layer {layer.letter}: {count} of {layer.n_out} {name} units saturated from epoch {start} "
+            msg = (f"layer {layer.letter}: {count} of {layer.n_out} {act} units saturated from epoch {start} "
                    f"({held} of {E - start + 1} epochs): f'(z) is near 0 on most samples")
             hint = ("consider tanh or ReLU, Xavier/He initialisation with smaller weights, "
                     "or standardized inputs (data.standardize: true)")
             findings.append(Finding("saturated", layer.letter, start, held, msg, hint))
         else:
-            msg = (f"layer {layer.letter}: {count} of {layer.n_out} {name} units dead from epoch {start} "
+            msg = (f"layer {layer.letter}: {count} of {layer.n_out} {act} units dead from epoch {start} "
                    f"({held} of {E - start + 1} epochs): never active on the training data, so they never learn")
             hint = "consider a smaller learning rate, leaky_relu, or a small positive init.bias"
             findings.append(Finding("dead", layer.letter, start, held, msg, hint))

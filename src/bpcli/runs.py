@@ -205,6 +205,9 @@ def _read_json(path: Path, default=None):
 def load_run(run_dir: str | Path) -> LoadedRun:
     """Load a run folder: its resolved config, trained weights, data split and scaling, history."""
     d = Path(run_dir)
+    if d.is_file():
+        how = f"; make one with `bpcli train {d}`" if d.suffix.lower() in (".yaml", ".yml") else ""
+        raise RunFolderError(f"{d}: is a file, not a run folder{how}")
     if not d.is_dir():
         raise RunFolderError(f"{d}: run folder not found")
     if not (d / CONFIG).exists():
@@ -259,7 +262,7 @@ def run_training(cfg: NetConfig, data: Dataset, run_dir: Path, on_epoch=None, sh
     if resume is not None:
         net, prepared = resume.net, resume.prepared
         state = resume.state
-        state.status = "running"
+        state.status, state.message = "running", ""
         history = [_record_from_dict(h) for h in resume.history]
     else:
         net = build(cfg)

@@ -47,4 +47,4 @@ def fmt_metric(name: str, v: float | None) -> str:
         return "-"
     if name == "accuracy":
         return f"{100 * v:.1f}%"
-    return f"{v:.4f}"
+    return f"{v:.4f}" if abs(v) < 1e6 else fmt(v, 4)  # a diverged run's R^2 can be -1e290

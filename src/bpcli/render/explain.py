@@ -429,7 +429,13 @@ def _tex_sum_lhs(s) -> str:
 
 
 def _sentence(s: str) -> str:
-    return (s[:1].upper() + s[1:] + ("" if s.endswith(".") else ".")) if s else s
+    """Capitalise a note's first word, unless it is a symbol (o1, y', z_A1) whose case is its meaning."""
+    if not s:
+        return s
+    first = s.split(" ", 1)[0].rstrip(",:;")
+    if first.isalpha():
+        s = s[:1].upper() + s[1:]
+    return s + ("" if s.endswith(".") else ".")
 
 
 def _md_escape(s: str) -> str:

@@ -39,7 +39,14 @@ def show_view(res, max_params: int = 60, compact: bool = False, max_equations: i
                        f"{r.symbol}..", str(r.n_params))
     if compact:
         return Group(head, diagram, loss, layers)
-    eqs = [Text(e, style="cyan", no_wrap=True, overflow="ellipsis") for e in res.equations[:max_equations]]
+    # a grid, so a long weighted sum wraps under itself instead of losing its last term (the bias)
+    eq_grid = Table.grid(padding=(0, 2))
+    eq_grid.add_column(no_wrap=True, style="cyan")
+    eq_grid.add_column(style="cyan")
+    for e in res.equations[:max_equations]:
+        out, _, z = e.partition(",  ")
+        eq_grid.add_row(Text(out + ("," if z else "")), Text(z))
+    eqs = [eq_grid] if res.equations else []
     if len(res.equations) > max_equations:
         eqs.append(Text(f"... {len(res.equations) - max_equations} more nodes", style="dim"))
     params = Table(box=box.SIMPLE_HEAD, title="Parameters", title_justify="left", pad_edge=False)

@@ -31,4 +31,4 @@ def train_view(res) -> Panel:
         t.add_row("", Text(f"{fmt(losses[0])} -> {fmt(losses[-1])} (log scale)", style="dim"))
     if res.run_dir:
         t.add_row("run folder", Text(res.run_dir))
-    return Panel(t, title=f"trained {res.name}", title_align="left", expand=False)
+    return Panel(t, title=Text(f"trained {res.name}"), title_align="left", expand=False)
