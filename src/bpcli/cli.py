@@ -402,7 +402,7 @@ RunArg = Annotated[Path, typer.Argument(help="A run folder made by `bpcli train`
 def explain(
     target: TargetArg = None,
     weight: Annotated[list[str], typer.Option(
-        "--weight", "-w", show_default=False,
+        "--weight", "-w", show_default=False, metavar="NAME",
         help="Required. The parameter to explain: v1, w11, w[1,2], b_A1 ... (see `bpcli show`). Repeat it or separate with commas.")] = None,
     config: ConfigOpt = None,
     run: RunOpt = None,
@@ -543,7 +543,7 @@ def gradcheck(
     units: Annotated[bool, typer.Option("--units", help="Also check every registered activation and loss on its "
                                                         "own, to pin a broken derivative to its function.")] = False,
     weight: Annotated[Optional[list[str]], typer.Option(
-        "--weight", "-w", help="Only these parameters (repeat or separate with commas; names as in `bpcli show`).",
+        "--weight", "-w", metavar="NAME", help="Only these parameters (repeat or separate with commas; names as in `bpcli show`).",
         show_default=False)] = None,
     seed: Annotated[int, typer.Option(help="Seed for the sample subset, sampled entries and directions.")] = 0,
     rows: Annotated[int, typer.Option(help="Entries to list in the table (all of them are in --json).")] = 20,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,14 @@ def read_yaml(text: str, source: str) -> tuple[Any, _Locations]:
 # --- validation --------------------------------------------------------------------
 
 
+def _by_line(problems: list[str]) -> list[str]:
+    """Problems in file order (stable), so they read top to bottom like the file."""
+    def key(p: str) -> int:
+        m = re.match(r"^.*?:(\d+): ", p)
+        return int(m.group(1)) if m else 0
+    return sorted(problems, key=key)
+
+
 class _Checker:
     def __init__(self, source: str, locs: _Locations):
         self.source = source
@@ -336,7 +345,8 @@ def parse(doc: Any, source: str, locs: _Locations, base_dir: Path) -> tuple[NetC
     if layers_raw is None:
         ck.problem(("layers",), "missing: give a list of layers, e.g. [{size: 2, activation: sigmoid}, ...]")
     elif not isinstance(layers_raw, list) or not layers_raw:
-        ck.problem(("layers",), f"expected a non-empty list of layers, found {_kind(layers_raw)}")
+        found = "an empty list" if layers_raw == [] else _kind(layers_raw)
+        ck.problem(("layers",), f"expected a non-empty list of layers, found {found}")
     elif len(layers_raw) > len(SYMBOLS):
         ck.problem(("layers",), f"at most {len(SYMBOLS)} layers are supported, found {len(layers_raw)}")
     else:
@@ -516,13 +526,13 @@ def parse(doc: Any, source: str, locs: _Locations, base_dir: Path) -> tuple[NetC
                        f"for its weights alone; bpcli is for small networks (at most {MAX_PARAMS:,} parameters)")
 
     if ck.problems:
-        raise ConfigError(ck.problems)
+        raise ConfigError(_by_line(ck.problems))
     cfg = NetConfig(name, source, tuple(inputs), tuple(layer_cfgs), loss_name, loss_params, init,
                     dcfg, train, description)
     # explicit weights and named values are checked against the built network
     build(cfg, _checker=ck)
     if ck.problems:
-        raise ConfigError(ck.problems)
+        raise ConfigError(_by_line(ck.problems))
     return cfg, dataset
 
 
@@ -649,7 +659,8 @@ def build(cfg: NetConfig, _checker: _Checker | None = None) -> Network:
         Ws.append(W)
         bs.append(b)
         n_in = lc.size
-    net = Network(tuple(cfg.inputs), tuple(layers), Ws, bs, get_loss(cfg.loss, cfg.loss_params))
+    loss = get_loss(cfg.loss, cfg.loss_params).for_outputs(layers[-1].n_out)
+    net = Network(tuple(cfg.inputs), tuple(layers), Ws, bs, loss)
     for pname, value in cfg.init.values.items():
         from bpcli.model import parse_name
         ref = parse_name(net, pname)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -36,6 +36,14 @@ class Loss:
     kinks: tuple[float, ...] = ()  # values of (y' - y) where L is not differentiable
     params: dict = field(default_factory=dict)
     classification: bool = False
+    multi_text: tuple[str, str, str, str] | None = None  # the four formula texts for several outputs
+
+    def for_outputs(self, n: int) -> Loss:
+        """This loss with formula texts written for an output layer of n nodes."""
+        if n > 1 and self.multi_text is not None:
+            f, g, fl, gl = self.multi_text
+            return replace(self, formula=f, grad_formula=g, latex=fl, grad_latex=gl)
+        return self
 
 
 @dataclass(frozen=True)
@@ -81,7 +89,11 @@ def _squared_error(convention: str = "half_sum") -> Loss:
         "sum": ("L = sum_k (y_k - y'_k)^2", "dL/dy'_k = 2 * (y'_k - y_k)",
                 r"L = \sum_k (y_k - y'_k)^2", r"\frac{\partial L}{\partial y'_k} = 2(y'_k - y_k)"),
     }[convention]
-    return Loss("squared_error", value, grad, *text, params={"convention": convention})
+    multi = None
+    if convention == "half_sum":
+        multi = ("L = 1/2 * sum_k (y_k - y'_k)^2", "dL/dy'_k = (y'_k - y_k)",
+                 r"L = \tfrac{1}{2}\sum_k (y_k - y'_k)^2", r"\frac{\partial L}{\partial y'_k} = y'_k - y_k")
+    return Loss("squared_error", value, grad, *text, params={"convention": convention}, multi_text=multi)
 
 
 def _binary_cross_entropy() -> Loss:

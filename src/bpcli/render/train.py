@@ -21,14 +21,15 @@ def train_view(res) -> Panel:
         t.add_row("", Text(res.message))
     t.add_row("epochs", f"{res.epochs}  ({res.seconds:.2f} s)")
     t.add_row("samples", f"{res.n_train} train" + (f", {res.n_val} validation" if res.n_val else ""))
-    t.add_row("loss", f"{fmt(res.loss)} train" + (f", {fmt(res.val_loss)} validation" if res.val_loss is not None else ""))
+    t.add_row("final loss", f"{fmt(res.loss)} train" + (f", {fmt(res.val_loss)} validation" if res.val_loss is not None else ""))
     label = metric_label(res.metric_name)
-    t.add_row(label, fmt_metric(res.metric_name, res.metric) + " train"
+    t.add_row(f"final {label}", fmt_metric(res.metric_name, res.metric) + " train"
               + (f", {fmt_metric(res.metric_name, res.val_metric)} validation" if res.val_metric is not None else ""))
     losses = res.losses
     if losses:
         t.add_row("loss curve", Text(sparkline(losses), style="cyan"))
-        t.add_row("", Text(f"{fmt(losses[0])} -> {fmt(losses[-1])} (log scale)", style="dim"))
+        t.add_row("", Text(f"{fmt(losses[0])} -> {fmt(losses[-1])} (mean over each epoch, log scale)",
+                                style="dim"))
     if res.run_dir:
         t.add_row("run folder", Text(res.run_dir))
     return Panel(t, title=Text(f"trained {res.name}"), title_align="left", expand=False)
