@@ -144,6 +144,29 @@ class Optimizer:
             else:
                 self._adam(key, p, g, t)
 
+    def program(self, grads: list[Array]) -> list | None:
+        """step() unrolled into (ufunc, args) pairs for these very gradient arrays; None for adam.
+
+        Calling them in order is step(grads, t) bit for bit (constants in the parameters' dtype).
+        """
+        if self.kind == "adam":
+            return None
+        s = self.s
+        prog: list = []
+        for (key, p, is_w), g, tmp in zip(self.params, grads, self._tmp):
+            if g.dtype != p.dtype or g.shape != p.shape:
+                return None
+            c = lambda v: np.array(v, dtype=p.dtype)  # noqa: E731
+            if s.weight_decay and is_w:
+                prog += [(np.multiply, (p, c(s.weight_decay), tmp)), (np.add, (g, tmp, tmp))]
+                g = tmp
+            if self.kind == "momentum":
+                v = self.buffers[f"m:{key}"]
+                prog += [(np.multiply, (v, c(s.momentum), v)), (np.add, (v, g, v))]
+                g = v
+            prog += [(np.multiply, (g, c(s.lr), tmp)), (np.subtract, (p, tmp, p))]
+        return prog
+
     def _step_one(self, key: str, p: Array, is_w: bool, g: Array, t: int) -> None:
         s = self.s
         if s.weight_decay and is_w:
@@ -170,25 +193,40 @@ class Optimizer:
 
 
 def _norm(a: Array):
-    """np.linalg.norm(a) for a float array, without its argument handling: sqrt(a . a)."""
+    """np.linalg.norm(a) for a float array, without its argument handling: sqrt(a . a).
+
+    A Python float for float64 (math.sqrt rounds as np.sqrt does), a numpy float32 for float32.
+    """
     r = a.ravel(order="K")
-    return np.sqrt(r.dot(r))
+    s = r.dot(r)
+    return math.sqrt(s) if r.dtype == np.float64 else np.sqrt(s)
 
 
-def _saturation_of(net: Network, tape) -> tuple[float | None, ...]:
-    """The numbers of _saturation, counted instead of averaged (count / m is the same division as mean)."""
+def _saturation_of(net: Network, Z: list[Array], A: list[Array]) -> tuple[float | None, ...]:
+    """The numbers of _saturation, counted instead of averaged (count / m is the division mean does).
+
+    Small layers are counted in Python on the exact values (the threshold in the array's dtype).
+    """
     out: list[float | None] = []
-    for layer, t in zip(net.layers, tape):
+    for layer, z, a in zip(net.layers, Z, A):
         kind = layer.activation.saturates
+        m, n = z.shape
         if kind == "sigmoid-like":
-            d = layer.activation.grad(t.z, t.a_out)
+            d = layer.activation.grad(z, a)
             peak = 0.25 if layer.activation.name == "sigmoid" else 1.0
-            m, n = d.shape
-            frac = np.count_nonzero(d < 0.05 * peak, axis=0) / m
-            out.append(np.count_nonzero(frac > 0.9) / n)
+            if m * n <= 256:
+                thr = float(d.dtype.type(0.05 * peak))
+                rows = d.tolist()
+                out.append(sum(sum(row[j] < thr for row in rows) / m > 0.9 for j in range(n)) / n)
+            else:
+                frac = np.count_nonzero(d < 0.05 * peak, axis=0) / m
+                out.append(np.count_nonzero(frac > 0.9) / n)
         elif kind == "relu-like":
-            dead = np.logical_and.reduce(t.z <= 0, axis=0)
-            out.append(np.count_nonzero(dead) / dead.shape[0])
+            if m * n <= 256:
+                rows = z.tolist()
+                out.append(sum(all(row[j] <= 0 for row in rows) for j in range(n)) / n)
+            else:
+                out.append(np.count_nonzero(np.logical_and.reduce(z <= 0, axis=0)) / n)
         else:
             out.append(None)
     return tuple(out)
@@ -225,7 +263,8 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
         ytrue = (y >= 0.5) if y.shape[1] == 1 else np.argmax(y, axis=1)
     else:
         ss_tot = float(np.sum((y - y.mean(axis=0)) ** 2))
-    plans: dict[int, StepPlan] = {}
+    plans: dict[int, StepPlan] = {}  # by batch rows: the full batches and the last, smaller one
+    updates: dict[int, list | None] = {}  # the optimiser step for each plan's gradients
     n_layers = len(net.layers)
     arrays = _arrays(net)
     good = [a.copy() for a in arrays]  # the last finite epoch's parameters (and this epoch's W0)
@@ -258,11 +297,20 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             plan = plans.get(rows)
             if plan is None:
                 plan = plans[rows] = StepPlan(net, rows, classification)
-            loss_sum, s = plan.run(xb, yb, yt, gnorm)
+                updates[rows] = opt.program(plan.grads)
+            if order is None and plan.programmable:
+                loss_sum, s = plan.run_program(xb, yb, yt, gnorm)
+            else:
+                loss_sum, s = plan.run(xb, yb, yt, gnorm)
             total_loss += loss_sum
             score += s
             state.step += 1
-            opt.step(plan.grads, state.step)
+            update = updates[rows]
+            if update is None:
+                opt.step(plan.grads, state.step)
+            else:
+                for f, args in update:
+                    f(*args)
             n_batches += 1
             if should_stop():
                 interrupted = True
@@ -311,7 +359,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             grad_norm=tuple(g / max(n_batches, 1) for g in gnorm),
             weight_norm=tuple(float(v) for v in norms),
             update_ratio=tuple(ratios),
-            saturation=_saturation_of(net, plan.tape),
+            saturation=_saturation_of(net, plan.Z, plan.A),
             seconds=time.perf_counter() - t0,
         )
         start_norms = norms
