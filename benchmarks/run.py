@@ -671,14 +671,26 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5, help="repeats of every timing (default 5)")
     ap.add_argument("--only", default="", help="comma-separated: tiny,small,medium64,medium256,gradcheck,startup,memory")
     ap.add_argument("--json", type=Path, help="also write every number to this JSON file")
+    ap.add_argument("--threads", type=int, default=None,
+                    help="BLAS/OpenMP threads for every system (default: each library's own, all cores)")
     args = ap.parse_args(argv)
+    limiter = None
+    if args.threads:
+        try:
+            from threadpoolctl import threadpool_limits
+            limiter = threadpool_limits(args.threads)
+        except ImportError:
+            print("# note: --threads needs threadpoolctl; running with the default threads", file=sys.stderr)
+        if torch is not None:
+            torch.set_num_threads(args.threads)
     repeats = 1 if args.quick else args.repeats
     only = set(filter(None, args.only.split(",")))
     mach = machine()
     print(f"# bpcli benchmark {time.strftime('%Y-%m-%d %H:%M')}  ({'quick' if args.quick else f'{repeats} repeats'})")
     print(f"# {mach['cpu']}, {mach['cores']} cores, Python {mach['python']}, numpy {mach['numpy']}, "
           f"torch {mach['torch'] or 'not installed'}, scikit-learn {mach['sklearn'] or 'not installed'}")
-    print(f"# BLAS: {mach['blas']}; load average before: {mach.get('load_average')}")
+    print(f"# BLAS and OpenMP pools: {mach['blas']}; torch threads: {mach.get('torch_threads')}")
+    print(f"# load average before: {mach.get('load_average')}")
     if torch is None or sklearn is None:
         missing = [n for n, mod in (("PyTorch", torch), ("scikit-learn", sklearn)) if mod is None]
         print(f"# note: {' and '.join(missing)} not installed: skipped (they are optional peers, "
@@ -698,6 +710,12 @@ def main(argv: list[str] | None = None) -> int:
         results.append(fn())
     print()
     print(report(results, args.quick))
+    try:
+        print(f"# load average after: {os.getloadavg()}")
+    except OSError:
+        pass
+    if limiter is not None:
+        limiter.restore_original_limits()
     if args.json:
         args.json.write_text(json.dumps({"machine": mach, "quick": args.quick, "results": results}, indent=2))
     return 0
