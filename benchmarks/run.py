@@ -659,7 +659,7 @@ def machine() -> dict:
     if torch is not None:
         info["torch_threads"] = torch.get_num_threads()
     try:
-        info["load_average"] = os.getloadavg()
+        info["load_average"] = tuple(round(v, 2) for v in os.getloadavg())
     except OSError:
         pass
     return info
@@ -711,7 +711,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(report(results, args.quick))
     try:
-        print(f"# load average after: {os.getloadavg()}")
+        print(f"# load average after: {tuple(round(v, 2) for v in os.getloadavg())}")
     except OSError:
         pass
     if limiter is not None:
