@@ -1,0 +1,33 @@
+"""The benchmark runs end to end on tiny sizes and skips the peers that are not installed (no timings asserted)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_benchmark_runs_every_workload_and_notes_missing_peers(tmp_path):
+    out = tmp_path / "bench.json"
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "run.py"), "--quick", "--json", str(out)],
+                          capture_output=True, text=True, env=env, timeout=120, cwd=str(ROOT))
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    names = [r["name"] for r in doc["results"]]
+    assert names == ["tiny", "small", "medium64", "medium256", "gradcheck", "startup", "memory"]
+    for r in doc["results"][:4]:
+        assert {"bpcli", "numpy", "floor"} <= set(r["median_s"])
+        assert all(v > 0 for v in r["median_s"].values())
+        assert r["learned"]["bpcli"]["ok"] and r["learned"]["numpy"]["ok"]
+    missing = [name for name in ("torch", "sklearn") if importlib.util.find_spec(name) is None]
+    if missing:
+        assert "not installed" in proc.stdout
+        assert doc["results"][0]["skipped"]
+    assert "| tiny: 2-2-1 sigmoid" in proc.stdout
+    assert doc["results"][-1]["ratio"] > 1.0
