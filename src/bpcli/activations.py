@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bpcli.errors import ConfigError, did_you_mean, one_of
+from bpcli.errors import ConfigError, did_you_mean, is_finite_number, one_of
 
 Array = np.ndarray
 
@@ -210,10 +210,10 @@ def get_activation(name: str, params: dict | None = None, where: str = "activati
     params = dict(params or {})
     unknown = set(params) - set(spec.defaults)
     if unknown:
-        bad = sorted(unknown)[0]
+        bad = sorted(unknown, key=str)[0]
         allowed = one_of(spec.defaults) if spec.defaults else "none"
         raise ConfigError([f"{where}: activation '{key}' has no parameter '{bad}' (parameters: {allowed})"])
     for k, v in params.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if not is_finite_number(v):
             raise ConfigError([f"{where}.{k}: expected a finite number, found {v!r}"])
     return spec.build(**{**spec.defaults, **params})

@@ -12,7 +12,7 @@ import yaml
 
 from bpcli import data as data_mod
 from bpcli.activations import get_activation
-from bpcli.errors import BpcliError, ConfigError, did_you_mean, one_of
+from bpcli.errors import BpcliError, ConfigError, did_you_mean, is_finite_number, one_of
 from bpcli.losses import get_loss
 from bpcli.model import BIAS_MODES, INIT_SCHEMES, LETTERS, SYMBOLS, Layer, Network, init_weights
 
@@ -249,10 +249,10 @@ class _Checker:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             self.problem(path + (key,), f"expected a number, found {_kind(v)} {_short(v)}")
             return default
-        v = float(v)
-        if not math.isfinite(v):
-            self.problem(path + (key,), f"expected a finite number, found {v}")
+        if not is_finite_number(v):
+            self.problem(path + (key,), f"expected a finite number, found {_short(v)}")
             return default
+        v = float(v)
         if lo is not None and (v < lo or (lo_open and v == lo)):
             self.problem(path + (key,), f"must be {'>' if lo_open else '>='} {lo:g}, found {v:g}")
             return default
@@ -306,8 +306,8 @@ def _matrix(ck: _Checker, v: Any, path: tuple) -> np.ndarray | None:
             if isinstance(c, bool) or not isinstance(c, (int, float)):
                 ck.problem(path + (i,), f"value {j} is {_kind(c)} {_short(c)}, expected a number")
                 return None
-            if not math.isfinite(c):
-                ck.problem(path + (i,), f"value {j} is {c} (NaN or infinite)")
+            if not is_finite_number(c):
+                ck.problem(path + (i,), f"value {j} is {_short(c)} (NaN, infinite or beyond float range)")
                 return None
     return np.asarray(rows, dtype=np.float64)
 
@@ -421,14 +421,14 @@ def parse(doc: Any, source: str, locs: _Locations, base_dir: Path) -> tuple[NetC
         ck.problem(ip + ("values",), f"expected a mapping of parameter name to value, found {_kind(values)}")
         values = {}
     for k, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if not is_finite_number(v):
             ck.problem(ip + ("values", k), f"expected a finite number, found {_short(v)}")
     init = InitConfig(
         scheme=ck.choice(ini, "scheme", ip, "xavier_uniform", INIT_SCHEMES + ("glorot_uniform", "glorot_normal")),
         seed=ck.integer(ini, "seed", ip, 0, lo=0),
         low=ck.number(ini, "low", ip, -0.5), high=ck.number(ini, "high", ip, 0.5),
         std=ck.number(ini, "std", ip, 0.1, lo=0), bias=ck.number(ini, "bias", ip, 0.0),
-        values={str(k): float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+        values={str(k): float(v) for k, v in values.items() if is_finite_number(v)},
     )
     init = InitConfig(**{**asdict(init), "scheme": init.scheme.replace("glorot", "xavier")})
     if init.low >= init.high and init.scheme == "uniform":
@@ -639,8 +639,7 @@ def build(cfg: NetConfig, _checker: _Checker | None = None) -> Network:
             if b is None:
                 if ck:
                     ck.problem(("layers", i, "biases"), "this layer has bias: off; remove 'biases' or turn bias on")
-            elif bv.ndim != 1 or bv.shape[0] != b.shape[0] or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bv):
+            elif bv.ndim != 1 or bv.shape[0] != b.shape[0] or not all(is_finite_number(v) for v in bv):
                 if ck:
                     ck.problem(("layers", i, "biases"), f"expected {b.shape[0]} finite number(s), found {_short(lc.biases)}")
             else:

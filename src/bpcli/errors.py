@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 
 EXIT_OK = 0
@@ -47,6 +48,16 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A ' (did you mean 'x'?)' hint when a close match exists, else ''."""
     close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def is_finite_number(v) -> bool:
+    """True for an int or float (not bool) that is finite as a float; huge ints count as infinite."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int beyond float range, e.g. 10**400 written in a YAML file
+        return False
 
 
 def one_of(choices: Iterable[str]) -> str:
