@@ -183,11 +183,16 @@ def read_yaml(text: str, source: str) -> tuple[Any, _Locations]:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         doc = yaml.safe_load(text)
     except yaml.constructor.ConstructorError as err:
-        line = err.problem_mark.line + 1 if err.problem_mark else "?"
-        tag = (err.problem or "").split("'")[1] if "'" in (err.problem or "") else "?"
-        raise ConfigError([
-            f"{source}:{line}: refused YAML tag '{tag}': bpcli reads plain YAML only and never constructs Python objects"
-        ]) from None
+        line = f":{err.problem_mark.line + 1}" if err.problem_mark else ""
+        problem = err.problem or ""
+        if "constructor for the tag" in problem:
+            tag = problem.split("'")[1] if "'" in problem else "?"
+            tag = tag.replace("tag:yaml.org,2002:", "!!")
+            raise ConfigError([f"{source}{line}: refused YAML tag '{tag}': bpcli reads plain YAML only "
+                               "and never constructs Python objects"]) from None
+        if "unhashable key" in problem:
+            problem = "a key is a list or a mapping; keys must be plain names"
+        raise ConfigError([f"{source}{line}: invalid YAML: {problem}"]) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
