@@ -21,6 +21,9 @@ OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
 DTYPES = ("float64", "float32")
 MAX_PARAMS = 50_000_000  # 400 MB of float64 weights: far beyond "small", refused before allocating
 MAX_LAYER = 1_000_000
+MAX_DATA_VALUES = 50_000_000  # samples x (features + outputs): 400 MB as float64
+MAX_PASS_BYTES = 4 * 2**30  # z, a and dz of every layer for one pass over all samples
+MAX_CLASSES = 100  # spirals and blobs
 
 TOP_KEYS = ("version", "name", "description", "inputs", "layers", "bias", "loss", "init", "data", "train")
 LAYER_KEYS = ("size", "activation", "bias", "symbol", "letter", "weights", "biases")
@@ -286,6 +289,19 @@ class _Checker:
         return v
 
 
+def human_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB'; absurd sizes stay short ('8.88e+84 EiB')."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} EiB" if n < 1e6 else f"{n:.3g} EiB"
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**15 else f"{float(n):.3g}"
+
+
 def _kind(v: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "text", bool: "true/false", int: "a number",
             float: "a number", type(None): "nothing"}.get(type(v), type(v).__name__)
@@ -303,6 +319,9 @@ def _matrix(ck: _Checker, v: Any, path: tuple) -> np.ndarray | None:
         return None
     rows = [r if isinstance(r, list) else [r] for r in v]
     width = len(rows[0])
+    if width == 0:
+        ck.problem(path + (0,), "the row is empty; each row needs at least one number")
+        return None
     for i, r in enumerate(rows):
         if len(r) != width:
             ck.problem(path + (i,), f"row has {len(r)} values, row 0 has {width}")
@@ -352,7 +371,8 @@ def parse(doc: Any, source: str, locs: _Locations, base_dir: Path) -> tuple[NetC
             lay = ck.mapping(raw, p, LAYER_KEYS)
             if not isinstance(raw, dict):
                 continue
-            size = ck.integer(lay, "size", p, None, lo=1, hi=MAX_LAYER) if "size" in lay else None
+            # no upper bound here: the size check below refuses absurd layers with the memory they need
+            size = ck.integer(lay, "size", p, None, lo=1) if "size" in lay else None
             if "size" not in lay:
                 ck.problem(p, "missing key 'size' (the number of nodes)")
             act = lay.get("activation", "sigmoid")
@@ -431,8 +451,8 @@ def parse(doc: Any, source: str, locs: _Locations, base_dir: Path) -> tuple[NetC
     init = InitConfig(
         scheme=ck.choice(ini, "scheme", ip, "xavier_uniform", INIT_SCHEMES + ("glorot_uniform", "glorot_normal")),
         seed=ck.integer(ini, "seed", ip, 0, lo=0),
-        low=ck.number(ini, "low", ip, -0.5), high=ck.number(ini, "high", ip, 0.5),
-        std=ck.number(ini, "std", ip, 0.1, lo=0), bias=ck.number(ini, "bias", ip, 0.0),
+        low=ck.number(ini, "low", ip, -0.5, lo=-1e6, hi=1e6), high=ck.number(ini, "high", ip, 0.5, lo=-1e6, hi=1e6),
+        std=ck.number(ini, "std", ip, 0.1, lo=0, hi=1e6), bias=ck.number(ini, "bias", ip, 0.0, lo=-1e6, hi=1e6),
         values={str(k): float(v) for k, v in values.items() if is_finite_number(v)},
     )
     init = InitConfig(**{**asdict(init), "scheme": init.scheme.replace("glorot", "xavier")})
@@ -510,15 +530,24 @@ def parse(doc: Any, source: str, locs: _Locations, base_dir: Path) -> tuple[NetC
                    f"{dataset.m} samples; use at most {dataset.m} or leave it out for full batch")
 
     # sizes: refuse absurd networks before allocating anything
-    if inputs is not None and layer_cfgs:
-        n_params, fan_in = 0, len(inputs)
+    if layer_cfgs:
+        n_params, fan_in = 0, len(inputs) if inputs else 1
         for lc in layer_cfgs:
             n_params += lc.size * (fan_in + 1)
             fan_in = lc.size
-        if n_params > MAX_PARAMS:
-            gib = n_params * 8 / 2**30
-            ck.problem(("layers",), f"this network has {n_params:,} parameters and would need {gib:,.1f} GiB "
-                       f"for its weights alone; bpcli is for small networks (at most {MAX_PARAMS:,} parameters)")
+        too_wide = [i for i, lc in enumerate(layer_cfgs) if lc.size > MAX_LAYER]
+        if n_params > MAX_PARAMS or too_wide:
+            at = ("layers", too_wide[0], "size") if too_wide else ("layers",)
+            ck.problem(at, f"this network has {_count(n_params)} parameters and would need "
+                       f"{human_bytes(n_params * 8)} for its weights alone; bpcli is for small networks "
+                       f"(at most {MAX_PARAMS:,} parameters and {MAX_LAYER:,} nodes per layer)")
+        elif dataset is not None:
+            need = dataset.m * sum(lc.size for lc in layer_cfgs) * 3 * 8
+            if need > MAX_PASS_BYTES:
+                ck.problem(("layers",), f"one pass over the {dataset.m:,} samples would need {human_bytes(need)} "
+                           f"for the layer values (z, a and dz of every node for every sample); "
+                           f"use fewer samples (data.max_rows) or smaller layers (at most "
+                           f"{human_bytes(MAX_PASS_BYTES)})")
 
     if ck.problems:
         raise ConfigError(ck.problems)
@@ -596,9 +625,18 @@ def _parse_data(ck: _Checker, dd: dict, dp: tuple, base_dir: Path, inputs: list[
             samples = ck.integer(dd, "samples", dp, 4 if gen in ("xor", "and", "or") else 200, lo=1, hi=10_000_000)
             noise = ck.number(dd, "noise", dp, 0.0 if gen in ("xor", "and", "or") else 0.1, lo=0)
             gseed = ck.integer(dd, "seed", dp, seed, lo=0)
-            classes = ck.integer(dd, "classes", dp, None, lo=2, hi=100, allow_none=True)
+            classes = ck.integer(dd, "classes", dp, None, lo=2, hi=MAX_CLASSES, allow_none=True)
             if classes is None:
                 classes = n_out if (n_out or 0) > 1 else 2
+            if gen in ("spirals", "blobs") and classes > MAX_CLASSES:
+                ck.problem(dp + ("generator",), f"{gen} makes at most {MAX_CLASSES} classes, but the output "
+                           f"layer has {classes} nodes")
+                return None, DataConfig("generator", **common)
+            width = 2 + (classes if gen in ("spirals", "blobs") else 1)
+            if samples * width > MAX_DATA_VALUES:
+                ck.problem(dp + ("samples",), f"{samples:,} samples would need {human_bytes(samples * width * 8)}; "
+                           f"use at most {MAX_DATA_VALUES // width:,}")
+                return None, DataConfig("generator", **common)
             dataset = data_mod.generate(gen, samples, noise, gseed, classes)
             if n_out == 1 and dataset.y.shape[1] == 2:  # two classes, one sigmoid output: 0/1 targets
                 dataset = data_mod.Dataset(dataset.x, dataset.y[:, 1:], dataset.feature_names, ("y",),

@@ -174,7 +174,7 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
                 f"{where}: target '{target[0]}' has {len(classes)} classes ({', '.join(classes)}) "
                 f"but the output layer has {n_out} nodes; make the last layer's size {len(classes)}"
             )
-        y = np.eye(len(classes))[codes]
+        y = one_hot(codes, len(classes))
     return Dataset(x, y, tuple(features), tuple(classes) if y.shape[1] > 1 else tuple(target),
                    tuple(classes), "classification", note)
 
@@ -240,4 +240,11 @@ def generate(name: str, samples: int, noise: float, seed: int, classes: int = 3)
 
 def _onehot(x: Array, lab: Array, k: int, names: tuple[str, ...]) -> Dataset:
     classes = tuple(f"c{i}" for i in range(k))
-    return Dataset(x, np.eye(k)[lab], names, classes, classes, "classification")
+    return Dataset(x, one_hot(lab, k), names, classes, classes, "classification")
+
+
+def one_hot(codes: Array, k: int) -> Array:
+    """(m,) class indices -> (m, k) rows of 0 and 1, without building a k x k identity."""
+    y = np.zeros((codes.shape[0], k))
+    y[np.arange(codes.shape[0]), codes] = 1.0
+    return y
