@@ -86,9 +86,14 @@ def prepare(cfg: NetConfig, data: Dataset, scaling: Scaling | None = None) -> Pr
 
 
 def new_run_dir(base: Path, name: str) -> Path:
-    """runs/<name>, or runs/<name>-2, -3, ... : never an existing folder."""
+    """runs/<name>, or runs/<name>-2, -3, ... : never an existing folder, always directly inside `base`.
+
+    The name comes from a config, so it is reduced to letters, digits, '-', '_' and '.', with no
+    leading dot (no '..', no hidden folders) and at most 80 characters.
+    """
     base.mkdir(parents=True, exist_ok=True)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "run"
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in name)
+    safe = safe.lstrip(".")[:80] or "run"
     candidate = base / safe
     n = 2
     while True:
