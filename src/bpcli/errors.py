@@ -38,6 +38,12 @@ class RunFolderError(BpcliError):
     """A run folder that is missing, truncated, tampered with or from a newer version."""
 
 
+class SaveError(BpcliError):
+    """A run folder could not be written (disk full, permissions); the files saved before are kept."""
+
+    exit_code = EXIT_FAILED
+
+
 class DivergedError(BpcliError):
     """The loss became NaN or infinite during training."""
 
