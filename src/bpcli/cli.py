@@ -203,6 +203,9 @@ def train(
             run_dir = new_run_dir(Path("runs"), cfg.name)
 
     err = _stderr()
+    if data is not None and data.note and not quiet:
+        from rich.markup import escape
+        err.print(f"data: {escape(data.note)}", soft_wrap=True)
     show_progress = not quiet
     if not quiet and not json_out:
         from bpcli.render.show import show_view

@@ -21,7 +21,7 @@ OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
 DTYPES = ("float64", "float32")
 MAX_PARAMS = 50_000_000  # 400 MB of float64 weights: far beyond "small", refused before allocating
 MAX_LAYER = 1_000_000
-MAX_DATA_VALUES = 50_000_000  # samples x (features + outputs): 400 MB as float64
+MAX_DATA_VALUES = data_mod.MAX_DATA_VALUES  # samples x (features + outputs): 400 MB as float64
 MAX_PASS_BYTES = 4 * 2**30  # z, a and dz of every layer for one pass over all samples
 MAX_CLASSES = 100  # spirals and blobs
 
