@@ -148,12 +148,16 @@ _GELU_C = math.sqrt(2.0 / math.pi)
 
 
 def _gelu() -> Activation:
+    # tanh(...) is exactly +-1 in float64 once |z| > 10, so clipping z at +-50 inside the cubic
+    # changes no value and keeps z**3 from overflowing (and inf * 0 from making the gradient NaN).
     def fn(z: Array) -> Array:
-        return 0.5 * z * (1.0 + np.tanh(_GELU_C * (z + 0.044715 * z**3)))
+        zc = np.clip(z, -50.0, 50.0)
+        return 0.5 * z * (1.0 + np.tanh(_GELU_C * (zc + 0.044715 * zc**3)))
 
     def grad(z: Array, a: Array) -> Array:
-        t = np.tanh(_GELU_C * (z + 0.044715 * z**3))
-        return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * z * z)
+        zc = np.clip(z, -50.0, 50.0)
+        t = np.tanh(_GELU_C * (zc + 0.044715 * zc**3))
+        return 0.5 * (1.0 + t) + 0.5 * zc * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * zc * zc)
 
     return Activation(
         "gelu", fn, grad,
@@ -165,7 +169,9 @@ def _gelu() -> Activation:
 
 
 def _softmax_fn(z: Array) -> Array:
-    e = np.exp(z - np.max(z, axis=1, keepdims=True))
+    with np.errstate(over="ignore"):  # z_k - max below -1.8e308 becomes -inf, and e^-inf = 0 is right
+        d = z - np.max(z, axis=1, keepdims=True)
+    e = np.exp(d)
     return e / np.sum(e, axis=1, keepdims=True)
 
 
