@@ -168,8 +168,8 @@ def train(
     tr = cfg.train
     changes: dict = {}
     if epochs is not None:
-        if epochs < 1:
-            raise BpcliError(f"--epochs: must be at least 1, found {epochs}")
+        if not 1 <= epochs <= 10_000_000:
+            raise BpcliError(f"--epochs: must be between 1 and 10000000, found {epochs}")
         changes["epochs"] = epochs
     if lr is not None:
         if not math.isfinite(lr) or lr <= 0 or lr > 1e6:
@@ -197,7 +197,10 @@ def train(
                 raise BpcliError(f"--out: {out} already exists; choose another folder or add --overwrite")
             if out.exists() and out.is_dir() and overwrite and not (out / "config.yaml").exists() and any(out.iterdir()):
                 raise BpcliError(f"--out: {out} is not a run folder; refusing to overwrite it")
-            out.mkdir(parents=True, exist_ok=True)
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise BpcliError(f"--out: cannot create {out}: {e.strerror}") from None
             run_dir = out
         else:
             run_dir = new_run_dir(Path("runs"), cfg.name)

@@ -137,7 +137,10 @@ def new_run_dir(base: Path, name: str) -> Path:
     The name comes from a config, so it is reduced to letters, digits, '-', '_' and '.', with no
     leading dot (no '..', no hidden folders) and at most 80 characters.
     """
-    base.mkdir(parents=True, exist_ok=True)
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SaveError(f"{base}: cannot create the runs folder ({err.strerror}); choose one with --out") from None
     safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in name)
     safe = safe.lstrip(".")[:80] or "run"
     candidate = base / safe
@@ -149,6 +152,8 @@ def new_run_dir(base: Path, name: str) -> Path:
         except FileExistsError:
             candidate = base / f"{safe}-{n}"
             n += 1
+        except OSError as err:
+            raise SaveError(f"{candidate}: cannot create the run folder ({err.strerror}); choose one with --out") from None
 
 
 def history_csv(history: list[EpochRecord], layer_letters: list[str]) -> str:
