@@ -216,6 +216,7 @@ def train(
         from bpcli.config import build
         _stdout().print(show_view(describe(build(cfg), cfg.name, cfg.path), max_params=12))
 
+    made_here = loaded is None and not any(run_dir.iterdir())
     stop = {"signal": None}
 
     def on_signal(signum, frame):
@@ -242,6 +243,10 @@ def train(
                 result = run_training(cfg, data, run_dir, on_epoch, lambda: stop["signal"] is not None, loaded)
         else:
             result = run_training(cfg, data, run_dir, None, lambda: stop["signal"] is not None, loaded)
+    except BaseException:
+        if made_here and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # failed before the first checkpoint: leave no empty run folder behind
+        raise
     finally:
         for s, h in old.items():
             signal.signal(s, h)

@@ -528,6 +528,12 @@ def parse(doc: Any, source: str, locs: _Locations, base_dir: Path) -> tuple[NetC
     if dataset is not None and train.batch_size is not None and train.batch_size > dataset.m:
         ck.problem(tp + ("batch_size",), f"batch size {train.batch_size} is larger than the "
                    f"{dataset.m} samples; use at most {dataset.m} or leave it out for full batch")
+    if dataset is not None and dcfg.validation > 0:
+        n_val = int(round(dcfg.validation * dataset.m))  # the same arithmetic as data.split
+        if n_val < 1 or n_val >= dataset.m:
+            ck.problem(dp + ("validation",), f"{dcfg.validation:g} of {dataset.m} samples leaves "
+                       f"{'no' if n_val < 1 else 'no training'} samples; use a fraction that keeps both parts "
+                       "non-empty")
 
     # sizes: refuse absurd networks before allocating anything
     if layer_cfgs:
