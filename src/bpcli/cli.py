@@ -191,8 +191,10 @@ def train(
         cfg = dataclasses.replace(cfg, init=dataclasses.replace(cfg.init, seed=seed))
     if changes:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(tr, **changes))
+    fresh_dir = False  # a folder this command creates, removed again if training fails before any checkpoint
     if loaded is None:
         if out is not None:
+            fresh_dir = not out.exists()
             if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
                 raise BpcliError(f"--out: {out} already exists; choose another folder or add --overwrite")
             if out.exists() and out.is_dir() and overwrite and not (out / "config.yaml").exists() and any(out.iterdir()):
@@ -204,6 +206,7 @@ def train(
             run_dir = out
         else:
             run_dir = new_run_dir(Path("runs"), cfg.name)
+            fresh_dir = True
 
     err = _stderr()
     if data is not None and data.note and not quiet:
@@ -216,7 +219,6 @@ def train(
         from bpcli.config import build
         _stdout().print(show_view(describe(build(cfg), cfg.name, cfg.path), max_params=12))
 
-    made_here = loaded is None and not any(run_dir.iterdir())
     stop = {"signal": None}
 
     def on_signal(signum, frame):
@@ -244,7 +246,7 @@ def train(
         else:
             result = run_training(cfg, data, run_dir, None, lambda: stop["signal"] is not None, loaded)
     except BaseException:
-        if made_here and run_dir.is_dir() and not any(run_dir.iterdir()):
+        if fresh_dir and run_dir.is_dir() and not any(run_dir.iterdir()):
             run_dir.rmdir()  # failed before the first checkpoint: leave no empty run folder behind
         raise
     finally:
