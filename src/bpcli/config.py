@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,6 +183,7 @@ def format_path(path: tuple) -> str:
 
 def read_yaml(text: str, source: str) -> tuple[Any, _Locations]:
     """Parse YAML safely; ConfigError with the line on a syntax error or a Python-object tag."""
+    node = None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         doc = yaml.safe_load(text)
@@ -203,7 +205,24 @@ def read_yaml(text: str, source: str) -> tuple[Any, _Locations]:
         raise ConfigError([f"{source}{line}: invalid YAML: {problem}"]) from None
     except RecursionError:
         raise ConfigError([f"{source}: YAML is nested too deeply"]) from None
+    except ValueError:  # int() refuses integers of more than 4300 digits
+        raise ConfigError([f"{source}{_long_scalar_line(node)}: a number is too long (over 4300 digits)"]) from None
     return doc, _Locations(node)
+
+
+def _long_scalar_line(node: yaml.Node | None) -> str:
+    """':N' for the first scalar longer than 4000 characters, else ''."""
+    stack, budget = [node], 200_000
+    while stack and budget > 0:
+        n = stack.pop()
+        budget -= 1
+        if isinstance(n, yaml.ScalarNode) and len(n.value) > 4000:
+            return f":{n.start_mark.line + 1}"
+        if isinstance(n, yaml.SequenceNode):
+            stack.extend(reversed(n.value))
+        elif isinstance(n, yaml.MappingNode):
+            stack.extend(x for kv in reversed(n.value) for x in reversed(kv))
+    return ""
 
 
 # --- validation --------------------------------------------------------------------
@@ -307,8 +326,14 @@ def _kind(v: Any) -> str:
             float: "a number", type(None): "nothing"}.get(type(v), type(v).__name__)
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 3, 40, 40
+_REPR.maxlong = 40
+
+
 def _short(v: Any) -> str:
-    s = repr(v)
+    """A repr of at most 40 characters that never walks a whole (possibly alias-exploded) structure."""
+    s = _REPR.repr(v)
     return s if len(s) <= 40 else s[:37] + "..."
 
 
