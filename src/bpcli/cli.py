@@ -60,9 +60,11 @@ def emit_json(obj: dict) -> None:
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     """Print each line of `message` as an error on stderr and exit."""
     from rich.markup import escape
+
+    from bpcli.errors import printable
     err = _stderr()
-    for line in str(message).splitlines() or [""]:
-        err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+    for line in str(message).split("\n"):  # one problem per line; other line breaks are shown escaped
+        err.print(f"[bold red]error:[/] {escape(printable(line))}", soft_wrap=True)
     raise typer.Exit(code)
 
 

@@ -145,6 +145,7 @@ class _Locations:
         self.lines: dict[tuple, int] = {}
         self.duplicates: list[tuple[tuple, int]] = []
         self._budget = 200_000
+        self._seen: set[int] = set()  # an alias repeats a node: its inside keeps the alias's line
         if node is not None:
             self._walk(node, (), 0)
 
@@ -153,6 +154,10 @@ class _Locations:
         if self._budget < 0 or depth > 60:
             return
         self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.CollectionNode):
+            if id(node) in self._seen:
+                return
+            self._seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen = set()
             for k, v in node.value:

@@ -22,7 +22,7 @@ class ConfigError(BpcliError):
     """One or more problems in a config file, all gathered before reporting."""
 
     def __init__(self, problems: list[str]):
-        self.problems = list(problems)
+        self.problems = [printable(p) for p in problems]
         super().__init__("\n".join(self.problems))
 
 
@@ -48,6 +48,13 @@ class DivergedError(BpcliError):
     """The loss became NaN or infinite during training."""
 
     exit_code = EXIT_FAILED
+
+
+def printable(text: str) -> str:
+    """Control characters (a key holding a newline or a carriage return) as escapes, so one problem stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
