@@ -263,8 +263,9 @@ def train(
     if result.status == "diverged":
         fail(f"{result.message}; last finite weights saved in {result.run_dir}", EXIT_FAILED)
     if result.status == "interrupted":
-        err.print(f"interrupted: state after epoch {result.epochs} saved in {result.run_dir}; "
-                  f"continue with `bpcli train --resume {result.run_dir}`")
+        from rich.markup import escape
+        err.print(escape(f"interrupted: state after epoch {result.epochs} saved in {result.run_dir}; "
+                         f"continue with `bpcli train --resume {result.run_dir}`"), soft_wrap=True)
         raise typer.Exit(EXIT_INTERRUPTED if stop["signal"] == signal.SIGINT else 128 + int(stop["signal"]))
 
 
