@@ -152,6 +152,27 @@ def test_resume_is_bit_for_bit(train, stop_after, tmp_path):
     _assert_same_run(tmp_path / "run", tmp_path / "ref")
 
 
+def test_resume_with_fewer_epochs_than_done_is_refused(tmp_path):
+    (tmp_path / "cfg.yaml").write_text("layers: [1]\ndata: {generator: xor}\ntrain: {epochs: 20}\n")
+    (tmp_path / "run").mkdir()
+    cfg, data = load_config(tmp_path / "cfg.yaml")
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 5
+
+    assert run_training(cfg, data, tmp_path / "run", should_stop=stop).status == "interrupted"
+    r = _cli("train", "--resume", "run", "--epochs", 5, "-q", cwd=tmp_path)
+    assert r.exit_code == 2
+    assert r.stderr == ("error: --epochs: the run has already trained 5 epochs; give more than that to continue "
+                        "it, found 5\n")
+    r = _cli("train", "--resume", "run", "--json", cwd=tmp_path)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert (out["status"], out["message"], out["epochs"]) == ("completed", "", 20)
+
+
 def test_resuming_a_completed_run_is_refused(tmp_path):
     (tmp_path / "cfg.yaml").write_text("layers: [1]\ndata: {generator: xor}\ntrain: {epochs: 2}\n")
     assert _cli("train", "cfg.yaml", "--out", "run", "-q", cwd=tmp_path).exit_code == 0

@@ -172,6 +172,9 @@ def train(
     if epochs is not None:
         if not 1 <= epochs <= 10_000_000:
             raise BpcliError(f"--epochs: must be between 1 and 10000000, found {epochs}")
+        if loaded is not None and epochs <= loaded.state.epoch:
+            raise BpcliError(f"--epochs: the run has already trained {loaded.state.epoch} epochs; "
+                             f"give more than that to continue it, found {epochs}")
         changes["epochs"] = epochs
     if lr is not None:
         if not math.isfinite(lr) or lr <= 0 or lr > 1e6:

@@ -414,7 +414,7 @@ def run_training(cfg: NetConfig, data: Dataset, run_dir: Path, on_epoch=None, sh
     if resume is not None:
         net, prepared = resume.net, resume.prepared
         state = resume.state
-        state.status = "running"
+        state.status, state.message = "running", ""
         history = [_record_from_dict(h) for h in resume.history]
     else:
         net = build(cfg)
