@@ -54,7 +54,7 @@ def test_resume_refuses_an_epoch_count_the_run_has_already_reached(tmp_path):
     run = _interrupted_seed_run(tmp_path)
     res = runner.invoke(app, ["train", "--resume", str(run), "--epochs", "3", "-q"])
     assert 2 == res.exit_code
-    assert "--epochs: the run has already done 5 epochs" in res.output
+    assert "--epochs: the run has already trained 5 epochs" in res.output
     assert "Traceback" not in res.output
 
 

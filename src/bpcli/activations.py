@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bpcli.errors import ConfigError, did_you_mean, one_of
+from bpcli.errors import ConfigError, did_you_mean, is_finite_number, one_of
 
 Array = np.ndarray
 
@@ -148,12 +148,16 @@ _GELU_C = math.sqrt(2.0 / math.pi)
 
 
 def _gelu() -> Activation:
+    # tanh(...) is exactly +-1 in float64 once |z| > 10, so clipping z at +-50 inside the cubic
+    # changes no value and keeps z**3 from overflowing (and inf * 0 from making the gradient NaN).
     def fn(z: Array) -> Array:
-        return 0.5 * z * (1.0 + np.tanh(_GELU_C * (z + 0.044715 * z**3)))
+        zc = np.clip(z, -50.0, 50.0)
+        return 0.5 * z * (1.0 + np.tanh(_GELU_C * (zc + 0.044715 * zc**3)))
 
     def grad(z: Array, a: Array) -> Array:
-        t = np.tanh(_GELU_C * (z + 0.044715 * z**3))
-        return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * z * z)
+        zc = np.clip(z, -50.0, 50.0)
+        t = np.tanh(_GELU_C * (zc + 0.044715 * zc**3))
+        return 0.5 * (1.0 + t) + 0.5 * zc * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * zc * zc)
 
     return Activation(
         "gelu", fn, grad,
@@ -165,7 +169,9 @@ def _gelu() -> Activation:
 
 
 def _softmax_fn(z: Array) -> Array:
-    e = np.exp(z - np.max(z, axis=1, keepdims=True))
+    with np.errstate(over="ignore"):  # z_k - max below -1.8e308 becomes -inf, and e^-inf = 0 is right
+        d = z - np.max(z, axis=1, keepdims=True)
+    e = np.exp(d)
     return e / np.sum(e, axis=1, keepdims=True)
 
 
@@ -210,10 +216,10 @@ def get_activation(name: str, params: dict | None = None, where: str = "activati
     params = dict(params or {})
     unknown = set(params) - set(spec.defaults)
     if unknown:
-        bad = sorted(unknown)[0]
+        bad = sorted(unknown, key=str)[0]
         allowed = one_of(spec.defaults) if spec.defaults else "none"
         raise ConfigError([f"{where}: activation '{key}' has no parameter '{bad}' (parameters: {allowed})"])
     for k, v in params.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if not is_finite_number(v):
             raise ConfigError([f"{where}.{k}: expected a finite number, found {v!r}"])
     return spec.build(**{**spec.defaults, **params})

@@ -60,9 +60,11 @@ def emit_json(obj: dict) -> None:
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     """Print each line of `message` as an error on stderr and exit."""
     from rich.markup import escape
+
+    from bpcli.errors import printable
     err = _stderr()
-    for line in str(message).splitlines() or [""]:
-        err.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
+    for line in str(message).split("\n"):  # one problem per line; other line breaks are shown escaped
+        err.print(f"[bold red]error:[/] {escape(printable(line))}", soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -171,11 +173,11 @@ def train(
     tr = cfg.train
     changes: dict = {}
     if epochs is not None:
-        if epochs < 1:
-            raise BpcliError(f"--epochs: must be at least 1, found {epochs}")
+        if not 1 <= epochs <= 10_000_000:
+            raise BpcliError(f"--epochs: must be between 1 and 10000000, found {epochs}")
         if loaded is not None and epochs <= loaded.state.epoch:
-            raise BpcliError(f"--epochs: the run has already done {loaded.state.epoch} epochs; "
-                             f"give more than {loaded.state.epoch} to continue it")
+            raise BpcliError(f"--epochs: the run has already trained {loaded.state.epoch} epochs; "
+                             f"give more than that to continue it, found {epochs}")
         changes["epochs"] = epochs
     if lr is not None:
         if not math.isfinite(lr) or lr <= 0 or lr > 1e6:
@@ -197,18 +199,27 @@ def train(
         cfg = dataclasses.replace(cfg, init=dataclasses.replace(cfg.init, seed=seed))
     if changes:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(tr, **changes))
+    fresh_dir = False  # a folder this command creates, removed again if training fails before any checkpoint
     if loaded is None:
         if out is not None:
+            fresh_dir = not out.exists()
             if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
                 raise BpcliError(f"--out: {out} already exists; choose another folder or add --overwrite")
             if out.exists() and out.is_dir() and overwrite and not (out / "config.yaml").exists() and any(out.iterdir()):
                 raise BpcliError(f"--out: {out} is not a run folder; refusing to overwrite it")
-            out.mkdir(parents=True, exist_ok=True)
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as e:
+                raise BpcliError(f"--out: cannot create {out}: {e.strerror}") from None
             run_dir = out
         else:
             run_dir = new_run_dir(Path("runs"), cfg.name)
+            fresh_dir = True
 
     err = _stderr()
+    if data is not None and data.note and not quiet:
+        from rich.markup import escape
+        err.print(f"data: {escape(data.note)}", soft_wrap=True)
     show_progress = not quiet
     if not quiet and not json_out:
         from bpcli.render.show import show_view
@@ -242,6 +253,10 @@ def train(
                 result = run_training(cfg, data, run_dir, on_epoch, lambda: stop["signal"] is not None, loaded)
         else:
             result = run_training(cfg, data, run_dir, None, lambda: stop["signal"] is not None, loaded)
+    except BaseException:
+        if fresh_dir and run_dir.is_dir() and not any(run_dir.iterdir()):
+            run_dir.rmdir()  # failed before the first checkpoint: leave no empty run folder behind
+        raise
     finally:
         for s, h in old.items():
             signal.signal(s, h)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import reprlib
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ import yaml
 
 from bpcli import data as data_mod
 from bpcli.activations import get_activation
-from bpcli.errors import BpcliError, ConfigError, did_you_mean, one_of
+from bpcli.errors import BpcliError, ConfigError, did_you_mean, is_finite_number, one_of
 from bpcli.losses import get_loss
 from bpcli.model import BIAS_MODES, INIT_SCHEMES, LETTERS, SYMBOLS, Layer, Network, init_weights
 
@@ -22,6 +23,9 @@ OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
 DTYPES = ("float64", "float32")
 MAX_PARAMS = 50_000_000  # 400 MB of float64 weights: far beyond "small", refused before allocating
 MAX_LAYER = 1_000_000
+MAX_DATA_VALUES = data_mod.MAX_DATA_VALUES  # samples x (features + outputs): 400 MB as float64
+MAX_PASS_BYTES = 4 * 2**30  # z, a and dz of every layer for one pass over all samples
+MAX_CLASSES = 100  # spirals and blobs
 
 TOP_KEYS = ("version", "name", "description", "inputs", "layers", "bias", "loss", "init", "data", "train")
 LAYER_KEYS = ("size", "activation", "bias", "symbol", "letter", "weights", "biases")
@@ -142,6 +146,7 @@ class _Locations:
         self.lines: dict[tuple, int] = {}
         self.duplicates: list[tuple[tuple, int]] = []
         self._budget = 200_000
+        self._seen: set[int] = set()  # an alias repeats a node: its inside keeps the alias's line
         if node is not None:
             self._walk(node, (), 0)
 
@@ -150,6 +155,10 @@ class _Locations:
         if self._budget < 0 or depth > 60:
             return
         self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.CollectionNode):
+            if id(node) in self._seen:
+                return
+            self._seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
             seen = set()
             for k, v in node.value:
@@ -180,15 +189,21 @@ def format_path(path: tuple) -> str:
 
 def read_yaml(text: str, source: str) -> tuple[Any, _Locations]:
     """Parse YAML safely; ConfigError with the line on a syntax error or a Python-object tag."""
+    node = None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         doc = yaml.safe_load(text)
     except yaml.constructor.ConstructorError as err:
-        line = err.problem_mark.line + 1 if err.problem_mark else "?"
-        tag = (err.problem or "").split("'")[1] if "'" in (err.problem or "") else "?"
-        raise ConfigError([
-            f"{source}:{line}: refused YAML tag '{tag}': bpcli reads plain YAML only and never constructs Python objects"
-        ]) from None
+        line = f":{err.problem_mark.line + 1}" if err.problem_mark else ""
+        problem = err.problem or ""
+        if "constructor for the tag" in problem:
+            tag = problem.split("'")[1] if "'" in problem else "?"
+            tag = tag.replace("tag:yaml.org,2002:", "!!")
+            raise ConfigError([f"{source}{line}: refused YAML tag '{tag}': bpcli reads plain YAML only "
+                               "and never constructs Python objects"]) from None
+        if "unhashable key" in problem:
+            problem = "a key is a list or a mapping; keys must be plain names"
+        raise ConfigError([f"{source}{line}: invalid YAML: {problem}"]) from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
@@ -196,7 +211,24 @@ def read_yaml(text: str, source: str) -> tuple[Any, _Locations]:
         raise ConfigError([f"{source}{line}: invalid YAML: {problem}"]) from None
     except RecursionError:
         raise ConfigError([f"{source}: YAML is nested too deeply"]) from None
+    except ValueError:  # int() refuses integers of more than 4300 digits
+        raise ConfigError([f"{source}{_long_scalar_line(node)}: a number is too long (over 4300 digits)"]) from None
     return doc, _Locations(node)
+
+
+def _long_scalar_line(node: yaml.Node | None) -> str:
+    """':N' for the first scalar longer than 4000 characters, else ''."""
+    stack, budget = [node], 200_000
+    while stack and budget > 0:
+        n = stack.pop()
+        budget -= 1
+        if isinstance(n, yaml.ScalarNode) and len(n.value) > 4000:
+            return f":{n.start_mark.line + 1}"
+        if isinstance(n, yaml.SequenceNode):
+            stack.extend(reversed(n.value))
+        elif isinstance(n, yaml.MappingNode):
+            stack.extend(x for kv in reversed(n.value) for x in reversed(kv))
+    return ""
 
 
 # --- validation --------------------------------------------------------------------
@@ -258,10 +290,10 @@ class _Checker:
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             self.problem(path + (key,), f"expected a number, found {_kind(v)} {_short(v)}")
             return default
-        v = float(v)
-        if not math.isfinite(v):
-            self.problem(path + (key,), f"expected a finite number, found {v}")
+        if not is_finite_number(v):
+            self.problem(path + (key,), f"expected a finite number, found {_short(v)}")
             return default
+        v = float(v)
         if lo is not None and (v < lo or (lo_open and v == lo)):
             self.problem(path + (key,), f"must be {'>' if lo_open else '>='} {lo:g}, found {v:g}")
             return default
@@ -290,13 +322,32 @@ class _Checker:
         return v
 
 
+def human_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB'; absurd sizes stay short ('8.88e+84 EiB')."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} EiB" if n < 1e6 else f"{n:.3g} EiB"
+
+
+def _count(n: int) -> str:
+    return f"{n:,}" if n < 10**15 else f"{float(n):.3g}"
+
+
 def _kind(v: Any) -> str:
     return {dict: "a mapping", list: "a list", str: "text", bool: "true/false", int: "a number",
             float: "a number", type(None): "nothing"}.get(type(v), type(v).__name__)
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxlist, _REPR.maxdict, _REPR.maxstring, _REPR.maxother = 2, 4, 3, 40, 40
+_REPR.maxlong = 40
+
+
 def _short(v: Any) -> str:
-    s = repr(v)
+    """A repr of at most 40 characters that never walks a whole (possibly alias-exploded) structure."""
+    s = _REPR.repr(v)
     return s if len(s) <= 40 else s[:37] + "..."
 
 
@@ -307,6 +358,9 @@ def _matrix(ck: _Checker, v: Any, path: tuple) -> np.ndarray | None:
         return None
     rows = [r if isinstance(r, list) else [r] for r in v]
     width = len(rows[0])
+    if width == 0:
+        ck.problem(path + (0,), "the row is empty; each row needs at least one number")
+        return None
     for i, r in enumerate(rows):
         if len(r) != width:
             ck.problem(path + (i,), f"row has {len(r)} values, row 0 has {width}")
@@ -315,8 +369,8 @@ def _matrix(ck: _Checker, v: Any, path: tuple) -> np.ndarray | None:
             if isinstance(c, bool) or not isinstance(c, (int, float)):
                 ck.problem(path + (i,), f"value {j} is {_kind(c)} {_short(c)}, expected a number")
                 return None
-            if not math.isfinite(c):
-                ck.problem(path + (i,), f"value {j} is {c} (NaN or infinite)")
+            if not is_finite_number(c):
+                ck.problem(path + (i,), f"value {j} is {_short(c)} (NaN, infinite or beyond float range)")
                 return None
     return np.asarray(rows, dtype=np.float64)
 
@@ -357,7 +411,8 @@ def parse(doc: Any, source: str, locs: _Locations, base_dir: Path) -> tuple[NetC
             lay = ck.mapping(raw, p, LAYER_KEYS)
             if not isinstance(raw, dict):
                 continue
-            size = ck.integer(lay, "size", p, None, lo=1, hi=MAX_LAYER) if "size" in lay else None
+            # no upper bound here: the size check below refuses absurd layers with the memory they need
+            size = ck.integer(lay, "size", p, None, lo=1) if "size" in lay else None
             if "size" not in lay:
                 ck.problem(p, "missing key 'size' (the number of nodes)")
             act = lay.get("activation", "sigmoid")
@@ -431,14 +486,14 @@ def parse(doc: Any, source: str, locs: _Locations, base_dir: Path) -> tuple[NetC
         ck.problem(ip + ("values",), f"expected a mapping of parameter name to value, found {_kind(values)}")
         values = {}
     for k, v in values.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if not is_finite_number(v):
             ck.problem(ip + ("values", k), f"expected a finite number, found {_short(v)}")
     init = InitConfig(
         scheme=ck.choice(ini, "scheme", ip, "xavier_uniform", INIT_SCHEMES + ("glorot_uniform", "glorot_normal")),
         seed=ck.integer(ini, "seed", ip, 0, lo=0),
-        low=ck.number(ini, "low", ip, -0.5), high=ck.number(ini, "high", ip, 0.5),
-        std=ck.number(ini, "std", ip, 0.1, lo=0), bias=ck.number(ini, "bias", ip, 0.0),
-        values={str(k): float(v) for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)},
+        low=ck.number(ini, "low", ip, -0.5, lo=-1e6, hi=1e6), high=ck.number(ini, "high", ip, 0.5, lo=-1e6, hi=1e6),
+        std=ck.number(ini, "std", ip, 0.1, lo=0, hi=1e6), bias=ck.number(ini, "bias", ip, 0.0, lo=-1e6, hi=1e6),
+        values={str(k): float(v) for k, v in values.items() if is_finite_number(v)},
     )
     init = InitConfig(**{**asdict(init), "scheme": init.scheme.replace("glorot", "xavier")})
     if init.low >= init.high and init.scheme == "uniform":
@@ -513,17 +568,32 @@ def parse(doc: Any, source: str, locs: _Locations, base_dir: Path) -> tuple[NetC
     if dataset is not None and train.batch_size is not None and train.batch_size > dataset.m:
         ck.problem(tp + ("batch_size",), f"batch size {train.batch_size} is larger than the "
                    f"{dataset.m} samples; use at most {dataset.m} or leave it out for full batch")
+    if dataset is not None and dcfg.validation > 0:
+        n_val = int(round(dcfg.validation * dataset.m))  # the same arithmetic as data.split
+        if n_val < 1 or n_val >= dataset.m:
+            ck.problem(dp + ("validation",), f"{dcfg.validation:g} of {dataset.m} samples leaves "
+                       f"{'no' if n_val < 1 else 'no training'} samples; use a fraction that keeps both parts "
+                       "non-empty")
 
     # sizes: refuse absurd networks before allocating anything
-    if inputs is not None and layer_cfgs:
-        n_params, fan_in = 0, len(inputs)
+    if layer_cfgs:
+        n_params, fan_in = 0, len(inputs) if inputs else 1
         for lc in layer_cfgs:
             n_params += lc.size * (fan_in + 1)
             fan_in = lc.size
-        if n_params > MAX_PARAMS:
-            gib = n_params * 8 / 2**30
-            ck.problem(("layers",), f"this network has {n_params:,} parameters and would need {gib:,.1f} GiB "
-                       f"for its weights alone; bpcli is for small networks (at most {MAX_PARAMS:,} parameters)")
+        too_wide = [i for i, lc in enumerate(layer_cfgs) if lc.size > MAX_LAYER]
+        if n_params > MAX_PARAMS or too_wide:
+            at = ("layers", too_wide[0], "size") if too_wide else ("layers",)
+            ck.problem(at, f"this network has {_count(n_params)} parameters and would need "
+                       f"{human_bytes(n_params * 8)} for its weights alone; bpcli is for small networks "
+                       f"(at most {MAX_PARAMS:,} parameters and {MAX_LAYER:,} nodes per layer)")
+        elif dataset is not None:
+            need = dataset.m * sum(lc.size for lc in layer_cfgs) * 3 * 8
+            if need > MAX_PASS_BYTES:
+                ck.problem(("layers",), f"one pass over the {dataset.m:,} samples would need {human_bytes(need)} "
+                           f"for the layer values (z, a and dz of every node for every sample); "
+                           f"use fewer samples (data.max_rows) or smaller layers (at most "
+                           f"{human_bytes(MAX_PASS_BYTES)})")
 
     if ck.problems:
         raise ConfigError(_by_line(ck.problems))
@@ -601,9 +671,18 @@ def _parse_data(ck: _Checker, dd: dict, dp: tuple, base_dir: Path, inputs: list[
             samples = ck.integer(dd, "samples", dp, 4 if gen in ("xor", "and", "or") else 200, lo=1, hi=10_000_000)
             noise = ck.number(dd, "noise", dp, 0.0 if gen in ("xor", "and", "or") else 0.1, lo=0)
             gseed = ck.integer(dd, "seed", dp, seed, lo=0)
-            classes = ck.integer(dd, "classes", dp, None, lo=2, hi=100, allow_none=True)
+            classes = ck.integer(dd, "classes", dp, None, lo=2, hi=MAX_CLASSES, allow_none=True)
             if classes is None:
                 classes = n_out if (n_out or 0) > 1 else 2
+            if gen in ("spirals", "blobs") and classes > MAX_CLASSES:
+                ck.problem(dp + ("generator",), f"{gen} makes at most {MAX_CLASSES} classes, but the output "
+                           f"layer has {classes} nodes")
+                return None, DataConfig("generator", **common)
+            width = 2 + (classes if gen in ("spirals", "blobs") else 1)
+            if samples * width > MAX_DATA_VALUES:
+                ck.problem(dp + ("samples",), f"{samples:,} samples would need {human_bytes(samples * width * 8)}; "
+                           f"use at most {MAX_DATA_VALUES // width:,}")
+                return None, DataConfig("generator", **common)
             dataset = data_mod.generate(gen, samples, noise, gseed, classes)
             if n_out == 1 and dataset.y.shape[1] == 2:  # two classes, one sigmoid output: 0/1 targets
                 dataset = data_mod.Dataset(dataset.x, dataset.y[:, 1:], dataset.feature_names, ("y",),
@@ -649,8 +728,7 @@ def build(cfg: NetConfig, _checker: _Checker | None = None) -> Network:
             if b is None:
                 if ck:
                     ck.problem(("layers", i, "biases"), "this layer has bias: off; remove 'biases' or turn bias on")
-            elif bv.ndim != 1 or bv.shape[0] != b.shape[0] or not all(
-                    isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bv):
+            elif bv.ndim != 1 or bv.shape[0] != b.shape[0] or not all(is_finite_number(v) for v in bv):
                 if ck:
                     ck.problem(("layers", i, "biases"), f"expected {b.shape[0]} finite number(s), found {_short(lc.biases)}")
             else:

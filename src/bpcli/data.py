@@ -89,13 +89,20 @@ def split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset |
 # --- CSV -------------------------------------------------------------------
 
 
+MAX_DATA_VALUES = 50_000_000  # rows x (features + targets) held at once: 400 MB as float64
+MAX_LABELS = 100_000  # distinct target values kept as labels; beyond this the target must be numeric
+
+
 def read_csv(path, features: list[str] | None, target: list[str], n_out: int | None, where: str,
              max_rows: int | None = None) -> Dataset:
     """Read a CSV with a header row. Numeric feature columns; a target that is numeric or class labels.
 
     Labels are one-hot encoded over the sorted class names (or 0/1 for one output and two classes).
-    The file is streamed once; rows are not held twice.
+    The file is streamed once into flat float64 buffers (8 bytes a value, no per-row Python lists);
+    a single target column is kept as codes into its distinct values. Every problem names the line.
     """
+    from array import array
+
     try:
         fh = open(path, newline="", encoding="utf-8-sig")
     except FileNotFoundError:
@@ -111,6 +118,13 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
             if header is None:
                 raise DataError(f"{where}: {path} is empty (expected a header row and data rows)")
             header = [h.strip() for h in header]
+            seen: set[str] = set()
+            for i, h in enumerate(header):
+                if not h:
+                    raise DataError(f"{where}: {path}:1: column {i + 1} has no name in the header row")
+                if h in seen:
+                    raise DataError(f"{where}: {path}:1: column '{h}' appears twice in the header row")
+                seen.add(h)
             missing = [c for c in (features or []) + target if c not in header]
             if missing:
                 from bpcli.errors import did_you_mean
@@ -120,63 +134,124 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
                 )
             if features is None:
                 features = [h for h in header if h not in target]
+            both = [c for c in features if c in target]
+            if both:
+                raise DataError(f"{where}: column '{both[0]}' is both a feature and the target")
+            if not features:
+                raise DataError(f"{where}: {path} has no feature columns besides the target {', '.join(target)}")
             f_idx = [header.index(c) for c in features]
             t_idx = [header.index(c) for c in target]
-            xs: list[list[float]] = []
-            ts: list[list[str]] = []
-            for line_no, row in enumerate(reader, start=2):
-                if max_rows is not None and len(xs) >= max_rows:
+            width, n_f = len(header), len(f_idx)
+            max_m = MAX_DATA_VALUES // (n_f + len(t_idx))
+            xbuf, ybuf, codes, lines = array("d"), array("d"), array("q"), array("q")
+            labels: dict[str, int] | None = {} if len(t_idx) == 1 else None
+            t0 = t_idx[0]
+            truncated = False
+            for row in reader:
+                if len(row) != width:
+                    if not row or all(not c.strip() for c in row):
+                        continue
+                    raise DataError(f"{where}: {path}:{reader.line_num}: row has {len(row)} fields, "
+                                    f"the header has {width}")
+                if max_rows is not None and len(lines) >= max_rows:
+                    truncated = True
                     break
-                if not row or all(not c.strip() for c in row):
-                    continue
-                if len(row) != len(header):
-                    raise DataError(
-                        f"{where}: {path}:{line_no}: row has {len(row)} fields, the header has {len(header)}"
-                    )
+                if len(lines) >= max_m:
+                    raise DataError(f"{where}: {path} has more than {max_m:,} rows of {n_f + len(t_idx)} values "
+                                    f"(over {MAX_DATA_VALUES * 8 // 2**20:,} MiB); read part of it with "
+                                    f"data.max_rows: {max_m:,}")
                 try:
-                    xs.append([float(row[i]) for i in f_idx])
+                    xbuf.extend([float(row[i]) for i in f_idx])
                 except ValueError:
-                    bad = next(row[i] for i in f_idx if not _is_float(row[i]))
-                    col = header[next(i for i in f_idx if not _is_float(row[i]))]
-                    raise DataError(f"{where}: {path}:{line_no}: column '{col}': '{bad}' is not a number") from None
-                ts.append([row[i].strip() for i in t_idx])
+                    i = next(i for i in f_idx if not _is_float(row[i]))
+                    what = f"'{row[i]}' is not a number" if row[i].strip() else "the value is missing"
+                    raise DataError(f"{where}: {path}:{reader.line_num}: column '{header[i]}': {what}") from None
+                lines.append(reader.line_num)
+                if labels is not None:
+                    t = row[t0].strip()
+                    c = labels.get(t)
+                    if c is None:
+                        if not t:
+                            raise DataError(f"{where}: {path}:{reader.line_num}: column '{target[0]}': "
+                                            "the target value is missing")
+                        if len(labels) < MAX_LABELS:
+                            c = labels[t] = len(labels)
+                        else:  # too many distinct values for class labels: numeric from here on
+                            ybuf = _label_floats(labels, codes, where, path, target[0])
+                            labels = None
+                    if labels is not None:
+                        codes.append(c)
+                        continue
+                try:
+                    ybuf.extend([float(row[i]) for i in t_idx])
+                except ValueError:
+                    i = next(i for i in t_idx if not _is_float(row[i]))
+                    raise DataError(f"{where}: {path}:{reader.line_num}: column '{header[i]}': '{row[i]}' is not "
+                                    f"a number" + (" (targets of several columns must be numbers)"
+                                                   if len(t_idx) > 1 else
+                                                   f" (more than {MAX_LABELS:,} distinct values: not class labels)")
+                                    ) from None
         except UnicodeDecodeError:
             raise DataError(f"{where}: {path} is not UTF-8 text") from None
         except csv.Error as err:
             raise DataError(f"{where}: {path}: malformed CSV ({err})") from None
-    if not xs:
+    m = len(lines)
+    if m == 0:
         raise DataError(f"{where}: {path} has a header but no data rows")
-    x = np.asarray(xs, dtype=np.float64)
-    if not np.all(np.isfinite(x)):
-        r, c = np.argwhere(~np.isfinite(x))[0]
-        raise DataError(f"{where}: {path}: row {r + 2}, column '{features[c]}' is {x[r, c]} (NaN or infinite)")
-    note = f"{len(xs)} rows read from {path}" + (f" (limited to {max_rows})" if max_rows else "")
-    numeric = all(_is_float(t) for row in ts for t in row)
+    x = np.frombuffer(xbuf, dtype=np.float64).reshape(m, n_f)
+    bad = np.flatnonzero(~np.isfinite(x))
+    if bad.size:
+        r, c = divmod(int(bad[0]), n_f)
+        raise DataError(f"{where}: {path}:{lines[r]}: column '{features[c]}' is {x[r, c]} (NaN or infinite)")
+    note = f"{m:,} rows read from {path}" + (f" (stopped at data.max_rows: {max_rows:,})" if truncated else "")
+    code_arr = np.frombuffer(codes, dtype=np.int64)
+    numeric = labels is None or all(_is_float(t) for t in labels)
     if numeric and not (len(target) == 1 and n_out is not None and n_out > 1):
-        y = np.asarray([[float(t) for t in row] for row in ts], dtype=np.float64)
-        if not np.all(np.isfinite(y)):
-            r = int(np.argwhere(~np.isfinite(y))[0][0])
-            raise DataError(f"{where}: {path}: row {r + 2}: target is NaN or infinite")
+        if labels is not None:
+            values = np.array([float(t) for t in labels], dtype=np.float64)
+            y = values[code_arr][:, None]
+        else:
+            y = np.frombuffer(ybuf, dtype=np.float64).reshape(m, len(target))
+        bad = np.flatnonzero(~np.all(np.isfinite(y), axis=1))
+        if bad.size:
+            raise DataError(f"{where}: {path}:{lines[int(bad[0])]}: target is NaN or infinite")
         return Dataset(x, y, tuple(features), tuple(target), None, infer_task(y), note)
-    if len(target) != 1:
+    if labels is None:
         raise DataError(f"{where}: class labels need a single target column, found {len(target)}")
-    labels = [row[0] for row in ts]
-    classes = sorted(set(labels), key=lambda s: (not _is_float(s), float(s) if _is_float(s) else 0.0, s))
+    classes = sorted(labels, key=lambda s: (not _is_float(s), float(s) if _is_float(s) else 0.0, s))
     if len(classes) < 2:
         raise DataError(f"{where}: target '{target[0]}' has a single class '{classes[0]}'; nothing to learn")
-    lookup = {c: i for i, c in enumerate(classes)}
-    codes = np.fromiter((lookup[s] for s in labels), dtype=np.int64, count=len(labels))
+    rank = np.empty(len(classes), dtype=np.int64)  # code (order of first appearance) -> sorted class index
+    for i, c in enumerate(classes):
+        rank[labels[c]] = i
+    code_arr = rank[code_arr]
+    shown = ", ".join(classes[:10]) + (", ..." if len(classes) > 10 else "")
     if n_out == 1 and len(classes) == 2:
-        y = codes[:, None].astype(np.float64)
+        y = code_arr[:, None].astype(np.float64)
     else:
         if n_out is not None and n_out != len(classes):
             raise DataError(
-                f"{where}: target '{target[0]}' has {len(classes)} classes ({', '.join(classes)}) "
+                f"{where}: target '{target[0]}' has {len(classes)} classes ({shown}) "
                 f"but the output layer has {n_out} nodes; make the last layer's size {len(classes)}"
             )
-        y = np.eye(len(classes))[codes]
+        if m * len(classes) > MAX_DATA_VALUES:
+            raise DataError(f"{where}: target '{target[0]}' has {len(classes):,} classes; too many to one-hot "
+                            f"encode {m:,} rows")
+        y = one_hot(code_arr, len(classes))
     return Dataset(x, y, tuple(features), tuple(classes) if y.shape[1] > 1 else tuple(target),
                    tuple(classes), "classification", note)
+
+
+def _label_floats(labels: dict[str, int], codes, where: str, path, name: str):
+    """Switch a target column from labels to numbers: the float of each row's label so far."""
+    from array import array
+
+    try:
+        values = [float(t) for t in labels]
+    except ValueError:
+        raise DataError(f"{where}: {path}: column '{name}' has more than {MAX_LABELS:,} distinct values "
+                        "and some are not numbers; class labels must be fewer") from None
+    return array("d", (values[c] for c in codes))
 
 
 def _is_float(s: str) -> bool:
@@ -240,4 +315,11 @@ def generate(name: str, samples: int, noise: float, seed: int, classes: int = 3)
 
 def _onehot(x: Array, lab: Array, k: int, names: tuple[str, ...]) -> Dataset:
     classes = tuple(f"c{i}" for i in range(k))
-    return Dataset(x, np.eye(k)[lab], names, classes, classes, "classification")
+    return Dataset(x, one_hot(lab, k), names, classes, classes, "classification")
+
+
+def one_hot(codes: Array, k: int) -> Array:
+    """(m,) class indices -> (m, k) rows of 0 and 1, without building a k x k identity."""
+    y = np.zeros((codes.shape[0], k))
+    y[np.arange(codes.shape[0]), codes] = 1.0
+    return y

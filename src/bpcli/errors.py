@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 from collections.abc import Iterable
 
 EXIT_OK = 0
@@ -21,7 +22,7 @@ class ConfigError(BpcliError):
     """One or more problems in a config file, all gathered before reporting."""
 
     def __init__(self, problems: list[str]):
-        self.problems = list(problems)
+        self.problems = [printable(p) for p in problems]
         super().__init__("\n".join(self.problems))
 
 
@@ -37,16 +38,39 @@ class RunFolderError(BpcliError):
     """A run folder that is missing, truncated, tampered with or from a newer version."""
 
 
+class SaveError(BpcliError):
+    """A run folder could not be written (disk full, permissions); the files saved before are kept."""
+
+    exit_code = EXIT_FAILED
+
+
 class DivergedError(BpcliError):
     """The loss became NaN or infinite during training."""
 
     exit_code = EXIT_FAILED
 
 
+def printable(text: str) -> str:
+    """Control characters (a key holding a newline or a carriage return) as escapes, so one problem stays one line."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """A ' (did you mean 'x'?)' hint when a close match exists, else ''."""
     close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def is_finite_number(v) -> bool:
+    """True for an int or float (not bool) that is finite as a float; huge ints count as infinite."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return False
+    try:
+        return math.isfinite(v)
+    except OverflowError:  # an int beyond float range, e.g. 10**400 written in a YAML file
+        return False
 
 
 def one_of(choices: Iterable[str]) -> str:

@@ -5,13 +5,12 @@ The cost is always C = 1/m * sum_i L_i, the mean of the per-sample losses.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from bpcli.errors import ConfigError, did_you_mean, one_of
+from bpcli.errors import ConfigError, did_you_mean, is_finite_number, one_of
 
 Array = np.ndarray
 _TINY = 1e-300  # keeps log() finite; far below any probability a float64 network produces
@@ -190,12 +189,12 @@ def get_loss(name: str, params: dict | None = None, where: str = "loss") -> Loss
     params = dict(params or {})
     unknown = set(params) - set(spec.defaults)
     if unknown:
-        bad = sorted(unknown)[0]
+        bad = sorted(unknown, key=str)[0]
         allowed = one_of(spec.defaults) if spec.defaults else "none"
         raise ConfigError([f"{where}: loss '{key}' has no option '{bad}' (options: {allowed})"])
     for k, v in params.items():
         if k == "convention":
             continue
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+        if not is_finite_number(v):
             raise ConfigError([f"{where}.{k}: expected a finite number, found {v!r}"])
     return spec.build(**{**spec.defaults, **params})

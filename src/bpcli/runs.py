@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -17,7 +18,7 @@ import yaml
 from bpcli import __version__
 from bpcli.config import FORMAT_VERSION, NetConfig, build, load_config
 from bpcli.data import Dataset, Scaling, fit_scaling, split
-from bpcli.errors import BpcliError, RunFolderError
+from bpcli.errors import BpcliError, RunFolderError, SaveError
 from bpcli.model import Network
 from bpcli.train import EpochRecord, TrainState
 
@@ -52,6 +53,51 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_files(folder: Path, files: dict[str, bytes]) -> None:
+    """Write several files so that a failure at any point keeps every previous file intact.
+
+    Phase 1 writes and fsyncs all temporary files; only then phase 2 renames them into place in
+    order (the last one is the checkpoint record). A failure in phase 1 changes nothing.
+    """
+    temps: list[tuple[str, str]] = []
+    try:
+        for name, data in files.items():
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+            temps.append((tmp, name))
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        for tmp, name in temps:
+            os.replace(tmp, folder / name)
+        _fsync_dir(folder)
+    except BaseException:
+        for tmp, _ in temps:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Make the renames durable (POSIX); a no-op where folders cannot be opened."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -89,9 +135,17 @@ def prepare(cfg: NetConfig, data: Dataset, scaling: Scaling | None = None) -> Pr
 
 
 def new_run_dir(base: Path, name: str) -> Path:
-    """runs/<name>, or runs/<name>-2, -3, ... : never an existing folder."""
-    base.mkdir(parents=True, exist_ok=True)
-    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "run"
+    """runs/<name>, or runs/<name>-2, -3, ... : never an existing folder, always directly inside `base`.
+
+    The name comes from a config, so it is reduced to letters, digits, '-', '_' and '.', with no
+    leading dot (no '..', no hidden folders) and at most 80 characters.
+    """
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise SaveError(f"{base}: cannot create the runs folder ({err.strerror}); choose one with --out") from None
+    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in name)
+    safe = safe.lstrip(".")[:80] or "run"
     candidate = base / safe
     n = 2
     while True:
@@ -101,6 +155,8 @@ def new_run_dir(base: Path, name: str) -> Path:
         except FileExistsError:
             candidate = base / f"{safe}-{n}"
             n += 1
+        except OSError as err:
+            raise SaveError(f"{candidate}: cannot create the run folder ({err.strerror}); choose one with --out") from None
 
 
 def history_csv(history: list[EpochRecord], layer_letters: list[str]) -> str:
@@ -120,27 +176,41 @@ def _opt(v: float | None) -> str:
     return "" if v is None else repr(v)
 
 
+STATUSES = ("running", "completed", "early_stopped", "diverged", "interrupted")
+CHECKED = ("history.json", WEIGHTS, STATE)  # their SHA-256 is recorded in train_state.json
+
+
 def save_run(run_dir: Path, cfg: NetConfig, net: Network, prepared: Prepared, history: list[EpochRecord],
              state: TrainState, summary: dict) -> None:
-    """Write every file of the run folder, each atomically; weights and state last-but-one and last."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(run_dir / CONFIG, yaml.safe_dump(cfg.to_dict(), sort_keys=False))
+    """Write every file of the run folder as one checkpoint: all or nothing (see atomic_write_files).
+
+    train_state.json goes last and records the SHA-256 of the history, weights and optimiser state,
+    so a file changed afterwards (or a save cut short between renames) is detected when loading.
+    SaveError if the folder cannot be written; the previous checkpoint is then left as it was.
+    """
+    files: dict[str, bytes] = {CONFIG: yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode()}
     if prepared.scaling is not None:
-        atomic_write_text(run_dir / "scaling.json", json.dumps(prepared.scaling.to_dict(), indent=2))
+        files["scaling.json"] = json.dumps(prepared.scaling.to_dict(), indent=2).encode()
     letters = [layer.letter for layer in net.layers]
-    atomic_write_text(run_dir / "history.csv", history_csv(history, letters))
-    atomic_write_text(run_dir / "history.json", json.dumps([r.to_dict() for r in history]))
+    files["history.csv"] = history_csv(history, letters).encode()
+    files["history.json"] = json.dumps([r.to_dict() for r in history]).encode()
     weights = {k: np.asarray(v, dtype=np.float64) for k, v in net.named_arrays().items()}
-    atomic_write_bytes(run_dir / WEIGHTS, npz_bytes(weights))
-    state_arrays = {k: np.asarray(v) for k, v in state.buffers.items()}
-    atomic_write_bytes(run_dir / STATE, npz_bytes(state_arrays))
+    files[WEIGHTS] = npz_bytes(weights)
+    files[STATE] = npz_bytes({k: np.asarray(v) for k, v in state.buffers.items()})
+    files["metrics.json"] = json.dumps(summary, indent=2).encode()
     meta = {
         "format_version": FORMAT_VERSION, "bpcli_version": __version__, "epoch": state.epoch, "step": state.step,
         "status": state.status, "message": state.message, "rng_state": state.rng_state,
         "best_val": state.best_val if np.isfinite(state.best_val) else None, "bad_epochs": state.bad_epochs,
+        "files": {name: sha256(files[name]) for name in CHECKED},
     }
-    atomic_write_text(run_dir / "train_state.json", json.dumps(meta, indent=2))
-    atomic_write_text(run_dir / "metrics.json", json.dumps(summary, indent=2))
+    files["train_state.json"] = json.dumps(meta, indent=2).encode()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_files(run_dir, files)
+    except OSError as err:
+        raise SaveError(f"{run_dir}: cannot save the run ({err.strerror or err}); "
+                        "the files saved before are unchanged") from None
 
 
 @dataclass
@@ -154,19 +224,46 @@ class LoadedRun:
     metrics: dict
 
 
-def load_weights(path: Path, net: Network) -> Network:
-    """Put the arrays of a weights.npz into a copy of `net`; RunFolderError names the file on any mismatch."""
+def read_npz(path: Path, max_bytes: int, what: str = "weights file") -> dict[str, np.ndarray]:
+    """The arrays of an .npz, never unpickling; RunFolderError naming the file if it is not a sound archive.
+
+    max_bytes bounds each member before it is read, so a tampered header cannot make us allocate gigabytes.
+    """
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {k: npz[k] for k in npz.files}
+        obj = np.load(path, allow_pickle=False)
     except FileNotFoundError:
-        raise RunFolderError(f"{path}: weights file is missing") from None
+        raise RunFolderError(f"{path}: {what} is missing") from None
     except ValueError as err:
         if "pickle" in str(err).lower():
-            raise RunFolderError(f"{path}: refused: the file holds pickled objects, which bpcli never loads") from None
-        raise RunFolderError(f"{path}: not a valid weights file ({err})") from None
+            raise RunFolderError(f"{path}: refused: not an .npz archive of plain arrays (it would need "
+                                 "unpickling, which bpcli never does)") from None
+        raise RunFolderError(f"{path}: not a valid {what} ({err})") from None
     except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise RunFolderError(f"{path}: not a valid weights file (truncated or damaged: {err})") from None
+        raise RunFolderError(f"{path}: not a valid {what} (truncated or damaged: {err})") from None
+    if not isinstance(obj, np.lib.npyio.NpzFile):
+        raise RunFolderError(f"{path}: not a valid {what} (a single .npy array, expected an .npz archive)")
+    try:
+        with obj as npz:
+            for info in npz.zip.infolist():
+                if info.file_size > max_bytes:
+                    raise RunFolderError(f"{path}: {info.filename} holds {info.file_size:,} bytes, more than "
+                                         f"the config's arrays need ({max_bytes:,}); the file was changed")
+            return {k: npz[k] for k in npz.files}
+    except ValueError as err:
+        if "pickle" in str(err).lower():
+            raise RunFolderError(f"{path}: refused: it holds pickled objects, which bpcli never loads") from None
+        raise RunFolderError(f"{path}: not a valid {what} ({err})") from None
+    except (zipfile.BadZipFile, OSError, EOFError, MemoryError) as err:
+        raise RunFolderError(f"{path}: not a valid {what} (truncated or damaged: {type(err).__name__})") from None
+
+
+def _max_bytes(net: Network) -> int:
+    return max(a.size for a in net.named_arrays().values()) * 8 + 4096
+
+
+def load_weights(path: Path, net: Network) -> Network:
+    """Put the arrays of a weights.npz into a copy of `net`; RunFolderError names the file on any mismatch."""
+    arrays = read_npz(path, _max_bytes(net))
     out = net.copy()
     expected = net.named_arrays()
     missing = [k for k in expected if k not in arrays]
@@ -203,7 +300,11 @@ def _read_json(path: Path, default=None):
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:
-    """Load a run folder: its resolved config, trained weights, data split and scaling, history."""
+    """Load a run folder: its resolved config, trained weights, data split and scaling, history.
+
+    Every file is checked (format version, SHA-256 recorded at save time, shapes, finite values);
+    RunFolderError names the file at fault.
+    """
     d = Path(run_dir)
     if d.is_file():
         how = f"; make one with `bpcli train {d}`" if d.suffix.lower() in (".yaml", ".yml") else ""
@@ -212,10 +313,31 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         raise RunFolderError(f"{d}: run folder not found")
     if not (d / CONFIG).exists():
         raise RunFolderError(f"{d}: not a run folder (no {CONFIG}); give a folder made by `bpcli train`")
-    meta = _read_json(d / "train_state.json", default={})
-    if isinstance(meta, dict) and int(meta.get("format_version", 1) or 1) > FORMAT_VERSION:
-        raise RunFolderError(f"{d / 'train_state.json'}: run format version {meta['format_version']} is newer "
+    meta_path = d / "train_state.json"
+    meta = _read_json(meta_path, default={})
+    if not isinstance(meta, dict):
+        raise RunFolderError(f"{meta_path}: damaged (expected a JSON object)")
+    version = meta.get("format_version", 1)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise RunFolderError(f"{meta_path}: damaged (format_version is {version!r})")
+    if version > FORMAT_VERSION:
+        raise RunFolderError(f"{meta_path}: run format version {version} is newer "
                              f"than this bpcli understands ({FORMAT_VERSION}); upgrade bpcli")
+    recorded = meta.get("files") or {}
+    if not isinstance(recorded, dict):
+        raise RunFolderError(f"{meta_path}: damaged (files is not a mapping)")
+    for name, digest in recorded.items():
+        if name not in CHECKED:
+            continue
+        try:
+            actual = sha256((d / name).read_bytes())
+        except FileNotFoundError:
+            raise RunFolderError(f"{d / name}: missing from the run folder") from None
+        except OSError as err:
+            raise RunFolderError(f"{d / name}: cannot read ({err.strerror})") from None
+        if actual != digest:
+            raise RunFolderError(f"{d / name}: does not match the checksum recorded in train_state.json "
+                                 "(the file was changed after the run was saved)")
     try:
         cfg, data = load_config(d / CONFIG)
     except BpcliError as err:
@@ -229,23 +351,59 @@ def load_run(run_dir: str | Path) -> LoadedRun:
             raise RunFolderError(f"{d / 'scaling.json'}: damaged (expected mean and std lists)") from None
         if scaling.mean.shape != (len(cfg.inputs),) or scaling.std.shape != (len(cfg.inputs),):
             raise RunFolderError(f"{d / 'scaling.json'}: has {scaling.mean.shape} statistics for {len(cfg.inputs)} inputs")
+        if not (np.all(np.isfinite(scaling.mean)) and np.all(np.isfinite(scaling.std)) and np.all(scaling.std > 0)):
+            raise RunFolderError(f"{d / 'scaling.json'}: damaged (statistics must be finite, std above 0)")
     net = load_weights(d / WEIGHTS, build(cfg))
     prepared = prepare(cfg, data, scaling)
     history = _read_json(d / "history.json", default=[])
-    state = TrainState(
-        epoch=int(meta.get("epoch", len(history))), step=int(meta.get("step", 0)),
-        rng_state=meta.get("rng_state"), best_val=meta.get("best_val") or float("inf"),
-        bad_epochs=int(meta.get("bad_epochs", 0)), status=meta.get("status", "completed"),
-        message=meta.get("message", ""),
-    )
+    try:
+        if not isinstance(history, list):
+            raise TypeError("not a list")
+        for h in history:
+            _record_from_dict(h)
+    except (KeyError, TypeError, ValueError) as err:
+        raise RunFolderError(f"{d / 'history.json'}: damaged ({err})") from None
+    state = _state_from_meta(meta, meta_path, len(history))
     if (d / STATE).exists():
-        try:
-            with np.load(d / STATE, allow_pickle=False) as npz:
-                state.buffers = {k: npz[k].astype(net.dtype) for k in npz.files}
-        except (ValueError, zipfile.BadZipFile, OSError, EOFError) as err:
-            raise RunFolderError(f"{d / STATE}: damaged ({err})") from None
+        arrays = read_npz(d / STATE, _max_bytes(net), "optimiser state file")
+        expected = net.named_arrays()
+        for k, v in arrays.items():
+            kind, _, key = k.partition(":")
+            if kind not in ("m", "v") or key not in expected or v.shape != expected[key].shape \
+                    or v.dtype.kind != "f" or not np.all(np.isfinite(v)):
+                raise RunFolderError(f"{d / STATE}: array '{k}' does not fit the network in {CONFIG}")
+        state.buffers = {k: v.astype(net.dtype) for k, v in arrays.items()}
     metrics = _read_json(d / "metrics.json", default={})
     return LoadedRun(d, cfg, net, prepared, history, state, metrics)
+
+
+def _state_from_meta(meta: dict, path: Path, n_history: int) -> TrainState:
+    """TrainState from train_state.json, each field checked; RunFolderError naming the file if not."""
+    def whole(key: str, default: int) -> int:
+        v = meta.get(key, default)
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise RunFolderError(f"{path}: damaged ({key} is {v!r})")
+        return v
+
+    epoch, step, bad = whole("epoch", n_history), whole("step", 0), whole("bad_epochs", 0)
+    if epoch != n_history:
+        raise RunFolderError(f"{path}: says epoch {epoch} but history.json holds {n_history} epochs")
+    status = meta.get("status", "completed")
+    if status not in STATUSES:
+        raise RunFolderError(f"{path}: damaged (unknown status {status!r})")
+    best = meta.get("best_val")
+    if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
+        raise RunFolderError(f"{path}: damaged (best_val is {best!r})")
+    rng_state = meta.get("rng_state")
+    if rng_state is not None:
+        try:
+            np.random.default_rng().bit_generator.state = rng_state
+        except (TypeError, ValueError, KeyError, OverflowError):
+            raise RunFolderError(f"{path}: damaged (rng_state is not a random generator state)") from None
+    message = meta.get("message", "")
+    return TrainState(epoch=epoch, step=step, rng_state=rng_state,
+                      best_val=float("inf") if best is None else float(best), bad_epochs=bad,
+                      status=status, message=message if isinstance(message, str) else "")
 
 
 # --- the training session ----------------------------------------------------------------
@@ -283,15 +441,17 @@ def run_training(cfg: NetConfig, data: Dataset, run_dir: Path, on_epoch=None, sh
 
     from bpcli.results import finite_or_none
 
-    for rec in fit(net, prepared.train, prepared.val, cfg.train, state, should_stop):
-        history.append(rec)
-        if on_epoch is not None:
-            on_epoch(rec)
-        now = time.perf_counter()
-        if now - last_save > checkpoint_seconds:
-            save_run(run_dir, cfg, net, prepared, history, state, finite_or_none(summary()))
-            last_save = now
-    s = finite_or_none(summary())
+    # A diverging run overflows on purpose; fit() detects it from the loss, so numpy stays quiet.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        for rec in fit(net, prepared.train, prepared.val, cfg.train, state, should_stop):
+            history.append(rec)
+            if on_epoch is not None:
+                on_epoch(rec)
+            now = time.perf_counter()
+            if now - last_save > checkpoint_seconds:
+                save_run(run_dir, cfg, net, prepared, history, state, finite_or_none(summary()))
+                last_save = now
+        s = finite_or_none(summary())
     save_run(run_dir, cfg, net, prepared, history, state, s)
     return TrainResult(
         cfg.name, cfg.path, str(run_dir), state.status, state.message, state.epoch, s["metric"], s["loss"],

@@ -1,0 +1,383 @@
+"""Faults: signals to a real training process, failed writes, overflow, divergence, bit-for-bit resume."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bpcli import runs
+from bpcli.activations import ACTIVATIONS, get_activation
+from bpcli.cli import app
+from bpcli.config import load_config
+from bpcli.errors import SaveError
+from bpcli.losses import LOSSES, get_loss
+from bpcli.runs import load_run, run_training, save_run
+
+runner = CliRunner()
+SRC = Path(__file__).resolve().parents[1] / "src"
+FAULTS = {"injected": 0}
+
+LONG = """name: long
+inputs: 2
+layers: [{size: 16, activation: tanh}, {size: 3, activation: softmax}]
+loss: cross_entropy
+data: {generator: blobs, samples: 300, classes: 3, validation: 0.2}
+train: {optimizer: adam, lr: 0.01, epochs: 1000000, batch_size: 16, seed: 5}
+"""
+
+
+def _cli(*args, cwd: Path):
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return runner.invoke(app, [*map(str, args)], catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+def _arrays(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def _assert_same_run(a: Path, b: Path) -> None:
+    """Weights, optimiser state and per-epoch losses equal bit for bit."""
+    for name in ("weights.npz", "state.npz"):
+        x, y = _arrays(a / name), _arrays(b / name)
+        assert x.keys() == y.keys()
+        for k in x:
+            np.testing.assert_array_equal(x[k], y[k], err_msg=f"{name} {k}")
+    hx = json.loads((a / "history.json").read_text())
+    hy = json.loads((b / "history.json").read_text())
+    assert [h["loss"] for h in hx] == [h["loss"] for h in hy]
+    assert [h["val_loss"] for h in hx] == [h["val_loss"] for h in hy]
+
+
+def _assert_consistent_checkpoint(run: Path, status: str) -> int:
+    """The files of one epoch: train_state, history.json, history.csv agree; everything loads."""
+    meta = json.loads((run / "train_state.json").read_text())
+    history = json.loads((run / "history.json").read_text())
+    csv_rows = (run / "history.csv").read_text().splitlines()[1:]
+    assert meta["status"] == status
+    assert meta["epoch"] == len(history) == len(csv_rows)
+    assert [h["epoch"] for h in history] == list(range(1, meta["epoch"] + 1))
+    loaded = load_run(run)  # checksums, shapes, finite values
+    assert loaded.state.epoch == meta["epoch"]
+    assert not any(p.name.endswith(".tmp") for p in run.iterdir())
+    return meta["epoch"]
+
+
+# --- signals to a real process ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)], ids=["SIGINT", "SIGTERM"])
+def test_signal_saves_a_consistent_checkpoint_and_resume_matches(sig, code, tmp_path):
+    (tmp_path / "cfg.yaml").write_text(LONG)
+    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    proc = subprocess.Popen([sys.executable, "-m", "bpcli", "train", "cfg.yaml", "-q", "--out", "run"],
+                            cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "run").exists():  # made just before training starts
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        time.sleep(0.5)  # some epochs, then the signal lands mid-epoch
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    FAULTS["injected"] += 1
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    epoch = _assert_consistent_checkpoint(tmp_path / "run", "interrupted")
+    assert f"interrupted: state after epoch {epoch} saved in run; continue with `bpcli train --resume run`" in \
+        err.replace("\n", " ")
+    # continue it, and compare with one uninterrupted run of the same length
+    total = epoch + 3
+    r = _cli("train", "--resume", "run", "--epochs", total, "-q", cwd=tmp_path)
+    assert r.exit_code == 0, r.output
+    r = _cli("train", "cfg.yaml", "--epochs", total, "--out", "ref", "-q", cwd=tmp_path)
+    assert r.exit_code == 0, r.output
+    assert _assert_consistent_checkpoint(tmp_path / "run", "completed") == total
+    _assert_same_run(tmp_path / "run", tmp_path / "ref")
+
+
+# --- bit-for-bit resume over optimisers and settings -------------------------------------------------
+
+RESUME_CASES = {
+    "gd full batch": "optimizer: gd, lr: 0.5",
+    "sgd minibatch": "optimizer: sgd, lr: 0.1, batch_size: 7",
+    "momentum": "optimizer: momentum, lr: 0.05, batch_size: 10, momentum: 0.9, weight_decay: 0.001",
+    "adam float32": "optimizer: adam, lr: 0.01, batch_size: 8, dtype: float32",
+    "adam early stopping": "optimizer: adam, lr: 0.05, batch_size: 5, early_stopping: {patience: 50}",
+}
+
+
+@pytest.mark.parametrize("train", RESUME_CASES.values(), ids=RESUME_CASES.keys())
+@pytest.mark.parametrize("stop_after", [1, 23])
+def test_resume_is_bit_for_bit(train, stop_after, tmp_path):
+    (tmp_path / "cfg.yaml").write_text(
+        "inputs: 2\nlayers: [{size: 5, activation: tanh}, {size: 1, activation: sigmoid}]\n"
+        "loss: binary_cross_entropy\n"
+        "data: {generator: moons, samples: 60, validation: 0.25, standardize: true}\n"
+        f"train: {{epochs: 30, seed: 4, {train}}}\n")
+    r = _cli("train", "cfg.yaml", "--out", "ref", "-q", cwd=tmp_path)
+    assert r.exit_code == 0, r.output
+    cfg, data = load_config(tmp_path / "cfg.yaml")
+    calls = {"n": 0}
+
+    def stop() -> bool:  # Ctrl-C after `stop_after` batches, somewhere inside an epoch
+        calls["n"] += 1
+        return calls["n"] >= stop_after
+
+    (tmp_path / "run").mkdir()
+    res = run_training(cfg, data, tmp_path / "run", should_stop=stop)
+    assert res.status == "interrupted"
+    _assert_consistent_checkpoint(tmp_path / "run", "interrupted")
+    r = _cli("train", "--resume", "run", "-q", cwd=tmp_path)
+    assert r.exit_code == 0, r.output
+    _assert_same_run(tmp_path / "run", tmp_path / "ref")
+
+
+def test_resume_with_fewer_epochs_than_done_is_refused(tmp_path):
+    (tmp_path / "cfg.yaml").write_text("layers: [1]\ndata: {generator: xor}\ntrain: {epochs: 20}\n")
+    (tmp_path / "run").mkdir()
+    cfg, data = load_config(tmp_path / "cfg.yaml")
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 5
+
+    assert run_training(cfg, data, tmp_path / "run", should_stop=stop).status == "interrupted"
+    r = _cli("train", "--resume", "run", "--epochs", 5, "-q", cwd=tmp_path)
+    assert r.exit_code == 2
+    assert r.stderr == ("error: --epochs: the run has already trained 5 epochs; give more than that to continue "
+                        "it, found 5\n")
+    r = _cli("train", "--resume", "run", "--json", cwd=tmp_path)
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert (out["status"], out["message"], out["epochs"]) == ("completed", "", 20)
+
+
+def test_resuming_a_completed_run_is_refused(tmp_path):
+    (tmp_path / "cfg.yaml").write_text("layers: [1]\ndata: {generator: xor}\ntrain: {epochs: 2}\n")
+    assert _cli("train", "cfg.yaml", "--out", "run", "-q", cwd=tmp_path).exit_code == 0
+    r = _cli("train", "--resume", "run", "-q", cwd=tmp_path)
+    assert r.exit_code == 2
+    assert r.stderr == "error: run: the run is already completed; nothing to resume\n"
+
+
+# --- failed writes ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def saved_run(tmp_path):
+    """A 3-epoch run, its files' bytes, and what a later checkpoint would save."""
+    (tmp_path / "cfg.yaml").write_text(
+        "layers: [3, 1]\ninputs: 2\ndata: {generator: xor, validation: 0.25, standardize: true}\n"
+        "train: {epochs: 3, optimizer: adam, lr: 0.1}\n")
+    assert _cli("train", "cfg.yaml", "--out", "run", "-q", cwd=tmp_path).exit_code == 0
+    run = tmp_path / "run"
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    loaded = load_run(run)
+    net = loaded.net.copy()
+    net.W[0] += 1.0  # the next checkpoint differs in every weight
+    history = [runs._record_from_dict(h) for h in loaded.history]
+    args = (run, loaded.cfg, net, loaded.prepared, history, loaded.state, {"status": "running"})
+    return run, before, args
+
+
+def _files(run: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in run.iterdir()}
+
+
+class _HalfWriter:
+    """A file whose write() puts half the bytes on disk and then fails like a full disk (or a Ctrl-C)."""
+
+    def __init__(self, fh, exc: BaseException):
+        self.fh, self.exc = fh, exc
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.fh.close()
+
+    def write(self, data):
+        self.fh.write(data[: len(data) // 2])
+        self.fh.flush()
+        raise self.exc
+
+    def __getattr__(self, name):
+        return getattr(self.fh, name)
+
+
+N_FILES = 8  # config, scaling, history.csv, history.json, weights, state, metrics, train_state
+
+
+@pytest.mark.parametrize("exc", [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()],
+                         ids=["disk full", "Ctrl-C"])
+@pytest.mark.parametrize("k", range(N_FILES))
+def test_a_write_failing_midway_keeps_every_previous_file(saved_run, monkeypatch, k, exc):
+    run, before, args = saved_run
+    real_fdopen = os.fdopen
+    calls = {"n": 0}
+
+    def fdopen(fd, *a, **kw):
+        fh = real_fdopen(fd, *a, **kw)
+        calls["n"] += 1
+        return _HalfWriter(fh, exc) if calls["n"] == k + 1 else fh
+
+    monkeypatch.setattr(runs.os, "fdopen", fdopen)
+    with pytest.raises(SaveError if isinstance(exc, OSError) else KeyboardInterrupt) as err:
+        save_run(*args)
+    FAULTS["injected"] += 1
+    monkeypatch.undo()
+    assert calls["n"] == k + 1
+    if isinstance(exc, OSError):
+        assert str(err.value) == (f"{run}: cannot save the run (No space left on device); "
+                                  "the files saved before are unchanged")
+    assert _files(run) == before  # byte for byte, and no temporary file left behind
+    _assert_consistent_checkpoint(run, "completed")
+
+
+@pytest.mark.parametrize("k", range(N_FILES))
+def test_fsync_failing_keeps_every_previous_file(saved_run, monkeypatch, k):
+    run, before, args = saved_run
+    real = os.fsync
+    calls = {"n": 0}
+
+    def fsync(fd):
+        calls["n"] += 1
+        if calls["n"] == k + 1:
+            raise OSError(errno.EIO, "Input/output error")
+        return real(fd)
+
+    monkeypatch.setattr(runs.os, "fsync", fsync)
+    with pytest.raises(SaveError):
+        save_run(*args)
+    FAULTS["injected"] += 1
+    monkeypatch.undo()
+    assert _files(run) == before
+
+
+def test_a_save_cut_between_renames_is_detected_not_mixed(saved_run, monkeypatch):
+    """The rename phase (microseconds) cut after weights.npz: loading names the mismatched file."""
+    run, before, args = saved_run
+    real = os.replace
+    calls = {"n": 0}
+
+    def replace(src, dst):
+        calls["n"] += 1
+        if Path(dst).name == "state.npz":
+            raise OSError(errno.EIO, "Input/output error")
+        return real(src, dst)
+
+    monkeypatch.setattr(runs.os, "replace", replace)
+    with pytest.raises(SaveError):
+        save_run(*args)
+    FAULTS["injected"] += 1
+    monkeypatch.undo()
+    assert _files(run)["train_state.json"] == before["train_state.json"]
+    assert _files(run)["weights.npz"] != before["weights.npz"]
+    with pytest.raises(runs.RunFolderError) as err:
+        load_run(run)
+    assert str(err.value) == (f"{run / 'weights.npz'}: does not match the checksum recorded in train_state.json "
+                              "(the file was changed after the run was saved)")
+
+
+def test_a_full_disk_during_training_is_exit_1_with_a_clear_message(tmp_path, monkeypatch):
+    (tmp_path / "cfg.yaml").write_text("layers: [1]\ndata: {generator: xor}\ntrain: {epochs: 2}\n")
+
+    def full(folder, files):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(runs, "atomic_write_files", full)
+    r = _cli("train", "cfg.yaml", "--out", "run", "-q", cwd=tmp_path)
+    FAULTS["injected"] += 1
+    assert r.exit_code == 1
+    assert r.stderr == ("error: run: cannot save the run (No space left on device); "
+                        "the files saved before are unchanged\n")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.yaml"]  # the empty folder is removed again
+
+
+def test_successful_save_replaces_everything(saved_run):
+    run, before, args = saved_run
+    save_run(*args)
+    after = _files(run)
+    assert after.keys() == before.keys()
+    assert after["weights.npz"] != before["weights.npz"]
+    np.testing.assert_array_equal(load_run(run).net.W[0], args[2].W[0])
+
+
+# --- overflow and divergence -------------------------------------------------------------------------
+
+HUGE = np.array([[-1e308, -1e200, -745.2, -50.0, -1e-300, 0.0, 1e-300, 50.0, 745.2, 1e200, 1e308]])
+
+
+@pytest.mark.parametrize("name", list(ACTIVATIONS))
+def test_activations_on_huge_inputs_raise_no_numpy_warning(name):
+    act = get_activation(name)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            a = act.fn(HUGE)
+            dz = act.vjp(HUGE, a, np.ones_like(HUGE))
+            if act.grad is not None:
+                d = act.grad(HUGE, a)
+                assert np.all(np.isfinite(d))
+    assert np.all(np.isfinite(a)) and np.all(np.isfinite(dz))
+    if name in ("sigmoid", "softplus", "silu", "gelu", "relu", "elu"):
+        assert a[0, 0] in (0.0, -1.0) and a[0, -1] in (1.0, 1e308)
+    if name == "softmax":
+        np.testing.assert_allclose(a.sum(axis=1), 1.0)
+
+
+@pytest.mark.parametrize("name", list(LOSSES))
+def test_losses_at_the_edges_raise_no_numpy_warning(name):
+    loss = get_loss(name)
+    y_hat = np.array([[0.0], [1.0], [1e-320], [1 - 1e-16], [0.5]])
+    y = np.array([[1.0], [0.0], [1.0], [0.0], [1.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with np.errstate(over="raise", invalid="raise", divide="raise"):
+            v = loss.value(y_hat, y)
+            g = loss.grad(y_hat, y)
+    assert np.all(np.isfinite(v)) and np.all(np.isfinite(g))
+
+
+def test_a_diverging_run_names_the_epoch_and_keeps_the_last_finite_weights(tmp_path):
+    (tmp_path / "cfg.yaml").write_text(
+        "inputs: 1\nlayers: [{size: 4, activation: relu}, {size: 1, activation: identity}]\n"
+        "data: {generator: sine, samples: 50}\ntrain: {lr: 100000, epochs: 50}\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an overflow RuntimeWarning would become an exception here
+        r = _cli("train", "cfg.yaml", "--out", "run", "-q", cwd=tmp_path)
+    assert r.exit_code == 1
+    assert r.stderr == ("error: loss became infinite at epoch 5; kept the weights of epoch 4; try a smaller "
+                        "learning rate (now 100000); last finite weights saved in run\n")
+    assert _assert_consistent_checkpoint(tmp_path / "run", "diverged") == 4
+    # the kept weights are exactly those of a run stopped after epoch 4
+    assert _cli("train", "cfg.yaml", "--epochs", 4, "--out", "ref", "-q", cwd=tmp_path).exit_code == 0
+    w, ref = _arrays(tmp_path / "run" / "weights.npz"), _arrays(tmp_path / "ref" / "weights.npz")
+    for k in ref:
+        np.testing.assert_array_equal(w[k], ref[k])
+        assert np.all(np.isfinite(w[k]))
+
+
+def test_fault_figures():
+    print(f"\nfaults injected: {FAULTS['injected']}")

@@ -1,0 +1,400 @@
+"""Hard inputs: data files, command-line values, run folders, absurd sizes, foreign code. Each a clear error."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import time
+import tracemalloc
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from bpcli.cli import app
+from bpcli.config import load_config
+from bpcli.data import read_csv
+from bpcli.errors import ConfigError, DataError, RunFolderError
+from bpcli.runs import load_run, new_run_dir
+
+runner = CliRunner()
+
+NET = "layers: [{size: 3, activation: tanh}, {size: 1, activation: sigmoid}]\n"
+
+
+def _train(*args, cwd: Path | None = None):
+    """Invoke `bpcli train ARGS` with cwd set; a real exception (not an exit) fails the test."""
+    import os
+    old = os.getcwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        result = runner.invoke(app, ["train", *map(str, args)], catch_exceptions=False)
+    finally:
+        os.chdir(old)
+    return result
+
+
+# --- data files --------------------------------------------------------------------------------
+
+CSV_CASES = [
+    ("missing", None, "data file not found"),
+    ("empty", "", "is empty (expected a header row and data rows)"),
+    ("header only", "a,b,y\n", "has a header but no data rows"),
+    ("ragged", "a,b,y\n1,2,0\n3,4\n", "data.csv:3: row has 2 fields, the header has 3"),
+    ("non-numeric", "a,b,y\n1,2,0\n3,x,1\n", "data.csv:3: column 'b': 'x' is not a number"),
+    ("empty cell", "a,b,y\n1,2,0\n3,,1\n", "data.csv:3: column 'b': the value is missing"),
+    ("NaN", "a,b,y\n1,2,0\n\n3,nan,1\n", "data.csv:4: column 'b' is nan (NaN or infinite)"),
+    ("inf", "a,b,y\n1,-inf,0\n3,4,1\n", "data.csv:2: column 'b' is -inf (NaN or infinite)"),
+    ("NaN target", "a,b,y\n1,2,0.5\n3,4,nan\n", "data.csv:3: target is NaN or infinite"),
+    ("missing target", "a,b,y\n1,2,0\n3,4,\n", "data.csv:3: column 'y': the target value is missing"),
+    ("one class", "a,b,y\n1,2,cat\n3,4,cat\n", "target 'y' has a single class 'cat'; nothing to learn"),
+    ("labels vs outputs", "a,b,y\n1,2,a\n3,4,b\n5,6,c\n",
+     "target 'y' has 3 classes (a, b, c) but the output layer has 1 nodes; make the last layer's size 3"),
+    ("duplicate column", "a,a,y\n1,2,0\n3,4,1\n", "data.csv:1: column 'a' appears twice in the header row"),
+    ("no features", "y\n0\n1\n", "has no feature columns besides the target y"),
+    ("unknown target", "a,b,z\n1,2,0\n", "column 'y' is not in"),
+    ("not UTF-8", b"a,b,y\n1,2,\xff\xfe\n", "is not UTF-8 text"),
+]
+
+
+@pytest.mark.parametrize("case,content,expected", CSV_CASES, ids=[c[0] for c in CSV_CASES])
+def test_bad_data_file_is_one_clear_error(case, content, expected, tmp_path):
+    if content is not None:
+        p = tmp_path / "data.csv"
+        p.write_bytes(content if isinstance(content, bytes) else content.encode())
+    (tmp_path / "cfg.yaml").write_text(NET + "data: {csv: data.csv, target: y}\ntrain: {epochs: 1}\n")
+    result = _train("cfg.yaml", "-q", cwd=tmp_path)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: cfg.yaml:2: data.csv: ")  # the config line that names the file
+    assert expected in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["cfg.yaml"] + (["data.csv"] if content is not None else []))
+
+
+def test_data_path_is_relative_to_the_config_not_the_working_folder(tmp_path):
+    sub = tmp_path / "project"
+    sub.mkdir()
+    (sub / "data.csv").write_text("a,b,y\n0,0,0\n0,1,1\n1,0,1\n1,1,0\n")
+    (sub / "cfg.yaml").write_text(NET + "data: {csv: data.csv, target: y}\ntrain: {epochs: 2}\n")
+    result = _train("project/cfg.yaml", "-q", "--out", "out", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    saved = load_run(tmp_path / "out")
+    assert saved.cfg.data.csv == str((sub / "data.csv").resolve())
+    assert saved.prepared.train.m == 4
+
+
+def test_a_big_csv_is_read_once_and_says_how_many_rows(tmp_path):
+    """500,000 rows (2,000,000 take about 4 s, see docs/safety.md): every value right, the count in the note."""
+    n = 500_000
+    rng = np.random.default_rng(0)
+    a = rng.integers(0, 100, size=(n, 2))
+    p = tmp_path / "big.csv"
+    body = "\n".join(f"{x},{y},{int(x + y > 100)}" for x, y in a.tolist())
+    p.write_text("x1,x2,y\n" + body + "\n")
+    del body
+    t0 = time.perf_counter()
+    data = read_csv(p, None, ["y"], 1, "data.csv")
+    seconds = time.perf_counter() - t0
+    assert data.m == n
+    assert data.note == f"500,000 rows read from {p}"
+    np.testing.assert_array_equal(data.x, a.astype(float))
+    np.testing.assert_array_equal(data.y[:, 0], (a.sum(axis=1) > 100).astype(float))
+    assert seconds < 30  # about 2 s alone; generous for a shared machine
+
+
+def test_csv_memory_is_bytes_per_value_not_python_objects(tmp_path):
+    """Peak Python allocation while reading 20,000 rows: under 80 bytes a row (lists of floats took ~450)."""
+    n = 20_000
+    p = tmp_path / "mid.csv"
+    p.write_text("x1,x2,y\n" + "".join(f"{i % 97},{i % 13},{'ab'[i % 2]}\n" for i in range(n)))
+    tracemalloc.start()
+    data = read_csv(p, None, ["y"], 1, "data.csv")
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert data.m == n and data.y.shape == (n, 1)
+    assert peak < 80 * n, f"{peak / n:.0f} bytes a row"
+
+
+def test_max_rows_stops_reading_and_says_so(tmp_path):
+    (tmp_path / "d.csv").write_text("a,y\n" + "".join(f"{i},{i % 2}\n" for i in range(50)))
+    (tmp_path / "cfg.yaml").write_text(NET + "data: {csv: d.csv, target: y, max_rows: 20}\ntrain: {epochs: 1}\n")
+    result = _train("cfg.yaml", "--out", "o", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert f"data: 20 rows read from {(tmp_path / 'd.csv').resolve()} (stopped at data.max_rows: 20)" \
+        in result.stderr.replace("\n", "")
+    assert load_run(tmp_path / "o").prepared.train.m == 20
+
+
+# --- command-line values -----------------------------------------------------------------------
+
+CLI_CASES = [
+    (["--epochs", "-3"], "error: --epochs: must be between 1 and 10000000, found -3"),
+    (["--epochs", "0"], "error: --epochs: must be between 1 and 10000000, found 0"),
+    (["--epochs", "100000000000"], "error: --epochs: must be between 1 and 10000000, found 100000000000"),
+    (["--lr", "0"], "error: --lr: must be a number above 0 and at most 1e6, found 0.0"),
+    (["--lr", "nan"], "error: --lr: must be a number above 0 and at most 1e6, found nan"),
+    (["--lr", "1e308"], "error: --lr: must be a number above 0 and at most 1e6, found 1e+308"),
+    (["--lr", "-0.1"], "error: --lr: must be a number above 0 and at most 1e6, found -0.1"),
+    (["--batch-size", "5"], "error: --batch-size: 5 is larger than the 4 samples; use at most 4"),
+    (["--batch-size", "-1"], "error: --batch-size: must be 0 (full batch) or more, found -1"),
+    (["--seed", "-1"], "error: --seed: must be 0 or more, found -1"),
+    (["--resume", "nowhere"], "error: nowhere: run folder not found"),
+    (["--out", "/proc/no/such"], "error: --out: cannot create /proc/no/such: No such file or directory"),
+]
+
+
+@pytest.mark.parametrize("args,expected", CLI_CASES, ids=[" ".join(c[0]) for c in CLI_CASES])
+def test_bad_command_line_value_is_one_clear_error(args, expected, tmp_path):
+    result = _train(*args, "-q", cwd=tmp_path)
+    assert result.exit_code == 2
+    assert result.stderr == expected + "\n"
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+@pytest.mark.parametrize("eps", ["0", "-1e-5", "nan", "inf"])
+def test_gradcheck_refuses_a_useless_step(eps):
+    result = runner.invoke(app, ["gradcheck", "--eps", eps])
+    assert result.exit_code == 2
+    assert "--eps" in result.stderr and "Traceback" not in result.output
+
+
+def test_unknown_weight_lists_the_valid_names():
+    for cmd in (["explain", "--weight", "v9"], ["gradcheck", "--weight", "v9"]):
+        result = runner.invoke(app, cmd)
+        assert result.exit_code == 2, cmd
+        assert "unknown parameter 'v9'" in result.stderr and "w11" in result.stderr
+
+
+# --- run folders ---------------------------------------------------------------------------------
+
+SEED_RUN = "layers: [2, 1]\ninputs: 2\ndata: {generator: xor}\ntrain: {epochs: 5, optimizer: momentum, lr: 1.0}\n"
+
+
+@pytest.fixture(scope="module")
+def good_run(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("good")
+    (d / "cfg.yaml").write_text(SEED_RUN)
+    result = _train("cfg.yaml", "-q", "--out", "run", cwd=d)
+    assert result.exit_code == 0, result.output
+    return d / "run"
+
+
+@pytest.fixture
+def run(good_run, tmp_path) -> Path:
+    dst = tmp_path / "run"
+    shutil.copytree(good_run, dst)
+    return dst
+
+
+def _unrecord(run: Path) -> None:
+    """Drop the checksums from train_state.json, as in a hand-assembled folder, to reach the deeper checks."""
+    meta = json.loads((run / "train_state.json").read_text())
+    meta.pop("files")
+    (run / "train_state.json").write_text(json.dumps(meta))
+
+
+def _show_error(run: Path) -> str:
+    result = runner.invoke(app, ["show", str(run)], catch_exceptions=False)
+    assert result.exit_code == 2, result.output
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    return result.stderr.strip()
+
+
+def test_good_run_loads(good_run):
+    loaded = load_run(good_run)
+    assert loaded.state.epoch == 5 and len(loaded.history) == 5 and loaded.state.status == "completed"
+    assert set(loaded.state.buffers) == {"m:A.W", "m:A.b", "m:B.W", "m:B.b"}
+
+
+def test_missing_weights_names_the_file(run):
+    (run / "weights.npz").unlink()
+    assert _show_error(run) == f"error: {run / 'weights.npz'}: missing from the run folder"
+    _unrecord(run)
+    assert _show_error(run) == f"error: {run / 'weights.npz'}: weights file is missing"
+
+
+def test_truncated_weights_names_the_file(run):
+    data = (run / "weights.npz").read_bytes()
+    (run / "weights.npz").write_bytes(data[: len(data) // 2])
+    assert _show_error(run) == (f"error: {run / 'weights.npz'}: does not match the checksum recorded in "
+                                "train_state.json (the file was changed after the run was saved)")
+    _unrecord(run)
+    msg = _show_error(run)
+    assert msg.startswith(f"error: {run / 'weights.npz'}: not a valid weights file (truncated or damaged")
+
+
+def test_tampered_weights_value_is_detected(run):
+    with np.load(run / "weights.npz") as z:
+        arrays = dict(z)
+    arrays["A.W"][0, 0] += 1e-12
+    np.savez(run / "weights.npz", **arrays)
+    assert "does not match the checksum recorded in train_state.json" in _show_error(run)
+    arrays["A.W"][0, 0] = np.nan
+    np.savez(run / "weights.npz", **arrays)
+    _unrecord(run)
+    assert _show_error(run) == f"error: {run / 'weights.npz'}: A.W holds NaN or infinite values"
+
+
+def test_weights_whose_shapes_do_not_match_the_config(run):
+    with np.load(run / "weights.npz") as z:
+        arrays = dict(z)
+    arrays["A.W"] = np.zeros((3, 2))
+    np.savez(run / "weights.npz", **arrays)
+    _unrecord(run)
+    assert _show_error(run) == f"error: {run / 'weights.npz'}: A.W has shape (3, 2), the config needs (2, 2)"
+    arrays.pop("A.W")
+    arrays["Z.W"] = np.zeros((2, 2))
+    np.savez(run / "weights.npz", **arrays)
+    assert _show_error(run) == (f"error: {run / 'weights.npz'}: arrays do not match the config: "
+                                "missing ['A.W'], unexpected ['Z.W']")
+
+
+def test_pickled_npz_is_refused_and_never_unpickled(run, tmp_path):
+    marker = tmp_path / "pwned"
+
+    class Boom:
+        def __reduce__(self):
+            return (Path.touch, (marker,))
+
+    with np.load(run / "weights.npz") as z:
+        arrays = dict(z)
+    arrays["A.W"] = np.array([Boom()], dtype=object)
+    np.savez(run / "weights.npz", **arrays)  # numpy pickles object arrays
+    _unrecord(run)
+    assert _show_error(run) == (f"error: {run / 'weights.npz'}: refused: it holds pickled objects, "
+                                "which bpcli never loads")
+    assert not marker.exists()
+
+
+def test_a_bare_npy_or_a_bloated_member_is_refused(run):
+    buf = io.BytesIO()
+    np.save(buf, np.zeros(3))
+    (run / "weights.npz").write_bytes(buf.getvalue())  # .npy bytes under the .npz name
+    _unrecord(run)
+    assert _show_error(run) == (f"error: {run / 'weights.npz'}: not a valid weights file "
+                                "(a single .npy array, expected an .npz archive)")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:  # 80 MB of zeros compress to ~80 KB
+        header = b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (10000000,), }"
+        header = header + b" " * (127 - len(header)) + b"\n"
+        zf.writestr("A.W.npy", header + bytes(80_000_000))
+    (run / "weights.npz").write_bytes(buf.getvalue())
+    msg = _show_error(run)
+    assert "A.W.npy holds 80,000,128 bytes, more than the config's arrays need" in msg
+
+
+def test_newer_format_version_is_refused(run):
+    meta = json.loads((run / "train_state.json").read_text())
+    meta["format_version"] = 99
+    (run / "train_state.json").write_text(json.dumps(meta))
+    assert _show_error(run) == (f"error: {run / 'train_state.json'}: run format version 99 is newer than this "
+                                "bpcli understands (1); upgrade bpcli")
+    meta["format_version"] = "1"
+    (run / "train_state.json").write_text(json.dumps(meta))
+    assert _show_error(run) == f"error: {run / 'train_state.json'}: damaged (format_version is '1')"
+
+
+def test_config_of_a_newer_version_is_refused(run):
+    text = (run / "config.yaml").read_text().replace("version: 1", "version: 7")
+    (run / "config.yaml").write_text(text)
+    assert _show_error(run) == (f"error: {run / 'config.yaml'}: {run / 'config.yaml'}:1: version: config format "
+                                "version 7 is newer than this bpcli understands (1); upgrade bpcli")
+
+
+@pytest.mark.parametrize("key,value,expected", [
+    ("epoch", 3, "says epoch 3 but history.json holds 5 epochs"),
+    ("step", -1, "damaged (step is -1)"),
+    ("status", "hacked", "damaged (unknown status 'hacked')"),
+    ("rng_state", {"bit_generator": "PCG64"}, "damaged (rng_state is not a random generator state)"),
+    ("best_val", "x", "damaged (best_val is 'x')"),
+])
+def test_damaged_train_state_names_the_file(run, key, value, expected):
+    meta = json.loads((run / "train_state.json").read_text())
+    meta[key] = value
+    (run / "train_state.json").write_text(json.dumps(meta))
+    assert _show_error(run) == f"error: {run / 'train_state.json'}: {expected}"
+
+
+def test_damaged_state_and_history_name_the_file(run):
+    (run / "train_state.json").write_text("[1, 2]")
+    assert _show_error(run) == f"error: {run / 'train_state.json'}: damaged (expected a JSON object)"
+
+
+def test_optimiser_state_of_the_wrong_shape_is_refused(run):
+    _unrecord(run)
+    with np.load(run / "state.npz") as z:
+        arrays = dict(z)
+    arrays["m:A.W"] = np.zeros((5, 5))
+    np.savez(run / "state.npz", **arrays)
+    assert _show_error(run) == f"error: {run / 'state.npz'}: array 'm:A.W' does not fit the network in config.yaml"
+
+
+def test_history_that_is_not_records_is_refused(run):
+    _unrecord(run)
+    (run / "history.json").write_text('[{"loss": 1}]')
+    assert _show_error(run).startswith(f"error: {run / 'history.json'}: damaged")
+
+
+# --- limits and foreign code -------------------------------------------------------------------------
+
+
+def test_absurd_layer_is_refused_with_the_memory_it_needs(tmp_path):
+    (tmp_path / "cfg.yaml").write_text("inputs: 2\nlayers: [{size: 1000000000}, 1]\ndata: {generator: xor}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "cfg.yaml")
+    # 10^9 * (2 + 1) + 1 * (10^9 + 1) parameters, 8 bytes each
+    assert err.value.problems == [
+        f"{tmp_path / 'cfg.yaml'}:2: layers[0].size: this network has 4,000,000,001 parameters and would "
+        "need 29.8 GiB for its weights alone; bpcli is for small networks (at most 50,000,000 parameters "
+        "and 1,000,000 nodes per layer)"]
+
+
+def test_absurd_data_pass_is_refused_before_allocating(tmp_path):
+    (tmp_path / "cfg.yaml").write_text("layers: [{size: 3000}, 1]\ndata: {generator: moons, samples: 1000000}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "cfg.yaml")
+    assert err.value.problems == [
+        f"{tmp_path / 'cfg.yaml'}:1: layers: one pass over the 1,000,000 samples would need 67.1 GiB for the layer "
+        "values (z, a and dz of every node for every sample); use fewer samples (data.max_rows) or smaller "
+        "layers (at most 4.0 GiB)"]
+
+
+def test_python_object_tags_are_refused_and_never_run(tmp_path):
+    marker = tmp_path / "pwned"
+    (tmp_path / "cfg.yaml").write_text(f"layers: !!python/object/apply:os.system ['touch {marker}']\n")
+    result = _train("cfg.yaml", "-q", cwd=tmp_path)
+    assert result.exit_code == 2
+    assert result.stderr == ("error: cfg.yaml:1: refused YAML tag '!!python/object/apply:os.system': bpcli reads "
+                             "plain YAML only and never constructs Python objects\n")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("name,folder", [
+    ("../../etc", "_.._etc"), ("/abs/path", "_abs_path"), ("..", "run"), (".hidden", "hidden"),
+    ("a" * 300, "a" * 80), ("naïve café", "na_ve_caf_"), ("", "run"),
+])
+def test_run_folder_names_never_escape_runs(name, folder, tmp_path):
+    d = new_run_dir(tmp_path / "runs", name)
+    assert d == tmp_path / "runs" / folder
+    assert d.resolve().parent == (tmp_path / "runs").resolve()
+
+
+def test_config_name_cannot_write_outside_runs(tmp_path):
+    (tmp_path / "cfg.yaml").write_text("name: ../../escape\nlayers: [1]\ndata: {generator: xor}\ntrain: {epochs: 1}\n")
+    result = _train("cfg.yaml", "-q", cwd=tmp_path)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.yaml", "runs"]
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["_.._escape"]
+
+
+def test_control_characters_in_a_key_stay_on_one_line(tmp_path):
+    (tmp_path / "cfg.yaml").write_text('"bad\\rkey\\nhere": 1\nlayers: [1]\ndata: {generator: xor}\n')
+    result = _train("cfg.yaml", "-q", cwd=tmp_path)
+    assert result.exit_code == 2
+    assert result.stderr.startswith("error: cfg.yaml:1: bad\\rkey\\nhere: unknown key 'bad\\rkey\\nhere'")
+    assert len(result.stderr.splitlines()) == 1
