@@ -429,6 +429,7 @@ def run_training(cfg: NetConfig, data: Dataset, run_dir: Path, on_epoch=None, sh
         history = []
     t0 = time.perf_counter()
     last_save = t0
+    save_cost = 0.0
 
     def summary() -> dict:
         loss, metric = evaluate(net, prepared.train)
@@ -448,9 +449,11 @@ def run_training(cfg: NetConfig, data: Dataset, run_dir: Path, on_epoch=None, sh
             if on_epoch is not None:
                 on_epoch(rec)
             now = time.perf_counter()
-            if now - last_save > checkpoint_seconds:
+            # the whole history is rewritten each time: space checkpoints so they cost at most ~5% of the run
+            if now - last_save > max(checkpoint_seconds, 20 * save_cost):
                 save_run(run_dir, cfg, net, prepared, history, state, finite_or_none(summary()))
-                last_save = now
+                last_save = time.perf_counter()
+                save_cost = last_save - now
         s = finite_or_none(summary())
     save_run(run_dir, cfg, net, prepared, history, state, s)
     return TrainResult(
