@@ -133,3 +133,11 @@ def test_show_wraps_a_long_equation_instead_of_cutting_off_its_bias():
     assert "…" not in res.stdout
     assert max(len(line) for line in res.stdout.splitlines()) <= 80
     assert "w14*petal_width + b_A1" in res.stdout.replace("\n", " ")
+
+
+def test_a_runs_own_config_says_it_holds_initial_weights(tmp_path):
+    out = tmp_path / "r"
+    assert runner.invoke(app, ["train", "-q", "--epochs", "3", "--out", str(out)]).exit_code == 0
+    result = runner.invoke(app, ["show", str(out / "config.yaml")])
+    assert result.exit_code == 0
+    assert "initial weights" in result.stderr and str(out) in result.stderr

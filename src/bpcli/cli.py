@@ -117,6 +117,9 @@ def load_target(target: Optional[str], config: Optional[Path] = None, run: Optio
     if run is not None:
         loaded = load_run(run)
         return loaded.cfg, loaded.net, loaded.prepared, loaded.run_dir
+    if config is not None and Path(config).name == "config.yaml" and (Path(config).parent / "weights.npz").exists():
+        _stderr().print(f"note: {config} is a run's config, read at its initial weights; give the folder "
+                        f"{Path(config).parent} for the trained ones", markup=False, soft_wrap=True)
     cfg, data = load_config(config)
     return cfg, build(cfg), prepare(cfg, data), None
 
