@@ -8,315 +8,37 @@ check of the single parameter, in float64.
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
 import numpy as np
 
 from bpcli.engine import Gradients, Tape, backward, cost, forward
 from bpcli.errors import BpcliError
+from bpcli.explain_result import (  # noqa: F401  (re-exported: the result types belong to this module's API)
 from bpcli.model import Network, ParamRef, output_symbol, weight_name
+    tex_symbol,
+    d_text,
+    d_tex,
+    fp_text,
+    fp_tex,
+    Step,
+    Factor,
+    Operand,
+    DetailLine,
+    SumRow,
+    SumTable,
+    NodeDelta,
+    LayerDeltas,
+    PathTerm,
+    Paths,
+    NumericCheck,
+    Update,
+    Explanation,
+    ExplainReport,
+)
 
 Array = np.ndarray
 
 PATH_LIMIT = 64  # --paths lists the paths only when there are at most this many
 FD_STEP = 1e-5  # central-difference step, scaled by max(1, |p|)
-
-
-# --- symbols: every symbol has a plain-text and a LaTeX spelling ----------------------------------
-
-
-def tex_symbol(s: str) -> str:
-    """LaTeX for a plain symbol: w11 -> w_{11}, b_A1 -> b_{A1}, y'1 -> y'_{1}, z_B -> z_{B}, age -> \\mathrm{age}."""
-    if re.fullmatch(r"-?\d+(\.\d+)?", s):
-        return s
-    m = re.fullmatch(r"([a-zA-Z])(')?_?([A-Z]?\d*(?:_\d+)?|[A-Z]q?|q)", s)
-    if m and m.group(3):
-        return f"{m.group(1)}{m.group(2) or ''}_{{{m.group(3).replace('_', ',')}}}"
-    if re.fullmatch(r"[a-zA-Z]'?", s):
-        return s
-    esc = re.sub(r"([_%$#&{}])", r"\\\1", s)
-    return rf"\mathrm{{{esc}}}"
-
-
-def d_text(num: str, den: str) -> str:
-    return f"d{num}/d{den}"
-
-
-def d_tex(num: str, den: str) -> str:
-    n = "L_i" if num == "L_i" else tex_symbol(num) if num not in ("L", "C") else num
-    return rf"\frac{{\partial {n}}}{{\partial {tex_symbol(den)}}}"
-
-
-def fp_text(node: str) -> str:
-    return f"f_{node}'(z_{node})"
-
-
-def fp_tex(node: str) -> str:
-    return f"f_{{{node}}}'(z_{{{node}}})"
-
-
-# --- result objects ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Step:
-    """One line of the symbolic derivation: `text` (plain) and `tex` are the same equation."""
-
-    label: str
-    text: str
-    tex: str
-    note: str
-
-
-@dataclass(frozen=True)
-class Factor:
-    """One factor of dL_i/dp, with its value for every sample. kind: loss|act|weight|input|one|delta|upstream."""
-
-    symbol: str
-    tex: str
-    kind: str
-    rule: str  # the formula it comes from, or what it is
-    values: tuple[float, ...]
-
-    def to_dict(self) -> dict:
-        return {"symbol": self.symbol, "latex": self.tex, "kind": self.kind, "rule": self.rule,
-                "values": list(self.values)}
-
-
-@dataclass(frozen=True)
-class Operand:
-    symbol: str
-    value: float
-
-
-@dataclass(frozen=True)
-class DetailLine:
-    """A factor at the detail sample: its value, the formula, and the numbers that go into it."""
-
-    symbol: str
-    value: float
-    rule: str
-    operands: tuple[Operand, ...]
-
-    def to_dict(self) -> dict:
-        return {"symbol": self.symbol, "value": self.value, "rule": self.rule,
-                "operands": {o.symbol: o.value for o in self.operands}}
-
-
-@dataclass(frozen=True)
-class SumRow:
-    node: str
-    delta_symbol: str
-    delta: float
-    weight_symbol: str
-    weight: float
-    product: float
-
-
-@dataclass(frozen=True)
-class SumTable:
-    """How one upstream gradient collects at the detail sample: total = sum of delta * weight over the rows."""
-
-    title: str
-    result_symbol: str
-    delta_header: str
-    weight_header: str
-    rows: tuple[SumRow, ...]
-    total: float
-    combine: tuple[Operand, ...]  # what the total is multiplied with next (f'(z), the input), and the result
-    result: Operand | None
-
-    def to_dict(self) -> dict:
-        return {
-            "title": self.title, "result": self.result_symbol, "total": self.total,
-            "rows": [{"node": r.node, "delta_symbol": r.delta_symbol, "delta": r.delta,
-                      "weight_symbol": r.weight_symbol, "weight": r.weight, "product": r.product} for r in self.rows],
-            "combine": {o.symbol: o.value for o in self.combine},
-            "combined": None if self.result is None else {self.result.symbol: self.result.value},
-        }
-
-
-@dataclass(frozen=True)
-class NodeDelta:
-    node: str
-    upstream_symbol: str
-    upstream: float | None  # dL/da of the node (None when fused)
-    fprime: float | None  # f'(z) (None for softmax or fused)
-    delta: float  # dL/dz, the engine's value
-
-
-@dataclass(frozen=True)
-class LayerDeltas:
-    """The deltas of one layer at the detail sample, as the engine backpropagated them."""
-
-    letter: str
-    rule: str
-    nodes: tuple[NodeDelta, ...]
-
-    def to_dict(self) -> dict:
-        return {"layer": self.letter, "rule": self.rule,
-                "nodes": [{"node": n.node, "upstream_symbol": n.upstream_symbol, "upstream": n.upstream,
-                           "fprime": n.fprime, "delta": n.delta} for n in self.nodes]}
-
-
-@dataclass(frozen=True)
-class PathTerm:
-    """One path from the parameter to the loss: its factors (loss first), values at the detail sample."""
-
-    nodes: tuple[str, ...]
-    symbols: tuple[str, ...]
-    tex: tuple[str, ...]
-    values: tuple[float, ...]
-    sample_product: float
-    contribution: float  # 1/m * sum_i (product of the factors at sample i)
-
-    def to_dict(self) -> dict:
-        return {"nodes": list(self.nodes), "factors": [{"symbol": s, "value": v} for s, v in zip(self.symbols, self.values)],
-                "sample_product": self.sample_product, "contribution": self.contribution}
-
-
-@dataclass(frozen=True)
-class Paths:
-    count: int
-    limit: int
-    listed: tuple[PathTerm, ...] | None  # None when count > limit
-    sample_sum: float | None
-    total: float | None
-
-    def to_dict(self) -> dict:
-        return {"count": self.count, "limit": self.limit,
-                "paths": None if self.listed is None else [p.to_dict() for p in self.listed],
-                "sample_sum": self.sample_sum, "total": self.total}
-
-
-@dataclass(frozen=True)
-class NumericCheck:
-    """Central difference (C(p + h) - C(p - h)) / 2h in float64 against the engine's gradient."""
-
-    gradient: float
-    h: float
-    abs_error: float
-    rel_error: float
-    agrees: bool
-    note: str
-
-    def to_dict(self) -> dict:
-        return {"gradient": self.gradient, "h": self.h, "abs_error": self.abs_error,
-                "relative_error": self.rel_error, "agrees": self.agrees, "note": self.note}
-
-
-@dataclass(frozen=True)
-class Update:
-    """The gradient-descent step p <- p - lr * dC/dp (plus weight decay when the config has it)."""
-
-    lr: float
-    old: float
-    gradient: float
-    weight_decay: float
-    new: float
-    optimizer: str
-    trainable: bool
-    note: str
-
-    def to_dict(self) -> dict:
-        return {"lr": self.lr, "old": self.old, "gradient": self.gradient, "weight_decay": self.weight_decay,
-                "new": self.new, "optimizer": self.optimizer, "trainable": self.trainable, "note": self.note}
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """dC/dp for one parameter p, as the chain rule: symbolic steps, then every factor's value per sample."""
-
-    name: str
-    kind: str  # weight | bias
-    layer: str
-    layer_index: int
-    to_node: str
-    from_node: str  # the input symbol, or "1" for a bias
-    value: float
-    trainable: bool
-    position: str  # output | hidden
-    output_mode: str  # elementwise | fused | softmax_jacobian
-    loss: str
-    steps: tuple[Step, ...]
-    chain: Step  # the whole of dL_i/dp in one line
-    m: int
-    input_names: tuple[str, ...]
-    output_names: tuple[str, ...]  # y' or y'1, y'2, ...
-    target_names: tuple[str, ...]  # y or y1, y2, ...
-    focus_outputs: tuple[int, ...]  # which outputs matter most for this parameter (for the table)
-    x: tuple[tuple[float, ...], ...]
-    y: tuple[tuple[float, ...], ...]
-    y_hat: tuple[tuple[float, ...], ...]
-    columns: tuple[Factor, ...]  # the chain's factors (the whole path when there is only one)
-    compact: tuple[Factor, ...]  # the same product in three factors or fewer: dL/da, f'(z), input
-    products: tuple[float, ...]  # dL_i/dp for every sample
-    mean: float  # 1/m sum_i dL_i/dp
-    engine: float  # the engine's dC/dp
-    engine_samples_diff: float  # max_i |product_i - dz_i * a_in_i| against the engine's own deltas
-    numeric: NumericCheck
-    update: Update
-    sample: int  # the detail sample (0-based)
-    sample_given: bool
-    detail: tuple[DetailLine, ...]
-    sums: tuple[SumTable, ...]
-    layers: tuple[LayerDeltas, ...]
-    paths: Paths | None
-    dtype: str
-
-    @property
-    def agrees(self) -> bool:
-        scale = max(abs(self.mean), abs(self.engine), 1e-300)
-        tol = 1e-9 if self.dtype == "float64" else 1e-4
-        return abs(self.mean - self.engine) <= tol * scale + 1e-15
-
-    def to_dict(self) -> dict:
-        return {
-            "weight": self.name, "kind": self.kind,
-            "location": {"layer": self.layer, "layer_index": self.layer_index, "to": self.to_node,
-                         "from": self.from_node},
-            "value": self.value, "trainable": self.trainable, "position": self.position,
-            "output_delta": self.output_mode, "loss": self.loss, "dtype": self.dtype,
-            "steps": [{"label": s.label, "equation": s.text, "latex": s.tex, "note": s.note} for s in self.steps],
-            "chain": {"equation": self.chain.text, "latex": self.chain.tex, "note": self.chain.note},
-            "m": self.m,
-            "factors": [f.to_dict() for f in self.columns],
-            "compact_factors": [f.to_dict() for f in self.compact],
-            "samples": [
-                {"sample": i + 1, "inputs": dict(zip(self.input_names, self.x[i])),
-                 "target": dict(zip(self.target_names, self.y[i])),
-                 "output": dict(zip(self.output_names, self.y_hat[i])),
-                 "factors": [f.values[i] for f in self.columns], "product": self.products[i]}
-                for i in range(self.m)
-            ],
-            "mean": self.mean, "engine_gradient": self.engine, "agrees_with_engine": self.agrees,
-            "numeric_check": self.numeric.to_dict(), "update": self.update.to_dict(),
-            "detail_sample": self.sample + 1,
-            "detail": [d.to_dict() for d in self.detail],
-            "sums": [s.to_dict() for s in self.sums],
-            "deltas": [ld.to_dict() for ld in self.layers],
-            "paths": None if self.paths is None else self.paths.to_dict(),
-        }
-
-
-@dataclass(frozen=True)
-class ExplainReport:
-    """What `bpcli explain` prints: one Explanation per requested parameter."""
-
-    name: str
-    source: str
-    scaled: bool
-    explanations: tuple[Explanation, ...]
-
-    @property
-    def ok(self) -> bool:
-        return all(e.numeric.agrees and e.agrees for e in self.explanations)
-
-    def to_dict(self) -> dict:
-        return {"command": "explain", "name": self.name, "source": self.source,
-                "inputs_standardized": self.scaled,
-                "explanations": [e.to_dict() for e in self.explanations]}
 
 
 # --- helpers over the network --------------------------------------------------------------------
