@@ -12,8 +12,8 @@ import numpy as np
 
 from bpcli.engine import Gradients, Tape, backward, cost, forward
 from bpcli.errors import BpcliError
-from bpcli.explain_result import (  # noqa: F401  (re-exported: the result types belong to this module's API)
-from bpcli.model import Network, ParamRef, output_symbol, weight_name
+# the result types are re-exported: they belong to this module's API
+from bpcli.explain_result import (  # noqa: F401
     tex_symbol,
     d_text,
     d_tex,
@@ -34,6 +34,7 @@ from bpcli.model import Network, ParamRef, output_symbol, weight_name
     Explanation,
     ExplainReport,
 )
+from bpcli.model import Network, ParamRef, output_symbol, weight_name
 
 Array = np.ndarray
 
