@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 import pytest
@@ -16,7 +17,7 @@ from conftest import random_data, random_net
 
 FIELDS = ("epoch", "loss", "val_loss", "metric", "val_metric", "grad_norm", "weight_norm", "update_ratio",
           "saturation")
-RTOL = 1e-12
+RTOL = 2e-12  # relative to the scale of each quantity over the run (see _scale)
 
 
 def _dataset(x, y, task):
@@ -24,7 +25,7 @@ def _dataset(x, y, task):
                    None, task)
 
 
-def _run(net, data, val, settings, fast, state=None, stop=lambda: False, monkeypatch=None):
+def _run(net, data, val, settings, fast, state=None, stop=lambda: False):
     """Train a copy of net with the tiny path on or off; (net, history, state)."""
     net = net.copy()
     state = state or train.TrainState()
@@ -37,35 +38,50 @@ def _run(net, data, val, settings, fast, state=None, stop=lambda: False, monkeyp
     return net, history, state
 
 
-def _close(a, b, what):
-    """Numbers (or None, or tuples of them) equal to RTOL relative (absolute below 1e-300)."""
-    if isinstance(a, tuple):
-        assert isinstance(b, tuple) and len(a) == len(b), what
-        for u, v in zip(a, b):
-            _close(u, v, what)
-    elif a is None or b is None:
+def _near(a, b, scale, what):
+    """a and b equal (NaN and inf included) or within RTOL * scale."""
+    if a is None or b is None:
         assert a is None and b is None, what
-    else:
-        assert a == b or abs(a - b) <= RTOL * max(abs(a), abs(b)) + 1e-300, f"{what}: {a!r} vs {b!r}"
+    elif not (a == b or (math.isnan(a) and math.isnan(b))):
+        assert abs(a - b) <= RTOL * scale, f"{what}: {a!r} vs {b!r} (scale {scale:.3g})"
+
+
+def _scale(values) -> float:
+    """The largest finite magnitude a quantity takes over the run: rounding differences are relative to it.
+
+    A gradient norm or an update ratio near the end of a run is a small difference of large terms (the
+    per-sample gradients, W and W0); its rounding error is that of the terms, not of the small result.
+    """
+    finite = [abs(v) for v in values if v is not None and math.isfinite(v)]
+    return max(finite, default=0.0) or 1e-300
 
 
 def assert_close_training(fast, slow):
-    """Two (net, history, state) runs agree: every record field, weights, buffers, steps, RNG and status."""
+    """Two (net, history, state) runs agree to rounding: every record field, weights, buffers; steps, RNG and
+    status exactly."""
     (na, ha, sa), (nb, hb, sb) = fast, slow
     assert len(ha) == len(hb)
-    for ra, rb in zip(ha, hb):
-        for f, u, v in zip(FIELDS, ra, rb):
-            _close(u, v, f"epoch {ra[0]} {f}")
+    for i, f in enumerate(FIELDS):
+        cols = [(ra[i], rb[i]) if isinstance(ra[i], tuple) else ((ra[i],), (rb[i],)) for ra, rb in zip(ha, hb)]
+        for l in range(len(cols[0][0]) if cols else 0):
+            scale = _scale(b[l] for _, b in cols)
+            for e, (a, b) in enumerate(cols):
+                if f == "saturation":
+                    assert a[l] == b[l], f"epoch {e + 1} {f}"
+                else:
+                    _near(a[l], b[l], scale, f"epoch {e + 1} {f}[{l}]")
     for a, b in zip(na.W + na.b, nb.W + nb.b):
         if a is None:
             assert b is None
         else:
             assert a.dtype == b.dtype and a.shape == b.shape
-            np.testing.assert_allclose(a, b, rtol=RTOL, atol=1e-300)
+            np.testing.assert_allclose(a, b, rtol=0, atol=RTOL * np.max(np.abs(b)))
+    g = max((max(r[FIELDS.index("grad_norm")]) for r in hb), default=1.0)
     assert sa.buffers.keys() == sb.buffers.keys()
     for k in sa.buffers:
-        assert isinstance(sa.buffers[k], np.ndarray)
-        np.testing.assert_allclose(sa.buffers[k], sb.buffers[k], rtol=1e-11, atol=1e-300)
+        assert isinstance(sa.buffers[k], np.ndarray) and sa.buffers[k].shape == sb.buffers[k].shape
+        scale = g if k.startswith("m:") else g * g  # momentum: sums of gradients; adam's v: of their squares
+        np.testing.assert_allclose(sa.buffers[k], sb.buffers[k], rtol=0, atol=RTOL * scale)
     assert (sa.epoch, sa.step, sa.status, sa.message, sa.rng_state, sa.bad_epochs) == \
         (sb.epoch, sb.step, sb.status, sb.message, sb.rng_state, sb.bad_epochs)
 
@@ -132,7 +148,7 @@ def test_random_tiny_networks_match_the_numpy_path(hidden, output, loss, opt, ba
     if loss == "cross_entropy":
         y = np.eye(n_out)[rng.integers(0, n_out, size=14)]
     data, val = _dataset(x[:10], y[:10], task), _dataset(x[10:], y[10:], task)
-    settings = TrainConfig(optimizer=opt, lr=0.01 if opt == "adam" else 0.2, epochs=150, batch_size=batch, seed=3,
+    settings = TrainConfig(optimizer=opt, lr=0.01 if opt == "adam" else 0.2, epochs=300, batch_size=batch, seed=3,
                            weight_decay=wd, patience=40)
     assert tiny.applies(net, data, settings)
     compare(net, data, val, settings)

@@ -27,7 +27,7 @@ from bpcli.data import Dataset
 from bpcli.model import Network
 
 ENABLED = True  # train.fit takes this path when it applies; tests set it False to force the numpy path
-MAX_WORK = 600  # parameters x batch rows: above this the numpy path is faster (measured on the 2-2-1 to 5-5-5-1 range)
+MAX_WORK = 500  # parameters x batch rows: from about 600-1500 on the numpy path is faster (docs/perf.md)
 MAX_PARAMS = 200  # keeps the generated source small
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "silu", "gelu")
 LOSSES = ("squared_error", "binary_cross_entropy", "cross_entropy", "absolute_error", "huber")
@@ -142,7 +142,6 @@ class _Names:
     def __init__(self, net: Network):
         self.net = net
         self.params: list[str] = []  # every parameter, in the order of _arrays(net), row-major
-        self.spans: list[tuple[int, int]] = []  # (start, stop) in params of each array of _arrays(net)
         self.trainable: list[str] = []  # the parameters the optimiser updates, in Optimizer order
         self.weight: dict[str, bool] = {}
         for l, (layer, W, b) in enumerate(zip(net.layers, net.W, net.b)):
@@ -150,13 +149,11 @@ class _Names:
             for j in range(W.shape[0]):
                 for k in range(W.shape[1]):
                     self.params.append(f"W{l}_{j}_{k}")
-            self.spans.append((start, len(self.params)))
             self.trainable += self.params[start:]
             self.weight.update({p: True for p in self.params[start:]})
             if b is not None:
                 start = len(self.params)
                 self.params += [f"b{l}_{j}" for j in range(b.size)]
-                self.spans.append((start, len(self.params)))
                 if layer.bias_trainable:
                     self.trainable += self.params[start:]
                 self.weight.update({p: False for p in self.params[start:]})
@@ -226,7 +223,7 @@ def _step_source(net: Network, settings: TrainConfig, classification: bool, back
             s = " + ".join(f"W{l}_{j}_{k} * {a_in[k]}" for k in range(layer.n_in))
             b = nm.bias(l, j)
             if b is not None:
-                s = f"{s} + {b}" if layer.n_in > 1 else f"{s} + {b}"
+                s = f"{s} + {b}"
             z = f"z{l}_{j}"
             emit(body + f"{z} = {s}")
             if act.name == "identity":
