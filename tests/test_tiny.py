@@ -274,3 +274,21 @@ def test_the_comparison_catches_a_wrong_derivative(monkeypatch):
     tiny._code.cache_clear()
     with pytest.raises(AssertionError):
         assert_close_training(fast, slow)
+
+
+def test_resumed_buffers_that_are_not_float64_go_to_the_numpy_path(monkeypatch):
+    cfg, data = load_config(builtin_config_dir() / "xor.yaml")
+    p = prepare(cfg, data)
+    settings = dataclasses.replace(cfg.train, epochs=5)
+    half, _, state = _run(build(cfg), p.train, None, dataclasses.replace(settings, epochs=2), True)
+    state.buffers = {k: v.astype(np.float32) for k, v in state.buffers.items()}
+    calls = []
+    real = train._fit_numpy
+
+    def spy(*args):
+        calls.append(args[4].epoch)
+        yield from real(*args)
+
+    monkeypatch.setattr(train, "_fit_numpy", spy)
+    _, hist, state = _run(half, p.train, None, settings, True, state=state)
+    assert calls == [2] and [h[0] for h in hist] == [3, 4, 5] and state.status == "completed"

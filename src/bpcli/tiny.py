@@ -459,6 +459,9 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
         rng.bit_generator.state = state.rng_state
     opt = Optimizer(net, settings, state.buffers)  # the buffers: resumed, or zeros
     state.buffers = opt.buffers
+    if any(b.dtype != np.float64 or not b.flags.c_contiguous or not b.flags.writeable for b in opt.buffers.values()):
+        yield from numpy_fit(net, train, val, settings, state, should_stop)  # resumed buffers we cannot write to
+        return
     kind = settings.optimizer
     buffers = [[opt.buffers[f"{mv}:{key}"] for key, _, _ in opt.params]
                for mv in {"momentum": "m", "adam": "mv"}.get(kind, "")]
