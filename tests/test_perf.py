@@ -8,12 +8,18 @@ import numpy as np
 import pytest
 
 import reference_train as ref
-from bpcli import train
+from bpcli import tiny, train
 from bpcli.config import TrainConfig, build, load_config
 from bpcli.data import Dataset
 from bpcli.runs import prepare
 
 from conftest import random_data, random_net
+
+@pytest.fixture(autouse=True)
+def numpy_path_only(monkeypatch):
+    """These tests compare the numpy path with the reference bit for bit: no pure-Python tiny path."""
+    monkeypatch.setattr(tiny, "ENABLED", False)
+
 
 FIELDS = ("epoch", "loss", "val_loss", "metric", "val_metric", "grad_norm", "weight_norm", "update_ratio",
           "saturation")

@@ -243,12 +243,24 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     On a NaN or infinite loss the weights are put back to the last finite epoch's and
     state.status becomes 'diverged'. should_stop() is polled after every batch (Ctrl-C).
 
-    Each step runs through kernels.StepPlan (buffers made once per batch size); the numbers are
-    bit for bit those of engine.forward/backward and the plain optimiser expressions.
+    Very small float64 networks train in plain Python floats (tiny.py: the same records, to rounding);
+    every other step runs through kernels.StepPlan (buffers made once per batch size), bit for bit the
+    numbers of engine.forward/backward and the plain optimiser expressions.
     """
-    from bpcli.kernels import StepPlan
+    from bpcli import tiny
 
     state = state or TrainState()
+    if tiny.applies(net, train, settings):
+        yield from tiny.fit(net, train, val, settings, state, should_stop, _fit_numpy)
+    else:
+        yield from _fit_numpy(net, train, val, settings, state, should_stop)
+
+
+def _fit_numpy(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig, state: TrainState,
+               should_stop: Callable[[], bool]) -> Iterator[EpochRecord]:
+    """fit through kernels.StepPlan, for every network."""
+    from bpcli.kernels import StepPlan
+
     rng = np.random.default_rng(settings.seed)
     if state.rng_state is not None:
         rng.bit_generator.state = state.rng_state
