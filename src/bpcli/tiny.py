@@ -527,7 +527,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
                     grad_norm = tuple(g / n_batches for g in gnorm)
                     norms, ratios, check = stats(P, P0, start_norms)
                     check += total_loss
-            clean = isfinite(check)
+            clean = interrupted or isfinite(check)  # an interrupted epoch is rolled back whatever it held
         except (ArithmeticError, ValueError):
             clean = False  # an overflow: numpy would carry inf or NaN on and decides below what it means
         if interrupted:
