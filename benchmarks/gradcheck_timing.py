@@ -18,7 +18,7 @@ import numpy as np
 
 from bpcli.activations import get_activation
 from bpcli.engine import cost, forward
-from bpcli.gradcheck import GradcheckOptions, check
+from bpcli.gradcheck import GradcheckOptions, check, naive_numeric_gradient
 from bpcli.losses import get_loss
 from bpcli.model import LETTERS, SYMBOLS, Layer, Network
 
@@ -34,16 +34,7 @@ def make_net(rng: np.random.Generator, sizes=(64, 64, 10)) -> Network:
 
 
 def naive(net: Network, x, y, eps=1e-5) -> np.ndarray:
-    out = []
-    for ref in net.param_refs():
-        v = net.get(ref)
-        net.set(ref, v + eps)
-        cp = cost(net, forward(net, x)[0], y)
-        net.set(ref, v - eps)
-        cm = cost(net, forward(net, x)[0], y)
-        net.set(ref, v)
-        out.append((cp - cm) / (2 * eps))
-    return np.array(out)
+    return naive_numeric_gradient(net, x, y, eps)
 
 
 def times(fn, repeats: int) -> tuple[float, float]:

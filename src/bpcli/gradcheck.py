@@ -283,6 +283,28 @@ class GradcheckReport:
         }
 
 
+# --- the slow, obvious method ---------------------------------------------------------------
+
+
+def naive_numeric_gradient(net: Network, x: Array, y: Array, eps: float = DEFAULT_EPS, refs=None) -> Array:
+    """Central differences two full forward passes per parameter, in param_refs() order.
+
+    The reference `check` is tested against, and the baseline the benchmark times; `net` is restored.
+    """
+    from bpcli.engine import cost, forward
+
+    out = []
+    for ref in refs if refs is not None else net.param_refs():
+        v = net.get(ref)
+        net.set(ref, v + eps)
+        cp = cost(net, forward(net, x)[0], y)
+        net.set(ref, v - eps)
+        cm = cost(net, forward(net, x)[0], y)
+        net.set(ref, v)
+        out.append((cp - cm) / (2 * eps))
+    return np.array(out)
+
+
 # --- errors and verdicts -----------------------------------------------------------------
 
 
