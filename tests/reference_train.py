@@ -65,13 +65,12 @@ def correct_count(y_hat: Array, y: Array) -> int:
 
 
 def r2_score(y_hat: Array, y: Array) -> float:
-    """Coefficient of determination, averaged over outputs (scikit-learn's uniform average)."""
-    ss_res = np.sum((y - y_hat) ** 2, axis=0)
-    ss_tot = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
-    ok = ss_tot > 0
-    if not np.any(ok):
+    """Coefficient of determination pooled over outputs (scikit-learn's 'variance_weighted')."""
+    ss_res = float(np.sum((y - y_hat) ** 2))
+    ss_tot = float(np.sum((y - y.mean(axis=0)) ** 2))
+    if not ss_tot > 0:
         return float("nan")
-    return float(np.mean(1.0 - ss_res[ok] / ss_tot[ok]))
+    return 1.0 - ss_res / ss_tot
 
 
 def evaluate(net: Network, data: Dataset) -> tuple[float, float]:
@@ -224,11 +223,14 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
         if not finite:
             for a, keep in zip(_arrays(net), good):
                 a[...] = keep
+            for k, v in start_buffers.items():  # the run folder stays consistent and loadable
+                opt.buffers[k][...] = v
+            state.step = start_step
+            state.rng_state = start_rng
             state.status = "diverged"
             state.message = (f"loss became {'NaN' if np.isnan(loss) else 'infinite'} at epoch {state.epoch + 1}; "
                              f"kept the weights of epoch {state.epoch}; try a smaller learning rate "
                              f"(now {settings.lr:g})")
-            state.rng_state = rng.bit_generator.state
             return
         state.epoch += 1
         val_loss = val_metric = None

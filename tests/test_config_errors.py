@@ -103,3 +103,17 @@ def test_bad_command_line_values(tmp_path, args, piece):
     result = runner.invoke(app, ["train", str(p), "--out", str(tmp_path / "run"), *args])
     assert result.exit_code == 2 and piece in result.stderr, result.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_softmax_cross_entropy_refuses_targets_that_are_not_distributions(tmp_path):
+    """The y' - y shortcut is only the gradient when every target row adds up to 1."""
+    text = ("layers: [{size: 3, activation: tanh}, {size: 2, activation: softmax}]\nloss: cross_entropy\n"
+            "data:\n  x: [[0, 1], [1, 0], [1, 1]]\n  y: [[0.7, 0.7], [0.2, 0.5], [1, 0]]\n")
+    err = run_bad(tmp_path, text)
+    assert "bad.yaml:5: data.y: softmax with cross_entropy needs each target row to add up to 1" in err
+    assert "row 0 adds up to 1.4" in err
+
+
+def test_a_non_text_convention_is_one_clear_line(tmp_path):
+    err = run_bad(tmp_path, GOOD.replace("loss: squared_error", "loss: {name: squared_error, convention: [1]}"))
+    assert "loss.convention: expected text" in err

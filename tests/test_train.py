@@ -152,3 +152,37 @@ def test_version_and_help():
     for cmd in (["--help"], ["train", "--help"], ["show", "--help"], ["init", "--help"]):
         result = runner.invoke(app, cmd)
         assert result.exit_code == 0 and "Usage" in result.stdout
+
+
+def test_history_r2_is_the_same_number_as_the_final_r2(tmp_path):
+    """Two outputs, a learning rate too small to move the weights: the last epoch's R^2 (accumulated batch by
+    batch) equals r2_score at the final weights, computed independently from the predictions."""
+    from bpcli.config import build
+    from bpcli.engine import forward
+    from bpcli.runs import load_run
+
+    cfg = tmp_path / "two.yaml"
+    cfg.write_text("inputs: 2\nlayers: [{size: 3, activation: tanh}, {size: 2, activation: identity}]\n"
+                   "data: {x: [[0, 1], [1, 0], [1, 1], [0, 0], [2, 1]], y: [[1, 0], [0, 3], [2, 1], [0, 0], [5, 1]]}\n"
+                   "train: {lr: 1.0e-300, epochs: 2}\n")
+    result = runner.invoke(app, ["train", str(cfg), "--json", "-q", "--out", str(tmp_path / "r")])
+    doc = json.loads(result.stdout)
+    run = load_run(tmp_path / "r")
+    y = run.prepared.train.y
+    y_hat = forward(run.net, run.prepared.train.x)[0]
+    independent = 1.0 - np.sum((y - y_hat) ** 2) / np.sum((y - y.mean(axis=0)) ** 2)
+    assert doc["history"][-1]["metric"] == pytest.approx(independent, rel=1e-12)
+    assert doc["final"]["train_metric"] == pytest.approx(independent, rel=1e-12)
+
+
+def test_a_diverged_momentum_run_folder_still_loads(tmp_path):
+    """Divergence rolls back the optimiser buffers and step with the weights, so the folder stays usable."""
+    cfg = tmp_path / "div.yaml"
+    cfg.write_text("layers: [{size: 8, activation: tanh}, {size: 1, activation: identity}]\n"
+                   "data: {generator: sine, samples: 50}\ntrain: {optimizer: momentum, lr: 100, epochs: 300}\n")
+    out = tmp_path / "r"
+    assert runner.invoke(app, ["train", str(cfg), "-q", "--out", str(out)]).exit_code == 1
+    shown = runner.invoke(app, ["show", str(out), "--json"])
+    assert shown.exit_code == 0, shown.stderr
+    with np.load(out / "state.npz", allow_pickle=False) as npz:
+        assert all(np.all(np.isfinite(npz[k])) for k in npz.files)

@@ -247,13 +247,23 @@ def train(
                 task = progress.add_task("train", total=cfg.train.epochs, info="",
                                          completed=loaded.state.epoch if loaded else 0)
 
+                import time
+                last = [0.0]
+
                 def on_epoch(rec):
+                    # Rich redraws ~10 times a second: format and update no more often than that
+                    now = time.perf_counter()
+                    if now - last[0] < 0.05 and rec.epoch < cfg.train.epochs:
+                        return
+                    last[0] = now
                     info = f"loss {fmt(rec.loss, 4)}"
                     if rec.val_loss is not None:
                         info += f"  val {fmt(rec.val_loss, 4)}"
                     progress.update(task, completed=rec.epoch, info=info)
 
                 result = run_training(cfg, data, run_dir, on_epoch, lambda: stop["signal"] is not None, loaded)
+                if result.history:  # the last epoch may have fallen between two updates
+                    progress.update(task, completed=result.epochs, info=f"loss {fmt(result.history[-1].loss, 4)}")
         else:
             result = run_training(cfg, data, run_dir, None, lambda: stop["signal"] is not None, loaded)
     except BaseException:

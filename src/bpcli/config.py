@@ -562,6 +562,17 @@ def parse(doc: Any, source: str, locs: _Locations, base_dir: Path) -> tuple[NetC
     if dataset is not None and inputs is not None and dataset.x.shape[1] != len(inputs):
         ck.problem(("inputs",), f"the network has {len(inputs)} inputs but the data has "
                    f"{dataset.x.shape[1]} feature columns")
+    if dataset is not None and np.all(np.isfinite(dataset.y)):
+        # the losses' own conditions on the targets; the y' - y shortcut of softmax + cross-entropy needs rows
+        # that are probability distributions, else its gradient would be silently wrong
+        if loss_name in ("cross_entropy", "binary_cross_entropy") and (np.any(dataset.y < 0) or np.any(dataset.y > 1)):
+            ck.problem(dp + ("y",) if "y" in dd else dp, f"{loss_name} needs targets between 0 and 1 "
+                       f"(found {float(dataset.y.min()):g} to {float(dataset.y.max()):g})")
+        elif (loss_name == "cross_entropy" and layer_cfgs and layer_cfgs[-1].activation == "softmax"
+              and not np.allclose(dataset.y.sum(axis=1), 1.0)):
+            bad = int(np.argmax(np.abs(dataset.y.sum(axis=1) - 1.0)))
+            ck.problem(dp + ("y",) if "y" in dd else dp, f"softmax with cross_entropy needs each target row to add "
+                       f"up to 1 (one-hot or probabilities); row {bad} adds up to {float(dataset.y[bad].sum()):g}")
     if dataset is not None and n_out is not None and dataset.y.shape[1] != n_out:
         ck.problem(("layers", len(layer_cfgs) - 1, "size"), f"the output layer has {n_out} nodes but the "
                    f"targets have {dataset.y.shape[1]} columns")

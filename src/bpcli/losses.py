@@ -194,6 +194,9 @@ def get_loss(name: str, params: dict | None = None, where: str = "loss") -> Loss
         raise ConfigError([f"{where}: loss '{key}' has no option '{bad}' (options: {allowed})"])
     for k, v in params.items():
         if k == "convention":
+            if not isinstance(v, str):
+                raise ConfigError([f"{where}.convention: expected text, one of {one_of(SQUARED_CONVENTIONS)}, "
+                                   f"found {v!r}"])
             continue
         if not is_finite_number(v):
             raise ConfigError([f"{where}.{k}: expected a finite number, found {v!r}"])

@@ -67,13 +67,16 @@ def correct_count(y_hat: Array, y: Array) -> int:
 
 
 def r2_score(y_hat: Array, y: Array) -> float:
-    """Coefficient of determination, averaged over outputs (scikit-learn's uniform average)."""
-    ss_res = np.sum((y - y_hat) ** 2, axis=0)
-    ss_tot = np.sum((y - y.mean(axis=0)) ** 2, axis=0)
-    ok = ss_tot > 0
-    if not np.any(ok):
+    """Coefficient of determination 1 - SS_res / SS_tot, pooled over outputs.
+
+    Pooled (scikit-learn's multioutput='variance_weighted') so that it is the same number the per-epoch
+    history accumulates batch by batch; with one output it is the usual R^2.
+    """
+    ss_res = float(np.sum((y - y_hat) ** 2))
+    ss_tot = float(np.sum((y - y.mean(axis=0)) ** 2))
+    if not ss_tot > 0:
         return float("nan")
-    return float(np.mean(1.0 - ss_res[ok] / ss_tot[ok]))
+    return 1.0 - ss_res / ss_tot
 
 
 def evaluate(net: Network, data: Dataset) -> tuple[float, float]:
@@ -356,13 +359,18 @@ def _fit_numpy(net: Network, train: Dataset, val: Dataset | None, settings: Trai
         if not finite:
             finite = np.isfinite(loss) and all(np.all(np.isfinite(a)) for a in arrays)
         if not finite:
+            # back to the end of the last finite epoch: weights, optimiser buffers, step count and RNG agree,
+            # so the run folder stays loadable and consistent
             for a, keep in zip(arrays, good):
                 a[...] = keep
+            for k, v in saved_buffers.items():
+                opt.buffers[k][...] = v
+            state.step = start_step
+            state.rng_state = start_rng
             state.status = "diverged"
             state.message = (f"loss became {'NaN' if np.isnan(loss) else 'infinite'} at epoch {state.epoch + 1}; "
                              f"kept the weights of epoch {state.epoch}; try a smaller learning rate "
                              f"(now {settings.lr:g})")
-            state.rng_state = rng.bit_generator.state
             return
         state.epoch += 1
         val_loss = val_metric = None
