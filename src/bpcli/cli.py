@@ -479,11 +479,17 @@ def explain(
     else:
         from bpcli.render.explain import explain_view
         _stdout().print(explain_view(report))
-    bad = [e for e in report.explanations if not (e.numeric.agrees and e.agrees)]
-    if bad:
-        fail("; ".join(f"{e.name}: the gradient {e.engine:.6g} disagrees with the central difference "
-                       f"{e.numeric.gradient:.6g} (relative error {e.numeric.rel_error:.2g})"
-                       + (f"; {e.numeric.note}" if e.numeric.note else "") for e in bad), EXIT_FAILED)
+    if not report.ok:
+        problems = []
+        for e in report.explanations:
+            if not e.agrees:
+                problems.append(f"{e.name}: the mean of the factor products {e.mean:.6g} disagrees with the "
+                                f"engine's gradient {e.engine:.6g}")
+            if not e.numeric.agrees:
+                problems.append(f"{e.name}: the gradient {e.engine:.6g} disagrees with the central difference "
+                                f"{e.numeric.gradient:.6g} (relative error {e.numeric.rel_error:.2g})"
+                                + (f"; {e.numeric.note}" if e.numeric.note else ""))
+        fail("\n".join(problems), EXIT_FAILED)
 
 
 @app.command()

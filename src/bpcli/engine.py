@@ -58,11 +58,6 @@ def predict(net: Network, x: Array) -> Array:
     return forward(net, x)[0]
 
 
-def sample_losses(net: Network, y_hat: Array, y: Array) -> Array:
-    """L_i for every sample, shape (m,)."""
-    return net.loss.value(y_hat, y)
-
-
 def cost(net: Network, y_hat: Array, y: Array) -> float:
     """C = 1/m * sum_i L_i."""
     return float(np.mean(net.loss.value(y_hat, y)))
@@ -100,9 +95,3 @@ def backward(net: Network, tape: Tape, y: Array) -> Gradients:
             below = tape[l - 1]
             dz = net.layers[l - 1].activation.vjp(below.z, below.a_out, da)
     return Gradients(dW, db, dzs, dy_hat)
-
-
-def loss_and_gradients(net: Network, x: Array, y: Array) -> tuple[float, Gradients, Array, Tape]:
-    """One forward and backward pass: (C, gradients, y_hat, tape)."""
-    y_hat, tape = forward(net, x)
-    return cost(net, y_hat, y), backward(net, tape, y), y_hat, tape

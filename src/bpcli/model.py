@@ -131,9 +131,6 @@ class Network:
     def node_name(self, l: int, j: int) -> str:
         return node_name(self.layers[l], j)
 
-    def input_name(self, k: int) -> str:
-        return self.input_names[k]
-
     def source_name(self, l: int, k: int) -> str:
         """The symbol of the k-th input of layer l: x1 for the first layer, o1 / o_A1 further on."""
         if l == 0:
