@@ -16,17 +16,13 @@ import math
 import numpy as np
 
 from bpcli.engine import LayerTape
+from bpcli.losses import squared_scale
 from bpcli.model import Network
 
 Array = np.ndarray
 
 def _maximum_into(x: Array, y: Array, out: Array) -> Array:
     return np.maximum(x, y, out=out)
-
-
-def _squared_scale(convention: str, n: int) -> float:
-    """The same scale losses._squared_error uses (computed the same way)."""
-    return {"half_sum": 0.5, "mean": 1.0 / n, "sklearn": 0.5 / n, "sum": 1.0}[convention]
 
 
 class StepPlan:
@@ -72,7 +68,7 @@ class StepPlan:
         self.loss_kind = "generic"
         if loss.name == "squared_error" and loss.params.get("convention") in ("half_sum", "mean", "sklearn", "sum"):
             self.loss_kind = "squared"
-            scale = _squared_scale(loss.params["convention"], n_out)
+            scale = squared_scale(loss.params["convention"], n_out)
             self.scale = c(scale)
             self.grad_scale = None if 2.0 * scale == 1.0 else c(2.0 * scale)  # x * 1.0 is x
             self.R = np.empty((m, n_out), dt)

@@ -61,6 +61,11 @@ SQUARED_CONVENTIONS = {
 }
 
 
+def squared_scale(convention: str, n: int) -> float:
+    """The factor in front of sum_k (y_k - y'_k)^2 for n outputs (the training kernels use it too)."""
+    return {"half_sum": 0.5, "mean": 1.0 / n, "sklearn": 0.5 / n, "sum": 1.0}[convention]
+
+
 def _squared_error(convention: str = "half_sum") -> Loss:
     if convention not in SQUARED_CONVENTIONS:
         raise ConfigError([
@@ -69,7 +74,7 @@ def _squared_error(convention: str = "half_sum") -> Loss:
         ])
 
     def scale(n: int) -> float:
-        return {"half_sum": 0.5, "mean": 1.0 / n, "sklearn": 0.5 / n, "sum": 1.0}[convention]
+        return squared_scale(convention, n)
 
     def value(y_hat: Array, y: Array) -> Array:
         r = y_hat - y

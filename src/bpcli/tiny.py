@@ -24,6 +24,7 @@ import numpy as np
 
 from bpcli.config import TrainConfig
 from bpcli.data import Dataset
+from bpcli.losses import SQUARED_CONVENTIONS, squared_scale
 from bpcli.model import Network
 
 ENABLED = True  # train.fit takes this path when it applies; tests set it False to force the numpy path
@@ -32,7 +33,6 @@ MAX_PARAMS = 200  # keeps the generated source small
 ACTIVATIONS = ("identity", "sigmoid", "tanh", "relu", "leaky_relu", "elu", "softplus", "silu", "gelu")
 LOSSES = ("squared_error", "binary_cross_entropy", "cross_entropy", "absolute_error", "huber")
 OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
-_SCALE = {"half_sum": lambda n: 0.5, "mean": lambda n: 1.0 / n, "sklearn": lambda n: 0.5 / n, "sum": lambda n: 1.0}
 
 
 def n_params(net: Network) -> int:
@@ -48,7 +48,8 @@ def applies(net: Network, train: Dataset, settings: TrainConfig) -> bool:
     if any(layer.activation.name not in ACTIVATIONS or not layer.activation.elementwise for layer in net.layers):
         return False
     loss = net.loss
-    if loss.name not in LOSSES or (loss.name == "squared_error" and loss.params.get("convention") not in _SCALE):
+    if loss.name not in LOSSES or (loss.name == "squared_error"
+                                   and loss.params.get("convention") not in SQUARED_CONVENTIONS):
         return False
     if loss.name == "cross_entropy" and net.fused_output:
         return False  # softmax output: not elementwise (already excluded above)
@@ -270,7 +271,7 @@ def _step_source(net: Network, settings: TrainConfig, classification: bool, back
     for k in range(n_out):
         emit(body + f"r{k} = {o[k]} - {ys[k]}")
     if loss.name == "squared_error":
-        scale = _SCALE[loss.params["convention"]](n_out)
+        scale = squared_scale(loss.params["convention"], n_out)
         sq = " + ".join(f"r{k} * r{k}" for k in range(n_out))
         emit(body + (f"loss += {sq} * {_f(scale)}" if n_out == 1 else f"loss += ({sq}) * {_f(scale)}"))
         gs = 2.0 * scale
