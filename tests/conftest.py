@@ -9,6 +9,19 @@ from bpcli.activations import get_activation
 from bpcli.losses import get_loss
 from bpcli.model import LETTERS, SYMBOLS, Layer, Network
 
+def outputs_for(loss: str) -> list[str]:
+    """Output activations a loss is tested with (softmax and sigmoid for the cross-entropies)."""
+    return {"cross_entropy": ["softmax", "sigmoid"], "binary_cross_entropy": ["sigmoid", "softmax"]}.get(
+        loss, ["identity", "sigmoid", "tanh", "softmax"])
+
+
+def activation_loss_triples() -> list[tuple[str, str, str]]:
+    """(hidden, output, loss) for every hidden activation with every output/loss pair."""
+    from bpcli.activations import ACTIVATIONS
+    from bpcli.losses import LOSSES
+    return [(h, o, l) for l in LOSSES for o in outputs_for(l) for h in ACTIVATIONS if h != "softmax"]
+
+
 SMOOTH = ["identity", "sigmoid", "tanh", "softplus", "silu", "gelu", "elu"]
 KINKED = ["relu", "leaky_relu"]
 

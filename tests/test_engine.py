@@ -5,12 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bpcli.activations import ACTIVATIONS
 from bpcli.engine import backward, forward
 from bpcli.gradcheck import naive_numeric_gradient
-from bpcli.losses import LOSSES
 
-from conftest import random_data, random_net
+from conftest import activation_loss_triples, random_data, random_net
 
 
 def numeric_grad(net, x, y, eps=1e-6):
@@ -23,15 +21,7 @@ def analytic_grad(net, x, y):
     return np.array([(g.dW[r.layer] if r.kind == "W" else g.db[r.layer])[r.index] for r in net.param_refs()])
 
 
-def output_for(loss: str) -> list[str]:
-    if loss == "cross_entropy":
-        return ["softmax", "sigmoid"]
-    if loss == "binary_cross_entropy":
-        return ["sigmoid", "softmax"]
-    return ["identity", "sigmoid", "tanh", "softmax"]
-
-
-PAIRS = [(h, o, l) for l in LOSSES for o in output_for(l) for h in ACTIVATIONS if h != "softmax"]
+PAIRS = activation_loss_triples()
 
 
 @pytest.mark.parametrize("hidden,output,loss", PAIRS)

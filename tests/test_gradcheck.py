@@ -26,7 +26,7 @@ from bpcli.losses import LOSSES, SQUARED_CONVENTIONS, LossSpec
 from bpcli.render.gradcheck import gradcheck_view
 from bpcli.runs import prepare
 
-from conftest import random_data, random_net
+from conftest import activation_loss_triples, random_data, random_net
 
 runner = CliRunner()
 CONFIGS = sorted(builtin_config_dir().glob("*.yaml"))
@@ -96,12 +96,7 @@ def test_every_shipped_config_passes(path):
     assert len(kinks) < 0.05 * len(report.entries)
 
 
-def _outputs(loss: str) -> list[str]:
-    return {"cross_entropy": ["softmax", "sigmoid"], "binary_cross_entropy": ["sigmoid", "softmax"]}.get(
-        loss, ["identity", "sigmoid", "tanh", "softmax"])
-
-
-PAIRS = [(h, o, l) for l in LOSSES for o in _outputs(l) for h in ACTIVATIONS if h != "softmax"]
+PAIRS = activation_loss_triples()
 
 
 @pytest.mark.parametrize("hidden,output,loss", PAIRS)
