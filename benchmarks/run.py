@@ -164,7 +164,7 @@ def sys_bpcli(w: Workload):
             pass
 
     def loss():
-        return cost(net, forward(net, ex.astype(w.dtype))[0], ey.astype(w.dtype))
+        return cost(net, forward(net, ex.astype(w.dtype))[1], ey.astype(w.dtype))
 
     return train, loss
 

@@ -58,9 +58,21 @@ def predict(net: Network, x: Array) -> Array:
     return forward(net, x)[0]
 
 
-def cost(net: Network, y_hat: Array, y: Array) -> float:
-    """C = 1/m * sum_i L_i."""
-    return float(np.mean(net.loss.value(y_hat, y)))
+def sample_losses(net: Network, z_out: Array, y_hat: Array, y: Array) -> Array:
+    """L_i (m,) for the output layer's weighted sums z_out and outputs y_hat (m, n_out).
+
+    A fused pair (sigmoid + binary cross-entropy, softmax + cross-entropy) is computed from z, exact where
+    y' rounds to 0 or 1; every other loss from y'.
+    """
+    if net.fused_output:
+        return net.loss.value_z(z_out, y)
+    return net.loss.value(y_hat, y)
+
+
+def cost(net: Network, tape: Tape, y: Array) -> float:
+    """C = 1/m * sum_i L_i, from a forward pass's tape."""
+    top = tape[-1]
+    return float(np.mean(sample_losses(net, top.z, top.a_out, y)))
 
 
 def output_delta(net: Network, tape: Tape, y: Array) -> tuple[Array, Array | None]:

@@ -297,9 +297,9 @@ def naive_numeric_gradient(net: Network, x: Array, y: Array, eps: float = DEFAUL
     for ref in refs if refs is not None else net.param_refs():
         v = net.get(ref)
         net.set(ref, v + eps)
-        cp = cost(net, forward(net, x)[0], y)
+        cp = cost(net, forward(net, x)[1], y)
         net.set(ref, v - eps)
-        cm = cost(net, forward(net, x)[0], y)
+        cm = cost(net, forward(net, x)[1], y)
         net.set(ref, v)
         out.append((cp - cm) / (2 * eps))
     return np.array(out)
@@ -402,18 +402,25 @@ def _losses_from(base: _Base, l: int, Z: Array) -> tuple[Array, Array]:
             if net.b[l2 + 1] is not None:
                 Z += net.b[l2 + 1][:, None]
             Z = Z.reshape(-1, B, m)
-    return _loss_rows(base, aT.reshape(-1, B, m), kink)
+    return _loss_rows(base, aT.reshape(-1, B, m), kink, Z)
 
 
-def _loss_rows(base: _Base, Y: Array, kink: Array) -> tuple[Array, Array]:
-    """Per-sample losses (B, m) of B perturbed outputs Y: (n_out, B, m); kinks of the loss flagged."""
+def _loss_rows(base: _Base, Y: Array, kink: Array, Z: Array | None = None) -> tuple[Array, Array]:
+    """Per-sample losses (B, m) of B perturbed outputs Y: (n_out, B, m); kinks of the loss flagged.
+
+    Z: the output layer's weighted sums behind Y, (n_out, B, m); a fused pair's loss is computed from them
+    (engine.sample_losses), as training computes it.
+    """
+    from bpcli.engine import sample_losses
+
     n, B, m = Y.shape
     loss = base.net.loss
     if loss.kinks:
         P = B // 2
         yT = base.yT[:, None, :]
         kink = kink | _crossing(Y[:, :P] - yT, Y[:, P:] - yT, base.aT[-1][:, None, :] - yT, loss.kinks)
-    L = loss.value(Y.reshape(n, B * m).T, base.y_rows(B))
+    Zr = None if Z is None else Z.reshape(n, B * m).T
+    L = sample_losses(base.net, Zr, Y.reshape(n, B * m).T, base.y_rows(B))
     return L.reshape(B, m), kink
 
 
@@ -481,7 +488,11 @@ def _numeric_entries(base: _Base, l: int, kind: str, flat: Array, eps: float) ->
         elif last:
             Y = np.repeat(base.aT[l][:, None, :], 2 * c, axis=1)
             Y[j2, np.arange(2 * c), :] = _pair(ap[s], am[s])
-            L, k = _loss_rows(base, Y, np.zeros(c, dtype=bool))
+            Z = None
+            if net.fused_output:
+                Z = np.repeat(z0[:, None, :], 2 * c, axis=1)
+                Z[j2, np.arange(2 * c), :] = _pair(zp[s], zm[s])
+            L, k = _loss_rows(base, Y, np.zeros(c, dtype=bool), Z)
         else:
             Z = np.concatenate([Wj[:, s], Wj[:, s]], axis=1)[:, :, None] * _pair(dp[s], dm[s])[None]
             Z += z_next
@@ -538,7 +549,7 @@ def check(net: Network, x: Array, y: Array, options: GradcheckOptions | None = N
 
     x: (m, n_in), y: (m, n_out).  The network is copied to float64; nothing is changed in place.
     """
-    from bpcli.engine import backward, cost, forward
+    from bpcli.engine import backward, cost, forward, sample_losses
 
     t0 = time.perf_counter()
     opt = options or GradcheckOptions()
@@ -578,7 +589,7 @@ def check(net: Network, x: Array, y: Array, options: GradcheckOptions | None = N
     grads = backward(net, tape, y)
     base = _Base(net, np.ascontiguousarray(x.T), np.ascontiguousarray(y.T), [np.ascontiguousarray(t.z.T) for t in tape],
                  [np.ascontiguousarray(t.a_out.T) for t in tape])
-    base_cost = cost(net, y_hat, y)
+    base_cost = cost(net, tape, y)
     floor = opt.floor if opt.floor is not None else FLOOR_FACTOR * rounding_noise(_cost_scale(net, tape, grads, y), opt.eps)
 
     arrays: list[ArrayResult] = []
@@ -623,7 +634,9 @@ def _key(rel: float) -> float:
 def _cost_scale(net: Network, tape, grads, y: Array) -> float:
     """The size of the numbers whose rounding reaches the cost: |L_i| plus |dL_i/dz * z| over every layer,
     averaged over the samples (a first-order forward error bound, in units of machine epsilon)."""
-    L = net.loss.value(tape[-1].a_out, y)
+    from bpcli.engine import sample_losses
+
+    L = sample_losses(net, tape[-1].z, tape[-1].a_out, y)
     s = np.abs(L) + sum(np.sum(np.abs(dz * t.z), axis=1) for dz, t in zip(grads.dz, tape))
     return float(np.mean(s)) or 1.0
 

@@ -13,7 +13,15 @@ import numpy as np
 from bpcli.errors import ConfigError, did_you_mean, is_finite_number, one_of
 
 Array = np.ndarray
-_TINY = 1e-300  # keeps log() finite; far below any probability a float64 network produces
+
+
+def _clip_eps(y_hat: Array) -> tuple[Array, float]:
+    """y' clipped to [eps, 1 - eps] with eps the dtype's machine epsilon, as scikit-learn's log losses do.
+
+    Only the non-fused uses of a log loss need it: the fused pairs are computed from z (value_z).
+    """
+    eps = float(np.finfo(y_hat.dtype).eps) if np.issubdtype(y_hat.dtype, np.floating) else float(np.finfo(float).eps)
+    return np.clip(y_hat, eps, 1.0 - eps), eps
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,9 @@ class Loss:
     latex: str
     grad_latex: str
     fused_with: str | None = None
+    # value_z(z, y) -> L_i (m,): the same loss from the output layer's weighted sums, exact where the
+    # probabilities round to 0 or 1; used instead of value() whenever the output activation is fused_with.
+    value_z: Callable[[Array, Array], Array] | None = None
     kinks: tuple[float, ...] = ()  # values of (y' - y) where L is not differentiable
     params: dict = field(default_factory=dict)
     classification: bool = False
@@ -102,35 +113,52 @@ def _squared_error(convention: str = "half_sum") -> Loss:
 
 def _binary_cross_entropy() -> Loss:
     def value(y_hat: Array, y: Array) -> Array:
-        p = np.clip(y_hat, _TINY, 1.0)
-        q = np.clip(1.0 - y_hat, _TINY, 1.0)
-        return -np.sum(y * np.log(p) + (1.0 - y) * np.log(q), axis=1)
+        p, _ = _clip_eps(y_hat)
+        return -np.sum(y * np.log(p) + (1.0 - y) * np.log1p(-p), axis=1)
 
     def grad(y_hat: Array, y: Array) -> Array:
-        p = np.clip(y_hat, _TINY, 1.0 - 1e-16)
+        p, _ = _clip_eps(y_hat)
         return (p - y) / (p * (1.0 - p))
+
+    def value_z(z: Array, y: Array) -> Array:
+        # -(y ln s(z) + (1 - y) ln(1 - s(z))) = softplus(z) - y z, written max(z, 0) - y z + ln(1 + e^-|z|)
+        # so that neither tail cancels (PyTorch's BCEWithLogitsLoss has the same form)
+        return np.sum(np.maximum(z, 0.0) - y * z + np.log1p(np.exp(-np.abs(z))), axis=1)
 
     return Loss(
         "binary_cross_entropy", value, grad,
         "L = -(y * ln(y') + (1 - y) * ln(1 - y'))", "dL/dy' = (y' - y) / (y' * (1 - y'))",
         r"L = -\left(y \ln y' + (1 - y)\ln(1 - y')\right)",
         r"\frac{\partial L}{\partial y'} = \frac{y' - y}{y'(1 - y')}",
-        fused_with="sigmoid", classification=True,
+        fused_with="sigmoid", value_z=value_z, classification=True,
     )
 
 
 def _cross_entropy() -> Loss:
     def value(y_hat: Array, y: Array) -> Array:
-        return -np.sum(y * np.log(np.clip(y_hat, _TINY, None)), axis=1)
+        p, _ = _clip_eps(y_hat)
+        return -np.sum(y * np.log(p), axis=1)
 
     def grad(y_hat: Array, y: Array) -> Array:
-        return -y / np.clip(y_hat, _TINY, None)
+        p, _ = _clip_eps(y_hat)
+        return -y / p
+
+    def value_z(z: Array, y: Array) -> Array:
+        # -sum_k y_k ln softmax(z)_k = sum_k y_k (logsumexp(z) - z_k), written
+        # sum_k y_k (max - z_k + ln(1 + sum_{l != top} e^(z_l - max))) so a confident right answer is exact
+        top = np.argmax(z, axis=1)[:, None]
+        zmax = np.take_along_axis(z, top, axis=1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            d = z - zmax
+        e = np.exp(d)
+        np.put_along_axis(e, top, 0.0, axis=1)
+        return np.sum(y * (np.log1p(np.sum(e, axis=1, keepdims=True)) - d), axis=1)
 
     return Loss(
         "cross_entropy", value, grad,
         "L = -sum_k y_k * ln(y'_k)", "dL/dy'_k = -y_k / y'_k",
         r"L = -\sum_k y_k \ln y'_k", r"\frac{\partial L}{\partial y'_k} = -\frac{y_k}{y'_k}",
-        fused_with="softmax", classification=True,
+        fused_with="softmax", value_z=value_z, classification=True,
     )
 
 

@@ -82,8 +82,8 @@ def r2_score(y_hat: Array, y: Array) -> float:
 def evaluate(net: Network, data: Dataset) -> tuple[float, float]:
     """(cost, metric) of the network on a whole data set."""
     with np.errstate(over="ignore", invalid="ignore"):
-        y_hat, _ = forward(net, data.x.astype(net.dtype, copy=False))
-        c = cost(net, y_hat, data.y.astype(net.dtype, copy=False))
+        y_hat, tape = forward(net, data.x.astype(net.dtype, copy=False))
+        c = cost(net, tape, data.y.astype(net.dtype, copy=False))
         if data.task == "classification":
             return c, correct_count(y_hat, data.y) / data.m
         return c, r2_score(y_hat, data.y)
