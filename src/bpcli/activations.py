@@ -17,8 +17,11 @@ Array = np.ndarray
 class Activation:
     """One activation with its parameters bound.
 
-    fn(z) -> a; grad(z, a) -> f'(z) elementwise (None for softmax, which uses vjp);
-    vjp(z, a, da) -> dz, the chain-rule step dL/dz = dL/da * da/dz for a whole layer.
+    fn(z, out=None) -> a; grad(z, a, out=None) -> f'(z) elementwise (None for softmax, which uses vjp);
+    vjp(z, a, da, out=None) -> dz, the chain-rule step dL/dz = dL/da * da/dz for a whole layer.
+    `out`, when given, is a preallocated array of z's shape and dtype that the result may be written into
+    (the training loop's buffers); always use the returned array, which may be another one (identity
+    returns z itself).
     """
 
     name: str
@@ -33,12 +36,19 @@ class Activation:
     params: dict = field(default_factory=dict)
     saturates: str | None = None  # "sigmoid-like" or "relu-like": how the inspector reads it
 
-    def vjp(self, z: Array, a: Array, da: Array) -> Array:
+    def vjp(self, z: Array, a: Array, da: Array, out: Array | None = None) -> Array:
         """dz = da * f'(z) elementwise; softmax uses its Jacobian. z, a, da: (m, n)."""
+        if self.name == "identity":
+            return da  # f'(z) = 1
         if self.elementwise:
-            return da * self.grad(z, a)
+            if out is None:
+                return da * self.grad(z, a)
+            return np.multiply(da, self.grad(z, a, out=out), out=out)
         # softmax Jacobian J_kl = a_k (delta_kl - a_l), applied row by row without forming it.
-        return a * (da - np.sum(da * a, axis=1, keepdims=True))
+        t = np.multiply(da, a, out=out)
+        s = np.add.reduce(t, axis=1, keepdims=True)
+        np.subtract(da, s, out=t)
+        return np.multiply(a, t, out=t)
 
     def jacobian(self, z: Array, a: Array) -> Array:
         """Full per-sample Jacobian da_k/dz_l, shape (m, n, n) (used by explain for softmax)."""
@@ -73,16 +83,47 @@ def _sigmoid(z: Array, out: Array | None = None) -> Array:
     return np.divide(a, d, out=a)
 
 
+def _into(value: Array, out: Array | None, dtype=None) -> Array:
+    """`value` written into `out` when one is given (for activations computed through temporaries)."""
+    if out is None:
+        return value if dtype is None else value.astype(dtype)
+    np.copyto(out, value, casting="unsafe")
+    return out
+
+
+def _ones(z: Array, a: Array, out: Array | None = None) -> Array:
+    if out is None:
+        return np.ones_like(z)
+    out.fill(1.0)
+    return out
+
+
 def _identity() -> Activation:
     return Activation(
-        "identity", lambda z: z, lambda z, a: np.ones_like(z),
+        "identity", lambda z, out=None: z, _ones,
         "f(z) = z", "f'(z) = 1", r"f(z) = z", r"f'(z) = 1",
     )
 
 
+def _sigmoid_grad(z: Array, a: Array, out: Array | None = None) -> Array:
+    t = np.subtract(1.0, a, out=out)  # f(z) * (1 - f(z))
+    return np.multiply(a, t, out=t)
+
+
+def _tanh_grad(z: Array, a: Array, out: Array | None = None) -> Array:
+    t = np.multiply(a, a, out=out)  # 1 - f(z)^2
+    return np.subtract(1.0, t, out=t)
+
+
+def _relu_grad(z: Array, a: Array, out: Array | None = None) -> Array:
+    if out is None:
+        return (z > 0).astype(z.dtype)
+    return np.greater(z, 0.0, out=out, casting="unsafe")
+
+
 def _sigmoid_act() -> Activation:
     return Activation(
-        "sigmoid", _sigmoid, lambda z, a: a * (1.0 - a),
+        "sigmoid", _sigmoid, _sigmoid_grad,
         "f(z) = 1 / (1 + e^(-z))", "f'(z) = f(z) * (1 - f(z))",
         r"f(z) = \frac{1}{1 + e^{-z}}", r"f'(z) = f(z)\,(1 - f(z))",
         saturates="sigmoid-like",
@@ -91,7 +132,7 @@ def _sigmoid_act() -> Activation:
 
 def _tanh() -> Activation:
     return Activation(
-        "tanh", np.tanh, lambda z, a: 1.0 - a * a,
+        "tanh", lambda z, out=None: np.tanh(z, out=out), _tanh_grad,
         "f(z) = tanh(z)", "f'(z) = 1 - f(z)^2",
         r"f(z) = \tanh(z)", r"f'(z) = 1 - f(z)^2",
         saturates="sigmoid-like",
@@ -100,7 +141,7 @@ def _tanh() -> Activation:
 
 def _relu() -> Activation:
     return Activation(
-        "relu", lambda z: np.maximum(z, 0.0), lambda z, a: (z > 0).astype(z.dtype),
+        "relu", lambda z, out=None: np.maximum(z, 0.0, out=out), _relu_grad,
         "f(z) = max(0, z)", "f'(z) = 1 if z > 0 else 0",
         r"f(z) = \max(0, z)", r"f'(z) = [z > 0]",
         kinks=(0.0,), saturates="relu-like",
@@ -111,8 +152,8 @@ def _leaky_relu(slope: float = 0.01) -> Activation:
     s = float(slope)
     return Activation(
         "leaky_relu",
-        lambda z: np.where(z > 0, z, s * z),
-        lambda z, a: np.where(z > 0, 1.0, s).astype(z.dtype),
+        lambda z, out=None: _into(np.where(z > 0, z, s * z), out),
+        lambda z, a, out=None: _into(np.where(z > 0, 1.0, s), out, z.dtype),
         f"f(z) = z if z > 0 else {s:g} * z", f"f'(z) = 1 if z > 0 else {s:g}",
         rf"f(z) = \max(z, {s:g} z)", rf"f'(z) = 1 \text{{ if }} z > 0 \text{{ else }} {s:g}",
         kinks=(0.0,), params={"slope": s},
@@ -123,8 +164,8 @@ def _elu(alpha: float = 1.0) -> Activation:
     al = float(alpha)
     return Activation(
         "elu",
-        lambda z: np.where(z > 0, z, al * np.expm1(np.minimum(z, 0.0))),
-        lambda z, a: np.where(z > 0, 1.0, a + al).astype(z.dtype),
+        lambda z, out=None: _into(np.where(z > 0, z, al * np.expm1(np.minimum(z, 0.0))), out),
+        lambda z, a, out=None: _into(np.where(z > 0, 1.0, a + al), out, z.dtype),
         f"f(z) = z if z > 0 else {al:g} * (e^z - 1)", f"f'(z) = 1 if z > 0 else f(z) + {al:g}",
         rf"f(z) = z \text{{ if }} z > 0 \text{{ else }} {al:g}(e^z - 1)",
         rf"f'(z) = 1 \text{{ if }} z > 0 \text{{ else }} f(z) + {al:g}",
@@ -135,20 +176,20 @@ def _elu(alpha: float = 1.0) -> Activation:
 def _softplus() -> Activation:
     return Activation(
         "softplus",
-        lambda z: np.logaddexp(0.0, z),
-        lambda z, a: _sigmoid(z),
+        lambda z, out=None: np.logaddexp(0.0, z, out=out),
+        lambda z, a, out=None: _sigmoid(z, out=out),
         "f(z) = ln(1 + e^z)", "f'(z) = 1 / (1 + e^(-z))",
         r"f(z) = \ln(1 + e^{z})", r"f'(z) = \frac{1}{1 + e^{-z}}",
     )
 
 
 def _silu() -> Activation:
-    def grad(z: Array, a: Array) -> Array:
+    def grad(z: Array, a: Array, out: Array | None = None) -> Array:
         s = _sigmoid(z)
-        return s * (1.0 + z * (1.0 - s))
+        return _into(s * (1.0 + z * (1.0 - s)), out)
 
     return Activation(
-        "silu", lambda z: z * _sigmoid(z), grad,
+        "silu", lambda z, out=None: np.multiply(z, _sigmoid(z), out=out), grad,
         "f(z) = z * sigmoid(z)", "f'(z) = s(z) * (1 + z * (1 - s(z))),  s = sigmoid",
         r"f(z) = z\,\sigma(z)", r"f'(z) = \sigma(z)\,(1 + z\,(1 - \sigma(z)))",
     )
@@ -160,14 +201,14 @@ _GELU_C = math.sqrt(2.0 / math.pi)
 def _gelu() -> Activation:
     # tanh(...) is exactly +-1 in float64 once |z| > 10, so clipping z at +-50 inside the cubic
     # changes no value and keeps z**3 from overflowing (and inf * 0 from making the gradient NaN).
-    def fn(z: Array) -> Array:
+    def fn(z: Array, out: Array | None = None) -> Array:
         zc = np.clip(z, -50.0, 50.0)
-        return 0.5 * z * (1.0 + np.tanh(_GELU_C * (zc + 0.044715 * zc**3)))
+        return _into(0.5 * z * (1.0 + np.tanh(_GELU_C * (zc + 0.044715 * zc**3))), out)
 
-    def grad(z: Array, a: Array) -> Array:
+    def grad(z: Array, a: Array, out: Array | None = None) -> Array:
         zc = np.clip(z, -50.0, 50.0)
         t = np.tanh(_GELU_C * (zc + 0.044715 * zc**3))
-        return 0.5 * (1.0 + t) + 0.5 * zc * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * zc * zc)
+        return _into(0.5 * (1.0 + t) + 0.5 * zc * (1.0 - t * t) * _GELU_C * (1.0 + 3 * 0.044715 * zc * zc), out)
 
     return Activation(
         "gelu", fn, grad,
@@ -178,11 +219,11 @@ def _gelu() -> Activation:
     )
 
 
-def _softmax_fn(z: Array) -> Array:
+def _softmax_fn(z: Array, out: Array | None = None) -> Array:
     with np.errstate(over="ignore"):  # z_k - max below -1.8e308 becomes -inf, and e^-inf = 0 is right
-        d = z - np.max(z, axis=1, keepdims=True)
-    e = np.exp(d)
-    return e / np.sum(e, axis=1, keepdims=True)
+        e = np.subtract(z, np.maximum.reduce(z, axis=1, keepdims=True), out=out)
+    np.exp(e, out=e)
+    return np.divide(e, np.add.reduce(e, axis=1, keepdims=True), out=e)
 
 
 def _softmax() -> Activation:

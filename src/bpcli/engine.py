@@ -1,11 +1,14 @@
 """The numpy engine: forward -> (output, tape); backward(tape) -> gradients of the mean cost.
 
-Vectorised over the batch: one matrix product per layer each way, no loop over samples or nodes.
+The only implementation of the network's maths in bpcli: training, explain, gradcheck, show, inspect and
+the benchmarks all call these two functions.  Vectorised over the batch (one matrix product per layer each
+way, no loop over samples or nodes); given a Buffers, every array is written in place, so a training step
+allocates (almost) nothing.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -14,8 +17,7 @@ from bpcli.model import Network
 Array = np.ndarray
 
 
-@dataclass(frozen=True)
-class LayerTape:
+class LayerTape(NamedTuple):
     """What one layer computed: a_in (m, n_in), z (m, n_out), a_out (m, n_out)."""
 
     a_in: Array
@@ -26,8 +28,7 @@ class LayerTape:
 Tape = tuple[LayerTape, ...]
 
 
-@dataclass(frozen=True)
-class Gradients:
+class Gradients(NamedTuple):
     """dC/dW[l] (n_out, n_in) and dC/db[l] for the mean cost C = 1/m sum_i L_i.
 
     dz[l]: (m, n_out), the per-sample deltas dL_i/dz of each layer (not divided by m);
@@ -40,15 +41,39 @@ class Gradients:
     dy_hat: Array | None  # dL_i/dy', (m, n_out); None when the fused shortcut skipped it
 
 
-def forward(net: Network, x: Array) -> tuple[Array, Tape]:
+class Buffers:
+    """Preallocated arrays for forward and backward on batches of exactly m rows.
+
+    Z[l], A[l], DZ[l], DA[l]: (m, n_out of layer l); dW[l], db[l]: the parameters' shapes.
+    A tape or gradients computed into them are views, valid until the next call with the same buffers.
+    """
+
+    def __init__(self, net: Network, m: int):
+        dt = net.dtype
+        self.m = m
+        self.Z = [np.empty((m, layer.n_out), dt) for layer in net.layers]
+        self.A = [np.empty((m, layer.n_out), dt) for layer in net.layers]
+        self.DZ = [np.empty((m, layer.n_out), dt) for layer in net.layers]
+        self.DA = [np.empty((m, layer.n_out), dt) for layer in net.layers]
+        self.dW = [np.empty_like(W) for W in net.W]
+        self.db = [None if b is None else np.empty_like(b) for b in net.b]
+
+
+def forward(net: Network, x: Array, buffers: Buffers | None = None) -> tuple[Array, Tape]:
     """x: (m, n_in) -> (y_hat (m, n_out), tape)."""
     tape = []
     a = x
-    for layer, W, b in zip(net.layers, net.W, net.b):
-        z = a @ W.T  # Step 4: the weighted sum z_j = sum_k w_jk a_k (+ b_j)
-        if b is not None:
-            z += b
-        a_out = layer.activation.fn(z)  # Step 3: the activation
+    for l, (layer, W, b) in enumerate(zip(net.layers, net.W, net.b)):
+        if buffers is None:
+            z = a @ W.T  # Step 4: the weighted sum z_j = sum_k w_jk a_k (+ b_j)
+            if b is not None:
+                z += b
+            a_out = layer.activation.fn(z)  # Step 3: the activation
+        else:
+            z = np.matmul(a, W.T, out=buffers.Z[l])
+            if b is not None:
+                np.add(z, b, out=z)
+            a_out = layer.activation.fn(z, out=buffers.A[l])
         tape.append(LayerTape(a, z, a_out))
         a = a_out
     return a, tuple(tape)
@@ -75,35 +100,43 @@ def cost(net: Network, tape: Tape, y: Array) -> float:
     return float(np.mean(sample_losses(net, top.z, top.a_out, y)))
 
 
-def output_delta(net: Network, tape: Tape, y: Array) -> tuple[Array, Array | None]:
+def output_delta(net: Network, tape: Tape, y: Array, out: Array | None = None) -> tuple[Array, Array | None]:
     """(dL_i/dz of the output layer (m, n_out), dL_i/dy' or None when fused)."""
     top = tape[-1]
     if net.fused_output:
         # softmax + cross-entropy (or sigmoid + binary cross-entropy): dL/dz = y' - y
-        return top.a_out - y, None
+        return np.subtract(top.a_out, y, out=out), None
     dy_hat = net.loss.grad(top.a_out, y)  # Step 2: the loss's derivative
-    return net.layers[-1].activation.vjp(top.z, top.a_out, dy_hat), dy_hat  # Step 3
+    return net.layers[-1].activation.vjp(top.z, top.a_out, dy_hat, out=out), dy_hat  # Step 3
 
 
-def backward(net: Network, tape: Tape, y: Array) -> Gradients:
+def backward(net: Network, tape: Tape, y: Array, buffers: Buffers | None = None) -> Gradients:
     """Backpropagate through the tape: gradients of the mean cost for every parameter."""
     m = y.shape[0]
     n = len(net.layers)
+    buf = buffers
     dW: list[Array] = [None] * n  # type: ignore[list-item]
     db: list[Array | None] = [None] * n
     dzs: list[Array] = [None] * n  # type: ignore[list-item]
-    dz, dy_hat = output_delta(net, tape, y)
-    inv_m = 1.0 / m
+    dz, dy_hat = output_delta(net, tape, y, None if buf is None else buf.DZ[-1])
+    inv_m = np.dtype(net.dtype).type(1.0 / m)
     for l in range(n - 1, -1, -1):
         layer, t = net.layers[l], tape[l]
         dzs[l] = dz
-        dW[l] = (dz.T @ t.a_in) * inv_m  # Step 1 and 4: mean over samples of dz_j * a_k
+        # Steps 1 and 4: the mean over samples of dL_i/dz_j * a_k
+        g = np.matmul(dz.T, t.a_in, out=None if buf is None else buf.dW[l])
+        dW[l] = np.multiply(g, inv_m, out=g)
         if layer.bias == "shared":
-            db[l] = np.array([dz.sum() * inv_m], dtype=dz.dtype)
+            db[l] = np.full(1, dz.sum() * inv_m, dtype=dz.dtype) if buf is None else buf.db[l]
+            if buf is not None:
+                buf.db[l][0] = dz.sum() * inv_m
         elif layer.has_bias:
-            db[l] = dz.sum(axis=0) * inv_m
+            g = np.add.reduce(dz, axis=0, out=None if buf is None else buf.db[l])
+            db[l] = np.multiply(g, inv_m, out=g)
         if l > 0:
-            da = dz @ net.W[l]  # upstream sum over the nodes this layer feeds
+            # the upstream sum over the nodes this layer feeds, then this layer's activation
+            da = np.matmul(dz, net.W[l], out=None if buf is None else buf.DA[l - 1])
             below = tape[l - 1]
-            dz = net.layers[l - 1].activation.vjp(below.z, below.a_out, da)
+            dz = net.layers[l - 1].activation.vjp(below.z, below.a_out, da,
+                                                  out=None if buf is None else buf.DZ[l - 1])
     return Gradients(dW, db, dzs, dy_hat)

@@ -11,7 +11,7 @@ import numpy as np
 
 from bpcli.config import TrainConfig
 from bpcli.data import Dataset
-from bpcli.engine import backward, cost, forward
+from bpcli.engine import Buffers, Gradients, Tape, backward, cost, forward, sample_losses
 from bpcli.model import Network
 
 Array = np.ndarray
@@ -92,24 +92,27 @@ def evaluate(net: Network, data: Dataset) -> tuple[float, float]:
 SATURATION_SAMPLES = 512  # mini-batch runs measure saturation on this many training samples, not one batch
 
 
-def _saturation(net: Network, tape) -> tuple[float | None, ...]:
-    """Per layer: share of units saturated (sigmoid/tanh, |f'| tiny on most samples) or dead (relu)."""
+def saturation(net: Network, tape) -> tuple[float | None, ...]:
+    """Per layer: share of units saturated (sigmoid/tanh: f'(z) below 5% of its peak on over 90% of the
+    samples) or dead (relu: z <= 0 on every sample); None for other activations."""
     out: list[float | None] = []
     for layer, t in zip(net.layers, tape):
         kind = layer.activation.saturates
+        m, n = t.z.shape
         if kind == "sigmoid-like":
             d = layer.activation.grad(t.z, t.a_out)
             peak = 0.25 if layer.activation.name == "sigmoid" else 1.0
-            out.append(float(np.mean(np.mean(d < 0.05 * peak, axis=0) > 0.9)))
+            low = np.add.reduce(d < 0.05 * peak, axis=0)  # samples on which each unit is flat
+            out.append(int(np.add.reduce(low / m > 0.9)) / n)
         elif kind == "relu-like":
-            out.append(float(np.mean(np.all(t.z <= 0, axis=0))))
+            out.append(int(np.add.reduce(np.logical_and.reduce(t.z <= 0, axis=0))) / n)
         else:
             out.append(None)
     return tuple(out)
 
 
 class Optimizer:
-    """Gradient descent and friends, updating the network's arrays in place."""
+    """Gradient descent and friends, updating the network's arrays in place: one update per optimiser."""
 
     def __init__(self, net: Network, settings: TrainConfig, buffers: dict[str, Array] | None = None):
         self.s = settings
@@ -126,69 +129,39 @@ class Optimizer:
                 if self.kind == "adam":
                     self.buffers.setdefault(f"v:{key}", np.zeros_like(p))
         self._tmp = [np.empty_like(p) for _, p, _ in self.params]  # scratch: no allocation per step
+        self._trainable_bias = [b is not None and layer.bias_trainable for layer, b in zip(net.layers, net.b)]
+
+    def gradients(self, grads: Gradients) -> list[Array]:
+        """The trainable parameters' gradients, aligned with self.params."""
+        out = []
+        for trainable, dW, db in zip(self._trainable_bias, grads.dW, grads.db):
+            out.append(dW)
+            if trainable:
+                out.append(db)
+        return out
 
     def step(self, grads: list[Array], t: int) -> None:
         """Apply one update; grads align with self.params; t is the 1-based step count."""
         s = self.s
-        lr = s.lr
         for (key, p, is_w), g, tmp in zip(self.params, grads, self._tmp):
-            if g.dtype != p.dtype or g.shape != p.shape:
-                self._step_one(key, p, is_w, g, t)  # mixed dtypes: the plain expressions, their promotions
-                continue
-            if s.weight_decay and is_w:
-                np.multiply(p, s.weight_decay, out=tmp)  # g = g + weight_decay * p
-                np.add(g, tmp, out=tmp)
-                g = tmp
-            if self.kind in ("gd", "sgd"):
-                np.multiply(g, lr, out=tmp)  # p -= lr * g
-                np.subtract(p, tmp, out=p)
-            elif self.kind == "momentum":
+            lr = p.dtype.type(s.lr)
+            if s.weight_decay and is_w:  # the L2 term's gradient: g + weight_decay * W
+                np.multiply(p, p.dtype.type(s.weight_decay), out=tmp)
+                g = np.add(g, tmp, out=tmp)
+            if self.kind in ("gd", "sgd"):  # W <- W - lr * g
+                np.subtract(p, np.multiply(g, lr, out=tmp), out=p)
+            elif self.kind == "momentum":  # v <- momentum * v + g;  W <- W - lr * v
                 v = self.buffers[f"m:{key}"]
-                v *= s.momentum
-                v += g
-                np.multiply(v, lr, out=tmp)  # p -= lr * v
-                np.subtract(p, tmp, out=p)
+                np.multiply(v, p.dtype.type(s.momentum), out=v)
+                np.add(v, g, out=v)
+                np.subtract(p, np.multiply(v, lr, out=tmp), out=p)
             else:
                 self._adam(key, p, g, t)
 
-    def program(self, grads: list[Array]) -> list | None:
-        """step() unrolled into (ufunc, args) pairs for these very gradient arrays; None for adam.
-
-        Calling them in order is step(grads, t) bit for bit (constants in the parameters' dtype).
-        """
-        if self.kind == "adam":
-            return None
-        s = self.s
-        prog: list = []
-        for (key, p, is_w), g, tmp in zip(self.params, grads, self._tmp):
-            if g.dtype != p.dtype or g.shape != p.shape:
-                return None
-            c = lambda v: np.array(v, dtype=p.dtype)  # noqa: E731
-            if s.weight_decay and is_w:
-                prog += [(np.multiply, (p, c(s.weight_decay), tmp)), (np.add, (g, tmp, tmp))]
-                g = tmp
-            if self.kind == "momentum":
-                v = self.buffers[f"m:{key}"]
-                prog += [(np.multiply, (v, c(s.momentum), v)), (np.add, (v, g, v))]
-                g = v
-            prog += [(np.multiply, (g, c(s.lr), tmp)), (np.subtract, (p, tmp, p))]
-        return prog
-
-    def _step_one(self, key: str, p: Array, is_w: bool, g: Array, t: int) -> None:
-        s = self.s
-        if s.weight_decay and is_w:
-            g = g + s.weight_decay * p
-        if self.kind in ("gd", "sgd"):
-            p -= s.lr * g
-        elif self.kind == "momentum":
-            v = self.buffers[f"m:{key}"]
-            v *= s.momentum
-            v += g
-            p -= s.lr * v
-        else:
-            self._adam(key, p, g, t)
-
     def _adam(self, key: str, p: Array, g: Array, t: int) -> None:
+        """m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
+        W <- W - lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / (1 - b1^t) and v_hat = v / (1 - b2^t),
+        written in the equivalent form lr_t * m / (sqrt(v) + eps * sqrt(1 - b2^t))."""
         s = self.s
         m, v = self.buffers[f"m:{key}"], self.buffers[f"v:{key}"]
         m *= s.beta1
@@ -200,70 +173,87 @@ class Optimizer:
 
 
 def _norm(a: Array):
-    """np.linalg.norm(a) for a float array, without its argument handling: sqrt(a . a).
-
-    A Python float for float64 (math.sqrt rounds as np.sqrt does), a numpy float32 for float32.
-    """
+    """||a||: sqrt(a . a) as one BLAS dot (a Python float for float64, a numpy float32 for float32)."""
     r = a.ravel(order="K")
-    s = r.dot(r)
-    return math.sqrt(s) if r.dtype == np.float64 else np.sqrt(s)
+    d = r.dot(r)
+    return math.sqrt(d) if r.dtype == np.float64 else np.sqrt(d)
 
 
-def _saturation_of(net: Network, Z: list[Array], A: list[Array]) -> tuple[float | None, ...]:
-    """The numbers of _saturation, counted instead of averaged (count / m is the division mean does).
+class _Snapshot:
+    """The parameters, optimiser buffers, step count and RNG state at the start of an epoch: the one
+    rollback, used when an epoch is interrupted or its loss is not finite."""
 
-    Small layers are counted in Python on the exact values (the threshold in the array's dtype).
+    def __init__(self, arrays: list[Array], buffers: dict[str, Array]):
+        self.arrays = [a.copy() for a in arrays]
+        self.buffers = {k: v.copy() for k, v in buffers.items()}
+        self.step = 0
+        self.rng_state: dict | None = None
+
+    def take(self, arrays: list[Array], buffers: dict[str, Array], step: int, rng_state: dict | None) -> None:
+        for a, keep in zip(arrays, self.arrays):
+            np.copyto(keep, a)
+        for k, v in buffers.items():
+            np.copyto(self.buffers[k], v)
+        self.step, self.rng_state = step, rng_state
+
+    def restore(self, arrays: list[Array], buffers: dict[str, Array], state: TrainState) -> None:
+        for a, keep in zip(arrays, self.arrays):
+            np.copyto(a, keep)
+        for k, v in self.buffers.items():
+            np.copyto(buffers[k], v)
+        state.step, state.rng_state = self.step, self.rng_state
+
+
+class _Tally:
+    """The per-epoch statistics, added up batch by batch: the one place they are computed.
+
+    loss: sum of L_i; score: correct count (classification) or sum of squared residuals (regression);
+    grad_norm: sum over batches of ||dC/dW|| per layer.
     """
-    out: list[float | None] = []
-    for layer, z, a in zip(net.layers, Z, A):
-        kind = layer.activation.saturates
-        m, n = z.shape
-        if kind == "sigmoid-like":
-            d = layer.activation.grad(z, a)
-            peak = 0.25 if layer.activation.name == "sigmoid" else 1.0
-            if m * n <= 256:
-                thr = float(d.dtype.type(0.05 * peak))
-                rows = d.tolist()
-                out.append(sum(sum(row[j] < thr for row in rows) / m > 0.9 for j in range(n)) / n)
+
+    def __init__(self, net: Network, y: Array, classification: bool):
+        self.classification = classification
+        self.ss_tot = 0.0 if classification else float(np.sum((y - y.mean(axis=0)) ** 2))
+        self.n_layers = len(net.layers)
+        self.reset()
+
+    def reset(self) -> None:
+        self.loss = 0.0
+        self.score = 0.0
+        self.grad_norm = [0.0] * self.n_layers
+        self.batches = 0
+
+    def add(self, net: Network, tape: Tape, y: Array, ytrue: Array | None, grads: Gradients) -> None:
+        top = tape[-1]
+        self.loss += float(np.add.reduce(sample_losses(net, top.z, top.a_out, y), axis=None))
+        y_hat = top.a_out
+        if self.classification:
+            if y_hat.shape[1] == 1:
+                self.score += int(np.add.reduce((y_hat >= 0.5) == ytrue, axis=None))
             else:
-                frac = np.count_nonzero(d < 0.05 * peak, axis=0) / m
-                out.append(np.count_nonzero(frac > 0.9) / n)
-        elif kind == "relu-like":
-            if m * n <= 256:
-                rows = z.tolist()
-                out.append(sum(all(row[j] <= 0 for row in rows) for j in range(n)) / n)
-            else:
-                out.append(np.count_nonzero(np.logical_and.reduce(z <= 0, axis=0)) / n)
+                self.score += int(np.add.reduce(y_hat.argmax(axis=1) == ytrue))
         else:
-            out.append(None)
-    return tuple(out)
+            r = y_hat - y
+            self.score += float(r.ravel().dot(r.ravel()))
+        for l, dW in enumerate(grads.dW):
+            self.grad_norm[l] += float(_norm(dW))
+        self.batches += 1
+
+    def metric(self, m: int) -> float | None:
+        if self.classification:
+            return self.score / m
+        return 1.0 - self.score / self.ss_tot if self.ss_tot > 0 else None
 
 
 def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig,
         state: TrainState | None = None, should_stop: Callable[[], bool] = lambda: False) -> Iterator[EpochRecord]:
     """Train `net` in place, yielding one EpochRecord per epoch.
 
-    On a NaN or infinite loss the weights are put back to the last finite epoch's and
-    state.status becomes 'diverged'. should_stop() is polled after every batch (Ctrl-C).
-
-    Very small float64 networks train in plain Python floats (tiny.py: the same records, to rounding);
-    every other step runs through kernels.StepPlan (buffers made once per batch size), bit for bit the
-    numbers of engine.forward/backward and the plain optimiser expressions.
+    Every step is engine.forward and engine.backward into preallocated buffers (one set per batch size),
+    then the optimiser's update.  On a NaN or infinite loss the weights are put back to the last finite
+    epoch's and state.status becomes 'diverged'. should_stop() is polled after every batch (Ctrl-C).
     """
-    from bpcli import tiny
-
     state = state or TrainState()
-    if tiny.applies(net, train, settings):
-        yield from tiny.fit(net, train, val, settings, state, should_stop, _fit_numpy)
-    else:
-        yield from _fit_numpy(net, train, val, settings, state, should_stop)
-
-
-def _fit_numpy(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig, state: TrainState,
-               should_stop: Callable[[], bool]) -> Iterator[EpochRecord]:
-    """fit through kernels.StepPlan, for every network."""
-    from bpcli.kernels import StepPlan
-
     rng = np.random.default_rng(settings.seed)
     if state.rng_state is not None:
         rng.bit_generator.state = state.rng_state
@@ -277,81 +267,57 @@ def _fit_numpy(net: Network, train: Dataset, val: Dataset | None, settings: Trai
     bs = m if full else settings.batch_size
     classification = train.task == "classification"
     ytrue = None
-    ss_tot = 0.0
     if classification:
         ytrue = (y >= 0.5) if y.shape[1] == 1 else np.argmax(y, axis=1)
-    else:
-        ss_tot = float(np.sum((y - y.mean(axis=0)) ** 2))
-    plans: dict[int, StepPlan] = {}  # by batch rows: the full batches and the last, smaller one
-    updates: dict[int, list | None] = {}  # the optimiser step for each plan's gradients
-    n_layers = len(net.layers)
-    arrays = _arrays(net)
-    good = [a.copy() for a in arrays]  # the last finite epoch's parameters (and this epoch's W0)
-    good_W = [good[i] for i in _weight_slots(net)]
-    saved_buffers = {k: v.copy() for k, v in opt.buffers.items()}
+    tally = _Tally(net, y, classification)
+    buffers: dict[int, tuple[Buffers, Array, Array]] = {}  # by batch rows: buffers, x and y batch arrays
+    arrays = [a for pair in zip(net.W, net.b) for a in pair if a is not None]
+    snap = _Snapshot(arrays, opt.buffers)
+    W0 = [next(keep for a, keep in zip(arrays, snap.arrays) if a is W) for W in net.W]  # W at the epoch's start
     diff = [np.empty_like(W) for W in net.W]
     start_norms = [_norm(W) for W in net.W]  # ||W|| at the start of the epoch
     rng_state = rng.bit_generator.state
     while state.epoch < settings.epochs:
         t0 = time.perf_counter()
-        for a, keep in zip(arrays, good):
-            np.copyto(keep, a)
-        for k, v in opt.buffers.items():
-            np.copyto(saved_buffers[k], v)
-        start_rng, start_step = rng_state, state.step
+        snap.take(arrays, opt.buffers, state.step, rng_state)
         order = None if full else rng.permutation(m)
-        total_loss, score = 0.0, 0.0
-        gnorm = [0.0] * n_layers
-        n_batches = 0
+        tally.reset()
         interrupted = False
+        tape = None
         # divergence is detected below, explicitly: no overflow warnings for the user
-        with np.errstate(over="ignore", invalid="ignore"):
-            plan = None
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             for start in range(0, m, bs):
                 if order is None:
                     xb, yb, yt = x, y, ytrue
+                    rows = m
                 else:
                     idx = order[start:start + bs]
-                    xb, yb = x[idx], y[idx]
+                    rows = idx.size
+                    if rows not in buffers:
+                        buffers[rows] = (Buffers(net, rows), np.empty((rows, x.shape[1]), dtype),
+                                         np.empty((rows, y.shape[1]), dtype))
+                    _, xb, yb = buffers[rows]
+                    np.take(x, idx, axis=0, out=xb, mode="clip")
+                    np.take(y, idx, axis=0, out=yb, mode="clip")
                     yt = None if ytrue is None else ytrue[idx]
-                rows = xb.shape[0]
-                plan = plans.get(rows)
-                if plan is None:
-                    plan = plans[rows] = StepPlan(net, rows, classification)
-                    updates[rows] = opt.program(plan.grads)
-                if order is None and plan.programmable:
-                    loss_sum, s = plan.run_program(xb, yb, yt, gnorm)
-                else:
-                    loss_sum, s = plan.run(xb, yb, yt, gnorm)
-                total_loss += loss_sum
-                score += s
+                if rows not in buffers:
+                    buffers[rows] = (Buffers(net, rows), None, None)
+                buf = buffers[rows][0]
+                _, tape = forward(net, xb, buf)
+                grads = backward(net, tape, yb, buf)
+                tally.add(net, tape, yb, yt, grads)
                 state.step += 1
-                update = updates[rows]
-                if update is None:
-                    opt.step(plan.grads, state.step)
-                else:
-                    for f, args in update:
-                        f(*args)
-                n_batches += 1
+                opt.step(opt.gradients(grads), state.step)
                 if should_stop():
                     interrupted = True
                     break
         if interrupted:
-            # roll back to the end of the last whole epoch: weights, optimiser and RNG agree
-            for a, keep in zip(arrays, good):
-                a[...] = keep
-            for k, v in saved_buffers.items():
-                opt.buffers[k][...] = v
-            state.step = start_step
-            state.rng_state = start_rng
+            # back to the end of the last whole epoch: weights, optimiser and RNG agree
+            snap.restore(arrays, opt.buffers, state)
             state.status = "interrupted"
             state.message = f"interrupted during epoch {state.epoch + 1}; saved the state after epoch {state.epoch}"
             return
-        loss = total_loss / m
-        if classification:
-            metric = score / m
-        else:
-            metric = 1.0 - score / ss_tot if ss_tot > 0 else None
+        loss = tally.loss / m
         norms = [_norm(W) for W in net.W]
         # a finite ||W|| means every entry is finite; only when one is not do we look closer
         finite = (math.isfinite(loss) and all(math.isfinite(v) for v in norms)
@@ -359,14 +325,8 @@ def _fit_numpy(net: Network, train: Dataset, val: Dataset | None, settings: Trai
         if not finite:
             finite = np.isfinite(loss) and all(np.all(np.isfinite(a)) for a in arrays)
         if not finite:
-            # back to the end of the last finite epoch: weights, optimiser buffers, step count and RNG agree,
-            # so the run folder stays loadable and consistent
-            for a, keep in zip(arrays, good):
-                a[...] = keep
-            for k, v in saved_buffers.items():
-                opt.buffers[k][...] = v
-            state.step = start_step
-            state.rng_state = start_rng
+            # back to the end of the last finite epoch, so the run folder stays loadable and consistent
+            snap.restore(arrays, opt.buffers, state)
             state.status = "diverged"
             state.message = (f"loss became {'NaN' if np.isnan(loss) else 'infinite'} at epoch {state.epoch + 1}; "
                              f"kept the weights of epoch {state.epoch}; try a smaller learning rate "
@@ -377,17 +337,16 @@ def _fit_numpy(net: Network, train: Dataset, val: Dataset | None, settings: Trai
         if val is not None:
             val_loss, val_metric = evaluate(net, val)
         ratios = []
-        for W, W0, d, n0 in zip(net.W, good_W, diff, start_norms):
-            np.subtract(W, W0, out=d)
+        for W, W_start, d, n0 in zip(net.W, W0, diff, start_norms):
+            np.subtract(W, W_start, out=d)
             ratios.append(float(_norm(d) / max(n0, 1e-12)))
         rec = EpochRecord(
-            epoch=state.epoch, loss=loss, val_loss=val_loss, metric=metric, val_metric=val_metric,
-            grad_norm=tuple(g / max(n_batches, 1) for g in gnorm),
+            epoch=state.epoch, loss=loss, val_loss=val_loss, metric=tally.metric(m), val_metric=val_metric,
+            grad_norm=tuple(g / max(tally.batches, 1) for g in tally.grad_norm),
             weight_norm=tuple(float(v) for v in norms),
             update_ratio=tuple(ratios),
             # a unit is dead when it is off on the data, not on one (maybe tiny) last batch
-            saturation=(_saturation_of(net, plan.Z, plan.A) if full
-                        else _saturation(net, forward(net, x[:SATURATION_SAMPLES])[1])),
+            saturation=saturation(net, tape if full else forward(net, x[:SATURATION_SAMPLES])[1]),
             seconds=time.perf_counter() - t0,
         )
         start_norms = norms
@@ -406,16 +365,3 @@ def _fit_numpy(net: Network, train: Dataset, val: Dataset | None, settings: Trai
                              f"stopped at epoch {state.epoch}")
             return
     state.status = "completed"
-
-
-def _arrays(net: Network) -> list[Array]:
-    return [a for pair in zip(net.W, net.b) for a in pair if a is not None]
-
-
-def _weight_slots(net: Network) -> list[int]:
-    """Positions of the W arrays in _arrays(net)."""
-    slots, i = [], 0
-    for b in net.b:
-        slots.append(i)
-        i += 1 if b is None else 2
-    return slots
