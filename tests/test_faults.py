@@ -377,7 +377,3 @@ def test_a_diverging_run_names_the_epoch_and_keeps_the_last_finite_weights(tmp_p
     for k in ref:
         np.testing.assert_array_equal(w[k], ref[k])
         assert np.all(np.isfinite(w[k]))
-
-
-def test_fault_figures():
-    print(f"\nfaults injected: {FAULTS['injected']}")
