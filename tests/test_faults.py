@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from bpcli import runs
+from bpcli import files, runs
 from bpcli.activations import ACTIVATIONS, get_activation
 from bpcli.cli import app
 from bpcli.config import load_config
@@ -242,7 +242,7 @@ def test_a_write_failing_midway_keeps_every_previous_file(saved_run, monkeypatch
         calls["n"] += 1
         return _HalfWriter(fh, exc) if calls["n"] == k + 1 else fh
 
-    monkeypatch.setattr(runs.os, "fdopen", fdopen)
+    monkeypatch.setattr(files.os, "fdopen", fdopen)
     with pytest.raises(SaveError if isinstance(exc, OSError) else KeyboardInterrupt) as err:
         save_run(*args)
     FAULTS["injected"] += 1
@@ -267,7 +267,7 @@ def test_fsync_failing_keeps_every_previous_file(saved_run, monkeypatch, k):
             raise OSError(errno.EIO, "Input/output error")
         return real(fd)
 
-    monkeypatch.setattr(runs.os, "fsync", fsync)
+    monkeypatch.setattr(files.os, "fsync", fsync)
     with pytest.raises(SaveError):
         save_run(*args)
     FAULTS["injected"] += 1
@@ -287,7 +287,7 @@ def test_a_save_cut_between_renames_is_detected_not_mixed(saved_run, monkeypatch
             raise OSError(errno.EIO, "Input/output error")
         return real(src, dst)
 
-    monkeypatch.setattr(runs.os, "replace", replace)
+    monkeypatch.setattr(files.os, "replace", replace)
     with pytest.raises(SaveError):
         save_run(*args)
     FAULTS["injected"] += 1

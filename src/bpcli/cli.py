@@ -345,7 +345,7 @@ def show(
         stem = "network" if sample is None else f"network-sample-{sample}"
         out = (run_dir or Path(".")) / f"{stem}.svg"
     if out.suffix.lower() in TEXT_SUFFIXES:
-        from bpcli.runs import atomic_write_text
+        from bpcli.files import atomic_write_text
         if not out.parent.is_dir():
             raise BpcliError(f"--out: folder {out.parent} does not exist")
         atomic_write_text(out, text)
@@ -372,7 +372,7 @@ def init(
     """Write a commented starter config, copied from one of the shipped examples."""
     from bpcli.config import builtin_config_dir
     from bpcli.errors import did_you_mean
-    from bpcli.runs import atomic_write_text
+    from bpcli.files import atomic_write_text
 
     shipped = {p.stem: p for p in sorted(builtin_config_dir().glob("*.yaml"))}
     if list_:
