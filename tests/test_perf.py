@@ -9,7 +9,9 @@ import pytest
 
 import reference_train as ref
 from bpcli import tiny, train
-from bpcli.config import TrainConfig, build, load_config
+from bpcli.config import load_config
+from bpcli.model import build
+from bpcli.schema import TrainConfig
 from bpcli.data import Dataset
 from bpcli.runs import prepare
 

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from bpcli import tiny, train
-from bpcli.config import TrainConfig, build, builtin_config_dir, load_config
+from bpcli.config import builtin_config_dir, load_config
+from bpcli.model import build
+from bpcli.schema import TrainConfig
 from bpcli.data import Dataset
 from bpcli.runs import prepare
 

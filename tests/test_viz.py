@@ -18,11 +18,12 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from bpcli.cli import app
-from bpcli.config import build, builtin_config_dir, load_config
+from bpcli.config import builtin_config_dir, load_config
 from bpcli.dot import network_dot, quote
 from bpcli.dynamics import fraction, inspect_run
 from bpcli.engine import backward, forward
 from bpcli.errors import BpcliError
+from bpcli.model import build
 from bpcli.plot import plot_run
 from bpcli.render.inspect import inspect_view
 from bpcli.render.show import show_view

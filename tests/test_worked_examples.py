@@ -7,8 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from bpcli.config import build, load_config
+from bpcli.config import load_config
 from bpcli.engine import backward, cost, forward
+from bpcli.model import build
 from bpcli.runs import prepare
 
 SEED_YAML = """

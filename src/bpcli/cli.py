@@ -103,7 +103,8 @@ def root(
 
 def load_target(target: Optional[str], config: Optional[Path] = None, run: Optional[Path] = None):
     """(cfg, net, prepared, run_dir) from a positional config-or-run, --config, --run, or the built-in seed."""
-    from bpcli.config import build, load_config
+    from bpcli.config import load_config
+    from bpcli.model import build
     from bpcli.runs import load_run, prepare
 
     if sum(x is not None for x in (target, config, run)) > 1:
@@ -227,7 +228,7 @@ def train(
     if not quiet and not json_out:
         from bpcli.render.show import show_view
         from bpcli.show import describe
-        from bpcli.config import build
+        from bpcli.model import build
         _stdout().print(show_view(describe(build(cfg), cfg.name, cfg.path), compact=True))
 
     stop = {"signal": None}

@@ -12,11 +12,12 @@ import numpy as np
 import yaml
 
 from bpcli import __version__
-from bpcli.config import FORMAT_VERSION, NetConfig, build, load_config
+from bpcli.config import load_config
 from bpcli.data import Dataset, Scaling, fit_scaling, split
 from bpcli.errors import BpcliError, RunFolderError, SaveError
 from bpcli.files import atomic_write_files, npz_bytes, read_npz, sha256
-from bpcli.model import Network
+from bpcli.model import Network, build
+from bpcli.schema import FORMAT_VERSION, NetConfig
 from bpcli.train import EpochRecord, TrainState
 
 WEIGHTS = "weights.npz"

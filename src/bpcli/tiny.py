@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from bpcli.config import TrainConfig
+from bpcli.schema import TrainConfig
 from bpcli.data import Dataset
 from bpcli.losses import SQUARED_CONVENTIONS, squared_scale
 from bpcli.model import Network
