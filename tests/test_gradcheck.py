@@ -25,7 +25,7 @@ from bpcli.gradcheck import (DEFAULT_EPS, naive_numeric_gradient, GradcheckOptio
 from bpcli.losses import LOSSES, SQUARED_CONVENTIONS, LossSpec
 from bpcli.model import build
 from bpcli.render.gradcheck import gradcheck_view
-from bpcli.runs import prepare
+from bpcli.data import prepare
 
 from conftest import activation_loss_triples, random_data, random_net
 

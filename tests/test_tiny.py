@@ -13,7 +13,7 @@ from bpcli.config import builtin_config_dir, load_config
 from bpcli.model import build
 from bpcli.schema import TrainConfig
 from bpcli.data import Dataset
-from bpcli.runs import prepare
+from bpcli.data import prepare
 
 from conftest import random_data, random_net
 

@@ -182,7 +182,7 @@ def test_saturation_counts_dead_units_on_the_data_not_the_last_batch(rng):
     """A mini-batch epoch's last batch can be tiny; a unit off on it need not be dead."""
     cfg, ds = load_config(builtin_config_dir() / "deep_relu.yaml")
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=1, lr=1e-9))
-    from bpcli.runs import prepare
+    from bpcli.data import prepare
     p = prepare(cfg, ds)
     net = build(cfg)
     net.W[0][3] = 0.0

@@ -10,7 +10,7 @@ import pytest
 from bpcli.config import load_config
 from bpcli.engine import backward, cost, forward
 from bpcli.model import build
-from bpcli.runs import prepare
+from bpcli.data import prepare
 
 SEED_YAML = """
 inputs: [x1, x2]

@@ -105,7 +105,8 @@ def load_target(target: Optional[str], config: Optional[Path] = None, run: Optio
     """(cfg, net, prepared, run_dir) from a positional config-or-run, --config, --run, or the built-in seed."""
     from bpcli.config import load_config
     from bpcli.model import build
-    from bpcli.runs import load_run, prepare
+    from bpcli.data import prepare
+    from bpcli.runs import load_run
 
     if sum(x is not None for x in (target, config, run)) > 1:
         raise BpcliError("give one of a positional CONFIG|RUN, --config or --run, not several")

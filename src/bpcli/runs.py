@@ -13,7 +13,7 @@ import yaml
 
 from bpcli import __version__
 from bpcli.config import load_config
-from bpcli.data import Dataset, Scaling, fit_scaling, split
+from bpcli.data import Dataset, Prepared, Scaling, prepare
 from bpcli.errors import BpcliError, RunFolderError, SaveError
 from bpcli.files import atomic_write_files, npz_bytes, read_npz, sha256
 from bpcli.model import Network, build
@@ -23,31 +23,6 @@ from bpcli.train import EpochRecord, TrainState
 WEIGHTS = "weights.npz"
 STATE = "state.npz"
 CONFIG = "config.yaml"
-
-
-# --- preparing data -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """The data a network trains and is explained on: split, and scaled when asked."""
-
-    train: Dataset
-    val: Dataset | None
-    scaling: Scaling | None
-
-
-def prepare(cfg: NetConfig, data: Dataset, scaling: Scaling | None = None) -> Prepared:
-    """Split off the validation part and standardise with training statistics (or the given ones)."""
-    train, val = split(data, cfg.data.validation, cfg.train.seed)
-    if cfg.data.standardize:
-        scaling = scaling or fit_scaling(train.x)
-        train = Dataset(scaling.apply(train.x), train.y, train.feature_names, train.target_names,
-                        train.class_names, train.task, train.note)
-        if val is not None:
-            val = Dataset(scaling.apply(val.x), val.y, val.feature_names, val.target_names,
-                          val.class_names, val.task, val.note)
-    return Prepared(train, val, scaling if cfg.data.standardize else None)
 
 
 # --- run folders -------------------------------------------------------------------------
