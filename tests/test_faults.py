@@ -22,7 +22,8 @@ from bpcli.cli import app
 from bpcli.config import load_config
 from bpcli.errors import SaveError
 from bpcli.losses import LOSSES, get_loss
-from bpcli.runs import load_run, run_training, save_run
+from bpcli.runs import load_run, save_run
+from bpcli.session import run_training
 
 runner = CliRunner()
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -196,7 +197,7 @@ def saved_run(tmp_path):
     loaded = load_run(run)
     net = loaded.net.copy()
     net.W[0] += 1.0  # the next checkpoint differs in every weight
-    history = [runs._record_from_dict(h) for h in loaded.history]
+    history = [runs.record_from_dict(h) for h in loaded.history]
     args = (run, loaded.cfg, net, loaded.prepared, history, loaded.state, {"status": "running"})
     return run, before, args
 

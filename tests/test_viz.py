@@ -27,7 +27,8 @@ from bpcli.model import build
 from bpcli.plot import plot_run
 from bpcli.render.inspect import inspect_view
 from bpcli.render.show import show_view
-from bpcli.runs import load_run, run_training
+from bpcli.runs import load_run
+from bpcli.session import run_training
 from bpcli.show import describe, trace_sample
 from bpcli.train import fit
 

@@ -154,127 +154,39 @@ def train(
     Shows the network, a progress bar on stderr, then a summary with a loss sparkline.
     Exit 0 when trained, 1 when the loss diverged, 130 when interrupted (the run is saved).
     """
-    import dataclasses
-    import math
     import signal
 
-    from bpcli.config import load_config
-    from bpcli.runs import load_run, new_run_dir, run_training
+    from bpcli import session
 
-    if resume is not None:
-        if target is not None:
-            raise BpcliError("--resume continues a run folder; give no CONFIG with it")
-        loaded = load_run(resume)
-        if loaded.state.status in ("completed", "early_stopped", "diverged"):
-            raise BpcliError(f"{resume}: the run is already {loaded.state.status.replace('_', ' ')}; nothing to resume")
-        cfg, run_dir = loaded.cfg, loaded.run_dir
-        data = None
-    else:
-        loaded = None
-        if target is not None and (Path(target) / "config.yaml").is_file():
-            raise BpcliError(f"{target}: is a run folder, not a config; continue it with `bpcli train --resume "
-                             f"{target}` or train its config afresh with `bpcli train {Path(target) / 'config.yaml'}`")
-        cfg, data = load_config(target)
-    tr = cfg.train
-    changes: dict = {}
-    if epochs is not None:
-        if not 1 <= epochs <= 10_000_000:
-            raise BpcliError(f"--epochs: must be between 1 and 10000000, found {epochs}")
-        if loaded is not None and epochs <= loaded.state.epoch:
-            raise BpcliError(f"--epochs: the run has already trained {loaded.state.epoch} epochs; "
-                             f"give more than that to continue it, found {epochs}")
-        changes["epochs"] = epochs
-    if lr is not None:
-        if not math.isfinite(lr) or lr <= 0 or lr > 1e6:
-            raise BpcliError(f"--lr: must be a number above 0 and at most 1e6, found {lr}")
-        changes["lr"] = lr
-    if batch_size is not None:
-        if batch_size < 0:
-            raise BpcliError(f"--batch-size: must be 0 (full batch) or more, found {batch_size}")
-        m = data.m if data is not None else loaded.prepared.train.m
-        if batch_size > m:
-            raise BpcliError(f"--batch-size: {batch_size} is larger than the {m} samples; use at most {m}")
-        changes["batch_size"] = batch_size or None
-    if seed is not None:
-        if seed < 0:
-            raise BpcliError(f"--seed: must be 0 or more, found {seed}")
-        if loaded is not None:
-            raise BpcliError("--seed cannot change a run being resumed")
-        changes["seed"] = seed
-        cfg = dataclasses.replace(cfg, init=dataclasses.replace(cfg.init, seed=seed))
-    if changes:
-        cfg = dataclasses.replace(cfg, train=dataclasses.replace(tr, **changes))
-    fresh_dir = False  # a folder this command creates, removed again if training fails before any checkpoint
-    if loaded is None:
-        if out is not None:
-            fresh_dir = not out.exists()
-            if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-                raise BpcliError(f"--out: {out} already exists; choose another folder or add --overwrite")
-            if out.exists() and out.is_dir() and overwrite and not (out / "config.yaml").exists() and any(out.iterdir()):
-                raise BpcliError(f"--out: {out} is not a run folder; refusing to overwrite it")
-            try:
-                out.mkdir(parents=True, exist_ok=True)
-            except OSError as e:
-                raise BpcliError(f"--out: cannot create {out}: {e.strerror}") from None
-            run_dir = out
-        else:
-            run_dir = new_run_dir(Path("runs"), cfg.name)
-            fresh_dir = True
-
+    s = session.open_session(target, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, out=out,
+                             overwrite=overwrite, resume=resume)
     err = _stderr()
-    if data is not None and data.note and not quiet:
+    if s.data is not None and s.data.note and not quiet:
         from rich.markup import escape
-        err.print(f"data: {escape(data.note)}", soft_wrap=True)
-    show_progress = not quiet
+        err.print(f"data: {escape(s.data.note)}", soft_wrap=True)
     if not quiet and not json_out:
+        from bpcli.model import build
         from bpcli.render.show import show_view
         from bpcli.show import describe
-        from bpcli.model import build
-        _stdout().print(show_view(describe(build(cfg), cfg.name, cfg.path), compact=True))
+        _stdout().print(show_view(describe(build(s.cfg), s.cfg.name, s.cfg.path), compact=True))
+    if quiet:
+        result = session.train(s)
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    stop = {"signal": None}
+        from bpcli.render import fmt
+        cols = [TextColumn("epoch"), MofNCompleteColumn(), BarColumn(bar_width=24),
+                TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
+        with Progress(*cols, console=err, transient=False) as progress:
+            task = progress.add_task("train", total=s.cfg.train.epochs, info="", completed=s.start_epoch)
 
-    def on_signal(signum, frame):
-        stop["signal"] = signum
+            def on_epoch(rec):
+                info = f"loss {fmt(rec.loss, 4)}"
+                if rec.val_loss is not None:
+                    info += f"  val {fmt(rec.val_loss, 4)}"
+                progress.update(task, completed=rec.epoch, info=info)
 
-    old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        if show_progress:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-            from bpcli.render import fmt
-            cols = [TextColumn("epoch"), MofNCompleteColumn(), BarColumn(bar_width=24),
-                    TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
-            with Progress(*cols, console=err, transient=False) as progress:
-                task = progress.add_task("train", total=cfg.train.epochs, info="",
-                                         completed=loaded.state.epoch if loaded else 0)
-
-                import time
-                last = [0.0]
-
-                def on_epoch(rec):
-                    # Rich redraws ~10 times a second: format and update no more often than that
-                    now = time.perf_counter()
-                    if now - last[0] < 0.05 and rec.epoch < cfg.train.epochs:
-                        return
-                    last[0] = now
-                    info = f"loss {fmt(rec.loss, 4)}"
-                    if rec.val_loss is not None:
-                        info += f"  val {fmt(rec.val_loss, 4)}"
-                    progress.update(task, completed=rec.epoch, info=info)
-
-                result = run_training(cfg, data, run_dir, on_epoch, lambda: stop["signal"] is not None, loaded)
-                if result.history:  # the last epoch may have fallen between two updates
-                    progress.update(task, completed=result.epochs, info=f"loss {fmt(result.history[-1].loss, 4)}")
-        else:
-            result = run_training(cfg, data, run_dir, None, lambda: stop["signal"] is not None, loaded)
-    except BaseException:
-        if fresh_dir and run_dir.is_dir() and not any(run_dir.iterdir()):
-            run_dir.rmdir()  # failed before the first checkpoint: leave no empty run folder behind
-        raise
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+            result = session.train(s, on_epoch)
 
     if json_out:
         emit_json(result.to_dict())
@@ -286,7 +198,7 @@ def train(
     if result.status == "interrupted":
         err.print(f"interrupted: state after epoch {result.epochs} saved in {result.run_dir}; "
                   f"continue with `bpcli train --resume {result.run_dir}`", soft_wrap=True, markup=False)
-        raise typer.Exit(EXIT_INTERRUPTED if stop["signal"] == signal.SIGINT else 128 + int(stop["signal"]))
+        raise typer.Exit(EXIT_INTERRUPTED if s.signal == signal.SIGINT else 128 + int(s.signal))
 
 
 # --- show ------------------------------------------------------------------------------------

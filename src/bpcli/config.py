@@ -29,6 +29,10 @@ LAYER_KEYS = ("size", "activation", "bias", "symbol", "letter", "weights", "bias
 INIT_KEYS = ("scheme", "seed", "low", "high", "std", "bias", "values")
 DATA_KEYS = ("x", "y", "csv", "features", "target", "max_rows", "generator", "samples", "noise", "seed",
              "classes", "validation", "standardize", "task")
+# the settings the command line can override: one range each, for the config file and the options alike
+RANGES = {"epochs": {"lo": 1, "hi": 10_000_000}, "lr": {"lo": 0, "lo_open": True, "hi": 1e6},
+          "batch_size": {"lo": 1}, "seed": {"lo": 0}}
+OPTIONS = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size", "seed": "--seed"}
 TRAIN_KEYS = ("optimizer", "lr", "epochs", "batch_size", "momentum", "beta1", "beta2", "epsilon", "seed",
               "weight_decay", "early_stopping", "dtype")
 
@@ -148,7 +152,7 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
             ck.problem(ip + ("values", k), f"expected a finite number, found {short_repr(v)}")
     init = InitConfig(
         scheme=ck.choice(ini, "scheme", ip, "xavier_uniform", INIT_SCHEMES + ("glorot_uniform", "glorot_normal")),
-        seed=ck.integer(ini, "seed", ip, 0, lo=0),
+        seed=ck.integer(ini, "seed", ip, 0, **RANGES["seed"]),
         low=ck.number(ini, "low", ip, -0.5, lo=-1e6, hi=1e6), high=ck.number(ini, "high", ip, 0.5, lo=-1e6, hi=1e6),
         std=ck.number(ini, "std", ip, 0.1, lo=0, hi=1e6), bias=ck.number(ini, "bias", ip, 0.0, lo=-1e6, hi=1e6),
         values={str(k): float(v) for k, v in values.items() if is_finite_number(v)},
@@ -175,14 +179,14 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
         bs = None
     train = TrainConfig(
         optimizer=ck.choice(tr, "optimizer", tp, "gd", OPTIMIZERS),
-        lr=ck.number(tr, "lr", tp, 0.5, lo=0, lo_open=True, hi=1e6),
-        epochs=ck.integer(tr, "epochs", tp, 1000, lo=1, hi=10_000_000),
-        batch_size=ck.integer({"batch_size": bs}, "batch_size", tp, None, lo=1, allow_none=True),
+        lr=ck.number(tr, "lr", tp, 0.5, **RANGES["lr"]),
+        epochs=ck.integer(tr, "epochs", tp, 1000, **RANGES["epochs"]),
+        batch_size=ck.integer({"batch_size": bs}, "batch_size", tp, None, allow_none=True, **RANGES["batch_size"]),
         momentum=ck.number(tr, "momentum", tp, 0.9, lo=0, hi=1, hi_open=True),
         beta1=ck.number(tr, "beta1", tp, 0.9, lo=0, hi=1, hi_open=True),
         beta2=ck.number(tr, "beta2", tp, 0.999, lo=0, hi=1, hi_open=True),
         epsilon=ck.number(tr, "epsilon", tp, 1e-8, lo=0, lo_open=True),
-        seed=ck.integer(tr, "seed", tp, 0, lo=0),
+        seed=ck.integer(tr, "seed", tp, 0, **RANGES["seed"]),
         weight_decay=ck.number(tr, "weight_decay", tp, 0.0, lo=0),
         patience=patience, min_delta=min_delta,
         dtype=ck.choice(tr, "dtype", tp, "float64", DTYPES),
@@ -234,9 +238,9 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
     if dataset is not None and n_out is not None and dataset.y.shape[1] != n_out:
         ck.problem(("layers", len(layer_cfgs) - 1, "size"), f"the output layer has {n_out} nodes but the "
                    f"targets have {dataset.y.shape[1]} columns")
-    if dataset is not None and train.batch_size is not None and train.batch_size > dataset.m:
-        ck.problem(tp + ("batch_size",), f"batch size {train.batch_size} is larger than the "
-                   f"{dataset.m} samples; use at most {dataset.m} or leave it out for full batch")
+    too_large = _batch_too_large(train.batch_size, dataset.m) if dataset is not None else ""
+    if too_large:
+        ck.problem(tp + ("batch_size",), f"batch size {too_large} or leave it out for full batch")
     if dataset is not None and dcfg.validation > 0:
         n_val = int(round(dcfg.validation * dataset.m))  # the same arithmetic as data.split
         if n_val < 1 or n_val >= dataset.m:
@@ -272,6 +276,48 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
     if ck.problems:
         raise ConfigError(by_line(ck.problems))
     return cfg, dataset
+
+
+def _batch_too_large(batch_size: int | None, m: int) -> str:
+    """'B is larger than the m samples; ...' for a batch bigger than the samples it is taken from, else ''."""
+    if batch_size is None or batch_size <= m:
+        return ""
+    return f"{batch_size} is larger than the {m} samples; use at most {m}"
+
+
+class _OptionChecker(Checker):
+    """Problems named by the command-line option that gave the value: `--lr: must be > 0, found -1`."""
+
+    def __init__(self):
+        super().__init__("", Locations(None))
+
+    def problem(self, path: tuple, msg: str) -> None:
+        hint = " (or 0 for full batch)" if path[-1] == "batch_size" else ""
+        self.problems.append(f"{OPTIONS[path[-1]]}: {msg}{hint}")
+
+
+def with_overrides(cfg: NetConfig, *, epochs: int | None = None, lr: float | None = None,
+                   batch_size: int | None = None, seed: int | None = None, samples: int | None = None) -> NetConfig:
+    """`cfg` with command-line values for train.epochs, lr, batch_size (0 = full batch) and seed (init's too).
+
+    Each is checked against the range a config file has; ConfigError naming every option at fault.
+    `samples`: how many samples the batches are taken from.
+    """
+    given = {k: v for k, v in {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}.items()
+             if v is not None}
+    ck = _OptionChecker()
+    changes = {}
+    for key, value in given.items():
+        if key == "batch_size" and value == 0:
+            changes[key] = None  # full batch
+        else:
+            changes[key] = (ck.number if key == "lr" else ck.integer)(given, key, ("train",), None, **RANGES[key])
+    if samples is not None and _batch_too_large(changes.get("batch_size"), samples):
+        ck.problem(("train", "batch_size"), _batch_too_large(changes["batch_size"], samples))
+    if ck.problems:
+        raise ConfigError(ck.problems)
+    init = replace(cfg.init, seed=changes["seed"]) if "seed" in changes else cfg.init
+    return replace(cfg, train=replace(cfg.train, **changes), init=init) if changes else cfg
 
 
 def _check_values(ck: Checker, cfg: NetConfig) -> None:

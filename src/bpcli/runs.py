@@ -13,7 +13,7 @@ import yaml
 
 from bpcli import __version__
 from bpcli.config import load_config
-from bpcli.data import Dataset, Prepared, Scaling, prepare
+from bpcli.data import Prepared, Scaling, prepare
 from bpcli.errors import BpcliError, RunFolderError, SaveError
 from bpcli.files import atomic_write_files, npz_bytes, read_npz, sha256
 from bpcli.model import Network, build
@@ -221,7 +221,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         if not isinstance(history, list):
             raise TypeError("not a list")
         for h in history:
-            _record_from_dict(h)
+            record_from_dict(h)
     except (KeyError, TypeError, ValueError) as err:
         raise RunFolderError(f"{d / 'history.json'}: damaged ({err})") from None
     state = _state_from_meta(meta, meta_path, len(history))
@@ -267,64 +267,8 @@ def _state_from_meta(meta: dict, path: Path, n_history: int) -> TrainState:
                       status=status, message=message if isinstance(message, str) else "")
 
 
-# --- the training session ----------------------------------------------------------------
-
-
-def run_training(cfg: NetConfig, data: Dataset, run_dir: Path, on_epoch=None, should_stop=lambda: False,
-                 resume: LoadedRun | None = None, checkpoint_seconds: float = 30.0):
-    """Train, checkpointing into `run_dir` now and then and at the end; returns a TrainResult."""
-    import time
-
-    from bpcli.results import TrainResult
-    from bpcli.train import evaluate, fit, metric_name
-
-    if resume is not None:
-        net, prepared = resume.net, resume.prepared
-        state = resume.state
-        state.status, state.message = "running", ""
-        history = [_record_from_dict(h) for h in resume.history]
-    else:
-        net = build(cfg)
-        prepared = prepare(cfg, data)
-        state = TrainState()
-        history = []
-    t0 = time.perf_counter()
-    last_save = t0
-    save_cost = 0.0
-
-    def summary() -> dict:
-        loss, metric = evaluate(net, prepared.train)
-        val_loss = val_metric = None
-        if prepared.val is not None:
-            val_loss, val_metric = evaluate(net, prepared.val)
-        return {"status": state.status, "message": state.message, "epochs": state.epoch,
-                "metric": metric_name(prepared.train), "loss": loss, "train_metric": metric,
-                "val_loss": val_loss, "val_metric": val_metric, "seconds": time.perf_counter() - t0}
-
-    from bpcli.results import finite_or_none
-
-    # A diverging run overflows on purpose; fit() detects it from the loss, so numpy stays quiet.
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        for rec in fit(net, prepared.train, prepared.val, cfg.train, state, should_stop):
-            history.append(rec)
-            if on_epoch is not None:
-                on_epoch(rec)
-            now = time.perf_counter()
-            # the whole history is rewritten each time: space checkpoints so they cost at most ~5% of the run
-            if now - last_save > max(checkpoint_seconds, 20 * save_cost):
-                save_run(run_dir, cfg, net, prepared, history, state, finite_or_none(summary()))
-                last_save = time.perf_counter()
-                save_cost = last_save - now
-        s = finite_or_none(summary())
-    save_run(run_dir, cfg, net, prepared, history, state, s)
-    return TrainResult(
-        cfg.name, cfg.path, str(run_dir), state.status, state.message, state.epoch, s["metric"], s["loss"],
-        s["train_metric"], s["val_loss"], s["val_metric"], s["seconds"], prepared.train.m,
-        prepared.val.m if prepared.val is not None else 0, tuple(history), prepared.train.class_names,
-    )
-
-
-def _record_from_dict(d: dict) -> EpochRecord:
+def record_from_dict(d: dict) -> EpochRecord:
+    """An EpochRecord from its history.json form; KeyError, TypeError or ValueError if it is damaged."""
     return EpochRecord(
         int(d["epoch"]), float(d["loss"]), d.get("val_loss"), d.get("metric"), d.get("val_metric"),
         tuple(d.get("grad_norm", ())), tuple(d.get("weight_norm", ())), tuple(d.get("update_ratio", ())),
