@@ -139,6 +139,10 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
         if loss_name == "cross_entropy" and out_act not in ("softmax", "sigmoid"):
             ck.problem(("loss",), f"cross_entropy needs probabilities, but the output layer is {out_act}; "
                        "use a softmax output layer")
+        if loss_name == "cross_entropy" and out_act == "sigmoid" and layer_cfgs[-1].size == 1:
+            # -y log(y') is 0 whenever y = 0: half of a two-class problem would never be learned
+            ck.problem(("loss",), "cross_entropy with one sigmoid output ignores every sample whose target is 0 "
+                       "(its -y log(y') is 0 there); use binary_cross_entropy")
 
     # init
     ip = ("init",)
