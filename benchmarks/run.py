@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from bpcli.activations import get_activation  # noqa: E402
-from bpcli.config import TrainConfig  # noqa: E402
+from bpcli.schema import TrainConfig  # noqa: E402
 from bpcli.data import Dataset  # noqa: E402
 from bpcli.engine import cost, forward  # noqa: E402
 from bpcli.gradcheck import GradcheckOptions, check, naive_numeric_gradient  # noqa: E402

@@ -117,3 +117,13 @@ def test_softmax_cross_entropy_refuses_targets_that_are_not_distributions(tmp_pa
 def test_a_non_text_convention_is_one_clear_line(tmp_path):
     err = run_bad(tmp_path, GOOD.replace("loss: squared_error", "loss: {name: squared_error, convention: [1]}"))
     assert "loss.convention: expected text" in err
+
+
+def test_cross_entropy_on_one_sigmoid_output_points_to_binary_cross_entropy(tmp_path):
+    """-y log(y') is 0 for every y = 0 sample: that network would only ever learn the y = 1 half."""
+    err = run_bad(tmp_path, GOOD.replace("loss: squared_error", "loss: cross_entropy"))
+    assert err == (f"error: {tmp_path / 'bad.yaml'}:5: loss: cross_entropy with one sigmoid output ignores every sample whose "
+                   "target is 0 (its -y log(y') is 0 there); use binary_cross_entropy\n")
+    assert "use binary_cross_entropy" not in run_bad(
+        tmp_path, GOOD.replace("loss: squared_error", "loss: binary_cross_entropy").replace("lr: 0.5", "lr: -1"))
+

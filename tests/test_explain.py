@@ -15,11 +15,12 @@ from typer.testing import CliRunner
 
 from bpcli.activations import ACTIVATIONS
 from bpcli.cli import app, split_names
-from bpcli.config import build, load_config
+from bpcli.config import load_config
 from bpcli.engine import backward, forward
 from bpcli.errors import NameError_
 from bpcli.explain import PATH_LIMIT, explain, explain_many, relative_error, tex_symbol
 from bpcli.losses import LOSSES
+from bpcli.model import build
 from bpcli.render import fmt
 from bpcli.render.explain import explain_view
 
@@ -216,7 +217,7 @@ def explain_view_of(e):
 
 
 def test_cli_exits_1_when_the_numeric_check_fails(monkeypatch):
-    import bpcli.config as config_mod
+    import bpcli.model as config_mod
     real = config_mod.get_activation
 
     def broken(name, params=None, where="activation"):

@@ -16,13 +16,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from bpcli import runs
+from bpcli import files, runs
 from bpcli.activations import ACTIVATIONS, get_activation
 from bpcli.cli import app
 from bpcli.config import load_config
 from bpcli.errors import SaveError
 from bpcli.losses import LOSSES, get_loss
-from bpcli.runs import load_run, run_training, save_run
+from bpcli.runs import load_run, save_run
+from bpcli.session import run_training
 
 runner = CliRunner()
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -196,7 +197,7 @@ def saved_run(tmp_path):
     loaded = load_run(run)
     net = loaded.net.copy()
     net.W[0] += 1.0  # the next checkpoint differs in every weight
-    history = [runs._record_from_dict(h) for h in loaded.history]
+    history = [runs.record_from_dict(h) for h in loaded.history]
     args = (run, loaded.cfg, net, loaded.prepared, history, loaded.state, {"status": "running"})
     return run, before, args
 
@@ -242,7 +243,7 @@ def test_a_write_failing_midway_keeps_every_previous_file(saved_run, monkeypatch
         calls["n"] += 1
         return _HalfWriter(fh, exc) if calls["n"] == k + 1 else fh
 
-    monkeypatch.setattr(runs.os, "fdopen", fdopen)
+    monkeypatch.setattr(files.os, "fdopen", fdopen)
     with pytest.raises(SaveError if isinstance(exc, OSError) else KeyboardInterrupt) as err:
         save_run(*args)
     FAULTS["injected"] += 1
@@ -267,7 +268,7 @@ def test_fsync_failing_keeps_every_previous_file(saved_run, monkeypatch, k):
             raise OSError(errno.EIO, "Input/output error")
         return real(fd)
 
-    monkeypatch.setattr(runs.os, "fsync", fsync)
+    monkeypatch.setattr(files.os, "fsync", fsync)
     with pytest.raises(SaveError):
         save_run(*args)
     FAULTS["injected"] += 1
@@ -287,7 +288,7 @@ def test_a_save_cut_between_renames_is_detected_not_mixed(saved_run, monkeypatch
             raise OSError(errno.EIO, "Input/output error")
         return real(src, dst)
 
-    monkeypatch.setattr(runs.os, "replace", replace)
+    monkeypatch.setattr(files.os, "replace", replace)
     with pytest.raises(SaveError):
         save_run(*args)
     FAULTS["injected"] += 1

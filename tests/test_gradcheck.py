@@ -18,13 +18,14 @@ from typer.testing import CliRunner
 from bpcli import activations, losses
 from bpcli.activations import ACTIVATIONS, ActivationSpec
 from bpcli.cli import app
-from bpcli.config import build, builtin_config_dir, load_config
+from bpcli.config import builtin_config_dir, load_config
 from bpcli.engine import cost, forward
 from bpcli.gradcheck import (DEFAULT_EPS, naive_numeric_gradient, GradcheckOptions, check, check_units, relative_error, verdict_codes,
                              verdict_of)
 from bpcli.losses import LOSSES, SQUARED_CONVENTIONS, LossSpec
+from bpcli.model import build
 from bpcli.render.gradcheck import gradcheck_view
-from bpcli.runs import prepare
+from bpcli.data import prepare
 
 from conftest import activation_loss_triples, random_data, random_net
 

@@ -133,16 +133,16 @@ def test_max_rows_stops_reading_and_says_so(tmp_path):
 # --- command-line values -----------------------------------------------------------------------
 
 CLI_CASES = [
-    (["--epochs", "-3"], "error: --epochs: must be between 1 and 10000000, found -3"),
-    (["--epochs", "0"], "error: --epochs: must be between 1 and 10000000, found 0"),
-    (["--epochs", "100000000000"], "error: --epochs: must be between 1 and 10000000, found 100000000000"),
-    (["--lr", "0"], "error: --lr: must be a number above 0 and at most 1e6, found 0.0"),
-    (["--lr", "nan"], "error: --lr: must be a number above 0 and at most 1e6, found nan"),
-    (["--lr", "1e308"], "error: --lr: must be a number above 0 and at most 1e6, found 1e+308"),
-    (["--lr", "-0.1"], "error: --lr: must be a number above 0 and at most 1e6, found -0.1"),
-    (["--batch-size", "5"], "error: --batch-size: 5 is larger than the 4 samples; use at most 4"),
-    (["--batch-size", "-1"], "error: --batch-size: must be 0 (full batch) or more, found -1"),
-    (["--seed", "-1"], "error: --seed: must be 0 or more, found -1"),
+    (["--epochs", "-3"], "error: --epochs: must be at least 1, found -3"),
+    (["--epochs", "0"], "error: --epochs: must be at least 1, found 0"),
+    (["--epochs", "100000000000"], "error: --epochs: must be at most 10000000, found 100000000000"),
+    (["--lr", "0"], "error: --lr: must be > 0, found 0"),
+    (["--lr", "nan"], "error: --lr: expected a finite number, found nan"),
+    (["--lr", "1e308"], "error: --lr: must be <= 1e+06, found 1e+308"),
+    (["--lr", "-0.1"], "error: --lr: must be > 0, found -0.1"),
+    (["--batch-size", "5"], "error: --batch-size: 5 is larger than the 4 samples; use at most 4 (or 0 for full batch)"),
+    (["--batch-size", "-1"], "error: --batch-size: must be at least 1, found -1 (or 0 for full batch)"),
+    (["--seed", "-1"], "error: --seed: must be at least 0, found -1"),
     (["--resume", "nowhere"], "error: nowhere: run folder not found"),
     (["--out", "/proc/no/such"], "error: --out: cannot create /proc/no/such: No such file or directory"),
 ]
@@ -398,3 +398,11 @@ def test_control_characters_in_a_key_stay_on_one_line(tmp_path):
     assert result.exit_code == 2
     assert result.stderr.startswith("error: cfg.yaml:1: bad\\rkey\\nhere: unknown key 'bad\\rkey\\nhere'")
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_every_bad_command_line_value_is_named_at_once(tmp_path):
+    result = _train("--epochs", "0", "--lr", "-1", "--seed", "-2", "-q", cwd=tmp_path)
+    assert result.exit_code == 2
+    assert result.stderr == ("error: --epochs: must be at least 1, found 0\n"
+                             "error: --lr: must be > 0, found -1\n"
+                             "error: --seed: must be at least 0, found -2\n")

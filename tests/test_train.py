@@ -126,7 +126,7 @@ def test_show_fits_the_terminal(width):
 
 
 def test_names_of_wide_layers_use_underscores():
-    from bpcli.config import build
+    from bpcli.model import build
     cfg, _ = load_config(builtin_config_dir() / "sine.yaml")
     net = build(cfg)
     assert "v16" in net.param_names() and net.resolve("v[16]").from_node == 15
@@ -157,7 +157,7 @@ def test_version_and_help():
 def test_history_r2_is_the_same_number_as_the_final_r2(tmp_path):
     """Two outputs, a learning rate too small to move the weights: the last epoch's R^2 (accumulated batch by
     batch) equals r2_score at the final weights, computed independently from the predictions."""
-    from bpcli.config import build
+    from bpcli.model import build
     from bpcli.engine import forward
     from bpcli.runs import load_run
 

@@ -42,7 +42,7 @@ def test_markdown_keeps_a_symbol_that_starts_a_sentence_in_lower_case():
 
 def _interrupted_seed_run(tmp_path, after: int = 5):
     from bpcli.config import load_config
-    from bpcli.runs import run_training
+    from bpcli.session import run_training
     cfg, data = load_config(None)
     done = []
     res = run_training(cfg, data, tmp_path / "run", on_epoch=done.append, should_stop=lambda: len(done) >= after)
@@ -70,14 +70,14 @@ def test_a_resumed_run_forgets_the_interruption_message(tmp_path):
 def test_ctrl_c_prints_the_resume_command_on_one_line_with_its_brackets(tmp_path, monkeypatch):
     import signal
 
-    import bpcli.runs
-    real = bpcli.runs.run_training
+    import bpcli.session
+    real = bpcli.session.run_training
 
     def interrupted_at_once(*args):
         signal.raise_signal(signal.SIGINT)  # what Ctrl-C does; bpcli's handler asks training to stop
         return real(*args)
 
-    monkeypatch.setattr(bpcli.runs, "run_training", interrupted_at_once)
+    monkeypatch.setattr(bpcli.session, "run_training", interrupted_at_once)
     out = tmp_path / "[v1]" / ("a-run-folder-with-a-rather-long-name-" * 2)
     res = runner.invoke(app, ["train", "-q", "--out", str(out)], env={"COLUMNS": "80"})
     assert 130 == res.exit_code, res.output

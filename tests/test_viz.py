@@ -18,15 +18,17 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from bpcli.cli import app
-from bpcli.config import build, builtin_config_dir, load_config
+from bpcli.config import builtin_config_dir, load_config
 from bpcli.dot import network_dot, quote
 from bpcli.dynamics import fraction, inspect_run
 from bpcli.engine import backward, forward
 from bpcli.errors import BpcliError
+from bpcli.model import build
 from bpcli.plot import plot_run
 from bpcli.render.inspect import inspect_view
 from bpcli.render.show import show_view
-from bpcli.runs import load_run, run_training
+from bpcli.runs import load_run
+from bpcli.session import run_training
 from bpcli.show import describe, trace_sample
 from bpcli.train import fit
 
@@ -181,7 +183,7 @@ def test_saturation_counts_dead_units_on_the_data_not_the_last_batch(rng):
     """A mini-batch epoch's last batch can be tiny; a unit off on it need not be dead."""
     cfg, ds = load_config(builtin_config_dir() / "deep_relu.yaml")
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=1, lr=1e-9))
-    from bpcli.runs import prepare
+    from bpcli.data import prepare
     p = prepare(cfg, ds)
     net = build(cfg)
     net.W[0][3] = 0.0

@@ -7,9 +7,10 @@ import math
 import numpy as np
 import pytest
 
-from bpcli.config import build, load_config
+from bpcli.config import load_config
 from bpcli.engine import backward, cost, forward
-from bpcli.runs import prepare
+from bpcli.model import build
+from bpcli.data import prepare
 
 SEED_YAML = """
 inputs: [x1, x2]

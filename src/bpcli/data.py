@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bpcli.errors import DataError
+from bpcli.schema import NetConfig
 
 Array = np.ndarray
 
@@ -84,6 +85,28 @@ def split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset |
             f"{'no' if n_val < 1 else 'no training'} samples; use a fraction that keeps both parts non-empty"
         )
     return data.subset(np.sort(idx[n_val:])), data.subset(np.sort(idx[:n_val]))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """The data a network trains and is explained on: split, and scaled when asked."""
+
+    train: Dataset
+    val: Dataset | None
+    scaling: Scaling | None
+
+
+def prepare(cfg: NetConfig, data: Dataset, scaling: Scaling | None = None) -> Prepared:
+    """Split off the validation part and standardise with training statistics (or the given ones)."""
+    train, val = split(data, cfg.data.validation, cfg.train.seed)
+    if cfg.data.standardize:
+        scaling = scaling or fit_scaling(train.x)
+        train = Dataset(scaling.apply(train.x), train.y, train.feature_names, train.target_names,
+                        train.class_names, train.task, train.note)
+        if val is not None:
+            val = Dataset(scaling.apply(val.x), val.y, val.feature_names, val.target_names,
+                          val.class_names, val.task, val.note)
+    return Prepared(train, val, scaling if cfg.data.standardize else None)
 
 
 # --- CSV -------------------------------------------------------------------

@@ -130,7 +130,7 @@ def dot_program() -> str | None:
 
 def render_dot(text: str, path: Path) -> str:
     """Render DOT text to `path` (.svg, .png or .pdf) with Graphviz; returns the format used."""
-    from bpcli.runs import atomic_write_bytes
+    from bpcli.files import atomic_write_bytes
 
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in RENDER_FORMATS:

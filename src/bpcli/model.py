@@ -1,4 +1,4 @@
-"""Network: layers and named parameters, and the parameter-name grammar (parse, resolve, list).
+"""Network: layers and named parameters, the parameter-name grammar (parse, resolve, list), and build(config).
 
 Naming follows the seed: inputs x1, x2; layers lettered A, B, C, ... from the first hidden layer;
 node j of layer A is A<j> (a layer of one node is just its letter); the weight into node j from
@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bpcli.activations import Activation
-from bpcli.errors import NameError_, did_you_mean
-from bpcli.losses import Loss
+from bpcli.activations import Activation, get_activation
+from bpcli.errors import NameError_, did_you_mean, is_finite_number
+from bpcli.losses import Loss, get_loss
+from bpcli.schema import NetConfig
 
 Array = np.ndarray
 
@@ -258,3 +259,38 @@ def init_weights(shape: tuple[int, int], scheme: str, rng: np.random.Generator, 
 
 
 INIT_SCHEMES = ("xavier_uniform", "xavier_normal", "he_uniform", "he_normal", "uniform", "normal", "zeros")
+
+
+def build(cfg: NetConfig) -> Network:
+    """Make the Network a checked config describes, with its initial weights (scheme, then explicit values)."""
+    rng = np.random.default_rng(cfg.init.seed)
+    layers, Ws, bs = [], [], []
+    n_in = len(cfg.inputs)
+    for lc in cfg.layers:
+        act = get_activation(lc.activation, lc.activation_params)
+        layer = Layer(lc.letter, n_in, lc.size, act, lc.bias, lc.symbol)
+        W = init_weights((lc.size, n_in), cfg.init.scheme, rng, cfg.init.low, cfg.init.high, cfg.init.std)
+        b = None
+        if lc.bias != "off":
+            b = np.full(1 if lc.bias == "shared" else lc.size, cfg.init.bias, dtype=np.float64)
+        if lc.weights is not None:
+            W2 = np.asarray(lc.weights, dtype=float)
+            if W2.shape == W.shape:
+                W = W2
+        if lc.biases is not None and b is not None:
+            bv = np.atleast_1d(np.asarray(lc.biases, dtype=object))
+            if bv.ndim == 1 and bv.shape[0] == b.shape[0] and all(is_finite_number(v) for v in bv):
+                b = bv.astype(np.float64)
+        layers.append(layer)
+        Ws.append(W)
+        bs.append(b)
+        n_in = lc.size
+    loss = get_loss(cfg.loss, cfg.loss_params).for_outputs(layers[-1].n_out)
+    net = Network(tuple(cfg.inputs), tuple(layers), Ws, bs, loss)
+    for pname, value in cfg.init.values.items():
+        ref = parse_name(net, pname)
+        if ref is not None:
+            net.set(ref, value)
+    if cfg.train.dtype == "float32":
+        net = net.astype(np.float32)
+    return net

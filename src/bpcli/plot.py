@@ -111,7 +111,7 @@ def plot_run(loaded, out_dir: str | Path | None = None, formats: tuple[str, ...]
     letters = [f"{la.letter} ({la.activation.name})" for la in net.layers]
 
     def save(fig, kind: str, title: str) -> None:
-        from bpcli.runs import atomic_write_bytes
+        from bpcli.files import atomic_write_bytes
         if kind not in wanted:
             return  # building a figure is cheap; drawing it is what costs
         paths = []

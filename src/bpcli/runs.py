@@ -1,14 +1,10 @@
-"""Run folders: atomic writes, saving a trained network with its history, and loading it back."""
+"""Run folders: saving a trained network with its history as one checkpoint, and loading it back."""
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
-import os
-import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,119 +12,17 @@ import numpy as np
 import yaml
 
 from bpcli import __version__
-from bpcli.config import FORMAT_VERSION, NetConfig, build, load_config
-from bpcli.data import Dataset, Scaling, fit_scaling, split
+from bpcli.config import load_config
+from bpcli.data import Prepared, Scaling, prepare
 from bpcli.errors import BpcliError, RunFolderError, SaveError
-from bpcli.model import Network
+from bpcli.files import atomic_write_files, npz_bytes, read_npz, sha256
+from bpcli.model import Network, build
+from bpcli.schema import FORMAT_VERSION, NetConfig
 from bpcli.train import EpochRecord, TrainState
 
 WEIGHTS = "weights.npz"
 STATE = "state.npz"
 CONFIG = "config.yaml"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-
-
-# --- atomic writes ------------------------------------------------------------------
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, flush, fsync, then rename over it."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions of a new file
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_files(folder: Path, files: dict[str, bytes]) -> None:
-    """Write several files so that a failure at any point keeps every previous file intact.
-
-    Phase 1 writes and fsyncs all temporary files; only then phase 2 renames them into place in
-    order (the last one is the checkpoint record). A failure in phase 1 changes nothing.
-    """
-    temps: list[tuple[str, str]] = []
-    try:
-        for name, data in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-            temps.append((tmp, name))
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        for tmp, name in temps:
-            os.replace(tmp, folder / name)
-        _fsync_dir(folder)
-    except BaseException:
-        for tmp, _ in temps:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        raise
-
-
-def _fsync_dir(folder: Path) -> None:
-    """Make the renames durable (POSIX); a no-op where folders cannot be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
-
-
-# --- preparing data -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Prepared:
-    """The data a network trains and is explained on: split, and scaled when asked."""
-
-    train: Dataset
-    val: Dataset | None
-    scaling: Scaling | None
-
-
-def prepare(cfg: NetConfig, data: Dataset, scaling: Scaling | None = None) -> Prepared:
-    """Split off the validation part and standardise with training statistics (or the given ones)."""
-    train, val = split(data, cfg.data.validation, cfg.train.seed)
-    if cfg.data.standardize:
-        scaling = scaling or fit_scaling(train.x)
-        train = Dataset(scaling.apply(train.x), train.y, train.feature_names, train.target_names,
-                        train.class_names, train.task, train.note)
-        if val is not None:
-            val = Dataset(scaling.apply(val.x), val.y, val.feature_names, val.target_names,
-                          val.class_names, val.task, val.note)
-    return Prepared(train, val, scaling if cfg.data.standardize else None)
 
 
 # --- run folders -------------------------------------------------------------------------
@@ -222,39 +116,6 @@ class LoadedRun:
     history: list[dict]
     state: TrainState
     metrics: dict
-
-
-def read_npz(path: Path, max_bytes: int, what: str = "weights file") -> dict[str, np.ndarray]:
-    """The arrays of an .npz, never unpickling; RunFolderError naming the file if it is not a sound archive.
-
-    max_bytes bounds each member before it is read, so a tampered header cannot make us allocate gigabytes.
-    """
-    try:
-        obj = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        raise RunFolderError(f"{path}: {what} is missing") from None
-    except ValueError as err:
-        if "pickle" in str(err).lower():
-            raise RunFolderError(f"{path}: refused: not an .npz archive of plain arrays (it would need "
-                                 "unpickling, which bpcli never does)") from None
-        raise RunFolderError(f"{path}: not a valid {what} ({err})") from None
-    except (zipfile.BadZipFile, OSError, EOFError) as err:
-        raise RunFolderError(f"{path}: not a valid {what} (truncated or damaged: {err})") from None
-    if not isinstance(obj, np.lib.npyio.NpzFile):
-        raise RunFolderError(f"{path}: not a valid {what} (a single .npy array, expected an .npz archive)")
-    try:
-        with obj as npz:
-            for info in npz.zip.infolist():
-                if info.file_size > max_bytes:
-                    raise RunFolderError(f"{path}: {info.filename} holds {info.file_size:,} bytes, more than "
-                                         f"the config's arrays need ({max_bytes:,}); the file was changed")
-            return {k: npz[k] for k in npz.files}
-    except ValueError as err:
-        if "pickle" in str(err).lower():
-            raise RunFolderError(f"{path}: refused: it holds pickled objects, which bpcli never loads") from None
-        raise RunFolderError(f"{path}: not a valid {what} ({err})") from None
-    except (zipfile.BadZipFile, OSError, EOFError, MemoryError) as err:
-        raise RunFolderError(f"{path}: not a valid {what} (truncated or damaged: {type(err).__name__})") from None
 
 
 def _max_bytes(net: Network) -> int:
@@ -360,7 +221,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         if not isinstance(history, list):
             raise TypeError("not a list")
         for h in history:
-            _record_from_dict(h)
+            record_from_dict(h)
     except (KeyError, TypeError, ValueError) as err:
         raise RunFolderError(f"{d / 'history.json'}: damaged ({err})") from None
     state = _state_from_meta(meta, meta_path, len(history))
@@ -406,64 +267,8 @@ def _state_from_meta(meta: dict, path: Path, n_history: int) -> TrainState:
                       status=status, message=message if isinstance(message, str) else "")
 
 
-# --- the training session ----------------------------------------------------------------
-
-
-def run_training(cfg: NetConfig, data: Dataset, run_dir: Path, on_epoch=None, should_stop=lambda: False,
-                 resume: LoadedRun | None = None, checkpoint_seconds: float = 30.0):
-    """Train, checkpointing into `run_dir` now and then and at the end; returns a TrainResult."""
-    import time
-
-    from bpcli.results import TrainResult
-    from bpcli.train import evaluate, fit, metric_name
-
-    if resume is not None:
-        net, prepared = resume.net, resume.prepared
-        state = resume.state
-        state.status, state.message = "running", ""
-        history = [_record_from_dict(h) for h in resume.history]
-    else:
-        net = build(cfg)
-        prepared = prepare(cfg, data)
-        state = TrainState()
-        history = []
-    t0 = time.perf_counter()
-    last_save = t0
-    save_cost = 0.0
-
-    def summary() -> dict:
-        loss, metric = evaluate(net, prepared.train)
-        val_loss = val_metric = None
-        if prepared.val is not None:
-            val_loss, val_metric = evaluate(net, prepared.val)
-        return {"status": state.status, "message": state.message, "epochs": state.epoch,
-                "metric": metric_name(prepared.train), "loss": loss, "train_metric": metric,
-                "val_loss": val_loss, "val_metric": val_metric, "seconds": time.perf_counter() - t0}
-
-    from bpcli.results import finite_or_none
-
-    # A diverging run overflows on purpose; fit() detects it from the loss, so numpy stays quiet.
-    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-        for rec in fit(net, prepared.train, prepared.val, cfg.train, state, should_stop):
-            history.append(rec)
-            if on_epoch is not None:
-                on_epoch(rec)
-            now = time.perf_counter()
-            # the whole history is rewritten each time: space checkpoints so they cost at most ~5% of the run
-            if now - last_save > max(checkpoint_seconds, 20 * save_cost):
-                save_run(run_dir, cfg, net, prepared, history, state, finite_or_none(summary()))
-                last_save = time.perf_counter()
-                save_cost = last_save - now
-        s = finite_or_none(summary())
-    save_run(run_dir, cfg, net, prepared, history, state, s)
-    return TrainResult(
-        cfg.name, cfg.path, str(run_dir), state.status, state.message, state.epoch, s["metric"], s["loss"],
-        s["train_metric"], s["val_loss"], s["val_metric"], s["seconds"], prepared.train.m,
-        prepared.val.m if prepared.val is not None else 0, tuple(history), prepared.train.class_names,
-    )
-
-
-def _record_from_dict(d: dict) -> EpochRecord:
+def record_from_dict(d: dict) -> EpochRecord:
+    """An EpochRecord from its history.json form; KeyError, TypeError or ValueError if it is damaged."""
     return EpochRecord(
         int(d["epoch"]), float(d["loss"]), d.get("val_loss"), d.get("metric"), d.get("val_metric"),
         tuple(d.get("grad_norm", ())), tuple(d.get("weight_norm", ())), tuple(d.get("update_ratio", ())),

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from bpcli.config import TrainConfig
+from bpcli.schema import TrainConfig
 from bpcli.data import Dataset
 from bpcli.engine import Buffers, Gradients, Tape, backward, cost, forward, sample_losses
 from bpcli.model import Network

@@ -1,0 +1,143 @@
+"""The commands that look at a network or a run: show, plot and inspect."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bpcli.cli_common import JsonOpt, RunArg, TargetArg, emit_json, err_console, handles_errors, load_target, out_console
+from bpcli.errors import EXIT_FAILED, BpcliError
+
+
+# --- show ------------------------------------------------------------------------------------
+
+
+@handles_errors
+def show(
+    target: TargetArg = None,
+    sample: Annotated[Optional[int], typer.Option(
+        help="Follow training sample I (1-based) forward and backward: z, output and delta dL/dz per node.",
+        show_default=False, metavar="I")] = None,
+    format_: Annotated[str, typer.Option("--format", help="text (tables) or dot (Graphviz graph on stdout).")] = "text",
+    dot: Annotated[bool, typer.Option("--dot", help="Same as --format dot.")] = False,
+    out: Annotated[Optional[Path], typer.Option(
+        help="Write the graph to FILE: .dot/.gv as text, .svg/.png/.pdf rendered with Graphviz (implies --dot).",
+        show_default=False, metavar="FILE")] = None,
+    render: Annotated[bool, typer.Option(
+        "--render", help="Render the graph to network.svg (in the run folder, else here) with Graphviz.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """List the layers, every parameter name with its value, and the network diagram.
+
+    This is how to learn which names `bpcli explain --weight NAME` accepts.
+
+    --sample I follows one training sample: z, output and delta dL/dz of every node. --dot prints a Graphviz graph whose edges carry the weight names and values (with --sample, also each weight's gradient for that sample); --out FILE.svg or --render draws it with Graphviz.
+    """
+    from bpcli.render.show import show_view
+    from bpcli.show import describe, trace_sample
+
+    if format_ not in ("text", "dot"):
+        raise BpcliError(f"--format: expected text or dot, found '{format_}'")
+    as_dot = dot or format_ == "dot" or out is not None or render
+    if out is not None and render:
+        raise BpcliError("give --out FILE or --render, not both")
+    cfg, net, prepared, run_dir = load_target(target)
+    res = describe(net, cfg.name, str(run_dir) if run_dir else cfg.path)
+    if sample is not None:
+        tr = prepared.train
+        import dataclasses
+        res = dataclasses.replace(res, sample=trace_sample(net, tr.x, tr.y, sample, prepared.scaling))
+    if not as_dot:
+        if json_out:
+            emit_json(res.to_dict())
+        else:
+            out_console().print(show_view(res))
+        return
+    from bpcli.dot import TEXT_SUFFIXES, network_dot, render_dot
+
+    text = network_dot(net, cfg.name, res.sample)
+    if out is None and not render:
+        if json_out:
+            emit_json(res.to_dict() | {"dot": text})
+        else:
+            sys.stdout.write(text)
+        return
+    if render:
+        stem = "network" if sample is None else f"network-sample-{sample}"
+        out = (run_dir or Path(".")) / f"{stem}.svg"
+    if out.suffix.lower() in TEXT_SUFFIXES:
+        from bpcli.files import atomic_write_text
+        if not out.parent.is_dir():
+            raise BpcliError(f"--out: folder {out.parent} does not exist")
+        atomic_write_text(out, text)
+        how = "DOT text"
+    else:
+        how = f"{render_dot(text, out).upper()} rendered with Graphviz dot"
+    if json_out:
+        emit_json(res.to_dict() | {"written": str(out), "dot": text})
+    else:
+        err_console().print(f"wrote {out} ({how})", soft_wrap=True, markup=False)
+
+
+# --- plot and inspect --------------------------------------------------------------
+
+
+@handles_errors
+def plot(
+    run: RunArg,
+    format_: Annotated[str, typer.Option("--format", help="png, svg or both.")] = "both",
+    out: Annotated[Optional[Path], typer.Option(help="Folder for the images (default: the run folder).",
+                                                show_default=False)] = None,
+    dpi: Annotated[int, typer.Option(help="Resolution of the PNG files.")] = 100,
+    only: Annotated[Optional[str], typer.Option(
+        help="Comma-separated plots to draw: loss, metric, gradients, dynamics, boundary, surface, fit.",
+        show_default=False)] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Draw a run as PNG/SVG files in its folder: loss and metric curves, gradient norm per layer, update speed and saturated units per layer, and the decision boundary (two inputs), regression surface or fitted curve.
+
+    Needs matplotlib: pip install 'bpcli[plot]'.
+    """
+    from bpcli.plot import plot_run, require_matplotlib
+    from bpcli.runs import load_run
+
+    formats = {"png": ("png",), "svg": ("svg",), "both": ("png", "svg")}.get(format_.lower())
+    if formats is None:
+        raise BpcliError(f"--format: expected png, svg or both, found '{format_}'")
+    if not 10 <= dpi <= 600:
+        raise BpcliError(f"--dpi: must be between 10 and 600, found {dpi}")
+    require_matplotlib()
+    kinds = tuple(k.strip() for k in only.split(",") if k.strip()) if only is not None else None
+    res = plot_run(load_run(run), out, formats, dpi, kinds)
+    if json_out:
+        emit_json(res.to_dict())
+    else:
+        from bpcli.render.plot import plot_view
+        out_console().print(plot_view(res))
+
+
+@handles_errors
+def inspect(
+    run: RunArg,
+    check: Annotated[bool, typer.Option("--check", help="Exit 1 when anything is flagged.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Say why a trained network learns or does not: vanishing or exploding gradients, saturated or dead units, layers that hardly move, each with the epoch where it started.
+
+    Reads the run's history.json (per layer and epoch: gradient norm, update-to-weight ratio, share of saturated or dead units). Try it on the shipped deep_sigmoid and deep_relu examples. Exit 0, or 1 with --check when anything is flagged.
+    """
+    from bpcli.dynamics import inspect_run
+    from bpcli.runs import load_run
+
+    loaded = load_run(run)
+    res = inspect_run(loaded.net, loaded.history, loaded.cfg.name, str(loaded.run_dir), loaded.state.status)
+    if json_out:
+        emit_json(res.to_dict())
+    else:
+        from bpcli.render.inspect import inspect_view
+        out_console().print(inspect_view(res))
+    if check and not res.healthy:
+        raise typer.Exit(EXIT_FAILED)

@@ -1,0 +1,128 @@
+"""The commands that make and train configs: train and init."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bpcli.cli_common import JsonOpt, emit_json, err_console, fail, handles_errors, out_console
+from bpcli.errors import EXIT_FAILED, EXIT_INTERRUPTED, BpcliError
+
+
+# --- train -----------------------------------------------------------------------------------
+
+
+@handles_errors
+def train(
+    target: Annotated[Optional[str], typer.Argument(
+        help="Config file. Default: the built-in seed network (2-2-1 sigmoid learning XOR).",
+        show_default=False, metavar="CONFIG")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Override train.epochs.", show_default=False)] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Override train.lr (learning rate).", show_default=False)] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Override train.batch_size (0 = full batch).",
+                                                      show_default=False)] = None,
+    seed: Annotated[Optional[int], typer.Option(help="Override both init.seed and train.seed.",
+                                                show_default=False)] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Run folder to write (default: runs/<name>, never reused).",
+                                                show_default=False)] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow --out to replace an existing run folder.")] = False,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder to its epoch count.",
+                                                   show_default=False)] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No network table and no progress bar.")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Train a network from a YAML config and write a run folder (weights, history, metrics).
+
+    Shows the network, a progress bar on stderr, then a summary with a loss sparkline.
+    Exit 0 when trained, 1 when the loss diverged, 130 when interrupted (the run is saved).
+    """
+    import signal
+
+    from bpcli import session
+
+    s = session.open_session(target, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, out=out,
+                             overwrite=overwrite, resume=resume)
+    err = err_console()
+    if s.data is not None and s.data.note and not quiet:
+        from rich.markup import escape
+        err.print(f"data: {escape(s.data.note)}", soft_wrap=True)
+    if not quiet and not json_out:
+        from bpcli.model import build
+        from bpcli.render.show import show_view
+        from bpcli.show import describe
+        out_console().print(show_view(describe(build(s.cfg), s.cfg.name, s.cfg.path), compact=True))
+    if quiet:
+        result = session.train(s)
+    else:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        from bpcli.render import fmt
+        cols = [TextColumn("epoch"), MofNCompleteColumn(), BarColumn(bar_width=24),
+                TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
+        with Progress(*cols, console=err, transient=False) as progress:
+            task = progress.add_task("train", total=s.cfg.train.epochs, info="", completed=s.start_epoch)
+
+            def on_epoch(rec):
+                info = f"loss {fmt(rec.loss, 4)}"
+                if rec.val_loss is not None:
+                    info += f"  val {fmt(rec.val_loss, 4)}"
+                progress.update(task, completed=rec.epoch, info=info)
+
+            result = session.train(s, on_epoch)
+
+    if json_out:
+        emit_json(result.to_dict())
+    else:
+        from bpcli.render.train import train_view
+        out_console().print(train_view(result))
+    if result.status == "diverged":
+        fail(f"{result.message}; last finite weights saved in {result.run_dir}", EXIT_FAILED)
+    if result.status == "interrupted":
+        err.print(f"interrupted: state after epoch {result.epochs} saved in {result.run_dir}; "
+                  f"continue with `bpcli train --resume {result.run_dir}`", soft_wrap=True, markup=False)
+        raise typer.Exit(EXIT_INTERRUPTED if s.signal == signal.SIGINT else 128 + int(s.signal))
+
+
+# --- init ------------------------------------------------------------------------------------
+
+
+@handles_errors
+def init(
+    path: Annotated[Path, typer.Argument(help="Where to write the starter config.")] = Path("bpcli.yaml"),
+    example: Annotated[str, typer.Option(help="Which shipped example to start from (see `bpcli init --list`).")] = "seed",
+    list_: Annotated[bool, typer.Option("--list", help="List the shipped examples and exit.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+) -> None:
+    """Write a commented starter config, copied from one of the shipped examples."""
+    from bpcli.config import builtin_config_dir
+    from bpcli.errors import did_you_mean
+    from bpcli.files import atomic_write_text
+
+    shipped = {p.stem: p for p in sorted(builtin_config_dir().glob("*.yaml"))}
+    if list_:
+        for name, p in shipped.items():
+            first = next((ln[2:].strip() for ln in p.read_text().splitlines() if ln.startswith("# ")), "")
+            print(f"{name:<16} {first}")
+        return
+    if example not in shipped:
+        raise BpcliError(f"--example: no example '{example}'{did_you_mean(example, shipped)}; "
+                         f"choose one of: {', '.join(shipped)}")
+    if path.exists() and not force:
+        raise BpcliError(f"{path} already exists; choose another path or add --force")
+    if path.parent and not path.parent.exists():
+        raise BpcliError(f"{path.parent}: folder does not exist")
+    text = shipped[example].read_text()
+    atomic_write_text(path, text)
+    copied = []
+    import re
+    for m in re.finditer(r"^\s*csv:\s*(\S+)", text, re.M):
+        src = builtin_config_dir() / m.group(1)
+        dst = path.parent / m.group(1)
+        if src.exists() and not dst.exists():
+            atomic_write_text(dst, src.read_text())
+            copied.append(str(dst))
+    err = err_console()
+    err.print(f"wrote {path}" + (f" and {', '.join(copied)}" if copied else ""), soft_wrap=True, markup=False)
+    err.print(f"next: bpcli train {path}", soft_wrap=True, markup=False)

@@ -1,0 +1,111 @@
+"""The config's data section: where the samples come from, checked and read, with located problems."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from bpcli import data as data_mod
+from bpcli.checker import Checker, human_bytes, kind_of, matrix, short_repr
+from bpcli.errors import BpcliError
+from bpcli.schema import DataConfig
+from bpcli.yamlsrc import format_path
+
+MAX_DATA_VALUES = data_mod.MAX_DATA_VALUES  # samples x (features + outputs): 400 MB as float64
+MAX_CLASSES = 100  # spirals and blobs
+
+
+def parse_data(ck: Checker, dd: dict, dp: tuple, base_dir: Path, inputs: list[str] | None, n_out: int | None,
+                seed: int) -> tuple[data_mod.Dataset | None, DataConfig]:
+    """The data section: exactly one source (inline x and y, a CSV file or a generator), read and checked."""
+    common = dict(
+        validation=ck.number(dd, "validation", dp, 0.0, lo=0, hi=1, hi_open=True),
+        standardize=bool(dd.get("standardize", False)),
+        task=ck.choice(dd, "task", dp, "auto", ("auto", "classification", "regression")),
+    )
+    if "standardize" in dd and not isinstance(dd["standardize"], bool):
+        ck.problem(dp + ("standardize",), f"expected true or false, found {short_repr(dd['standardize'])}")
+    sources = [k for k in ("x", "csv", "generator") if k in dd]
+    if not dd:
+        ck.problem(dp, "missing: give inline x and y, a csv file, or a generator (e.g. generator: xor)")
+        return None, DataConfig("inline", **common)
+    if len(sources) != 1:
+        ck.problem(dp, "give exactly one data source: x and y, csv, or generator"
+                   + (f" (found {', '.join(sources)})" if sources else ""))
+        return None, DataConfig("inline", **common)
+    src = sources[0]
+    dataset = None
+    try:
+        if src == "x":
+            x = matrix(ck, dd.get("x"), dp + ("x",))
+            if "y" not in dd:
+                ck.problem(dp, "inline data needs 'y' beside 'x'")
+                return None, DataConfig("inline", **common)
+            y = matrix(ck, dd.get("y"), dp + ("y",))
+            if x is None or y is None:
+                return None, DataConfig("inline", **common)
+            if x.shape[0] != y.shape[0]:
+                ck.problem(dp + ("y",), f"x has {x.shape[0]} samples but y has {y.shape[0]}")
+                return None, DataConfig("inline", **common)
+            names = tuple(inputs) if inputs and len(inputs) == x.shape[1] else tuple(f"x{k + 1}" for k in range(x.shape[1]))
+            dataset = data_mod.Dataset(x, y, names, tuple(f"y{k + 1}" for k in range(y.shape[1])) if y.shape[1] > 1 else ("y",),
+                                       None, data_mod.infer_task(y))
+            dcfg = DataConfig("inline", x=x.tolist(), y=y.tolist(), **common)
+        elif src == "csv":
+            csv_path = dd.get("csv")
+            if not isinstance(csv_path, str) or not csv_path:
+                ck.problem(dp + ("csv",), f"expected a file path, found {kind_of(csv_path)}")
+                return None, DataConfig("csv", **common)
+            full = (base_dir / csv_path).resolve()
+            target = dd.get("target")
+            if isinstance(target, str):
+                target = [target]
+            if not isinstance(target, list) or not target or not all(isinstance(t, str) for t in target):
+                ck.problem(dp + ("target",), "expected the target column name (or a list of names)")
+                return None, DataConfig("csv", **common)
+            features = dd.get("features", inputs)
+            if features is not None and (not isinstance(features, list) or not all(isinstance(f, str) for f in features)):
+                ck.problem(dp + ("features",), "expected a list of column names")
+                return None, DataConfig("csv", **common)
+            max_rows = ck.integer(dd, "max_rows", dp, None, lo=1, allow_none=True)
+            try:
+                dataset = data_mod.read_csv(full, features, target, n_out, format_path(dp + ("csv",)), max_rows)
+            except BpcliError as err:
+                line = ck.locs.line(dp + ("csv",))
+                ck.problems.append(f"{ck.source}:{line}: {err}")
+                return None, DataConfig("csv", **common)
+            dcfg = DataConfig("csv", csv=str(full), features=list(dataset.feature_names), target=target,
+                              max_rows=max_rows, **common)
+        else:
+            gen = ck.choice(dd, "generator", dp, "xor", data_mod.GENERATORS)
+            samples = ck.integer(dd, "samples", dp, 4 if gen in ("xor", "and", "or") else 200, lo=1, hi=10_000_000)
+            noise = ck.number(dd, "noise", dp, 0.0 if gen in ("xor", "and", "or") else 0.1, lo=0)
+            gseed = ck.integer(dd, "seed", dp, seed, lo=0)
+            classes = ck.integer(dd, "classes", dp, None, lo=2, hi=MAX_CLASSES, allow_none=True)
+            if classes is None:
+                classes = n_out if (n_out or 0) > 1 else 2
+            if gen in ("spirals", "blobs") and classes > MAX_CLASSES:
+                ck.problem(dp + ("generator",), f"{gen} makes at most {MAX_CLASSES} classes, but the output "
+                           f"layer has {classes} nodes")
+                return None, DataConfig("generator", **common)
+            width = 2 + (classes if gen in ("spirals", "blobs") else 1)
+            if samples * width > MAX_DATA_VALUES:
+                ck.problem(dp + ("samples",), f"{samples:,} samples would need {human_bytes(samples * width * 8)}; "
+                           f"use at most {MAX_DATA_VALUES // width:,}")
+                return None, DataConfig("generator", **common)
+            dataset = data_mod.generate(gen, samples, noise, gseed, classes)
+            if n_out == 1 and dataset.y.shape[1] == 2:  # two classes, one sigmoid output: 0/1 targets
+                dataset = data_mod.Dataset(dataset.x, dataset.y[:, 1:], dataset.feature_names, ("y",),
+                                           dataset.class_names, dataset.task)
+            dcfg = DataConfig("generator", generator=gen, samples=samples, noise=noise, seed=gseed,
+                              classes=classes if gen in ("spirals", "blobs") else None, **common)
+    except BpcliError as err:
+        ck.problem(dp, str(err))
+        return None, DataConfig(src, **common)
+    if common["task"] != "auto":
+        dataset = data_mod.Dataset(dataset.x, dataset.y, dataset.feature_names, dataset.target_names,
+                                   dataset.class_names, common["task"], dataset.note)
+    if not np.all(np.isfinite(dataset.x)) or not np.all(np.isfinite(dataset.y)):
+        ck.problem(dp, "the data contains NaN or infinite values")
+    return dataset, dcfg

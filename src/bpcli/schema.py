@@ -1,0 +1,108 @@
+"""The validated config as frozen dataclasses, and back to plain data (to_dict) for a run folder."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    size: int
+    activation: str
+    activation_params: dict
+    bias: str
+    symbol: str
+    letter: str
+    weights: list | None = None  # explicit (n_out, n_in) matrix
+    biases: list | float | None = None
+
+
+@dataclass(frozen=True)
+class InitConfig:
+    scheme: str = "xavier_uniform"
+    seed: int = 0
+    low: float = -0.5
+    high: float = 0.5
+    std: float = 0.1
+    bias: float = 0.0
+    values: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str  # "inline" | "csv" | "generator"
+    x: list | None = None
+    y: list | None = None
+    csv: str | None = None  # absolute path
+    features: list | None = None
+    target: list | None = None
+    max_rows: int | None = None
+    generator: str | None = None
+    samples: int = 200
+    noise: float = 0.1
+    seed: int = 0
+    classes: int | None = None
+    validation: float = 0.0
+    standardize: bool = False
+    task: str = "auto"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: str = "gd"
+    lr: float = 0.5
+    epochs: int = 1000
+    batch_size: int | None = None  # None = full batch
+    momentum: float = 0.9
+    beta1: float = 0.9
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+    seed: int = 0
+    weight_decay: float = 0.0
+    patience: int | None = None  # early stopping on validation loss
+    min_delta: float = 0.0
+    dtype: str = "float64"
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """A whole validated config: the network, loss, initial weights, data and training settings."""
+
+    name: str
+    path: str  # the file it came from ("<built-in seed>" for the default)
+    inputs: tuple[str, ...]
+    layers: tuple[LayerConfig, ...]
+    loss: str
+    loss_params: dict
+    init: InitConfig
+    data: DataConfig
+    train: TrainConfig
+    description: str = ""
+
+    def to_dict(self) -> dict:
+        """The resolved config as plain data, loadable again by load_config."""
+        layers = []
+        for lc in self.layers:
+            d: dict[str, Any] = {"size": lc.size, "letter": lc.letter, "symbol": lc.symbol, "bias": lc.bias}
+            d["activation"] = {"name": lc.activation, **lc.activation_params} if lc.activation_params else lc.activation
+            if lc.weights is not None:
+                d["weights"] = lc.weights
+            if lc.biases is not None:
+                d["biases"] = lc.biases
+            layers.append(d)
+        data = {k: v for k, v in asdict(self.data).items() if v is not None and k != "source"}
+        train = asdict(self.train)
+        patience, min_delta = train.pop("patience"), train.pop("min_delta")
+        if patience is not None:
+            train["early_stopping"] = {"patience": patience, "min_delta": min_delta}
+        init = asdict(self.init)
+        if not init["values"]:
+            init.pop("values")
+        return {
+            "version": FORMAT_VERSION, "name": self.name, "description": self.description,
+            "inputs": list(self.inputs), "layers": layers,
+            "loss": {"name": self.loss, **self.loss_params}, "init": init, "data": data, "train": train,
+        }
