@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bpcli.gradcheck import (DEFAULT_EPS, DEFAULT_TOL, FLOOR_FACTOR, UnitRow, relative_error, rounding_noise,
-                             verdict_of)
+from bpcli.gradcheck_report import DEFAULT_EPS, DEFAULT_TOL, UnitRow
+from bpcli.gradcheck_verdict import FLOOR_FACTOR, relative_error, rounding_noise, verdict_of
 
 Array = np.ndarray
 
