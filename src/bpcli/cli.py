@@ -471,10 +471,10 @@ def explain(
     if json_out:
         emit_json(report.to_dict())
     elif fmt_name == "markdown":
-        from bpcli.render.explain import explain_markdown
+        from bpcli.render.explain_doc import explain_markdown
         print(explain_markdown(report), end="")
     elif fmt_name == "latex":
-        from bpcli.render.explain import explain_latex
+        from bpcli.render.explain_doc import explain_latex
         print(explain_latex(report), end="")
     else:
         from bpcli.render.explain import explain_view
