@@ -10,12 +10,19 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 
 import numpy as np
 
 from bpcli.errors import BpcliError
 # the pieces live in their own modules; they are re-exported because they are this module's API
-from bpcli.gradcheck_numeric import _Base, _numeric_directions, _numeric_entries, naive_numeric_gradient  # noqa: F401
+from bpcli.gradcheck_numeric import (  # noqa: F401
+    _Base,
+    _numeric_directions,
+    _numeric_entries,
+    cost_scale,
+    naive_numeric_gradient,
+)
 from bpcli.gradcheck_report import (  # noqa: F401
     DEFAULT_CAP,
     DEFAULT_DIRECTIONS,
@@ -33,20 +40,27 @@ from bpcli.gradcheck_report import (  # noqa: F401
 )
 from bpcli.gradcheck_units import check_units
 from bpcli.gradcheck_verdict import (  # noqa: F401
+    EXIT_INCONCLUSIVE,
     FLOOR_FACTOR,
+    INCONCLUSIVE,
+    KINK,
     GOOD,
     MACHINE_EPS,
     OK,
     VERDICTS,
     WRONG,
+    judge,
     relative_error,
+    resolved_step,
     rounding_noise,
-    verdict_codes,
-    verdict_of,
 )
 from bpcli.model import Network
 
 Array = np.ndarray
+
+_DIR_BUDGET = 1 << 20  # elements of one chunk of random directions (8 MB)
+# estimate_seconds' rates: per perturbed sample copy, per multiply-add, per activation or loss element
+SECONDS_PER_COPY, SECONDS_PER_MAC, SECONDS_PER_ELEMENT = 1e-7, 3e-10, 2e-8
 
 
 # --- selection -------------------------------------------------------------------------------
@@ -78,15 +92,23 @@ def _selection(net: Network, weights: tuple[str, ...]) -> dict[tuple[int, str], 
 
 
 def check(net: Network, x: Array, y: Array, options: GradcheckOptions | None = None, name: str = "",
-          source: str = "", units: bool = False) -> GradcheckReport:
+          source: str = "", units: bool = False, progress: Callable[[int, int], None] | None = None
+          ) -> GradcheckReport:
     """Compare backprop's gradient of the mean cost with central differences, per parameter.
 
     x: (m, n_in), y: (m, n_out).  The network is copied to float64; nothing is changed in place.
+    progress(done, total) is called as entries and directions are checked (each one a unit of work).
+    Overflow on the way is not warned about: it shows as a "not finite" verdict.
     """
+    with np.errstate(all="ignore"):
+        return _check(net, x, y, options or GradcheckOptions(), name, source, units, progress)
+
+
+def _check(net: Network, x: Array, y: Array, opt: GradcheckOptions, name: str, source: str, units: bool,
+           progress: Callable[[int, int], None] | None) -> GradcheckReport:
     from bpcli.engine import backward, cost, forward
 
     t0 = time.perf_counter()
-    opt = options or GradcheckOptions()
     opt.validate()
     net = net.astype(np.float64)
     x = np.asarray(x, dtype=np.float64)
@@ -103,16 +125,8 @@ def check(net: Network, x: Array, y: Array, options: GradcheckOptions | None = N
         notes.append(f"{opt.samples} of {m_total} samples, chosen at random (seed {opt.seed}); "
                      f"--samples changes this")
 
-    sel = _selection(net, tuple(opt.weights))
-    n_selected = int(sum(v.size for v in sel.values()))
-    big = n_selected > opt.cap
-    if opt.mode == "auto":
-        do_entries, do_dirs = True, big and not opt.all_entries
-    else:
-        do_entries, do_dirs = opt.mode == "entries", opt.mode == "directional"
-    sample_entries = do_entries and big and not opt.all_entries
+    sel, do_entries, do_dirs, sample_entries, n_selected = _plan(net, opt, rng)
     if sample_entries:
-        sel = _sample_selection(sel, opt.sample_size, rng)
         notes.append(f"{n_selected} parameters are more than the cap of {opt.cap}: checked a sample of "
                      f"{sum(v.size for v in sel.values())} entries from every array; --all checks every entry")
     if do_dirs:
@@ -124,35 +138,38 @@ def check(net: Network, x: Array, y: Array, options: GradcheckOptions | None = N
     base = _Base(net, np.ascontiguousarray(x.T), np.ascontiguousarray(y.T), [np.ascontiguousarray(t.z.T) for t in tape],
                  [np.ascontiguousarray(t.a_out.T) for t in tape])
     base_cost = cost(net, tape, y)
-    floor = opt.floor if opt.floor is not None else FLOOR_FACTOR * rounding_noise(_cost_scale(net, tape, grads, y), opt.eps)
+    floor = opt.floor if opt.floor is not None else FLOOR_FACTOR * rounding_noise(cost_scale(net, tape, grads, y), opt.eps)
+
+    total = int(sum(v.size for v in sel.values())) * do_entries + len(sel) * opt.directions * do_dirs
+    done = 0
+
+    def tick(k: int) -> None:
+        nonlocal done
+        done += k
+        if progress is not None:
+            progress(done, total)
 
     arrays: list[ArrayResult] = []
     directions: list[DirectionRow] = []
     for (l, kind), flat in sel.items():
         layer = net.layers[l]
         g = grads.dW[l] if kind == "W" else grads.db[l]
+        arr = net.W[l] if kind == "W" else net.b[l]
         if do_entries:
-            num, kink = _numeric_entries(base, l, kind, flat, opt.eps)
+            num, kink = _numeric_entries(base, l, kind, flat, opt.eps, tick)
             ana = g.ravel()[flat]
-            rel = relative_error(ana, num, floor)
-            code, passed = verdict_codes(rel, kink, opt.tol)
+            rel, code, passed = judge(ana, num, floor, opt.tol, kink, resolved_step(arr.ravel()[flat], opt.eps))
             arrays.append(ArrayResult(layer, kind, flat, ana, num, rel, code, passed))
         if do_dirs:
-            arr = net.W[l] if kind == "W" else net.b[l]
-            U = np.zeros((opt.directions, arr.size))
-            U[:, flat] = rng.standard_normal((opt.directions, flat.size))
-            U /= np.linalg.norm(U, axis=1, keepdims=True)
-            num, kink = _numeric_directions(base, l, kind, U.reshape((opt.directions,) + arr.shape), opt.eps)
-            ana = U @ g.ravel()  # the gradient's projection on each direction
-            rel = relative_error(ana, num, floor)
-            code, passed = verdict_codes(rel, kink, opt.tol)
+            ana, num, kink, resolved = _along_directions(base, l, kind, flat, g, opt.directions, rng, opt.eps, tick)
+            rel, code, passed = judge(ana, num, floor, opt.tol, kink, resolved)
             for i in range(opt.directions):
                 directions.append(DirectionRow(f"{layer.letter}.{kind}", layer.letter, i + 1, int(flat.size),
                                                float(ana[i]), float(num[i]), float(abs(ana[i] - num[i])),
                                                float(rel[i]), VERDICTS[code[i]], bool(passed[i])))
 
     unit_rows = tuple(check_units(opt.eps, opt.tol, opt.floor, opt.seed)) if units else ()
-    directions.sort(key=lambda r: (r.passed, r.verdict != "kink", -_key(r.rel_error)))
+    directions.sort(key=lambda r: (r.passed, r.verdict == "inconclusive", r.verdict != "kink", -_key(r.rel_error)))
     mode = "+".join(p for p, on in (("entries", do_entries), ("directional", do_dirs)) if on)
     return GradcheckReport(
         name, source, net.n_params, n_selected, x.shape[0], m_total, mode, sample_entries, tuple(notes), opt,
@@ -161,18 +178,79 @@ def check(net: Network, x: Array, y: Array, options: GradcheckOptions | None = N
     )
 
 
+def estimate_seconds(net: Network, m: int, options: GradcheckOptions) -> tuple[int, float]:
+    """(checks, seconds): how many entries and directions `check` will difference, and about how long it takes.
+
+    From the network's size: a perturbed copy of W[l][j, k] is recomputed from layer l upward for every sample,
+    two copies per entry (or per direction), at SECONDS_PER_MAC seconds per multiply-add (docs/gradcheck.md gives
+    the networks it was measured on and how close it came).
+    """
+    opt = options
+    m = m if opt.samples is None else min(m, opt.samples)
+    sel, do_entries, do_dirs, _, _ = _plan(net, opt, np.random.default_rng(opt.seed))
+    checks, copies, macs, elems = 0, 0.0, 0.0, 0.0
+    for (l, kind), flat in sel.items():
+        # an entry changes one node: a rank-one update into layer l + 1, full products from layer l + 2 on,
+        # and every activation above (plus the loss) per copy; a direction moves the whole layer
+        mac = sum(lay.n_in * lay.n_out for lay in net.layers[l + 2:]) + sum(lay.n_out for lay in net.layers[l + 1:l + 2])
+        elem = 1 + sum(lay.n_out for lay in net.layers[l + 1:])
+        if do_entries:
+            checks += flat.size
+            copies += 2.0 * m * flat.size
+            macs += 2.0 * m * flat.size * mac
+            elems += 2.0 * m * flat.size * elem
+        if do_dirs:
+            checks += opt.directions
+            copies += 2.0 * m * opt.directions
+            macs += 2.0 * m * opt.directions * sum(lay.n_in * lay.n_out for lay in net.layers[l:])
+            elems += 2.0 * m * opt.directions * sum(lay.n_out for lay in net.layers[l:])
+    return checks, copies * SECONDS_PER_COPY + macs * SECONDS_PER_MAC + elems * SECONDS_PER_ELEMENT
+
+
+def _plan(net: Network, opt: GradcheckOptions, rng: np.random.Generator):
+    """(selection, do_entries, do_dirs, entries sampled, parameters in scope) for these options."""
+    sel = _selection(net, tuple(opt.weights))
+    n_selected = int(sum(v.size for v in sel.values()))
+    big = n_selected > opt.cap
+    if opt.mode == "auto":
+        do_entries, do_dirs = True, big and not opt.all_entries
+    else:
+        do_entries, do_dirs = opt.mode == "entries", opt.mode == "directional"
+    sample_entries = do_entries and big and not opt.all_entries
+    if sample_entries:
+        sel = _sample_selection(sel, opt.sample_size, rng)
+    return sel, do_entries, do_dirs, sample_entries, n_selected
+
+
+def _along_directions(base: _Base, l: int, kind: str, flat: Array, g: Array, D: int, rng: np.random.Generator,
+                      eps: float, tick) -> tuple[Array, Array, Array, Array]:
+    """(g . u, numeric, kink, resolved) for D random unit directions u over the entries `flat` of one array.
+
+    The directions are drawn and differenced a few at a time, so memory stays bounded whatever D is; the
+    random stream is the same as drawing all D at once.  A direction is resolved when float64 can take the
+    step eps * u_k at every entry it moves.
+    """
+    net = base.net
+    arr = net.W[l] if kind == "W" else net.b[l]
+    w = arr.ravel()[flat]
+    width = max(lay.n_out for lay in net.layers[l:])
+    per = max(1, min(_DIR_BUDGET // max(arr.size, 1), _DIR_BUDGET // (2 * base.xT.shape[1] * width)))
+    ana, num, kink, resolved = (np.empty(D), np.empty(D), np.zeros(D, dtype=bool), np.zeros(D, dtype=bool))
+    for s in range(0, D, per):
+        c = min(per, D - s)
+        u = rng.standard_normal((c, flat.size))
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        U = np.zeros((c, arr.size))
+        U[:, flat] = u
+        num[s:s + c], kink[s:s + c] = _numeric_directions(base, l, kind, U.reshape((c,) + arr.shape), eps)
+        ana[s:s + c] = U @ g.ravel()  # the gradient's projection on each direction
+        resolved[s:s + c] = np.all(resolved_step(w, eps * u) | (u == 0), axis=1)
+        tick(c)
+    return ana, num, kink, resolved
+
+
 def _key(rel: float) -> float:
     return rel if math.isfinite(rel) else math.inf
-
-
-def _cost_scale(net: Network, tape, grads, y: Array) -> float:
-    """The size of the numbers whose rounding reaches the cost: |L_i| plus |dL_i/dz * z| over every layer,
-    averaged over the samples (a first-order forward error bound, in units of machine epsilon)."""
-    from bpcli.engine import sample_losses
-
-    L = sample_losses(net, tape[-1].z, tape[-1].a_out, y)
-    s = np.abs(L) + sum(np.sum(np.abs(dz * t.z), axis=1) for dz, t in zip(grads.dz, tape))
-    return float(np.mean(s)) or 1.0
 
 
 def _sample_selection(sel: dict, budget: int, rng: np.random.Generator) -> dict:
@@ -187,8 +265,8 @@ def _sample_selection(sel: dict, budget: int, rng: np.random.Generator) -> dict:
 
 def _layer_summaries(net: Network, sel: dict, arrays: list[ArrayResult],
                      directions: list[DirectionRow]) -> tuple[LayerSummary, ...]:
-    """Per layer: entries and directions checked, verdict counts, failures and the worst non-kink error."""
-    kink = VERDICTS.index("kink")
+    """Per layer: entries and directions checked, verdict counts, failures (inconclusive ones apart) and the
+    worst error that is neither a kink nor inconclusive."""
     out = []
     for l, layer in enumerate(net.layers):
         if not any(key[0] == l for key in sel):
@@ -203,14 +281,16 @@ def _layer_summaries(net: Network, sel: dict, arrays: list[ArrayResult],
             counts[d.verdict] += 1
         worst, worst_name = None, None
         for r in rs:
-            rel = np.where(r.verdict == kink, -1.0, np.nan_to_num(r.rel_error, nan=np.inf))
+            excused = (r.verdict == KINK) | (r.verdict == INCONCLUSIVE)
+            rel = np.where(excused, -1.0, np.nan_to_num(r.rel_error, nan=np.inf))
             if rel.size and rel.max() >= 0 and (worst is None or rel.max() > worst):
                 i = int(np.argmax(rel))
                 worst, worst_name = float(rel[i]), r.name(i)
         for d in ds:
-            if d.verdict != "kink" and (worst is None or _key(d.rel_error) > worst):
+            if d.verdict not in ("kink", "inconclusive") and (worst is None or _key(d.rel_error) > worst):
                 worst, worst_name = _key(d.rel_error), d.name
-        failed = int(sum(np.sum(~r.passed) for r in rs)) + sum(not d.passed for d in ds)
+        failed = int(sum(np.sum(~r.passed & (r.verdict != INCONCLUSIVE)) for r in rs)) + \
+            sum(not d.passed and d.verdict != "inconclusive" for d in ds)
         out.append(LayerSummary(layer.letter, layer.activation.name, layer.n_params,
                                 int(sum(r.flat.size for r in rs)), len(ds), worst, worst_name, counts, failed))
     return tuple(out)

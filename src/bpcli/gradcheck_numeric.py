@@ -137,12 +137,13 @@ def _pair(plus: Array, minus: Array) -> Array:
     return np.concatenate([plus, minus])
 
 
-def _numeric_entries(base: _Base, l: int, kind: str, flat: Array, eps: float) -> tuple[Array, Array]:
+def _numeric_entries(base: _Base, l: int, kind: str, flat: Array, eps: float, tick=None) -> tuple[Array, Array]:
     """Central differences of C for the entries `flat` (flat indices) of W[l] or b[l]: (numeric, kink).
 
     Entry p moves one weighted sum, z_j of layer l (j = js[p]), by +-eps * a_in[:, k] (a weight w_jk) or
     +-eps (a bias b_j).  With an elementwise activation only a_j changes, so the layer above gets the
     rank-one update z' = z + W[l+1][:, j] * (a'_j - a_j); from there on every copy runs in full.
+    tick(k), when given, is called after each chunk of k entries.
     """
     net = base.net
     layer = net.layers[l]
@@ -158,6 +159,8 @@ def _numeric_entries(base: _Base, l: int, kind: str, flat: Array, eps: float) ->
         L, k = _losses_from(base, l, np.stack([z0 + eps, z0 - eps], axis=1))
         out[:] = np.mean(L[0] - L[1]) / (2 * eps)
         kink[:] = k
+        if tick is not None:
+            tick(P)
         return out, kink
     if kind == "W":
         js, ks = np.unravel_index(flat, net.W[l].shape)
@@ -201,6 +204,8 @@ def _numeric_entries(base: _Base, l: int, kind: str, flat: Array, eps: float) ->
             L, k = _losses_from(base, l + 1, Z)
         out[s] = np.mean(L[:c] - L[c:], axis=1) / (2 * eps)
         kink[s] |= k
+        if tick is not None:
+            tick(c)
     return out, kink
 
 
@@ -216,3 +221,12 @@ def _numeric_directions(base: _Base, l: int, kind: str, U: Array, eps: float) ->
     L, k = _losses_from(base, l, Z)
     return np.mean(L[:D] - L[D:], axis=1) / (2 * eps), k
 
+
+def cost_scale(net: Network, tape, grads, y: Array) -> float:
+    """The size of the numbers whose rounding reaches the cost: |L_i| plus |dL_i/dz * z| over every layer,
+    averaged over the samples (a first-order forward error bound, in units of machine epsilon)."""
+    from bpcli.engine import sample_losses
+
+    L = sample_losses(net, tape[-1].z, tape[-1].a_out, y)
+    s = np.abs(L) + sum(np.sum(np.abs(dz * t.z), axis=1) for dz, t in zip(grads.dz, tape))
+    return float(np.mean(s)) or 1.0
