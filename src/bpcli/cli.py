@@ -448,7 +448,7 @@ def explain(
 
     The mean of the per-sample products is the gradient, checked against the engine's backward pass and a central difference.
     Then comes the gradient-descent step. Without CONFIG or --run: the built-in seed network.
-    Exit 0 when the checks agree, 1 when the numeric check disagrees, 2 for bad input such as an unknown name.
+    Exit 0 when the checks agree, 1 when the numeric check disagrees or a value is not finite, 3 when it is only inconclusive (the step cannot move the cost), 2 for bad input such as an unknown name.
     """
     from bpcli.explain import explain_many
 
@@ -480,17 +480,8 @@ def explain(
     else:
         from bpcli.render.explain import explain_view
         _stdout().print(explain_view(report))
-    if not report.ok:
-        problems = []
-        for e in report.explanations:
-            if not e.agrees:
-                problems.append(f"{e.name}: the mean of the factor products {e.mean:.6g} disagrees with the "
-                                f"engine's gradient {e.engine:.6g}")
-            if not e.numeric.agrees:
-                problems.append(f"{e.name}: the gradient {e.engine:.6g} disagrees with the central difference "
-                                f"{e.numeric.gradient:.6g} (relative error {e.numeric.rel_error:.2g})"
-                                + (f"; {e.numeric.note}" if e.numeric.note else ""))
-        fail("\n".join(problems), EXIT_FAILED)
+    if report.exit_code:
+        fail("\n".join(report.problems()), report.exit_code)
 
 
 @app.command()

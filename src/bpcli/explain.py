@@ -37,6 +37,8 @@ from bpcli.explain_result import (  # noqa: F401
 from bpcli.explain_steps import _Names, derivation
 from bpcli.explain_tables import detail_lines, layer_deltas, sum_tables
 from bpcli.gradcheck_numeric import naive_numeric_gradient
+from bpcli.gradcheck_verdict import VERDICTS, judge, resolved_step
+from bpcli.gradcheck_verdict import relative_error as _relative_error
 from bpcli.model import Network, ParamRef
 
 Array = np.ndarray
@@ -55,9 +57,8 @@ def _output_mode(net: Network) -> str:
 
 
 def relative_error(a: float, b: float) -> float:
-    """|a - b| / max(|a|, |b|), 0 when both are 0."""
-    d = max(abs(a), abs(b))
-    return 0.0 if d == 0 else abs(a - b) / d
+    """|a - b| / max(|a|, |b|), 0 when both are 0, NaN when either is not finite."""
+    return float(_relative_error(a, b))
 
 
 # --- the explanation -----------------------------------------------------------------------------
@@ -220,18 +221,26 @@ class _Builder:
     # --- checks and the step -----------------------------------------------------------------
 
     def numeric_check(self, engine: float) -> NumericCheck:
+        """The central difference of this one parameter in float64, judged by gradcheck's rule (judge): within
+        1e-6 relative (1e-3 for a float32 network) or, for gradients near zero, 1e-9 absolute (1e-5)."""
         net64 = self.net.astype(np.float64)
         x64, y64 = self.x.astype(np.float64), self.y.astype(np.float64)
-        h = FD_STEP * max(1.0, abs(net64.get(self.ref)))
-        num = float(naive_numeric_gradient(net64, x64, y64, h, [self.ref])[0])
+        p = float(net64.get(self.ref))
+        h = FD_STEP * max(1.0, abs(p)) if np.isfinite(p) else FD_STEP
+        with np.errstate(all="ignore"):
+            num = float(naive_numeric_gradient(net64, x64, y64, h, [self.ref])[0])
         abs_err = abs(num - engine)
         rel = relative_error(num, engine)
-        if self.net.dtype == np.float64:
-            agrees = abs_err <= 1e-6 * max(abs(num), abs(engine)) + 1e-9
-        else:
-            agrees = abs_err <= 1e-3 * max(abs(num), abs(engine)) + 1e-5
+        tol, allowance = (1e-6, 1e-9) if self.net.dtype == np.float64 else (1e-3, 1e-5)
+        _, code, passed = judge(engine, num, allowance / tol, tol, resolved=resolved_step(p, h))
+        verdict = VERDICTS[int(code)]
         note = ""
-        if not agrees:
+        if verdict == "not finite":
+            note = "the gradient or the cost is not finite at these weights (overflow)"
+        elif verdict == "inconclusive":
+            note = (f"the check cannot say: the step h did not change the cost, p +- h rounds to p, or both values "
+                    f"are within the {allowance:g} the check allows near zero")
+        elif not passed:
             kinked = [lay.activation.name for lay in self.net.layers[self.l:] if lay.activation.kinks]
             if self.net.loss.kinks:
                 kinked.append(self.net.loss.name)
@@ -240,7 +249,7 @@ class _Builder:
                         "where central differences are unreliable")
             else:
                 note = "the engine's gradient and the central difference disagree"
-        return NumericCheck(float(num), float(h), float(abs_err), float(rel), bool(agrees), note)
+        return NumericCheck(float(num), float(h), float(abs_err), float(rel), bool(passed), note, verdict)
 
     def update_step(self, engine: float) -> Update:
         old = float(self.net.get(self.ref))

@@ -233,7 +233,9 @@ def _totals(e) -> Table:
     nc = e.numeric
     chk = Text(f"(C({P} + h) - C({P} - h)) / 2h = {fmt(nc.gradient)} with h = {fmt(nc.h, 2)}: ")
     chk.append(f"relative error {fmt(nc.rel_error, 2)}", style="green" if nc.agrees else "bold red")
-    chk.append("  agrees" if nc.agrees else "  DISAGREES", style="green" if nc.agrees else "bold red")
+    word = "agrees" if nc.agrees else {"inconclusive": "INCONCLUSIVE", "not finite": "NOT FINITE"}.get(
+        nc.verdict, "DISAGREES")
+    chk.append(f"  {word}", style="green" if nc.agrees else "magenta" if nc.verdict == "inconclusive" else "bold red")
     if nc.note:
         chk.append("\n" + nc.note, style="dim")
     g.add_row("numeric check", chk)

@@ -160,8 +160,11 @@ class GradcheckView:
             tail = f" (worst relative error {_sci(worst)})" if worst is not None else ""
             return Text.assemble(("PASS", "bold green"), f": {' and '.join(parts)} agree with central differences"
                                  f"{tail}{kinks}")
+        disagree = any(r.verdict != "not finite" for r in res.failed_entries) or \
+            any(d.verdict != "not finite" for d in res.failed_directions) or bool(res.failed_units)
         if res.failed:
-            lines = Text.assemble(("FAIL", "bold red"), ": backprop disagrees with central differences")
+            lines = Text.assemble(("FAIL", "bold red"), ": backprop disagrees with central differences" if disagree
+                                  else ": the gradients are not finite at these weights")
         else:
             lines = Text.assemble(("INCONCLUSIVE", "bold magenta"), ": nothing disagrees, but not everything "
                                   "could be checked")
@@ -193,7 +196,7 @@ class GradcheckView:
         elif res.units:
             if res.failed:
                 lines.append("\n  every registry unit passes on its own: look at how the layers are wired")
-        elif res.failed:
+        elif disagree:
             lines.append("\n  run with --units to check each activation and loss on its own", style="dim")
         if kinks:
             lines.append(f"\n  {kinks[2:]}")
