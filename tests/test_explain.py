@@ -253,6 +253,12 @@ def engine_grads(net, x, y) -> dict[str, float]:
     return {r.name: float((g.dW[r.layer] if r.kind == "W" else g.db[r.layer])[r.index]) for r in net.param_refs()}
 
 
+def _in_the_noise(e) -> bool:
+    """Inconclusive only for a gradient that is 0 in exact arithmetic (a shared bias under softmax, a symmetric
+    sum of absolute-error signs): both values within the 1e-9 the check allows, so it cannot say."""
+    return e.numeric.verdict == "inconclusive" and max(abs(e.engine), abs(e.numeric.gradient)) <= 1e-9
+
+
 @pytest.mark.parametrize("hidden,output,loss", CASES)
 def test_random_networks_total_equals_engine_gradient(hidden, output, loss):
     k = CASES.index((hidden, output, loss))
@@ -272,7 +278,7 @@ def test_random_networks_total_equals_engine_gradient(hidden, output, loss):
         assert abs(e.mean - expected[ref.name]) <= 1e-12 * scale + 1e-15, ref.name
         assert abs(e.paths.total - expected[ref.name]) <= 1e-12 * scale + 1e-15, ref.name
         assert e.engine_samples_diff <= 1e-12
-        assert e.numeric.agrees, (ref.name, e.numeric)
+        assert e.numeric.agrees or _in_the_noise(e), (ref.name, e.numeric)
 
 
 @pytest.mark.parametrize("depth", [1, 2, 3, 4])

@@ -20,8 +20,9 @@ from bpcli.activations import ACTIVATIONS, ActivationSpec
 from bpcli.cli import app
 from bpcli.config import builtin_config_dir, load_config
 from bpcli.engine import cost, forward
-from bpcli.gradcheck import (DEFAULT_EPS, naive_numeric_gradient, GradcheckOptions, check, check_units, relative_error, verdict_codes,
-                             verdict_of)
+from bpcli.gradcheck import (DEFAULT_EPS, naive_numeric_gradient, GradcheckOptions, check, check_units,
+                             relative_error)
+from bpcli.gradcheck_verdict import VERDICTS, judge
 from bpcli.losses import LOSSES, SQUARED_CONVENTIONS, LossSpec
 from bpcli.model import build
 from bpcli.render.gradcheck import gradcheck_view
@@ -49,6 +50,15 @@ def run_cli(*args: str):
     return runner.invoke(app, ["gradcheck", *args])
 
 
+def assert_nothing_fails(report):
+    """No entry fails, and an entry is inconclusive only for being in the rounding noise: random networks have
+    gradients that are exactly 0 or 1e-16 (a symmetric sum, a saturated unit), which no difference can check."""
+    assert not report.failed, [r for r in report.entries if not r.passed][:3]
+    band = report.options.tol * report.floor
+    noise = [r for r in report.entries if r.verdict == "inconclusive"]
+    assert all(max(abs(r.analytic), abs(r.numeric)) <= band for r in noise), noise[:3]
+
+
 # --- the numbers ------------------------------------------------------------------------------
 
 
@@ -60,11 +70,11 @@ def test_relative_error_uses_the_larger_magnitude_and_the_floor():
 
 
 def test_verdict_bands_and_pass_line():
-    assert [verdict_of(r) for r in (5e-8, 1e-5, 1e-3, 0.5, math.nan)] == ["good", "ok", "suspicious", "wrong", "wrong"]
-    code, passed = verdict_codes(np.array([1e-9, 1e-5, 1e-3, 0.5, 0.5, np.nan]),
-                                 np.array([False, False, False, False, True, False]), tol=1e-4)
-    assert code.tolist() == [0, 1, 2, 3, 4, 3]
-    assert passed.tolist() == [True, True, False, False, True, False]
+    # numeric = 1 + rel: relative errors 1e-9, 1e-5, 1e-3, 0.5 (twice, the second at a kink)
+    rel, code, passed = judge(np.ones(5), 1 + np.array([1e-9, 1e-5, 1e-3, 1.0, 1.0]), 0.0, tol=1e-4,
+                              kink=np.array([False, False, False, False, True]))
+    assert ["good", "ok", "suspicious", "wrong", "kink"] == [VERDICTS[c] for c in code]
+    assert [True, True, False, False, True] == passed.tolist()
 
 
 def test_structured_differences_equal_the_naive_loop():
@@ -108,7 +118,7 @@ def test_random_networks_of_every_activation_and_loss_pass(hidden, output, loss)
     if loss in ("absolute_error", "huber"):
         y = y * 3  # residuals away from the loss's kink
     report = check(net, x, y, ALL)
-    assert report.passed, [r for r in report.entries if not r.passed][:3]
+    assert_nothing_fails(report)
     smooth = [r.rel_error for r in report.entries if r.verdict != "kink"]
     assert max(smooth) < 1e-6
     if hidden not in ("relu", "leaky_relu"):
@@ -146,7 +156,7 @@ def test_random_architectures_pass(sizes, n_in, hidden, out_loss, bias, m, seed)
     if loss in ("absolute_error", "huber"):
         y = y * 3
     report = check(net, x, y, ALL)
-    assert report.passed, report.worst_entries(3)
+    assert_nothing_fails(report)
     assert report.n_entries == net.n_params
 
 

@@ -107,7 +107,12 @@ def output_delta(net: Network, tape: Tape, y: Array, out: Array | None = None) -
         # softmax + cross-entropy (or sigmoid + binary cross-entropy): dL/dz = y' - y
         return np.subtract(top.a_out, y, out=out), None
     dy_hat = net.loss.grad(top.a_out, y)  # Step 2: the loss's derivative
-    return net.layers[-1].activation.vjp(top.z, top.a_out, dy_hat, out=out), dy_hat  # Step 3
+    return _vjp(net.layers[-1].activation, top.z, top.a_out, dy_hat, out), dy_hat  # Step 3
+
+
+def _vjp(act, z: Array, a: Array, da: Array, out: Array | None) -> Array:
+    """act.vjp, into `out` when buffers are in use (a registry entry without `out` still works unbuffered)."""
+    return act.vjp(z, a, da) if out is None else act.vjp(z, a, da, out=out)
 
 
 def backward(net: Network, tape: Tape, y: Array, buffers: Buffers | None = None) -> Gradients:
@@ -118,7 +123,7 @@ def backward(net: Network, tape: Tape, y: Array, buffers: Buffers | None = None)
     dW: list[Array] = [None] * n  # type: ignore[list-item]
     db: list[Array | None] = [None] * n
     dzs: list[Array] = [None] * n  # type: ignore[list-item]
-    dz, dy_hat = output_delta(net, tape, y, None if buf is None else buf.DZ[-1])
+    dz, dy_hat = output_delta(net, tape, y) if buf is None else output_delta(net, tape, y, buf.DZ[-1])
     inv_m = np.dtype(net.dtype).type(1.0 / m)
     for l in range(n - 1, -1, -1):
         layer, t = net.layers[l], tape[l]
@@ -137,6 +142,5 @@ def backward(net: Network, tape: Tape, y: Array, buffers: Buffers | None = None)
             # the upstream sum over the nodes this layer feeds, then this layer's activation
             da = np.matmul(dz, net.W[l], out=None if buf is None else buf.DA[l - 1])
             below = tape[l - 1]
-            dz = net.layers[l - 1].activation.vjp(below.z, below.a_out, da,
-                                                  out=None if buf is None else buf.DZ[l - 1])
+            dz = _vjp(net.layers[l - 1].activation, below.z, below.a_out, da, None if buf is None else buf.DZ[l - 1])
     return Gradients(dW, db, dzs, dy_hat)

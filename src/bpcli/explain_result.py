@@ -180,12 +180,14 @@ class NumericCheck:
     h: float
     abs_error: float
     rel_error: float
-    agrees: bool
+    agrees: bool  # the verdict passes
     note: str
+    verdict: str = "good"  # gradcheck's verdict words: good, ok, suspicious, wrong, not finite, inconclusive
 
     def to_dict(self) -> dict:
         return {"gradient": self.gradient, "h": self.h, "abs_error": self.abs_error,
-                "relative_error": self.rel_error, "agrees": self.agrees, "note": self.note}
+                "relative_error": self.rel_error, "agrees": self.agrees, "verdict": self.verdict,
+                "note": self.note}
 
 
 @dataclass(frozen=True)
@@ -294,6 +296,35 @@ class ExplainReport:
     @property
     def ok(self) -> bool:
         return all(e.numeric.agrees and e.agrees for e in self.explanations)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every check agrees; 1 when one disagrees or is not finite; 3 when a numeric check is only
+        inconclusive (gradcheck's codes)."""
+        failed = any(not e.agrees or (not e.numeric.agrees and e.numeric.verdict != "inconclusive")
+                     for e in self.explanations)
+        return 1 if failed else 3 if not self.ok else 0
+
+    def problems(self) -> list[str]:
+        """One line per check that did not agree, for stderr."""
+        out = []
+        for e in self.explanations:
+            if not e.agrees:
+                out.append(f"{e.name}: the mean of the factor products {e.mean:.6g} disagrees with the "
+                           f"engine's gradient {e.engine:.6g}")
+            nc = e.numeric
+            if nc.agrees:
+                continue
+            if nc.verdict == "inconclusive":
+                out.append(f"{e.name}: the central difference {nc.gradient:.6g} cannot check the gradient "
+                           f"{e.engine:.6g}; {nc.note}")
+            elif nc.verdict == "not finite":
+                out.append(f"{e.name}: the gradient {e.engine:.6g} or the central difference {nc.gradient:.6g} "
+                           "is not finite")
+            else:
+                out.append(f"{e.name}: the gradient {e.engine:.6g} disagrees with the central difference "
+                           f"{nc.gradient:.6g} (relative error {nc.rel_error:.2g})" + (f"; {nc.note}" if nc.note else ""))
+        return out
 
     def to_dict(self) -> dict:
         return {"command": "explain", "name": self.name, "source": self.source,

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bpcli.gradcheck import (DEFAULT_EPS, DEFAULT_TOL, FLOOR_FACTOR, UnitRow, relative_error, rounding_noise,
-                             verdict_of)
+from bpcli.gradcheck_report import DEFAULT_EPS, DEFAULT_TOL, UnitRow
+from bpcli.gradcheck_verdict import FLOOR_FACTOR, INCONCLUSIVE, VERDICTS, judge, rounding_noise
 
 Array = np.ndarray
 
@@ -28,13 +28,17 @@ def _spread(rng: np.random.Generator, rows: int, cols: int, lo: float, hi: float
 
 def _unit(kind: str, name: str, ana: Array, num: Array, at: Array, scale: Array, eps: float, tol: float,
           floor: float | None) -> UnitRow:
-    """The worst point of one unit; the floor follows each point's own rounding noise unless given."""
+    """The worst point of one unit: a failing point first, else the largest relative error among the points
+    that could be checked; inconclusive only when none could (a point in a tail where f' is below the rounding
+    noise carries no evidence, the others still do).  The floor follows each point's own rounding noise unless
+    given."""
     fl = FLOOR_FACTOR * rounding_noise(scale, eps) if floor is None else floor
-    rel = relative_error(ana, num, fl).ravel()
-    i = int(np.argmax(np.where(np.isfinite(rel), rel, np.inf)))
-    worst = float(rel[i])
-    return UnitRow(kind, name, int(rel.size), worst, float(np.abs(ana - num).ravel()[i]), str(np.ravel(at)[i]),
-                   verdict_of(worst), bool(worst <= tol))
+    rel, code, passed = (np.ravel(v) for v in np.broadcast_arrays(*judge(ana, num, fl, tol)))
+    checked = code != INCONCLUSIVE
+    key = np.where(np.isfinite(rel), rel, np.inf)
+    i = int(np.lexsort((-key, passed, ~checked if checked.any() else checked))[0])
+    return UnitRow(kind, name, int(rel.size), float(rel[i]), float(np.abs(ana - num).ravel()[i]),
+                   str(np.ravel(at)[i]), VERDICTS[int(code[i])], bool(passed[i]))
 
 
 def _columnwise(fn, v: Array, eps: float) -> Array:
@@ -92,9 +96,9 @@ def check_units(eps: float = DEFAULT_EPS, tol: float = DEFAULT_TOL, floor: float
             if loss.fused_with:
                 act = acts.get_activation(loss.fused_with)
                 z = rng.normal(0, 2, size=y.shape)
-                num = _columnwise(lambda v: loss.value(act.fn(v), y), z, eps).T
+                num = _columnwise(lambda v: loss.value_z(v, y), z, eps).T  # the loss as training computes it
                 at = np.char.add("z=", np.char.mod("%.4g", z))
-                scale = 1.0 + np.abs(loss.value(act.fn(z), y))[:, None] + np.abs(z)
+                scale = 1.0 + np.abs(loss.value_z(z, y))[:, None] + np.abs(z)
                 rows.append(_unit("fused", f"{loss.fused_with} + {key}", act.fn(z) - y, num, at, scale, eps, tol,
                                   floor))
     return rows

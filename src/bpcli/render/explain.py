@@ -1,4 +1,4 @@
-"""Views of `bpcli explain` (ExplainReport): a Rich view that fits the terminal, Markdown and LaTeX text."""
+"""Rich view of `bpcli explain` (ExplainReport), fitted to the terminal; Markdown and LaTeX are in explain_doc."""
 
 from __future__ import annotations
 
@@ -26,6 +26,14 @@ def product_text(values, digits: int = 6) -> str:
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _where_text(e) -> str:
+    if e.kind == "weight":
+        return f"the weight of layer {e.layer} from {e.from_node} into node {e.to_node}"
+    if e.to_node.startswith("all of"):
+        return f"the bias shared by all nodes of layer {e.layer}"
+    return f"the bias of node {e.to_node} (layer {e.layer})"
 
 
 # --- the Rich view -------------------------------------------------------------------------------
@@ -225,7 +233,9 @@ def _totals(e) -> Table:
     nc = e.numeric
     chk = Text(f"(C({P} + h) - C({P} - h)) / 2h = {fmt(nc.gradient)} with h = {fmt(nc.h, 2)}: ")
     chk.append(f"relative error {fmt(nc.rel_error, 2)}", style="green" if nc.agrees else "bold red")
-    chk.append("  agrees" if nc.agrees else "  DISAGREES", style="green" if nc.agrees else "bold red")
+    word = "agrees" if nc.agrees else {"inconclusive": "INCONCLUSIVE", "not finite": "NOT FINITE"}.get(
+        nc.verdict, "DISAGREES")
+    chk.append(f"  {word}", style="green" if nc.agrees else "magenta" if nc.verdict == "inconclusive" else "bold red")
     if nc.note:
         chk.append("\n" + nc.note, style="dim")
     g.add_row("numeric check", chk)
@@ -286,227 +296,3 @@ def explain_view(report) -> Group:
             parts.append(Text("\n" + "-" * 40, style="dim"))
         parts.append(explanation_view(e, report.name, report.source, report.scaled))
     return Group(*parts)
-
-
-# --- Markdown and LaTeX ---------------------------------------------------------------------------
-
-
-def tex_num(v: float, digits: int = 6) -> str:
-    """A number for LaTeX: 1.2e-05 -> 1.2 \\times 10^{-5}; negatives in parentheses inside products."""
-    s = fmt(v, digits)
-    if "e" in s:
-        mant, ex = s.split("e")
-        s = rf"{mant} \times 10^{{{int(ex)}}}"
-    return s
-
-
-def tex_factor_num(v: float, digits: int = 6) -> str:
-    s = tex_num(v, digits)
-    return f"({s})" if s.startswith("-") or "times" in s else s
-
-
-def _tex_eq_line(e, i: int) -> str:
-    """dL_i/dp = f1 f2 ... = product, at sample i, in LaTeX."""
-    from bpcli.explain import tex_symbol
-    vals = r" \cdot ".join(tex_factor_num(f.values[i]) for f in e.columns)
-    return (rf"\frac{{\partial L_{{{i + 1}}}}}{{\partial {tex_symbol(e.name)}}} = {vals} = {tex_num(e.products[i])}")
-
-
-def _tex_mean_line(e) -> str:
-    from bpcli.explain import tex_symbol
-    P = tex_symbol(e.name)
-    if e.m <= 8:
-        inner = " + ".join(tex_factor_num(v) for v in e.products)
-        return rf"\frac{{\partial C}}{{\partial {P}}} = \frac{{1}}{{{e.m}}}\left({inner}\right) = {tex_num(e.mean)}"
-    return rf"\frac{{\partial C}}{{\partial {P}}} = \frac{{1}}{{{e.m}}}\sum_{{i=1}}^{{{e.m}}} \frac{{\partial L_i}}{{\partial {P}}} = {tex_num(e.mean)}"
-
-
-def _tex_update_line(e) -> str:
-    from bpcli.explain import tex_symbol
-    P, u = tex_symbol(e.name), e.update
-    if u.weight_decay:
-        return (rf"{P} \leftarrow {P} - \eta\left(\frac{{\partial C}}{{\partial {P}}} + \lambda {P}\right) = "
-                rf"{tex_num(u.old)} - {tex_num(u.lr)} \cdot ({tex_num(u.gradient)} + {tex_num(u.weight_decay)} "
-                rf"\cdot {tex_factor_num(u.old)}) = {tex_num(u.new)}")
-    return (rf"{P} \leftarrow {P} - \eta\,\frac{{\partial C}}{{\partial {P}}} = {tex_num(u.old)} - {tex_num(u.lr)} "
-            rf"\cdot {tex_factor_num(u.gradient)} = {tex_num(u.new)}")
-
-
-def _table_columns(e) -> tuple[list[tuple[str, str, list[float]]], list]:
-    """(context columns as (plain, tex, values), factor columns) for the text formats."""
-    from bpcli.explain import tex_symbol
-    ctx = []
-    if len(e.input_names) <= 4:
-        ctx += [(nm, tex_symbol(nm), [r[k] for r in e.x]) for k, nm in enumerate(e.input_names)]
-    for q in e.focus_outputs:
-        ctx.append((e.target_names[q], tex_symbol(e.target_names[q]), [r[q] for r in e.y]))
-        ctx.append((e.output_names[q], tex_symbol(e.output_names[q]), [r[q] for r in e.y_hat]))
-    return ctx, list(e.columns)
-
-
-def _where_text(e) -> str:
-    if e.kind == "weight":
-        return f"the weight of layer {e.layer} from {e.from_node} into node {e.to_node}"
-    if e.to_node.startswith("all of"):
-        return f"the bias shared by all nodes of layer {e.layer}"
-    return f"the bias of node {e.to_node} (layer {e.layer})"
-
-
-def explain_markdown(report) -> str:
-    """The derivation with numbers as Markdown with $$ MathJax blocks, ready for notes or a Q&A answer."""
-    out: list[str] = []
-    for e in report.explanations:
-        P = e.name
-        out.append(f"### The gradient of the cost with respect to `{P}`\n")
-        out.append(f"`{P}` is {_where_text(e)} of the network `{report.name}`; its value is {fmt(e.value)}. "
-                   f"The cost is the mean over m = {e.m} samples"
-                   + (" (inputs standardised as in training)." if report.scaled else "."))
-        out.append("")
-        for s in e.steps:
-            out.append(f"**{s.label}.** {_md_escape(_sentence(s.note))}")
-            out.append("")
-            out.append(f"$${s.tex}$$")
-            out.append("")
-        out.append("**So**" + (f" ({_md_escape(e.chain.note)})" if e.chain.note else "") + "\n")
-        out.append(f"$${e.chain.tex}$$\n")
-        ctx, cols = _table_columns(e)
-        head = ["i"] + [f"`{c[0]}`" for c in ctx] + [f"`{f.symbol}`" for f in cols] + [f"`dL_i/d{P}`"]
-        out.append("| " + " | ".join(head) + " |")
-        out.append("|" + "|".join("---:" for _ in head) + "|")
-        for i in _sample_rows(e):
-            if i is None:
-                out.append("| ... |" + " |" * (len(head) - 1))
-                continue
-            cells = [str(i + 1)] + [fmt(c[2][i]) for c in ctx] + [fmt(f.values[i]) for f in cols] + [fmt(e.products[i])]
-            out.append("| " + " | ".join(cells) + " |")
-        out.append("| **mean** |" + " |" * (len(head) - 2) + f" **{fmt(e.mean)}** |")
-        if e.m > MAX_ROWS:
-            out.append(f"\n({MAX_ROWS} of {e.m} samples shown; `--json` has all of them.)")
-        out.append("")
-        i = e.sample
-        out.append(f"At sample {i + 1}:\n")
-        out.append(f"$${_tex_eq_line(e, i)}$$\n")
-        for s in e.sums:
-            if len(s.rows) > 1 or e.sample_given:
-                terms = " + ".join(f"{tex_factor_num(r.delta)} \\cdot {tex_factor_num(r.weight)}" for r in s.rows[:8])
-                if len(s.rows) > 8:
-                    terms += r" + \dots"
-                out.append(f"{_md_escape(s.title)}:\n")
-                out.append(f"$${_tex_sum_lhs(s)} = {terms} = {tex_num(s.total)}$$\n")
-        out.append("Over all samples:\n")
-        out.append(f"$${_tex_mean_line(e)}$$\n")
-        out.append(f"The engine's backward pass gives dC/d{P} = {fmt(e.engine)}"
-                   + (" (the same)." if e.agrees else f" (differs by {fmt(abs(e.engine - e.mean), 3)}).")
-                   + f" A central difference with h = {fmt(e.numeric.h, 2)} gives {fmt(e.numeric.gradient)}, "
-                   f"relative error {fmt(e.numeric.rel_error, 2)}.\n")
-        if e.paths is not None and e.paths.listed is not None:
-            thin = r"\,"
-            out.append(f"The {_plural(e.paths.count, 'path')} from `{P}` to the loss, averaged over the samples:\n")
-            for n, t in enumerate(e.paths.listed, 1):
-                out.append(f"{n}. `{' -> '.join(t.nodes)}`: ${thin.join(t.tex)}$ contributes {fmt(t.contribution)}")
-            out.append(f"\nThey add up to {fmt(e.paths.total)}.\n")
-        if e.update.trainable:
-            out.append("One step of gradient descent with learning rate "
-                       f"{fmt(e.update.lr)}:\n")
-            out.append(f"$${_tex_update_line(e)}$$\n")
-        else:
-            out.append(_md_escape(e.update.note) + "\n")
-        if e.update.trainable and e.update.note:
-            out.append(f"({_md_escape(e.update.note)})\n")
-        out.append("")
-    return "\n".join(out).rstrip() + "\n"
-
-
-def _tex_sum_lhs(s) -> str:
-    from bpcli.explain import tex_symbol
-    sym = s.result_symbol
-    if sym.startswith("dL/d"):
-        return rf"\frac{{\partial L}}{{\partial {tex_symbol(sym[4:])}}}"
-    if sym.startswith("dL_"):
-        n, p = sym[3:].split("/d", 1)
-        return rf"\frac{{\partial L_{{{n}}}}}{{\partial {tex_symbol(p)}}}"
-    return sym
-
-
-def _sentence(s: str) -> str:
-    """Capitalise a note's first word, unless it is a symbol (o1, y', z_A1) whose case is its meaning."""
-    if not s:
-        return s
-    first = s.split(" ", 1)[0].rstrip(",:;")
-    if first.isalpha():
-        s = s[:1].upper() + s[1:]
-    return s + ("" if s.endswith(".") else ".")
-
-
-def _md_escape(s: str) -> str:
-    return s.replace("*", r"\*").replace("_", r"\_")
-
-
-def _tex_text(s: str) -> str:
-    """Plain text for \\text{...}."""
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                 ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("^", r"\^{}"), ("~", r"\~{}")):
-        s = s.replace(a, b)
-    return s
-
-
-def explain_latex(report) -> str:
-    """The derivation with numbers as a LaTeX fragment (amsmath align* and a tabular)."""
-    from bpcli.explain import tex_symbol
-    out: list[str] = [f"% bpcli explain: {report.name} ({report.source}); needs amsmath"]
-    for e in report.explanations:
-        P = tex_symbol(e.name)
-        out.append(rf"\subsection*{{The gradient of the cost with respect to ${P}$}}")
-        out.append(f"${P}$ is {_tex_text(_where_text(e))} of the network \\texttt{{{_tex_text(report.name)}}}; "
-                   f"its value is ${tex_num(e.value)}$. The cost is the mean over $m = {e.m}$ samples.")
-        out.append(r"\begin{align*}")
-        lines = []
-        for s in e.steps + (e.chain,):
-            lhs, _, rhs = s.tex.partition(" = ")
-            lines.append(f"  {lhs} &= {rhs} && \\text{{{_tex_text(s.label)}}}")
-        out.append(" \\\\\n".join(lines))
-        out.append(r"\end{align*}")
-        ctx, cols = _table_columns(e)
-        out.append(r"\begin{tabular}{" + "r" * (1 + len(ctx) + len(cols) + 1) + "}")
-        heads = ["$i$"] + [f"${c[1]}$" for c in ctx] + [f"${f.tex}$" for f in cols] + \
-            [rf"$\frac{{\partial L_i}}{{\partial {P}}}$"]
-        out.append(r"\hline")
-        out.append(" & ".join(heads) + r" \\")
-        out.append(r"\hline")
-        for i in _sample_rows(e):
-            if i is None:
-                out.append(r"\multicolumn{" + str(len(heads)) + r"}{c}{$\vdots$} \\")
-                continue
-            cells = [str(i + 1)] + [f"${tex_num(c[2][i])}$" for c in ctx] + [f"${tex_num(f.values[i])}$" for f in cols] \
-                + [f"${tex_num(e.products[i])}$"]
-            out.append(" & ".join(cells) + r" \\")
-        out.append(r"\hline")
-        out.append(r"\multicolumn{" + str(len(heads) - 1) + r"}{r}{mean $= \partial C/\partial " + P + "$} & $"
-                   + tex_num(e.mean) + r"$ \\")
-        out.append(r"\hline")
-        out.append(r"\end{tabular}")
-        out.append(r"\begin{align*}")
-        lines = [f"  {_tex_eq_line(e, e.sample).replace(' = ', ' &= ', 1)}"]
-        for s in e.sums:
-            if len(s.rows) > 1 or e.sample_given:
-                terms = " + ".join(f"{tex_factor_num(r.delta)} \\cdot {tex_factor_num(r.weight)}" for r in s.rows[:8])
-                lines.append(f"  {_tex_sum_lhs(s)} &= {terms} = {tex_num(s.total)}")
-        lines.append(f"  {_tex_mean_line(e).replace(' = ', ' &= ', 1)}")
-        if e.update.trainable:
-            lines.append(f"  {_tex_update_line(e).replace(' = ', ' &= ', 1)}")
-        out.append(" \\\\\n".join(lines))
-        out.append(r"\end{align*}")
-        out.append(f"The backward pass gives ${tex_num(e.engine)}$; a central difference with "
-                   f"$h = {tex_num(e.numeric.h, 2)}$ gives ${tex_num(e.numeric.gradient)}$ "
-                   f"(relative error ${tex_num(e.numeric.rel_error, 2)}$).")
-        if e.paths is not None and e.paths.listed is not None:
-            out.append(r"\begin{align*}")
-            thin = r"\,"
-            plines = [r" \to ".join(rf"\text{{{_tex_text(nd)}}}" for nd in t.nodes) + f": && {thin.join(t.tex)} && "
-                      f"{tex_num(t.contribution)}" for t in e.paths.listed]
-            out.append(" \\\\\n".join(plines))
-            out.append(r"\end{align*}")
-            out.append(f"The {_plural(e.paths.count, 'path')} (contributions averaged over the samples) add up to "
-                       f"${tex_num(e.paths.total)}$.")
-        out.append("")
-    return "\n".join(out).rstrip() + "\n"

@@ -9,7 +9,9 @@ from rich.text import Text
 
 from bpcli.render import fmt
 
-STYLE = {"good": "green", "ok": "green", "suspicious": "yellow", "wrong": "bold red", "kink": "cyan"}
+STYLE = {"good": "green", "ok": "green", "suspicious": "yellow", "wrong": "bold red", "kink": "cyan",
+         "not finite": "bold red", "inconclusive": "magenta"}
+SHORT = {"suspicious": "susp.", "not finite": "n/f", "inconclusive": "inconcl."}
 WIDE = 100  # from this console width on, tables get their less essential columns
 
 
@@ -25,6 +27,8 @@ def _sci(v: float | None) -> str:
 
 
 def _verdict(v: str, passed: bool) -> Text:
+    if v == "inconclusive":
+        return Text(v, style=STYLE[v])
     if not passed:
         return Text(f"{v} (fail)", style="bold red")
     return Text(v, style=STYLE.get(v, ""))
@@ -63,7 +67,9 @@ class GradcheckView:
 
     def _layers(self, wide: bool) -> Table:
         t = Table(box=box.SIMPLE_HEAD, title="Per layer", title_justify="left", pad_edge=False)
-        counts = ["good", "ok", "susp.", "wrong", "kink"] if wide else ["verdicts"]
+        rare = [v for v in ("not finite", "inconclusive") if any(s.counts.get(v) for s in self.res.layers)]
+        counts = [SHORT.get(v, v) for v in ("good", "ok", "suspicious", "wrong", "kink", *rare)] if wide \
+            else ["verdicts"]
         cols = ["layer", "activation", "checked", "worst rel", "worst at", *counts, "failed"]
         if not wide:
             cols.remove("activation")
@@ -72,10 +78,9 @@ class GradcheckView:
                          no_wrap=True)
         for s in self.res.layers:
             checked = f"{s.n_checked}" + (f" + {s.n_directions} dir" if s.n_directions else "")
-            short = {"suspicious": "susp."}
             cells = {"layer": s.letter, "activation": s.activation, "checked": checked,
                      "worst rel": _sci(s.worst_rel), "worst at": Text(s.worst_name or "-"),
-                     **{short.get(v, v): str(n) for v, n in s.counts.items()},
+                     **{SHORT.get(v, v): str(n) for v, n in s.counts.items()},
                      "verdicts": ", ".join(f"{n} {v}" for v, n in s.counts.items() if n) or "-",
                      "failed": Text(str(s.failed), style="bold red" if s.failed else "green")}
             t.add_row(*[cells[c] for c in cols])
@@ -155,28 +160,51 @@ class GradcheckView:
             tail = f" (worst relative error {_sci(worst)})" if worst is not None else ""
             return Text.assemble(("PASS", "bold green"), f": {' and '.join(parts)} agree with central differences"
                                  f"{tail}{kinks}")
-        lines = Text.assemble(("FAIL", "bold red"), ": backprop disagrees with central differences")
+        disagree = any(r.verdict != "not finite" for r in res.failed_entries) or \
+            any(d.verdict != "not finite" for d in res.failed_directions) or bool(res.failed_units)
+        if res.failed:
+            lines = Text.assemble(("FAIL", "bold red"), ": backprop disagrees with central differences" if disagree
+                                  else ": the gradients are not finite at these weights")
+        else:
+            lines = Text.assemble(("INCONCLUSIVE", "bold magenta"), ": nothing disagrees, but not everything "
+                                  "could be checked")
         failed = res.failed_entries
         if failed:
-            names = ", ".join(r.name for r in failed[:12]) + (f", ... ({len(failed)} in all)" if len(failed) > 12 else "")
-            lines.append(f"\n  {len(failed)} of {res.n_entries} entries over the pass line: ")
-            lines.append(names, style="bold")
+            lines.append(f"\n  {len(failed)} of {res.n_entries} entries fail: ")
+            lines.append(_names([r.name for r in failed]), style="bold")
+        nf = res.n_not_finite
+        if nf:
+            lines.append(f"\n  {nf} not finite: backprop or the cost gives inf or NaN at these weights "
+                         "(overflow: try the initial weights, or a smaller learning rate)")
         fd = res.failed_directions
         if fd:
             arrays = sorted({d.array for d in fd})
-            lines.append(f"\n  {len(fd)} of {len(res.directions)} directions over the pass line, in ")
+            lines.append(f"\n  {len(fd)} of {len(res.directions)} directions fail, in ")
             lines.append(", ".join(arrays), style="bold")
+        unsure = [r.name for r in res.inconclusive_entries] + [d.name for d in res.inconclusive_directions] + \
+            [f"{u.kind} {u.name}" for u in res.inconclusive_units]
+        if unsure:
+            lines.append(f"\n  {len(unsure)} inconclusive: ")
+            lines.append(_names(unsure), style="bold")
+            lines.append(f"\n  the step did not change the cost, eps {res.options.eps:g} is below what float64 "
+                         "resolves at the weight, or the gradient is below the rounding noise (floor "
+                         f"{_sci(res.floor)}); exit code 3")
         fu = res.failed_units
         if fu:
             lines.append("\n  broken unit(s): ")
             lines.append(", ".join(f"{u.kind} {u.name}" for u in fu), style="bold")
         elif res.units:
-            lines.append("\n  every registry unit passes on its own: look at how the layers are wired")
-        elif not res.units:
+            if res.failed:
+                lines.append("\n  every registry unit passes on its own: look at how the layers are wired")
+        elif disagree:
             lines.append("\n  run with --units to check each activation and loss on its own", style="dim")
         if kinks:
             lines.append(f"\n  {kinks[2:]}")
         return lines
+
+
+def _names(names: list[str], limit: int = 12) -> str:
+    return ", ".join(names[:limit]) + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
 def gradcheck_view(res, max_rows: int = 20) -> GradcheckView:

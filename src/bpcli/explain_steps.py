@@ -1,0 +1,228 @@
+"""explain's symbolic derivation: the chain-rule steps for one parameter, in plain text and LaTeX, and the
+network's symbols in the seed's spelling."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from bpcli.explain_result import Factor, Step, d_tex, fp_tex, fp_text, tex_symbol
+from bpcli.model import Network, output_symbol, weight_name
+
+if TYPE_CHECKING:
+    from bpcli.explain import _Builder
+
+
+class _Names:
+    """Symbols of one network, in the seed's spelling."""
+
+    def __init__(self, net: Network):
+        self.net = net
+        self.n = len(net.layers)
+
+    def node(self, l: int, j: int) -> str:
+        return self.net.node_name(l, j)
+
+    def out(self, l: int, j: int) -> str:
+        """The symbol of node j's output: y' / y'1 at the output layer, o1 / o_A1 below it."""
+        if l == self.n - 1:
+            return "y'" if self.net.n_outputs == 1 else f"y'{j + 1}"
+        return output_symbol(self.net, l, j)
+
+    def target(self, j: int) -> str:
+        return "y" if self.net.n_outputs == 1 else f"y{j + 1}"
+
+    def src(self, l: int, k: int) -> str:
+        return self.net.source_name(l, k)
+
+    def weight(self, l: int, j: int, k: int) -> str:
+        return weight_name(self.net.layers[l], j, k)
+
+    def generic(self, l: int) -> str:
+        """A node of layer l in general: B for a one-node layer, Bq otherwise."""
+        layer = self.net.layers[l]
+        return layer.letter if layer.n_out == 1 else f"{layer.letter}q"
+
+    def z_equation(self, l: int, j: int) -> str:
+        layer = self.net.layers[l]
+        terms = [f"{self.weight(l, j, k)}*{self.src(l, k)}" for k in range(min(layer.n_in, 4))]
+        if layer.n_in > 4:
+            terms.append("...")
+        if layer.bias == "shared":
+            terms.append(f"b_{layer.letter}")
+        elif layer.has_bias:
+            terms.append(f"b_{self.node(l, j)}")
+        return f"z_{self.node(l, j)} = {' + '.join(terms)}"
+
+
+def _fused_reason(net: Network) -> str:
+    act = net.layers[-1].activation.name
+    if act == "softmax":
+        return ("cross_entropy after softmax: sum_k (-y_k / y'_k) * y'_k ([k = j] - y'_j) = y'_j - y_j "
+                "because the targets sum to 1; the engine uses this shortcut, not the full Jacobian")
+    return (f"{net.loss.name} after {act}: (y' - y) / (y'(1 - y')) * y'(1 - y') = y' - y; "
+            "the engine uses this shortcut")
+
+
+def output_delta_step(b: _Builder, label: str) -> Step:
+    """How the output layer's delta dL/dz is formed (for one node or each node q)."""
+    net, N, n = b.net, b.N, b.n
+    many = net.n_outputs > 1
+    g = N.generic(n - 1)
+    Y, T = ("y'q", "yq") if many else ("y'", "y")
+    act = net.layers[-1].activation
+    pre = "for each output node q: " if many else ""
+    if b.mode == "fused":
+        return Step(label, f"{pre}dL/dz_{g} = {Y} - {T}",
+                    rf"\frac{{\partial L}}{{\partial z_{{{g}}}}} = {tex_symbol(Y)} - {tex_symbol(T)}",
+                    _fused_reason(net))
+    if b.mode == "softmax_jacobian":
+        return Step(label, f"{pre}dL/dz_{g} = sum_k dL/dy'k * dy'k/dz_{g}",
+                    rf"\frac{{\partial L}}{{\partial z_{{{g}}}}} = \sum_k \frac{{\partial L}}{{\partial y'_k}}"
+                    rf"\frac{{\partial y'_k}}{{\partial z_{{{g}}}}}",
+                    f"the full softmax Jacobian: {act.grad_formula}; loss {net.loss.name}: {net.loss.grad_formula}")
+    return Step(label, f"{pre}dL/dz_{g} = dL/d{Y} * {fp_text(g)}",
+                rf"\frac{{\partial L}}{{\partial z_{{{g}}}}} = {d_tex('L', Y)}\,{fp_tex(g)}",
+                f"loss {net.loss.name}: {net.loss.grad_formula}; {act.name}: {act.grad_formula}")
+
+def hidden_delta_step(b: _Builder, l: int, label: str) -> Step:
+    """dL/dz of the nodes of hidden layer l from the deltas of layer l + 1."""
+    net, N = b.net, b.N
+    g = N.generic(l)
+    below, above = net.layers[l], net.layers[l + 1]
+    idx = ("r" if above.n_out > 1 else "") + ("q" if below.n_out > 1 else "1")
+    w, w_tex = (f"{above.symbol}{idx}" if idx.isdigit() else f"{above.symbol}_{idx}"), f"{above.symbol}_{{{idx}}}"
+    o = f"o_{g}" if b.n > 2 else ("oq" if below.n_out > 1 else "o1")
+    pre = f"for each node q of layer {below.letter}: " if below.n_out > 1 else ""
+    up = f"{above.letter}r" if above.n_out > 1 else above.letter
+    s = "sum_r " if above.n_out > 1 else ""
+    s_tex = r"\sum_r " if s else ""
+    text = f"{pre}dL/dz_{g} = {fp_text(g)} * dL/d{o},  dL/d{o} = {s}dL/dz_{up} * {w}"
+    tex = (rf"\frac{{\partial L}}{{\partial z_{{{g}}}}} = {fp_tex(g)}\,\frac{{\partial L}}{{\partial {tex_symbol(o)}}},"
+           rf"\quad \frac{{\partial L}}{{\partial {tex_symbol(o)}}} = {s_tex}"
+           rf"\frac{{\partial L}}{{\partial z_{{{up}}}}}\,{w_tex}")
+    note = (f"{below.activation.name}: {below.activation.grad_formula}; "
+            f"{w} is the weight from {g} into {up}")
+    return Step(label, text, tex, note)
+
+def derivation(b: _Builder, paths_single: list[Factor] | None) -> tuple[list[Step], Step]:
+    net, N, ref, l, n = b.net, b.N, b.ref, b.l, b.n
+    P = ref.name
+    Pt = tex_symbol(P)
+    steps = [Step("Step 1", f"dC/d{P} = 1/m * sum_i dL_i/d{P}",
+                  rf"\frac{{\partial C}}{{\partial {Pt}}} = \frac{{1}}{{m}}\sum_{{i=1}}^{{m}} "
+                  rf"\frac{{\partial L_i}}{{\partial {Pt}}}",
+                  f"the cost C is the mean of the m = {b.m} sample losses L_i")]
+    act = b.layer.activation
+    dLi = rf"\frac{{\partial L_i}}{{\partial {Pt}}}"
+    if len(b.nodes) > 1:  # shared bias
+        L = b.layer.letter
+        steps.append(Step("Step 2", f"dL_i/d{P} = sum_j dL_i/dz_{L}j * dz_{L}j/d{P}",
+                          rf"{dLi} = \sum_j \frac{{\partial L_i}}{{\partial z_{{{L}j}}}}"
+                          rf"\frac{{\partial z_{{{L}j}}}}{{\partial {Pt}}}",
+                          f"{P} is shared by all {b.layer.n_out} nodes of layer {L}, so its gradient "
+                          "sums over them"))
+        steps.append(Step("Step 3", f"dz_{L}j/d{P} = 1", rf"\frac{{\partial z_{{{L}j}}}}{{\partial {Pt}}} = 1",
+                          "the bias enters every weighted sum with input 1"))
+        k = 4
+        if l == n - 1:
+            steps.append(output_delta_step(b, f"Step {k}"))
+        else:
+            steps.append(hidden_delta_step(b, l, f"Step {k}"))
+            for l2 in range(l + 1, n - 1):
+                k += 1
+                steps.append(hidden_delta_step(b, l2, f"Step {k}"))
+            steps.append(output_delta_step(b, f"Step {k + 1}"))
+        chain = Step("So", f"dL_i/d{P} = sum_j dL/dz_{L}j * 1",
+                     rf"{dLi} = \sum_j \frac{{\partial L}}{{\partial z_{{{L}j}}}} \cdot 1", "")
+        return steps, chain
+
+    j = b.nodes[0]
+    node = N.node(l, j)
+    Z = f"z_{node}"
+    A = "1" if ref.kind == "b" else N.src(l, ref.from_node)
+    z_note = (f"the bias adds 1 * {P} to {Z}" if ref.kind == "b" else f"the weighted sum {N.z_equation(l, j)}")
+    step4 = Step("Step 4", f"d{Z}/d{P} = {A}", rf"\frac{{\partial {tex_symbol(Z)}}}{{\partial {Pt}}} = {tex_symbol(A)}",
+                 z_note)
+    if l == n - 1:
+        Y, T = N.out(l, j), N.target(j)
+        if b.mode == "elementwise":
+            steps += [
+                Step("Step 2", f"dL_i/d{P} = dL_i/d{Y} * d{Y}/d{P}",
+                     rf"{dLi} = \frac{{\partial L_i}}{{\partial {tex_symbol(Y)}}}\,"
+                     rf"\frac{{\partial {tex_symbol(Y)}}}{{\partial {Pt}}}",
+                     f"loss {net.loss.name}, {net.loss.formula}: {net.loss.grad_formula}"),
+                Step("Step 3", f"d{Y}/d{P} = {fp_text(node)} * d{Z}/d{P}",
+                     rf"\frac{{\partial {tex_symbol(Y)}}}{{\partial {Pt}}} = {fp_tex(node)}\,"
+                     rf"\frac{{\partial {tex_symbol(Z)}}}{{\partial {Pt}}}",
+                     f"{act.name}, {act.formula}: {act.grad_formula}"),
+                step4,
+            ]
+            chain = Step("So", f"dL_i/d{P} = dL/d{Y} * {fp_text(node)} * {A}",
+                         rf"{dLi} = {d_tex('L', Y)}\,{fp_tex(node)}\,{tex_symbol(A)}", "")
+        else:
+            s2 = Step("Step 2", f"dL_i/d{P} = dL_i/d{Z} * d{Z}/d{P}",
+                      rf"{dLi} = \frac{{\partial L_i}}{{\partial {tex_symbol(Z)}}}\,"
+                      rf"\frac{{\partial {tex_symbol(Z)}}}{{\partial {Pt}}}",
+                      f"loss {net.loss.name}, {net.loss.formula}; output {act.name}, {act.formula}")
+            if b.mode == "fused":
+                s3 = Step("Step 3", f"dL_i/d{Z} = {Y} - {T}",
+                          rf"\frac{{\partial L_i}}{{\partial {tex_symbol(Z)}}} = {tex_symbol(Y)} - {tex_symbol(T)}",
+                          _fused_reason(net))
+                chain = Step("So", f"dL_i/d{P} = ({Y} - {T}) * {A}",
+                             rf"{dLi} = ({tex_symbol(Y)} - {tex_symbol(T)})\,{tex_symbol(A)}", "")
+            else:
+                s3 = Step("Step 3", f"dL_i/d{Z} = sum_k dL/dy'k * dy'k/d{Z}",
+                          rf"\frac{{\partial L_i}}{{\partial {tex_symbol(Z)}}} = \sum_k "
+                          rf"\frac{{\partial L}}{{\partial y'_k}}\frac{{\partial y'_k}}{{\partial {tex_symbol(Z)}}}",
+                          f"the full softmax Jacobian: {act.grad_formula}; loss: {net.loss.grad_formula} "
+                          "(the y' - y shortcut holds only with cross_entropy)")
+                chain = Step("So", f"dL_i/d{P} = [sum_k dL/dy'k * dy'k/d{Z}] * {A}",
+                             rf"{dLi} = \Big[\sum_k \frac{{\partial L}}{{\partial y'_k}}"
+                             rf"\frac{{\partial y'_k}}{{\partial {tex_symbol(Z)}}}\Big]\,{tex_symbol(A)}", "")
+            steps += [s2, s3, step4]
+        return steps, chain
+
+    # a hidden layer: through the node's output, then back from the loss layer by layer
+    O = N.out(l, j)
+    above = net.layers[l + 1]
+    steps += [
+        Step("Step 2", f"dL_i/d{P} = dL_i/d{O} * d{O}/d{P}",
+             rf"{dLi} = \frac{{\partial L_i}}{{\partial {tex_symbol(O)}}}\,\frac{{\partial {tex_symbol(O)}}}"
+             rf"{{\partial {Pt}}}",
+             f"{O} = f_{node}({Z}) is the output of node {node}; the loss depends on {P} only through it"),
+        Step("Step 3", f"d{O}/d{P} = {fp_text(node)} * d{Z}/d{P}",
+             rf"\frac{{\partial {tex_symbol(O)}}}{{\partial {Pt}}} = {fp_tex(node)}\,"
+             rf"\frac{{\partial {tex_symbol(Z)}}}{{\partial {Pt}}}",
+             f"{act.name}, {act.formula}: {act.grad_formula}"),
+        step4,
+    ]
+    terms = [(f"dL/dz_{N.node(l + 1, q)}", N.weight(l + 1, q, j)) for q in range(above.n_out)]
+    if len(terms) <= 4:
+        rhs = " + ".join(f"{d} * {w}" for d, w in terms)
+        rhs_tex = " + ".join(rf"\frac{{\partial L}}{{\partial z_{{{d[6:]}}}}}\,{tex_symbol(w)}" for d, w in terms)
+    else:
+        rhs = f"sum_q dL/dz_{above.letter}q * {above.symbol}_q{j + 1}"
+        rhs_tex = rf"\sum_q \frac{{\partial L}}{{\partial z_{{{above.letter}q}}}}\,{above.symbol}_{{q{j + 1}}}"
+    feeds = ("one node, " + N.node(l + 1, 0)) if above.n_out == 1 else (
+        f"all {above.n_out} nodes of layer {above.letter}: its gradient is the sum over them of each "
+        "node's delta times the connecting weight")
+    steps.append(Step("Step 5", f"dL/d{O} = {rhs}", rf"\frac{{\partial L}}{{\partial {tex_symbol(O)}}} = {rhs_tex}",
+                      f"{O} feeds {feeds}"))
+    k = 6
+    for l2 in range(l + 1, n - 1):
+        steps.append(hidden_delta_step(b, l2, f"Step {k}"))
+        k += 1
+    steps.append(output_delta_step(b, f"Step {k}"))
+    if paths_single is not None:
+        chain = Step("So", f"dL_i/d{P} = " + " * ".join(f.symbol for f in paths_single),
+                     f"{dLi} = " + r"\,".join(_tex_factor(f) for f in paths_single),
+                     "a single path leads from the parameter to the loss")
+    else:
+        chain = Step("So", f"dL_i/d{P} = dL/d{O} * {fp_text(node)} * {A}",
+                     rf"{dLi} = \frac{{\partial L}}{{\partial {tex_symbol(O)}}}\,{fp_tex(node)}\,{tex_symbol(A)}",
+                     f"dL/d{O} collects {b.path_count()} paths to the loss (Step 5 onwards)")
+    return steps, chain
+
+
+def _tex_factor(f: Factor) -> str:
+    return f.tex
