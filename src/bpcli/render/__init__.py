@@ -26,10 +26,9 @@ def sparkline(values: list[float], width: int = 40, log: bool = True) -> str:
     vals = [v for v in values if v is not None and math.isfinite(v)]
     if not vals:
         return ""
-    if len(vals) > width:
-        step = len(vals) / width
-        vals = [vals[min(int(i * step), len(vals) - 1)] for i in range(width)] + [vals[-1]]
-        vals = vals[:width]
+    if len(vals) > width:  # evenly spaced samples, the first and the last value always among them
+        n = len(vals)
+        vals = [vals[round(i * (n - 1) / (width - 1))] for i in range(width)]
     if log and min(vals) > 0:
         vals = [math.log10(v) for v in vals]
     lo, hi = min(vals), max(vals)
