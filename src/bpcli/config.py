@@ -28,7 +28,7 @@ TOP_KEYS = ("version", "name", "description", "inputs", "layers", "bias", "loss"
 LAYER_KEYS = ("size", "activation", "bias", "symbol", "letter", "weights", "biases")
 INIT_KEYS = ("scheme", "seed", "low", "high", "std", "bias", "values")
 DATA_KEYS = ("x", "y", "csv", "features", "target", "max_rows", "generator", "samples", "noise", "seed",
-             "classes", "validation", "standardize", "task")
+             "classes", "validation", "split_seed", "standardize", "task")
 # the settings the command line can override: one range each, for the config file and the options alike
 RANGES = {"epochs": {"lo": 1, "hi": 10_000_000}, "lr": {"lo": 0, "lo_open": True, "hi": 1e6},
           "batch_size": {"lo": 1}, "seed": {"lo": 0}}
@@ -169,13 +169,18 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
     tp = ("train",)
     tr = ck.mapping(top.get("train"), tp, TRAIN_KEYS)
     es = tr.get("early_stopping")
-    patience, min_delta = None, 0.0
+    patience, min_delta, restore_best = None, 0.0, True
     if isinstance(es, int) and not isinstance(es, bool):
         es = {"patience": es}
     if isinstance(es, dict):
-        esd = ck.mapping(es, tp + ("early_stopping",), ("patience", "min_delta"))
-        patience = ck.integer(esd, "patience", tp + ("early_stopping",), 10, lo=1)
-        min_delta = ck.number(esd, "min_delta", tp + ("early_stopping",), 0.0, lo=0)
+        esp = tp + ("early_stopping",)
+        esd = ck.mapping(es, esp, ("patience", "min_delta", "restore_best"))
+        patience = ck.integer(esd, "patience", esp, 10, lo=1)
+        min_delta = ck.number(esd, "min_delta", esp, 0.0, lo=0)
+        restore_best = esd.get("restore_best", True)
+        if not isinstance(restore_best, bool):
+            ck.problem(esp + ("restore_best",), f"expected true or false, found {kind_of(restore_best)}")
+            restore_best = True
     elif es not in (None, False):
         ck.problem(tp + ("early_stopping",), f"expected {{patience: N}} or a number, found {kind_of(es)}")
     bs = tr.get("batch_size")
@@ -192,7 +197,7 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
         epsilon=ck.number(tr, "epsilon", tp, 1e-8, lo=0, lo_open=True),
         seed=ck.integer(tr, "seed", tp, 0, **RANGES["seed"]),
         weight_decay=ck.number(tr, "weight_decay", tp, 0.0, lo=0),
-        patience=patience, min_delta=min_delta,
+        patience=patience, min_delta=min_delta, restore_best=restore_best,
         dtype=ck.choice(tr, "dtype", tp, "float64", DTYPES),
     )
 
@@ -218,7 +223,7 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
     dp = ("data",)
     dd = ck.mapping(top.get("data"), dp, DATA_KEYS)
     n_out = layer_cfgs[-1].size if layer_cfgs else None
-    dataset, dcfg = parse_data(ck, dd, dp, base_dir, inputs, n_out, train.seed)
+    dataset, dcfg = parse_data(ck, dd, dp, base_dir, inputs, n_out)
 
     if dataset is not None and inputs is None:
         inputs = list(dataset.feature_names)

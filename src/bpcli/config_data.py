@@ -16,11 +16,12 @@ MAX_DATA_VALUES = data_mod.MAX_DATA_VALUES  # samples x (features + outputs): 40
 MAX_CLASSES = 100  # spirals and blobs
 
 
-def parse_data(ck: Checker, dd: dict, dp: tuple, base_dir: Path, inputs: list[str] | None, n_out: int | None,
-                seed: int) -> tuple[data_mod.Dataset | None, DataConfig]:
+def parse_data(ck: Checker, dd: dict, dp: tuple, base_dir: Path, inputs: list[str] | None,
+               n_out: int | None) -> tuple[data_mod.Dataset | None, DataConfig]:
     """The data section: exactly one source (inline x and y, a CSV file or a generator), read and checked."""
     common = dict(
         validation=ck.number(dd, "validation", dp, 0.0, lo=0, hi=1, hi_open=True),
+        split_seed=ck.integer(dd, "split_seed", dp, 0, lo=0),
         standardize=bool(dd.get("standardize", False)),
         task=ck.choice(dd, "task", dp, "auto", ("auto", "classification", "regression")),
     )
@@ -81,7 +82,7 @@ def parse_data(ck: Checker, dd: dict, dp: tuple, base_dir: Path, inputs: list[st
             gen = ck.choice(dd, "generator", dp, "xor", data_mod.GENERATORS)
             samples = ck.integer(dd, "samples", dp, 4 if gen in ("xor", "and", "or") else 200, lo=1, hi=10_000_000)
             noise = ck.number(dd, "noise", dp, 0.0 if gen in ("xor", "and", "or") else 0.1, lo=0)
-            gseed = ck.integer(dd, "seed", dp, seed, lo=0)
+            gseed = ck.integer(dd, "seed", dp, 0, lo=0)  # fixed unless set: train.seed and --seed do not move it
             classes = ck.integer(dd, "classes", dp, None, lo=2, hi=MAX_CLASSES, allow_none=True)
             if classes is None:
                 classes = n_out if (n_out or 0) > 1 else 2

@@ -72,19 +72,47 @@ def infer_task(y: Array) -> str:
     return "regression"
 
 
-def split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
-    """Shuffle with `seed` and hold out `fraction` of the samples for validation."""
-    if fraction <= 0:
-        return data, None
-    rng = np.random.default_rng(seed)
-    idx = rng.permutation(data.m)
-    n_val = int(round(fraction * data.m))
-    if n_val < 1 or n_val >= data.m:
+def class_labels(y: Array) -> Array:
+    """Class index per sample: argmax of one-hot targets, or y >= 0.5 for one 0/1 output."""
+    return (y[:, 0] >= 0.5).astype(np.intp) if y.shape[1] == 1 else np.argmax(y, axis=1)
+
+
+def validation_indices(data: Dataset, fraction: float, seed: int) -> Array:
+    """The sorted indices of the samples held out for validation: round(fraction * m) of them.
+
+    Classification is stratified, as scikit-learn's MLP does for its validation set: each class gives its
+    share (largest remainders settle the rounding), each class's samples drawn by one seeded permutation.
+    """
+    m = data.m
+    n_val = int(round(fraction * m))
+    if n_val < 1 or n_val >= m:
         raise DataError(
-            f"data.validation: {fraction:g} of {data.m} samples leaves "
+            f"data.validation: {fraction:g} of {m} samples leaves "
             f"{'no' if n_val < 1 else 'no training'} samples; use a fraction that keeps both parts non-empty"
         )
-    return data.subset(np.sort(idx[n_val:])), data.subset(np.sort(idx[:n_val]))
+    rng = np.random.default_rng(seed)
+    if data.task != "classification":
+        return np.sort(rng.permutation(m)[:n_val])
+    labels = class_labels(data.y)
+    classes, counts = np.unique(labels, return_counts=True)
+    share = counts * (n_val / m)
+    take = np.floor(share).astype(int)
+    rest = n_val - int(take.sum())
+    order = sorted(range(len(classes)), key=lambda c: (-(share[c] - take[c]), c))  # largest remainder first
+    for c in order[:rest]:
+        take[c] += 1
+    picked = [np.flatnonzero(labels == k)[rng.permutation(n)[:t]] for k, n, t in zip(classes, counts, take)]
+    return np.sort(np.concatenate(picked))
+
+
+def split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
+    """Hold out `fraction` of the samples for validation (validation_indices); (train, val)."""
+    if fraction <= 0:
+        return data, None
+    val = validation_indices(data, fraction, seed)
+    keep = np.ones(data.m, dtype=bool)
+    keep[val] = False
+    return data.subset(np.flatnonzero(keep)), data.subset(val)
 
 
 @dataclass(frozen=True)
@@ -98,7 +126,7 @@ class Prepared:
 
 def prepare(cfg: NetConfig, data: Dataset, scaling: Scaling | None = None) -> Prepared:
     """Split off the validation part and standardise with training statistics (or the given ones)."""
-    train, val = split(data, cfg.data.validation, cfg.train.seed)
+    train, val = split(data, cfg.data.validation, cfg.data.split_seed)
     if cfg.data.standardize:
         scaling = scaling or fit_scaling(train.x)
         train = Dataset(scaling.apply(train.x), train.y, train.feature_names, train.target_names,

@@ -37,6 +37,9 @@ class TrainResult:
     n_val: int
     history: tuple  # of EpochRecord
     class_names: tuple[str, ...] | None = None
+    weights_epoch: int | None = None  # the epoch whose weights were saved (the best one with early stopping)
+    penalty: float | None = None  # the L2 term weight_decay / 2 * sum ||W||^2 at the saved weights
+    best_epoch: int | None = None  # the best validation loss's epoch, when early stopping watched it
 
     @property
     def losses(self) -> list[float]:
@@ -48,6 +51,8 @@ class TrainResult:
             "status": self.status, "message": self.message, "epochs": self.epochs,
             "samples": {"train": self.n_train, "validation": self.n_val},
             "final": {"loss": self.loss, "val_loss": self.val_loss, "metric": self.metric_name,
-                      "train_metric": self.metric, "val_metric": self.val_metric},
+                      "train_metric": self.metric, "val_metric": self.val_metric, "penalty": self.penalty,
+                      "objective": None if self.loss is None else self.loss + (self.penalty or 0.0)},
+            "weights_epoch": self.weights_epoch, "best_epoch": self.best_epoch,
             "seconds": self.seconds, "history": [r.to_dict() for r in self.history],
         })

@@ -58,11 +58,11 @@ def history_csv(history: list[EpochRecord], layer_letters: list[str]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["epoch", "loss", "val_loss", "metric", "val_metric", "seconds"]
                + [f"grad_norm_{c}" for c in layer_letters] + [f"update_ratio_{c}" for c in layer_letters]
-               + [f"saturation_{c}" for c in layer_letters])
+               + [f"saturation_{c}" for c in layer_letters] + ["penalty", "best"])
     for r in history:
         w.writerow([r.epoch, repr(r.loss), _opt(r.val_loss), _opt(r.metric), _opt(r.val_metric), f"{r.seconds:.6f}"]
                    + [repr(g) for g in r.grad_norm] + [repr(u) for u in r.update_ratio]
-                   + [_opt(s) for s in r.saturation])
+                   + [_opt(s) for s in r.saturation] + [_opt(r.penalty), int(r.best)])
     return buf.getvalue()
 
 
@@ -96,6 +96,7 @@ def save_run(run_dir: Path, cfg: NetConfig, net: Network, prepared: Prepared, hi
         "format_version": FORMAT_VERSION, "bpcli_version": __version__, "epoch": state.epoch, "step": state.step,
         "status": state.status, "message": state.message, "rng_state": state.rng_state,
         "best_val": state.best_val if np.isfinite(state.best_val) else None, "bad_epochs": state.bad_epochs,
+        "best_epoch": state.best_epoch, "weights_epoch": state.weights_epoch,
         "files": {name: sha256(files[name]) for name in CHECKED},
     }
     files["train_state.json"] = json.dumps(meta, indent=2).encode()
@@ -230,7 +231,7 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         expected = net.named_arrays()
         for k, v in arrays.items():
             kind, _, key = k.partition(":")
-            if kind not in ("m", "v") or key not in expected or v.shape != expected[key].shape \
+            if kind not in ("m", "v", "best") or key not in expected or v.shape != expected[key].shape \
                     or v.dtype.kind != "f" or not np.all(np.isfinite(v)):
                 raise RunFolderError(f"{d / STATE}: array '{k}' does not fit the network in {CONFIG}")
         state.buffers = {k: v.astype(net.dtype) for k, v in arrays.items()}
@@ -247,6 +248,12 @@ def _state_from_meta(meta: dict, path: Path, n_history: int) -> TrainState:
         return v
 
     epoch, step, bad = whole("epoch", n_history), whole("step", 0), whole("bad_epochs", 0)
+    best_epoch = whole("best_epoch", 0)
+    weights_epoch = meta.get("weights_epoch")
+    if weights_epoch is not None:
+        weights_epoch = whole("weights_epoch", 0)
+    if best_epoch > epoch or (weights_epoch is not None and weights_epoch > epoch):
+        raise RunFolderError(f"{path}: damaged (best_epoch or weights_epoch after epoch {epoch})")
     if epoch != n_history:
         raise RunFolderError(f"{path}: says epoch {epoch} but history.json holds {n_history} epochs")
     status = meta.get("status", "completed")
@@ -264,7 +271,8 @@ def _state_from_meta(meta: dict, path: Path, n_history: int) -> TrainState:
     message = meta.get("message", "")
     return TrainState(epoch=epoch, step=step, rng_state=rng_state,
                       best_val=float("inf") if best is None else float(best), bad_epochs=bad,
-                      status=status, message=message if isinstance(message, str) else "")
+                      status=status, message=message if isinstance(message, str) else "",
+                      best_epoch=best_epoch, weights_epoch=weights_epoch)
 
 
 def record_from_dict(d: dict) -> EpochRecord:
@@ -273,4 +281,5 @@ def record_from_dict(d: dict) -> EpochRecord:
         int(d["epoch"]), float(d["loss"]), d.get("val_loss"), d.get("metric"), d.get("val_metric"),
         tuple(d.get("grad_norm", ())), tuple(d.get("weight_norm", ())), tuple(d.get("update_ratio", ())),
         tuple(d.get("saturation", ())), float(d.get("seconds", 0.0)),
+        None if d.get("penalty") is None else float(d["penalty"]), bool(d.get("best", False)),
     )

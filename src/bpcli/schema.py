@@ -46,6 +46,7 @@ class DataConfig:
     seed: int = 0
     classes: int | None = None
     validation: float = 0.0
+    split_seed: int = 0  # the validation split's own seed: --seed and train.seed do not move it
     standardize: bool = False
     task: str = "auto"
 
@@ -62,8 +63,9 @@ class TrainConfig:
     epsilon: float = 1e-8
     seed: int = 0
     weight_decay: float = 0.0
-    patience: int | None = None  # early stopping on validation loss
+    patience: int | None = None  # early stopping on the validation data loss (the L2 penalty left out)
     min_delta: float = 0.0
+    restore_best: bool = True  # with early stopping: end on the weights of the best validation epoch
     dtype: str = "float64"
 
 
@@ -95,9 +97,9 @@ class NetConfig:
             layers.append(d)
         data = {k: v for k, v in asdict(self.data).items() if v is not None and k != "source"}
         train = asdict(self.train)
-        patience, min_delta = train.pop("patience"), train.pop("min_delta")
+        patience, min_delta, restore = train.pop("patience"), train.pop("min_delta"), train.pop("restore_best")
         if patience is not None:
-            train["early_stopping"] = {"patience": patience, "min_delta": min_delta}
+            train["early_stopping"] = {"patience": patience, "min_delta": min_delta, "restore_best": restore}
         init = asdict(self.init)
         if not init["values"]:
             init.pop("values")

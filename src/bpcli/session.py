@@ -142,9 +142,13 @@ def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path, on_epoch: 
         val_loss = val_metric = None
         if prepared.val is not None:
             val_loss, val_metric = evaluate(net, prepared.val)
+        wd = cfg.train.weight_decay
+        penalty = 0.5 * wd * sum(float(np.sum(W * W)) for W in net.W) if wd else None
         return {"status": state.status, "message": state.message, "epochs": state.epoch,
                 "metric": metric_name(prepared.train), "loss": loss, "train_metric": metric,
-                "val_loss": val_loss, "val_metric": val_metric, "seconds": time.perf_counter() - t0}
+                "val_loss": val_loss, "val_metric": val_metric, "penalty": penalty,
+                "weights_epoch": state.weights_epoch if state.weights_epoch is not None else state.epoch,
+                "best_epoch": state.best_epoch or None, "seconds": time.perf_counter() - t0}
 
     # A diverging run overflows on purpose; fit() detects it from the loss, so numpy stays quiet.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
@@ -164,4 +168,5 @@ def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path, on_epoch: 
         cfg.name, cfg.path, str(run_dir), state.status, state.message, state.epoch, s["metric"], s["loss"],
         s["train_metric"], s["val_loss"], s["val_metric"], s["seconds"], prepared.train.m,
         prepared.val.m if prepared.val is not None else 0, tuple(history), prepared.train.class_names,
+        s["weights_epoch"], s["penalty"], s["best_epoch"],
     )

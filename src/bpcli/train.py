@@ -13,6 +13,7 @@ from bpcli.schema import TrainConfig
 from bpcli.data import Dataset
 from bpcli.engine import Buffers, Gradients, Tape, backward, cost, forward, sample_losses
 from bpcli.model import Network
+from bpcli.optim import Optimizer
 
 Array = np.ndarray
 
@@ -22,7 +23,7 @@ class EpochRecord:
     """What one epoch did. Per-layer tuples are in layer order (A, B, ...)."""
 
     epoch: int
-    loss: float  # mean training cost over the epoch's batches
+    loss: float  # mean training data loss over the epoch's batches (the L2 penalty not included)
     val_loss: float | None
     metric: float | None  # training accuracy (classification) or R^2 (regression)
     val_metric: float | None
@@ -31,13 +32,21 @@ class EpochRecord:
     update_ratio: tuple[float, ...]  # ||W_end - W_start|| / ||W_start|| per layer
     saturation: tuple[float | None, ...]  # share of saturated (sigmoid/tanh) or dead (relu) units, else None
     seconds: float
+    # weight_decay / 2 * sum_l ||W_l||^2, mean over the epoch's steps; the objective minimised is loss + penalty
+    penalty: float | None = None
+    best: bool = False  # the validation loss reached a new best at this epoch (early stopping's watch)
+
+    @property
+    def objective(self) -> float:
+        return self.loss + (self.penalty or 0.0)
 
     def to_dict(self) -> dict:
         return {
             "epoch": self.epoch, "loss": self.loss, "val_loss": self.val_loss, "metric": self.metric,
             "val_metric": self.val_metric, "grad_norm": list(self.grad_norm),
             "weight_norm": list(self.weight_norm), "update_ratio": list(self.update_ratio),
-            "saturation": list(self.saturation), "seconds": self.seconds,
+            "saturation": list(self.saturation), "seconds": self.seconds, "penalty": self.penalty,
+            "best": self.best,
         }
 
 
@@ -50,9 +59,13 @@ class TrainState:
     buffers: dict[str, Array] = field(default_factory=dict)
     rng_state: dict | None = None
     best_val: float = float("inf")
+    best_epoch: int = 0  # the epoch of best_val
     bad_epochs: int = 0
     status: str = "running"  # running | completed | early_stopped | diverged | interrupted
     message: str = ""
+    weights_epoch: int | None = None  # which epoch's weights the network holds at the end (None: the last)
+
+    BEST = "best:"  # buffers keyed best:A.W ... hold the best validation epoch's parameters (early stopping)
 
 
 def metric_name(data: Dataset) -> str:
@@ -111,67 +124,6 @@ def saturation(net: Network, tape) -> tuple[float | None, ...]:
     return tuple(out)
 
 
-class Optimizer:
-    """Gradient descent and friends, updating the network's arrays in place: one update per optimiser."""
-
-    def __init__(self, net: Network, settings: TrainConfig, buffers: dict[str, Array] | None = None):
-        self.s = settings
-        self.kind = settings.optimizer
-        self.params: list[tuple[str, Array, bool]] = []  # (key, array, is_weight)
-        for layer, W, b in zip(net.layers, net.W, net.b):
-            self.params.append((f"{layer.letter}.W", W, True))
-            if b is not None and layer.bias_trainable:
-                self.params.append((f"{layer.letter}.b", b, False))
-        self.buffers = buffers if buffers is not None else {}
-        if self.kind in ("momentum", "adam"):
-            for key, p, _ in self.params:
-                self.buffers.setdefault(f"m:{key}", np.zeros_like(p))
-                if self.kind == "adam":
-                    self.buffers.setdefault(f"v:{key}", np.zeros_like(p))
-        self._tmp = [np.empty_like(p) for _, p, _ in self.params]  # scratch: no allocation per step
-        self._trainable_bias = [b is not None and layer.bias_trainable for layer, b in zip(net.layers, net.b)]
-
-    def gradients(self, grads: Gradients) -> list[Array]:
-        """The trainable parameters' gradients, aligned with self.params."""
-        out = []
-        for trainable, dW, db in zip(self._trainable_bias, grads.dW, grads.db):
-            out.append(dW)
-            if trainable:
-                out.append(db)
-        return out
-
-    def step(self, grads: list[Array], t: int) -> None:
-        """Apply one update; grads align with self.params; t is the 1-based step count."""
-        s = self.s
-        for (key, p, is_w), g, tmp in zip(self.params, grads, self._tmp):
-            lr = p.dtype.type(s.lr)
-            if s.weight_decay and is_w:  # the L2 term's gradient: g + weight_decay * W
-                np.multiply(p, p.dtype.type(s.weight_decay), out=tmp)
-                g = np.add(g, tmp, out=tmp)
-            if self.kind in ("gd", "sgd"):  # W <- W - lr * g
-                np.subtract(p, np.multiply(g, lr, out=tmp), out=p)
-            elif self.kind == "momentum":  # v <- momentum * v + g;  W <- W - lr * v
-                v = self.buffers[f"m:{key}"]
-                np.multiply(v, p.dtype.type(s.momentum), out=v)
-                np.add(v, g, out=v)
-                np.subtract(p, np.multiply(v, lr, out=tmp), out=p)
-            else:
-                self._adam(key, p, g, t)
-
-    def _adam(self, key: str, p: Array, g: Array, t: int) -> None:
-        """m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
-        W <- W - lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / (1 - b1^t) and v_hat = v / (1 - b2^t),
-        written in the equivalent form lr_t * m / (sqrt(v) + eps * sqrt(1 - b2^t))."""
-        s = self.s
-        m, v = self.buffers[f"m:{key}"], self.buffers[f"v:{key}"]
-        m *= s.beta1
-        m += (1 - s.beta1) * g
-        v *= s.beta2
-        v += (1 - s.beta2) * (g * g)
-        lr_t = s.lr * np.sqrt(1 - s.beta2**t) / (1 - s.beta1**t)
-        p -= lr_t * m / (np.sqrt(v) + s.epsilon * np.sqrt(1 - s.beta2**t))
-
-
 def _norm(a: Array):
     """||a||: sqrt(a . a) as one BLAS dot (a Python float for float64, a numpy float32 for float32)."""
     r = a.ravel(order="K")
@@ -185,15 +137,16 @@ class _Snapshot:
 
     def __init__(self, arrays: list[Array], buffers: dict[str, Array]):
         self.arrays = [a.copy() for a in arrays]
-        self.buffers = {k: v.copy() for k, v in buffers.items()}
+        # the optimiser's buffers; the best epoch's copies (TrainState.BEST) only change at a finite epoch's end
+        self.buffers = {k: v.copy() for k, v in buffers.items() if not k.startswith(TrainState.BEST)}
         self.step = 0
         self.rng_state: dict | None = None
 
     def take(self, arrays: list[Array], buffers: dict[str, Array], step: int, rng_state: dict | None) -> None:
         for a, keep in zip(arrays, self.arrays):
             np.copyto(keep, a)
-        for k, v in buffers.items():
-            np.copyto(self.buffers[k], v)
+        for k, keep in self.buffers.items():
+            np.copyto(keep, buffers[k])
         self.step, self.rng_state = step, rng_state
 
     def restore(self, arrays: list[Array], buffers: dict[str, Array], state: TrainState) -> None:
@@ -218,6 +171,7 @@ class _Tally:
         self.reset()
 
     def reset(self) -> None:
+        self.penalty = 0.0
         self.loss = 0.0
         self.score = 0.0
         self.grad_norm = [0.0] * self.n_layers
@@ -270,6 +224,8 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     if classification:
         ytrue = (y >= 0.5) if y.shape[1] == 1 else np.argmax(y, axis=1)
     tally = _Tally(net, y, classification)
+    wd = settings.weight_decay
+    half_wd = 0.5 * wd
     buffers: dict[int, tuple[Buffers, Array, Array]] = {}  # by batch rows: buffers, x and y batch arrays
     arrays = [a for pair in zip(net.W, net.b) for a in pair if a is not None]
     snap = _Snapshot(arrays, opt.buffers)
@@ -306,6 +262,8 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
                 _, tape = forward(net, xb, buf)
                 grads = backward(net, tape, yb, buf)
                 tally.add(net, tape, yb, yt, grads)
+                if wd:  # the L2 term of the objective at the weights this step's gradient was taken at
+                    tally.penalty += half_wd * sum(float(W.ravel().dot(W.ravel())) for W in net.W)
                 state.step += 1
                 opt.step(opt.gradients(grads), state.step)
                 if should_stop():
@@ -336,6 +294,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
         val_loss = val_metric = None
         if val is not None:
             val_loss, val_metric = evaluate(net, val)
+        improved = _watch_best(net, state, settings, val_loss)
         ratios = []
         for W, W_start, d, n0 in zip(net.W, W0, diff, start_norms):
             np.subtract(W, W_start, out=d)
@@ -348,20 +307,52 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             # a unit is dead when it is off on the data, not on one (maybe tiny) last batch
             saturation=saturation(net, tape if full else forward(net, x[:SATURATION_SAMPLES])[1]),
             seconds=time.perf_counter() - t0,
+            penalty=tally.penalty / tally.batches if wd else None,
+            best=improved,
         )
         start_norms = norms
         if not full:
             rng_state = rng.bit_generator.state
         state.rng_state = rng_state
-        if val_loss is not None and settings.patience is not None:
-            if val_loss < state.best_val - settings.min_delta:
-                state.best_val, state.bad_epochs = val_loss, 0
-            else:
-                state.bad_epochs += 1
         yield rec
         if settings.patience is not None and state.bad_epochs >= settings.patience:
             state.status = "early_stopped"
             state.message = (f"validation loss did not improve for {settings.patience} epochs; "
                              f"stopped at epoch {state.epoch}")
+            _end_on_best(net, state, settings)
             return
     state.status = "completed"
+    _end_on_best(net, state, settings)
+
+
+def _watch_best(net: Network, state: TrainState, settings: TrainConfig, val_loss: float | None) -> bool:
+    """Early stopping's bookkeeping after a finite epoch: True when val_loss is a new best (then, with
+    restore_best, the parameters are kept as TrainState.BEST buffers, saved with the run)."""
+    if val_loss is None or settings.patience is None:
+        return False
+    if not val_loss < state.best_val - settings.min_delta:
+        state.bad_epochs += 1
+        return False
+    state.best_val, state.best_epoch, state.bad_epochs = val_loss, state.epoch, 0
+    if settings.restore_best:
+        for key, a in net.named_arrays().items():
+            keep = state.buffers.get(TrainState.BEST + key)
+            if keep is None:
+                state.buffers[TrainState.BEST + key] = a.copy()
+            else:
+                np.copyto(keep, a)
+    return True
+
+
+def _end_on_best(net: Network, state: TrainState, settings: TrainConfig) -> None:
+    """With early stopping and restore_best, put back the best validation epoch's parameters (as
+    scikit-learn's MLP does), and say which epoch the saved weights are from."""
+    if settings.patience is None or not settings.restore_best or state.best_epoch <= 0:
+        return
+    state.weights_epoch = state.best_epoch
+    if state.best_epoch == state.epoch:
+        return
+    for key, a in net.named_arrays().items():
+        np.copyto(a, state.buffers[TrainState.BEST + key])
+    state.message = ((state.message + "; ") if state.message else "") + (
+        f"restored the weights of epoch {state.best_epoch}, the best validation loss ({state.best_val:.6g})")

@@ -22,6 +22,11 @@ def train_view(res) -> Panel:
     t.add_row("epochs", f"{res.epochs}  ({res.seconds:.2f} s)")
     t.add_row("samples", f"{res.n_train} train" + (f", {res.n_val} validation" if res.n_val else ""))
     t.add_row("final loss", f"{fmt(res.loss)} train" + (f", {fmt(res.val_loss)} validation" if res.val_loss is not None else ""))
+    if res.penalty is not None:  # the objective minimised is the data loss plus the L2 term
+        t.add_row("", Text(f"data loss; + L2 penalty {fmt(res.penalty)} = objective {fmt(res.loss + res.penalty)}",
+                           style="dim"))
+    if res.weights_epoch is not None and res.weights_epoch != res.epochs:
+        t.add_row("weights", f"from epoch {res.weights_epoch} (best validation loss)")
     label = metric_label(res.metric_name)
     t.add_row(f"final {label}", fmt_metric(res.metric_name, res.metric) + " train"
               + (f", {fmt_metric(res.metric_name, res.val_metric)} validation" if res.val_metric is not None else ""))
