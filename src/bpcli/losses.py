@@ -67,7 +67,8 @@ class LossSpec:
 SQUARED_CONVENTIONS = {
     "half_sum": "L = 1/2 * sum_k (y_k - y'_k)^2 (the seed's convention)",
     "mean": "L = 1/n * sum_k (y_k - y'_k)^2 (PyTorch MSELoss, reduction='mean')",
-    "sklearn": "L = 1/(2n) * sum_k (y_k - y'_k)^2 (scikit-learn MLP's squared_loss)",
+    "sklearn": "L = 1/2 * sum_k (y_k - y'_k)^2, the objective scikit-learn's MLP differentiates "
+               "(its reported loss_ is L / n)",
     "sum": "L = sum_k (y_k - y'_k)^2",
 }
 
@@ -76,7 +77,11 @@ def squared_scale(convention: str, n: int) -> float:
     """The factor in front of sum_k (y_k - y'_k)^2 for n outputs."""
     if convention == "half_sum":
         return 0.5
-    return {"mean": 1.0 / n, "sklearn": 0.5 / n, "sum": 1.0}[convention]
+    if convention == "sklearn":
+        # scikit-learn's MLPRegressor reports loss_ = 1/(2n) sum_k (mean over all entries / 2) but trains on
+        # the gradient y' - y, i.e. of 1/2 sum_k: bpcli trains as it does and reports what it differentiates
+        return 0.5
+    return {"mean": 1.0 / n, "sum": 1.0}[convention]
 
 
 def _squared_error(convention: str = "half_sum") -> Loss:
@@ -101,8 +106,8 @@ def _squared_error(convention: str = "half_sum") -> Loss:
                      r"L = \tfrac{1}{2}(y - y')^2", r"\frac{\partial L}{\partial y'} = y' - y"),
         "mean": ("L = 1/n * sum_k (y_k - y'_k)^2", "dL/dy'_k = 2/n * (y'_k - y_k)",
                  r"L = \tfrac{1}{n}\sum_k (y_k - y'_k)^2", r"\frac{\partial L}{\partial y'_k} = \tfrac{2}{n}(y'_k - y_k)"),
-        "sklearn": ("L = 1/(2n) * sum_k (y_k - y'_k)^2", "dL/dy'_k = 1/n * (y'_k - y_k)",
-                    r"L = \tfrac{1}{2n}\sum_k (y_k - y'_k)^2", r"\frac{\partial L}{\partial y'_k} = \tfrac{1}{n}(y'_k - y_k)"),
+        "sklearn": ("L = 1/2 * sum_k (y_k - y'_k)^2", "dL/dy'_k = (y'_k - y_k)",
+                    r"L = \tfrac{1}{2}\sum_k (y_k - y'_k)^2", r"\frac{\partial L}{\partial y'_k} = y'_k - y_k"),
         "sum": ("L = sum_k (y_k - y'_k)^2", "dL/dy'_k = 2 * (y'_k - y_k)",
                 r"L = \sum_k (y_k - y'_k)^2", r"\frac{\partial L}{\partial y'_k} = 2(y'_k - y_k)"),
     }[convention]
