@@ -101,3 +101,36 @@ def test_shared_bias_is_one_parameter_per_layer():
     assert net.get(net.resolve("b_A")) == 0.35
     p = prepare(cfg, data)
     assert p.val is None and p.scaling is None
+
+
+def _trained(tmp_path, epochs: int) -> dict:
+    from typer.testing import CliRunner
+
+    from bpcli.cli import app
+    out = tmp_path / f"mazur{epochs}"
+    res = CliRunner().invoke(app, ["train", WORKED, "--epochs", str(epochs), "--out", str(out), "-q", "--json"])
+    assert res.exit_code == 0, res.output
+    with np.load(out / "weights.npz", allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_the_published_first_step_after_training_one_epoch(tmp_path):
+    """`bpcli train` itself takes Mazur's step: w5 -> 0.35891648, w1 -> 0.149780716, biases unchanged."""
+    w = _trained(tmp_path, 1)
+    assert w["B.W"][0, 0] == pytest.approx(0.35891648, abs=1e-8)  # w5
+    assert w["A.W"][0, 0] == pytest.approx(0.149780716, abs=1e-9)  # w1
+    assert w["A.b"].tolist() == [0.35] and w["B.b"].tolist() == [0.60]
+
+
+def test_the_shared_biases_stay_put_for_the_whole_run(tmp_path):
+    w = _trained(tmp_path, 1000)
+    assert w["A.b"].tolist() == [0.35] and w["B.b"].tolist() == [0.60]
+    assert w["B.W"][0, 0] != pytest.approx(0.40, abs=1e-3)  # while the weights did train
+
+
+def test_shared_frozen_bias_is_one_parameter_that_gradcheck_and_explain_still_see():
+    cfg, data = load_config(WORKED)
+    net = build(cfg)
+    assert [layer.bias for layer in net.layers] == ["shared_frozen", "shared_frozen"]
+    assert [n for n in net.param_names() if n.startswith("b")] == ["b_A", "b_B"]
+    assert net.n_params == 2 * 4 + 2

@@ -341,7 +341,7 @@ def _check_values(ck: Checker, cfg: NetConfig) -> None:
                            f"found {W.shape[0]} x {W.shape[1]}")
         if lc.biases is not None:
             bv = np.atleast_1d(np.asarray(lc.biases, dtype=object))
-            n_b = 1 if lc.bias == "shared" else lc.size
+            n_b = 1 if lc.bias in ("shared", "shared_frozen") else lc.size
             if lc.bias == "off":
                 ck.problem(("layers", i, "biases"), "this layer has bias: off; remove 'biases' or turn bias on")
             elif bv.ndim != 1 or bv.shape[0] != n_b or not all(is_finite_number(v) for v in bv):

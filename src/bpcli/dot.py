@@ -80,7 +80,7 @@ def network_dot(net: Network, title: str, trace=None, max_edges: int = MAX_EDGES
             node = node_name(layer, j)
             rows: list[tuple[str, str]] = []
             bias = None
-            if layer.bias == "shared":
+            if layer.shared_bias:
                 bias = f"b_{layer.letter}", float(net.b[l][0])
             elif layer.has_bias:
                 bias = f"b_{node}", float(net.b[l][j])

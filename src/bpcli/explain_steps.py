@@ -47,7 +47,7 @@ class _Names:
         terms = [f"{self.weight(l, j, k)}*{self.src(l, k)}" for k in range(min(layer.n_in, 4))]
         if layer.n_in > 4:
             terms.append("...")
-        if layer.bias == "shared":
+        if layer.shared_bias:
             terms.append(f"b_{layer.letter}")
         elif layer.has_bias:
             terms.append(f"b_{self.node(l, j)}")

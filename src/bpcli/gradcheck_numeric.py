@@ -157,7 +157,7 @@ def _numeric_entries(base: _Base, l: int, kind: str, flat: Array, eps: float, ti
     out = np.empty(P)
     kink = np.zeros(P, dtype=bool)
     z0 = base.zT[l]
-    if kind == "b" and layer.bias == "shared":
+    if kind == "b" and layer.shared_bias:
         # A shared bias moves every weighted sum of the layer.
         L, k = _losses_from(base, l, np.stack([z0 + eps, z0 - eps], axis=1))
         out[:] = np.mean(L[0] - L[1]) / (2 * eps)

@@ -123,7 +123,7 @@ class ArrayResult:
         f = int(self.flat[i])
         if self.kind == "W":
             return weight_name(self.layer, f // self.layer.n_in, f % self.layer.n_in)
-        return f"b_{self.layer.letter}" if self.layer.bias == "shared" else f"b_{node_name(self.layer, f)}"
+        return f"b_{self.layer.letter}" if self.layer.shared_bias else f"b_{node_name(self.layer, f)}"
 
     def row(self, i: int) -> EntryRow:
         a, n = float(self.analytic[i]), float(self.numeric[i])

@@ -23,7 +23,7 @@ Array = np.ndarray
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 SYMBOLS = "wvutsrqpnmlkjhgfedc"  # w for the first layer, then v, u, t, ... (never b, o, x, y, z)
-BIAS_MODES = ("on", "off", "frozen", "shared")
+BIAS_MODES = ("on", "off", "frozen", "shared", "shared_frozen")  # shared_frozen: one untrained bias per layer
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ class Layer:
     n_in: int
     n_out: int
     activation: Activation
-    bias: str = "on"  # on | off | frozen | shared
+    bias: str = "on"  # on | off | frozen | shared | shared_frozen
     symbol: str = "w"
 
     @property
@@ -46,8 +46,13 @@ class Layer:
         return self.bias in ("on", "shared")
 
     @property
+    def shared_bias(self) -> bool:
+        """One bias for the whole layer (b_A), trained or not."""
+        return self.bias in ("shared", "shared_frozen")
+
+    @property
     def n_params(self) -> int:
-        nb = {"on": self.n_out, "frozen": self.n_out, "shared": 1, "off": 0}[self.bias]
+        nb = {"on": self.n_out, "frozen": self.n_out, "shared": 1, "shared_frozen": 1, "off": 0}[self.bias]
         return self.n_out * self.n_in + nb
 
 
@@ -145,7 +150,7 @@ class Network:
             for j in range(layer.n_out):
                 for k in range(layer.n_in):
                     refs.append(ParamRef(weight_name(layer, j, k), l, "W", j, k))
-            if layer.bias == "shared":
+            if layer.shared_bias:
                 refs.append(ParamRef(f"b_{layer.letter}", l, "b", None, None))
             elif layer.has_bias:
                 for j in range(layer.n_out):
@@ -203,7 +208,7 @@ def parse_name(net: Network, name: str) -> ParamRef | None:
         for l, layer in enumerate(net.layers):
             if layer.letter != letter or not layer.has_bias:
                 continue
-            if layer.bias == "shared":
+            if layer.shared_bias:
                 return ParamRef(f"b_{letter}", l, "b", None, None) if digits in ("", None) else None
             if digits in ("", None):
                 if layer.n_out == 1:
@@ -272,7 +277,7 @@ def build(cfg: NetConfig) -> Network:
         W = init_weights((lc.size, n_in), cfg.init.scheme, rng, cfg.init.low, cfg.init.high, cfg.init.std)
         b = None
         if lc.bias != "off":
-            b = np.full(1 if lc.bias == "shared" else lc.size, cfg.init.bias, dtype=np.float64)
+            b = np.full(1 if lc.bias in ("shared", "shared_frozen") else lc.size, cfg.init.bias, dtype=np.float64)
         if lc.weights is not None:
             W2 = np.asarray(lc.weights, dtype=float)
             if W2.shape == W.shape:

@@ -101,7 +101,7 @@ def describe(net: Network, name: str, source: str, max_equations: int = 12) -> S
             terms = [f"{weight_name(layer, j, k)}*{net.source_name(l, k)}" for k in range(layer.n_in)]
             if len(" + ".join(terms)) > 44:
                 terms = terms[:2] + ["..."] + terms[-1:]
-            if layer.bias == "shared":
+            if layer.shared_bias:
                 terms.append(f"b_{layer.letter}")
             elif layer.has_bias:
                 terms.append(f"b_{node}")
@@ -206,7 +206,7 @@ def trace_sample(net: Network, x: np.ndarray, y: np.ndarray, index: int, scaling
             else:
                 out = _out_symbol(net, l, j)
             bname = bval = bgrad = None
-            if layer.bias == "shared":
+            if layer.shared_bias:
                 bname, bval, bgrad = f"b_{layer.letter}", float(net.b[l][0]), float(grads.db[l][0])
             elif layer.has_bias:
                 bname, bval, bgrad = f"b_{node_name(layer, j)}", float(net.b[l][j]), float(grads.dz[l][0, j])
