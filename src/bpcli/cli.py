@@ -12,7 +12,7 @@ from typing import Annotated, Optional
 import typer
 
 from bpcli.cli_common import (ConfigOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_json, fail, handles_errors,
-                              load_target, out_console)
+                              load_target, out_console, resolve_weights)
 from bpcli.cli_inspect import inspect, plot, show
 from bpcli.cli_train import init, train
 from bpcli.errors import EXIT_FAILED, BpcliError
@@ -70,6 +70,7 @@ def explain(
     if sample is not None and sample < 1:
         raise BpcliError(f"--sample: samples are numbered from 1, found {sample}")
     cfg, net, prepared, run_dir = load_target(target, config, run)
+    resolve_weights(net, names)
     data = prepared.train
     report = explain_many(net, data.x, data.y, names, cfg.train.lr, None if sample is None else sample - 1, paths,
                           optimizer=cfg.train.optimizer, weight_decay=cfg.train.weight_decay, title=cfg.name,
@@ -147,6 +148,7 @@ def gradcheck(
                             seed=seed, **({"samples": samples} if samples is not None else {}))
     opts.validate()  # before loading anything: bad options are exit 2 whatever the target
     cfg, net, prepared, run_dir = load_target(target, config, run)
+    resolve_weights(net, names)
     report = check(net, prepared.train.x, prepared.train.y, opts, cfg.name, str(run_dir) if run_dir else cfg.path,
                    units=units)
     if json_out:

@@ -103,6 +103,16 @@ def root(
     """bpcli: backprop you can read."""
 
 
+def resolve_weights(net, names) -> None:
+    """Check every --weight name against the network; NameError_ saying it was the --weight option."""
+    from bpcli.errors import NameError_
+    for name in names:
+        try:
+            net.resolve(name)
+        except NameError_ as err:
+            raise NameError_(f"--weight: {err}") from None
+
+
 # --- loading what a command works on ---------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from bpcli.checker import Checker, big_count, by_line, human_bytes, kind_of, mat
 from bpcli.config_data import parse_data
 from bpcli.errors import ConfigError, did_you_mean, is_finite_number
 from bpcli.losses import get_loss
-from bpcli.model import BIAS_MODES, INIT_SCHEMES, LETTERS, SYMBOLS, build, parse_name
+from bpcli.model import BIAS_MODES, INIT_SCHEMES, LETTERS, SYMBOLS, build, letter_problem, parse_name, symbol_problem
 from bpcli.schema import FORMAT_VERSION, InitConfig, LayerConfig, NetConfig, TrainConfig
 from bpcli.yamlsrc import Locations, format_path, read_yaml
 
@@ -93,13 +93,14 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
                         line = locs.line(p + ("activation",))
                         ck.problems.append(f"{source}:{line}: {msg}" if line else f"{source}: {msg}")
             bias = ck.choice(lay, "bias", p, default_bias, BIAS_MODES)
-            symbol = ck.string(lay, "symbol", p, SYMBOLS[i]) or SYMBOLS[i]
-            if not symbol.isalpha() or not symbol.islower() or symbol in ("b", "o", "x", "y", "z"):
-                ck.problem(p + ("symbol",), f"weight symbol must be lower-case letters other than b, o, x, y, z; "
-                           f"found '{symbol}'")
-            letter = ck.string(lay, "letter", p, LETTERS[i]) or LETTERS[i]
-            if len(letter) != 1 or not letter.isalpha() or not letter.isupper():
-                ck.problem(p + ("letter",), f"layer letter must be one upper-case letter, found '{letter}'")
+            symbol = ck.string(lay, "symbol", p, SYMBOLS[i])
+            symbol = SYMBOLS[i] if symbol is None else symbol
+            if symbol_problem(symbol):
+                ck.problem(p + ("symbol",), symbol_problem(symbol))
+            letter = ck.string(lay, "letter", p, LETTERS[i])
+            letter = LETTERS[i] if letter is None else letter
+            if letter_problem(letter):
+                ck.problem(p + ("letter",), letter_problem(letter))
             layer_cfgs.append(LayerConfig(size or 1, act_name or "sigmoid", act_params, bias, symbol,
                                           letter, lay.get("weights"), lay.get("biases")))
         symbols = [lc.symbol for lc in layer_cfgs]
