@@ -11,12 +11,13 @@ import numpy as np
 from bpcli import data as data_mod
 from bpcli.activations import get_activation
 from bpcli.checker import Checker, big_count, by_line, human_bytes, kind_of, matrix, short_repr
-from bpcli.config_data import parse_data
+from bpcli.config_data import check_stored_size, parse_data
 from bpcli.errors import ConfigError, did_you_mean, is_finite_number
 from bpcli.losses import get_loss
 from bpcli.model import BIAS_MODES, INIT_SCHEMES, LETTERS, SYMBOLS, build, letter_problem, parse_name, symbol_problem
 from bpcli.schema import FORMAT_VERSION, InitConfig, LayerConfig, NetConfig, TrainConfig
-from bpcli.yamlsrc import Locations, format_path, read_yaml
+from bpcli.readable import NotReadable, open_regular
+from bpcli.yamlsrc import MAX_CONFIG_BYTES, Locations, format_path, read_yaml
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
 DTYPES = ("float64", "float32")
@@ -253,6 +254,9 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
                        f"{'no' if n_val < 1 else 'no training'} samples; use a fraction that keeps both parts "
                        "non-empty")
 
+    if dataset is not None and dcfg.source == "inline":
+        check_stored_size(ck, dataset.x.size + dataset.y.size, layer_cfgs)
+
     # sizes: refuse absurd networks before allocating anything
     if layer_cfgs:
         n_params, fan_in = 0, len(inputs) if inputs else 1
@@ -367,17 +371,20 @@ def load_config(path: str | Path | None = None) -> tuple[NetConfig, data_mod.Dat
     else:
         p = Path(path)
         source = str(path)
-        if not p.exists():
-            raise ConfigError([f"{source}: config file not found"])
-        if p.is_dir():
-            hint = " (or use --run for a run folder)" if (p / "config.yaml").is_file() else ""
-            raise ConfigError([f"{source}: is a folder; give a config file{hint}"])
     try:
-        raw = p.read_bytes()
+        with open_regular(p) as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except NotReadable as err:
+        if err.kind == "missing":
+            raise ConfigError([f"{source}: config file not found"]) from None
+        if err.kind == "folder":
+            hint = " (or use --run for a run folder)" if (p / "config.yaml").is_file() else ""
+            raise ConfigError([f"{source}: is a folder; give a config file{hint}"]) from None
+        raise ConfigError([f"{source}: {err.problem}"]) from None
     except OSError as err:
         raise ConfigError([f"{source}: cannot read: {err.strerror}"]) from None
-    if len(raw) > 50_000_000:
-        raise ConfigError([f"{source}: the config is {len(raw) / 1e6:.0f} MB; put large data in a CSV file"])
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{source}: the config is over {human_bytes(MAX_CONFIG_BYTES)}; put large data in a CSV file"])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:
