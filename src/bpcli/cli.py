@@ -11,8 +11,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli_common import (ConfigOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_json, fail, handles_errors,
-                              load_target, out_console, resolve_weights)
+from bpcli.cli_common import (ConfigOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_json, emit_text, fail,
+                              handles_errors, load_target, out_console, resolve_weights)
 from bpcli.cli_inspect import inspect, plot, show
 from bpcli.cli_train import init, train
 from bpcli.errors import EXIT_FAILED, BpcliError
@@ -79,10 +79,10 @@ def explain(
         emit_json(report.to_dict())
     elif fmt_name == "markdown":
         from bpcli.render.explain import explain_markdown
-        print(explain_markdown(report), end="")
+        emit_text(explain_markdown(report))
     elif fmt_name == "latex":
         from bpcli.render.explain import explain_latex
-        print(explain_latex(report), end="")
+        emit_text(explain_latex(report))
     else:
         from bpcli.render.explain import explain_view
         out_console().print(explain_view(report))

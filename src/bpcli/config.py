@@ -242,7 +242,7 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
             ck.problem(dp + ("y",) if "y" in dd else dp, f"softmax with cross_entropy needs each target row to add "
                        f"up to 1 (one-hot or probabilities); row {bad} adds up to {float(dataset.y[bad].sum()):g}")
     if dataset is not None and n_out is not None and dataset.y.shape[1] != n_out:
-        ck.problem(("layers", len(layer_cfgs) - 1, "size"), f"the output layer has {n_out} nodes but the "
+        ck.problem(("layers", len(layer_cfgs) - 1, "size"), f"the output layer has {big_count(n_out)} nodes but the "
                    f"targets have {dataset.y.shape[1]} columns")
     too_large = _batch_too_large(train.batch_size, dataset.m) if dataset is not None else ""
     if too_large:
@@ -291,7 +291,8 @@ def _batch_too_large(batch_size: int | None, m: int) -> str:
     """'B is larger than the m samples; ...' for a batch bigger than the samples it is taken from, else ''."""
     if batch_size is None or batch_size <= m:
         return ""
-    return f"{batch_size} is larger than the {m} samples; use at most {m}"
+    shown = batch_size if batch_size < 10**15 else big_count(batch_size)
+    return f"{shown} is larger than the {m} samples; use at most {m}"
 
 
 class _OptionChecker(Checker):
