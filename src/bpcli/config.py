@@ -10,11 +10,12 @@ import numpy as np
 
 from bpcli import data as data_mod
 from bpcli.activations import get_activation
-from bpcli.checker import Checker, big_count, by_line, human_bytes, kind_of, matrix, short_repr
+from bpcli.checker import Checker, big_count, by_line, human_bytes, kind_of, short_repr
 from bpcli.config_data import check_stored_size, parse_data
-from bpcli.errors import ConfigError, did_you_mean, is_finite_number
+from bpcli.config_values import check_values
+from bpcli.errors import ConfigError, is_finite_number
 from bpcli.losses import get_loss
-from bpcli.model import BIAS_MODES, INIT_SCHEMES, LETTERS, SYMBOLS, build, letter_problem, parse_name, symbol_problem
+from bpcli.model import BIAS_MODES, INIT_SCHEMES, LETTERS, SYMBOLS, letter_problem, symbol_problem
 from bpcli.schema import FORMAT_VERSION, InitConfig, LayerConfig, NetConfig, TrainConfig
 from bpcli.readable import NotReadable, open_regular
 from bpcli.yamlsrc import MAX_CONFIG_BYTES, Locations, format_path, read_yaml
@@ -281,7 +282,7 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
         raise ConfigError(by_line(ck.problems))
     cfg = NetConfig(name, source, tuple(inputs), tuple(layer_cfgs), loss_name, loss_params, init,
                     dcfg, train, description)
-    _check_values(ck, cfg)
+    check_values(ck, cfg)
     if ck.problems:
         raise ConfigError(by_line(ck.problems))
     return cfg, dataset
@@ -328,35 +329,6 @@ def with_overrides(cfg: NetConfig, *, epochs: int | None = None, lr: float | Non
         raise ConfigError(ck.problems)
     init = replace(cfg.init, seed=changes["seed"]) if "seed" in changes else cfg.init
     return replace(cfg, train=replace(cfg.train, **changes), init=init) if changes else cfg
-
-
-def _check_values(ck: Checker, cfg: NetConfig) -> None:
-    """Explicit weights, biases and init.values against the shapes and names of the network `cfg` builds."""
-    n_in = len(cfg.inputs)
-    for i, lc in enumerate(cfg.layers):
-        if lc.weights is not None:
-            W = matrix(ck, lc.weights, ("layers", i, "weights"))
-            if W is not None and W.shape != (lc.size, n_in):
-                ck.problem(("layers", i, "weights"), f"expected a {lc.size} x {n_in} matrix "
-                           f"(one row per node of this layer, one column per input to it), "
-                           f"found {W.shape[0]} x {W.shape[1]}")
-        if lc.biases is not None:
-            bv = np.atleast_1d(np.asarray(lc.biases, dtype=object))
-            n_b = 1 if lc.bias == "shared" else lc.size
-            if lc.bias == "off":
-                ck.problem(("layers", i, "biases"), "this layer has bias: off; remove 'biases' or turn bias on")
-            elif bv.ndim != 1 or bv.shape[0] != n_b or not all(is_finite_number(v) for v in bv):
-                ck.problem(("layers", i, "biases"), f"expected {n_b} finite number(s), found {short_repr(lc.biases)}")
-        n_in = lc.size
-    if cfg.init.values:
-        # the names are resolved on the bare network: explicit weights and values play no part in them
-        bare = build(replace(cfg, layers=tuple(replace(lc, weights=None, biases=None) for lc in cfg.layers),
-                             init=replace(cfg.init, values={})))
-        for pname in cfg.init.values:
-            if parse_name(bare, pname) is None:
-                names = bare.param_names()
-                ck.problem(("init", "values", pname), f"unknown parameter '{pname}'{did_you_mean(pname, names)}; "
-                           f"valid names: {', '.join(names[:30])}{' ...' if len(names) > 30 else ''}")
 
 
 def builtin_config_dir() -> Path:
