@@ -57,3 +57,22 @@ def random_data(rng: np.random.Generator, net: Network, m: int) -> tuple[np.ndar
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(1234)
+
+
+# CliRunner.invoke rebuilds the Click command from the Typer app on every call (~60 ms, most of a small
+# command's time); the app does not change once imported, so build it once per app for the whole session.
+def _cache_typer_command() -> None:
+    import typer.testing
+
+    build = typer.testing._get_command
+    built: dict[int, object] = {}
+
+    def cached(app):
+        if id(app) not in built:
+            built[id(app)] = build(app)
+        return built[id(app)]
+
+    typer.testing._get_command = cached
+
+
+_cache_typer_command()

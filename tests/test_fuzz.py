@@ -258,9 +258,13 @@ def test_real_process_gives_one_clean_error(text, tmp_path):
     STATS["subprocess"] += 1
 
 
-def test_very_deep_nesting_is_refused():
+@pytest.mark.parametrize("text", ["layers: " + "[" * 2000 + "]" * 2000 + "\n",
+                                  "".join(" " * i + f"k{i}:\n" for i in range(3000)) + " " * 3000 + "1\n"],
+                         ids=["flow", "block"])
+def test_very_deep_nesting_is_refused(text):
     with _fresh_folder() as d:
-        (d / "cfg.yaml").write_text("layers: " + "[" * 600 + "]" * 600 + "\n")
+        (d / "cfg.yaml").write_text(text)
         result = runner.invoke(app, ["train", "cfg.yaml", "-q"])
         assert result.exit_code == 2
-        assert result.stderr == "error: cfg.yaml: YAML is nested too deeply\n"
+        assert result.stderr.startswith("error: cfg.yaml:") and result.stderr.endswith(": YAML is nested too deeply\n")
+        assert 1 == len(result.stderr.splitlines())

@@ -58,10 +58,10 @@ class Checker:
                 self.problem(path + (key,), f"expected a whole number, found {kind_of(v)} {short_repr(v)}")
                 return default
         if lo is not None and v < lo:
-            self.problem(path + (key,), f"must be at least {lo}, found {v}")
+            self.problem(path + (key,), f"must be at least {lo}, found {_whole(v)}")
             return default
         if hi is not None and v > hi:
-            self.problem(path + (key,), f"must be at most {hi}, found {v}")
+            self.problem(path + (key,), f"must be at most {hi}, found {_whole(v)}")
             return default
         return v
 
@@ -104,7 +104,9 @@ class Checker:
 
 
 def human_bytes(n: float) -> str:
-    """1536 -> '1.5 KiB'; absurd sizes stay short ('8.88e+84 EiB')."""
+    """1536 -> '1.5 KiB'; absurd sizes stay short ('8.88e+84 EiB'), even beyond float range."""
+    if n >= 10**300:  # a whole number from a 1e308 layer size: float(n) would overflow
+        return "more than 1e280 EiB"
     for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if n < 1024:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
@@ -113,7 +115,19 @@ def human_bytes(n: float) -> str:
 
 
 def big_count(n: int) -> str:
-    return f"{n:,}" if n < 10**15 else f"{float(n):.3g}"
+    """12,345 in full; 1.23e+20 beyond 10**15; 'more than 1e300' for whole numbers near or beyond float range."""
+    if n < 0:
+        return "-" + big_count(-n)
+    if n < 10**15:
+        return f"{n:,}"
+    if n < 10**300:
+        return f"{float(n):.3g}"
+    return "more than 1e300"
+
+
+def _whole(n: int) -> str:
+    """A whole number as typed, unless it has more than 15 digits (1e308 read as a whole number has 309)."""
+    return str(n) if abs(n) < 10**15 else big_count(n)
 
 
 def kind_of(v: Any) -> str:

@@ -12,8 +12,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli_common import (ConfigOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_json, fail, handles_errors,
-                              err_console, load_target, out_console)
+from bpcli.cli_common import (ConfigOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_json, emit_text, err_console,
+                              fail, handles_errors, load_target, out_console, resolve_weights)
 from bpcli.cli_inspect import inspect, plot, show
 from bpcli.cli_train import init, train
 from bpcli.errors import BpcliError
@@ -71,6 +71,7 @@ def explain(
     if sample is not None and sample < 1:
         raise BpcliError(f"--sample: samples are numbered from 1, found {sample}")
     cfg, net, prepared, run_dir = load_target(target, config, run)
+    resolve_weights(net, names)
     data = prepared.train
     report = explain_many(net, data.x, data.y, names, cfg.train.lr, None if sample is None else sample - 1, paths,
                           optimizer=cfg.train.optimizer, weight_decay=cfg.train.weight_decay, title=cfg.name,
@@ -79,10 +80,10 @@ def explain(
         emit_json(report.to_dict())
     elif fmt_name == "markdown":
         from bpcli.render.explain_doc import explain_markdown
-        print(explain_markdown(report), end="")
+        emit_text(explain_markdown(report))
     elif fmt_name == "latex":
         from bpcli.render.explain_doc import explain_latex
-        print(explain_latex(report), end="")
+        emit_text(explain_latex(report))
     else:
         from bpcli.render.explain import explain_view
         out_console().print(explain_view(report))
@@ -142,6 +143,7 @@ def gradcheck(
                             seed=seed, **({"samples": samples} if samples is not None else {}))
     opts.validate()  # before loading anything: bad options are exit 2 whatever the target
     cfg, net, prepared, run_dir = load_target(target, config, run)
+    resolve_weights(net, names)
     data = prepared.train
     checks, seconds = estimate_seconds(net, data.x.shape[0], opts)
     with _gradcheck_progress(checks, seconds) as tick:

@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from bpcli import __version__
-from bpcli.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, BpcliError
+from bpcli.errors import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, BpcliError
 
 app = typer.Typer(
     name="bpcli",
@@ -24,6 +26,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,  # plain Click help: Rich's help formatter costs ~0.2 s of imports at every start
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 # --- options defined once -------------------------------------------------------------------
@@ -46,14 +49,42 @@ WeightOpt = Annotated[Optional[list[str]], typer.Option(
          "explain needs one; gradcheck checks only these (default: all).")]
 
 
-def out_console():
+@functools.cache
+def _safe_console_class():
+    """A Rich Console that escapes control characters in every piece of text it is given to show.
+
+    The one boundary every view passes (tables, panels, progress, errors): Rich's own styles and cursor
+    moves are not text segments and pass unchanged; a closed pipe is left to handles_errors.
+    """
     from rich.console import Console
-    return Console(highlight=False)
+    from rich.segment import Segment
+
+    from bpcli.errors import terminal_safe
+
+    class SafeConsole(Console):
+        def _render_buffer(self, buffer):
+            return super()._render_buffer(
+                seg if seg.control or seg.text.isprintable() else Segment(terminal_safe(seg.text), seg.style)
+                for seg in buffer)
+
+        def on_broken_pipe(self) -> None:
+            raise BrokenPipeError
+
+    return SafeConsole
+
+
+def out_console():
+    return _safe_console_class()(highlight=False)
 
 
 def err_console():
-    from rich.console import Console
-    return Console(stderr=True, highlight=False)
+    return _safe_console_class()(stderr=True, highlight=False)
+
+
+def emit_text(text: str) -> None:
+    """Plain text (DOT, Markdown, LaTeX) on stdout, with control characters from user text escaped."""
+    from bpcli.errors import terminal_safe
+    sys.stdout.write(terminal_safe(text))
 
 
 def emit_json(obj: dict) -> None:
@@ -69,24 +100,88 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     from bpcli.errors import printable
     err = err_console()
     for line in str(message).split("\n"):  # one problem per line; other line breaks are shown escaped
-        err.print(f"[bold red]error:[/] {escape(printable(line))}", soft_wrap=True)
+        err.print(f"[bold red]error:[/] {escape(printable(_once(line)))}", soft_wrap=True)
     raise typer.Exit(code)
 
 
+def _once(line: str) -> str:
+    """'run/config.yaml: run/config.yaml:3: ...' -> 'run/config.yaml:3: ...': a path said once, where two layers
+    of the code each put the file they were reading in front of the message."""
+    import re
+    return re.sub(r"^(\S+): \1(?=[:\s])", r"\1", line)
+
+
 def handles_errors(fn):
-    """Turn BpcliError into one clear line per problem and its exit code; tracebacks stay for bugs."""
+    """The CLI boundary: one clear line per problem and its exit code; tracebacks stay for bugs.
+
+    BpcliError -> its message and exit code; an OSError (a full disk, a folder that cannot be written,
+    a file that cannot be read, stdout on /dev/full) -> one line, exit 2; a closed stdout pipe
+    (`bpcli train --json | head -1`) -> a quiet exit 141, like other command-line tools; numpy's
+    RuntimeWarnings are held back and reported once as what they mean.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        import warnings
+        caught: list = []
         try:
-            return fn(*args, **kwargs)
-        except BpcliError as err:
-            fail(str(err), err.exit_code)
-        except KeyboardInterrupt:
-            err_console().print("interrupted")
-            raise typer.Exit(EXIT_INTERRUPTED) from None
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("default", RuntimeWarning)
+                try:
+                    result = fn(*args, **kwargs)
+                    sys.stdout.flush()
+                    return result
+                except BpcliError as err:
+                    fail(str(err), err.exit_code)
+                except KeyboardInterrupt:
+                    err_console().print("interrupted")
+                    raise typer.Exit(EXIT_INTERRUPTED) from None
+                except BrokenPipeError:
+                    _quiet_stdout()
+                    raise typer.Exit(EXIT_BROKEN_PIPE) from None
+                except OSError as err:
+                    _quiet_stdout()
+                    fail(_os_problem(err))
+                except MemoryError:
+                    fail("out of memory: the network or the data is too large for this machine")
+        finally:
+            _report_warnings(caught)
 
     return wrapper
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null, so Python's final flush of what is left cannot fail again (Python's docs' advice)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real stdout (a test runner's buffer)
+        pass
+
+
+def _os_problem(err: OSError) -> str:
+    """One line for an operating-system error: the file at fault and what went wrong."""
+    what = err.strerror or type(err).__name__
+    if err.filename is None:
+        return f"cannot write the output ({what})"
+    return f"{err.filename}: {what}"
+
+
+def _report_warnings(caught: list) -> None:
+    """Show warnings other than RuntimeWarning as usual; sum up numpy's RuntimeWarnings in one note."""
+    import warnings
+    runtime = sorted({str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)})
+    for w in caught:
+        if not issubclass(w.category, RuntimeWarning):
+            warnings.showwarning(w.message, w.category, w.filename, w.lineno)
+    if runtime:
+        try:
+            err_console().print(f"note: the network's values overflow float64 at these weights (numpy: "
+                                f"{'; '.join(runtime)}); the inf and nan shown come from that", markup=False,
+                                soft_wrap=True)
+        except OSError:
+            pass
 
 
 def _version(value: bool) -> None:
@@ -101,6 +196,16 @@ def root(
                                           is_eager=True)] = False,
 ) -> None:
     """bpcli: backprop you can read."""
+
+
+def resolve_weights(net, names) -> None:
+    """Check every --weight name against the network; NameError_ saying it was the --weight option."""
+    from bpcli.errors import NameError_
+    for name in names:
+        try:
+            net.resolve(name)
+        except NameError_ as err:
+            raise NameError_(f"--weight: {err}") from None
 
 
 # --- loading what a command works on ---------------------------------------------------------

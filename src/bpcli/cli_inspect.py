@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli_common import JsonOpt, RunArg, TargetArg, emit_json, err_console, handles_errors, load_target, out_console
+from bpcli.cli_common import (JsonOpt, RunArg, TargetArg, emit_json, emit_text, err_console, handles_errors, load_target,
+                              out_console)
 from bpcli.errors import EXIT_FAILED, BpcliError
 
 
@@ -63,7 +63,7 @@ def show(
         if json_out:
             emit_json(res.to_dict() | {"dot": text})
         else:
-            sys.stdout.write(text)
+            emit_text(text)
         return
     if render:
         stem = "network" if sample is None else f"network-sample-{sample}"
@@ -72,7 +72,12 @@ def show(
         from bpcli.files import atomic_write_text
         if not out.parent.is_dir():
             raise BpcliError(f"--out: folder {out.parent} does not exist")
-        atomic_write_text(out, text)
+        if out.is_dir():
+            raise BpcliError(f"--out: {out} is a folder; give a file name such as {out / 'network.dot'}")
+        try:
+            atomic_write_text(out, text)
+        except OSError as err:
+            raise BpcliError(f"--out: cannot write {out} ({err.strerror})") from None
         how = "DOT text"
     else:
         how = f"{render_dot(text, out).upper()} rendered with Graphviz dot"
@@ -111,7 +116,12 @@ def plot(
         raise BpcliError(f"--dpi: must be between 10 and 600, found {dpi}")
     require_matplotlib()
     kinds = tuple(k.strip() for k in only.split(",") if k.strip()) if only is not None else None
-    res = plot_run(load_run(run), out, formats, dpi, kinds)
+    loaded = load_run(run)
+    try:
+        res = plot_run(loaded, out, formats, dpi, kinds)
+    except OSError as err:
+        where = err.filename or (out if out is not None else loaded.run_dir)
+        raise BpcliError(f"{'--out' if out is not None else 'plot'}: cannot write {where} ({err.strerror})") from None
     if json_out:
         emit_json(res.to_dict())
     else:

@@ -109,19 +109,27 @@ def init(
     if example not in shipped:
         raise BpcliError(f"--example: no example '{example}'{did_you_mean(example, shipped)}; "
                          f"choose one of: {', '.join(shipped)}")
+    if path.is_dir():
+        raise BpcliError(f"{path}: is a folder; give the config's file name, e.g. {path / 'bpcli.yaml'}")
     if path.exists() and not force:
         raise BpcliError(f"{path} already exists; choose another path or add --force")
     if path.parent and not path.parent.exists():
         raise BpcliError(f"{path.parent}: folder does not exist")
     text = shipped[example].read_text()
-    atomic_write_text(path, text)
+    try:
+        atomic_write_text(path, text)
+    except OSError as err:
+        raise BpcliError(f"{path}: cannot write ({err.strerror})") from None
     copied = []
     import re
     for m in re.finditer(r"^\s*csv:\s*(\S+)", text, re.M):
         src = builtin_config_dir() / m.group(1)
         dst = path.parent / m.group(1)
         if src.exists() and not dst.exists():
-            atomic_write_text(dst, src.read_text())
+            try:
+                atomic_write_text(dst, src.read_text())
+            except OSError as err:
+                raise BpcliError(f"{dst}: cannot write ({err.strerror})") from None
             copied.append(str(dst))
     err = err_console()
     err.print(f"wrote {path}" + (f" and {', '.join(copied)}" if copied else ""), soft_wrap=True, markup=False)

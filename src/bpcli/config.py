@@ -10,13 +10,15 @@ import numpy as np
 
 from bpcli import data as data_mod
 from bpcli.activations import get_activation
-from bpcli.checker import Checker, big_count, by_line, human_bytes, kind_of, matrix, short_repr
-from bpcli.config_data import parse_data
-from bpcli.errors import ConfigError, did_you_mean, is_finite_number
+from bpcli.checker import Checker, big_count, by_line, human_bytes, kind_of, short_repr
+from bpcli.config_data import check_stored_size, parse_data
+from bpcli.config_values import check_values
+from bpcli.errors import ConfigError, is_finite_number
 from bpcli.losses import get_loss
-from bpcli.model import BIAS_MODES, INIT_SCHEMES, LETTERS, SYMBOLS, build, parse_name
+from bpcli.model import BIAS_MODES, INIT_SCHEMES, LETTERS, SYMBOLS, letter_problem, symbol_problem
 from bpcli.schema import FORMAT_VERSION, InitConfig, LayerConfig, NetConfig, TrainConfig
-from bpcli.yamlsrc import Locations, format_path, read_yaml
+from bpcli.readable import NotReadable, open_regular
+from bpcli.yamlsrc import MAX_CONFIG_BYTES, Locations, format_path, read_yaml
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
 DTYPES = ("float64", "float32")
@@ -93,13 +95,14 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
                         line = locs.line(p + ("activation",))
                         ck.problems.append(f"{source}:{line}: {msg}" if line else f"{source}: {msg}")
             bias = ck.choice(lay, "bias", p, default_bias, BIAS_MODES)
-            symbol = ck.string(lay, "symbol", p, SYMBOLS[i]) or SYMBOLS[i]
-            if not symbol.isalpha() or not symbol.islower() or symbol in ("b", "o", "x", "y", "z"):
-                ck.problem(p + ("symbol",), f"weight symbol must be lower-case letters other than b, o, x, y, z; "
-                           f"found '{symbol}'")
-            letter = ck.string(lay, "letter", p, LETTERS[i]) or LETTERS[i]
-            if len(letter) != 1 or not letter.isalpha() or not letter.isupper():
-                ck.problem(p + ("letter",), f"layer letter must be one upper-case letter, found '{letter}'")
+            symbol = ck.string(lay, "symbol", p, SYMBOLS[i])
+            symbol = SYMBOLS[i] if symbol is None else symbol
+            if symbol_problem(symbol):
+                ck.problem(p + ("symbol",), symbol_problem(symbol))
+            letter = ck.string(lay, "letter", p, LETTERS[i])
+            letter = LETTERS[i] if letter is None else letter
+            if letter_problem(letter):
+                ck.problem(p + ("letter",), letter_problem(letter))
             layer_cfgs.append(LayerConfig(size or 1, act_name or "sigmoid", act_params, bias, symbol,
                                           letter, lay.get("weights"), lay.get("biases")))
         symbols = [lc.symbol for lc in layer_cfgs]
@@ -245,7 +248,7 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
             ck.problem(dp + ("y",) if "y" in dd else dp, f"softmax with cross_entropy needs each target row to add "
                        f"up to 1 (one-hot or probabilities); row {bad} adds up to {float(dataset.y[bad].sum()):g}")
     if dataset is not None and n_out is not None and dataset.y.shape[1] != n_out:
-        ck.problem(("layers", len(layer_cfgs) - 1, "size"), f"the output layer has {n_out} nodes but the "
+        ck.problem(("layers", len(layer_cfgs) - 1, "size"), f"the output layer has {big_count(n_out)} nodes but the "
                    f"targets have {dataset.y.shape[1]} columns")
     too_large = _batch_too_large(train.batch_size, dataset.m) if dataset is not None else ""
     if too_large:
@@ -256,6 +259,9 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
             ck.problem(dp + ("validation",), f"{dcfg.validation:g} of {dataset.m} samples leaves "
                        f"{'no' if n_val < 1 else 'no training'} samples; use a fraction that keeps both parts "
                        "non-empty")
+
+    if dataset is not None and dcfg.source == "inline":
+        check_stored_size(ck, dataset.x.size + dataset.y.size, layer_cfgs)
 
     # sizes: refuse absurd networks before allocating anything
     if layer_cfgs:
@@ -281,7 +287,7 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
         raise ConfigError(by_line(ck.problems))
     cfg = NetConfig(name, source, tuple(inputs), tuple(layer_cfgs), loss_name, loss_params, init,
                     dcfg, train, description)
-    _check_values(ck, cfg)
+    check_values(ck, cfg)
     if ck.problems:
         raise ConfigError(by_line(ck.problems))
     return cfg, dataset
@@ -291,7 +297,8 @@ def _batch_too_large(batch_size: int | None, m: int) -> str:
     """'B is larger than the m samples; ...' for a batch bigger than the samples it is taken from, else ''."""
     if batch_size is None or batch_size <= m:
         return ""
-    return f"{batch_size} is larger than the {m} samples; use at most {m}"
+    shown = batch_size if batch_size < 10**15 else big_count(batch_size)
+    return f"{shown} is larger than the {m} samples; use at most {m}"
 
 
 class _OptionChecker(Checker):
@@ -329,35 +336,6 @@ def with_overrides(cfg: NetConfig, *, epochs: int | None = None, lr: float | Non
     return replace(cfg, train=replace(cfg.train, **changes), init=init) if changes else cfg
 
 
-def _check_values(ck: Checker, cfg: NetConfig) -> None:
-    """Explicit weights, biases and init.values against the shapes and names of the network `cfg` builds."""
-    n_in = len(cfg.inputs)
-    for i, lc in enumerate(cfg.layers):
-        if lc.weights is not None:
-            W = matrix(ck, lc.weights, ("layers", i, "weights"))
-            if W is not None and W.shape != (lc.size, n_in):
-                ck.problem(("layers", i, "weights"), f"expected a {lc.size} x {n_in} matrix "
-                           f"(one row per node of this layer, one column per input to it), "
-                           f"found {W.shape[0]} x {W.shape[1]}")
-        if lc.biases is not None:
-            bv = np.atleast_1d(np.asarray(lc.biases, dtype=object))
-            n_b = 1 if lc.bias in ("shared", "shared_frozen") else lc.size
-            if lc.bias == "off":
-                ck.problem(("layers", i, "biases"), "this layer has bias: off; remove 'biases' or turn bias on")
-            elif bv.ndim != 1 or bv.shape[0] != n_b or not all(is_finite_number(v) for v in bv):
-                ck.problem(("layers", i, "biases"), f"expected {n_b} finite number(s), found {short_repr(lc.biases)}")
-        n_in = lc.size
-    if cfg.init.values:
-        # the names are resolved on the bare network: explicit weights and values play no part in them
-        bare = build(replace(cfg, layers=tuple(replace(lc, weights=None, biases=None) for lc in cfg.layers),
-                             init=replace(cfg.init, values={})))
-        for pname in cfg.init.values:
-            if parse_name(bare, pname) is None:
-                names = bare.param_names()
-                ck.problem(("init", "values", pname), f"unknown parameter '{pname}'{did_you_mean(pname, names)}; "
-                           f"valid names: {', '.join(names[:30])}{' ...' if len(names) > 30 else ''}")
-
-
 def builtin_config_dir() -> Path:
     """The shipped example configs (seed.yaml, xor.yaml, ...)."""
     return Path(__file__).parent / "configs"
@@ -371,17 +349,20 @@ def load_config(path: str | Path | None = None) -> tuple[NetConfig, data_mod.Dat
     else:
         p = Path(path)
         source = str(path)
-        if not p.exists():
-            raise ConfigError([f"{source}: config file not found"])
-        if p.is_dir():
-            hint = " (or use --run for a run folder)" if (p / "config.yaml").is_file() else ""
-            raise ConfigError([f"{source}: is a folder; give a config file{hint}"])
     try:
-        raw = p.read_bytes()
+        with open_regular(p) as fh:
+            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    except NotReadable as err:
+        if err.kind == "missing":
+            raise ConfigError([f"{source}: config file not found"]) from None
+        if err.kind == "folder":
+            hint = " (or use --run for a run folder)" if (p / "config.yaml").is_file() else ""
+            raise ConfigError([f"{source}: is a folder; give a config file{hint}"]) from None
+        raise ConfigError([f"{source}: {err.problem}"]) from None
     except OSError as err:
         raise ConfigError([f"{source}: cannot read: {err.strerror}"]) from None
-    if len(raw) > 50_000_000:
-        raise ConfigError([f"{source}: the config is {len(raw) / 1e6:.0f} MB; put large data in a CSV file"])
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise ConfigError([f"{source}: the config is over {human_bytes(MAX_CONFIG_BYTES)}; put large data in a CSV file"])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -10,7 +12,7 @@ from bpcli import data as data_mod
 from bpcli.checker import Checker, human_bytes, kind_of, matrix, short_repr
 from bpcli.errors import BpcliError
 from bpcli.schema import DataConfig
-from bpcli.yamlsrc import format_path
+from bpcli.yamlsrc import MAX_CONFIG_BYTES, format_path
 
 MAX_DATA_VALUES = data_mod.MAX_DATA_VALUES  # samples x (features + outputs): 400 MB as float64
 MAX_CLASSES = 100  # spirals and blobs
@@ -58,7 +60,10 @@ def parse_data(ck: Checker, dd: dict, dp: tuple, base_dir: Path, inputs: list[st
             if not isinstance(csv_path, str) or not csv_path:
                 ck.problem(dp + ("csv",), f"expected a file path, found {kind_of(csv_path)}")
                 return None, DataConfig("csv", **common)
-            full = (base_dir / csv_path).resolve()
+            try:
+                full = (base_dir / csv_path).resolve()
+            except (RuntimeError, OSError):  # a symlink loop (Python < 3.13 raises RuntimeError): read_csv says so
+                full = Path(os.path.abspath(base_dir / csv_path))
             target = dd.get("target")
             if isinstance(target, str):
                 target = [target]
@@ -110,3 +115,31 @@ def parse_data(ck: Checker, dd: dict, dp: tuple, base_dir: Path, inputs: list[st
     if not np.all(np.isfinite(dataset.x)) or not np.all(np.isfinite(dataset.y)):
         ck.problem(dp, "the data contains NaN or infinite values")
     return dataset, dcfg
+
+
+STORED_BYTES_PER_VALUE = 40  # an upper bound for one number in the resolved config.yaml: indent, '- ', repr, newline
+
+
+def check_stored_size(ck: Checker, n_data: int, layer_cfgs: list) -> None:
+    """Inline data and explicit weights are stored in the run's config.yaml, which is read back through
+    MAX_CONFIG_BYTES: refuse, before training, a config whose resolved form could exceed it."""
+    n_weights = sum(_count_numbers(lc.weights) + _count_numbers(lc.biases) for lc in layer_cfgs)
+    need = (n_data + n_weights) * STORED_BYTES_PER_VALUE + 100_000
+    if need > MAX_CONFIG_BYTES:
+        ck.problem(("data",), f"the inline data and weights hold {n_data + n_weights:,} numbers; a run stores them in "
+                   f"its config.yaml, which could reach {human_bytes(need)}, more than the "
+                   f"{human_bytes(MAX_CONFIG_BYTES)} bpcli reads back; put the data in a CSV file (data.csv)")
+
+
+def _count_numbers(v: Any) -> int:
+    """Leaves of a nested list (a value that is not a list counts 1); None counts 0."""
+    if v is None:
+        return 0
+    n, stack = 0, [v]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, list):
+            stack.extend(x)
+        else:
+            n += 1
+    return n

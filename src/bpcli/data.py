@@ -154,14 +154,18 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
     """
     from array import array
 
+    import io
+
+    from bpcli.readable import NotReadable, open_regular
+
     try:
-        fh = open(path, newline="", encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise DataError(f"{where}: data file not found: {path}") from None
-    except IsADirectoryError:
-        raise DataError(f"{where}: {path} is a folder, not a CSV file") from None
-    except OSError as err:
-        raise DataError(f"{where}: cannot read {path}: {err.strerror}") from None
+        fh = io.TextIOWrapper(open_regular(path), newline="", encoding="utf-8-sig")
+    except NotReadable as err:
+        if err.kind == "missing":
+            raise DataError(f"{where}: data file not found: {path}") from None
+        if err.kind == "folder":
+            raise DataError(f"{where}: {path} is a folder, not a CSV file") from None
+        raise DataError(f"{where}: {err}") from None
     with fh:
         try:
             reader = csv.reader(fh)

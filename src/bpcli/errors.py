@@ -10,6 +10,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # a check failed or a run diverged
 EXIT_BAD_INPUT = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE: what a shell reports for `cat` or `yes` when the reader of its output is gone
 
 
 class BpcliError(Exception):
@@ -55,6 +56,14 @@ def printable(text: str) -> str:
     if text.isprintable():
         return text
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def terminal_safe(text: str) -> str:
+    """`text` with every control character but the newline shown as an escape (ESC as \\x1b), so no user text
+    (a config name, a CSV label) can move the cursor, retitle the window or clear the screen."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c == "\n" else repr(c)[1:-1] for c in text)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:

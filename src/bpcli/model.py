@@ -4,12 +4,17 @@ Naming follows the seed: inputs x1, x2; layers lettered A, B, C, ... from the fi
 node j of layer A is A<j> (a layer of one node is just its letter); the weight into node j from
 node k of the layer before is <symbol><j><k> (w12), with the node index dropped in a layer of
 one node (v1) and the indices joined by '_' when either passes 9 (w12_3).  w[1,2] is accepted
-too.  The bias of node A1 is b_A1; a bias shared by a whole layer is b_A.
+too.  The bias of node A1 is b_A1 (also bA1, b[A1]); a bias shared by a whole layer is b_A.
+
+The grammar is unambiguous because of what symbols may be: ASCII lower-case letters that do not begin
+with b (every name beginning with b is a bias) and are not o, x, y or z (outputs, inputs, targets);
+letters are single ASCII capitals.  Typed names are NFKC-normalised, so a full-width ｗ１１ is w11.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,6 +29,28 @@ Array = np.ndarray
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 SYMBOLS = "wvutsrqpnmlkjhgfedc"  # w for the first layer, then v, u, t, ... (never b, o, x, y, z)
 BIAS_MODES = ("on", "off", "frozen", "shared", "shared_frozen")  # shared_frozen: one untrained bias per layer
+RESERVED_SYMBOLS = ("o", "x", "y", "z")  # node outputs o1, inputs x1, targets y, and z: never weight symbols
+MAX_SYMBOL = 16
+
+
+def symbol_problem(symbol: str) -> str | None:
+    """Why `symbol` cannot name a layer's weights, or None when it can (see the module docstring)."""
+    rule = (f"a weight symbol is 1 to {MAX_SYMBOL} ASCII lower-case letters a-z, not beginning with b (names "
+            f"beginning with b are biases: b_A1, bA1) and not {', '.join(RESERVED_SYMBOLS)}")
+    if not re.fullmatch(rf"[a-z]{{1,{MAX_SYMBOL}}}", symbol) or symbol.startswith("b") or symbol in RESERVED_SYMBOLS:
+        return f"{rule}; found '{_clip(symbol)}'"
+    return None
+
+
+def letter_problem(letter: str) -> str | None:
+    """Why `letter` cannot name a layer (its nodes A1, its biases b_A1), or None when it can."""
+    if not re.fullmatch(r"[A-Z]", letter):
+        return f"a layer letter is one ASCII upper-case letter A-Z; found '{_clip(letter)}'"
+    return None
+
+
+def _clip(text: str, n: int = 24) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 @dataclass(frozen=True)
@@ -166,8 +193,9 @@ class Network:
         if ref is None:
             names = self.param_names()
             shown = ", ".join(names[:40]) + (f", ... ({len(names)} in all)" if len(names) > 40 else "")
+            typed = unicodedata.normalize("NFKC", str(name)).strip()
             raise NameError_(
-                f"unknown parameter '{name}'{did_you_mean(name, names)}; "
+                f"unknown parameter '{name}'{did_you_mean(typed, names)}; "
                 f"this network's parameters are: {shown} (see `bpcli show`)"
             )
         return ref
@@ -200,7 +228,7 @@ _BIAS_RE = re.compile(r"^b_?([A-Za-z])(\d*)$|^b\[\s*([A-Za-z])(\d*)\s*\]$")
 
 def parse_name(net: Network, name: str) -> ParamRef | None:
     """Parse any accepted spelling of a parameter name; None when it names nothing here."""
-    text = str(name).strip()
+    text = unicodedata.normalize("NFKC", str(name)).strip()
     m = _BIAS_RE.match(text)
     if m:
         letter = (m.group(1) or m.group(3)).upper()

@@ -282,11 +282,17 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
                   and all(math.isfinite(b.dot(b)) for b in net.b if b is not None))
         if not finite:
             finite = np.isfinite(loss) and all(np.all(np.isfinite(a)) for a in arrays)
-        if not finite:
+        # the optimiser's buffers too (Adam's v holds squared gradients: 1e155 squared is inf while every
+        # weight and the loss are finite); a run saved with them could not be loaded or resumed
+        state_ok = all(math.isfinite(float(np.sum(b))) for b in opt.buffers.values()) or all(
+            np.all(np.isfinite(b)) for b in opt.buffers.values())
+        if not finite or not state_ok:
             # back to the end of the last finite epoch, so the run folder stays loadable and consistent
             snap.restore(arrays, opt.buffers, state)
             state.status = "diverged"
-            state.message = (f"loss became {'NaN' if np.isnan(loss) else 'infinite'} at epoch {state.epoch + 1}; "
+            what = ("the optimiser's running averages overflowed" if finite
+                    else f"loss became {'NaN' if np.isnan(loss) else 'infinite'}")
+            state.message = (f"{what} at epoch {state.epoch + 1}; "
                              f"kept the weights of epoch {state.epoch}; try a smaller learning rate "
                              f"(now {settings.lr:g})")
             return

@@ -8,6 +8,15 @@ import yaml
 
 from bpcli.errors import ConfigError
 
+# The largest config file bpcli reads. A run folder stores its resolved config (inline data included)
+# as config.yaml and reads it back through the same limit, so a config is also refused up front when
+# its resolved form could exceed it (config.check_stored_size).
+MAX_CONFIG_BYTES = 50_000_000
+# Nodes of a document once every alias is expanded: a few kilobytes of anchors and aliases can stand for
+# billions of values (a "billion laughs"), which bpcli would otherwise walk while checking the data.
+MAX_YAML_NODES = 2_000_000
+_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 60x faster at composing
+
 
 class Locations:
     """Line numbers of every config path, from PyYAML's node tree."""
@@ -59,11 +68,18 @@ def format_path(path: tuple) -> str:
 
 
 def read_yaml(text: str, source: str) -> tuple[Any, Locations]:
-    """Parse YAML safely; ConfigError with the line on a syntax error or a Python-object tag."""
+    """Parse YAML safely; ConfigError with the line on a syntax error, a Python-object tag or an alias bomb.
+
+    The document is composed once into nodes, its size after expanding aliases is counted on those nodes
+    (each distinct node once), and only a document within MAX_YAML_NODES is constructed.
+    """
     node = None
+    loader = _Loader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        doc = yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is not None:
+            _check_expansion(node, source)
+        doc = loader.construct_document(node) if node is not None else None
     except yaml.constructor.ConstructorError as err:
         line = f":{err.problem_mark.line + 1}" if err.problem_mark else ""
         problem = err.problem or ""
@@ -79,12 +95,75 @@ def read_yaml(text: str, source: str) -> tuple[Any, Locations]:
         mark = getattr(err, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        if "nesting depth" in problem:  # libyaml's own limit
+            raise ConfigError([f"{source}{line}: YAML is nested too deeply"]) from None
         raise ConfigError([f"{source}{line}: invalid YAML: {problem}"]) from None
     except RecursionError:
         raise ConfigError([f"{source}: YAML is nested too deeply"]) from None
     except ValueError:  # int() refuses integers of more than 4300 digits
         raise ConfigError([f"{source}{_long_scalar_line(node)}: a number is too long (over 4300 digits)"]) from None
+    finally:
+        loader.dispose()
     return doc, Locations(node)
+
+
+def expanded_size(node: yaml.Node, limit: int, size: dict[int, int] | None = None) -> tuple[int, yaml.Node | None]:
+    """(nodes under `node` with every alias expanded, capped just above `limit`; a node on a cycle or None).
+
+    Each distinct node is visited once (an alias is the same node object again), so a billion laughs costs
+    what its text costs. A cycle is an alias to a collection that holds it: infinite when expanded.
+    `size` (id -> expanded size) is filled in as a memo and may be shared between calls.
+    """
+    size = {} if size is None else size
+    on_path: set[int] = set()
+    stack: list[tuple[yaml.Node, bool]] = [(node, False)]
+    while stack:
+        n, done = stack.pop()
+        key = id(n)
+        if done:
+            children = _children(n)
+            size[key] = min(1 + sum(size[id(c)] for c in children), limit + 1)
+            on_path.discard(key)
+            continue
+        if key in size:
+            continue
+        if key in on_path:
+            return limit + 1, n
+        on_path.add(key)
+        stack.append((n, True))
+        for c in _children(n):
+            if id(c) in on_path:
+                return limit + 1, c
+            if id(c) not in size:
+                stack.append((c, False))
+    return size[id(node)], None
+
+
+def _children(n: yaml.Node) -> list[yaml.Node]:
+    if isinstance(n, yaml.SequenceNode):
+        return n.value
+    if isinstance(n, yaml.MappingNode):
+        return [x for kv in n.value for x in kv]
+    return []
+
+
+def _check_expansion(root: yaml.Node, source: str) -> None:
+    """ConfigError naming the top-level key whose aliases expand past MAX_YAML_NODES, or a recursive alias."""
+    sizes: dict[int, int] = {}
+    total, cycle = expanded_size(root, MAX_YAML_NODES, sizes)
+    if cycle is not None:
+        raise ConfigError([f"{source}:{cycle.start_mark.line + 1}: an alias refers to a list or mapping that holds "
+                           "it (a recursive document); bpcli refuses it"])
+    if total <= MAX_YAML_NODES:
+        return
+    where, line = "", f":{root.start_mark.line + 1}"
+    if isinstance(root, yaml.MappingNode) and root.value:
+        k, v = max(root.value, key=lambda kv: sizes.get(id(kv[1]), 0))
+        where = f" {k.value}:" if isinstance(k, yaml.ScalarNode) else ""
+        line = f":{k.start_mark.line + 1}"
+    raise ConfigError([f"{source}{line}:{where} the document expands to more than {MAX_YAML_NODES:,} values once "
+                       "its aliases (*name) are expanded; bpcli refuses such an alias bomb (put large data in a "
+                       "CSV file)"])
 
 
 def _long_scalar_line(node: yaml.Node | None) -> str:

@@ -1,0 +1,65 @@
+"""Explicit weights, biases and init.values checked against the network a config builds (shapes, names, range)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from bpcli.checker import Checker, matrix, short_repr
+from bpcli.errors import did_you_mean, is_finite_number
+from bpcli.model import build, parse_name
+from bpcli.schema import NetConfig
+
+
+def check_values(ck: Checker, cfg: NetConfig) -> None:
+    """Explicit weights, biases and init.values against the shapes and names of the network `cfg` builds."""
+    n_in = len(cfg.inputs)
+    top = float(np.finfo(np.float32).max) if cfg.train.dtype == "float32" else None
+    for i, lc in enumerate(cfg.layers):
+        for key, given in (("weights", lc.weights), ("biases", lc.biases)):
+            big = _beyond(given, top)
+            if big is not None:
+                ck.problem(("layers", i, key), f"{big:g} is beyond float32's range (±{top:.3g}); use train.dtype: float64")
+        if lc.weights is not None:
+            W = matrix(ck, lc.weights, ("layers", i, "weights"))
+            if W is not None and W.shape != (lc.size, n_in):
+                ck.problem(("layers", i, "weights"), f"expected a {lc.size} x {n_in} matrix "
+                           f"(one row per node of this layer, one column per input to it), "
+                           f"found {W.shape[0]} x {W.shape[1]}")
+        if lc.biases is not None:
+            bv = np.atleast_1d(np.asarray(lc.biases, dtype=object))
+            n_b = 1 if lc.bias in ("shared", "shared_frozen") else lc.size
+            if lc.bias == "off":
+                ck.problem(("layers", i, "biases"), "this layer has bias: off; remove 'biases' or turn bias on")
+            elif bv.ndim != 1 or bv.shape[0] != n_b or not all(is_finite_number(v) for v in bv):
+                ck.problem(("layers", i, "biases"), f"expected {n_b} finite number(s), found {short_repr(lc.biases)}")
+        n_in = lc.size
+    for pname, value in cfg.init.values.items():
+        if top is not None and abs(value) > top:
+            ck.problem(("init", "values", pname), f"{value:g} is beyond float32's range (±{top:.3g}); "
+                       "use train.dtype: float64")
+    if cfg.init.values:
+        # the names are resolved on the bare network: explicit weights and values play no part in them
+        bare = build(replace(cfg, layers=tuple(replace(lc, weights=None, biases=None) for lc in cfg.layers),
+                             init=replace(cfg.init, values={})))
+        for pname in cfg.init.values:
+            if parse_name(bare, pname) is None:
+                names = bare.param_names()
+                ck.problem(("init", "values", pname), f"unknown parameter '{pname}'{did_you_mean(pname, names)}; "
+                           f"valid names: {', '.join(names[:30])}{' ...' if len(names) > 30 else ''}")
+
+
+def _beyond(v: Any, top: float | None) -> float | None:
+    """The first number in a nested list whose size exceeds `top` (None when top is None or none does)."""
+    if top is None or v is None:
+        return None
+    stack = [v]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, list):
+            stack.extend(x)
+        elif is_finite_number(x) and abs(x) > top:
+            return float(x)
+    return None
