@@ -140,10 +140,13 @@ def diagnose(net: Network, x: Array, y: Array, answers: dict[str, float], lr: fl
         found = () if right else tuple(_reproducing(variants, pname, a, e, tol))
         rows.append(AnswerRow(pname, e, a, rel, right, found))
     wrong = [r for r in rows if not r.right]
-    # mistakes that explain every wrong answer are the diagnosis wherever they apply; the others only where
-    # nothing explains the whole sheet
-    everywhere = [v for v in variants if wrong and all(_matches(v.values[r.name], r.learner, r.engine, tol)
-                                                        for r in wrong)]
+    # The diagnosis prefers the mistakes that explain the whole sheet: first those that reproduce every wrong
+    # answer and leave every right one right, then those that reproduce every wrong answer; only when none does
+    # is each wrong answer given every mistake that reproduces it on its own.
+    right = [r for r in rows if r.right]
+    explains = [v for v in variants if wrong and all(_matches(v.values[r.name], r.learner, r.engine, tol)
+                                                      for r in wrong)]
+    everywhere = [v for v in explains if all(_rel(v.values[r.name], r.engine) <= tol for r in right)] or explains
     keep = {(v.key, v.where) for v in everywhere}
     if keep:
         rows = [r if r.right else AnswerRow(r.name, r.engine, r.learner, r.rel_error, r.right,
