@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Group
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -44,15 +45,14 @@ def diagnose_view(rep) -> Group:
         block.append(f"yours {fmt(r.learner)}, the engine's {fmt(r.engine)}")
         if r.factor is not None:
             block.append(f" ({_factor(r.factor)} the right value)")
-        if not r.findings:
-            block.append("\n  not one of the known mistakes", style="yellow")
-            block.append(" (two at once, or another slip); `bpcli explain --weight "
-                         f"{r.name}` shows every factor", style="dim")
-        for f in r.findings:
-            block.append("\n  reproduced by: ", style="dim")
-            block.append(f.label, style="bold yellow")
-            block.append(f"\n    {f.text}")
         parts.append(block)
+        if not r.findings:
+            parts.append(Padding(Text.assemble(("not one of the known mistakes", "yellow"),
+                                               (" (two at once, or another slip); `bpcli explain --weight "
+                                                f"{r.name}` shows every factor", "dim")), (0, 0, 0, 2), expand=False))
+        for f in r.findings:
+            parts.append(Padding(Text.assemble(("reproduced by: ", "dim"), (f.label, "bold yellow")), (0, 0, 0, 2), expand=False))
+            parts.append(Padding(Text(f.text), (0, 0, 0, 4), expand=False))
 
     right = len(rep.rows) - len(rep.wrong)
     if not rep.wrong:
