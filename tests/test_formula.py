@@ -157,7 +157,7 @@ def test_softsign_trains_on_xor_and_passes_gradcheck(tmp_path):
     assert [int(v > 0.5) for v in y_hat.ravel()] == [0, 1, 1, 0]
     result = runner.invoke(app, ["gradcheck", str(tmp_path / "run"), "--units"])
     assert result.exit_code == 0, result.output
-    assert "softsign (your df, layer A)" in result.output
+    assert "softsign (layer A)" in result.output
 
 
 def test_wrong_df_fails_gradcheck_units_at_the_first_wrong_z(tmp_path):
@@ -168,7 +168,7 @@ def test_wrong_df_fails_gradcheck_units_at_the_first_wrong_z(tmp_path):
     import json
     doc = json.loads(result.stdout)
     bad = [u for u in doc["units"] if not u["passed"]]
-    assert [u["name"] for u in bad] == ["softsign (your df, layer A)"]
+    assert [u["name"] for u in bad] == ["softsign (layer A)"]
     first = float(bad[0]["worst_at"].split("z=")[1].split(" ")[0])
     assert 1.0 <= first <= 1.025  # the network's own z values are checked too, so one may come first
     assert doc["failed"]["entries"] > 0  # and the network's gradient is wrong where it is used

@@ -24,7 +24,7 @@ def _row(kind: str, name: str, ana: Array, num: Array, at: list[str], scale: Arr
     failing = np.flatnonzero(~passed & (code != INCONCLUSIVE))
     if failing.size:
         i = int(failing[0])
-        where = f"first wrong at {at[i]} ({failing.size} of {rel.size} points wrong)"
+        where = f"first wrong {at[i]}"
     else:
         checked = code != INCONCLUSIVE
         key = np.where(np.isfinite(rel) & checked, rel, -1.0)
@@ -52,7 +52,7 @@ def formula_units(net, tape, y: Array, eps: float, tol: float, floor: float | No
             num = (act.fn(z + eps) - act.fn(z - eps)) / (2 * eps)
         at = [f"z={v:.6g}" for v in z]
         scale = 1.0 + np.abs(z) + np.abs(a)
-        rows.append(_row("activation", f"{act.name} (your df, layer {layer.letter})", ana, num, at, scale, eps, tol,
+        rows.append(_row("activation", f"{act.name} (layer {layer.letter})", ana, num, at, scale, eps, tol,
                          floor))
     loss = net.loss
     if "dL" in loss.params:
