@@ -179,3 +179,15 @@ def test_configs_without_formulas_never_import_the_parser():
             "build(load_config()[0]); print('bpcli.formula' in sys.modules, 'ast' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split()[0] == "False"
+
+
+def test_a_wrong_loss_derivative_fails_gradcheck_units_and_a_right_one_passes(tmp_path):
+    import json
+    cfg = xor_config(tmp_path, epochs=10)
+    for dL, code in (("(yhat - y)**3", 0), ("(yhat - y)**2", 1)):
+        cfg.write_text(cfg.read_text().split("loss:")[0] + f'loss: {{name: quartic, L: "(yhat - y)**4 / 4", dL: "{dL}"}}\n'
+                       + "init:" + cfg.read_text().split("init:")[1])
+        result = runner.invoke(app, ["gradcheck", str(cfg), "--units", "--json"])
+        assert result.exit_code == code, result.output
+        unit = [u for u in json.loads(result.stdout)["units"] if u["name"] == "quartic (your dL)"]
+        assert len(unit) == 1 and unit[0]["passed"] == (code == 0)
