@@ -255,7 +255,13 @@ ALIASES = {"linear": "identity", "swish": "silu", "logistic": "sigmoid", "none":
 
 
 def get_activation(name: str, params: dict | None = None, where: str = "activation") -> Activation:
-    """The registry entry for `name` with its parameters bound; ConfigError if unknown."""
+    """The registry entry for `name` with its parameters bound; ConfigError if unknown.
+
+    With params f and df (formulas in z, see formula.py) the activation is the user's own, named `name`.
+    """
+    if params and ("f" in params or "df" in params):
+        from bpcli.formula import formula_activation  # only configs with a formula pay for the parser
+        return Activation(**formula_activation(name, params, where, list(ACTIVATIONS) + list(ALIASES)))
     key = ALIASES.get(str(name).lower(), str(name).lower())
     spec = ACTIVATIONS.get(key)
     if spec is None:

@@ -15,6 +15,7 @@ import typer
 from bpcli.cli_common import (ConfigOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_json, emit_text, err_console,
                               fail, handles_errors, load_target, out_console, resolve_weights)
 from bpcli.cli_inspect import inspect, plot, show
+from bpcli.cli_maths import diagnose, exercise
 from bpcli.cli_train import init, train
 from bpcli.errors import BpcliError
 
@@ -174,7 +175,7 @@ def _gradcheck_progress(checks: int, seconds: float):
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-for command in (train, show, init, explain, plot, inspect, gradcheck):
+for command in (train, show, init, explain, plot, inspect, gradcheck, diagnose, exercise):
     app.command()(command)
 
 

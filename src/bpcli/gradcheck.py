@@ -38,6 +38,7 @@ from bpcli.gradcheck_report import (  # noqa: F401
     LayerSummary,
     UnitRow,
 )
+from bpcli.gradcheck_formula import formula_units
 from bpcli.gradcheck_units import check_units
 from bpcli.gradcheck_verdict import (  # noqa: F401
     EXIT_INCONCLUSIVE,
@@ -169,6 +170,8 @@ def _check(net: Network, x: Array, y: Array, opt: GradcheckOptions, name: str, s
                                                float(rel[i]), VERDICTS[code[i]], bool(passed[i])))
 
     unit_rows = tuple(check_units(opt.eps, opt.tol, opt.floor, opt.seed)) if units else ()
+    if units:  # the config's own formulas, on a grid and at this network's z values
+        unit_rows += tuple(formula_units(net, tape, y, opt.eps, opt.tol, opt.floor))
     directions.sort(key=lambda r: (r.passed, r.verdict == "inconclusive", r.verdict != "kink", -_key(r.rel_error)))
     mode = "+".join(p for p, on in (("entries", do_entries), ("directional", do_dirs)) if on)
     return GradcheckReport(

@@ -219,7 +219,13 @@ ALIASES = {
 
 
 def get_loss(name: str, params: dict | None = None, where: str = "loss") -> Loss:
-    """The registry entry for `name` with its options bound; ConfigError if unknown."""
+    """The registry entry for `name` with its options bound; ConfigError if unknown.
+
+    With options L and dL (formulas in y and yhat, see formula.py) the loss is the user's own, named `name`.
+    """
+    if params and ("L" in params or "dL" in params):
+        from bpcli.formula import formula_loss  # only configs with a formula pay for the parser
+        return Loss(**formula_loss(name, params, where, list(LOSSES) + list(ALIASES)))
     key = ALIASES.get(str(name).lower(), str(name).lower())
     spec = LOSSES.get(key)
     if spec is None:
