@@ -156,7 +156,7 @@ def torch_source(spec: ExportSpec) -> str:
             lines.append("    p = y_hat.clamp(torch.finfo(DTYPE).eps, 1 - torch.finfo(DTYPE).eps)")
     lines += [f"    y = torch.as_tensor(y, dtype=DTYPE)", f"    return {cost}", "", "",
               'def load(path=Path(__file__).with_name("weights.npz")):',
-              f'    """{cls} with the arrays of an .npz (read without pickle)."""'',
+              f'    """{cls} with the arrays of an .npz (read without pickle)."""',
               f"    model = {cls}()", "    with np.load(path, allow_pickle=False) as npz:",
               "        model.load_state_dict({k: torch.from_numpy(npz[k]) for k in npz.files})", "    return model"]
     if spec.classes:
