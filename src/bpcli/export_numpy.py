@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bpcli.export import ExportSpec, LayerSpec
+from bpcli.export_spec import ExportSpec, LayerSpec
 
 # each function as bpcli's registry computes it (stable in both tails); only those the network uses are written
 FUNCTIONS = {

@@ -6,7 +6,7 @@ Every activation and loss bpcli has is written with bpcli's constants; torch_bri
 
 from __future__ import annotations
 
-from bpcli.export import ExportSpec, LayerSpec, bias_key
+from bpcli.export_spec import ExportSpec, LayerSpec, bias_key
 
 # z is the weighted sums of one layer; the code computes f(z) as bpcli's registry entry does
 ACTIVATION_CODE = {

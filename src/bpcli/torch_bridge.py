@@ -11,7 +11,7 @@ import types
 import numpy as np
 
 from bpcli.errors import BpcliError
-from bpcli.export import ExportSpec, spec_from_network, torch_arrays
+from bpcli.export_spec import ExportSpec, spec_from_network, torch_arrays
 from bpcli.gradcheck import _layer_summaries, _selection
 from bpcli.gradcheck_report import ArrayResult, GradcheckOptions, GradcheckReport
 from bpcli.gradcheck_verdict import judge
