@@ -12,6 +12,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from bpcli.cli_bridge import export, gradcheck_against, import_
 from bpcli.cli_common import (ConfigOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_json, emit_text, err_console,
                               fail, handles_errors, load_target, out_console, resolve_weights)
 from bpcli.cli_inspect import inspect, plot, show
@@ -106,8 +107,9 @@ def gradcheck(
         show_default=False)] = None,
     eps: Annotated[float, typer.Option(help="Central-difference step: (C(w + eps) - C(w - eps)) / 2 eps; "
                                        "from 1e-9 to 1e-3.")] = 1e-5,
-    tol: Annotated[float, typer.Option(help="Pass line: an entry passes when its relative error is at most this.")]
-    = 1e-4,
+    tol: Annotated[Optional[float], typer.Option(
+        help="Pass line: an entry passes when its relative error is at most this. Default: 1e-4 (1e-9 with --against "
+             "torch).", show_default=False)] = None,
     all_: Annotated[bool, typer.Option("--all", help="Check every entry, however many (default: a sample above "
                                                      "5000 parameters, plus random directions).")] = False,
     directional: Annotated[Optional[bool], typer.Option(
@@ -120,9 +122,12 @@ def gradcheck(
     weight: WeightOpt = None,
     seed: Annotated[int, typer.Option(help="Seed for the sample subset, sampled entries and directions.")] = 0,
     rows: Annotated[int, typer.Option(help="Entries to list in the table (all of them are in --json).")] = 20,
+    against: Annotated[Optional[str], typer.Option(
+        help="torch: compare with PyTorch autograd of the same cost (the exported model.py, float64, every sample) "
+             "instead of central differences. Needs torch: pip install 'bpcli[torch]'.", show_default=False)] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Compare every backprop gradient with central differences, in float64.
+    """Compare every backprop gradient with central differences (or PyTorch autograd), in float64.
 
     Per parameter: backprop's value, the numeric one, the relative error |a - n| / max(|a|, |n|, floor) and a verdict: good below 1e-7, ok below 1e-4, suspicious below 1e-2, wrong above, or kink when the step crosses a point where an activation or the loss has no derivative (not a failure).
 
@@ -130,12 +135,19 @@ def gradcheck(
 
     Exit 0 when everything passes, 1 when something fails, 3 when nothing fails but something is inconclusive, 2 on bad input (eps outside 1e-9 to 1e-3, tol outside 1e-10 to 1e-2, samples outside 1 to 100000, directions outside 1 to 1000).
     """
-    from bpcli.gradcheck import GradcheckOptions, check, estimate_seconds
+    from bpcli.gradcheck import DEFAULT_TOL, GradcheckOptions, check, estimate_seconds
 
-    if all_ and directional:
-        raise BpcliError("--all checks every entry; it cannot be combined with --directional")
     if rows < 0:
         raise BpcliError(f"--rows: must be 0 or more, found {rows}")
+    if against is not None:
+        refused = [o for o, given in (("--all", all_), ("--directional/--entries", directional is not None),
+                                      ("--units", units), ("--eps", eps != 1e-5), ("--directions", directions != 4))
+                   if given]
+        return gradcheck_against(against, target, config, run, samples=samples, tol=tol, seed=seed, rows=rows,
+                                 weights=tuple(split_names(weight or [])), json_out=json_out, refused=refused)
+    tol = DEFAULT_TOL if tol is None else tol
+    if all_ and directional:
+        raise BpcliError("--all checks every entry; it cannot be combined with --directional")
     names = tuple(split_names(weight or []))
     if weight and not names:
         raise BpcliError("--weight: give at least one parameter name (see `bpcli show`)")
@@ -175,8 +187,9 @@ def _gradcheck_progress(checks: int, seconds: float):
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-for command in (train, show, init, explain, plot, inspect, gradcheck, diagnose, exercise):
+for command in (train, show, init, explain, plot, inspect, gradcheck, diagnose, exercise, export):
     app.command()(command)
+app.command("import")(import_)
 
 
 def main() -> None:

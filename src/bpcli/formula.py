@@ -321,3 +321,40 @@ def formula_loss(name, params: dict, where: str, taken: list[str]) -> dict:
     return dict(name=key, value=value, grad=grad, formula=f"L = {L.text}", grad_formula=f"dL/dy' = {dL.text}",
                 latex=f"L = {L.latex()}", grad_latex=rf"\frac{{\partial L}}{{\partial y'}} = {dL.latex()}",
                 params={"L": L.text, "dL": dL.text})
+
+
+# --- source code of a checked tree (for `bpcli export`) ------------------------------------------
+
+_CODE_FN = {
+    "numpy": {n: f"np.{n}(" + ", ".join(["{}"] * arity) + ")" for n, (_, arity) in FUNCTIONS.items()},
+    # torch functions take tensors: _t (written beside the model) makes a number one, in the model's dtype
+    "torch": {**{n: f"torch.{n}(_t({{}}))" for n in ("exp", "log", "log1p", "sqrt", "abs", "tanh", "sin", "cos")},
+              "maximum": "torch.maximum(_t({}), _t({}))", "minimum": "torch.minimum(_t({}), _t({}))",
+              "where": "torch.where({}, _t({}), _t({}))",
+              "clip": "torch.minimum(torch.maximum(_t({}), _t({})), _t({}))"},
+}
+
+
+def formula_code(text: str, variables: dict[str, str], target: str) -> str:
+    """A checked formula as numpy or torch source, its variables renamed (e.g. {"z": "z_A"}).
+
+    Only the whitelisted tree is written out, node by node, so the code holds nothing the checker refused.
+    """
+    fns = _CODE_FN[target]
+
+    def code(node: ast.AST) -> str:
+        if isinstance(node, ast.Constant):
+            return repr(float(node.value))
+        if isinstance(node, ast.Name):
+            return variables[node.id]
+        if isinstance(node, ast.UnaryOp):
+            return f"(-{code(node.operand)})" if isinstance(node.op, ast.USub) else code(node.operand)
+        if isinstance(node, ast.BinOp):
+            return f"({code(node.left)} {_SYMBOL[type(node.op)]} {code(node.right)})"
+        if isinstance(node, ast.Compare):
+            return f"({code(node.left)} {_SYMBOL[type(node.ops[0])]} {code(node.comparators[0])})"
+        if isinstance(node, ast.Call):
+            return fns[node.func.id].format(*(code(a) for a in node.args))
+        raise FormulaError(f"cannot write {_kind(node)} as code")  # the checker refused it already
+
+    return code(parse_formula(text, tuple(variables)).tree.body)

@@ -212,6 +212,7 @@ class GradcheckReport:
     layers: tuple[LayerSummary, ...]
     units: tuple[UnitRow, ...]  # empty unless asked for
     seconds: float
+    against: str = "central differences"  # the oracle backprop is compared with ("PyTorch autograd")
 
     def _order(self, n: int | None = None) -> list[tuple[ArrayResult, int]]:
         """(array, index) of the n worst entries (all when None): failures, then inconclusive entries, then
@@ -298,7 +299,8 @@ class GradcheckReport:
 
     def to_dict(self) -> dict:
         return {
-            "command": "gradcheck", "name": self.name, "source": self.source, "verdict": self.verdict,
+            "command": "gradcheck", "name": self.name, "source": self.source, "against": self.against,
+            "verdict": self.verdict,
             "passed": self.passed, "exit_code": self.exit_code, "mode": self.mode, "sampled": self.sampled,
             "notes": list(self.notes),
             "params": self.n_params, "selected": self.n_selected,

@@ -61,7 +61,8 @@ class GradcheckView:
         t = Text.assemble(("gradcheck ", "bold"), (res.name, "bold"), f"  ({res.source})\n")
         scope = f"{res.n_params} parameters" if res.n_selected == res.n_params else \
             f"{res.n_selected} of {res.n_params} parameters"
-        t.append(f"{scope} · {res.n_samples} samples · float64 · eps {opt.eps:.0e} · "
+        how = f"eps {opt.eps:.0e}" if res.against == "central differences" else f"against {res.against}"
+        t.append(f"{scope} · {res.n_samples} samples · float64 · {how} · "
                  f"pass: rel error <= {opt.tol:.0e}", style="dim")
         return t
 
@@ -92,7 +93,8 @@ class GradcheckView:
         title = "Entries, worst first" if len(rows) == res.n_entries else \
             f"Entries, worst first ({len(rows)} of {res.n_entries})"
         t = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
-        cols = ["name", "layer", "backprop", "numeric", "abs err", "rel err", "verdict"]
+        other = "numeric" if res.against == "central differences" else "torch"
+        cols = ["name", "layer", "backprop", other, "abs err", "rel err", "verdict"]
         if not wide:
             cols.remove("layer")
             cols.remove("abs err")
@@ -100,7 +102,7 @@ class GradcheckView:
             t.add_column(c, justify="left" if c in ("name", "layer", "verdict") else "right", no_wrap=True)
         for r in rows:
             cells = {"name": Text(r.name), "layer": r.layer, "backprop": fmt(r.analytic, 7),
-                     "numeric": fmt(r.numeric, 7), "abs err": _sci(r.abs_error), "rel err": _sci(r.rel_error),
+                     other: fmt(r.numeric, 7), "abs err": _sci(r.abs_error), "rel err": _sci(r.rel_error),
                      "verdict": _verdict(r.verdict, r.passed)}
             t.add_row(*[cells[c] for c in cols])
         parts = [t]
@@ -158,12 +160,12 @@ class GradcheckView:
             worst = max([s.worst_rel for s in res.layers if s.worst_rel is not None] +
                         [u.worst_rel for u in res.units], default=None)
             tail = f" (worst relative error {_sci(worst)})" if worst is not None else ""
-            return Text.assemble(("PASS", "bold green"), f": {' and '.join(parts)} agree with central differences"
+            return Text.assemble(("PASS", "bold green"), f": {' and '.join(parts)} agree with {res.against}"
                                  f"{tail}{kinks}")
         disagree = any(r.verdict != "not finite" for r in res.failed_entries) or \
             any(d.verdict != "not finite" for d in res.failed_directions) or bool(res.failed_units)
         if res.failed:
-            lines = Text.assemble(("FAIL", "bold red"), ": backprop disagrees with central differences" if disagree
+            lines = Text.assemble(("FAIL", "bold red"), f": backprop disagrees with {res.against}" if disagree
                                   else ": the gradients are not finite at these weights")
         else:
             lines = Text.assemble(("INCONCLUSIVE", "bold magenta"), ": nothing disagrees, but not everything "
@@ -196,7 +198,7 @@ class GradcheckView:
         elif res.units:
             if res.failed:
                 lines.append("\n  every registry unit passes on its own: look at how the layers are wired")
-        elif disagree:
+        elif disagree and res.against == "central differences":
             lines.append("\n  run with --units to check each activation and loss on its own", style="dim")
         if kinks:
             lines.append(f"\n  {kinks[2:]}")
