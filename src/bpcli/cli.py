@@ -161,10 +161,3 @@ def gradcheck(
 for command in (train, show, init, explain, plot, inspect, gradcheck):
     app.command()(command)
 
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

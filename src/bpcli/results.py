@@ -35,7 +35,7 @@ class TrainResult:
     seconds: float
     n_train: int
     n_val: int
-    history: tuple  # of EpochRecord
+    history: tuple  # of EpochRecord: the thinned sample (epoch 1, the last, every stride-th; at most ~2,000)
     class_names: tuple[str, ...] | None = None
 
     @property
@@ -49,5 +49,9 @@ class TrainResult:
             "samples": {"train": self.n_train, "validation": self.n_val},
             "final": {"loss": self.loss, "val_loss": self.val_loss, "metric": self.metric_name,
                       "train_metric": self.metric, "val_metric": self.val_metric},
-            "seconds": self.seconds, "history": [r.to_dict() for r in self.history],
+            "seconds": self.seconds,
+            # the whole history stays in the run folder (history.csv): a long run must not flood stdout
+            "history": {"file": None if self.run_dir is None else f"{self.run_dir}/history.csv",
+                        "epochs": self.epochs, "first": self.history[0].to_dict() if self.history else None,
+                        "last": self.history[-1].to_dict() if self.history else None},
         })
