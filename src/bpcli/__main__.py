@@ -5,10 +5,9 @@ from __future__ import annotations
 import signal
 import sys
 
-from bpcli.errors import Interrupted
-
 
 def _interrupt(signum, frame):
+    from bpcli.errors import Interrupted
     raise Interrupted(signum)
 
 
@@ -19,7 +18,12 @@ def main() -> None:
     try:
         from bpcli.cli import app
         app()
-    except Interrupted as err:
+    except BaseException as err:
+        from bpcli.errors import Interrupted
+        if not isinstance(err, Interrupted):
+            raise
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)  # a second Ctrl-C does not cut the message short
         sys.stderr.write(f"{err}\n")
         sys.exit(err.exit_code)
 

@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,8 +125,14 @@ def stage(parent: Path, target: Path | None = None) -> tuple[Path, Lock]:
 
 def _sweep(parent: Path) -> None:
     """Remove staging and set-aside folders left by a killed bpcli (those no live process holds)."""
+    now = time.time()
     for p in parent.glob(".bpcli-*"):
         if not p.name.startswith((STAGING, ASIDE)) or not p.is_dir() or p.is_symlink():
+            continue
+        try:
+            if now - p.stat().st_mtime < 60:
+                continue  # maybe made a moment ago by a process about to lock it
+        except OSError:
             continue
         try:
             lock = _flock(p, "sweep")

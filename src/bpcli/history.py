@@ -96,11 +96,11 @@ class HistoryLog:
     def append(self, rec: EpochRecord) -> None:
         self._write(row(rec).encode())
         self.rows += 1
-        prev = self.sample[-1] if self.sample else None
+        prev = self.sample[-1].epoch if self.sample else None
         self.sample.append(rec)
         s = stride(rec.epoch)
-        if prev is not None and prev.epoch != 1 and prev.epoch % s:
-            self.sample.remove(prev)  # it was kept only as the last epoch
+        if prev is not None and prev != 1 and prev % s:
+            del self.sample[-2]  # it was kept only as the last epoch
         if s != stride(rec.epoch - 1):
             self.sample = thin(self.sample, rec.epoch)  # the stride just doubled
 

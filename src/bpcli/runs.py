@@ -261,13 +261,13 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     net = load_weights(ck / WEIGHTS, build(cfg), blobs[WEIGHTS])
     prepared = prepare(cfg, data, scaling)
     state = _state_from_meta(m, meta_path)
+    if m["history"]["rows"] != state.epoch:
+        raise RunFolderError(f"{meta_path}: says epoch {state.epoch} but history.csv holds "
+                             f"{m['history']['rows']} epochs")
     try:
         sample = sample_from_json(parse_json(ck / SAMPLE, blobs[SAMPLE]), len(net.layers), state.epoch)
     except ValueError as err:
         raise RunFolderError(f"{ck / SAMPLE}: damaged ({err}){afresh}") from None
-    if m["history"]["rows"] != state.epoch:
-        raise RunFolderError(f"{meta_path}: says epoch {state.epoch} but history.csv holds "
-                             f"{m['history']['rows']} epochs")
     arrays = read_npz(ck / STATE, _max_bytes(net), "optimiser state file", data=blobs[STATE])
     expected = net.named_arrays()
     for k, v in arrays.items():
