@@ -76,3 +76,33 @@ def _cache_typer_command() -> None:
 
 
 _cache_typer_command()
+
+
+def read_history(run) -> list[dict]:
+    """history.csv of a run folder as one dict per epoch: per-layer columns (grad_norm_A, ...) as lists,
+    empty cells as None, `best` as a bool."""
+    import csv
+    from pathlib import Path
+    rows = list(csv.DictReader((Path(run) / "history.csv").open()))
+    out = []
+    for r in rows:
+        d: dict = {}
+        for key, v in r.items():
+            head, _, letter = key.rpartition("_")
+            value = None if v == "" else float(v)
+            if head in ("grad_norm", "weight_norm", "update_ratio", "saturation") and letter.isupper():
+                d.setdefault(head, []).append(value)
+            elif key == "best":
+                d[key] = v == "1"
+            elif key == "epoch":
+                d[key] = int(v)
+            else:
+                d[key] = value
+        out.append(d)
+    return out
+
+
+def run_manifest(run) -> dict:
+    import json
+    from pathlib import Path
+    return json.loads((Path(run) / "run.json").read_text())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -82,8 +83,9 @@ def test_plot_into_a_folder_it_cannot_write_is_one_line(tmp_path, monkeypatch):
 def test_a_run_file_that_cannot_be_read_is_one_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert 0 == runner.invoke(app, ["train", "-q", "--epochs", "2", "--out", "run"]).exit_code
-    os.remove("run/metrics.json")
-    os.mkdir("run/metrics.json")  # read_text raises IsADirectoryError, as an unreadable file raises PermissionError
+    ckpt = Path("run") / json.loads(Path("run/run.json").read_text())["checkpoint"]
+    os.remove(ckpt / "metrics.json")
+    os.mkdir(ckpt / "metrics.json")  # reading raises IsADirectoryError, as an unreadable file raises PermissionError
     for cmd in (["show", "run"], ["inspect", "run"], ["explain", "run", "-w", "v1"]):
         [line] = _clean(runner.invoke(app, cmd))
         assert "metrics.json" in line, line
@@ -92,7 +94,8 @@ def test_a_run_file_that_cannot_be_read_is_one_line(tmp_path, monkeypatch):
 def test_a_path_is_never_said_twice(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert 0 == runner.invoke(app, ["train", "-q", "--epochs", "2", "--out", "run"]).exit_code
-    Path("run/config.yaml").write_text("layers: [\n")
+    ckpt = Path("run") / json.loads(Path("run/run.json").read_text())["checkpoint"]
+    (ckpt / "config.yaml").write_text("layers: [\n")
     [line] = _clean(runner.invoke(app, ["show", "run"]))
     assert 1 == line.count("config.yaml"), line
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,7 +23,8 @@ from bpcli.cli import app
 from bpcli.config import load_config
 from bpcli.errors import SaveError
 from bpcli.losses import LOSSES, get_loss
-from bpcli.runs import load_run, save_run
+from bpcli.history import HistoryLog, record_from_dict
+from bpcli.runs import checkpoint_dir, load_run, save_run
 from bpcli.session import run_training
 
 runner = CliRunner()
@@ -52,30 +54,33 @@ def _arrays(path: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+def _rows(run: Path) -> list[list[str]]:
+    """history.csv's rows up to what run.json says is valid: epoch, loss and val_loss."""
+    h = json.loads((run / "run.json").read_text())["history"]
+    text = (run / "history.csv").read_bytes()[: h["bytes"]].decode()
+    return [r.split(",")[:3] for r in text.splitlines()[1:]]
+
+
 def _assert_same_run(a: Path, b: Path) -> None:
     """Weights, optimiser state and per-epoch losses equal bit for bit."""
     for name in ("weights.npz", "state.npz"):
-        x, y = _arrays(a / name), _arrays(b / name)
+        x, y = _arrays(checkpoint_dir(a) / name), _arrays(checkpoint_dir(b) / name)
         assert x.keys() == y.keys()
         for k in x:
             np.testing.assert_array_equal(x[k], y[k], err_msg=f"{name} {k}")
-    hx = json.loads((a / "history.json").read_text())
-    hy = json.loads((b / "history.json").read_text())
-    assert [h["loss"] for h in hx] == [h["loss"] for h in hy]
-    assert [h["val_loss"] for h in hx] == [h["val_loss"] for h in hy]
+    assert _rows(a) == _rows(b)
+    assert load_run(a).history == [dict(h, seconds=x["seconds"]) for h, x in zip(load_run(b).history, load_run(a).history)]
 
 
 def _assert_consistent_checkpoint(run: Path, status: str) -> int:
-    """The files of one epoch: train_state, history.json, history.csv agree; everything loads."""
-    meta = json.loads((run / "train_state.json").read_text())
-    history = json.loads((run / "history.json").read_text())
-    csv_rows = (run / "history.csv").read_text().splitlines()[1:]
+    """The files of one epoch: run.json, history.csv and the sample agree; everything loads."""
+    meta = json.loads((run / "run.json").read_text())
     assert meta["status"] == status
-    assert meta["epoch"] == len(history) == len(csv_rows)
-    assert [h["epoch"] for h in history] == list(range(1, meta["epoch"] + 1))
+    assert [int(r[0]) for r in _rows(run)] == list(range(1, meta["epoch"] + 1))
     loaded = load_run(run)  # checksums, shapes, finite values
-    assert loaded.state.epoch == meta["epoch"]
-    assert not any(p.name.endswith(".tmp") for p in run.iterdir())
+    assert loaded.state.epoch == meta["epoch"] == loaded.history_file["rows"]
+    assert [h["epoch"] for h in loaded.history] == list(range(1, meta["epoch"] + 1))  # short runs: every epoch
+    assert sorted(p.name for p in run.iterdir()) == sorted([loaded.checkpoint, "history.csv", "run.json"])
     return meta["epoch"]
 
 
@@ -138,14 +143,8 @@ def test_resume_is_bit_for_bit(train, stop_after, tmp_path):
     r = _cli("train", "cfg.yaml", "--out", "ref", "-q", cwd=tmp_path)
     assert r.exit_code == 0, r.output
     cfg, data = load_config(tmp_path / "cfg.yaml")
-    calls = {"n": 0}
-
-    def stop() -> bool:  # Ctrl-C after `stop_after` batches, somewhere inside an epoch
-        calls["n"] += 1
-        return calls["n"] >= stop_after
-
-    (tmp_path / "run").mkdir()
-    res = run_training(cfg, data, tmp_path / "run", should_stop=stop)
+    (tmp_path / "run").mkdir()  # an empty folder may be given as --out
+    res = run_training(cfg, data, tmp_path / "run", should_stop=_after_batches(stop_after - 1))
     assert res.status == "interrupted"
     _assert_consistent_checkpoint(tmp_path / "run", "interrupted")
     r = _cli("train", "--resume", "run", "-q", cwd=tmp_path)
@@ -187,23 +186,36 @@ def test_resuming_a_completed_run_is_refused(tmp_path):
 
 @pytest.fixture
 def saved_run(tmp_path):
-    """A 3-epoch run, its files' bytes, and what a later checkpoint would save."""
+    """A 3-epoch interrupted run, its files' bytes, and what its next checkpoint would save."""
     (tmp_path / "cfg.yaml").write_text(
         "layers: [3, 1]\ninputs: 2\ndata: {generator: xor, validation: 0.25, standardize: true}\n"
-        "train: {epochs: 3, optimizer: adam, lr: 0.1}\n")
-    assert _cli("train", "cfg.yaml", "--out", "run", "-q", cwd=tmp_path).exit_code == 0
+        "train: {epochs: 5, optimizer: adam, lr: 0.1}\n")
+    cfg, data = load_config(tmp_path / "cfg.yaml")
+    assert run_training(cfg, data, tmp_path / "run", should_stop=_after_batches(3)).status == "interrupted"
     run = tmp_path / "run"
-    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    before = _files(run)
     loaded = load_run(run)
     net = loaded.net.copy()
     net.W[0] += 1.0  # the next checkpoint differs in every weight
-    history = [runs.record_from_dict(h) for h in loaded.history]
-    args = (run, loaded.cfg, net, loaded.prepared, history, loaded.state, {"status": "running"})
-    return run, before, args
+    log = HistoryLog.reopen(run / "history.csv", loaded.history_file,
+                            [record_from_dict(h, 2, loaded.state.epoch) for h in loaded.history])
+    args = (run, loaded.cfg, net, loaded.prepared, log, loaded.state, {"status": "running"}, loaded.checkpoint)
+    yield run, before, args
+    log.close()
+
+
+def _after_batches(n: int):
+    calls = {"n": 0}
+
+    def stop() -> bool:
+        calls["n"] += 1
+        return calls["n"] > n
+
+    return stop
 
 
 def _files(run: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in run.iterdir()}
+    return {str(p.relative_to(run)): p.read_bytes() for p in sorted(run.rglob("*")) if p.is_file()}
 
 
 class _HalfWriter:
@@ -227,7 +239,7 @@ class _HalfWriter:
         return getattr(self.fh, name)
 
 
-N_FILES = 8  # config, scaling, history.csv, history.json, weights, state, metrics, train_state
+N_FILES = 7  # config, weights, state, metrics, history sample, scaling, then run.json
 
 
 @pytest.mark.parametrize("exc", [OSError(errno.ENOSPC, "No space left on device"), KeyboardInterrupt()],
@@ -252,11 +264,11 @@ def test_a_write_failing_midway_keeps_every_previous_file(saved_run, monkeypatch
     if isinstance(exc, OSError):
         assert str(err.value) == (f"{run}: cannot save the run (No space left on device); "
                                   "the files saved before are unchanged")
-    assert _files(run) == before  # byte for byte, and no temporary file left behind
-    _assert_consistent_checkpoint(run, "completed")
+    assert _files(run) == before  # byte for byte, and nothing half-written left behind
+    _assert_consistent_checkpoint(run, "interrupted")
 
 
-@pytest.mark.parametrize("k", range(N_FILES))
+@pytest.mark.parametrize("k", range(N_FILES + 2))  # the six files, their folder, history.csv, run.json
 def test_fsync_failing_keeps_every_previous_file(saved_run, monkeypatch, k):
     run, before, args = saved_run
     real = os.fsync
@@ -268,37 +280,84 @@ def test_fsync_failing_keeps_every_previous_file(saved_run, monkeypatch, k):
             raise OSError(errno.EIO, "Input/output error")
         return real(fd)
 
-    monkeypatch.setattr(files.os, "fsync", fsync)
+    monkeypatch.setattr(os, "fsync", fsync)
     with pytest.raises(SaveError):
         save_run(*args)
     FAULTS["injected"] += 1
     monkeypatch.undo()
     assert _files(run) == before
+    _assert_consistent_checkpoint(run, "interrupted")
 
 
-def test_a_save_cut_between_renames_is_detected_not_mixed(saved_run, monkeypatch):
-    """The rename phase (microseconds) cut after weights.npz: loading names the mismatched file."""
-    run, before, args = saved_run
-    real = os.replace
+FS_CALLS = ("open", "mkdir", "fsync", "replace", "rename", "unlink", "rmdir")
+
+
+def _killed_at(k: int, run: Path, counter: Path) -> None:
+    """In a forked child: continue the run, checkpointing every epoch; SIGKILL at the k-th file-system call."""
+    import bpcli.session
+    loaded = load_run(run)
     calls = {"n": 0}
+    for name in FS_CALLS:
+        # fsync is a kill point, but skipped: a killed process loses nothing the kernel holds (only a power cut
+        # would, which the fsync tests above cover), and a shared disk makes each real fsync slow
+        real = getattr(os, name) if name != "fsync" else (lambda fd: None)
 
-    def replace(src, dst):
-        calls["n"] += 1
-        if Path(dst).name == "state.npz":
-            raise OSError(errno.EIO, "Input/output error")
-        return real(src, dst)
+        def counted(*a, _real=real, **kw):
+            calls["n"] += 1
+            counter.write_text(str(calls["n"])) if k == 0 else None
+            if calls["n"] == k:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return _real(*a, **kw)
 
-    monkeypatch.setattr(files.os, "replace", replace)
-    with pytest.raises(SaveError):
-        save_run(*args)
-    FAULTS["injected"] += 1
-    monkeypatch.undo()
-    assert _files(run)["train_state.json"] == before["train_state.json"]
-    assert _files(run)["weights.npz"] != before["weights.npz"]
-    with pytest.raises(runs.RunFolderError) as err:
-        load_run(run)
-    assert str(err.value) == (f"{run / 'weights.npz'}: does not match the checksum recorded in train_state.json "
-                              "(the file was changed after the run was saved)")
+        setattr(os, name, counted)
+    bpcli.session.run_training(_four(loaded.cfg), None, None, resume=loaded, checkpoint_seconds=0.0)
+
+
+def _four(cfg):
+    """The saved run's config, trained to epoch 4: one more epoch, two checkpoint switches (epoch-4, epoch-4.2)."""
+    from bpcli.config import with_overrides
+    return with_overrides(cfg, epochs=4, samples=3)
+
+
+def test_sigkill_at_every_step_of_a_checkpoint_leaves_the_old_or_the_new_epoch(saved_run, tmp_path):
+    """A real process killed at each file-system call of its checkpoints (one more epoch, two switches):
+    the run always loads at an epoch it saved, and resumes to the same weights as a run never killed."""
+    run, before, args = saved_run
+    loaded = load_run(run)
+    ref = tmp_path / "ref"
+    assert run_training(_four(loaded.cfg), load_config(tmp_path / "cfg.yaml")[1], ref).status == "completed"
+    pristine = tmp_path / "pristine"
+    shutil.copytree(run, pristine)
+    counter = tmp_path / "calls"
+    k, total, seen = 0, None, set()
+    while total is None or k <= total:
+        shutil.rmtree(run)
+        shutil.copytree(pristine, run)
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into pytest
+            try:
+                _killed_at(k, run, counter)
+                os._exit(0)
+            except BaseException:
+                os._exit(3)
+        _, status = os.waitpid(pid, 0)
+        if k == 0:
+            assert os.waitstatus_to_exitcode(status) == 0
+            total = int(counter.read_text())
+        else:
+            assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGKILL, status
+            FAULTS["injected"] += 1
+        epoch = load_run(run).state.epoch  # whole, never a checksum mismatch
+        assert epoch in (3, 4)
+        seen.add(epoch)
+        if k % 3 == 0 or k == total:  # resuming is the same whichever point it was killed at; a sample keeps it quick
+            if load_run(run).state.status != "completed":
+                run_training(_four(loaded.cfg), None, None, resume=load_run(run))
+            _assert_same_run(run, ref)
+        k += 1
+    assert total > 20 and seen == {3, 4}, (total, seen)
+    print(f"{total} kill points")
+    shutil.rmtree(pristine)
 
 
 def test_a_full_disk_during_training_is_exit_1_with_a_clear_message(tmp_path, monkeypatch):
@@ -307,21 +366,18 @@ def test_a_full_disk_during_training_is_exit_1_with_a_clear_message(tmp_path, mo
     def full(folder, files):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(runs, "atomic_write_files", full)
+    monkeypatch.setattr(runs, "write_new_files", full)
     r = _cli("train", "cfg.yaml", "--out", "run", "-q", cwd=tmp_path)
     FAULTS["injected"] += 1
     assert r.exit_code == 1
-    assert r.stderr == ("error: run: cannot save the run (No space left on device); "
-                        "the files saved before are unchanged\n")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.yaml"]  # the empty folder is removed again
+    assert r.stderr == "error: run: cannot save the run (No space left on device); nothing was written\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cfg.yaml"]  # nothing half-made is left behind
 
 
-def test_successful_save_replaces_everything(saved_run):
+def test_successful_save_switches_to_the_new_checkpoint_and_removes_the_old(saved_run):
     run, before, args = saved_run
-    save_run(*args)
-    after = _files(run)
-    assert after.keys() == before.keys()
-    assert after["weights.npz"] != before["weights.npz"]
+    name = save_run(*args)
+    assert name == "epoch-3.2" and not (run / "epoch-3").exists()  # the same epoch saved again: a new folder
     np.testing.assert_array_equal(load_run(run).net.W[0], args[2].W[0])
 
 
@@ -374,7 +430,7 @@ def test_a_diverging_run_names_the_epoch_and_keeps_the_last_finite_weights(tmp_p
     assert _assert_consistent_checkpoint(tmp_path / "run", "diverged") == 4
     # the kept weights are exactly those of a run stopped after epoch 4
     assert _cli("train", "cfg.yaml", "--epochs", 4, "--out", "ref", "-q", cwd=tmp_path).exit_code == 0
-    w, ref = _arrays(tmp_path / "run" / "weights.npz"), _arrays(tmp_path / "ref" / "weights.npz")
+    w, ref = _arrays(checkpoint_dir(tmp_path / "run") / "weights.npz"), _arrays(checkpoint_dir(tmp_path / "ref") / "weights.npz")
     for k in ref:
         np.testing.assert_array_equal(w[k], ref[k])
         assert np.all(np.isfinite(w[k]))

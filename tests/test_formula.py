@@ -149,7 +149,8 @@ def test_softsign_trains_on_xor_and_passes_gradcheck(tmp_path):
     doc = json.loads(result.stdout)
     assert doc["final"]["metric"] == "accuracy" and doc["final"]["train_metric"] == 1.0, doc["final"]
     # and by hand from the saved weights: softsign hidden layer, sigmoid output, the four XOR corners
-    with np.load(tmp_path / "run" / "weights.npz") as w:
+    from bpcli.runs import checkpoint_dir
+    with np.load(checkpoint_dir(tmp_path / "run") / "weights.npz", allow_pickle=False) as w:
         x = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
         z = x @ w["A.W"].T + w["A.b"]
         o = z / (1 + np.abs(z))

@@ -26,8 +26,8 @@ from typer.testing import CliRunner
 from bpcli.cli import app
 from bpcli.runs import load_run
 
-RUN_FILES = {"config.yaml", "weights.npz", "state.npz", "history.json", "history.csv", "train_state.json",
-             "metrics.json"}
+RUN_FILES = {"run.json", "history.csv"}
+CHECKPOINT_FILES = {"config.yaml", "weights.npz", "state.npz", "history-sample.json", "metrics.json"}
 CSV_TEXT = "a,b,label\n0,0,no\n0,1,yes\n1,0,yes\n1,1,no\n0.5,0.5,yes\n"
 
 BASES = [
@@ -207,7 +207,10 @@ def _check_one(text: bytes) -> None:
             assert f.parent == runs and f.is_dir()
             assert {p.name for p in f.iterdir()} >= RUN_FILES, sorted(p.name for p in f.iterdir())
             assert not any(p.name.endswith(".tmp") for p in f.iterdir())
-            assert load_run(f).state.status in ("completed", "early_stopped", "diverged")
+            loaded = load_run(f)
+            assert loaded.state.status in ("completed", "early_stopped", "diverged")
+            assert [p.name for p in f.glob("epoch-*")] == [loaded.checkpoint]  # the previous ones are gone
+            assert {p.name for p in (f / loaded.checkpoint).iterdir()} >= CHECKPOINT_FILES
 
 
 FUZZ = settings(max_examples=200, deadline=None, derandomize=True, database=None,

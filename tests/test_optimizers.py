@@ -16,6 +16,7 @@ import yaml
 from typer.testing import CliRunner
 
 from bpcli.cli import app
+from bpcli.runs import checkpoint_dir
 
 X = [[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]]
 Y = [0.0, 1.0, 1.0, 0.0]
@@ -95,7 +96,7 @@ def trained(tmp_path, cfg: dict) -> dict:
     out = tmp_path / "run"
     res = CliRunner().invoke(app, ["train", str(path), "--out", str(out), "-q", "--json"])
     assert res.exit_code == 0, res.output
-    with np.load(out / "weights.npz", allow_pickle=False) as z:
+    with np.load(checkpoint_dir(out) / "weights.npz", allow_pickle=False) as z:
         A_W, A_b, B_W, B_b = z["A.W"], z["A.b"], z["B.W"], z["B.b"]
     return {"w11": A_W[0, 0], "w12": A_W[0, 1], "w21": A_W[1, 0], "w22": A_W[1, 1], "b1": A_b[0], "b2": A_b[1],
             "v1": B_W[0, 0], "v2": B_W[0, 1], "bB": B_b[0]}

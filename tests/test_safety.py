@@ -18,7 +18,8 @@ from bpcli.cli import app
 from bpcli.config import load_config
 from bpcli.data import read_csv
 from bpcli.errors import ConfigError, DataError, RunFolderError
-from bpcli.runs import load_run, new_run_dir
+from bpcli.claim import safe_name
+from bpcli.runs import load_run
 
 runner = CliRunner()
 
@@ -170,176 +171,6 @@ def test_unknown_weight_lists_the_valid_names():
         assert "unknown parameter 'v9'" in result.stderr and "w11" in result.stderr
 
 
-# --- run folders ---------------------------------------------------------------------------------
-
-SEED_RUN = "layers: [2, 1]\ninputs: 2\ndata: {generator: xor}\ntrain: {epochs: 5, optimizer: momentum, lr: 1.0}\n"
-
-
-@pytest.fixture(scope="module")
-def good_run(tmp_path_factory) -> Path:
-    d = tmp_path_factory.mktemp("good")
-    (d / "cfg.yaml").write_text(SEED_RUN)
-    result = _train("cfg.yaml", "-q", "--out", "run", cwd=d)
-    assert result.exit_code == 0, result.output
-    return d / "run"
-
-
-@pytest.fixture
-def run(good_run, tmp_path) -> Path:
-    dst = tmp_path / "run"
-    shutil.copytree(good_run, dst)
-    return dst
-
-
-def _unrecord(run: Path) -> None:
-    """Drop the checksums from train_state.json, as in a hand-assembled folder, to reach the deeper checks."""
-    meta = json.loads((run / "train_state.json").read_text())
-    meta.pop("files")
-    (run / "train_state.json").write_text(json.dumps(meta))
-
-
-def _show_error(run: Path) -> str:
-    result = runner.invoke(app, ["show", str(run)], catch_exceptions=False)
-    assert result.exit_code == 2, result.output
-    assert len(result.stderr.splitlines()) == 1, result.stderr
-    return result.stderr.strip()
-
-
-def test_good_run_loads(good_run):
-    loaded = load_run(good_run)
-    assert loaded.state.epoch == 5 and len(loaded.history) == 5 and loaded.state.status == "completed"
-    assert set(loaded.state.buffers) == {"m:A.W", "m:A.b", "m:B.W", "m:B.b"}
-
-
-def test_missing_weights_names_the_file(run):
-    (run / "weights.npz").unlink()
-    assert _show_error(run) == f"error: {run / 'weights.npz'}: missing from the run folder"
-    _unrecord(run)
-    assert _show_error(run) == f"error: {run / 'weights.npz'}: weights file is missing"
-
-
-def test_truncated_weights_names_the_file(run):
-    data = (run / "weights.npz").read_bytes()
-    (run / "weights.npz").write_bytes(data[: len(data) // 2])
-    assert _show_error(run) == (f"error: {run / 'weights.npz'}: does not match the checksum recorded in "
-                                "train_state.json (the file was changed after the run was saved)")
-    _unrecord(run)
-    msg = _show_error(run)
-    assert msg.startswith(f"error: {run / 'weights.npz'}: not a valid weights file (truncated or damaged")
-
-
-def test_tampered_weights_value_is_detected(run):
-    with np.load(run / "weights.npz") as z:
-        arrays = dict(z)
-    arrays["A.W"][0, 0] += 1e-12
-    np.savez(run / "weights.npz", **arrays)
-    assert "does not match the checksum recorded in train_state.json" in _show_error(run)
-    arrays["A.W"][0, 0] = np.nan
-    np.savez(run / "weights.npz", **arrays)
-    _unrecord(run)
-    assert _show_error(run) == f"error: {run / 'weights.npz'}: A.W holds NaN or infinite values"
-
-
-def test_weights_whose_shapes_do_not_match_the_config(run):
-    with np.load(run / "weights.npz") as z:
-        arrays = dict(z)
-    arrays["A.W"] = np.zeros((3, 2))
-    np.savez(run / "weights.npz", **arrays)
-    _unrecord(run)
-    assert _show_error(run) == f"error: {run / 'weights.npz'}: A.W has shape (3, 2), the config needs (2, 2)"
-    arrays.pop("A.W")
-    arrays["Z.W"] = np.zeros((2, 2))
-    np.savez(run / "weights.npz", **arrays)
-    assert _show_error(run) == (f"error: {run / 'weights.npz'}: arrays do not match the config: "
-                                "missing ['A.W'], unexpected ['Z.W']")
-
-
-def test_pickled_npz_is_refused_and_never_unpickled(run, tmp_path):
-    marker = tmp_path / "pwned"
-
-    class Boom:
-        def __reduce__(self):
-            return (Path.touch, (marker,))
-
-    with np.load(run / "weights.npz") as z:
-        arrays = dict(z)
-    arrays["A.W"] = np.array([Boom()], dtype=object)
-    np.savez(run / "weights.npz", **arrays)  # numpy pickles object arrays
-    _unrecord(run)
-    assert _show_error(run) == (f"error: {run / 'weights.npz'}: refused: it holds pickled objects, "
-                                "which bpcli never loads")
-    assert not marker.exists()
-
-
-def test_a_bare_npy_or_a_bloated_member_is_refused(run):
-    buf = io.BytesIO()
-    np.save(buf, np.zeros(3))
-    (run / "weights.npz").write_bytes(buf.getvalue())  # .npy bytes under the .npz name
-    _unrecord(run)
-    assert _show_error(run) == (f"error: {run / 'weights.npz'}: not a valid weights file "
-                                "(a single .npy array, expected an .npz archive)")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:  # 80 MB of zeros compress to ~80 KB
-        header = b"\x93NUMPY\x01\x00v\x00{'descr': '<f8', 'fortran_order': False, 'shape': (10000000,), }"
-        header = header + b" " * (127 - len(header)) + b"\n"
-        zf.writestr("A.W.npy", header + bytes(80_000_000))
-    (run / "weights.npz").write_bytes(buf.getvalue())
-    msg = _show_error(run)
-    assert "A.W.npy holds 80,000,128 bytes, more than the config's arrays need" in msg
-
-
-def test_newer_format_version_is_refused(run):
-    meta = json.loads((run / "train_state.json").read_text())
-    meta["format_version"] = 99
-    (run / "train_state.json").write_text(json.dumps(meta))
-    assert _show_error(run) == (f"error: {run / 'train_state.json'}: run format version 99 is newer than this "
-                                "bpcli understands (1); upgrade bpcli")
-    meta["format_version"] = "1"
-    (run / "train_state.json").write_text(json.dumps(meta))
-    assert _show_error(run) == f"error: {run / 'train_state.json'}: damaged (format_version is '1')"
-
-
-def test_config_of_a_newer_version_is_refused(run):
-    text = (run / "config.yaml").read_text().replace("version: 1", "version: 7")
-    (run / "config.yaml").write_text(text)
-    assert _show_error(run) == (f"error: {run / 'config.yaml'}:1: version: config format "
-                                "version 7 is newer than this bpcli understands (1); upgrade bpcli")  # the path once
-
-
-@pytest.mark.parametrize("key,value,expected", [
-    ("epoch", 3, "says epoch 3 but history.json holds 5 epochs"),
-    ("step", -1, "damaged (step is -1)"),
-    ("status", "hacked", "damaged (unknown status 'hacked')"),
-    ("rng_state", {"bit_generator": "PCG64"}, "damaged (rng_state is not a random generator state)"),
-    ("best_val", "x", "damaged (best_val is 'x')"),
-])
-def test_damaged_train_state_names_the_file(run, key, value, expected):
-    meta = json.loads((run / "train_state.json").read_text())
-    meta[key] = value
-    (run / "train_state.json").write_text(json.dumps(meta))
-    assert _show_error(run) == f"error: {run / 'train_state.json'}: {expected}"
-
-
-def test_damaged_state_and_history_name_the_file(run):
-    (run / "train_state.json").write_text("[1, 2]")
-    assert _show_error(run) == f"error: {run / 'train_state.json'}: damaged (expected a JSON object)"
-
-
-def test_optimiser_state_of_the_wrong_shape_is_refused(run):
-    _unrecord(run)
-    with np.load(run / "state.npz") as z:
-        arrays = dict(z)
-    arrays["m:A.W"] = np.zeros((5, 5))
-    np.savez(run / "state.npz", **arrays)
-    assert _show_error(run) == f"error: {run / 'state.npz'}: array 'm:A.W' does not fit the network in config.yaml"
-
-
-def test_history_that_is_not_records_is_refused(run):
-    _unrecord(run)
-    (run / "history.json").write_text('[{"loss": 1}]')
-    assert _show_error(run).startswith(f"error: {run / 'history.json'}: damaged")
-
-
 # --- limits and foreign code -------------------------------------------------------------------------
 
 
@@ -379,7 +210,7 @@ def test_python_object_tags_are_refused_and_never_run(tmp_path):
     ("a" * 300, "a" * 80), ("naïve café", "na_ve_caf_"), ("", "run"),
 ])
 def test_run_folder_names_never_escape_runs(name, folder, tmp_path):
-    d = new_run_dir(tmp_path / "runs", name)
+    d = tmp_path / "runs" / safe_name(name)
     assert d == tmp_path / "runs" / folder
     assert d.resolve().parent == (tmp_path / "runs").resolve()
 

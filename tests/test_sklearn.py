@@ -53,7 +53,8 @@ def run_bpcli(tmp_path, X, Y, hidden, output, loss, W1, b1, W2, b2, lr, wd, step
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
     res = CliRunner().invoke(app, ["train", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "r"), "-q", "--json"])
     assert res.exit_code == 0, res.output
-    with np.load(tmp_path / "r" / "weights.npz", allow_pickle=False) as z:
+    from bpcli.runs import checkpoint_dir
+    with np.load(checkpoint_dir(tmp_path / "r") / "weights.npz", allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
 
@@ -101,8 +102,8 @@ def test_reported_loss_is_the_objective_sklearn_differentiates(tmp_path):
     _, losses = run_sklearn(sk_model("regressor", "tanh", 4, 0.1, 0.0, 6), X, Y, W1, b1, W2, b2, 3)
     run_bpcli(tmp_path, X, Y, "tanh", "identity", {"name": "squared_error", "convention": "sklearn"},
               W1, b1, W2, b2, 0.1, 0.0, 3)
-    import json
-    history = json.loads((tmp_path / "r" / "history.json").read_text())
+    from conftest import read_history
+    history = read_history(tmp_path / "r")
     for h, sk_loss in zip(history, losses):  # both measured before each step's update
         assert h["loss"] == pytest.approx(3 * sk_loss, rel=1e-12)
 

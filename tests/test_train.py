@@ -13,13 +13,14 @@ from typer.testing import CliRunner
 from bpcli import __version__
 from bpcli.cli import app
 from bpcli.config import builtin_config_dir, load_config
+from bpcli.runs import checkpoint_dir
 
 runner = CliRunner()
 CONFIGS = sorted(builtin_config_dir().glob("*.yaml"))
 
 
 def weights(run_dir: Path) -> dict[str, np.ndarray]:
-    with np.load(run_dir / "weights.npz", allow_pickle=False) as npz:
+    with np.load(checkpoint_dir(run_dir) / "weights.npz", allow_pickle=False) as npz:
         return {k: npz[k] for k in npz.files}
 
 
@@ -28,20 +29,24 @@ def test_default_train_writes_a_complete_run_folder(tmp_path, monkeypatch):
     result = runner.invoke(app, ["train", "--epochs", "50"])
     assert result.exit_code == 0, result.output
     run = tmp_path / "runs" / "seed"
-    for name in ("weights.npz", "config.yaml", "history.csv", "history.json", "metrics.json", "train_state.json"):
-        assert (run / name).is_file(), name
+    assert sorted(p.name for p in run.iterdir()) == ["epoch-50", "history.csv", "run.json"]
+    ck = checkpoint_dir(run)
+    assert ck == run / "epoch-50"
+    for name in ("weights.npz", "state.npz", "config.yaml", "history-sample.json", "metrics.json"):
+        assert (ck / name).is_file(), name
     assert set(weights(run)) == {"A.W", "A.b", "B.W", "B.b"}
-    history = json.loads((run / "history.json").read_text())
+    history = json.loads((ck / "history-sample.json").read_text())
     assert [h["epoch"] for h in history] == list(range(1, 51))
     assert len(history[0]["grad_norm"]) == 2  # one gradient norm per layer
-    assert (run / "history.csv").read_text().count("\n") == 51
-    metrics = json.loads((run / "metrics.json").read_text())
+    rows = (run / "history.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows] == ["epoch"] + [str(e) for e in range(1, 51)]
+    metrics = json.loads((ck / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["epochs"] == 50
     assert "x1, x2 -> A1, A2 -> B" in result.stdout  # the network is shown first
     # a second run never overwrites the first
     assert runner.invoke(app, ["train", "--epochs", "5", "-q"]).exit_code == 0
-    assert (tmp_path / "runs" / "seed-2" / "weights.npz").is_file()
-    assert json.loads((run / "metrics.json").read_text())["epochs"] == 50
+    assert (checkpoint_dir(tmp_path / "runs" / "seed-2") / "weights.npz").is_file()
+    assert json.loads((ck / "metrics.json").read_text())["epochs"] == 50
 
 
 def test_default_seed_network_learns_xor(tmp_path):
@@ -49,7 +54,8 @@ def test_default_seed_network_learns_xor(tmp_path):
     doc = json.loads(result.stdout)
     assert result.exit_code == 0
     assert doc["final"]["metric"] == "accuracy" and doc["final"]["train_metric"] == 1.0
-    assert doc["history"][-1]["loss"] < doc["history"][0]["loss"] / 10
+    assert doc["history"]["last"]["loss"] < doc["history"]["first"]["loss"] / 10
+    assert doc["history"]["file"] == f"{tmp_path / 'r'}/history.csv"  # the whole history stays there
 
 
 def test_same_config_and_seed_give_bit_for_bit_the_same_weights(tmp_path):
@@ -69,7 +75,7 @@ def test_every_shipped_config_loads_trains_and_its_loss_goes_down(config, tmp_pa
     result = runner.invoke(app, ["train", str(config), "--json", "--epochs", str(epochs), "--out", str(tmp_path / "r")])
     assert result.exit_code == 0, result.stderr
     history = json.loads(result.stdout)["history"]
-    assert history[-1]["loss"] < history[0]["loss"]
+    assert history["last"]["loss"] < history["first"]["loss"]
 
 
 def test_diverging_run_stops_with_the_epoch_and_keeps_finite_weights(tmp_path):
@@ -83,7 +89,7 @@ def test_diverging_run_stops_with_the_epoch_and_keeps_finite_weights(tmp_path):
     assert "at epoch" in result.stderr and "smaller learning rate" in result.stderr
     w = weights(tmp_path / "r")
     assert all(np.all(np.isfinite(a)) for a in w.values())
-    assert json.loads((tmp_path / "r" / "metrics.json").read_text())["status"] == "diverged"
+    assert json.loads((checkpoint_dir(tmp_path / "r") / "metrics.json").read_text())["status"] == "diverged"
 
 
 def test_out_refuses_to_overwrite_unless_asked(tmp_path):
@@ -92,16 +98,16 @@ def test_out_refuses_to_overwrite_unless_asked(tmp_path):
     again = runner.invoke(app, ["train", "-q", "--epochs", "2", "--out", str(out)])
     assert again.exit_code == 2 and "already exists" in again.stderr
     assert runner.invoke(app, ["train", "-q", "--epochs", "3", "--out", str(out), "--overwrite"]).exit_code == 0
-    assert json.loads((out / "metrics.json").read_text())["epochs"] == 3
+    assert json.loads((checkpoint_dir(out) / "metrics.json").read_text())["epochs"] == 3
 
 
 def test_resolved_config_in_the_run_folder_reloads_to_the_same_network(tmp_path):
     out = tmp_path / "r"
     cfg = str(builtin_config_dir() / "iris.yaml")
     assert runner.invoke(app, ["train", cfg, "-q", "--epochs", "3", "--out", str(out)]).exit_code == 0
-    saved = yaml.safe_load((out / "config.yaml").read_text())
+    saved = yaml.safe_load((checkpoint_dir(out) / "config.yaml").read_text())
     assert Path(saved["data"]["csv"]).is_absolute()
-    assert (out / "scaling.json").is_file()
+    assert (checkpoint_dir(out) / "scaling.json").is_file()
     result = runner.invoke(app, ["show", str(out), "--json"])
     assert result.exit_code == 0
     shown = json.loads(result.stdout)
@@ -171,7 +177,7 @@ def test_history_r2_is_the_same_number_as_the_final_r2(tmp_path):
     y = run.prepared.train.y
     y_hat = forward(run.net, run.prepared.train.x)[0]
     independent = 1.0 - np.sum((y - y_hat) ** 2) / np.sum((y - y.mean(axis=0)) ** 2)
-    assert doc["history"][-1]["metric"] == pytest.approx(independent, rel=1e-12)
+    assert doc["history"]["last"]["metric"] == pytest.approx(independent, rel=1e-12)
     assert doc["final"]["train_metric"] == pytest.approx(independent, rel=1e-12)
 
 
@@ -184,5 +190,5 @@ def test_a_diverged_momentum_run_folder_still_loads(tmp_path):
     assert runner.invoke(app, ["train", str(cfg), "-q", "--out", str(out)]).exit_code == 1
     shown = runner.invoke(app, ["show", str(out), "--json"])
     assert shown.exit_code == 0, shown.stderr
-    with np.load(out / "state.npz", allow_pickle=False) as npz:
+    with np.load(checkpoint_dir(out) / "state.npz", allow_pickle=False) as npz:
         assert all(np.all(np.isfinite(npz[k])) for k in npz.files)

@@ -19,6 +19,9 @@ from typer.testing import CliRunner
 from bpcli.cli import app
 from bpcli.config import builtin_config_dir, load_config
 from bpcli.data import prepare
+from bpcli.runs import checkpoint_dir
+
+from conftest import read_history, run_manifest
 
 runner = CliRunner()
 
@@ -35,12 +38,12 @@ def train(tmp_path: Path, cfg: dict | str, name: str, *args) -> Path:
 
 
 def weights(run: Path) -> dict:
-    with np.load(run / "weights.npz", allow_pickle=False) as z:
+    with np.load(checkpoint_dir(run) / "weights.npz", allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
 
 def history(run: Path) -> list[dict]:
-    return json.loads((run / "history.json").read_text())
+    return read_history(run)
 
 
 def blobs(patience: int | None, restore: bool = True, epochs: int = 400) -> dict:
@@ -79,9 +82,9 @@ def test_early_stopping_stops_at_the_right_epoch_and_restores_the_best_weights(t
     h = history(run)
     assert len(h) == stop
     assert [e["epoch"] for e in h if e["best"]][-1] == best_epoch
-    state = json.loads((run / "train_state.json").read_text())
+    state = run_manifest(run)
     assert (state["status"], state["weights_epoch"], state["best_epoch"]) == ("early_stopped", best_epoch, best_epoch)
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = json.loads((checkpoint_dir(run) / "metrics.json").read_text())
     assert metrics["weights_epoch"] == best_epoch
     # the saved weights are exactly those of the same run cut at the best epoch
     cut = weights(train(tmp_path, blobs(None), "cut", "--epochs", str(best_epoch)))
@@ -99,7 +102,7 @@ def test_restore_best_false_keeps_the_last_epochs_weights(tmp_path):
     cut = weights(train(tmp_path, blobs(None), "cut", "--epochs", str(stop)))
     for k, v in weights(run).items():
         np.testing.assert_array_equal(v, cut[k])
-    assert json.loads((run / "train_state.json").read_text())["weights_epoch"] is None
+    assert run_manifest(run)["weights_epoch"] is None
 
 
 def test_the_l2_penalty_is_reported_beside_the_data_loss(tmp_path):
@@ -116,7 +119,7 @@ def test_the_l2_penalty_is_reported_beside_the_data_loss(tmp_path):
     assert h[0]["penalty"] == pytest.approx(0.1 * squares, rel=1e-14)
     # epoch 2's at the weights after epoch 1, whose norms the history records
     assert h[1]["penalty"] == pytest.approx(0.1 * sum(n * n for n in h[0]["weight_norm"]), rel=1e-12)
-    metrics = json.loads((run / "metrics.json").read_text())
+    metrics = json.loads((checkpoint_dir(run) / "metrics.json").read_text())
     w = weights(run)
     assert metrics["penalty"] == pytest.approx(0.1 * (np.sum(w["A.W"] ** 2) + np.sum(w["B.W"] ** 2)), rel=1e-12)
     without = history(train(tmp_path, {**cfg, "train": {**cfg["train"], "weight_decay": 0.0}}, "plain"))
@@ -128,10 +131,12 @@ IRIS = str(builtin_config_dir() / "iris.yaml")
 
 
 def val_rows(run: Path) -> set[tuple]:
-    cfg, data = load_config(run / "config.yaml")
+    """The raw validation rows of a run, from its saved config and scaling."""
+    ck = checkpoint_dir(run)
+    cfg, data = load_config(ck / "config.yaml")
     p = prepare(cfg, data)
-    raw = p.val.x * np.array(json.loads((run / "scaling.json").read_text())["std"]) \
-        + np.array(json.loads((run / "scaling.json").read_text())["mean"])
+    scaling = json.loads((ck / "scaling.json").read_text())
+    raw = p.val.x * np.array(scaling["std"]) + np.array(scaling["mean"])
     return {tuple(np.round(r, 6)) for r in raw}
 
 

@@ -73,9 +73,9 @@ def test_ctrl_c_prints_the_resume_command_on_one_line_with_its_brackets(tmp_path
     import bpcli.session
     real = bpcli.session.run_training
 
-    def interrupted_at_once(*args):
+    def interrupted_at_once(*args, **kwargs):
         signal.raise_signal(signal.SIGINT)  # what Ctrl-C does; bpcli's handler asks training to stop
-        return real(*args)
+        return real(*args, **kwargs)
 
     monkeypatch.setattr(bpcli.session, "run_training", interrupted_at_once)
     out = tmp_path / "[v1]" / ("a-run-folder-with-a-rather-long-name-" * 2)
@@ -112,7 +112,7 @@ def test_train_on_a_run_folder_points_to_resume_not_to_a_missing_run_option(tmp_
     res = runner.invoke(app, ["train", str(run)])
     assert 2 == res.exit_code
     assert "--run" not in res.stderr
-    assert f"--resume {run}" in res.stderr and f"{run / 'config.yaml'}" in res.stderr
+    assert f"--resume {run}" in res.stderr and f"{run / 'epoch-5' / 'config.yaml'}" in res.stderr
 
 
 def test_plot_or_inspect_of_a_config_file_says_it_is_not_a_run_folder(tmp_path):
@@ -138,6 +138,6 @@ def test_show_wraps_a_long_equation_instead_of_cutting_off_its_bias():
 def test_a_runs_own_config_says_it_holds_initial_weights(tmp_path):
     out = tmp_path / "r"
     assert runner.invoke(app, ["train", "-q", "--epochs", "3", "--out", str(out)]).exit_code == 0
-    result = runner.invoke(app, ["show", str(out / "config.yaml")])
+    result = runner.invoke(app, ["show", str(out / "epoch-3" / "config.yaml")])
     assert result.exit_code == 0
     assert "initial weights" in result.stderr and str(out) in result.stderr

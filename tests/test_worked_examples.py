@@ -110,7 +110,8 @@ def _trained(tmp_path, epochs: int) -> dict:
     out = tmp_path / f"mazur{epochs}"
     res = CliRunner().invoke(app, ["train", WORKED, "--epochs", str(epochs), "--out", str(out), "-q", "--json"])
     assert res.exit_code == 0, res.output
-    with np.load(out / "weights.npz", allow_pickle=False) as z:
+    from bpcli.runs import checkpoint_dir
+    with np.load(checkpoint_dir(out) / "weights.npz", allow_pickle=False) as z:
         return {k: z[k] for k in z.files}
 
 

@@ -1,5 +1,32 @@
-"""python -m bpcli."""
+"""python -m bpcli, and the `bpcli` command: the signal handlers come first, before any slow import."""
 
-from bpcli.cli import main
+from __future__ import annotations
 
-main()
+import signal
+import sys
+
+
+def _interrupt(signum, frame):
+    from bpcli.errors import Interrupted
+    raise Interrupted(signum)
+
+
+def main() -> None:
+    """Ctrl-C or SIGTERM before a run is saved is one line and exit 128 + signal, never a traceback."""
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, _interrupt)
+    try:
+        from bpcli.cli import app
+        app()
+    except BaseException as err:
+        from bpcli.errors import Interrupted
+        if not isinstance(err, Interrupted):
+            raise
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, signal.SIG_IGN)  # a second Ctrl-C does not cut the message short
+        sys.stderr.write(f"{err}\n")
+        sys.exit(err.exit_code)
+
+
+if __name__ == "__main__":
+    main()

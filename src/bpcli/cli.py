@@ -191,10 +191,3 @@ for command in (train, show, init, explain, plot, inspect, gradcheck, diagnose, 
     app.command()(command)
 app.command("import")(import_)
 
-
-def main() -> None:
-    app()
-
-
-if __name__ == "__main__":
-    main()

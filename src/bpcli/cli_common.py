@@ -15,7 +15,7 @@ from typing import Annotated, Optional
 import typer
 
 from bpcli import __version__
-from bpcli.errors import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, BpcliError
+from bpcli.errors import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, BpcliError, Interrupted
 
 app = typer.Typer(
     name="bpcli",
@@ -133,6 +133,9 @@ def handles_errors(fn):
                     return result
                 except BpcliError as err:
                     fail(str(err), err.exit_code)
+                except Interrupted as err:
+                    err_console().print(str(err), markup=False, soft_wrap=True)
+                    raise typer.Exit(err.exit_code) from None
                 except KeyboardInterrupt:
                     err_console().print("interrupted")
                     raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -230,7 +233,8 @@ def load_target(target: Optional[str], config: Optional[Path] = None, run: Optio
         loaded = load_run(run)
         return loaded.cfg, loaded.net, loaded.prepared, loaded.run_dir
     if config is not None and Path(config).name == "config.yaml" and (Path(config).parent / "weights.npz").exists():
+        run_dir = Path(config).parent.parent if (Path(config).parent.parent / "run.json").exists() else Path(config).parent
         err_console().print(f"note: {config} is a run's config, read at its initial weights; give the folder "
-                        f"{Path(config).parent} for the trained ones", markup=False, soft_wrap=True)
+                        f"{run_dir} for the trained ones", markup=False, soft_wrap=True)
     cfg, data = load_config(config)
     return cfg, build(cfg), prepare(cfg, data), None

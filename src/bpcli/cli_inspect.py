@@ -137,7 +137,7 @@ def inspect(
 ) -> None:
     """Say why a trained network learns or does not: vanishing or exploding gradients, saturated or dead units, layers that hardly move, each with the epoch where it started.
 
-    Reads the run's history.json (per layer and epoch: gradient norm, update-to-weight ratio, share of saturated or dead units). Try it on the shipped deep_sigmoid and deep_relu examples. Exit 0, or 1 with --check when anything is flagged.
+    Reads the run's history (a sample of at most ~2,000 epochs; per layer and epoch: gradient norm, update-to-weight ratio, share of saturated or dead units). Try it on the shipped deep_sigmoid and deep_relu examples. Exit 0, or 1 with --check when anything is flagged.
     """
     from bpcli.dynamics import inspect_run
     from bpcli.runs import load_run

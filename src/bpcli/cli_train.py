@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from bpcli.cli_common import JsonOpt, emit_json, err_console, fail, handles_errors, out_console
-from bpcli.errors import EXIT_FAILED, EXIT_INTERRUPTED, BpcliError
+from bpcli.errors import EXIT_FAILED, EXIT_INTERRUPTED, BpcliError, Interrupted
 
 
 # --- train -----------------------------------------------------------------------------------
@@ -72,6 +72,21 @@ def train(
 
             result = session.train(s, on_epoch)
 
+    def saved(signum, frame):  # the run is saved: a signal while printing says so
+        raise Interrupted(signum, f"the run is saved in {result.run_dir}")
+
+    old = {sig: signal.signal(sig, saved) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        _report(result, s, json_out, err)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
+def _report(result, s, json_out: bool, err) -> None:
+    """The summary (or JSON), then the exit code of a diverged or interrupted run."""
+    import signal
+
     if json_out:
         emit_json(result.to_dict())
     else:
@@ -82,7 +97,7 @@ def train(
     if result.status == "interrupted":
         err.print(f"interrupted: state after epoch {result.epochs} saved in {result.run_dir}; "
                   f"continue with `bpcli train --resume {result.run_dir}`", soft_wrap=True, markup=False)
-        raise typer.Exit(EXIT_INTERRUPTED if s.signal == signal.SIGINT else 128 + int(s.signal))
+        raise typer.Exit(EXIT_INTERRUPTED if s.signal == signal.SIGINT else 128 + int(s.signal or signal.SIGINT))
 
 
 # --- init ------------------------------------------------------------------------------------

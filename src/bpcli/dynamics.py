@@ -1,6 +1,6 @@
 """bpcli inspect: read a run's per-epoch history and say why a network learns or does not.
 
-Works only from the per-layer numbers `train` records (history.json): gradient norms, update-to-weight
+Works only from the per-layer numbers `train` records (the run's history sample): gradient norms, update-to-weight
 ratios and the share of saturated or dead units. Every flag names its layer, the epoch it started and
 how often it held since, with a plain-words hint.
 """
@@ -119,15 +119,18 @@ def _series(history: list[dict], key: str, l: int) -> list[float | None]:
     return out
 
 
-def _persistent(cond: list[bool]) -> tuple[int, int] | None:
-    """(first epoch, epochs it held since) when it held in at least PERSIST of the epochs since it began."""
+def _persistent(cond: list[bool], ep: list[int], w: list[int]) -> tuple[int, int, int] | None:
+    """(index, first epoch, epochs it held since) when it held in at least PERSIST of the epochs since it began.
+
+    ep are the epochs of the (maybe thinned) series, w how many epochs each point stands for.
+    """
     if True not in cond:
         return None
-    start = cond.index(True)
-    held = sum(cond[start:])
-    if held < PERSIST * (len(cond) - start):
+    i = cond.index(True)
+    held = sum(wi for c, wi in zip(cond[i:], w[i:]) if c)
+    if held < PERSIST * sum(w[i:]):
         return None
-    return start + 1, held
+    return i, ep[i] - w[i] + 1, held
 
 
 def _median(vals: list[float | None]) -> float | None:
@@ -164,15 +167,18 @@ def _trace_idx(n: int) -> list[int]:
 
 
 def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, status: str = "completed") -> InspectResult:
-    """Diagnose a run from its history (a list of EpochRecord dicts) and its network's layers."""
-    E = len(history)
+    """Diagnose a run from its history (EpochRecord dicts: every epoch, or the run's thinned sample) and its layers."""
+    n = len(history)
+    ep = [int(h.get("epoch", i + 1)) for i, h in enumerate(history)]
+    w = [b - a for a, b in zip([0] + ep, ep)]  # epochs each point of a thinned series stands for
+    E = ep[-1] if ep else 0
     L = len(net.layers)
     out = L - 1
     out_letter = net.layers[out].letter
     g = [_series(history, "grad_norm", l) for l in range(L)]
     u = [_series(history, "update_ratio", l) for l in range(L)]
     s = [_series(history, "saturation", l) for l in range(L)]
-    idx = _trace_idx(E)
+    idx = _trace_idx(n)
     findings: list[Finding] = []
 
     def kind_of(l: int) -> str | None:
@@ -195,18 +201,18 @@ def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, stat
 
     vanishing: set[int] = set()
     for l in range(out):
-        ratios = [_ratio(g[l][e], g[out][e]) for e in range(E)]
+        ratios = [_ratio(g[l][e], g[out][e]) for e in range(n)]
         for kind, test in (("vanishing", lambda r: r is not None and r < VANISHING),
                            ("exploding", lambda r: r is not None and r > EXPLODING)):
-            hit = _persistent([test(r) for r in ratios])
+            hit = _persistent([test(r) for r in ratios], ep, w)
             if hit is None:
                 continue
-            start, held = hit
-            typical = _median([r for r in ratios[start - 1:] if test(r)])
+            i, start, held = hit
+            typical = _median([r for r in ratios[i:] if test(r)])
             letter = net.layers[l].letter
             if kind == "vanishing":
                 vanishing.add(l)
-                upd = _ratio(_median(u[l][start - 1:]), _median(u[out][start - 1:]))
+                upd = _ratio(_median(u[l][i:]), _median(u[out][i:]))
                 msg = (f"layer {letter}: gradient {fraction(typical)} of output layer {out_letter}'s from epoch {start}"
                        f" ({held} of {E - start + 1} epochs)")
                 if upd is not None:
@@ -224,11 +230,11 @@ def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, stat
             continue  # a confident sigmoid/softmax output under cross-entropy still passes y' - y back
         limit = SATURATED if k == "saturating" else DEAD
         cond = [x is not None and (x >= limit if k == "saturating" else x > limit) for x in s[l]]
-        hit = _persistent(cond)
+        hit = _persistent(cond, ep, w)
         if hit is None:
             continue
-        start, held = hit
-        share = _median([x for x, c in zip(s[l][start - 1:], cond[start - 1:]) if c])
+        i, start, held = hit
+        share = _median([x for x, c in zip(s[l][i:], cond[i:]) if c])
         count = int(round(share * layer.n_out))
         act = layer.activation.name
         if k == "saturating":
@@ -247,25 +253,25 @@ def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, stat
         if l in vanishing:
             continue  # already said, with its update speed
         rel = []
-        for e in range(E):
+        for e in range(n):
             fastest = max((u[k][e] for k in range(L) if u[k][e] is not None), default=None)
             rel.append(_ratio(u[l][e], fastest))
-        hit = _persistent([r is not None and r < SLOW for r in rel])
+        hit = _persistent([r is not None and r < SLOW for r in rel], ep, w)
         if hit is not None:
-            start, held = hit
-            typical = _median([r for r in rel[start - 1:] if r is not None and r < SLOW])
+            i, start, held = hit
+            typical = _median([r for r in rel[i:] if r is not None and r < SLOW])
             msg = (f"layer {layer.letter}: weights change {fraction(typical)} as fast as the fastest layer's "
                    f"from epoch {start} ({held} of {E - start + 1} epochs)")
-            grad = _median([_ratio(g[l][e], g[out][e]) for e in range(start - 1, E)])
+            grad = _median([_ratio(g[l][e], g[out][e]) for e in range(i, n)])
             if l < out and grad is not None and grad < 1:
                 msg += f"; its gradient is {fraction(grad)} of output layer {out_letter}'s"
                 hint = _shrink_hint(net, l, out)
             else:
                 hint = "this layer hardly learns: check its initial weights' scale, or try Adam"
             findings.append(Finding("slow", layer.letter, start, held, msg, hint))
-        hit = _persistent([x is not None and x > JUMPY for x in u[l]])
+        hit = _persistent([x is not None and x > JUMPY for x in u[l]], ep, w)
         if hit is not None:
-            start, held = hit
+            i, start, held = hit
             msg = (f"layer {layer.letter}: weights change by more than their own size per epoch from epoch {start} "
                    f"({held} of {E - start + 1} epochs)")
             findings.append(Finding("jumpy", layer.letter, start, held, msg,
@@ -282,7 +288,7 @@ def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, stat
                                 "lower the learning rate"))
     findings.sort(key=lambda f: (f.kind in ("stuck", "diverged"), f.epoch, f.layer or ""))
     return InspectResult(name, run_dir, status, E, first, last, out_letter, tuple(layers), tuple(findings),
-                         tuple(idx[i] + 1 for i in range(len(idx))), _summary(layers, findings, E))
+                         tuple(ep[i] for i in idx), _summary(layers, findings, E))
 
 
 def _shrink_hint(net: Network, l: int, out: int) -> str:

@@ -44,6 +44,10 @@ class SaveError(BpcliError):
 
     exit_code = EXIT_FAILED
 
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason or message
+
 
 class DivergedError(BpcliError):
     """The loss became NaN or infinite during training."""
@@ -88,3 +92,18 @@ def one_of(choices: Iterable[str]) -> str:
     if len(items) <= 1:
         return "".join(items)
     return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM before anything was saved: one line and exit 128 + signal, never a traceback.
+
+    A BaseException, like KeyboardInterrupt, so that no `except Exception` swallows it; Click does not catch it.
+    """
+
+    def __init__(self, signum: int, saved: str = ""):
+        self.signum, self.saved = signum, saved
+        super().__init__(f"interrupted: {saved or 'nothing was saved (stopped before the run folder was written)'}")
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + int(self.signum)

@@ -145,9 +145,9 @@ def plot_run(loaded, out_dir: str | Path | None = None, formats: tuple[str, ...]
         ax.plot(*_xy(epochs, loss, log), label="training", color="C0")
         if any(v is not None for v in val):
             ax.plot(*_xy(epochs, val, log), label="validation", color="C1")
-        best = [e for e, h in zip(epochs, history) if h.get("best")]
-        if best:  # early stopping's best validation epoch: the weights it keeps by default
-            ax.axvline(best[-1], color="C2", linestyle="--", linewidth=1, label=f"best validation (epoch {best[-1]})")
+        best = loaded.state.best_epoch  # early stopping's best validation epoch: the weights it keeps by default
+        if best:
+            ax.axvline(best, color="C2", linestyle="--", linewidth=1, label=f"best validation (epoch {best})")
         if log:
             ax.set_yscale("log")
         title = f"{name}: loss per epoch" + (" (log scale)" if log else "")

@@ -35,7 +35,7 @@ class TrainResult:
     seconds: float
     n_train: int
     n_val: int
-    history: tuple  # of EpochRecord
+    history: tuple  # of EpochRecord: the thinned sample (epoch 1, the last, every stride-th; at most ~2,000)
     class_names: tuple[str, ...] | None = None
     weights_epoch: int | None = None  # the epoch whose weights were saved (the best one with early stopping)
     penalty: float | None = None  # the L2 term weight_decay / 2 * sum ||W||^2 at the saved weights
@@ -54,5 +54,9 @@ class TrainResult:
                       "train_metric": self.metric, "val_metric": self.val_metric, "penalty": self.penalty,
                       "objective": None if self.loss is None else self.loss + (self.penalty or 0.0)},
             "weights_epoch": self.weights_epoch, "best_epoch": self.best_epoch,
-            "seconds": self.seconds, "history": [r.to_dict() for r in self.history],
+            "seconds": self.seconds,
+            # the whole history stays in the run folder (history.csv): a long run must not flood stdout
+            "history": {"file": None if self.run_dir is None else f"{self.run_dir}/history.csv",
+                        "epochs": self.epochs, "first": self.history[0].to_dict() if self.history else None,
+                        "last": self.history[-1].to_dict() if self.history else None},
         })

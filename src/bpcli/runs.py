@@ -1,10 +1,17 @@
-"""Run folders: saving a trained network with its history as one checkpoint, and loading it back."""
+"""Run folders (format 2): each checkpoint a new folder, switched to by renaming run.json; loading checks every byte.
+
+    RUN/run.json           the manifest: the current checkpoint, the training state, every file's SHA-256,
+                           how much of history.csv is valid, and the SHA-256 of its own other fields
+    RUN/history.csv        one row per epoch, appended (rows after the manifest's count are ignored)
+    RUN/epoch-818/         the checkpoint run.json names: config.yaml, weights.npz, state.npz, metrics.json,
+                           history-sample.json (at most ~2,000 epochs) and, with standardize, scaling.json
+"""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,100 +19,96 @@ import numpy as np
 import yaml
 
 from bpcli import __version__
+from bpcli.claim import MANIFEST, MARKER
 from bpcli.config import load_config
 from bpcli.data import Prepared, Scaling, prepare
 from bpcli.errors import BpcliError, RunFolderError, SaveError
-from bpcli.files import atomic_write_files, npz_bytes, read_npz, sha256
+from bpcli.files import atomic_write_bytes, fsync_dir, npz_bytes, read_npz, read_regular, sha256, write_new_files
+from bpcli.history import HISTORY, SAMPLE, HistoryLog, sample_from_json
 from bpcli.model import Network, build
-from bpcli.schema import FORMAT_VERSION, NetConfig
-from bpcli.train import EpochRecord, TrainState
+from bpcli.results import finite_or_none
+from bpcli.schema import NetConfig
+from bpcli.train import TrainState
 
-WEIGHTS = "weights.npz"
-STATE = "state.npz"
-CONFIG = "config.yaml"
-
-
-# --- run folders -------------------------------------------------------------------------
-
-
-def new_run_dir(base: Path, name: str) -> Path:
-    """runs/<name>, or runs/<name>-2, -3, ... : never an existing folder, always directly inside `base`.
-
-    The name comes from a config, so it is reduced to letters, digits, '-', '_' and '.', with no
-    leading dot (no '..', no hidden folders) and at most 80 characters.
-    """
-    try:
-        base.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise SaveError(f"{base}: cannot create the runs folder ({err.strerror}); choose one with --out") from None
-    safe = "".join(c if (c.isascii() and c.isalnum()) or c in "-_." else "_" for c in name)
-    safe = safe.lstrip(".")[:80] or "run"
-    candidate = base / safe
-    n = 2
-    while True:
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            candidate = base / f"{safe}-{n}"
-            n += 1
-        except OSError as err:
-            raise SaveError(f"{candidate}: cannot create the run folder ({err.strerror}); choose one with --out") from None
-
-
-def history_csv(history: list[EpochRecord], layer_letters: list[str]) -> str:
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["epoch", "loss", "val_loss", "metric", "val_metric", "seconds"]
-               + [f"grad_norm_{c}" for c in layer_letters] + [f"update_ratio_{c}" for c in layer_letters]
-               + [f"saturation_{c}" for c in layer_letters] + ["penalty", "best"])
-    for r in history:
-        w.writerow([r.epoch, repr(r.loss), _opt(r.val_loss), _opt(r.metric), _opt(r.val_metric), f"{r.seconds:.6f}"]
-                   + [repr(g) for g in r.grad_norm] + [repr(u) for u in r.update_ratio]
-                   + [_opt(s) for s in r.saturation] + [_opt(r.penalty), int(r.best)])
-    return buf.getvalue()
-
-
-def _opt(v: float | None) -> str:
-    return "" if v is None else repr(v)
-
-
+RUN_FORMAT = 2  # format 1: flat files renamed one by one, train_state.json, history.json
+WEIGHTS, STATE, CONFIG, SCALING, METRICS = "weights.npz", "state.npz", "config.yaml", "scaling.json", "metrics.json"
+REQUIRED = (CONFIG, WEIGHTS, STATE, METRICS, SAMPLE)
 STATUSES = ("running", "completed", "early_stopped", "diverged", "interrupted")
-CHECKED = ("history.json", WEIGHTS, STATE)  # their SHA-256 is recorded in train_state.json
+CHECKPOINT_NAME = re.compile(r"epoch-(0|[1-9][0-9]{0,7})(\.[1-9][0-9]{0,3})?")
+MAX_JSON = 8_000_000  # no file bpcli writes as JSON comes near this (a sample of 2,050 records of 100 layers)
 
 
-def save_run(run_dir: Path, cfg: NetConfig, net: Network, prepared: Prepared, history: list[EpochRecord],
-             state: TrainState, summary: dict) -> None:
-    """Write every file of the run folder as one checkpoint: all or nothing (see atomic_write_files).
+def _named(run_dir: Path) -> str | None:
+    try:
+        return json.loads((run_dir / MANIFEST).read_bytes()).get("checkpoint")
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return None
 
-    train_state.json goes last and records the SHA-256 of the history, weights and optimiser state,
-    so a file changed afterwards (or a save cut short between renames) is detected when loading.
+
+def canonical(fields: dict) -> bytes:
+    return json.dumps(fields, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
+
+
+def _json_bytes(obj) -> bytes:
+    return json.dumps(obj, indent=1, allow_nan=False).encode()
+
+
+def save_run(run_dir: Path, cfg: NetConfig, net: Network, prepared: Prepared, log: HistoryLog,
+             state: TrainState, summary: dict, previous: str | None) -> str:
+    """Write a checkpoint as one switch: a new epoch-N folder, history.csv synced, then run.json renamed over the
+    old one; the previous checkpoint folder is deleted only after that. Returns the new folder's name.
+
+    A kill at any instant leaves run.json naming the old checkpoint or the new one, each whole.
     SaveError if the folder cannot be written; the previous checkpoint is then left as it was.
     """
     files: dict[str, bytes] = {CONFIG: yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode()}
-    if prepared.scaling is not None:
-        files["scaling.json"] = json.dumps(prepared.scaling.to_dict(), indent=2).encode()
-    letters = [layer.letter for layer in net.layers]
-    files["history.csv"] = history_csv(history, letters).encode()
-    files["history.json"] = json.dumps([r.to_dict() for r in history]).encode()
-    weights = {k: np.asarray(v, dtype=np.float64) for k, v in net.named_arrays().items()}
-    files[WEIGHTS] = npz_bytes(weights)
+    files[WEIGHTS] = npz_bytes({k: np.asarray(v, dtype=np.float64) for k, v in net.named_arrays().items()})
     files[STATE] = npz_bytes({k: np.asarray(v) for k, v in state.buffers.items()})
-    files["metrics.json"] = json.dumps(summary, indent=2).encode()
-    meta = {
-        "format_version": FORMAT_VERSION, "bpcli_version": __version__, "epoch": state.epoch, "step": state.step,
-        "status": state.status, "message": state.message, "rng_state": state.rng_state,
-        "best_val": state.best_val if np.isfinite(state.best_val) else None, "bad_epochs": state.bad_epochs,
-        "best_epoch": state.best_epoch, "weights_epoch": state.weights_epoch,
-        "files": {name: sha256(files[name]) for name in CHECKED},
+    files[METRICS] = _json_bytes(finite_or_none(summary))
+    files[SAMPLE] = json.dumps(finite_or_none([r.to_dict() for r in log.sample]), separators=(",", ":"),
+                               allow_nan=False).encode()  # an overflowing R^2 or gradient norm is null
+    if prepared.scaling is not None:
+        files[SCALING] = _json_bytes(prepared.scaling.to_dict())
+    name, k = f"epoch-{state.epoch}", 2
+    while name == previous:  # the same epoch saved again (interrupted, then finished): a new folder all the same
+        name, k = f"epoch-{state.epoch}.{k}", k + 1
+    if (run_dir / name).exists():
+        shutil.rmtree(run_dir / name, ignore_errors=True)  # left by a save that was cut off
+    fields = {
+        "format": MARKER, "format_version": RUN_FORMAT, "bpcli_version": __version__, "checkpoint": name,
+        "epoch": state.epoch, "step": state.step, "status": state.status, "message": state.message,
+        "rng_state": state.rng_state, "best_val": state.best_val if np.isfinite(state.best_val) else None,
+        "bad_epochs": state.bad_epochs, "best_epoch": state.best_epoch, "weights_epoch": state.weights_epoch,
+        "files": {n: sha256(b) for n, b in files.items()},
     }
-    files["train_state.json"] = json.dumps(meta, indent=2).encode()
     try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_files(run_dir, files)
-    except OSError as err:
+        write_new_files(run_dir / name, files)
+        fields["history"] = log.sync()
+        manifest = {**fields, "sha256": sha256(canonical(fields))}
+        atomic_write_bytes(run_dir / MANIFEST, json.dumps(manifest, indent=1, allow_nan=False).encode())
+        fsync_dir(run_dir)
+    except BaseException as err:  # a full disk, or Ctrl-C in the middle of a write: the new folder goes
+        if (run_dir / MANIFEST).is_file() and _named(run_dir) == name:
+            raise  # run.json was switched already: the new checkpoint is whole
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+        if not isinstance(err, OSError):
+            raise
         raise SaveError(f"{run_dir}: cannot save the run ({err.strerror or err}); "
-                        "the files saved before are unchanged") from None
+                        "the files saved before are unchanged", reason=str(err.strerror or err)) from None
+    for p in run_dir.glob("epoch-*"):  # the previous checkpoint, and any left by a save that was cut off
+        if p.name != name and p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+    for p in run_dir.glob(f".{MANIFEST}.*.tmp"):  # left by a save killed before its rename (the run is locked)
+        p.unlink(missing_ok=True)
+    return name
+
+
+def checkpoint_dir(run_dir: str | Path) -> Path:
+    """The folder of the checkpoint run.json names (its files checked by load_run, not here)."""
+    d = Path(run_dir)
+    m = read_manifest(d)
+    _check_manifest(m, d / MANIFEST)
+    return d / m["checkpoint"]
 
 
 @dataclass
@@ -114,18 +117,20 @@ class LoadedRun:
     cfg: NetConfig
     net: Network
     prepared: Prepared
-    history: list[dict]
+    history: list[dict]  # the thinned sample: epoch 1, the last epoch and every stride-th one
     state: TrainState
     metrics: dict
+    checkpoint: str
+    history_file: dict  # what run.json says about history.csv: file, rows, bytes, sha256
 
 
 def _max_bytes(net: Network) -> int:
     return max(a.size for a in net.named_arrays().values()) * 8 + 4096
 
 
-def load_weights(path: Path, net: Network) -> Network:
+def load_weights(path: Path, net: Network, data: bytes | None = None) -> Network:
     """Put the arrays of a weights.npz into a copy of `net`; RunFolderError names the file on any mismatch."""
-    arrays = read_npz(path, _max_bytes(net))
+    arrays = read_npz(path, _max_bytes(net), data=data)
     out = net.copy()
     expected = net.named_arrays()
     missing = [k for k in expected if k not in arrays]
@@ -150,22 +155,69 @@ def load_weights(path: Path, net: Network) -> Network:
     return out
 
 
-def _read_json(path: Path, default=None):
+def parse_json(path: Path, data: bytes):
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        if default is not None:
-            return default
-        raise RunFolderError(f"{path}: missing from the run folder") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise RunFolderError(f"{path}: damaged ({err})") from None
+        return json.loads(data.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise RunFolderError(f"{path}: damaged (not JSON: {err})") from None
+    except RecursionError:
+        raise RunFolderError(f"{path}: damaged (JSON nested too deeply)") from None
+
+
+def read_manifest(d: Path) -> dict:
+    """run.json, its own checksum and every field checked; RunFolderError naming what is wrong."""
+    path = d / MANIFEST
+    if not path.exists() and not path.is_symlink():
+        if (d / "train_state.json").is_file():
+            raise RunFolderError(f"{d}: a run folder of format 1 (an older bpcli); this bpcli reads format "
+                                 f"{RUN_FORMAT}: train it again with `bpcli train {d / CONFIG}`")
+        if (d / HISTORY).exists() or any(d.glob("epoch-*")):
+            raise RunFolderError(f"{path}: missing, so nothing in {d} can be checked; the run folder is damaged")
+        how = f"; continue a run with `bpcli train --resume`" if not any(d.iterdir()) else ""
+        raise RunFolderError(f"{d}: not a run folder (no {MANIFEST}); give a folder made by `bpcli train`{how}")
+    m = parse_json(path, read_regular(path, MAX_JSON, "manifest"))
+    if not isinstance(m, dict) or m.get("format") != MARKER:
+        raise RunFolderError(f"{path}: not a bpcli run manifest")
+    version = m.get("format_version")
+    if isinstance(version, int) and not isinstance(version, bool) and version > RUN_FORMAT:
+        raise RunFolderError(f"{path}: run format version {version} is newer than this bpcli understands "
+                             f"({RUN_FORMAT}); upgrade bpcli")
+    if version != RUN_FORMAT or isinstance(version, bool):
+        raise RunFolderError(f"{path}: run format version {version!r} was not written by bpcli "
+                             f"(this bpcli writes and reads {RUN_FORMAT})")
+    fields = {k: v for k, v in m.items() if k != "sha256"}
+    try:
+        own = sha256(canonical(fields))
+    except (ValueError, TypeError):
+        own = None
+    if m.get("sha256") != own:
+        raise RunFolderError(f"{path}: does not match its own checksum (it was changed after the run was saved)")
+    return m
+
+
+def _check_manifest(m: dict, path: Path) -> None:
+    def bad(what: str):
+        raise RunFolderError(f"{path}: damaged ({what})")
+
+    if not isinstance(m.get("checkpoint"), str) or not CHECKPOINT_NAME.fullmatch(m["checkpoint"]):
+        bad(f"checkpoint is {m.get('checkpoint')!r}")
+    files = m.get("files")
+    if not isinstance(files, dict) or any(n not in (*REQUIRED, SCALING) for n in files) \
+            or any(n not in files for n in REQUIRED) \
+            or not all(isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v) for v in files.values()):
+        bad("files is not the list of checkpoint files and their SHA-256")
+    h = m.get("history")
+    if not isinstance(h, dict) or h.get("file") != HISTORY or not isinstance(h.get("sha256"), str) \
+            or any(isinstance(h.get(k), bool) or not isinstance(h.get(k), int) or not 0 <= h[k] < 2**53
+                   for k in ("rows", "bytes")):
+        bad("history is not the rows, bytes and SHA-256 of history.csv")
 
 
 def load_run(run_dir: str | Path) -> LoadedRun:
-    """Load a run folder: its resolved config, trained weights, data split and scaling, history.
+    """Load a run folder at the checkpoint run.json names: config, weights, optimiser state, scaling, sample.
 
-    Every file is checked (format version, SHA-256 recorded at save time, shapes, finite values);
-    RunFolderError names the file at fault.
+    Every file is checked against run.json's SHA-256 (run.json against its own), then by type and range;
+    RunFolderError names the file at fault and how to start afresh.
     """
     d = Path(run_dir)
     if d.is_file():
@@ -173,113 +225,112 @@ def load_run(run_dir: str | Path) -> LoadedRun:
         raise RunFolderError(f"{d}: is a file, not a run folder{how}")
     if not d.is_dir():
         raise RunFolderError(f"{d}: run folder not found")
-    if not (d / CONFIG).exists():
-        raise RunFolderError(f"{d}: not a run folder (no {CONFIG}); give a folder made by `bpcli train`")
-    meta_path = d / "train_state.json"
-    meta = _read_json(meta_path, default={})
-    if not isinstance(meta, dict):
-        raise RunFolderError(f"{meta_path}: damaged (expected a JSON object)")
-    version = meta.get("format_version", 1)
-    if isinstance(version, bool) or not isinstance(version, int):
-        raise RunFolderError(f"{meta_path}: damaged (format_version is {version!r})")
-    if version > FORMAT_VERSION:
-        raise RunFolderError(f"{meta_path}: run format version {version} is newer "
-                             f"than this bpcli understands ({FORMAT_VERSION}); upgrade bpcli")
-    recorded = meta.get("files") or {}
-    if not isinstance(recorded, dict):
-        raise RunFolderError(f"{meta_path}: damaged (files is not a mapping)")
-    for name, digest in recorded.items():
-        if name not in CHECKED:
-            continue
-        try:
-            actual = sha256((d / name).read_bytes())
-        except FileNotFoundError:
-            raise RunFolderError(f"{d / name}: missing from the run folder") from None
-        except OSError as err:
-            raise RunFolderError(f"{d / name}: cannot read ({err.strerror})") from None
-        if actual != digest:
-            raise RunFolderError(f"{d / name}: does not match the checksum recorded in train_state.json "
-                                 "(the file was changed after the run was saved)")
+    m = read_manifest(d)
+    meta_path = d / MANIFEST
+    _check_manifest(m, meta_path)
+    ck = d / m["checkpoint"]
+    afresh = f"; start afresh with `bpcli train {ck / CONFIG}`"
+    blobs: dict[str, bytes] = {}
+    for name, digest in m["files"].items():
+        limit = 50_000_000 if name == CONFIG else MAX_JSON if name.endswith(".json") else 2_000_000_000
+        blobs[name] = read_regular(ck / name, limit, name)
+        if sha256(blobs[name]) != digest:
+            raise RunFolderError(f"{ck / name}: does not match the checksum recorded in run.json (the file was "
+                                 f"changed after the run was saved){afresh if name != CONFIG else ''}")
+    hist = d / HISTORY
     try:
-        cfg, data = load_config(d / CONFIG)
+        if hist.stat().st_size < m["history"]["bytes"]:
+            raise RunFolderError(f"{hist}: shorter than run.json records (the file was changed){afresh}")
+    except FileNotFoundError:
+        raise RunFolderError(f"{hist}: missing from the run folder{afresh}") from None
+    try:
+        cfg, data = load_config(ck / CONFIG)
     except BpcliError as err:
-        raise RunFolderError(f"{d / CONFIG}: {str(err).splitlines()[0]}") from None
+        raise RunFolderError(f"{ck / CONFIG}: {str(err).splitlines()[0]}") from None
     scaling = None
-    if (d / "scaling.json").exists():
-        sd = _read_json(d / "scaling.json")
-        try:
-            scaling = Scaling.from_dict(sd)
-        except (KeyError, TypeError, ValueError):
-            raise RunFolderError(f"{d / 'scaling.json'}: damaged (expected mean and std lists)") from None
-        if scaling.mean.shape != (len(cfg.inputs),) or scaling.std.shape != (len(cfg.inputs),):
-            raise RunFolderError(f"{d / 'scaling.json'}: has {scaling.mean.shape} statistics for {len(cfg.inputs)} inputs")
-        if not (np.all(np.isfinite(scaling.mean)) and np.all(np.isfinite(scaling.std)) and np.all(scaling.std > 0)):
-            raise RunFolderError(f"{d / 'scaling.json'}: damaged (statistics must be finite, std above 0)")
-    net = load_weights(d / WEIGHTS, build(cfg))
+    if SCALING in blobs:
+        sd = parse_json(ck / SCALING, blobs[SCALING])
+        n = len(cfg.inputs)
+        if not (isinstance(sd, dict) and all(isinstance(sd.get(k), list) and len(sd[k]) == n
+                                             and all(_finite(v) for v in sd[k]) for k in ("mean", "std"))):
+            raise RunFolderError(f"{ck / SCALING}: damaged (expected mean and std lists of {n} numbers){afresh}")
+        scaling = Scaling.from_dict(sd)
+        if not np.all(scaling.std > 0):
+            raise RunFolderError(f"{ck / SCALING}: damaged (std must be above 0){afresh}")
+    if cfg.data.standardize != (scaling is not None):
+        raise RunFolderError(f"{ck / CONFIG}: standardize does not match the checkpoint's files{afresh}")
+    net = load_weights(ck / WEIGHTS, build(cfg), blobs[WEIGHTS])
     prepared = prepare(cfg, data, scaling)
-    history = _read_json(d / "history.json", default=[])
+    state = _state_from_meta(m, meta_path)
+    if m["history"]["rows"] != state.epoch:
+        raise RunFolderError(f"{meta_path}: says epoch {state.epoch} but history.csv holds "
+                             f"{m['history']['rows']} epochs")
     try:
-        if not isinstance(history, list):
-            raise TypeError("not a list")
-        for h in history:
-            record_from_dict(h)
-    except (KeyError, TypeError, ValueError) as err:
-        raise RunFolderError(f"{d / 'history.json'}: damaged ({err})") from None
-    state = _state_from_meta(meta, meta_path, len(history))
-    if (d / STATE).exists():
-        arrays = read_npz(d / STATE, _max_bytes(net), "optimiser state file")
-        expected = net.named_arrays()
-        for k, v in arrays.items():
-            kind, _, key = k.partition(":")
-            if kind not in ("m", "v", "best") or key not in expected or v.shape != expected[key].shape \
-                    or v.dtype.kind != "f" or not np.all(np.isfinite(v)):
-                raise RunFolderError(f"{d / STATE}: array '{k}' does not fit the network in {CONFIG}")
-        state.buffers = {k: v.astype(net.dtype) for k, v in arrays.items()}
-    metrics = _read_json(d / "metrics.json", default={})
-    return LoadedRun(d, cfg, net, prepared, history, state, metrics)
+        sample = sample_from_json(parse_json(ck / SAMPLE, blobs[SAMPLE]), len(net.layers), state.epoch)
+    except ValueError as err:
+        raise RunFolderError(f"{ck / SAMPLE}: damaged ({err}){afresh}") from None
+    arrays = read_npz(ck / STATE, _max_bytes(net), "optimiser state file", data=blobs[STATE])
+    expected = net.named_arrays()
+    for k, v in arrays.items():
+        kind, _, key = k.partition(":")
+        if kind not in ("m", "v", "best") or key not in expected or v.shape != expected[key].shape \
+                or v.dtype.kind != "f" or not np.all(np.isfinite(v)):
+            raise RunFolderError(f"{ck / STATE}: array '{k}' does not fit the network in {CONFIG}{afresh}")
+    state.buffers = {k: v.astype(net.dtype) for k, v in arrays.items()}
+    metrics = parse_json(ck / METRICS, blobs[METRICS])
+    if not isinstance(metrics, dict):
+        raise RunFolderError(f"{ck / METRICS}: damaged (expected a JSON object){afresh}")
+    return LoadedRun(d, cfg, net, prepared, [r.to_dict() for r in sample], state, metrics, m["checkpoint"],
+                     m["history"])
 
 
-def _state_from_meta(meta: dict, path: Path, n_history: int) -> TrainState:
-    """TrainState from train_state.json, each field checked; RunFolderError naming the file if not."""
-    def whole(key: str, default: int) -> int:
-        v = meta.get(key, default)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise RunFolderError(f"{path}: damaged ({key} is {v!r})")
+def _finite(v) -> bool:
+    from bpcli.errors import is_finite_number
+    return is_finite_number(v)
+
+
+def _state_from_meta(meta: dict, path: Path) -> TrainState:
+    """TrainState from run.json, each field checked by type and range; RunFolderError naming the file if not."""
+    def whole(key: str) -> int:
+        v = meta.get(key)
+        if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**53:
+            raise RunFolderError(f"{path}: damaged ({key} is {str(v)[:40]})")
         return v
 
-    epoch, step, bad = whole("epoch", n_history), whole("step", 0), whole("bad_epochs", 0)
-    best_epoch = whole("best_epoch", 0)
+    epoch, step, bad = whole("epoch"), whole("step"), whole("bad_epochs")
+    status = meta.get("status")
+    best_epoch = whole("best_epoch")
     weights_epoch = meta.get("weights_epoch")
     if weights_epoch is not None:
-        weights_epoch = whole("weights_epoch", 0)
+        weights_epoch = whole("weights_epoch")
     if best_epoch > epoch or (weights_epoch is not None and weights_epoch > epoch):
         raise RunFolderError(f"{path}: damaged (best_epoch or weights_epoch after epoch {epoch})")
-    if epoch != n_history:
-        raise RunFolderError(f"{path}: says epoch {epoch} but history.json holds {n_history} epochs")
-    status = meta.get("status", "completed")
     if status not in STATUSES:
-        raise RunFolderError(f"{path}: damaged (unknown status {status!r})")
+        raise RunFolderError(f"{path}: damaged (unknown status {str(status)[:40]!r})")
     best = meta.get("best_val")
-    if best is not None and (isinstance(best, bool) or not isinstance(best, (int, float))):
-        raise RunFolderError(f"{path}: damaged (best_val is {best!r})")
+    if best is not None and not _finite(best):
+        raise RunFolderError(f"{path}: damaged (best_val is {str(best)[:40]})")
     rng_state = meta.get("rng_state")
-    if rng_state is not None:
-        try:
-            np.random.default_rng().bit_generator.state = rng_state
-        except (TypeError, ValueError, KeyError, OverflowError):
-            raise RunFolderError(f"{path}: damaged (rng_state is not a random generator state)") from None
-    message = meta.get("message", "")
+    if rng_state is not None and not _is_pcg64_state(rng_state):
+        raise RunFolderError(f"{path}: damaged (rng_state is not a random generator state)")
+    message = meta.get("message")
+    if not isinstance(message, str) or len(message) > 10_000:
+        raise RunFolderError(f"{path}: damaged (message is not text)")
     return TrainState(epoch=epoch, step=step, rng_state=rng_state,
                       best_val=float("inf") if best is None else float(best), bad_epochs=bad,
-                      status=status, message=message if isinstance(message, str) else "",
-                      best_epoch=best_epoch, weights_epoch=weights_epoch)
+                      status=status, message=message, best_epoch=best_epoch, weights_epoch=weights_epoch)
 
 
-def record_from_dict(d: dict) -> EpochRecord:
-    """An EpochRecord from its history.json form; KeyError, TypeError or ValueError if it is damaged."""
-    return EpochRecord(
-        int(d["epoch"]), float(d["loss"]), d.get("val_loss"), d.get("metric"), d.get("val_metric"),
-        tuple(d.get("grad_norm", ())), tuple(d.get("weight_norm", ())), tuple(d.get("update_ratio", ())),
-        tuple(d.get("saturation", ())), float(d.get("seconds", 0.0)),
-        None if d.get("penalty") is None else float(d["penalty"]), bool(d.get("best", False)),
-    )
+def _is_pcg64_state(s) -> bool:
+    """numpy's PCG64 state: {'bit_generator': 'PCG64', 'state': {'state': int, 'inc': int}, 'has_uint32', 'uinteger'}."""
+    u128 = lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**128
+    if not (isinstance(s, dict) and set(s) == {"bit_generator", "state", "has_uint32", "uinteger"}
+            and s["bit_generator"] == "PCG64" and isinstance(s["state"], dict) and set(s["state"]) == {"state", "inc"}
+            and u128(s["state"]["state"]) and u128(s["state"]["inc"]) and s["has_uint32"] in (0, 1)
+            and not isinstance(s["has_uint32"], bool) and u128(s["uinteger"]) and s["uinteger"] < 2**32):
+        return False
+    try:
+        np.random.default_rng().bit_generator.state = s
+    except (TypeError, ValueError, KeyError, OverflowError):
+        return False
+    return True

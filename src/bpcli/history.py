@@ -1,0 +1,177 @@
+"""A run's history: every epoch appended to history.csv, and a thinned sample (at most ~2,000 epochs) kept in memory.
+
+history.csv only grows; each checkpoint records how many rows and bytes of it are valid and their SHA-256,
+so rows written after the last checkpoint (or torn by a kill) are ignored. Memory and checkpoint size depend
+on the network, never on the epoch count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from pathlib import Path
+
+from bpcli.errors import RunFolderError
+from bpcli.train import EpochRecord
+
+HISTORY = "history.csv"
+SAMPLE_LIMIT = 2048  # the thinned sample keeps epoch 1, the last epoch and every stride-th epoch, at most this many
+SAMPLE = "history-sample.json"
+
+
+def stride(epochs: int) -> int:
+    """The smallest power of two s with epochs // s <= SAMPLE_LIMIT."""
+    s = 1
+    while epochs // s > SAMPLE_LIMIT:
+        s *= 2
+    return s
+
+
+def thin(records: list, epochs: int) -> list:
+    """The records (EpochRecord or dicts with 'epoch') the sample keeps after `epochs` epochs: a function of
+    the epoch count only, so a resumed run keeps exactly the sample of an uninterrupted one."""
+    s = stride(epochs)
+    ep = (lambda r: r.epoch) if records and isinstance(records[0], EpochRecord) else (lambda r: r["epoch"])
+    return [r for r in records if ep(r) == 1 or ep(r) == epochs or ep(r) % s == 0]
+
+
+def header(letters: list[str]) -> list[str]:
+    return (["epoch", "loss", "val_loss", "metric", "val_metric", "seconds"]
+            + [f"{k}_{c}" for k in ("grad_norm", "weight_norm", "update_ratio", "saturation") for c in letters]
+            + ["penalty", "best"])
+
+
+def _opt(v) -> str:
+    return "" if v is None else repr(float(v))
+
+
+def row(r: EpochRecord) -> str:
+    cells = [str(r.epoch), repr(r.loss), _opt(r.val_loss), _opt(r.metric), _opt(r.val_metric), f"{r.seconds:.6f}"]
+    for vals in (r.grad_norm, r.weight_norm, r.update_ratio, r.saturation):
+        cells += [_opt(v) for v in vals]
+    cells += [_opt(r.penalty), str(int(r.best))]
+    return ",".join(cells) + "\n"
+
+
+class HistoryLog:
+    """history.csv open for appending, the SHA-256 of every byte in it, and the thinned sample."""
+
+    def __init__(self, path: Path, fh, digest, nbytes: int, rows: int, sample: list[EpochRecord]):
+        self.path, self.fh, self.digest, self.bytes, self.rows, self.sample = path, fh, digest, nbytes, rows, sample
+
+    @classmethod
+    def create(cls, path: Path, letters: list[str]) -> HistoryLog:
+        fh = open(path, "xb")  # a new file in a new run folder: the umask gives 0644
+        log = cls(path, fh, hashlib.sha256(), 0, 0, [])
+        log._write((",".join(header(letters)) + "\n").encode())
+        return log
+
+    @classmethod
+    def reopen(cls, path: Path, recorded: dict, sample: list[EpochRecord]) -> HistoryLog:
+        """Continue history.csv after its last checkpoint: check the recorded part, drop anything after it."""
+        digest = hashlib.sha256()
+        try:
+            fh = open(path, "r+b")
+        except OSError as err:
+            raise RunFolderError(f"{path}: cannot open the history ({err.strerror})") from None
+        left = recorded["bytes"]
+        while left:
+            chunk = fh.read(min(left, 1 << 20))
+            if not chunk:
+                break
+            digest.update(chunk)
+            left -= len(chunk)
+        if left or digest.hexdigest() != recorded["sha256"]:
+            fh.close()
+            raise RunFolderError(f"{path}: does not match the checksum recorded in run.json "
+                                 "(the file was changed after the run was saved)")
+        fh.truncate(recorded["bytes"])  # rows after the checkpoint, or a torn last row
+        fh.seek(recorded["bytes"])
+        return cls(path, fh, digest, recorded["bytes"], recorded["rows"], sample)
+
+    def _write(self, data: bytes) -> None:
+        self.fh.write(data)
+        self.digest.update(data)
+        self.bytes += len(data)
+
+    def append(self, rec: EpochRecord) -> None:
+        self._write(row(rec).encode())
+        self.rows += 1
+        prev = self.sample[-1].epoch if self.sample else None
+        self.sample.append(rec)
+        s = stride(rec.epoch)
+        if prev is not None and prev != 1 and prev % s:
+            del self.sample[-2]  # it was kept only as the last epoch
+        if s != stride(rec.epoch - 1):
+            self.sample = thin(self.sample, rec.epoch)  # the stride just doubled
+
+    def sync(self) -> dict:
+        """Flush and fsync; what a checkpoint records about the file."""
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+        return {"file": HISTORY, "rows": self.rows, "bytes": self.bytes, "sha256": self.digest.hexdigest()}
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+# --- reading a sample back, every value checked -------------------------------------------------
+
+
+def _number(v, what: str, optional: bool = False, lo: float = -math.inf) -> float | None:
+    if v is None and optional:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise ValueError(f"{what} is {type(v).__name__}, expected a number")
+    try:
+        f = float(v)
+    except OverflowError:
+        raise ValueError(f"{what} is out of range") from None
+    if not math.isfinite(f) or f < lo:
+        raise ValueError(f"{what} is {v!r}")
+    return f
+
+
+def record_from_dict(d, n_layers: int, epochs: int) -> EpochRecord:
+    """An EpochRecord from its JSON form, every field checked by type and range; ValueError if damaged."""
+    if not isinstance(d, dict):
+        raise ValueError(f"a record is {type(d).__name__}, expected an object")
+    ep = d.get("epoch")
+    if isinstance(ep, bool) or not isinstance(ep, int) or not 1 <= ep <= epochs:
+        raise ValueError(f"epoch {ep!r} is not between 1 and {epochs}")
+
+    def layers(key: str, optional: bool = True) -> tuple:
+        vals = d.get(key)
+        if not isinstance(vals, list) or len(vals) != n_layers:
+            raise ValueError(f"epoch {ep}: {key} is not a list of {n_layers} numbers")
+        return tuple(_number(v, f"epoch {ep}: {key}", optional) for v in vals)
+
+    return EpochRecord(ep, _number(d.get("loss"), f"epoch {ep}: loss"),
+                       _number(d.get("val_loss"), f"epoch {ep}: val_loss", True),
+                       _number(d.get("metric"), f"epoch {ep}: metric", True),
+                       _number(d.get("val_metric"), f"epoch {ep}: val_metric", True),
+                       layers("grad_norm"), layers("weight_norm"), layers("update_ratio"), layers("saturation"),
+                       _number(d.get("seconds"), f"epoch {ep}: seconds", lo=0.0),
+                       _number(d.get("penalty"), f"epoch {ep}: penalty", True, lo=0.0), _flag(d.get("best"), ep))
+
+
+def _flag(v, ep: int) -> bool:
+    if v is None or isinstance(v, bool):
+        return bool(v)
+    raise ValueError(f"epoch {ep}: best is not true or false")
+
+
+def sample_from_json(doc, n_layers: int, epochs: int) -> list[EpochRecord]:
+    """The thinned sample of a checkpoint: exactly the epochs thin() keeps after `epochs`; ValueError if not."""
+    if not isinstance(doc, list):
+        raise ValueError(f"expected a list of records, found {type(doc).__name__}")
+    if len(doc) > SAMPLE_LIMIT + 2:
+        raise ValueError(f"{len(doc)} records, more than bpcli keeps ({SAMPLE_LIMIT + 2})")
+    records = [record_from_dict(d, n_layers, epochs) for d in doc]
+    s = stride(epochs)
+    want = sorted({1, epochs, *range(s, epochs + 1, s)}) if epochs else []
+    got = [r.epoch for r in records]
+    if got != want:
+        raise ValueError(f"holds epochs {got[:3]}...{got[-2:]}, expected the sample of {epochs} epochs")
+    return records
