@@ -69,18 +69,19 @@ class ActivationSpec:
 
 
 def _sigmoid(z: Array, out: Array | None = None) -> Array:
-    """1 / (1 + e^-z), exact to rounding in both tails.
+    """1 / (1 + e^-z), exact to rounding in both tails: e^min(z, 0) / (1 + e^-|z|).
 
-    With e = e^-|z| (never overflows): 1 / (1 + e) for z >= 0 and e / (1 + e) below, so that the
+    That is 1 / (1 + e^-z) for z >= 0 and e^z / (1 + e^z) below, and no exponential overflows, so the
     negative tail keeps its relative accuracy down to the smallest float (4.25e-18 at z = -40).
     `out` (same shape and dtype as z, not z itself) receives the result without a new array.
     """
-    a = np.abs(z, out=out)
-    np.negative(a, out=a)
-    np.exp(a, out=a)  # e = e^-|z|
-    d = a + 1.0
-    np.copyto(a, 1.0, where=z >= 0)
-    return np.divide(a, d, out=a)
+    a = np.minimum(z, 0.0, out=out)
+    np.exp(a, out=a)  # e^min(z, 0): e^z below 0, 1 from 0 on
+    t = np.abs(z)
+    np.negative(t, out=t)
+    np.exp(t, out=t)  # e^-|z|
+    t += 1.0
+    return np.divide(a, t, out=a)
 
 
 def _into(value: Array, out: Array | None, dtype=None) -> Array:

@@ -96,7 +96,7 @@ def _squared_error(convention: str = "half_sum") -> Loss:
 
     def value(y_hat: Array, y: Array) -> Array:
         r = y_hat - y
-        return scale(y.shape[1]) * np.sum(r * r, axis=1)
+        return scale(y.shape[1]) * np.add.reduce(r * r, axis=1)
 
     def grad(y_hat: Array, y: Array) -> Array:
         return (2.0 * scale(y.shape[1])) * (y_hat - y)

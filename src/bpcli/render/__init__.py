@@ -18,7 +18,13 @@ def fmt(v: float | None, digits: int = 6) -> str:
         return "0"
     if abs(v) < 1e-4 or abs(v) >= 1e6:
         return f"{v:.{max(digits - 1, 1)}e}"
-    return f"{v:.{digits}g}"
+    text = f"{v:.{digits}g}"
+    # a value that rounds to a whole number at these digits without being one (y' = 0.99999997 shown as 1, a
+    # probability that looks certain): more digits, until it no longer reads as that whole number
+    while float(text) != v and float(text).is_integer() and digits < 17:
+        digits += 1
+        text = f"{v:.{digits}g}"
+    return text
 
 
 def sparkline(values: list[float], width: int = 40, log: bool = True) -> str:
