@@ -25,11 +25,11 @@ def train_view(res) -> Panel:
     if res.penalty is not None:  # the objective minimised is the data loss plus the L2 term
         t.add_row("", Text(f"data loss; + L2 penalty {fmt(res.penalty)} = objective {fmt(res.loss + res.penalty)}",
                            style="dim"))
-    if res.weights_epoch is not None and res.weights_epoch != res.epochs:
-        t.add_row("weights", f"from epoch {res.weights_epoch} (best validation loss)")
     label = metric_label(res.metric_name)
     t.add_row(f"final {label}", fmt_metric(res.metric_name, res.metric) + " train"
               + (f", {fmt_metric(res.metric_name, res.val_metric)} validation" if res.val_metric is not None else ""))
+    if res.weights_epoch is not None and res.weights_epoch != res.epochs:
+        t.add_row("weights", f"from epoch {res.weights_epoch} (best validation loss)")
     losses = res.losses
     if losses:
         t.add_row("loss curve", Text(sparkline(losses), style="cyan"))
