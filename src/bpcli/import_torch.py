@@ -172,8 +172,12 @@ def _activation_text(name: str, params: dict) -> str:
     return name + (":" + ";".join(items) if items else "")
 
 
-def data_section(data: str, target: str | None, out: Path) -> tuple[dict, str]:
-    """The config's data section for --data: a CSV file, an .npz with arrays x and y, or a generator's name."""
+def data_section(data: str, target: str | None, out: Path, n_out: int | None = None) -> tuple[dict, str]:
+    """The config's data section for --data: a CSV file, an .npz with arrays x and y, or a generator's name.
+
+    y given as one class index per sample (what PyTorch's F.cross_entropy takes) is one-hot encoded for an
+    output layer of n_out > 1 nodes.
+    """
     from bpcli.data import GENERATORS
     if data in GENERATORS:
         return {"generator": data}, f"generator {data}"
@@ -183,6 +187,9 @@ def data_section(data: str, target: str | None, out: Path) -> tuple[dict, str]:
         if "x" not in arrays or "y" not in arrays:
             raise DataError(f"--data: {p} needs arrays named x and y (found {', '.join(arrays) or 'none'})")
         x, y = np.atleast_2d(arrays["x"]).astype(float), arrays["y"].astype(float)
+        if n_out is not None and n_out > 1 and y.ndim == 1 and y.size and np.all(y == np.round(y)) \
+                and 0 <= y.min() and y.max() < n_out:
+            y = np.eye(n_out)[y.astype(np.intp)]  # class indices -> one-hot targets
         y = y.reshape(-1, 1) if y.ndim == 1 else y
         if x.size + y.size > MAX_INLINE_VALUES:
             raise DataError(f"--data: {p} holds {x.size + y.size:,} values, too many to write into a config; "
@@ -218,7 +225,7 @@ def import_state(state_file: Path, arch: str, activations: str, loss: str, data:
                          "with arrays x and y, or a generator such as xor")
     arrays = read_state(state_file)
     layers, Ws, bs, notes = layers_of(Path(state_file), arrays, sizes, acts)
-    dsec, dtext = data_section(data, target, out)
+    dsec, dtext = data_section(data, target, out, sizes[-1])
     dtype = "float32" if all(a.dtype == np.float32 for a in Ws) else "float64"
     doc = {"version": 1, "name": out.stem, "description": f"imported by bpcli import from {Path(state_file).name}",
            "inputs": sizes[0], "layers": [], "loss": {"name": loss_obj.name, **loss_obj.params}, "data": dsec,
