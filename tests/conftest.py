@@ -106,3 +106,12 @@ def run_manifest(run) -> dict:
     import json
     from pathlib import Path
     return json.loads((Path(run) / "run.json").read_text())
+
+
+def load_module(path, name: str):
+    """A generated Python file (an export's model.py or predict.py) imported as a module."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(name, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
@@ -23,6 +22,8 @@ from bpcli.model import build
 from bpcli.runs import load_run
 from bpcli.session import run_training
 
+from conftest import load_module
+
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 runner = CliRunner()
 
@@ -32,13 +33,6 @@ def trained(tmp: Path, config: Path, epochs: int = 5):
     cfg, data = load_config(config)
     run_training(with_overrides(cfg, epochs=epochs), data, tmp / cfg.name)
     return load_run(tmp / cfg.name)
-
-
-def load_module(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ torch; a PyTorch-trained MLP imported and explained.  Skipped where torch is not
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import itertools
 import json
 from pathlib import Path
@@ -27,6 +26,8 @@ from bpcli.model import build  # noqa: E402
 from bpcli.runs import load_run  # noqa: E402
 from bpcli.session import run_training  # noqa: E402
 from bpcli.train import Optimizer  # noqa: E402
+
+from conftest import load_module  # noqa: E402
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 runner = CliRunner()
@@ -60,13 +61,6 @@ def named(text: str) -> dict | str:
         return name
     k, _, v = rest.partition("=")
     return {"name": name, k: v if k == "convention" else float(v)}
-
-
-def load_module(path: Path, name: str):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 @pytest.fixture(scope="module")

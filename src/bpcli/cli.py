@@ -13,8 +13,8 @@ from typing import Annotated, Optional
 import typer
 
 from bpcli.cli_bridge import export, gradcheck_against, import_
-from bpcli.cli_common import (ConfigOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_json, emit_text, err_console,
-                              fail, handles_errors, load_target, out_console, resolve_weights)
+from bpcli.cli_common import (ConfigOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_gradcheck, emit_json, emit_text,
+                              err_console, fail, handles_errors, load_target, out_console, resolve_weights)
 from bpcli.cli_inspect import inspect, plot, show
 from bpcli.cli_maths import diagnose, exercise
 from bpcli.cli_train import init, train
@@ -162,13 +162,7 @@ def gradcheck(
     with _gradcheck_progress(checks, seconds) as tick:
         report = check(net, data.x, data.y, opts, cfg.name, str(run_dir) if run_dir else cfg.path, units=units,
                        progress=tick)
-    if json_out:
-        emit_json(report.to_dict())
-    else:
-        from bpcli.render.gradcheck import gradcheck_view
-        out_console().print(gradcheck_view(report, max_rows=rows))
-    if report.exit_code:
-        raise typer.Exit(report.exit_code)
+    emit_gradcheck(report, json_out, rows)
 
 
 @contextlib.contextmanager

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli_common import JsonOpt, RunArg, emit_json, handles_errors, load_target, out_console
+from bpcli.cli_common import JsonOpt, RunArg, emit_gradcheck, emit_json, handles_errors, load_target, out_console
 from bpcli.errors import BpcliError
 
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite what is already there.")]
@@ -101,10 +101,4 @@ def gradcheck_against(against: str, target, config, run, *, samples: Optional[in
     cfg, net, prepared, run_dir = load_target(target, config, run)
     data = prepared.train
     report = check_against_torch(net, data.x, data.y, opts, cfg.name, str(run_dir) if run_dir else cfg.path)
-    if json_out:
-        emit_json(report.to_dict())
-    else:
-        from bpcli.render.gradcheck import gradcheck_view
-        out_console().print(gradcheck_view(report, max_rows=rows))
-    if report.exit_code:
-        raise typer.Exit(report.exit_code)
+    emit_gradcheck(report, json_out, rows)

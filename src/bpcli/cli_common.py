@@ -238,3 +238,14 @@ def load_target(target: Optional[str], config: Optional[Path] = None, run: Optio
                         f"{run_dir} for the trained ones", markup=False, soft_wrap=True)
     cfg, data = load_config(config)
     return cfg, build(cfg), prepare(cfg, data), None
+
+
+def emit_gradcheck(report, json_out: bool, rows: int) -> None:
+    """A gradcheck report (against central differences or PyTorch) as JSON or its table, then its exit code."""
+    if json_out:
+        emit_json(report.to_dict())
+    else:
+        from bpcli.render.gradcheck import gradcheck_view
+        out_console().print(gradcheck_view(report, max_rows=rows))
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
