@@ -126,7 +126,7 @@ def derivative_at_output(c: Context) -> list[Variant]:
             continue
         act = layer.activation
         layers.append(l)
-        g, o = _generic(c.net, l), _out(c.net, l)
+        o = _out(c.net, l)
         net = c.with_layer(l, grad=_at_output(act))
         out.append(Variant(
             "derivative_at_output", layer.letter, f"f'(o) for f'(z) at layer {layer.letter}",
