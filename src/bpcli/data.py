@@ -74,7 +74,7 @@ def infer_task(y: Array) -> str:
 
 def class_labels(y: Array) -> Array:
     """Class index per sample: argmax of one-hot targets, or y >= 0.5 for one 0/1 output."""
-    return (y[:, 0] >= 0.5).astype(np.intp) if y.shape[1] == 1 else np.argmax(y, axis=1)
+    return (y[:, 0] >= 0.5).astype(np.intp) if y.shape[1] == 1 else y.argmax(axis=1)
 
 
 def validation_indices(data: Dataset, fraction: float, seed: int) -> Array:

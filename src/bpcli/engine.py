@@ -131,10 +131,10 @@ def backward(net: Network, tape: Tape, y: Array, buffers: Buffers | None = None)
         # Steps 1 and 4: the mean over samples of dL_i/dz_j * a_k
         g = np.matmul(dz.T, t.a_in, out=None if buf is None else buf.dW[l])
         dW[l] = np.multiply(g, inv_m, out=g)
-        if layer.shared_bias:
-            db[l] = np.full(1, dz.sum() * inv_m, dtype=dz.dtype) if buf is None else buf.db[l]
-            if buf is not None:
-                buf.db[l][0] = dz.sum() * inv_m
+        if layer.shared_bias:  # one bias for the whole layer: the sum over samples and nodes
+            g = np.empty(1, dz.dtype) if buf is None else buf.db[l]
+            g[0] = dz.sum()
+            db[l] = np.multiply(g, inv_m, out=g)
         elif layer.has_bias:
             g = np.add.reduce(dz, axis=0, out=None if buf is None else buf.db[l])
             db[l] = np.multiply(g, inv_m, out=g)

@@ -93,14 +93,7 @@ def spec_from_network(net: Network, name: str, source: str = "", scaling=None,
 def torch_arrays(spec: ExportSpec) -> dict[str, Array]:
     """The module's state_dict as plain arrays: A.weight (n_out, n_in), A.bias, or A_bias for a frozen or shared
     bias (a buffer, or one parameter broadcast), and input_mean/input_std when the inputs are standardised."""
-    out: dict[str, Array] = {}
-    if spec.mean is not None:
-        out["input_mean"], out["input_std"] = spec.mean, spec.std
-    for layer in spec.layers:
-        out[f"{layer.letter}.weight"] = layer.W.astype(spec.dtype)
-        if layer.b is not None:
-            out[bias_key(layer)] = layer.b.astype(spec.dtype)
-    return out
+    return _arrays(spec, lambda layer: f"{layer.letter}.weight", bias_key)
 
 
 def bias_key(layer: LayerSpec) -> str:
@@ -110,13 +103,18 @@ def bias_key(layer: LayerSpec) -> str:
 
 def numpy_arrays(spec: ExportSpec) -> dict[str, Array]:
     """The arrays keyed as in a run folder's weights.npz (A.W, A.b), plus input_mean/input_std."""
+    return _arrays(spec, lambda layer: f"{layer.letter}.W", lambda layer: f"{layer.letter}.b")
+
+
+def _arrays(spec: ExportSpec, weight_key, bias_key_of) -> dict[str, Array]:
+    """Every parameter array in the export's dtype under the given keys, and the input scaling if any."""
     out: dict[str, Array] = {}
     if spec.mean is not None:
         out["input_mean"], out["input_std"] = spec.mean, spec.std
     for layer in spec.layers:
-        out[f"{layer.letter}.W"] = layer.W.astype(spec.dtype)
+        out[weight_key(layer)] = layer.W.astype(spec.dtype)
         if layer.b is not None:
-            out[f"{layer.letter}.b"] = layer.b.astype(spec.dtype)
+            out[bias_key_of(layer)] = layer.b.astype(spec.dtype)
     return out
 
 

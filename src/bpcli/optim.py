@@ -29,6 +29,9 @@ class Optimizer:
                 if self.kind == "adam":
                     self.buffers.setdefault(f"v:{key}", np.zeros_like(p))
         self._tmp = [np.empty_like(p) for _, p, _ in self.params]  # scratch: no allocation per step
+        # lr, weight decay and momentum in each parameter's dtype, converted once
+        self._const = [tuple(p.dtype.type(v) for v in (settings.lr, settings.weight_decay, settings.momentum))
+                       for _, p, _ in self.params]
         self._trainable_bias = [b is not None and layer.bias_trainable for layer, b in zip(net.layers, net.b)]
 
     def gradients(self, grads: Gradients) -> list[Array]:
@@ -43,16 +46,15 @@ class Optimizer:
     def step(self, grads: list[Array], t: int) -> None:
         """Apply one update; grads align with self.params; t is the 1-based step count."""
         s = self.s
-        for (key, p, is_w), g, tmp in zip(self.params, grads, self._tmp):
-            lr = p.dtype.type(s.lr)
+        for (key, p, is_w), g, tmp, (lr, wd, mu) in zip(self.params, grads, self._tmp, self._const):
             if s.weight_decay and is_w:  # the L2 term's gradient: g + weight_decay * W
-                np.multiply(p, p.dtype.type(s.weight_decay), out=tmp)
+                np.multiply(p, wd, out=tmp)
                 g = np.add(g, tmp, out=tmp)
             if self.kind in ("gd", "sgd"):  # W <- W - lr * g
                 np.subtract(p, np.multiply(g, lr, out=tmp), out=p)
             elif self.kind == "momentum":  # v <- momentum * v + g;  W <- W - lr * v
                 v = self.buffers[f"m:{key}"]
-                np.multiply(v, p.dtype.type(s.momentum), out=v)
+                np.multiply(v, mu, out=v)
                 np.add(v, g, out=v)
                 np.subtract(p, np.multiply(v, lr, out=tmp), out=p)
             else:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from bpcli.schema import TrainConfig
-from bpcli.data import Dataset
+from bpcli.data import Dataset, class_labels
 from bpcli.engine import Buffers, Gradients, Tape, backward, cost, forward, sample_losses
 from bpcli.model import Network
 from bpcli.optim import Optimizer
@@ -72,34 +72,34 @@ def metric_name(data: Dataset) -> str:
     return "accuracy" if data.task == "classification" else "r2"
 
 
-def correct_count(y_hat: Array, y: Array) -> int:
-    """Samples classified right: threshold 0.5 for one output, argmax otherwise."""
-    if y.shape[1] == 1:
-        return int(np.count_nonzero((y_hat >= 0.5) == (y >= 0.5)))
-    return int(np.count_nonzero(np.argmax(y_hat, axis=1) == np.argmax(y, axis=1)))
+def score(y_hat: Array, y: Array, labels: Array | None) -> float:
+    """What the metric adds up: the samples classified right (labels: data.class_labels(y), the rule being a
+    0.5 threshold for one output and the arg-max otherwise), or the sum of squared residuals (labels None)."""
+    if labels is not None:
+        return float(np.add.reduce(class_labels(y_hat) == labels))
+    r = (y_hat - y).ravel()
+    return float(r.dot(r))
 
 
-def r2_score(y_hat: Array, y: Array) -> float:
-    """Coefficient of determination 1 - SS_res / SS_tot, pooled over outputs.
-
-    Pooled (scikit-learn's multioutput='variance_weighted') so that it is the same number the per-epoch
-    history accumulates batch by batch; with one output it is the usual R^2.
-    """
-    ss_res = float(np.sum((y - y_hat) ** 2))
-    ss_tot = float(np.sum((y - y.mean(axis=0)) ** 2))
-    if not ss_tot > 0:
-        return float("nan")
-    return 1.0 - ss_res / ss_tot
+def total_squares(y: Array) -> float:
+    """SS_tot = sum (y - mean y)^2 over every output (R^2 pooled, scikit-learn's 'variance_weighted')."""
+    return float(np.sum((y - y.mean(axis=0)) ** 2))
 
 
-def evaluate(net: Network, data: Dataset) -> tuple[float, float]:
+def metric_of(total: float, m: int, labels: Array | None, ss_tot: float) -> float | None:
+    """Accuracy = correct / m, or R^2 = 1 - SS_res / SS_tot (None when the targets do not vary)."""
+    if labels is not None:
+        return total / m
+    return 1.0 - total / ss_tot if ss_tot > 0 else None
+
+
+def evaluate(net: Network, data: Dataset) -> tuple[float, float | None]:
     """(cost, metric) of the network on a whole data set."""
     with np.errstate(over="ignore", invalid="ignore"):
+        y = data.y.astype(net.dtype, copy=False)
         y_hat, tape = forward(net, data.x.astype(net.dtype, copy=False))
-        c = cost(net, tape, data.y.astype(net.dtype, copy=False))
-        if data.task == "classification":
-            return c, correct_count(y_hat, data.y) / data.m
-        return c, r2_score(y_hat, data.y)
+        labels = class_labels(data.y) if data.task == "classification" else None
+        return cost(net, tape, y), metric_of(score(y_hat, y, labels), data.m, labels, total_squares(data.y))
 
 
 SATURATION_SAMPLES = 512  # mini-batch runs measure saturation on this many training samples, not one batch
@@ -165,8 +165,7 @@ class _Tally:
     """
 
     def __init__(self, net: Network, y: Array, classification: bool):
-        self.classification = classification
-        self.ss_tot = 0.0 if classification else float(np.sum((y - y.mean(axis=0)) ** 2))
+        self.ss_tot = 0.0 if classification else total_squares(y)
         self.n_layers = len(net.layers)
         self.reset()
 
@@ -177,26 +176,16 @@ class _Tally:
         self.grad_norm = [0.0] * self.n_layers
         self.batches = 0
 
-    def add(self, net: Network, tape: Tape, y: Array, ytrue: Array | None, grads: Gradients) -> None:
+    def add(self, net: Network, tape: Tape, y: Array, labels: Array | None, grads: Gradients) -> None:
         top = tape[-1]
         self.loss += float(np.add.reduce(sample_losses(net, top.z, top.a_out, y), axis=None))
-        y_hat = top.a_out
-        if self.classification:
-            if y_hat.shape[1] == 1:
-                self.score += int(np.add.reduce((y_hat >= 0.5) == ytrue, axis=None))
-            else:
-                self.score += int(np.add.reduce(y_hat.argmax(axis=1) == ytrue))
-        else:
-            r = y_hat - y
-            self.score += float(r.ravel().dot(r.ravel()))
+        self.score += score(top.a_out, y, labels)
         for l, dW in enumerate(grads.dW):
             self.grad_norm[l] += float(_norm(dW))
         self.batches += 1
 
-    def metric(self, m: int) -> float | None:
-        if self.classification:
-            return self.score / m
-        return 1.0 - self.score / self.ss_tot if self.ss_tot > 0 else None
+    def metric(self, m: int, labels: Array | None) -> float | None:
+        return metric_of(self.score, m, labels, self.ss_tot)
 
 
 def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig,
@@ -220,9 +209,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     full = settings.batch_size is None or settings.batch_size >= m
     bs = m if full else settings.batch_size
     classification = train.task == "classification"
-    ytrue = None
-    if classification:
-        ytrue = (y >= 0.5) if y.shape[1] == 1 else np.argmax(y, axis=1)
+    ytrue = class_labels(y) if classification else None
     tally = _Tally(net, y, classification)
     wd = settings.weight_decay
     half_wd = 0.5 * wd
@@ -301,7 +288,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             np.subtract(W, W_start, out=d)
             ratios.append(float(_norm(d) / max(n0, 1e-12)))
         rec = EpochRecord(
-            epoch=state.epoch, loss=loss, val_loss=val_loss, metric=tally.metric(m), val_metric=val_metric,
+            epoch=state.epoch, loss=loss, val_loss=val_loss, metric=tally.metric(m, ytrue), val_metric=val_metric,
             grad_norm=tuple(g / max(tally.batches, 1) for g in tally.grad_norm),
             weight_norm=tuple(float(v) for v in norms),
             update_ratio=tuple(ratios),
