@@ -7,7 +7,8 @@ import sys
 
 
 def _interrupt(signum, frame):
-    from bpcli.errors import Interrupted
+    from bpcli.errors import Interrupted, received_signal
+    received_signal.append(signum)  # kept even if the exception below is swallowed (see errors.received_signal)
     raise Interrupted(signum)
 
 

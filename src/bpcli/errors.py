@@ -94,6 +94,12 @@ def one_of(choices: Iterable[str]) -> str:
     return ", ".join(items[:-1]) + " or " + items[-1]
 
 
+# The first SIGINT or SIGTERM the process received before training took the signals over (set by __main__'s
+# handler). The handler also raises Interrupted, but an exception raised where Python can only report it ("Exception
+# ignored in ...": a finaliser, a C callback) is lost; the training session reads this and stops all the same.
+received_signal: list[int] = []
+
+
 class Interrupted(BaseException):
     """SIGINT or SIGTERM before anything was saved: one line and exit 128 + signal, never a traceback.
 

@@ -14,7 +14,7 @@ import numpy as np
 from bpcli.claim import Lock, check_target, commit, commit_new, lock_run, safe_name, stage
 from bpcli.config import load_config, with_overrides
 from bpcli.data import Dataset, prepare
-from bpcli.errors import BpcliError, SaveError
+from bpcli.errors import BpcliError, SaveError, received_signal
 from bpcli.history import HISTORY, HistoryLog, record_from_dict
 from bpcli.model import build
 from bpcli.results import TrainResult, finite_or_none
@@ -102,6 +102,8 @@ def train(session: Session, on_epoch: OnEpoch | None = None, every: float = 0.05
 
     report = _throttled(on_epoch, every) if on_epoch is not None else None
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    if received_signal:  # a signal at start-up whose Interrupted was lost: stop at once, saved at epoch 0
+        session.signal = received_signal[0]
     try:
         result = run_training(session.cfg, session.data, session.out, report, lambda: session.signal is not None,
                               session.resumed, runs_base=session.runs_base, overwrite=session.overwrite)
