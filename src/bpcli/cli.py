@@ -18,6 +18,7 @@ from bpcli.cli_common import (ConfigOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, 
 from bpcli.cli_inspect import inspect, plot, show
 from bpcli.cli_maths import diagnose, exercise
 from bpcli.cli_train import init, train
+from bpcli.cli_watch import compare
 from bpcli.errors import BpcliError
 
 # --- explain ---------------------------------------------------------------------------------
@@ -181,7 +182,7 @@ def _gradcheck_progress(checks: int, seconds: float):
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-for command in (train, show, init, explain, plot, inspect, gradcheck, diagnose, exercise, export):
+for command in (train, show, init, explain, plot, inspect, compare, gradcheck, diagnose, exercise, export):
     app.command()(command)
 app.command("import")(import_)
 
