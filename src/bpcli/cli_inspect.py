@@ -100,6 +100,13 @@ def plot(
     only: Annotated[Optional[str], typer.Option(
         help="Comma-separated plots to draw: loss, metric, gradients, dynamics, boundary, surface, fit.",
         show_default=False)] = None,
+    weights: Annotated[Optional[list[str]], typer.Option(
+        "--weights", metavar="NAMES", show_default=False,
+        help="Draw these parameters (v1,w11 ...) and their gradients over the kept epochs (weights.png), and "
+             "their layers' histograms (histograms.png); other plots only with --only.")] = None,
+    layer: Annotated[Optional[list[str]], typer.Option(
+        "--layer", metavar="A", show_default=False,
+        help="The same for every parameter of layer A (its histograms only, above 24 parameters).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Draw a run as PNG/SVG files in its folder: loss and metric curves, gradient norm per layer, update speed and saturated units per layer, and the decision boundary (two inputs), regression surface or fitted curve.
@@ -116,11 +123,15 @@ def plot(
         raise BpcliError(f"--dpi: must be between 10 and 600, found {dpi}")
     require_matplotlib()
     kinds = tuple(k.strip() for k in only.split(",") if k.strip()) if only is not None else None
-    loaded = load_run(run)
     try:
-        res = plot_run(loaded, out, formats, dpi, kinds)
+        if weights or layer:
+            from bpcli.cli_watch import plot_weights
+            res = plot_weights(run, weights or [], layer or [], out, formats, dpi, kinds)
+        else:
+            loaded = load_run(run)
+            res = plot_run(loaded, out, formats, dpi, kinds)
     except OSError as err:
-        where = err.filename or (out if out is not None else loaded.run_dir)
+        where = err.filename or (out if out is not None else run)
         raise BpcliError(f"{'--out' if out is not None else 'plot'}: cannot write {where} ({err.strerror})") from None
     if json_out:
         emit_json(res.to_dict())

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli_common import JsonOpt, emit_json, handles_errors, out_console
-from bpcli.errors import BpcliError
+from bpcli.cli_common import JsonOpt, RunArg, emit_json, err_console, handles_errors, out_console, split_names
+from bpcli.errors import BpcliError, NameError_
 
 
 @handles_errors
@@ -47,3 +48,93 @@ def compare(
     else:
         from bpcli.render.compare import compare_view
         out_console().print(compare_view(res))
+
+
+@handles_errors
+def animate(
+    run: RunArg,
+    out: Annotated[Optional[Path], typer.Option(
+        help="The file to write: .gif (Pillow), .svg (animated with SMIL, plays in a browser) or .mp4 (needs "
+             "ffmpeg). Default: learn.gif in the run folder.", show_default=False, metavar="FILE")] = None,
+    frames: Annotated[int, typer.Option(help="At most this many frames, evenly spread over the run's kept "
+                                             "snapshots (the first and the last always among them).")] = 100,
+    fps: Annotated[int, typer.Option(help="Frames per second.")] = 10,
+    dpi: Annotated[int, typer.Option(help="Resolution of GIF and MP4 frames (80: 720 x 336 pixels).")] = 80,
+    json_out: JsonOpt = False,
+) -> None:
+    """Animate a run: the network diagram epoch by epoch (edge width = |weight|, dashed when negative; colour = the gradient dC/dw, red positive, blue negative) beside the loss curve.
+
+    The frames come from the weight snapshots `bpcli train` keeps; each frame's gradients are computed again at its weights on the training data. Needs matplotlib: pip install 'bpcli[plot]'.
+    """
+    from bpcli.animate import animate_run, check_out
+    from bpcli.plot import require_matplotlib
+
+    for option, value, lo, hi in (("--frames", frames, 1, 1000), ("--fps", fps, 1, 60), ("--dpi", dpi, 20, 300)):
+        if not lo <= value <= hi:
+            raise BpcliError(f"{option}: must be between {lo} and {hi}, found {value}")
+    require_matplotlib()
+    target = out if out is not None else Path(run) / "learn.gif"
+    check_out(target)  # before loading anything: a .mp4 without ffmpeg is one line at once
+    loaded, traj = _run_and_trajectory(run)
+    with _progress("animate", "frames") as tick:
+        res = animate_run(loaded.net, loaded.cfg.name, loaded.prepared.train, loaded.history, traj, target,
+                          frames, fps, dpi, str(loaded.run_dir), tick)
+    if json_out:
+        emit_json(res.to_dict())
+    else:
+        from bpcli.render.animate import animate_view
+        out_console().print(animate_view(res))
+
+
+def _run_and_trajectory(run: Path):
+    """The run (checked as every command checks it) and its kept weight snapshots."""
+    from bpcli.runs import load_run
+    from bpcli.snapshots import trajectory
+
+    loaded = load_run(run)
+    return loaded, trajectory(run)
+
+
+@contextlib.contextmanager
+def _progress(what: str, unit: str):
+    """A progress line on stderr (Rich drops it when stderr is not a terminal); yields progress(done, total)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeRemainingColumn(),
+                  console=err_console(), transient=True) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def plot_weights(run: Path, names: list[str], layers: list[str], out: Optional[Path], formats: tuple[str, ...],
+                 dpi: int, kinds: tuple[str, ...] | None):
+    """`plot RUN --weights NAMES --layer A`: the weight plots (and the plots --only names, if given) as a
+    PlotResult. The caller checked formats and dpi."""
+    from bpcli.plot import PlotFile, plot_run
+    from bpcli.plot_weights import draw_weight_plots
+
+    names, layers = split_names(names), split_names(layers)
+    from bpcli.runs import load_run
+    from bpcli.trajectory import layer_names
+
+    loaded = load_run(run)
+    for name in names:  # every name checked before anything is read or drawn
+        try:
+            loaded.net.resolve(name)
+        except NameError_ as err:
+            raise NameError_(f"--weights: {err}") from None
+    for letter in layers:
+        layer_names(loaded.net, letter)
+    from bpcli.snapshots import trajectory
+    traj = trajectory(run)
+    out_dir = out if out is not None else loaded.run_dir
+    if kinds:
+        res = plot_run(loaded, out_dir, formats, dpi, kinds)
+    else:
+        from bpcli.plot import PlotResult
+        if not Path(out_dir).is_dir():
+            raise BpcliError(f"--out: {out_dir} is not a folder")
+        res = PlotResult(loaded.cfg.name, str(loaded.run_dir), str(out_dir), (), ())
+    drawn, notes = draw_weight_plots(loaded, traj, names, layers, Path(out_dir), formats, dpi)
+    return dataclasses.replace(res, files=res.files + tuple(PlotFile(*f) for f in drawn),
+                               skipped=res.skipped + tuple(notes))
