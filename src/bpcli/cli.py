@@ -14,13 +14,13 @@ import typer
 
 from bpcli.cli_bridge import export, gradcheck_against, import_
 from bpcli.cli_common import (ConfigOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_gradcheck, emit_json, emit_text,
-                              err_console, fail, handles_errors, load_target, out_console, resolve_weights,
-                              split_names)
+                              err_console, fail, handles_errors, load_target, out_console, resolve_weights)
 from bpcli.cli_inspect import inspect, plot, show
 from bpcli.cli_maths import diagnose, exercise
 from bpcli.cli_train import init, train
 from bpcli.cli_watch import animate, compare
 from bpcli.errors import BpcliError
+from bpcli.cli_common import split_names
 
 # --- explain ---------------------------------------------------------------------------------
 
