@@ -83,7 +83,7 @@ def animate(
         emit_json(res.to_dict())
     else:
         from bpcli.render.animate import animate_view
-        out_console().print(animate_view(res))
+        out_console().print(animate_view(res), soft_wrap=True)
 
 
 def _run_and_trajectory(run: Path):

@@ -141,11 +141,12 @@ def draw_weight_plots(loaded, traj, names: list[str], layers: list[str], out_dir
     drawn = []
     figures = []
     if picked:
-        figures.append(("weights", f"{name}: {', '.join(p[0] for p in picked[:6])}"
-                        f"{' ...' if len(picked) > 6 else ''} and their gradients over the epochs",
+        which = ", ".join(p[0] for p in picked) if len(picked) <= 3 else f"{len(picked)} parameters"
+        figures.append(("weights", f"{name}: {which} and their gradients over the epochs",
                         weights_figure(al, picked, name)))
     if letters:
-        figures.append(("histograms", f"{name}: histograms of layer {', '.join(letters)}'s weights and gradients",
+        which = f"layer {letters[0]}" if len(letters) == 1 else f"layers {', '.join(letters[:-1])} and {letters[-1]}"
+        figures.append(("histograms", f"{name}: histograms of {which}: weights and gradients at a few epochs",
                         histograms_figure(al, letters, name)))
     for kind, title, fig in figures:
         paths = []
