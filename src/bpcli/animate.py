@@ -98,10 +98,13 @@ class Diagram:
         self.edges = LineCollection(segs, capstyle="butt", zorder=1)
         ax.add_collection(self.edges)
         xy = [p for col in pos for p in col]
-        self.nodes = ax.scatter([p[0] for p in xy], [p[1] for p in xy], s=NODE ** 2, color="white",
-                                edgecolors="black", linewidths=1.2, zorder=3)
-        self.labels = [ax.text(x, y, label, ha="center", va="center", fontsize="small", zorder=4)
-                       for (x, y), label in zip(xy, [n for col in columns for n in col])]
+        # nodes shrink to fit the tallest column (the axes are 0.64 of 4.2 inches tall: 194 points)
+        self.node = min(NODE, 0.8 * 194 / tallest)
+        self.nodes = ax.scatter([p[0] for p in xy], [p[1] for p in xy], s=self.node ** 2, color="white",
+                                edgecolors="black", linewidths=1.2 if self.node > 12 else 0.6, zorder=3)
+        size = min(9.0, self.node / 2.6)
+        self.labels = [ax.text(x, y, label, ha="center", va="center", fontsize=size, zorder=4)
+                       for (x, y), label in zip(xy, [n for col in columns for n in col])] if size >= 5 else []
         self.names_for = segs if len(segs) <= NAMED_EDGES else []  # the edges whose names are shown
         if len(segs) <= NAMED_EDGES:
             refs = {(r.layer, r.to_node, r.from_node): r.name for r in net.param_refs() if r.kind == "W"}
@@ -134,7 +137,7 @@ class Diagram:
         names are drawn once, under the edges), and each edge's name sits just above its edge."""
         to_px = self.ax.transData
         back = to_px.inverted()
-        r = NODE / 2 * self.fig.dpi / 72  # the node's radius in pixels
+        r = self.node / 2 * self.fig.dpi / 72  # the node's radius in pixels
         lift = 7 * self.fig.dpi / 72
         segs = []
         for a, b in self.segs:
