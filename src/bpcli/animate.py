@@ -78,7 +78,12 @@ class Diagram:
         columns = [list(net.input_names)] + [[net.node_name(l, j) for j in range(la.n_out)]
                                              for l, la in enumerate(net.layers)]
         tallest = max(len(c) for c in columns)
-        pos = [[(float(c), (len(col) - 1) / 2 - j) for j in range(len(col))] for c, col in enumerate(columns)]
+        # each column spread over the height (at most 2 units apart); the axes are 0.64 of 4.2 inches: 194 points
+        gap = [min(tallest / len(col), 2.0) for col in columns]
+        unit = 194 / (tallest + 0.2)
+        self.diameter = [NODE if len(col) == 1 else min(NODE, 0.8 * unit * g) for col, g in zip(columns, gap)]
+        pos = [[(float(c), ((len(col) - 1) / 2 - j) * gap[c]) for j in range(len(col))]
+               for c, col in enumerate(columns)]
         segs, self.keys = [], []  # keys: (array key, j, k) of each edge, in LineCollection order
         for l, layer in enumerate(net.layers):
             for j in range(layer.n_out):
@@ -98,13 +103,21 @@ class Diagram:
         self.edges = LineCollection(segs, capstyle="butt", zorder=1)
         ax.add_collection(self.edges)
         xy = [p for col in pos for p in col]
-        # nodes shrink to fit the tallest column (the axes are 0.64 of 4.2 inches tall: 194 points)
-        self.node = min(NODE, 0.8 * 194 / tallest)
-        self.nodes = ax.scatter([p[0] for p in xy], [p[1] for p in xy], s=self.node ** 2, color="white",
-                                edgecolors="black", linewidths=1.2 if self.node > 12 else 0.6, zorder=3)
-        size = min(9.0, self.node / 2.6)
-        self.labels = [ax.text(x, y, label, ha="center", va="center", fontsize=size, zorder=4)
-                       for (x, y), label in zip(xy, [n for col in columns for n in col])] if size >= 5 else []
+        sizes = [self.diameter[c] for c, col in enumerate(columns) for _ in col]
+        self.nodes = ax.scatter([p[0] for p in xy], [p[1] for p in xy], s=np.square(sizes), color="white",
+                                edgecolors="black", linewidths=[1.2 if d > 12 else 0.6 for d in sizes], zorder=3)
+        self.labels = []
+        outside = max(len(n) for n in columns[0]) > 3  # long input names go left of their nodes
+        per_unit = 324 / (len(columns) - 0.1)  # points per unit across (the axes are 0.5 of 9 inches)
+        left = 0.45 + (max(len(n) for n in columns[0]) * 4.2 + 4) / per_unit if outside else 0.45
+        for c, col in enumerate(columns):
+            size = min(9.0, self.diameter[c] / 2.6)
+            for (x, y), label in zip(pos[c], col):
+                if c == 0 and outside:
+                    self.labels.append(ax.text(x - 0.55 * self.diameter[0] / per_unit, y, label, ha="right",
+                                               va="center", fontsize=7, zorder=4))
+                elif size >= 5:
+                    self.labels.append(ax.text(x, y, label, ha="center", va="center", fontsize=size, zorder=4))
         self.names_for = segs if len(segs) <= NAMED_EDGES else []  # the edges whose names are shown
         if len(segs) <= NAMED_EDGES:
             refs = {(r.layer, r.to_node, r.from_node): r.name for r in net.param_refs() if r.kind == "W"}
@@ -116,7 +129,7 @@ class Diagram:
                 t = 0.3 + 0.4 * k / max(net.layers[l].n_in - 1, 1)
                 self.labels.append(ax.text(x0 + t * (x1 - x0), y0 + t * (y1 - y0), refs[(l, j, k)], ha="center",
                                            va="center", fontsize="x-small", color="0.2", zorder=5))
-        ax.set_xlim(-0.45, len(columns) - 0.55)
+        ax.set_xlim(-left, len(columns) - 0.55)
         ax.set_ylim(-tallest / 2 - 0.1, tallest / 2 + 0.1)
         ax.set_axis_off()
         ax.set_title("edge width: |weight| (dashed: negative)", fontsize="small")
@@ -137,13 +150,14 @@ class Diagram:
         names are drawn once, under the edges), and each edge's name sits just above its edge."""
         to_px = self.ax.transData
         back = to_px.inverted()
-        r = self.node / 2 * self.fig.dpi / 72  # the node's radius in pixels
-        lift = 7 * self.fig.dpi / 72
+        px = self.fig.dpi / 72  # pixels per point
+        lift = 7 * px
         segs = []
         for a, b in self.segs:
             pa, pb = to_px.transform(a), to_px.transform(b)
             u = (pb - pa) / np.hypot(*(pb - pa))
-            segs.append(back.transform([pa + r * u, pb - r * u]))
+            ra, rb = (self.diameter[round(a[0])] / 2 * px, self.diameter[round(b[0])] / 2 * px)  # x is the column
+            segs.append(back.transform([pa + ra * u, pb - rb * u]))
         self.edges.set_segments(segs)
         normal = lambda u: np.array([-u[1], u[0]]) if u[0] >= 0 else np.array([u[1], -u[0]])
         for text, (a, b) in zip(self.labels[len(self.labels) - len(self.names_for):], self.names_for):
