@@ -47,9 +47,13 @@ class ShowResult:
     loss_formula: str
     n_params: int
     sample: SampleTrace | None = None  # set by `show --sample I`
+    snapshots: dict | None = None  # a run's: snapshots.kept_summary (every, epochs, count, bytes, first, last)
+    epoch: int | None = None  # `show RUN --epoch N`: the weights are those after epoch N
 
     def to_dict(self) -> dict:
         extra = {"sample": self.sample.to_dict()} if self.sample is not None else {}
+        if self.snapshots is not None:
+            extra |= {"epoch": self.epoch, "snapshots": self.snapshots}
         return {
             "command": "show", "name": self.name, "source": self.source, "inputs": list(self.inputs),
             "loss": {"name": self.loss, "formula": self.loss_formula},
