@@ -13,30 +13,28 @@ import pytest
 from bpcli.animate import Diagram, animate_run, check_out
 from bpcli.animate_svg import frame_count
 from bpcli.config import builtin_config_dir, load_config
-from bpcli.data import prepare
 from bpcli.errors import BpcliError, NameError_
-from bpcli.model import build
 from bpcli.plot_weights import histograms_figure, pick_parameters, weights_figure
-from bpcli.train import fit
+from bpcli.runs import load_run
+from bpcli.session import run_training
+from bpcli.snapshots import trajectory
 from bpcli.trajectory import along, frame_indices, series
 
 EPOCHS = 30
 
 
 @pytest.fixture(scope="module")
-def seed_run():
-    """The seed network trained EPOCHS epochs with train.fit, its weights copied after every epoch (and before)."""
+def seed_run(tmp_path_factory):
+    """The seed network trained EPOCHS epochs into a run folder, which keeps every epoch's weights."""
     cfg, ds = load_config(builtin_config_dir() / "seed.yaml")
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=EPOCHS))
-    net, prepared = build(cfg), prepare(cfg, ds)
-    snaps = [{k: v.copy() for k, v in net.named_arrays().items()}]
-    history = []
-    for rec in fit(net, prepared.train, prepared.val, cfg.train):
-        snaps.append({k: v.copy() for k, v in net.named_arrays().items()})
-        history.append(rec.to_dict())
-    traj = SimpleNamespace(epochs=np.arange(EPOCHS + 1),
-                           params={k: np.stack([s[k] for s in snaps]) for k in snaps[0]})
-    return SimpleNamespace(net=build(cfg), cfg=cfg, prepared=prepared, history=history, traj=traj)
+    run = tmp_path_factory.mktemp("traj") / "seed"
+    run_training(cfg, ds, run)
+    loaded = load_run(run)
+    traj = trajectory(run)
+    assert list(range(EPOCHS + 1)) == list(traj.epochs)
+    return SimpleNamespace(run=run, net=loaded.net, cfg=loaded.cfg, prepared=loaded.prepared,
+                           history=loaded.history, traj=traj)
 
 
 def _seed_cost(W1, b1, W2, b2, x, y) -> float:
@@ -68,6 +66,9 @@ def test_weights_plot_lines_hold_the_snapshot_values_and_finite_difference_gradi
     for line, (_, key, idx) in zip(values, picked):
         assert list(range(EPOCHS + 1)) == list(line.get_xdata())
         assert [p[key][(e,) + idx] for e in range(EPOCHS + 1)] == list(line.get_ydata())
+    for e in (0, 13, EPOCHS):  # the same values as the run loaded at that epoch
+        at = load_run(r.run, epoch=e).net
+        assert [at.get(at.resolve(name)) for name, _, _ in picked] == [ln.get_ydata()[e] for ln in values]
     x, y, eps = r.prepared.train.x, r.prepared.train.y, 1e-6
     for line, (_, key, idx) in zip(grads, picked):
         for e in (0, 7, EPOCHS):
@@ -169,3 +170,57 @@ def test_an_unavailable_writer_or_format_is_one_clear_error(tmp_path, monkeypatc
         check_out(tmp_path / "learn.avi")
     with pytest.raises(BpcliError, match="does not exist"):
         check_out(tmp_path / "nowhere" / "learn.gif")
+
+
+# --- the commands ------------------------------------------------------------------------------------
+
+def _cli(*args: str):
+    from typer.testing import CliRunner
+
+    from bpcli.cli import app
+    return CliRunner().invoke(app, list(args))
+
+
+def test_animate_command_writes_the_gif_it_reports(seed_run, tmp_path):
+    import json
+
+    from PIL import Image
+    out = _cli("animate", str(seed_run.run), "--out", str(tmp_path / "a.gif"), "--frames", "3", "--dpi", "20", "--json")
+    assert 0 == out.exit_code, out.output
+    doc = json.loads(out.stdout)
+    assert (3, [0, 15, 30], EPOCHS + 1) == (doc["frames"], doc["epochs"], doc["snapshots"])
+    with Image.open(tmp_path / "a.gif") as im:
+        assert 3 == im.n_frames
+    assert (tmp_path / "a.gif").stat().st_size == doc["bytes"] > 0
+
+
+def test_plot_weights_command_draws_both_pictures_and_names_bad_input(seed_run, tmp_path):
+    import json
+    out = _cli("plot", str(seed_run.run), "--weights", "v1,w11", "--format", "png", "--dpi", "30", "--out",
+               str(tmp_path), "--json")
+    assert 0 == out.exit_code, out.output
+    doc = json.loads(out.stdout)
+    assert [("weights", [str(tmp_path / "weights.png")]), ("histograms", [str(tmp_path / "histograms.png")])] == [
+        (p["kind"], p["files"]) for p in doc["plots"]]
+    assert (tmp_path / "weights.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    bad = _cli("plot", str(seed_run.run), "--weights", "v1,w13")
+    assert 2 == bad.exit_code
+    assert "--weights: unknown parameter 'w13' (did you mean" in bad.stderr
+    bad = _cli("plot", str(seed_run.run), "--layer", "Q")
+    assert 2 == bad.exit_code and "--layer: unknown layer 'Q'" in bad.stderr
+
+
+def test_a_run_without_snapshots_or_ffmpeg_is_one_line(tmp_path, monkeypatch):
+    cfg, ds = load_config(builtin_config_dir() / "seed.yaml")
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=3, snapshots=False))
+    run_training(cfg, ds, tmp_path / "bare")
+    for args in (("animate", str(tmp_path / "bare")), ("plot", str(tmp_path / "bare"), "--weights", "v1")):
+        out = _cli(*args)
+        assert 2 == out.exit_code
+        lines = out.stderr.strip().splitlines()
+        assert 1 == len(lines) and "keeps no weight snapshots (train.snapshots: off)" in lines[0]
+        assert "--epoch" not in lines[0]  # not an option the user gave
+    from matplotlib import animation
+    monkeypatch.setattr(animation.writers, "is_available", lambda name: False)
+    out = _cli("animate", str(tmp_path / "bare"), "--out", str(tmp_path / "learn.mp4"))
+    assert 2 == out.exit_code and "needs ffmpeg" in out.stderr and 1 == len(out.stderr.strip().splitlines())

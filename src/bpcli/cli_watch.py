@@ -89,10 +89,20 @@ def animate(
 def _run_and_trajectory(run: Path):
     """The run (checked as every command checks it) and its kept weight snapshots."""
     from bpcli.runs import load_run
-    from bpcli.snapshots import trajectory
 
     loaded = load_run(run)
-    return loaded, trajectory(run)
+    return loaded, _trajectory(loaded)
+
+
+def _trajectory(loaded):
+    """Every weight snapshot the run keeps; BpcliError when it keeps none."""
+    from bpcli.snapshots import kept_summary, trajectory
+
+    if not kept_summary(loaded.run_dir)["count"]:
+        why = " (train.snapshots: off)" if loaded.cfg.train.snapshots is False else ""
+        raise BpcliError(f"{loaded.run_dir} keeps no weight snapshots{why}, so there are no epochs to draw; train "
+                         "it again with snapshots on (the default)")
+    return trajectory(loaded.run_dir)
 
 
 @contextlib.contextmanager
@@ -125,8 +135,7 @@ def plot_weights(run: Path, names: list[str], layers: list[str], out: Optional[P
             raise NameError_(f"--weights: {err}") from None
     for letter in layers:
         layer_names(loaded.net, letter)
-    from bpcli.snapshots import trajectory
-    traj = trajectory(run)
+    traj = _trajectory(loaded)
     out_dir = out if out is not None else loaded.run_dir
     if kinds:
         res = plot_run(loaded, out_dir, formats, dpi, kinds)
