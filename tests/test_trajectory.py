@@ -159,6 +159,10 @@ def test_a_short_animation_is_a_gif_of_that_many_frames_or_an_svg(seed_run, tmp_
     ET.fromstring(svg)
     assert 4 == res.frames == frame_count(svg)
     assert [] == [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temporary file left
+    import os
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {0o666 & ~umask} == {(tmp_path / f).stat().st_mode & 0o777 for f in ("learn.gif", "learn.svg")}
 
 
 def test_an_unavailable_writer_or_format_is_one_clear_error(tmp_path, monkeypatch):

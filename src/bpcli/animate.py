@@ -6,6 +6,7 @@ One figure is built once; each frame only updates its artists (edge widths and c
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 import time
@@ -221,36 +222,48 @@ def animate_run(net, cfg_name: str, data, history: list[dict], traj, out: Path, 
     pick = frame_indices(len(traj.epochs), frames)
     al = along(net, data, traj.epochs, traj.params, pick)
     d = Diagram(net, al, history, cfg_name, dpi, data.task == "classification")
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
-    os.close(fd)
-    try:
+    if fmt == "mp4":
+        _write_mp4(d, out, fps, dpi, progress)
+    else:
+        from bpcli.files import atomic_write_bytes
         if fmt == "svg":
-            from bpcli.animate_svg import write_svg
-            write_svg(d, Path(tmp), fps, progress)
+            from bpcli.animate_svg import svg_bytes
+            blob = svg_bytes(d, fps, progress)
         else:
-            _write_frames(d, Path(tmp), fmt, fps, dpi, progress)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+            blob = gif_bytes(d, fps, progress)
+        atomic_write_bytes(out, blob)
     return AnimateResult(cfg_name, run_dir, str(out), fmt, len(pick), tuple(int(e) for e in al.epochs),
                          len(traj.epochs), out.stat().st_size, time.perf_counter() - t0)
 
 
-def _write_frames(d: Diagram, path: Path, fmt: str, fps: int, dpi: int, progress) -> None:
-    """A GIF from blitted frames through Pillow (matplotlib's own GIF writer is Pillow too, but redraws the whole
-    figure for every frame); an MP4 through matplotlib's ffmpeg writer."""
+def _write_mp4(d: Diagram, out: Path, fps: int, dpi: int, progress) -> None:
+    """Every frame through matplotlib's ffmpeg writer, into a temporary file renamed over `out` when whole."""
+    from matplotlib import animation
+
+    from bpcli.files import _UMASK
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)
+    os.close(fd)
     n = len(d.al.epochs)
-    if fmt == "mp4":
-        from matplotlib import animation
+    try:
         writer = animation.FFMpegWriter(fps=fps)
-        with writer.saving(d.fig, str(path), dpi):
+        with writer.saving(d.fig, tmp, dpi):
             for i in range(n):
                 d.show(i)
                 writer.grab_frame()
                 if progress is not None:
                     progress(i + 1, n)
-        return
+        os.replace(tmp, out)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def gif_bytes(d: Diagram, fps: int, progress=None) -> bytes:
+    """A GIF of blitted frames through Pillow (matplotlib's GIF writer is Pillow too, but redraws the whole figure
+    for every frame)."""
+    n = len(d.al.epochs)
     from PIL import Image
 
     images = []
@@ -270,8 +283,10 @@ def _write_frames(d: Diagram, path: Path, fmt: str, fps: int, dpi: int, progress
         images.append(frame)
         if progress is not None:
             progress(i + 1, n)
-    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps),
+    buf = io.BytesIO()
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps),
                    loop=0, optimize=False, disposal=1, transparency=UNCHANGED)
+    return buf.getvalue()
 
 
 def blitted(d: Diagram):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 SVG = "http://www.w3.org/2000/svg"
 DASH = (3.7, 1.6)  # matplotlib's '--' pattern, in line widths (lines.scale_dashes)
@@ -37,9 +36,9 @@ def _steps(name: str, values: list[str], dur: float) -> ET.Element:
                                               "calcMode": "discrete", "dur": f"{dur:g}s", "repeatCount": "indefinite"})
 
 
-def write_svg(d, path: Path, fps: int, progress=None) -> None:
+def svg_bytes(d, fps: int, progress=None) -> bytes:
     """Draw the Diagram `d` once as SVG, with one path per edge and one marker, dot and title per frame, then add
-    the SMIL animations; written to `path`."""
+    the SMIL animations."""
     import matplotlib
     from matplotlib.lines import Line2D
 
@@ -95,8 +94,7 @@ def write_svg(d, path: Path, fps: int, progress=None) -> None:
             g.append(_shown_in(i, k, dur))
         if progress is not None:
             progress(i + 1, k)
-    data = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    path.write_bytes(data)
+    return ET.tostring(root, encoding="utf-8", xml_declaration=True)
 
 
 def frame_count(svg_bytes: bytes) -> int:
