@@ -228,3 +228,18 @@ def test_a_run_without_snapshots_or_ffmpeg_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(animation.writers, "is_available", lambda name: False)
     out = _cli("animate", str(tmp_path / "bare"), "--out", str(tmp_path / "learn.mp4"))
     assert 2 == out.exit_code and "needs ffmpeg" in out.stderr and 1 == len(out.stderr.strip().splitlines())
+
+
+def test_an_mp4_holds_every_frame_where_ffmpeg_is_installed(seed_run, tmp_path):
+    import shutil
+    import subprocess
+    if shutil.which("ffmpeg") is None or shutil.which("ffprobe") is None:
+        pytest.skip("ffmpeg is not installed")
+    r = seed_run
+    animate_run(r.net, "seed", r.prepared.train, r.history, r.traj, tmp_path / "learn.mp4", frames=6, dpi=25)
+    data = (tmp_path / "learn.mp4").read_bytes()
+    assert b"ftyp" == data[4:8]
+    counted = subprocess.run(["ffprobe", "-v", "error", "-count_frames", "-select_streams", "v:0", "-show_entries",
+                              "stream=nb_read_frames", "-of", "csv=p=0", str(tmp_path / "learn.mp4")],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert "6" == counted

@@ -223,7 +223,7 @@ def animate_run(net, cfg_name: str, data, history: list[dict], traj, out: Path, 
     al = along(net, data, traj.epochs, traj.params, pick)
     d = Diagram(net, al, history, cfg_name, dpi, data.task == "classification")
     if fmt == "mp4":
-        _write_mp4(d, out, fps, dpi, progress)
+        _write_mp4(d, out, fps, progress)
     else:
         from bpcli.files import atomic_write_bytes
         if fmt == "svg":
@@ -236,8 +236,11 @@ def animate_run(net, cfg_name: str, data, history: list[dict], traj, out: Path, 
                          len(traj.epochs), out.stat().st_size, time.perf_counter() - t0)
 
 
-def _write_mp4(d: Diagram, out: Path, fps: int, dpi: int, progress) -> None:
-    """Every frame through matplotlib's ffmpeg writer, into a temporary file renamed over `out` when whole."""
+def _write_mp4(d: Diagram, out: Path, fps: int, progress) -> None:
+    """The blitted frames piped to ffmpeg (where matplotlib's settings find it) as raw RGB, encoded as H.264 into a
+    temporary file that is renamed over `out` when whole."""
+    import subprocess
+
     from matplotlib import animation
 
     from bpcli.files import _UMASK
@@ -245,15 +248,26 @@ def _write_mp4(d: Diagram, out: Path, fps: int, dpi: int, progress) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
     os.fchmod(fd, 0o666 & ~_UMASK)
     os.close(fd)
+    w, h = (int(v) for v in d.fig.canvas.get_width_height())
+    cmd = [animation.FFMpegWriter.bin_path(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+           "-s", f"{w}x{h}", "-r", str(fps), "-i", "pipe:", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
+           "-vcodec", "libx264", "-pix_fmt", "yuv420p", "-f", "mp4", tmp]
     n = len(d.al.epochs)
     try:
-        writer = animation.FFMpegWriter(fps=fps)
-        with writer.saving(d.fig, tmp, dpi):
-            for i in range(n):
-                d.show(i)
-                writer.grab_frame()
-                if progress is not None:
-                    progress(i + 1, n)
+        with subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) as proc:
+            try:
+                for i, rgb in enumerate(blitted(d)):
+                    proc.stdin.write(rgb.tobytes())
+                    if progress is not None:
+                        progress(i + 1, n)
+            except BrokenPipeError:
+                pass  # ffmpeg stopped: its own message is read below
+            finally:
+                proc.stdin.close()
+            problem = proc.stderr.read().decode(errors="replace").strip()
+        if proc.returncode:
+            last = problem.splitlines()[-1] if problem else f"exit status {proc.returncode}"
+            raise BpcliError(f"--out: ffmpeg could not write the MP4 ({last})")
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):
