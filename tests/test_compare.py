@@ -136,7 +136,8 @@ def test_the_curve_picture_holds_each_runs_losses(runs, tmp_path):
         h = read_history(folder)
         assert [r["epoch"] for r in h] == list(line.get_xdata())
         assert [r["loss"] for r in h] == list(line.get_ydata())
-    out = runner.invoke(app, ["compare", str(runs["base"]), str(runs["third"]), "--out", str(tmp_path / "c.png")])
+    out = runner.invoke(app, ["compare", str(runs["base"]), str(runs["third"]), "--out", str(tmp_path / "c.png"),
+                              "--dpi", "30"])
     assert 0 == out.exit_code, out.output
     assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     bad = runner.invoke(app, ["compare", str(runs["base"]), str(runs["third"]), "--out", str(tmp_path / "c.gif")])

@@ -175,8 +175,8 @@ def compare_runs(run_dirs: list[str | Path]) -> CompareResult:
         notes.append("the configs are identical")
     kinds = sorted({r.metric for r in runs})
     if len(kinds) > 1:
-        by = "; ".join(f"{'accuracy' if k == 'accuracy' else 'R^2'}: " + ", ".join(r.label for r in runs if r.metric == k)
-                       for k in kinds)
+        named = {"accuracy": "accuracy", "r2": "R^2"}
+        by = "; ".join(f"{named[k]}: " + ", ".join(r.label for r in runs if r.metric == k) for k in kinds)
         notes.append(f"the runs measure different metrics ({by}): each metric has its own row and plot")
     where = [d.resolve() for d in dirs]
     same = [r.label for r, w in zip(runs, where) if where.count(w) > 1]
