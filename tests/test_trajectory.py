@@ -146,7 +146,7 @@ def test_a_short_animation_is_a_gif_of_that_many_frames_or_an_svg(seed_run, tmp_
     data = (tmp_path / "learn.gif").read_bytes()
     assert data[:6] in (b"GIF89a", b"GIF87a")
     assert (5, (0, 8, 15, 22, 30)) == (res.frames, res.epochs)
-    assert [(i, 5) for i in range(1, 6)] == ticks
+    assert [(i, 5) for i in range(0, 6)] == ticks
     with Image.open(tmp_path / "learn.gif") as im:
         assert 5 == im.n_frames
         im.seek(0)

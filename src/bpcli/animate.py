@@ -220,6 +220,8 @@ def animate_run(net, cfg_name: str, data, history: list[dict], traj, out: Path, 
         raise BpcliError(f"animate: this network has {n_edges} weights; a diagram of more than {MAX_EDGES} is a "
                          "blur (try `bpcli plot RUN --layer A` for its histograms)")
     pick = frame_indices(len(traj.epochs), frames)
+    if progress is not None:
+        progress(0, len(pick))
     al = along(net, data, traj.epochs, traj.params, pick)
     d = Diagram(net, al, history, cfg_name, dpi, data.task == "classification")
     if fmt == "mp4":
