@@ -45,7 +45,9 @@ def show(
     if out is not None and render:
         raise BpcliError("give --out FILE or --render, not both")
     cfg, net, prepared, run_dir = load_target(target)
-    res = describe(net, cfg.name, str(run_dir) if run_dir else cfg.path)
+    from bpcli.labels import class_names_of
+    res = describe(net, cfg.name, str(run_dir) if run_dir else cfg.path,
+                   classes=class_names_of(prepared.train, net.n_outputs, numbered=False))
     if sample is not None:
         tr = prepared.train
         import dataclasses
