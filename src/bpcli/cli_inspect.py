@@ -118,7 +118,8 @@ def plot(
         raise BpcliError(f"--dpi: must be between 10 and 600, found {dpi}")
     require_matplotlib()
     kinds = tuple(k.strip() for k in only.split(",") if k.strip()) if only is not None else None
-    loaded = load_run(run)
+    from bpcli.latest import resolve_run
+    loaded = load_run(resolve_run(run))
     try:
         res = plot_run(loaded, out, formats, dpi, kinds)
     except OSError as err:
@@ -142,9 +143,10 @@ def inspect(
     Reads the run's history (a sample of at most ~2,000 epochs; per layer and epoch: gradient norm, update-to-weight ratio, share of saturated or dead units). Try it on the shipped deep_sigmoid and deep_relu examples. Exit 0, or 1 with --check when anything is flagged.
     """
     from bpcli.dynamics import inspect_run
+    from bpcli.latest import resolve_run
     from bpcli.runs import load_run
 
-    loaded = load_run(run)
+    loaded = load_run(resolve_run(run))
     res = inspect_run(loaded.net, loaded.history, loaded.cfg.name, str(loaded.run_dir), loaded.state.status)
     if json_out:
         emit_json(res.to_dict())
