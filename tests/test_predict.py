@@ -120,6 +120,11 @@ def test_predict_without_data_lists_the_runs_own_rows_with_their_part(iris):
     x = np.array([[float(r[f]) for f in FEATURES] for r in truth])
     np.testing.assert_allclose(iris_probabilities(iris, x), [[float(r[f"p_{c}"]) for c in IRIS_CLASSES] for r in got],
                                rtol=1e-12)
+    from bpcli.runs import load_run  # the flowers training held out, as it saved them (standardized)
+    loaded = load_run(iris)
+    held = loaded.prepared.val.x * loaded.prepared.scaling.std + loaded.prepared.scaling.mean
+    marked = x[[r["part"] == "validation" for r in got]]
+    np.testing.assert_allclose(held, marked, rtol=1e-12)
 
 
 BAD = {
