@@ -31,7 +31,7 @@ def predict_view(res, width: int = 80, max_rows: int = 50) -> Group:
     """The inputs, the carried columns, the prediction and each class's probability (in %), at most max_rows
     rows. When the full column names do not fit in `width`, the inputs are headed x1, x2, ... (named below the
     table) and the probabilities by their class."""
-    scaled = "; inputs standardized with the run's saved mean and std" if res.scaled else ""
+    scaled = ", standardized as in training" if res.scaled else ""
     head = Text.assemble((res.name, "bold"), "  ", Text(res.run), "  ",
                          (f"{res.m} row{'s' if res.m != 1 else ''} from {res.source}{scaled}", "dim"))
     n_in, n_carried = len(res.input_names), len(res.carried)
