@@ -19,6 +19,11 @@ DataArg = Annotated[Optional[str], typer.Argument(
          "for stdin. Default: the run's own data.", show_default=False, metavar="DATA")]
 
 
+EvalDataArg = Annotated[Optional[str], typer.Argument(
+    help="A CSV file with the run's input columns and its target column(s), named as in the training data, or - for "
+         "stdin. Default: the run's own data (see --part).", show_default=False, metavar="DATA")]
+
+
 def _load(run: Path):
     from bpcli.latest import resolve_run
     from bpcli.runs import load_run
@@ -92,15 +97,15 @@ def predict(
 @handles_errors
 def evaluate(
     run: UseRunArg,
-    data: DataArg = None,
+    data: EvalDataArg = None,
     part: Annotated[Optional[str], typer.Option(
         help="Without DATA: which of the run's data, train, validation or all. Default: validation when the run "
-             "holds some out, else train.", show_default=False)] = None,
+             "holds some out, else train.", show_default=False, metavar="PART")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Score a trained run on labelled data: loss, accuracy with a confusion matrix and per-class precision, recall and F1 (classification), or R^2 and mean absolute error (regression).
 
-    DATA needs the run's input columns and its target column (class labels, or numbers for regression), named as in the training data. Exit 2 on bad data.
+    The numbers equal scikit-learn's: confusion_matrix (rows: true class), classification_report (0 where a ratio is 0/0), r2_score (variance-weighted over several outputs), mean_absolute_error. Exit 2 on bad data: a missing column, a value that is not a number, NaN, a label that is not one of the run's classes.
     """
     from bpcli.evaluate import evaluate_part, evaluate_table
 

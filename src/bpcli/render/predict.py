@@ -31,9 +31,8 @@ def predict_view(res, width: int = 80, max_rows: int = 50) -> Group:
     """The inputs, the carried columns, the prediction and each class's probability (in %), at most max_rows
     rows. When the full column names do not fit in `width`, the inputs are headed x1, x2, ... (named below the
     table) and the probabilities by their class."""
-    scaled = ", standardized as in training" if res.scaled else ""
     head = Text.assemble((res.name, "bold"), "  ", Text(res.run), "  ",
-                         (f"{res.m} row{'s' if res.m != 1 else ''} from {res.source}{scaled}", "dim"))
+                         (f"{res.m} row{'s' if res.m != 1 else ''} from ", "dim"), Text(res.source, style="dim"))
     n_in, n_carried = len(res.input_names), len(res.carried)
     first_out = n_in + n_carried  # the prediction; after it the probabilities (or the regression outputs)
     rows = []
@@ -63,7 +62,7 @@ def predict_view(res, width: int = 80, max_rows: int = 50) -> Group:
     if res.m > max_rows:
         parts.append(Text(f"... {res.m - max_rows} more rows: all of them with --out FILE, piped as CSV or "
                           "with --json", style="dim"))
-    notes = []
+    notes = ["inputs standardized with the mean and std the run was trained with"] if res.scaled else []
     if compact:
         notes.append("inputs: " + ", ".join(f"x{j + 1} {n}" for j, n in enumerate(res.input_names)))
     if res.classes is not None:

@@ -58,7 +58,8 @@ def runs_view(res, width: int = 80) -> Group:
         t.add_row(*cells, *([Text(r.config or "-")] if wide else []))
     n = len(res.runs)
     notes = [Text(f"{r.name}: {r.problem}", style="dim") for r in res.runs if not r.ok and r.problem != r.status]
-    notes += [Text("metric: accuracy for a classifier, R^2 for regression" + ("" if wide else
-                  "; each run's config: --json, or 110 columns and wider"), style="dim")]
+    notes += [Text("metric: accuracy for a classifier, R^2 for regression", style="dim")]
+    if not wide:
+        notes.append(Text("the config of each run: with --json, or on a terminal 110 columns wide", style="dim"))
     return Group(Text.assemble((f"{n} run folder{'s' if n != 1 else ''}", "bold"), f" in {res.folder}, newest first"),
                  t, *notes)
