@@ -131,3 +131,17 @@ def test_show_writes_softmax_as_a_function_of_the_whole_layer():
     assert "softmax(z_B)_1" in text and "softmax(z_B1)" not in text  # the output layer is shown though A is cut
     seed = json.loads(invoke("show", "--json").stdout)
     assert "y' = sigmoid(z_B)" == seed["equations"][-1].split(",  ")[0] and "classes" not in seed
+
+
+def test_any_label_a_csv_holds_survives_the_run(tmp_path):
+    """Found by the command fuzzer: labels with control characters or of any length are saved and read back."""
+    odd = ["l\x1b[31m", "x" * 150]
+    (tmp_path / "d.csv").write_text("a,label\n" + "".join(f"{i},{odd[i % 2]}\n" for i in range(6)))
+    cfg = write(tmp_path, "name: odd\nlayers:\n  - {size: 2, activation: softmax}\nloss: cross_entropy\n"
+                          "data: {csv: d.csv, target: label}\ntrain: {epochs: 2}\n")
+    run = tmp_path / "run"
+    assert 0 == invoke("train", cfg, "--out", run, "-q").exit_code
+    shown = invoke("show", run, "--json")
+    assert 0 == shown.exit_code, shown.output
+    assert sorted(odd) == json.loads(shown.stdout)["classes"]
+    assert "\x1b" not in invoke("show", run).stdout  # escaped on the terminal
