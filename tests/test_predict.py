@@ -261,3 +261,30 @@ def test_evaluate_regression_matches_scikit_learn(tmp_path):
     pred = rows(invoke("predict", run, "-", input=text).stdout)
     np.testing.assert_allclose(y_hat, [[float(r["predicted_y1"]), float(r["predicted_y2"])] for r in pred], rtol=1e-12)
     assert [f"{v:g}" for v in y_new[:, 0]] == [f"{float(r['y1']):g}" for r in pred]  # the targets carried through
+
+
+def test_the_evaluate_tables_are_clean_text_at_80_and_120_columns(iris):
+    for width in ("80", "120"):
+        res = runner.invoke(app, ["evaluate", str(iris)], env={"COLUMNS": width})
+        lines = res.stdout.splitlines()
+        assert all(len(ln) <= int(width) and ln == ln.rstrip() for ln in lines), res.stdout
+        assert "\x1b" not in res.stdout
+        matrix = [ln.split() for ln in lines if ln.split() and ln.split()[0] in IRIS_CLASSES][:3]
+        assert sum(int(v) for row in matrix for v in row[1:]) == 30  # the confusion matrix's counts, whole
+
+
+def test_the_predict_table_fits_the_terminal(iris):
+    from rich.console import Console
+
+    from bpcli.predict import predict_table
+    from bpcli.newdata import read_table
+    from bpcli.render.predict import predict_view
+    from bpcli.runs import load_run
+
+    res = predict_table(load_run(iris), read_table("-", io.BytesIO(TWO_FLOWERS.encode())))
+    for width in (80, 120):
+        console = Console(file=io.StringIO(), width=width, color_system=None)
+        console.print(predict_view(res, width))
+        text = console.file.getvalue()
+        assert all(len(ln) <= width for ln in text.splitlines()), text
+        assert "99.5%" in text and "virginica" in text  # p_setosa of the first flower, whole
