@@ -86,7 +86,8 @@ def import_(
 
 
 def gradcheck_against(against: str, target, config, run, *, samples: Optional[int], tol: Optional[float],
-                      weights: tuple[str, ...], seed: int, rows: int, json_out: bool, refused: list[str]) -> None:
+                      weights: tuple[str, ...], seed: int, rows: int, json_out: bool, refused: list[str],
+                      epoch: Optional[int] = None) -> None:
     """gradcheck --against torch: backprop against PyTorch autograd, in gradcheck's table and JSON."""
     from bpcli.gradcheck_report import GradcheckOptions
     from bpcli.torch_bridge import TORCH_TOL, check_against_torch, require_torch
@@ -99,7 +100,8 @@ def gradcheck_against(against: str, target, config, run, *, samples: Optional[in
     opts = GradcheckOptions(tol=TORCH_TOL if tol is None else tol, samples=samples, weights=weights, seed=seed)
     opts.validate()
     require_torch("gradcheck --against torch")
-    cfg, net, prepared, run_dir = load_target(target, config, run)
+    cfg, net, prepared, run_dir = load_target(target, config, run, epoch)
     data = prepared.train
-    report = check_against_torch(net, data.x, data.y, opts, cfg.name, str(run_dir) if run_dir else cfg.path)
+    where = f"{run_dir} after epoch {epoch}" if epoch is not None else str(run_dir) if run_dir else cfg.path
+    report = check_against_torch(net, data.x, data.y, opts, cfg.name, where)
     emit_gradcheck(report, json_out, rows)

@@ -30,6 +30,10 @@ def train(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow --out to replace an existing run folder.")] = False,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder to its epoch count.",
                                                    show_default=False)] = None,
+    from_epoch: Annotated[Optional[int], typer.Option(
+        "--from-epoch", metavar="N", show_default=False,
+        help="With --resume RUN and --out NEW: a new run branched from RUN's snapshot of epoch N, trained on to "
+             "the epoch count (bit for bit what RUN did); RUN is left as it is.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No network table and no progress bar.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -44,7 +48,7 @@ def train(
     from bpcli.latest import resolve_run
 
     s = session.open_session(target, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, out=out,
-                             overwrite=overwrite, resume=resolve_run(resume))
+                             overwrite=overwrite, resume=resolve_run(resume), from_epoch=from_epoch)
     err = err_console()
     if s.data is not None and s.data.note and not quiet:
         from rich.markup import escape

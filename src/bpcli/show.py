@@ -49,9 +49,13 @@ class ShowResult:
     sample: SampleTrace | None = None  # set by `show --sample I`
     classes: tuple[str, ...] | None = None  # a classifier's class names (two for one sigmoid output)
     output_labels: tuple[str, ...] | None = None  # per output node: 'class "setosa"'
+    snapshots: dict | None = None  # a run's: snapshots.kept_summary (every, epochs, count, bytes, first, last)
+    epoch: int | None = None  # `show RUN --epoch N`: the weights are those after epoch N
 
     def to_dict(self) -> dict:
         extra = {"sample": self.sample.to_dict()} if self.sample is not None else {}
+        if self.snapshots is not None:
+            extra |= {"epoch": self.epoch, "snapshots": self.snapshots}
         if self.output_labels is not None:
             extra["classes"] = list(self.classes)
             # one sigmoid output stands for the second class (y' >= 0.5)
