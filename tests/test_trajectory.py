@@ -28,7 +28,8 @@ def seed_run(tmp_path_factory):
     """The seed network trained EPOCHS epochs into a run folder, which keeps every epoch's weights."""
     cfg, ds = load_config(builtin_config_dir() / "seed.yaml")
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=EPOCHS))
-    run = tmp_path_factory.mktemp("traj") / "seed"
+    run = tmp_path_factory.mktemp("traj") / "runs" / "seed"
+    run.parent.mkdir()
     run_training(cfg, ds, run)
     loaded = load_run(run)
     traj = trajectory(run)
@@ -196,6 +197,19 @@ def test_animate_command_writes_the_gif_it_reports(seed_run, tmp_path):
     with Image.open(tmp_path / "a.gif") as im:
         assert 3 == im.n_frames
     assert (tmp_path / "a.gif").stat().st_size == doc["bytes"] > 0
+
+
+def test_latest_names_the_newest_run(seed_run, tmp_path, monkeypatch):
+    from PIL import Image
+    monkeypatch.chdir(seed_run.run.parent.parent)
+    out = _cli("animate", "latest", "--out", str(tmp_path / "a.gif"), "--frames", "2", "--dpi", "20")
+    assert 0 == out.exit_code, out.output
+    with Image.open(tmp_path / "a.gif") as im:
+        assert 2 == im.n_frames
+    out = _cli("compare", "latest", "runs/seed", "--json")
+    assert 0 == out.exit_code, out.output
+    assert ["the configs are identical", "the same run folder is given more than once (1, 2)"] == __import__(
+        "json").loads(out.stdout)["notes"]
 
 
 def test_plot_weights_command_draws_both_pictures_and_names_bad_input(seed_run, tmp_path):

@@ -18,6 +18,7 @@ from bpcli.cli_common import (ConfigOpt, EpochOpt, JsonOpt, RunOpt, TargetArg, W
 from bpcli.cli_inspect import inspect, plot, show
 from bpcli.cli_maths import diagnose, exercise
 from bpcli.cli_train import init, train
+from bpcli.cli_use import evaluate, predict, runs
 from bpcli.cli_watch import animate, compare
 from bpcli.errors import BpcliError
 from bpcli.cli_common import split_names
@@ -187,4 +188,6 @@ def _gradcheck_progress(checks: int, seconds: float):
 for command in (train, show, init, explain, plot, inspect, animate, compare, gradcheck, diagnose, exercise, export):
     app.command()(command)
 app.command("import")(import_)
+for command in (predict, evaluate, runs):
+    app.command()(command)
 

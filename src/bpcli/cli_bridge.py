@@ -30,6 +30,7 @@ def export(
     Exit 0 written, 2 bad input (a folder that is not a run, an --out that holds files, an unknown format).
     """
     from bpcli.export import FORMATS, ONNX_LEFT, export as write_export, spec_from_network
+    from bpcli.latest import resolve_run
     from bpcli.runs import load_run
 
     fmt = to.lower()
@@ -38,7 +39,7 @@ def export(
         raise BpcliError(f"--to: unknown format '{to}'{did_you_mean(to, FORMATS)}; expected pytorch or numpy")
     if fmt == "onnx":
         raise BpcliError(ONNX_LEFT)
-    loaded = load_run(run)
+    loaded = load_run(resolve_run(run))
     spec = spec_from_network(loaded.net, loaded.cfg.name, str(loaded.run_dir), loaded.prepared.scaling,
                              loaded.prepared.train.class_names)
     result = write_export(spec, fmt, out, force)

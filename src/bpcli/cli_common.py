@@ -242,6 +242,8 @@ def load_target(target: Optional[str], config: Optional[Path] = None, run: Optio
 
     if sum(x is not None for x in (target, config, run)) > 1:
         raise BpcliError("give one of a positional CONFIG|RUN, --config or --run, not several")
+    from bpcli.latest import resolve_run
+    target, run = (None if target is None else str(resolve_run(target))), resolve_run(run)  # `latest`
     if target is not None:
         p = Path(target)
         if p.is_dir():

@@ -46,7 +46,9 @@ def show(
     if out is not None and render:
         raise BpcliError("give --out FILE or --render, not both")
     cfg, net, prepared, run_dir = load_target(target, epoch=epoch)
-    res = describe(net, cfg.name, str(run_dir) if run_dir else cfg.path)
+    from bpcli.labels import class_names_of
+    res = describe(net, cfg.name, str(run_dir) if run_dir else cfg.path,
+                   classes=class_names_of(prepared.train, net.n_outputs, numbered=False))
     if run_dir is not None:
         import dataclasses
 
@@ -129,15 +131,16 @@ def plot(
         raise BpcliError(f"--dpi: must be between 10 and 600, found {dpi}")
     require_matplotlib()
     kinds = tuple(k.strip() for k in only.split(",") if k.strip()) if only is not None else None
+    from bpcli.latest import resolve_run
+    loaded = load_run(resolve_run(run))
     try:
         if weights or layer:
             from bpcli.cli_watch import plot_weights
-            res = plot_weights(run, weights or [], layer or [], out, formats, dpi, kinds)
+            res = plot_weights(loaded, weights or [], layer or [], out, formats, dpi, kinds)
         else:
-            loaded = load_run(run)
             res = plot_run(loaded, out, formats, dpi, kinds)
     except OSError as err:
-        where = err.filename or (out if out is not None else run)
+        where = err.filename or (out if out is not None else loaded.run_dir)
         raise BpcliError(f"{'--out' if out is not None else 'plot'}: cannot write {where} ({err.strerror})") from None
     if json_out:
         emit_json(res.to_dict())
@@ -158,9 +161,10 @@ def inspect(
     Reads the run's history (a sample of at most ~2,000 epochs; per layer and epoch: gradient norm, update-to-weight ratio, share of saturated or dead units). Try it on the shipped deep_sigmoid and deep_relu examples. Exit 0, or 1 with --check when anything is flagged.
     """
     from bpcli.dynamics import inspect_run
+    from bpcli.latest import resolve_run
     from bpcli.runs import load_run
 
-    loaded = load_run(run, epoch)
+    loaded = load_run(resolve_run(run), epoch)
     where = str(loaded.run_dir) + (f" after epoch {epoch}" if epoch is not None else "")
     res = inspect_run(loaded.net, loaded.history, loaded.cfg.name, where, loaded.state.status)
     if json_out:

@@ -45,9 +45,10 @@ def train(
     import signal
 
     from bpcli import session
+    from bpcli.latest import resolve_run
 
     s = session.open_session(target, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, out=out,
-                             overwrite=overwrite, resume=resume, from_epoch=from_epoch)
+                             overwrite=overwrite, resume=resolve_run(resume), from_epoch=from_epoch)
     err = err_console()
     if s.data is not None and s.data.note and not quiet:
         from rich.markup import escape
@@ -96,6 +97,10 @@ def _report(result, s, json_out: bool, err) -> None:
     else:
         from bpcli.render.train import train_view
         out_console().print(train_view(result))
+        if result.status in ("completed", "early_stopped"):
+            import shlex
+            out_console().print(f"saved to {result.run_dir} (bpcli show {shlex.quote(str(result.run_dir))})",
+                                markup=False, soft_wrap=True)
     if result.status == "diverged":
         fail(f"{result.message}; last finite weights saved in {result.run_dir}", EXIT_FAILED)
     if result.status == "interrupted":

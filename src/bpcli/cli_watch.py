@@ -37,7 +37,8 @@ def compare(
         require_matplotlib()
     if not 10 <= dpi <= 600:
         raise BpcliError(f"--dpi: must be between 10 and 600, found {dpi}")
-    res = compare_runs(runs)
+    from bpcli.latest import resolve_run
+    res = compare_runs([resolve_run(r) for r in runs])
     if fmt is not None:
         from bpcli.compare_plot import compare_figure
         from bpcli.figures import save_figure
@@ -73,9 +74,10 @@ def animate(
         if not lo <= value <= hi:
             raise BpcliError(f"{option}: must be between {lo} and {hi}, found {value}")
     require_matplotlib()
-    target = out if out is not None else Path(run) / "learn.gif"
-    check_out(target)  # before loading anything: a .mp4 without ffmpeg is one line at once
+    if out is not None:
+        check_out(out)  # before loading anything: a .mp4 without ffmpeg is one line at once
     loaded, traj = _run_and_trajectory(run)
+    target = out if out is not None else loaded.run_dir / "learn.gif"
     with _progress("animate", "frames") as tick:
         res = animate_run(loaded.net, loaded.cfg.name, loaded.prepared.train, loaded.history, traj, target,
                           frames, fps, dpi, str(loaded.run_dir), tick)
@@ -87,10 +89,11 @@ def animate(
 
 
 def _run_and_trajectory(run: Path):
-    """The run (checked as every command checks it) and its kept weight snapshots."""
+    """The run (`latest` resolved, checked as every command checks it) and its kept weight snapshots."""
+    from bpcli.latest import resolve_run
     from bpcli.runs import load_run
 
-    loaded = load_run(run)
+    loaded = load_run(resolve_run(run))
     return loaded, _trajectory(loaded)
 
 
@@ -116,18 +119,15 @@ def _progress(what: str, unit: str):
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def plot_weights(run: Path, names: list[str], layers: list[str], out: Optional[Path], formats: tuple[str, ...],
+def plot_weights(loaded, names: list[str], layers: list[str], out: Optional[Path], formats: tuple[str, ...],
                  dpi: int, kinds: tuple[str, ...] | None):
-    """`plot RUN --weights NAMES --layer A`: the weight plots (and the plots --only names, if given) as a
-    PlotResult. The caller checked formats and dpi."""
+    """`plot RUN --weights NAMES --layer A` for a loaded run: the weight plots (and the plots --only names, if
+    given) as a PlotResult. The caller checked formats and dpi."""
     from bpcli.plot import PlotFile, plot_run
     from bpcli.plot_weights import draw_weight_plots
-
-    names, layers = split_names(names), split_names(layers)
-    from bpcli.runs import load_run
     from bpcli.trajectory import layer_names
 
-    loaded = load_run(run)
+    names, layers = split_names(names), split_names(layers)
     for name in names:  # every name checked before anything is read or drawn
         try:
             loaded.net.resolve(name)

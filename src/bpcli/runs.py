@@ -47,6 +47,22 @@ def _named(run_dir: Path) -> str | None:
         return None
 
 
+def _first(run_dir: Path, previous: str | None, key: str, new):
+    """A run.json field as the run's first checkpoint wrote it (`new` for that first one; None if it lacks it)."""
+    if previous is None:
+        return new
+    try:
+        value = json.loads((run_dir / MANIFEST).read_bytes()).get(key)
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
 def canonical(fields: dict) -> bytes:
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
@@ -83,6 +99,8 @@ def save_run(run_dir: Path, cfg: NetConfig, net: Network, prepared: Prepared, lo
         "rng_state": state.rng_state, "best_val": state.best_val if np.isfinite(state.best_val) else None,
         "bad_epochs": state.bad_epochs, "best_epoch": state.best_epoch, "weights_epoch": state.weights_epoch,
         "files": {n: sha256(b) for n, b in files.items()},
+        # when the run began and from which config, kept from its first checkpoint (read by `bpcli runs`)
+        "created": _first(run_dir, previous, "created", _now()), "config": _first(run_dir, previous, "config", cfg.path),
     }
     entry = None
     try:

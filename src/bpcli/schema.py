@@ -44,7 +44,8 @@ class DataConfig:
     samples: int = 200
     noise: float = 0.1
     seed: int = 0
-    classes: int | None = None
+    classes: int | None = None  # spirals and blobs: how many
+    class_names: tuple[str, ...] | None = None  # a classifier's outputs, in order (`classes: [names]` in YAML)
     validation: float = 0.0
     split_seed: int = 0  # the validation split's own seed: --seed and train.seed do not move it
     standardize: bool = False
@@ -105,6 +106,8 @@ class NetConfig:
                 d["biases"] = lc.biases
             layers.append(d)
         data = {k: v for k, v in asdict(self.data).items() if v is not None and k != "source"}
+        if data.pop("class_names", None) is not None:
+            data["classes"] = list(self.data.class_names)
         train = asdict(self.train)
         patience, min_delta, restore = train.pop("patience"), train.pop("min_delta"), train.pop("restore_best")
         for k in ("snapshots", "snapshot_every", "snapshot_budget_mb"):

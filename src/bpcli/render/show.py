@@ -26,6 +26,9 @@ def show_view(res, max_params: int = 60, compact: bool = False, max_equations: i
     head = Text.assemble((res.name, "bold"), "  ", Text(res.source + at), "  ", (f"{res.n_params} parameters", "dim"))
     stages = [_abbrev(res.inputs)] + [_abbrev(r.nodes) for r in res.layers]
     diagram = Text(" -> ".join(stages) + "  (output y')")
+    if res.output_labels is not None:
+        diagram = Group(diagram, Text.assemble(("outputs ", "bold"), Text(", ".join(
+            f"{n} ({lab})" for n, lab in zip(res.layers[-1].nodes, res.output_labels)))))
     if res.sample is not None:
         return Group(head, diagram, sample_view(res.sample))
     loss = Text.assemble(("loss ", "bold"), res.loss, "  ", (res.loss_formula, "dim"),
@@ -44,12 +47,19 @@ def show_view(res, max_params: int = 60, compact: bool = False, max_equations: i
     eq_grid = Table.grid(padding=(0, 2))
     eq_grid.add_column(no_wrap=True, style="cyan")
     eq_grid.add_column(style="cyan")
-    for e in res.equations[:max_equations]:
+    shown = list(res.equations)
+    outs: list[str] = []
+    if len(shown) > max_equations:  # the first hidden nodes, then the output layer's first (up to 3)
+        outs = [e for e in shown if e.startswith("y'")][:3]
+        shown = [e for e in shown if not e.startswith("y'")][:max_equations - len(outs)]
+    more = sum(len(r.nodes) for r in res.layers) - len(shown) - len(outs)
+    for e in shown + ([None] if more else []) + outs:
+        if e is None:
+            eq_grid.add_row(Text(f"... {more} more nodes", style="dim"), "")
+            continue
         out, _, z = e.partition(",  ")
         eq_grid.add_row(Text(out + ("," if z else "")), Text(z))
     eqs = [eq_grid] if res.equations else []
-    if len(res.equations) > max_equations:
-        eqs.append(Text(f"... {len(res.equations) - max_equations} more nodes", style="dim"))
     params = Table(box=box.SIMPLE_HEAD, title="Parameters", title_justify="left", pad_edge=False)
     for col in ("name", "layer", "to", "from", "value"):
         params.add_column(col, justify="right" if col == "value" else "left", no_wrap=True,
