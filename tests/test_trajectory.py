@@ -186,30 +186,24 @@ def _cli(*args: str):
     return CliRunner().invoke(app, list(args))
 
 
-def test_animate_command_writes_the_gif_it_reports(seed_run, tmp_path):
+def test_animate_command_writes_the_gif_it_reports_and_latest_names_the_newest_run(seed_run, tmp_path,
+                                                                                    monkeypatch):
     import json
 
     from PIL import Image
-    out = _cli("animate", str(seed_run.run), "--out", str(tmp_path / "a.gif"), "--frames", "3", "--dpi", "20", "--json")
+    monkeypatch.chdir(seed_run.run.parent.parent)  # runs/seed is the newest (the only) run in runs/
+    out = _cli("animate", "latest", "--out", str(tmp_path / "a.gif"), "--frames", "3", "--dpi", "20", "--json")
     assert 0 == out.exit_code, out.output
     doc = json.loads(out.stdout)
     assert (3, [0, 15, 30], EPOCHS + 1) == (doc["frames"], doc["epochs"], doc["snapshots"])
+    assert str(seed_run.run.name) == Path(doc["run_dir"]).name
     with Image.open(tmp_path / "a.gif") as im:
         assert 3 == im.n_frames
     assert (tmp_path / "a.gif").stat().st_size == doc["bytes"] > 0
-
-
-def test_latest_names_the_newest_run(seed_run, tmp_path, monkeypatch):
-    from PIL import Image
-    monkeypatch.chdir(seed_run.run.parent.parent)
-    out = _cli("animate", "latest", "--out", str(tmp_path / "a.gif"), "--frames", "2", "--dpi", "20")
-    assert 0 == out.exit_code, out.output
-    with Image.open(tmp_path / "a.gif") as im:
-        assert 2 == im.n_frames
     out = _cli("compare", "latest", "runs/seed", "--json")
     assert 0 == out.exit_code, out.output
-    assert ["the configs are identical", "the same run folder is given more than once (1, 2)"] == __import__(
-        "json").loads(out.stdout)["notes"]
+    assert ["the configs are identical", "the same run folder is given more than once (1, 2)"] == json.loads(
+        out.stdout)["notes"]
 
 
 def test_plot_weights_command_draws_both_pictures_and_names_bad_input(seed_run, tmp_path):
