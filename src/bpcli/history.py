@@ -175,3 +175,31 @@ def sample_from_json(doc, n_layers: int, epochs: int) -> list[EpochRecord]:
     if got != want:
         raise ValueError(f"holds epochs {got[:3]}...{got[-2:]}, expected the sample of {epochs} epochs")
     return records
+
+
+def read_rows(path: Path, rows: int) -> list[dict]:
+    """The first `rows` epochs of history.csv (those its checkpoint vouches for) in EpochRecord.to_dict()'s form."""
+    import csv
+    per_layer = ("grad_norm", "weight_norm", "update_ratio", "saturation")
+    out: list[dict] = []
+    with open(path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        head = next(reader)
+        for cells in reader:
+            if len(out) == rows:
+                break
+            d: dict = {}
+            for key, v in zip(head, cells):
+                value = None if v == "" else float(v)
+                group, _, letter = key.rpartition("_")
+                if group in per_layer:
+                    d.setdefault(group, []).append(value)
+                elif key == "epoch":
+                    d[key] = int(v)
+                elif key == "best":
+                    d[key] = v == "1"
+                else:
+                    d[key] = value
+            out.append({k: d.get(k) for k in ("epoch", "loss", "val_loss", "metric", "val_metric", *per_layer,
+                                              "seconds", "penalty", "best")})
+    return out
