@@ -105,7 +105,7 @@ def _report(result, s, json_out: bool, err, history: bool = False) -> None:
     else:
         from bpcli.render.train import train_view
         out_console().print(train_view(result))
-    if result.loss_rose and result.status != "diverged":
+    if result.loss_rose and result.status in ("completed", "early_stopped"):  # a finished run that made things worse
         from bpcli.render.train import rose_text
         err.print(f"warning: {rose_text(result)}", soft_wrap=True, markup=False)
     if result.status == "diverged":

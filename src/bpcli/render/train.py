@@ -10,13 +10,13 @@ from bpcli.render import fmt, fmt_metric, metric_label, sparkline
 from bpcli.render.wrap import Prose
 
 
-def optimiser_text(s: dict, n_train: int) -> str:
-    """'gd, lr 0.5, full batch' or 'adam (beta1 0.9, beta2 0.999, epsilon 1e-08), lr 0.01, batches of 32'."""
-    extra = [f"{k} {s[k]:g}" for k in ("momentum", "beta1", "beta2", "epsilon") if k in s]
-    name = s["optimizer"] + (f" ({', '.join(extra)})" if extra else "")
+def optimiser_text(s: dict, n_train: int) -> tuple[str, str]:
+    """('adam, lr 0.01, batches of 32', 'beta1 0.9, beta2 0.999, epsilon 1e-08'): the optimiser, and its own
+    constants ('' for gd and sgd)."""
     bs = s["batch_size"]
     batches = "full batch" if bs is None or bs >= n_train else f"batches of {bs}"
-    return f"{name}, lr {s['lr']:g}, {batches}"
+    extra = ", ".join(f"{k} {s[k]:g}" for k in ("momentum", "beta1", "beta2", "epsilon") if k in s)
+    return f"{s['optimizer']}, lr {s['lr']:g}, {batches}", extra
 
 
 def seeds_text(s: dict) -> str:
@@ -24,12 +24,12 @@ def seeds_text(s: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in s["seeds"].items() if v is not None)
 
 
-def regularisation_text(s: dict) -> str:
+def early_stopping_text(s: dict) -> str:
     es = s["early_stopping"]
-    stop = ("no early stopping" if es is None else
-            f"early stopping after {es['patience']} epochs without a gain of {es['min_delta']:g}"
+    if es is None:
+        return "off"
+    return (f"patience {es['patience']}" + (f", min_delta {es['min_delta']:g}" if es["min_delta"] else "")
             + (", best weights kept" if es["restore_best"] else ""))
-    return f"weight decay {s['weight_decay']:g}, {stop}"
 
 
 def weights_text(res) -> str:
@@ -51,7 +51,7 @@ def train_view(res) -> Panel:
     t.add_column()
     status_style = {"completed": "green", "early_stopped": "green", "diverged": "red", "interrupted": "yellow"}
     status = Text(res.status.replace("_", " "), style=status_style.get(res.status, ""))
-    if res.loss_rose and res.status != "diverged":
+    if res.loss_rose and res.status in ("completed", "early_stopped"):
         status.append(", but the loss rose", style="bold yellow")
     t.add_row("status", status)
     if res.message:
@@ -60,9 +60,13 @@ def train_view(res) -> Panel:
     planned = f" of {s['epochs']}" if s and s["epochs"] != res.epochs else ""
     t.add_row("epochs", f"{res.epochs}{planned}  ({res.seconds:.2f} s)")
     if s:
-        t.add_row("optimiser", Text(optimiser_text(s, res.n_train)))
+        optimiser, constants = optimiser_text(s, res.n_train)
+        t.add_row("optimiser", optimiser)
+        if constants:
+            t.add_row("", Text(constants, style="dim"))
         t.add_row("seeds", seeds_text(s))
-        t.add_row("regularisation", regularisation_text(s))
+        t.add_row("weight decay", f"{s['weight_decay']:g}")
+        t.add_row("early stopping", early_stopping_text(s))
     t.add_row("samples", f"{res.n_train} train" + (f", {res.n_val} validation" if res.n_val else ""))
     at = weights_text(res)
     t.add_row("final loss", f"{fmt(res.loss)} train" + (f", {fmt(res.val_loss)} validation" if res.val_loss is not None
