@@ -40,7 +40,7 @@ def weights_text(res) -> str:
 
 def rose_text(res) -> str:
     """The one line that says the run made its loss worse."""
-    return (f"the loss rose: {fmt(res.history[0].loss)} in epoch 1 -> {fmt(res.loss)} {weights_text(res)}"
+    return (f"the loss rose: {fmt(res.history[0].loss)} (epoch 1) -> {fmt(res.loss)} (final)"
             + (f"; lr {res.settings['lr']:g} may be too large" if res.settings else ""))
 
 
