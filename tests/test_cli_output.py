@@ -232,6 +232,17 @@ def test_diagnose_never_breaks_a_formula(columns, tmp_path):
     _assert_formulas_whole(r.stdout, FORMULAS)
 
 
+@pytest.mark.parametrize("columns", ["80", "60"])
+def test_the_network_summary_train_shows_never_breaks_the_loss_formula(columns, tmp_path):
+    from bpcli.config import builtin_config_dir
+    r = runner.invoke(app, ["train", str(builtin_config_dir() / "xor.yaml"), "--epochs", "1", "--out",
+                            str(tmp_path / "r")], env={"COLUMNS": columns})
+    assert 0 == r.exit_code, r.output
+    loss = "L = -(y * ln(y') + (1 - y) * ln(1 - y'))"
+    assert loss in " ".join(r.stdout.split())
+    _assert_formulas_whole(r.stdout, FORMULAS + [loss, "C = 1/m * sum_i L_i"])
+
+
 @pytest.mark.parametrize("fmt", ["markdown", "latex"])
 @pytest.mark.parametrize("size, activation", [("2-2-1", "sigmoid"), ("2-3-2-1", "relu"), ("3-3-2", "tanh")])
 def test_exercise_sheets_wrap_at_80_columns_between_terms(fmt, size, activation):

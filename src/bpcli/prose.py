@@ -46,6 +46,8 @@ def _glued(text: str, words: list[tuple[int, int]]) -> list[bool]:
         gap = words[i][1]
         if listed:
             glued.append(a != SEPARATOR)
+        elif words[i + 1][0] - gap > 1:  # two spaces or more: a deliberate gap between two pieces
+            glued.append(False)
         elif any(s < gap < e for s, e in whole):
             glued.append(True)
         elif _ends_clause(a) and b not in OPERATORS:
