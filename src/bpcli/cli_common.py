@@ -47,6 +47,9 @@ ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="A config fi
                                                    show_default=False)]
 RunArg = Annotated[Path, typer.Argument(help="A run folder made by `bpcli train`.", show_default=False,
                                         metavar="RUN")]
+EpochOpt = Annotated[Optional[int], typer.Option(
+    "--epoch", metavar="N", show_default=False,
+    help="The run as it was after epoch N (0 = initial weights); `bpcli show RUN` lists the epochs kept.")]
 WeightOpt = Annotated[Optional[list[str]], typer.Option(
     "--weight", "-w", metavar="NAME", show_default=False,
     help="A parameter by name: v1, w11, w[1,2], b_A1 ... (see `bpcli show`). Repeat it or separate with commas. "
@@ -249,8 +252,12 @@ def resolve_weights(net, names) -> None:
 # --- loading what a command works on ---------------------------------------------------------
 
 
-def load_target(target: Optional[str], config: Optional[Path] = None, run: Optional[Path] = None):
-    """(cfg, net, prepared, run_dir) from a positional config-or-run, --config, --run, or the built-in seed."""
+def load_target(target: Optional[str], config: Optional[Path] = None, run: Optional[Path] = None,
+                epoch: Optional[int] = None):
+    """(cfg, net, prepared, run_dir) from a positional config-or-run, --config, --run, or the built-in seed.
+
+    epoch N (--epoch): a run's network as it was after epoch N, from its snapshot; BpcliError without a run.
+    """
     from bpcli.config import load_config
     from bpcli.model import build
     from bpcli.data import prepare
@@ -258,6 +265,8 @@ def load_target(target: Optional[str], config: Optional[Path] = None, run: Optio
 
     if sum(x is not None for x in (target, config, run)) > 1:
         raise BpcliError("give one of a positional CONFIG|RUN, --config or --run, not several")
+    from bpcli.latest import resolve_run
+    target, run = (None if target is None else str(resolve_run(target))), resolve_run(run)  # `latest`
     if target is not None:
         p = Path(target)
         if p.is_dir():
@@ -265,8 +274,12 @@ def load_target(target: Optional[str], config: Optional[Path] = None, run: Optio
         else:
             config = p
     if run is not None:
-        loaded = load_run(run)
+        loaded = load_run(run, epoch)
         return loaded.cfg, loaded.net, loaded.prepared, loaded.run_dir
+    if epoch is not None:
+        where = f"{config} is a config" if config is not None else "no run was given"
+        raise BpcliError(f"--epoch: {where}; --epoch picks an epoch of a run folder made by `bpcli train` "
+                         "(a config is always at its initial weights)")
     if config is not None and Path(config).name == "config.yaml" and (Path(config).parent / "weights.npz").exists():
         run_dir = Path(config).parent.parent if (Path(config).parent.parent / "run.json").exists() else Path(config).parent
         err_console().print(f"note: {config} is a run's config, read at its initial weights; give the folder "

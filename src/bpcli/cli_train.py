@@ -30,6 +30,10 @@ def train(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow --out to replace an existing run folder.")] = False,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder to its epoch count.",
                                                    show_default=False)] = None,
+    from_epoch: Annotated[Optional[int], typer.Option(
+        "--from-epoch", metavar="N", show_default=False,
+        help="With --resume RUN and --out NEW: a new run branched from RUN's snapshot of epoch N, trained on to "
+             "the epoch count (bit for bit what RUN did); RUN is left as it is.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No network table and no progress bar.")] = False,
     json_out: JsonOpt = False,
     history: Annotated[bool, typer.Option("--history", help="With --json: add every epoch's row of history.csv "
@@ -45,12 +49,13 @@ def train(
     import signal
 
     from bpcli import session
+    from bpcli.latest import resolve_run
 
     if history and not json_out:
         raise BpcliError("--history adds every epoch to the JSON document; give --json with it "
                          "(the table's history is in the run folder's history.csv)")
     s = session.open_session(target, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, out=out,
-                             overwrite=overwrite, resume=resume)
+                             overwrite=overwrite, resume=resolve_run(resume), from_epoch=from_epoch)
     err = err_console()
     if s.data is not None and s.data.note and not quiet:
         from rich.markup import escape
@@ -96,11 +101,13 @@ def _report(result, s, json_out: bool, err, history: bool = False) -> None:
 
     if json_out:
         rows = None
-        if history:
-            from bpcli.history import read_rows
+        if history:  # every epoch the checkpoint vouches for, its bytes checked against run.json's SHA-256
+            from bpcli.history import read_prefix
             from bpcli.runs import read_manifest
             recorded = read_manifest(Path(result.run_dir))["history"]
-            rows = read_rows(Path(result.run_dir) / recorded["file"], recorded["rows"])
+            _, records = read_prefix(Path(result.run_dir) / recorded["file"], recorded,
+                                     [layer.letter for layer in s.cfg.layers], recorded["rows"])
+            rows = [r.to_dict() for r in records]
         emit_json(result.to_dict(rows))
     else:
         from bpcli.render.train import train_view
@@ -108,6 +115,10 @@ def _report(result, s, json_out: bool, err, history: bool = False) -> None:
     if result.loss_rose and result.status in ("completed", "early_stopped"):  # a finished run that made things worse
         from bpcli.render.train import rose_text
         err.print(f"warning: {rose_text(result)}", soft_wrap=True, markup=False)
+    if not json_out and result.status in ("completed", "early_stopped"):
+        import shlex
+        out_console().print(f"saved to {result.run_dir} (bpcli show {shlex.quote(str(result.run_dir))})",
+                            markup=False, soft_wrap=True)
     if result.status == "diverged":
         fail(f"{result.message}; last finite weights saved in {result.run_dir}", EXIT_FAILED)
     if result.status == "interrupted":
