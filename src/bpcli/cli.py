@@ -185,9 +185,29 @@ def _gradcheck_progress(checks: int, seconds: float):
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
+# The command list's one line per command (at most ~60 characters: whole at 80 columns); each -h has the rest.
+SUMMARIES = {
+    "train": "Train a network from a YAML config into a run folder.",
+    "show": "List a network's layers, parameter names and values.",
+    "init": "Write a starter config, copied from a shipped example.",
+    "explain": "Show the chain rule behind one parameter's gradient.",
+    "plot": "Draw a run's curves and decision boundary as PNG/SVG.",
+    "inspect": "Say why a trained network learns or does not.",
+    "gradcheck": "Check backprop's gradients against central differences.",
+    "diagnose": "Check your own gradients; name the mistake behind each.",
+    "exercise": "Write a backprop worksheet of questions to work by hand.",
+    "export": "Write a trained run as PyTorch or plain-numpy code.",
+    "import": "Turn a PyTorch MLP's weights into a bpcli config.",
+    "predict": "Apply a trained run to new inputs, one prediction per row.",
+    "evaluate": "Score a trained run on labelled data: loss and metrics.",
+    "runs": "List the run folders in a folder, newest first.",
+    "animate": "Animate a run: its network and loss over the epochs.",
+    "compare": "Set runs side by side: config changes, numbers, verdicts.",
+}
+
 for command in (train, show, init, explain, plot, inspect, animate, compare, gradcheck, diagnose, exercise, export):
-    app.command()(command)
-app.command("import")(import_)
+    app.command(short_help=SUMMARIES[command.__name__])(command)
+app.command("import", short_help=SUMMARIES["import"])(import_)
 for command in (predict, evaluate, runs):
-    app.command()(command)
+    app.command(short_help=SUMMARIES[command.__name__])(command)
 

@@ -17,7 +17,7 @@ from bpcli.data import Dataset, prepare
 from bpcli.errors import BpcliError, SaveError, received_signal
 from bpcli.history import HISTORY, HistoryLog, record_from_dict
 from bpcli.model import build
-from bpcli.results import TrainResult, finite_or_none
+from bpcli.results import TrainResult, finite_or_none, settings_of
 from bpcli.runs import LoadedRun, checkpoint_dir, load_run, save_run
 from bpcli.schema import NetConfig
 from bpcli.optim import Optimizer
@@ -251,6 +251,6 @@ def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path | None, on_
         cfg.name, cfg.path, str(run_dir), state.status, state.message, state.epoch, s["metric"], s["loss"],
         s["train_metric"], s["val_loss"], s["val_metric"], s["seconds"], prepared.train.m,
         prepared.val.m if prepared.val is not None else 0, tuple(log.sample), prepared.train.class_names,
-        s["weights_epoch"], s["penalty"], s["best_epoch"],
+        s["weights_epoch"], s["penalty"], s["best_epoch"], settings_of(cfg),
     )
 

@@ -7,6 +7,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from bpcli.render.wrap import Prose
+
 
 def _abbrev(names, limit: int = 4, max_chars: int = 28) -> str:
     names = list(names)
@@ -31,8 +33,8 @@ def show_view(res, max_params: int = 60, compact: bool = False, max_equations: i
             f"{n} ({lab})" for n, lab in zip(res.layers[-1].nodes, res.output_labels)))))
     if res.sample is not None:
         return Group(head, diagram, sample_view(res.sample))
-    loss = Text.assemble(("loss ", "bold"), res.loss, "  ", (res.loss_formula, "dim"),
-                         ("   C = 1/m * sum_i L_i", "dim"))
+    loss = Prose(Text.assemble(("loss ", "bold"), res.loss, "  ", (res.loss_formula, "dim"),
+                               ("   C = 1/m * sum_i L_i", "dim")))  # wrapped between formulas, never inside one
     layers = Table(box=box.SIMPLE_HEAD, title="Layers", title_justify="left", pad_edge=False)
     for col in ("layer", "nodes", "in", "activation", "bias", "weights", "params"):
         layers.add_column(col, justify="right" if col in ("in", "params") else "left", no_wrap=True)
