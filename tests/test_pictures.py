@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 import re
 from pathlib import Path
 
@@ -166,3 +167,83 @@ def test_plot_out_that_is_a_file_is_bad_input(runs, tmp_path):
         assert 2 == res.exit_code
         assert 1 == len([ln for ln in res.stderr.splitlines() if ln.startswith("error:")])
     assert "x" == (tmp_path / "f").read_text()
+
+
+# --- show --dot: nodes in index order, titles clear of the edges ---------------------------------------
+
+RANK = re.compile(r"^  \{ rank=same; (.*) \[style=invis\]; \}$")
+
+
+def _columns(text: str) -> list[list[str]]:
+    """The rank=same chains of the DOT text, each as its node ids in chain order (quotes removed)."""
+    return [[n.strip('"') for n in m.group(1).split(" -> ")] for m in map(RANK.match, text.splitlines()) if m]
+
+
+def _declared(text: str) -> list[str]:
+    """Node ids in the order the text declares them."""
+    return [m.group(1) for m in map(re.compile(r'^  "([^"]+)" \[label=').match, text.splitlines()) if m]
+
+
+@pytest.mark.parametrize("name", ["seed", "iris", "deep_relu"])
+def test_dot_declares_and_chains_every_column_in_index_order(runs, name):
+    from bpcli.dot import network_dot
+    r = load_run(runs[name])
+    text = network_dot(r.net, name)
+    expected = [["title inputs", *r.net.input_names]]
+    for la in r.net.layers:
+        nodes = [la.letter] if la.n_out == 1 else [f"{la.letter}{j + 1}" for j in range(la.n_out)]
+        expected.append([f"title {la.letter}", *nodes])
+    assert expected == _columns(text)
+    assert [n for col in expected for n in col] == _declared(text)
+    assert "cluster" not in text  # a cluster's label is where dot routes edges; titles are nodes
+
+
+def _plain_layout(text: str):
+    """Graphviz's own layout (dot -Tplain): node centres and sizes, and each edge's spline control points."""
+    import shlex
+    import subprocess
+    done = subprocess.run(["dot", "-Tplain"], input=text.encode(), capture_output=True, check=True)
+    nodes, edges = {}, []
+    for ln in done.stdout.decode().splitlines():
+        f = shlex.split(ln)
+        if f[0] == "node":
+            nodes[f[1]] = tuple(map(float, f[2:6]))  # x, y (up), width, height
+        elif f[0] == "edge" and f[-2] == "solid":  # the weight edges; the invisible chain is style invis
+            n = int(f[3])
+            edges.append(np.array(f[4:4 + 2 * n], dtype=float).reshape(n, 2))
+    return nodes, edges
+
+
+def _bezier_points(ctrl: np.ndarray) -> np.ndarray:
+    """Points along a piecewise cubic Bezier (control points 0..3, 3..6, ...)."""
+    t = np.linspace(0.0, 1.0, 25)[:, None]
+    out = []
+    for i in range(0, len(ctrl) - 3, 3):
+        p0, p1, p2, p3 = ctrl[i:i + 4]
+        out.append((1 - t) ** 3 * p0 + 3 * (1 - t) ** 2 * t * p1 + 3 * (1 - t) * t ** 2 * p2 + t ** 3 * p3)
+    return np.concatenate(out)
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot is not installed")
+@pytest.mark.parametrize("name, sample", [("seed", None), ("seed", 2), ("iris", None), ("deep_relu", None)])
+def test_graphviz_draws_the_nodes_top_down_in_order_and_no_edge_crosses_a_title(runs, name, sample):
+    from bpcli.dot import network_dot
+    from bpcli.show import trace_sample
+    r = load_run(runs[name])
+    tr = None if sample is None else trace_sample(r.net, r.prepared.train.x, r.prepared.train.y, sample)
+    text = network_dot(r.net, name, tr)
+    nodes, edges = _plain_layout(text)
+    assert len(r.net.layers) + 1 == len(_columns(text))
+    for col in _columns(text):
+        xs = [nodes[n][0] for n in col]
+        ys = [nodes[n][1] for n in col]
+        assert max(xs) - min(xs) < 1e-6, col  # one column
+        assert ys == sorted(ys, reverse=True), col  # title on top, then index order downwards
+    lefts = [nodes[col[0]][0] for col in _columns(text)]
+    assert lefts == sorted(lefts)  # inputs, A, B, ... from left to right
+    titles = [n for n in nodes if n.startswith("title ")]
+    pts = np.concatenate([_bezier_points(e) for e in edges])
+    for t in titles:
+        x, y, w, h = nodes[t]
+        inside = (abs(pts[:, 0] - x) < w / 2) & (abs(pts[:, 1] - y) < h / 2)
+        assert not inside.any(), f"an edge crosses {t}"
