@@ -101,7 +101,7 @@ def show(
 @handles_errors
 def plot(
     run: RunArg,
-    format_: Annotated[str, typer.Option("--format", help="png, svg or both.")] = "both",
+    format_: Annotated[str, typer.Option("--format", help="png, svg or both (SVG draws every figure again).")] = "png",
     out: Annotated[Optional[Path], typer.Option(
         help="Folder for the images, created when missing (default: the run folder).", show_default=False)] = None,
     dpi: Annotated[int, typer.Option(help="Resolution of the PNG files.")] = 100,
@@ -110,7 +110,7 @@ def plot(
         show_default=False)] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Draw a run as PNG/SVG files in its folder: loss and metric curves, gradient norm per layer, update speed and saturated units per layer, and the decision boundary (two inputs), regression surface or fitted curve.
+    """Draw a run as PNG files (or SVG) in its folder: loss and metric curves, gradient norm per layer, update speed and saturated units per layer, and the decision boundary (two inputs), regression surface or fitted curve.
 
     Needs matplotlib: pip install 'bpcli[plot]'.
     """
