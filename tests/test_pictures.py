@@ -247,3 +247,24 @@ def test_graphviz_draws_the_nodes_top_down_in_order_and_no_edge_crosses_a_title(
         x, y, w, h = nodes[t]
         inside = (abs(pts[:, 0] - x) < w / 2) & (abs(pts[:, 1] - y) < h / 2)
         assert not inside.any(), f"an edge crosses {t}"
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_plot_view_lists_the_files_in_lines_that_fit_and_end_cleanly(width):
+    import io
+
+    from rich.console import Console
+
+    from bpcli.plot import PlotFile, PlotResult
+    from bpcli.render.plot import plot_view
+    kinds = ("loss", "metric", "gradients", "dynamics")
+    titles = ("loss per epoch (log scale)", "accuracy per epoch", "gradient norm per layer",
+              "update speed and saturated/dead units per layer")
+    files = tuple(PlotFile(k, f"iris: {t}", (f"r/{k}.png", f"r/{k}.svg")) for k, t in zip(kinds, titles))
+    res = PlotResult("iris", "r", "r", files, ("decision boundary: needs 2 input features, this network has 4",))
+    buf = io.StringIO()
+    Console(file=buf, width=width).print(plot_view(res))
+    lines = buf.getvalue().splitlines()
+    assert 1 + 4 + 1 == len(lines)  # heading, one line per plot, the skip
+    assert all(len(ln) <= width and ln == ln.rstrip() for ln in lines)
+    assert "  dynamics.png, dynamics.svg    update speed and saturated/dead units per layer" == lines[4]

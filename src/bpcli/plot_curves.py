@@ -99,4 +99,4 @@ def dynamics_figure(ctx: PlotContext):
     for ax in (ax1, ax2):
         ax.grid(True, alpha=0.3)
     legend_outside(fig, ax1, fontsize="small", ncol=2 if len(ctx.letters) > 14 else 1)
-    return fig, f"{ctx.name}: update-to-weight ratio and saturated/dead units per layer"
+    return fig, f"{ctx.name}: update speed and saturated/dead units per layer"
