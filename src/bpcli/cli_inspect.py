@@ -101,7 +101,7 @@ def show(
 @handles_errors
 def plot(
     run: RunArg,
-    format_: Annotated[str, typer.Option("--format", help="png, svg or both (SVG draws every figure again).")] = "png",
+    format_: Annotated[str, typer.Option("--format", help="png, svg or both.")] = "png",
     out: Annotated[Optional[Path], typer.Option(
         help="Folder for the images, created when missing (default: the run folder).", show_default=False)] = None,
     dpi: Annotated[int, typer.Option(help="Resolution of the PNG files.")] = 100,
