@@ -41,8 +41,8 @@ def compare(
     res = compare_runs([resolve_run(r) for r in runs])
     if fmt is not None:
         from bpcli.compare_plot import compare_figure
-        from bpcli.figures import save_figure
-        save_figure(compare_figure(res), out, dpi)
+        from bpcli.figures import save_picture
+        save_picture(compare_figure(res), out, dpi)
         res = dataclasses.replace(res, written=(str(out),))
     if json_out:
         emit_json(res.to_dict())
@@ -120,11 +120,11 @@ def _progress(what: str, unit: str):
 
 
 def plot_weights(loaded, names: list[str], layers: list[str], out: Optional[Path], formats: tuple[str, ...],
-                 dpi: int, kinds: tuple[str, ...] | None):
+                 dpi: int, kinds: tuple[str, ...] | None, progress=None):
     """`plot RUN --weights NAMES --layer A` for a loaded run: the weight plots (and the plots --only names, if
-    given) as a PlotResult. The caller checked formats and dpi."""
-    from bpcli.plot import PlotFile, plot_run
-    from bpcli.plot_weights import draw_weight_plots
+    given) as a PlotResult. The caller checked formats, dpi and kinds; progress(kind, i, n) as plot_run's."""
+    from bpcli.plot import PlotFile, PlotResult, make_folder, plot_run
+    from bpcli.plot_weights import draw_weight_plots, pick_parameters
     from bpcli.trajectory import layer_names
 
     names, layers = split_names(names), split_names(layers)
@@ -136,14 +136,22 @@ def plot_weights(loaded, names: list[str], layers: list[str], out: Optional[Path
     for letter in layers:
         layer_names(loaded.net, letter)
     traj = _trajectory(loaded)
-    out_dir = out if out is not None else loaded.run_dir
+    out_dir = Path(out if out is not None else loaded.run_dir)
+    picked, letters, _ = pick_parameters(loaded.net, names, layers)
+    mine = bool(picked) + bool(letters)  # the weights and histograms pictures, drawn after plot_run's
+    before = [0]
+
+    def counted(kind: str, i: int, n: int) -> None:  # one count over plot_run's plots and these
+        before[0] = n
+        if progress is not None:
+            progress(kind, i, n + mine)
+
     if kinds:
-        res = plot_run(loaded, out_dir, formats, dpi, kinds)
+        res = plot_run(loaded, out_dir, formats, dpi, kinds, counted)
     else:
-        from bpcli.plot import PlotResult
-        if not Path(out_dir).is_dir():
-            raise BpcliError(f"--out: {out_dir} is not a folder")
+        make_folder(out_dir)
         res = PlotResult(loaded.cfg.name, str(loaded.run_dir), str(out_dir), (), ())
-    drawn, notes = draw_weight_plots(loaded, traj, names, layers, Path(out_dir), formats, dpi)
+    drawn, notes = draw_weight_plots(loaded, traj, names, layers, out_dir, formats, dpi,
+                                     lambda kind, i, n: counted(kind, before[0] + i, before[0]))
     return dataclasses.replace(res, files=res.files + tuple(PlotFile(*f) for f in drawn),
                                skipped=res.skipped + tuple(notes))

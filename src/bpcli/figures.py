@@ -1,4 +1,4 @@
-"""Figures for the trajectory and compare pictures: one Agg figure, saved whole or not at all."""
+"""Figures for animate and compare --out: one Agg figure, saved whole or not at all to the file named."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def check_out_file(path: Path, option: str = "--out", suffixes: tuple[str, ...] 
     return fmt[1:]
 
 
-def save_figure(fig, path: Path, dpi: int = 100) -> None:
+def save_picture(fig, path: Path, dpi: int = 100) -> None:
     """Write the figure to `path` in the format its suffix names, atomically (reproducible SVG and PDF)."""
     import matplotlib
 

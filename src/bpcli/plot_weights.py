@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bpcli.figures import new_figure, save_figure
+from bpcli.figures import new_figure
+from bpcli.plot_figure import labels, legend_outside, save_figure
 from bpcli.trajectory import Along, along, frame_indices, layer_names, series
 
 MAX_POINTS = 400  # snapshots drawn per line (evenly spread): the gradients are computed at each
@@ -21,8 +22,9 @@ def weights_figure(al: Along, picked: list[tuple[str, str, tuple[int, ...]]], ti
 
     picked: (name, array key, index) as trajectory.series gives them.
     """
-    fig = new_figure(8.0, 5.6)
-    top, bottom = fig.subplots(2, 1, sharex=True)
+    from bpcli.plot_figure import new_figure as plot_figure
+
+    fig, (top, bottom) = plot_figure(7.0, 5.6, rows=2, sharex=True)
     x = al.epochs
     marker = "o" if len(x) <= 30 else None
     for i, (name, key, idx) in enumerate(picked):
@@ -31,14 +33,12 @@ def weights_figure(al: Along, picked: list[tuple[str, str, tuple[int, ...]]], ti
         top.plot(x, al.params[key][sl], color=colour, marker=marker, markersize=3, label=name)
         bottom.plot(x, al.grads[key][sl], color=colour, marker=marker, markersize=3, label=name)
     bottom.axhline(0.0, color="0.5", linewidth=0.8, zorder=0)
-    top.set(title=f"{title}: parameter values over the epochs", ylabel="value")
-    bottom.set(title="their gradients dC/dw (training data, at each epoch's weights)", xlabel="epoch",
-               ylabel="dC/dw")
+    labels(top, f"{title}: parameter values over the epochs", ylabel="value")
+    labels(bottom, "their gradients dC/dw (training data, at each epoch's weights)", "epoch", "dC/dw")
     for ax in (top, bottom):
         ax.grid(True, alpha=0.3)
-    top.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0,
-               ncol=2 if len(picked) > 12 else 1)
-    fig.tight_layout()
+    legend_outside(fig, top, "right", fontsize="small", ncol=2 if len(picked) > 12 else 1)
+    fig.subplots_adjust(left=1.15 / fig.get_size_inches()[0])  # room for tick labels such as -0.0075
     return fig
 
 
@@ -46,8 +46,11 @@ def histograms_figure(al: Along, letters: list[str], title: str, n: int = HIST_E
     """Per layer (a row each): histograms of its weights W (left) and of dC/dW (right) at up to n epochs, stacked
     as ridges with the latest in front."""
     pick = frame_indices(len(al.epochs), n)
-    fig = new_figure(8.0, 0.9 + 2.3 * len(letters))
+    h = 0.95 + 2.3 * len(letters)  # inches: the heading, then a row of two panels per layer
+    fig = new_figure(8.0, h)
     axes = fig.subplots(len(letters), 2, squeeze=False)
+    fig.subplots_adjust(left=0.85 / 8.0, right=1 - 0.3 / 8.0, bottom=0.5 / h, top=1 - 0.7 / h, wspace=0.3,
+                        hspace=0.55 / 1.75)  # fixed margins: no layout engine measuring every label
     import matplotlib
     cmap = matplotlib.colormaps["viridis_r"]
     for r, letter in enumerate(letters):
@@ -55,14 +58,14 @@ def histograms_figure(al: Along, letters: list[str], title: str, n: int = HIST_E
             ax = axes[r, c]
             stack = source[f"{letter}.W"][pick].reshape(len(pick), -1)
             _ridges(ax, stack, [int(al.epochs[i]) for i in pick], cmap)
-            each = ", each a dot" if stack.shape[1] <= FEW else ""
-            ax.set_title(f"layer {letter}: {what} ({stack.shape[1]} values{each})", fontsize="medium")
+            each = ", as dots" if stack.shape[1] <= FEW else ""
+            ax.set_title(f"layer {letter}: {what} ({stack.shape[1]}{each})", fontsize="medium")
             if r == len(letters) - 1:
                 ax.set_xlabel("value")
             if c == 0:
                 ax.set_ylabel("epoch")
-    fig.suptitle(f"{title}: how each layer's weights and gradients are spread, epoch by epoch")
-    fig.tight_layout()
+    fig.suptitle(f"{title}: how each layer's weights and gradients are spread, epoch by epoch", y=1 - 0.12 / h,
+                 va="top")
     return fig
 
 
@@ -129,30 +132,26 @@ def pick_parameters(net, names: list[str], layers: list[str]) -> tuple[list, lis
     return picked, sorted(letters, key=order.index), notes
 
 
-def draw_weight_plots(loaded, traj, names: list[str], layers: list[str], out_dir: Path,
-                      formats: tuple[str, ...], dpi: int) -> tuple[list[tuple[str, str, tuple[str, ...]]], list[str]]:
-    """Draw weights.<fmt> and histograms.<fmt> into out_dir from a trajectory (epochs, params).
-
-    Returns ([(kind, title, paths)], notes). The gradients come from trajectory.along (the one engine).
+def draw_weight_plots(loaded, traj, names: list[str], layers: list[str], out_dir: Path, formats: tuple[str, ...],
+                      dpi: int, progress=None) -> tuple[list[tuple[str, str, tuple[str, ...]]], list[str]]:
+    """Draw weights.<fmt> and histograms.<fmt> into out_dir from a trajectory (epochs, params); progress(kind, i, n)
+    before each. Returns ([(kind, title, paths)], notes). The gradients come from trajectory.along (the one engine).
     """
     picked, letters, notes = pick_parameters(loaded.net, names, layers)
     net, name = loaded.net, loaded.cfg.name
     al = along(net, loaded.prepared.train, traj.epochs, traj.params, frame_indices(len(traj.epochs), MAX_POINTS))
-    drawn = []
-    figures = []
+    todo = []
     if picked:
         which = ", ".join(p[0] for p in picked) if len(picked) <= 3 else f"{len(picked)} parameters"
-        figures.append(("weights", f"{name}: {which} and their gradients over the epochs",
-                        weights_figure(al, picked, name)))
+        todo.append(("weights", f"{name}: {which}: values and gradients by epoch",
+                     lambda: weights_figure(al, picked, name)))
     if letters:
-        which = f"layer {letters[0]}" if len(letters) == 1 else f"layers {', '.join(letters[:-1])} and {letters[-1]}"
-        figures.append(("histograms", f"{name}: histograms of {which}: weights and gradients at a few epochs",
-                        histograms_figure(al, letters, name)))
-    for kind, title, fig in figures:
-        paths = []
-        for fmt in formats:
-            path = Path(out_dir) / f"{kind}.{fmt}"
-            save_figure(fig, path, dpi)
-            paths.append(str(path))
-        drawn.append((kind, title, tuple(paths)))
+        which = f"layer{'s' if len(letters) > 1 else ''} {', '.join(letters)}"
+        todo.append(("histograms", f"{name}: histograms of {which} at {min(HIST_EPOCHS, len(al.epochs))} epochs",
+                     lambda: histograms_figure(al, letters, name)))
+    drawn = []
+    for i, (kind, title, build) in enumerate(todo, 1):
+        if progress is not None:
+            progress(kind, i, len(todo))
+        drawn.append((kind, title, save_figure(build(), Path(out_dir), kind, formats, dpi)))
     return drawn, notes
