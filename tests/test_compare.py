@@ -131,6 +131,8 @@ def test_four_runs_fit_80_columns_and_more_are_split_into_groups(runs):
 def test_the_curve_picture_holds_each_runs_losses(runs, tmp_path):
     res = compare_runs([runs["base"], runs["third"]])
     fig = compare_figure(res)
+    from test_pictures import _check_layout  # plot's own layout check
+    assert 1 == _check_layout(fig)
     lines = fig.axes[0].get_lines()
     for line, folder in zip(lines, (runs["base"], runs["third"])):
         h = read_history(folder)

@@ -251,3 +251,17 @@ def test_an_mp4_holds_every_frame_where_ffmpeg_is_installed(seed_run, tmp_path):
                               "stream=nb_read_frames", "-of", "csv=p=0", str(tmp_path / "learn.mp4")],
                              capture_output=True, text=True, check=True).stdout.strip()
     assert "6" == counted
+
+
+def test_the_pictures_keep_legends_off_the_data_and_nothing_is_cut_off(seed_run):
+    from test_pictures import _check_layout  # plot's own layout check
+
+    r = seed_run
+    al = along(r.net, r.prepared.train, r.traj.epochs, r.traj.params)
+    assert 1 == _check_layout(weights_figure(al, series(r.net, ["v1", "w11", "b_A2"]), "seed"))
+    assert 0 == _check_layout(histograms_figure(al, ["A", "B"], "seed"))
+    d = Diagram(r.net, along(r.net, r.prepared.train, r.traj.epochs, r.traj.params, [0, EPOCHS]), r.history,
+                "seed", 80)
+    for i in (0, 1):
+        d.show(i)
+        assert 0 == _check_layout(d.fig)

@@ -133,6 +133,7 @@ class Diagram:
         ax.set_xlim(-left, len(columns) - 0.55)
         ax.set_ylim(-tallest / 2 - 0.1, tallest / 2 + 0.1)
         ax.set_axis_off()
+        ax.set_xticks([]), ax.set_yticks([])  # none drawn; none measured either
         ax.set_title("edge width: |weight| (dashed: negative)", fontsize="small")
         bar = fig.colorbar(matplotlib.cm.ScalarMappable(self.norm, self.cmap), orientation="horizontal",
                            cax=fig.add_axes((0.06, 0.13, 0.40, 0.035)))
@@ -167,20 +168,23 @@ class Diagram:
             text.set_position(back.transform(to_px.transform(text.get_position()) + lift * normal(u)))
 
     def _curve(self, history: list[dict]) -> None:
+        """The run's training loss per epoch (or, without a history, the cost at the frames' weights); the frame's
+        epoch is a vertical line and a dot at the cost at its weights. No legend: nothing to hide the curve."""
+        from bpcli.plot_figure import log_axis
+
         c, al = self.curve, self.al
         ep = [int(h["epoch"]) for h in history if h.get("loss") is not None]
         loss = [float(h["loss"]) for h in history if h.get("loss") is not None]
-        if ep:
-            c.plot(ep, loss, color="C0", label="training loss (per epoch)")
-        c.plot(al.epochs, al.loss, "o", color="0.35", markersize=2, alpha=0.6, label="cost C at a frame's weights")
+        if not ep:
+            ep, loss = [int(e) for e in al.epochs], [float(v) for v in al.loss]
+        c.plot(ep, loss, color="C0")
         vals = [v for v in loss + list(al.loss) if np.isfinite(v) and v > 0]
         if vals and max(vals) / min(vals) > 10:
-            c.set_yscale("log")
-        c.set(title="loss", xlabel="epoch", ylabel="cost C")
+            log_axis(c)
+        c.set(title="training loss", xlabel="epoch", ylabel="cost C")
         c.grid(True, alpha=0.3)
         self.marker = c.axvline(al.epochs[0], color="C3", linewidth=1.2)
         (self.dot,) = c.plot([al.epochs[0]], [al.loss[0]], "o", color="C3", markersize=7, zorder=5)
-        c.legend(fontsize="x-small", loc="upper right")
 
     def style(self, i: int) -> tuple[np.ndarray, list, list]:
         """(line widths, RGBA colours, dash styles) of the edges in frame i."""
