@@ -456,7 +456,8 @@ def test_views_fit_the_width_and_keep_bracketed_names(tmp_path, width, args):
     assert [] == [ln for ln in lines if len(ln) > width]
     assert not any("…" in ln for ln in lines)  # nothing cut off with an ellipsis
     if "brackets" in args[0]:
-        assert "[b]x" in r.stdout and "rate[1]" in r.stdout
+        if args[-1] != "v11":  # v11's factors come from layer A's outputs: the inputs are no factor and may go
+            assert "[b]x" in r.stdout and "rate[1]" in r.stdout
         assert "dL_i/d" in r.stdout
 
 

@@ -14,7 +14,8 @@ import typer
 
 from bpcli.cli_bridge import export, gradcheck_against, import_
 from bpcli.cli_common import (ConfigOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_gradcheck, emit_json, emit_text,
-                              err_console, fail, handles_errors, load_target, out_console, resolve_weights)
+                              err_console, fail, handles_errors, load_target, load_target_state, out_console,
+                              resolve_weights)
 from bpcli.cli_inspect import inspect, plot, show
 from bpcli.cli_maths import diagnose, exercise
 from bpcli.cli_train import init, train
@@ -72,12 +73,17 @@ def explain(
         raise BpcliError("--json and --format are alternatives; give one of them")
     if sample is not None and sample < 1:
         raise BpcliError(f"--sample: samples are numbered from 1, found {sample}")
-    cfg, net, prepared, run_dir = load_target(target, config, run)
+    cfg, net, prepared, run_dir, state = load_target_state(target, config, run)
     resolve_weights(net, names)
     data = prepared.train
-    report = explain_many(net, data.x, data.y, names, cfg.train.lr, None if sample is None else sample - 1, paths,
-                          optimizer=cfg.train.optimizer, weight_decay=cfg.train.weight_decay, title=cfg.name,
+    report = explain_many(net, data.x, data.y, names, cfg.train, None if sample is None else sample - 1, paths,
+                          buffers=state.buffers if state else None, step=state.step if state else 0,
+                          class_names=data.class_names, title=cfg.name,
                           source=str(run_dir) if run_dir else cfg.path, scaled=prepared.scaling is not None)
+    if state is not None and state.weights_epoch not in (None, state.epoch):
+        err_console().print(f"note: {run_dir} holds the weights of epoch {state.weights_epoch} (its best) and the "
+                            f"optimiser state of epoch {state.epoch}; the update continues from that state",
+                            markup=False, soft_wrap=True)
     if json_out:
         emit_json(report.to_dict())
     elif fmt_name == "markdown":

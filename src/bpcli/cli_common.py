@@ -216,6 +216,12 @@ def resolve_weights(net, names) -> None:
 
 def load_target(target: Optional[str], config: Optional[Path] = None, run: Optional[Path] = None):
     """(cfg, net, prepared, run_dir) from a positional config-or-run, --config, --run, or the built-in seed."""
+    return load_target_state(target, config, run)[:4]
+
+
+def load_target_state(target: Optional[str], config: Optional[Path] = None, run: Optional[Path] = None):
+    """(cfg, net, prepared, run_dir, state) as load_target, with the run's TrainState (optimiser buffers, step
+    count, RNG), or None for a config (training starts from zeros at step 0)."""
     from bpcli.config import load_config
     from bpcli.model import build
     from bpcli.data import prepare
@@ -231,13 +237,13 @@ def load_target(target: Optional[str], config: Optional[Path] = None, run: Optio
             config = p
     if run is not None:
         loaded = load_run(run)
-        return loaded.cfg, loaded.net, loaded.prepared, loaded.run_dir
+        return loaded.cfg, loaded.net, loaded.prepared, loaded.run_dir, loaded.state
     if config is not None and Path(config).name == "config.yaml" and (Path(config).parent / "weights.npz").exists():
         run_dir = Path(config).parent.parent if (Path(config).parent.parent / "run.json").exists() else Path(config).parent
         err_console().print(f"note: {config} is a run's config, read at its initial weights; give the folder "
                         f"{run_dir} for the trained ones", markup=False, soft_wrap=True)
     cfg, data = load_config(config)
-    return cfg, build(cfg), prepare(cfg, data), None
+    return cfg, build(cfg), prepare(cfg, data), None, None
 
 
 def emit_gradcheck(report, json_out: bool, rows: int) -> None:

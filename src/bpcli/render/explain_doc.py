@@ -5,6 +5,7 @@ from __future__ import annotations
 from bpcli.explain_result import tex_symbol
 from bpcli.render import fmt
 from bpcli.render.explain import MAX_ROWS, _plural, _sample_rows, _where_text
+from bpcli.render.explain_update import update_header, update_tex_lines
 
 
 def tex_num(v: float, digits: int = 6) -> str:
@@ -33,16 +34,6 @@ def _tex_mean_line(e) -> str:
         inner = " + ".join(tex_factor_num(v) for v in e.products)
         return rf"\frac{{\partial C}}{{\partial {P}}} = \frac{{1}}{{{e.m}}}\left({inner}\right) = {tex_num(e.mean)}"
     return rf"\frac{{\partial C}}{{\partial {P}}} = \frac{{1}}{{{e.m}}}\sum_{{i=1}}^{{{e.m}}} \frac{{\partial L_i}}{{\partial {P}}} = {tex_num(e.mean)}"
-
-
-def _tex_update_line(e) -> str:
-    P, u = tex_symbol(e.name), e.update
-    if u.weight_decay:
-        return (rf"{P} \leftarrow {P} - \eta\left(\frac{{\partial C}}{{\partial {P}}} + \lambda {P}\right) = "
-                rf"{tex_num(u.old)} - {tex_num(u.lr)} \cdot ({tex_num(u.gradient)} + {tex_num(u.weight_decay)} "
-                rf"\cdot {tex_factor_num(u.old)}) = {tex_num(u.new)}")
-    return (rf"{P} \leftarrow {P} - \eta\,\frac{{\partial C}}{{\partial {P}}} = {tex_num(u.old)} - {tex_num(u.lr)} "
-            rf"\cdot {tex_factor_num(u.gradient)} = {tex_num(u.new)}")
 
 
 def _table_columns(e) -> tuple[list[tuple[str, str, list[float]]], list]:
@@ -110,9 +101,8 @@ def explain_markdown(report) -> str:
                 out.append(f"{n}. `{' -> '.join(t.nodes)}`: ${thin.join(t.tex)}$ contributes {fmt(t.contribution)}")
             out.append(f"\nThey add up to {fmt(e.paths.total)}.\n")
         if e.update.trainable:
-            out.append("One step of gradient descent with learning rate "
-                       f"{fmt(e.update.lr)}:\n")
-            out.append(f"$${_tex_update_line(e)}$$\n")
+            out.append(f"The next update, {_md_escape(update_header(e.update))}:\n")
+            out += [f"$${line}$$\n" for line in update_tex_lines(tex_symbol(e.name), e.update, tex_num)]
         else:
             out.append(_md_escape(e.update.note) + "\n")
         if e.update.trainable and e.update.note:
@@ -194,8 +184,7 @@ def explain_latex(report) -> str:
                 terms = " + ".join(f"{tex_factor_num(r.delta)} \\cdot {tex_factor_num(r.weight)}" for r in s.rows[:8])
                 lines.append(f"  {_tex_sum_lhs(s)} &= {terms} = {tex_num(s.total)}")
         lines.append(f"  {_tex_mean_line(e).replace(' = ', ' &= ', 1)}")
-        if e.update.trainable:
-            lines.append(f"  {_tex_update_line(e).replace(' = ', ' &= ', 1)}")
+        lines += [f"  {ln.replace(' = ', ' &= ', 1)}" for ln in update_tex_lines(P, e.update, tex_num)]
         out.append(" \\\\\n".join(lines))
         out.append(r"\end{align*}")
         out.append(f"The backward pass gives ${tex_num(e.engine)}$; a central difference with "
