@@ -15,27 +15,16 @@ import typer
 from bpcli.cli_bridge import export, gradcheck_against, import_
 from bpcli.cli_common import (ConfigOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_gradcheck, emit_json, emit_text,
                               err_console, fail, handles_errors, load_target, load_target_state, out_console,
-                              resolve_weights)
+                              resolve_weights, split_names)
 from bpcli.cli_inspect import inspect, plot, show
 from bpcli.cli_maths import diagnose, exercise
+from bpcli.cli_step import step
 from bpcli.cli_train import init, train
 from bpcli.errors import BpcliError
 
 # --- explain ---------------------------------------------------------------------------------
 
 EXPLAIN_FORMATS = {"text": "text", "markdown": "markdown", "md": "markdown", "latex": "latex", "tex": "latex"}
-
-
-def split_names(values: list[str]) -> list[str]:
-    """'v1,w11' and repeated options -> ['v1', 'w11']; a comma inside brackets (w[1,2]) stays."""
-    import re
-    names: list[str] = []
-    for v in values:
-        for part in re.split(r",(?![^\[]*\])", v):
-            part = part.strip()
-            if part and part not in names:
-                names.append(part)
-    return names
 
 
 @handles_errors
@@ -187,7 +176,7 @@ def _gradcheck_progress(checks: int, seconds: float):
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-for command in (train, show, init, explain, plot, inspect, gradcheck, diagnose, exercise, export):
+for command in (train, show, init, explain, step, plot, inspect, gradcheck, diagnose, exercise, export):
     app.command()(command)
 app.command("import")(import_)
 

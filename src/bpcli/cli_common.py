@@ -201,6 +201,18 @@ def root(
     """bpcli: backprop you can read."""
 
 
+def split_names(values: list[str]) -> list[str]:
+    """'v1,w11' and repeated options -> ['v1', 'w11']; a comma inside brackets (w[1,2]) stays."""
+    import re
+    names: list[str] = []
+    for v in values:
+        for part in re.split(r",(?![^\[]*\])", v):
+            part = part.strip()
+            if part and part not in names:
+                names.append(part)
+    return names
+
+
 def resolve_weights(net, names) -> None:
     """Check every --weight name against the network; NameError_ saying it was the --weight option."""
     from bpcli.errors import NameError_
