@@ -245,7 +245,7 @@ def _totals(e) -> Table:
         eng.append(f"  differs from the mean above by {fmt(abs(e.engine - e.mean), 3)}", style="bold red")
     g.add_row("engine gradient", Wrapped(eng))
     nc = e.numeric
-    chk = Text(f"(C({P} + h) - C({P} - h)) / 2h = {fmt(nc.gradient)} with h = {fmt_error(nc.h)}: ")
+    chk = Text(f"(C({P} + h) - C({P} - h)) / 2h = {fmt(nc.gradient)} with h = {fmt(nc.h)}: ")
     chk.append(f"relative error {fmt_error(nc.rel_error)}", style="green" if nc.agrees else "bold red")
     word = "agrees" if nc.agrees else {"inconclusive": "INCONCLUSIVE", "not finite": "NOT FINITE"}.get(
         nc.verdict, "DISAGREES")
