@@ -165,7 +165,7 @@ def test_the_view_fits_and_filters_by_weight(width):
     assert [] == [ln for ln in lines if len(ln) > width or ln != ln.rstrip()]
     names = [ln.split()[0] for ln in lines if ln.split()[:1] and ln.split()[0] in ("v1", "b_B", "w11")]
     assert ["v1", "b_B"] == names
-    assert "after 2 steps" in r.stdout
+    assert "the 2 steps together" in r.stdout
 
 
 def test_a_bigger_network_lists_rows_and_says_how_many_more():

@@ -50,8 +50,7 @@ def step_table(r, max_rows: int) -> Table:
     one = r.steps == 1
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     t.add_column("name", no_wrap=True)
-    for head in ("value", "gradient" if one else "gradient (step 1)", "update" if one else "change",
-                 "new value" if one else f"after {r.steps} steps"):
+    for head in ("value", "gradient", "update" if one else "change", "new value" if one else "after"):
         t.add_column(head, justify="right", no_wrap=True)
     for p in r.params[:max_rows]:
         d = digits_apart(p.value, p.new)
@@ -68,8 +67,10 @@ def step_view(r, max_rows: int = 20) -> NoTrailingSpaces:
              Wrapped(Text(_batches(r), style="dim")), Text("")]
     rule = RULES.get(r.optimizer, "")
     g = "g = dC/dp + wd * p for a weight, dC/dp for a bias" if r.weight_decay else "g = dC/dp"
-    parts.append(Wrapped(Text(f"{rule}, {g}" + ("" if r.steps == 1 else "; change = after - value, over all "
-                                                 "the steps"), style="cyan")))
+    parts.append(Wrapped(Text(f"{rule}, {g}", style="cyan")))
+    if r.steps > 1:
+        parts.append(Wrapped(Text(f"gradient: step 1's; change: after - value, the {r.steps} steps together",
+                                  style="dim")))
     parts.append(step_table(r, max_rows))
     if len(r.params) > max_rows:
         parts.append(Wrapped(Text(f"... {len(r.params) - max_rows} more parameters (choose with --weight; all of "
@@ -84,7 +85,7 @@ def step_view(r, max_rows: int = 20) -> NoTrailingSpaces:
     if r.out is not None:
         parts.append(Wrapped(f"wrote the run folder {r.out}: continue it with `bpcli train --resume {r.out}`"))
     else:
-        parts.append(Wrapped(Text("nothing written (--out DIR saves the weights after the steps as a run folder)",
+        parts.append(Wrapped(Text("nothing written; --out DIR saves the weights after the steps as a run folder",
                                   style="dim")))
     parts.append(Wrapped(Text("every term of one parameter's update: bpcli explain -w NAME", style="dim")))
     return NoTrailingSpaces(Group(*parts))
