@@ -46,7 +46,7 @@ RunArg = Annotated[Path, typer.Argument(help="A run folder made by `bpcli train`
 WeightOpt = Annotated[Optional[list[str]], typer.Option(
     "--weight", "-w", metavar="NAME", show_default=False,
     help="A parameter by name: v1, w11, w[1,2], b_A1 ... (see `bpcli show`). Repeat it or separate with commas. "
-         "explain needs one; gradcheck checks only these (default: all).")]
+         "explain needs one; gradcheck and step show only these (default: all).")]
 
 
 @functools.cache

@@ -31,6 +31,7 @@ def step(
     """Take K steps of the configured optimiser and show every parameter: value, gradient, update, new value.
 
     From a config: its initial weights, so these are the first steps `bpcli train` takes. From a run folder: its weights and optimiser state, so these are the next steps `bpcli train --resume` would take. The cost before and after the steps comes last. Nothing is written unless --out is given.
+
     Exit 0, 1 when a value becomes infinite or NaN, 2 for bad input.
     """
     from bpcli.step import check_steps, save_steps, steps_per_epoch, take_steps

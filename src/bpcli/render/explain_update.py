@@ -16,16 +16,16 @@ def num(v: float | None, digits: int = 6) -> str:
 
 
 def update_header(u) -> str:
-    """Which optimiser and its settings: 'Adam, lr = 0.05, beta1 = 0.9, ...'."""
+    """Which optimiser, its settings and which step of training the update is: 'Adam (adam), lr = 0.05, ...'."""
     h = dict(u.hyper)
     parts = [f"{NAMES.get(u.optimizer, u.optimizer)} ({u.optimizer}), lr = {fmt(u.lr)}"]
     if u.optimizer == "momentum":
         parts.append(f"mu = {fmt(h['momentum'])}")
     elif u.optimizer == "adam":
-        parts.append(f"beta1 = {fmt(h['beta1'])}, beta2 = {fmt(h['beta2'])}, eps = {fmt(h['epsilon'])}, "
-                     f"step t = {u.t}")
+        parts.append(f"beta1 = {fmt(h['beta1'])}, beta2 = {fmt(h['beta2'])}, eps = {fmt(h['epsilon'])}")
     if u.weight_decay:
         parts.append(f"weight decay wd = {fmt(u.weight_decay)}")
+    parts.append(f"training step t = {u.t}")
     return ", ".join(parts)
 
 
