@@ -73,7 +73,7 @@ def _sample_rows(e, max_rows: int = MAX_ROWS) -> list[int | None]:
 def sample_table(e, columns, inputs: bool, outputs: bool, factors: bool = True) -> Table:
     """One row per sample: inputs, target and output (the context), each factor and the product, the mean below;
     factors=False gives the context alone."""
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 1))  # columns 2 apart
     t.add_column("i", justify="right", no_wrap=True, style="dim")
     ctx: list[tuple[str, list[float]]] = []
     if inputs:
@@ -114,9 +114,9 @@ def _fitted_sample_table(e) -> _Fitted:
         levels += [lambda c=cols: sample_table(e, c, not many_inputs, True),
                    lambda c=cols: sample_table(e, c, False, True)]
         if has_out or not many_inputs:  # two tables: the samples, then the factors
-            levels += [lambda c=cols: Group(sample_table(e, c, not many_inputs, True, factors=False),
+            levels += [lambda c=cols: Group(sample_table(e, c, not many_inputs, True, factors=False), Text(""),
                                             sample_table(e, c, False, False)),
-                       lambda c=cols: Group(sample_table(e, c, False, True, factors=False),
+                       lambda c=cols: Group(sample_table(e, c, False, True, factors=False), Text(""),
                                             sample_table(e, c, False, False))]
         else:
             levels.append(lambda c=cols: sample_table(e, c, False, False))
@@ -278,8 +278,9 @@ def explanation_view(e, name: str = "", source: str = "", scaled: bool = False) 
     if e.dtype != "float64":
         sub.append(f", computed in {e.dtype}", style="dim")
     parts = [Wrapped(title), Wrapped(sub), Text(""), _steps_grid(e), Text("")]
-    parts.append(Wrapped(Text(f"Every factor at every sample (dL_i/d{e.name} is their product):", style="bold")))
-    parts.append(_fitted_sample_table(e))
+    parts += [Wrapped(Text(f"Every factor at every sample (dL_i/d{e.name} is their product):", style="bold")),
+              Text("")]
+    parts += [_fitted_sample_table(e), Text("")]
     shown = len([r for r in _sample_rows(e) if r is not None])
     if e.m > shown:
         lo, hi = min(e.products), max(e.products)

@@ -1,7 +1,7 @@
 """Text that wraps between terms, never inside a formula, and views without trailing spaces.
 
 Rich wraps at any space, so `f'(z) = f(z) * (1 - f(z))` could end a line at `(1 -`. Wrapped ranks every space:
-prose (0), before `=` or an arrow (1), before `+`, `-`, a comparison, `if` or `else` (2), before `*`, `/` or `^` (3),
+prose (0), before `=`, an arrow or an opening bracket (1), before `+`, `-`, a comparison, `if` or `else` (2), before `*`, `/` or `^` (3),
 inside brackets (8), after an operator or `sum_i` (9). Each line ends at the furthest space of the lowest rank that
 fits; a line broken inside a formula continues indented. So a formula stays whole when it fits on a line, and
 otherwise breaks between its terms, its brackets balanced on every line.
@@ -40,6 +40,8 @@ def _gaps(s: str) -> list[tuple[int, int, int]]:
                 rank = INSIDE
             elif prev in BREAK_BEFORE or prev == "sum" or prev.startswith("sum_"):
                 rank = AFTER_OPERATOR
+            elif nxt.startswith("("):  # a remark in brackets stays beside what it is about when it can
+                rank = 1
             else:
                 rank = BREAK_BEFORE.get(nxt, 0)
             if j < n:
