@@ -270,9 +270,8 @@ def _totals(e) -> Table:
 def explanation_view(e, name: str = "", source: str = "", scaled: bool = False) -> Group:
     """Everything about one parameter: the steps, the per-sample table, the sums, the checks."""
     title = Text(f"dC/d{e.name}", style="bold magenta")
-    where = f": {e.name} is {_where_text(e)}"
-    title.append(where, style="bold")
-    title.append(f"; value {fmt(e.value)}")
+    title.append(f": {e.name} = {fmt(e.value)}", style="bold")
+    title.append(f" is {_where_text(e)}")
     sub = Text(f"{name}  ({source})  " if name else "", style="dim")
     sub.append(f"{_plural(e.m, 'sample')}" + (", inputs standardised as in training" if scaled else ""), style="dim")
     if e.dtype != "float64":

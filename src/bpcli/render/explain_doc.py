@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bpcli.explain_result import tex_symbol
-from bpcli.render import fmt
+from bpcli.render import fmt, fmt_error
 from bpcli.render.explain import MAX_ROWS, _plural, _sample_rows, _where_text
 from bpcli.render.explain_update import update_header, update_tex_lines
 
@@ -92,8 +92,8 @@ def explain_markdown(report) -> str:
         out.append(f"$${_tex_mean_line(e)}$$\n")
         out.append(f"The engine's backward pass gives dC/d{P} = {fmt(e.engine)}"
                    + (" (the same)." if e.agrees else f" (differs by {fmt(abs(e.engine - e.mean), 3)}).")
-                   + f" A central difference with h = {fmt(e.numeric.h, 2)} gives {fmt(e.numeric.gradient)}, "
-                   f"relative error {fmt(e.numeric.rel_error, 2)}.\n")
+                   + f" A central difference with h = {fmt(e.numeric.h)} gives {fmt(e.numeric.gradient)}, "
+                   f"relative error {fmt_error(e.numeric.rel_error)}.\n")
         if e.paths is not None and e.paths.listed is not None:
             thin = r"\,"
             out.append(f"The {_plural(e.paths.count, 'path')} from `{P}` to the loss, averaged over the samples:\n")
@@ -188,7 +188,7 @@ def explain_latex(report) -> str:
         out.append(" \\\\\n".join(lines))
         out.append(r"\end{align*}")
         out.append(f"The backward pass gives ${tex_num(e.engine)}$; a central difference with "
-                   f"$h = {tex_num(e.numeric.h, 2)}$ gives ${tex_num(e.numeric.gradient)}$ "
+                   f"$h = {tex_num(e.numeric.h)}$ gives ${tex_num(e.numeric.gradient)}$ "
                    f"(relative error ${tex_num(e.numeric.rel_error, 2)}$).")
         if e.paths is not None and e.paths.listed is not None:
             out.append(r"\begin{align*}")
