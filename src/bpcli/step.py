@@ -70,13 +70,13 @@ class StepResult:
     metric_before: float | None
     metric_after: float | None
     params: tuple[ParamStep, ...]
-    status: str  # ok | diverged
+    status: str  # ok | diverged (exit 1) | stopped (early stopping ended the steps sooner)
     message: str
     out: str | None = None  # the run folder written with --out
 
     @property
     def exit_code(self) -> int:
-        return 0 if self.status == "ok" else 1
+        return 1 if self.status == "diverged" else 0
 
     def to_dict(self) -> dict:
         return {
