@@ -209,7 +209,7 @@ def test_every_update_term_is_in_the_text_markdown_and_latex(tmp_path, opt):
     text = runner.invoke(app, ["explain", str(path), "-w", "v1"], env={"COLUMNS": "80"}).stdout
     md = runner.invoke(app, ["explain", str(path), "-w", "v1", "--format", "markdown"]).stdout
     tex = runner.invoke(app, ["explain", str(path), "-w", "v1", "--format", "latex"]).stdout
-    shown = {"g", "v", "new"} | ({"v_prev"} if opt == "momentum" else {"m", "m_hat", "v_hat"})
+    shown = {"decay", "g", "v", "new"} | ({"v_prev"} if opt == "momentum" else {"m", "m_hat", "v_hat"})
     for out in (text, md):
         for term in shown:
             value = u["new"] if term == "new" else u["terms"][term]

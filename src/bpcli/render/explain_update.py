@@ -41,7 +41,7 @@ def update_lines(P: str, u) -> list[str]:
     G = f"dC/d{P}"
     if u.weight_decay:
         lines.append(f"g = dC/d{P} + wd * {P} = {num(u.gradient)} + {fmt(u.weight_decay)} * {num(u.old)} "
-                     f"= {fmt(T['g'])}")
+                     f"= {num(u.gradient)} + {num(T['decay'])} = {fmt(T['g'])}")
         G = "g"
     g = num(T["g"])
     if u.optimizer == "momentum":
@@ -84,7 +84,7 @@ def update_tex_lines(P: str, u, tex_num) -> list[str]:
     lines, G = [], dC
     if u.weight_decay:
         lines.append(rf"g = {dC} + \lambda {P} = {n(u.gradient)} + {tex_num(u.weight_decay)} \cdot {n(u.old)} "
-                     rf"= {tex_num(T['g'])}")
+                     rf"= {n(u.gradient)} + {n(T['decay'])} = {tex_num(T['g'])}")
         G = "g"
     g = n(T["g"])
     if u.optimizer == "momentum":
