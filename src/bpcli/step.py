@@ -114,7 +114,8 @@ def check_steps(k: int, cfg: NetConfig, m: int, out: Path | None) -> None:
 def _copy_state(state: TrainState | None) -> TrainState:
     if state is None:
         return TrainState()
-    return replace(state, buffers={k: v.copy() for k, v in state.buffers.items()})
+    # training goes on from here, as train --resume has it: running, no message of the last stop
+    return replace(state, buffers={k: v.copy() for k, v in state.buffers.items()}, status="running", message="")
 
 
 def take_steps(cfg: NetConfig, net: Network, prepared: Prepared, state: TrainState | None, k: int,
