@@ -17,6 +17,7 @@ import numpy as np
 from bpcli.data import Prepared
 from bpcli.engine import backward, forward
 from bpcli.errors import BpcliError
+from bpcli.explain_update import hyper_of
 from bpcli.model import Network
 from bpcli.optim import TERMS, preview_step
 from bpcli.schema import NetConfig
@@ -164,10 +165,8 @@ def take_steps(cfg: NetConfig, net: Network, prepared: Prepared, state: TrainSta
     if status == "ok" and not (all(math.isfinite(p.new) for p in params) and math.isfinite(cost1)):
         status, message = "diverged", "a value became infinite or NaN: try a smaller learning rate"
     s = cfg.train
-    hyper = (("momentum", s.momentum),) if s.optimizer == "momentum" else (
-        (("beta1", s.beta1), ("beta2", s.beta2), ("epsilon", s.epsilon)) if s.optimizer == "adam" else ())
     return StepResult(
-        cfg.name, source, s.optimizer, s.lr, hyper, s.weight_decay, taken, batch, m, per, start_epoch, start_step,
+        cfg.name, source, s.optimizer, s.lr, hyper_of(s), s.weight_decay, taken, batch, m, per, start_epoch, start_step,
         start_epoch + (taken // per if taken % per == 0 else taken / per), cost0, cost1,
         "accuracy" if train.task == "classification" else "r2", metric0, metric1, tuple(params), status, message)
 

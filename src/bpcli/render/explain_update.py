@@ -15,18 +15,23 @@ def num(v: float | None, digits: int = 6) -> str:
     return f"({s})" if s.startswith("-") else s
 
 
+def settings_text(optimizer: str, lr: float, hyper, weight_decay: float) -> str:
+    """An optimiser's settings: 'lr = 0.05, beta1 = 0.9, beta2 = 0.999, eps = 1e-08, weight decay wd = 0.01'."""
+    h = dict(hyper)
+    parts = [f"lr = {fmt(lr)}"]
+    if optimizer == "momentum":
+        parts.append(f"mu = {fmt(h['momentum'])}")
+    elif optimizer == "adam":
+        parts.append(f"beta1 = {fmt(h['beta1'])}, beta2 = {fmt(h['beta2'])}, eps = {fmt(h['epsilon'])}")
+    if weight_decay:
+        parts.append(f"weight decay wd = {fmt(weight_decay)}")
+    return ", ".join(parts)
+
+
 def update_header(u) -> str:
     """Which optimiser, its settings and which step of training the update is: 'Adam (adam), lr = 0.05, ...'."""
-    h = dict(u.hyper)
-    parts = [f"{NAMES.get(u.optimizer, u.optimizer)} ({u.optimizer}), lr = {fmt(u.lr)}"]
-    if u.optimizer == "momentum":
-        parts.append(f"mu = {fmt(h['momentum'])}")
-    elif u.optimizer == "adam":
-        parts.append(f"beta1 = {fmt(h['beta1'])}, beta2 = {fmt(h['beta2'])}, eps = {fmt(h['epsilon'])}")
-    if u.weight_decay:
-        parts.append(f"weight decay wd = {fmt(u.weight_decay)}")
-    parts.append(f"training step t = {u.t}")
-    return ", ".join(parts)
+    return (f"{NAMES.get(u.optimizer, u.optimizer)} ({u.optimizer}), "
+            f"{settings_text(u.optimizer, u.lr, u.hyper, u.weight_decay)}, training step t = {u.t}")
 
 
 def update_lines(P: str, u) -> list[str]:

@@ -8,7 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bpcli.render import digits_apart, fmt, fmt_metric, metric_label
-from bpcli.render.explain_update import NAMES
+from bpcli.render.explain_update import NAMES, settings_text
 from bpcli.render.wrap import NoTrailingSpaces, Wrapped
 
 RULES = {  # the update each optimiser makes, for the line above the table
@@ -20,18 +20,6 @@ RULES = {  # the update each optimiser makes, for the line above the table
 
 def _plural(n: int | float, word: str) -> str:
     return f"{n:g} {word}{'' if n == 1 else 's'}"
-
-
-def _settings(r) -> str:
-    h = dict(r.hyper)
-    parts = [f"lr = {fmt(r.lr)}"]
-    if r.optimizer == "momentum":
-        parts.append(f"mu = {fmt(h['momentum'])}")
-    elif r.optimizer == "adam":
-        parts.append(f"beta1 = {fmt(h['beta1'])}, beta2 = {fmt(h['beta2'])}, eps = {fmt(h['epsilon'])}")
-    if r.weight_decay:
-        parts.append(f"weight decay wd = {fmt(r.weight_decay)}")
-    return ", ".join(parts)
 
 
 def _where(r) -> str:
@@ -62,7 +50,7 @@ def step_table(r, max_rows: int) -> Table:
 def step_view(r, max_rows: int = 20) -> NoTrailingSpaces:
     """Header, the per-parameter table, the cost before and after, and what was written."""
     title = Text.assemble(("step ", "bold"), (r.name, "bold"), f"  ({r.source})", style="")
-    what = f"{_plural(r.steps, 'step')} of {NAMES.get(r.optimizer, r.optimizer)} ({r.optimizer}), {_settings(r)}"
+    what = f"{_plural(r.steps, 'step')} of {NAMES.get(r.optimizer, r.optimizer)} ({r.optimizer}), {settings_text(r.optimizer, r.lr, r.hyper, r.weight_decay)}"
     parts = [Wrapped(title), Wrapped(Text(what, style="bold")), Wrapped(Text(_where(r), style="dim")),
              Wrapped(Text(_batches(r), style="dim")), Text("")]
     rule = RULES.get(r.optimizer, "")
