@@ -14,7 +14,7 @@ from bpcli.cli import app
 from bpcli.config import builtin_config_dir
 from bpcli.model import SYMBOLS
 from bpcli.render import fmt
-from bpcli.render.wrap import break_lines
+from bpcli.prose import line_spans
 
 runner = CliRunner()
 CONFIGS = builtin_config_dir()
@@ -78,8 +78,8 @@ def test_no_line_breaks_a_formula_or_ends_in_spaces(args, width):
 def test_the_wrapper_breaks_between_terms_and_keeps_brackets_whole():
     s = "loss squared_error: dL/dy' = (y' - y); sigmoid: f'(z) = f(z) * (1 - f(z)) and C = 1/m * sum_i L_i"
     for width in range(20, 90, 7):
-        for a, b, indent in break_lines(s, width):
-            line = " " * indent + s[a:b]
+        for a, b in line_spans(s, width):
+            line = s[a:b]
             assert broken(line) is None, (width, line)
             assert len(line) <= width
             assert not line.rstrip().endswith("sum_i")

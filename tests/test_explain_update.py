@@ -217,3 +217,15 @@ def test_every_update_term_is_in_the_text_markdown_and_latex(tmp_path, opt):
     assert fmt(u["terms"]["m_hat"] if opt == "adam" else u["terms"]["v"]) in tex and fmt(u["new"]) in tex
     words = ["mu = 0.9"] if opt == "momentum" else ["beta1 = 0.9", "beta2 = 0.999", "eps = 1e-08", "t = 1"]
     assert all(w in text for w in words) and "wd = 0.01" in text
+
+
+def test_at_epoch_n_the_update_is_the_change_between_snapshots_n_and_n_plus_1(tmp_path):
+    from bpcli.runs import load_run
+    path = write(tmp_path, config("adam", 0.05, 0.01, epochs=5))
+    run, _ = train_run(tmp_path, path, 5, "run5")
+    at3 = load_run(run, 3).net
+    r = runner.invoke(app, ["explain", str(run), "--epoch", "2", "-w", ",".join(START), "--json"])
+    assert 0 == r.exit_code, r.output
+    for e in json.loads(r.stdout)["explanations"]:
+        assert 3 == e["update"]["t"]
+        assert abs(e["update"]["new"] - at3.get(at3.resolve(e["weight"]))) <= 1e-12, e["weight"]

@@ -26,6 +26,7 @@ from bpcli.losses import LOSSES, get_loss
 from bpcli.history import HistoryLog, record_from_dict
 from bpcli.runs import checkpoint_dir, load_run, save_run
 from bpcli.session import run_training
+from bpcli.snapshots import trajectory
 
 runner = CliRunner()
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -80,7 +81,13 @@ def _assert_consistent_checkpoint(run: Path, status: str) -> int:
     loaded = load_run(run)  # checksums, shapes, finite values
     assert loaded.state.epoch == meta["epoch"] == loaded.history_file["rows"]
     assert [h["epoch"] for h in loaded.history] == list(range(1, meta["epoch"] + 1))  # short runs: every epoch
-    assert sorted(p.name for p in run.iterdir()) == sorted([loaded.checkpoint, "history.csv", "run.json"])
+    chunks = meta["snapshots"]["chunks"]
+    assert sorted(p.name for p in run.iterdir()) == sorted([loaded.checkpoint, "history.csv", "run.json"]
+                                                           + (["snapshots"] if chunks else []))
+    if chunks:  # every chunk run.json lists is on disk and whole; a kill may leave one it does not list yet
+        assert {c["file"] for c in chunks} <= {f"snapshots/{p.name}" for p in (run / "snapshots").iterdir()}
+        kept, every = trajectory(run).epochs.tolist(), meta["snapshots"]["every"]
+        assert set(range(0, meta["epoch"] + 1, every)) <= set(kept) and kept[-1] == meta["epoch"]  # and the last
     return meta["epoch"]
 
 

@@ -242,6 +242,10 @@ def _readers(rng: random.Random, run: str, what: str, stats: Counter) -> None:
     assert res.exit_code in (0, 1, 3), res.output + what
     res = _invoke(["inspect", run] + fmt, what)
     assert 0 == res.exit_code, res.output + what
+    res = _invoke(["predict", run] + fmt, what)  # the run's own data: CSV (piped) or JSON
+    assert 0 == res.exit_code, res.output + what
+    res = _invoke(["evaluate", run, "--part", "all"] + fmt, what)
+    assert 0 == res.exit_code, res.output + what
     stats["runs read"] += 1
     stats["text views" if text else "json views"] += 1
 

@@ -322,7 +322,7 @@ def test_overwrite_replaces_a_run_whole_leaving_none_of_its_files(run):
     (checkpoint_dir(run) / "loss.png").write_bytes(b"png")  # what `bpcli plot` writes there
     r = _cli("train", "-q", "--epochs", "2", "--out", run, "--overwrite")  # the seed: no scaling.json
     assert r.exit_code == 0, r.output
-    assert sorted(p.name for p in run.iterdir()) == ["epoch-2", "history.csv", "run.json"]
+    assert sorted(p.name for p in run.iterdir()) == ["epoch-2", "history.csv", "run.json", "snapshots"]
     assert "scaling.json" not in {p.name for p in (run / "epoch-2").iterdir()}
     assert load_run(run).cfg.name == "seed"
     assert not [p for p in run.parent.iterdir() if p.name.startswith(".bpcli-")]
@@ -332,7 +332,7 @@ def test_resume_with_out_is_refused(run, tmp_path):
     r = _cli("train", "--resume", run, "--out", tmp_path / "other", "-q")
     assert r.exit_code == 2
     assert r.stderr == (f"error: --out: a resumed run continues in its own folder ({run}); give no --out with "
-                        "--resume (copy the folder first to continue a copy)\n")
+                        "--resume, or branch a new run with --from-epoch N --out NEW\n")
     assert not (tmp_path / "other").exists()
 
 

@@ -174,3 +174,21 @@ def test_a_bigger_network_lists_rows_and_says_how_many_more():
     assert 0 == r.exit_code, r.output
     assert "... 62 more parameters" in r.stdout  # 4*8 + 8 + 8*3 + 3 = 67
     assert "mini-batches of 16" in r.stdout
+
+
+def test_a_run_at_an_earlier_epoch_steps_to_its_next_snapshot_and_branches_with_out(tmp_path):
+    from bpcli.runs import load_run
+    cfg = config("momentum", 0.3, 0.02, epochs=5)
+    cfg["train"]["batch_size"] = 2
+    path = write(tmp_path, cfg)
+    run, branch = tmp_path / "run", tmp_path / "branch"
+    assert 0 == runner.invoke(app, ["train", str(path), "--out", str(run), "-q", "--json"]).exit_code
+    before = arrays(run)
+    doc = step_json(str(run), "--epoch", "2", "-k", "2", "--out", str(branch))
+    at3 = load_run(run, 3).net
+    assert {p["name"]: at3.get(at3.resolve(p["name"])) for p in doc["parameters"]} == \
+        {p["name"]: p["new"] for p in doc["parameters"]}
+    assert before.keys() == arrays(run).keys() and all(np.array_equal(before[k], arrays(run)[k]) for k in before)
+    assert 0 == runner.invoke(app, ["train", "--resume", str(branch), "-q", "--json"]).exit_code
+    a, b = arrays(branch), arrays(run)
+    assert all(np.array_equal(a[k], b[k]) for k in b)  # the branch ends where the run did, bit for bit

@@ -29,7 +29,7 @@ def test_default_train_writes_a_complete_run_folder(tmp_path, monkeypatch):
     result = runner.invoke(app, ["train", "--epochs", "50"])
     assert result.exit_code == 0, result.output
     run = tmp_path / "runs" / "seed"
-    assert sorted(p.name for p in run.iterdir()) == ["epoch-50", "history.csv", "run.json"]
+    assert sorted(p.name for p in run.iterdir()) == ["epoch-50", "history.csv", "run.json", "snapshots"]
     ck = checkpoint_dir(run)
     assert ck == run / "epoch-50"
     for name in ("weights.npz", "state.npz", "config.yaml", "history-sample.json", "metrics.json"):

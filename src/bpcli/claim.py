@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import secrets
 import shutil
 import time
@@ -78,7 +79,9 @@ def foreign_entries(folder: Path) -> list[str]:
     """Entries of a bpcli run folder that bpcli did not write there (a user's files)."""
     known = lambda n: (n in V1_FILES or n in PLOTS or n in (MANIFEST, "history.csv") or n.startswith("epoch-")
                        or (n.startswith(".") and n.endswith(".tmp")))
-    return sorted(p.name for p in folder.iterdir() if not known(p.name))
+    chunk = lambda p: not p.is_symlink() and p.is_file() and re.fullmatch(r"[0-9]+-[0-9]+\.npz|\..*\.tmp", p.name)
+    snaps = lambda p: p.name == "snapshots" and p.is_dir() and not p.is_symlink() and all(map(chunk, p.iterdir()))
+    return sorted(p.name for p in folder.iterdir() if not known(p.name) and not snaps(p))
 
 
 def check_target(out: Path, overwrite: bool) -> None:

@@ -13,13 +13,14 @@ from typing import Annotated, Optional
 import typer
 
 from bpcli.cli_bridge import export, gradcheck_against, import_
-from bpcli.cli_common import (ConfigOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_gradcheck, emit_json, emit_text,
+from bpcli.cli_common import (ConfigOpt, EpochOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_gradcheck, emit_json, emit_text,
                               err_console, fail, handles_errors, load_target, load_target_state, out_console,
                               resolve_weights, split_names)
 from bpcli.cli_inspect import inspect, plot, show
 from bpcli.cli_maths import diagnose, exercise
 from bpcli.cli_step import step
 from bpcli.cli_train import init, train
+from bpcli.cli_use import evaluate, predict, runs
 from bpcli.errors import BpcliError
 
 # --- explain ---------------------------------------------------------------------------------
@@ -33,6 +34,10 @@ def explain(
     weight: WeightOpt = None,
     config: ConfigOpt = None,
     run: RunOpt = None,
+    epoch: EpochOpt = None,
+    batch: Annotated[Optional[int], typer.Option(
+        help="With --epoch N on a mini-batch run: explain over batch K (1-based) of epoch N+1, drawn as training "
+             "drew it, instead of the whole training set.", show_default=False, metavar="K")] = None,
     sample: Annotated[Optional[int], typer.Option(
         help="Show sample I (1 = the first) in full: every factor's formula with its numbers, every layer's "
              "deltas.", show_default=False, metavar="I")] = None,
@@ -62,13 +67,21 @@ def explain(
         raise BpcliError("--json and --format are alternatives; give one of them")
     if sample is not None and sample < 1:
         raise BpcliError(f"--sample: samples are numbered from 1, found {sample}")
-    cfg, net, prepared, run_dir, state = load_target_state(target, config, run)
+    if batch is not None and epoch is None:
+        raise BpcliError("--batch: give --epoch N too (batch K of epoch N+1, drawn as training drew it)")
+    cfg, net, prepared, run_dir, state = load_target_state(target, config, run, epoch)
     resolve_weights(net, names)
-    data = prepared.train
-    report = explain_many(net, data.x, data.y, names, cfg.train, None if sample is None else sample - 1, paths,
+    x, y, source = prepared.train.x, prepared.train.y, str(run_dir) if run_dir else cfg.path
+    if epoch is not None:
+        from bpcli.snapshots import explain_data
+        x, y, over = explain_data(run_dir, epoch, batch, prepared)
+        source = f"{run_dir} after epoch {epoch}; {over}"
+    later = (f"training reaches batch {batch} after {batch - 1} more step(s), at other weights; shown is the update "
+             f"with this batch's gradient at the weights and optimiser state of epoch {epoch}") if batch and batch > 1 else ""
+    report = explain_many(net, x, y, names, cfg.train, None if sample is None else sample - 1, paths,
                           buffers=state.buffers if state else None, step=state.step if state else 0,
-                          class_names=data.class_names, title=cfg.name,
-                          source=str(run_dir) if run_dir else cfg.path, scaled=prepared.scaling is not None)
+                          class_names=prepared.train.class_names, update_note=later, title=cfg.name,
+                          source=source, scaled=prepared.scaling is not None)
     if state is not None and state.weights_epoch not in (None, state.epoch):
         err_console().print(f"note: {run_dir} holds the weights of epoch {state.weights_epoch} (its best) and the "
                             f"optimiser state of epoch {state.epoch}; the update continues from that state",
@@ -97,6 +110,7 @@ def gradcheck(
     target: TargetArg = None,
     config: ConfigOpt = None,
     run: RunOpt = None,
+    epoch: EpochOpt = None,
     samples: Annotated[Optional[int], typer.Option(
         help="Check on N samples of the training data (a seeded random subset). Default: all, at most 64.",
         show_default=False)] = None,
@@ -139,7 +153,8 @@ def gradcheck(
                                       ("--units", units), ("--eps", eps != 1e-5), ("--directions", directions != 4))
                    if given]
         return gradcheck_against(against, target, config, run, samples=samples, tol=tol, seed=seed, rows=rows,
-                                 weights=tuple(split_names(weight or [])), json_out=json_out, refused=refused)
+                                 weights=tuple(split_names(weight or [])), json_out=json_out, refused=refused,
+                                 epoch=epoch)
     tol = DEFAULT_TOL if tol is None else tol
     if all_ and directional:
         raise BpcliError("--all checks every entry; it cannot be combined with --directional")
@@ -150,12 +165,13 @@ def gradcheck(
     opts = GradcheckOptions(eps=eps, tol=tol, mode=mode, all_entries=all_, directions=directions, weights=names,
                             seed=seed, **({"samples": samples} if samples is not None else {}))
     opts.validate()  # before loading anything: bad options are exit 2 whatever the target
-    cfg, net, prepared, run_dir = load_target(target, config, run)
+    cfg, net, prepared, run_dir = load_target(target, config, run, epoch)
     resolve_weights(net, names)
     data = prepared.train
     checks, seconds = estimate_seconds(net, data.x.shape[0], opts)
     with _gradcheck_progress(checks, seconds) as tick:
-        report = check(net, data.x, data.y, opts, cfg.name, str(run_dir) if run_dir else cfg.path, units=units,
+        where = f"{run_dir} after epoch {epoch}" if epoch is not None else str(run_dir) if run_dir else cfg.path
+        report = check(net, data.x, data.y, opts, cfg.name, where, units=units,
                        progress=tick)
     emit_gradcheck(report, json_out, rows)
 
@@ -176,7 +192,28 @@ def _gradcheck_progress(checks: int, seconds: float):
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
+# The command list's one line per command (at most ~60 characters: whole at 80 columns); each -h has the rest.
+SUMMARIES = {
+    "train": "Train a network from a YAML config into a run folder.",
+    "show": "List a network's layers, parameter names and values.",
+    "init": "Write a starter config, copied from a shipped example.",
+    "explain": "Show the chain rule behind one parameter's gradient.",
+    "step": "Take K optimiser steps; every weight before and after.",
+    "plot": "Draw a run's curves and decision boundary as PNG/SVG.",
+    "inspect": "Say why a trained network learns or does not.",
+    "gradcheck": "Check backprop's gradients against central differences.",
+    "diagnose": "Check your own gradients; name the mistake behind each.",
+    "exercise": "Write a backprop worksheet of questions to work by hand.",
+    "export": "Write a trained run as PyTorch or plain-numpy code.",
+    "import": "Turn a PyTorch MLP's weights into a bpcli config.",
+    "predict": "Apply a trained run to new inputs, one prediction per row.",
+    "evaluate": "Score a trained run on labelled data: loss and metrics.",
+    "runs": "List the run folders in a folder, newest first.",
+}
+
 for command in (train, show, init, explain, step, plot, inspect, gradcheck, diagnose, exercise, export):
-    app.command()(command)
-app.command("import")(import_)
+    app.command(short_help=SUMMARIES[command.__name__])(command)
+app.command("import", short_help=SUMMARIES["import"])(import_)
+for command in (predict, evaluate, runs):
+    app.command(short_help=SUMMARIES[command.__name__])(command)
 

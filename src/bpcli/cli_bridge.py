@@ -30,6 +30,7 @@ def export(
     Exit 0 written, 2 bad input (a folder that is not a run, an --out that holds files, an unknown format).
     """
     from bpcli.export import FORMATS, ONNX_LEFT, export as write_export, spec_from_network
+    from bpcli.latest import resolve_run
     from bpcli.runs import load_run
 
     fmt = to.lower()
@@ -38,7 +39,7 @@ def export(
         raise BpcliError(f"--to: unknown format '{to}'{did_you_mean(to, FORMATS)}; expected pytorch or numpy")
     if fmt == "onnx":
         raise BpcliError(ONNX_LEFT)
-    loaded = load_run(run)
+    loaded = load_run(resolve_run(run))
     spec = spec_from_network(loaded.net, loaded.cfg.name, str(loaded.run_dir), loaded.prepared.scaling,
                              loaded.prepared.train.class_names)
     result = write_export(spec, fmt, out, force)
@@ -85,7 +86,8 @@ def import_(
 
 
 def gradcheck_against(against: str, target, config, run, *, samples: Optional[int], tol: Optional[float],
-                      weights: tuple[str, ...], seed: int, rows: int, json_out: bool, refused: list[str]) -> None:
+                      weights: tuple[str, ...], seed: int, rows: int, json_out: bool, refused: list[str],
+                      epoch: Optional[int] = None) -> None:
     """gradcheck --against torch: backprop against PyTorch autograd, in gradcheck's table and JSON."""
     from bpcli.gradcheck_report import GradcheckOptions
     from bpcli.torch_bridge import TORCH_TOL, check_against_torch, require_torch
@@ -98,7 +100,8 @@ def gradcheck_against(against: str, target, config, run, *, samples: Optional[in
     opts = GradcheckOptions(tol=TORCH_TOL if tol is None else tol, samples=samples, weights=weights, seed=seed)
     opts.validate()
     require_torch("gradcheck --against torch")
-    cfg, net, prepared, run_dir = load_target(target, config, run)
+    cfg, net, prepared, run_dir = load_target(target, config, run, epoch)
     data = prepared.train
-    report = check_against_torch(net, data.x, data.y, opts, cfg.name, str(run_dir) if run_dir else cfg.path)
+    where = f"{run_dir} after epoch {epoch}" if epoch is not None else str(run_dir) if run_dir else cfg.path
+    report = check_against_torch(net, data.x, data.y, opts, cfg.name, where)
     emit_gradcheck(report, json_out, rows)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
@@ -15,6 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from bpcli import __version__
+from bpcli.cli_group import BpcliGroup, print_error_json
 from bpcli.errors import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, BpcliError, Interrupted
 
 app = typer.Typer(
@@ -22,7 +24,8 @@ app = typer.Typer(
     help="Train small feed-forward networks and see the chain rule behind every gradient.\n\n"
     "Start with `bpcli train` (the built-in 2-2-1 seed network), then `bpcli show` for the "
     "parameter names and `bpcli explain --weight v1` for one weight's chain rule.",
-    no_args_is_help=True,
+    cls=BpcliGroup,
+    invoke_without_command=True,  # bare `bpcli` prints the help and exits 0 (Click's no_args_is_help exits 2)
     add_completion=False,
     pretty_exceptions_show_locals=False,
     rich_markup_mode=None,  # plain Click help: Rich's help formatter costs ~0.2 s of imports at every start
@@ -36,17 +39,24 @@ TargetArg = Annotated[
     typer.Argument(help="A config file (.yaml) or a run folder. Default: the built-in seed network.",
                    show_default=False, metavar="CONFIG|RUN"),
 ]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables; an error "
+                                     'is {"error": {"message": ..., "exit_code": N}}.')]
 RunOpt = Annotated[Optional[Path], typer.Option("--run", help="A run folder made by `bpcli train`.",
                                                 show_default=False)]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="A config file (same as the positional).",
                                                    show_default=False)]
 RunArg = Annotated[Path, typer.Argument(help="A run folder made by `bpcli train`.", show_default=False,
                                         metavar="RUN")]
+EpochOpt = Annotated[Optional[int], typer.Option(
+    "--epoch", metavar="N", show_default=False,
+    help="The run as it was after epoch N (0 = initial weights); `bpcli show RUN` lists the epochs kept.")]
 WeightOpt = Annotated[Optional[list[str]], typer.Option(
     "--weight", "-w", metavar="NAME", show_default=False,
     help="A parameter by name: v1, w11, w[1,2], b_A1 ... (see `bpcli show`). Repeat it or separate with commas. "
          "explain needs one; gradcheck and step show only these (default: all).")]
+
+
+_TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$", re.M)  # a line's trailing spaces, before any style's end
 
 
 @functools.cache
@@ -63,9 +73,11 @@ def _safe_console_class():
 
     class SafeConsole(Console):
         def _render_buffer(self, buffer):
-            return super()._render_buffer(
+            text = super()._render_buffer(
                 seg if seg.control or seg.text.isprintable() else Segment(terminal_safe(seg.text), seg.style)
                 for seg in buffer)
+            # Rich pads every cell and panel line to the table's width; in a pipe or a file that is trailing space
+            return text if self.is_terminal else _TRAILING.sub(r"\1", text)
 
         def on_broken_pipe(self) -> None:
             raise BrokenPipeError
@@ -87,10 +99,15 @@ def emit_text(text: str) -> None:
     sys.stdout.write(terminal_safe(text))
 
 
+class _Emitted:
+    json = False  # this command has printed its JSON document (an error after it adds no second one)
+
+
 def emit_json(obj: dict) -> None:
     """JSON on stdout, never through Rich (which wraps lines and eats [markup])."""
     from bpcli.results import finite_or_none
     print(json.dumps(finite_or_none(obj), indent=2, allow_nan=False))
+    _Emitted.json = True
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
@@ -118,12 +135,21 @@ def handles_errors(fn):
     a file that cannot be read, stdout on /dev/full) -> one line, exit 2; a closed stdout pipe
     (`bpcli train --json | head -1`) -> a quiet exit 141, like other command-line tools; numpy's
     RuntimeWarnings are held back and reported once as what they mean.
+    A command called with json_out=True also gets each error as {"error": {"message", "exit_code"}} on stdout.
     """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         import warnings
         caught: list = []
+        _Emitted.json = False
+        as_json = bool(kwargs.get("json_out"))
+
+        def error(message: str, code: int) -> None:
+            """Under --json, the error object on stdout too (unless the command's document is out already)."""
+            if as_json and not _Emitted.json:
+                print_error_json("\n".join(_once(line) for line in message.split("\n")), code)
+
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("default", RuntimeWarning)
@@ -132,25 +158,33 @@ def handles_errors(fn):
                     sys.stdout.flush()
                     return result
                 except BpcliError as err:
+                    error(str(err), err.exit_code)
                     fail(str(err), err.exit_code)
                 except Interrupted as err:
+                    error(str(err), err.exit_code)
                     err_console().print(str(err), markup=False, soft_wrap=True)
                     raise typer.Exit(err.exit_code) from None
                 except KeyboardInterrupt:
+                    error("interrupted", EXIT_INTERRUPTED)
                     err_console().print("interrupted")
                     raise typer.Exit(EXIT_INTERRUPTED) from None
                 except BrokenPipeError:
                     _quiet_stdout()
                     raise typer.Exit(EXIT_BROKEN_PIPE) from None
                 except OSError as err:
+                    error(_os_problem(err), EXIT_BAD_INPUT)  # tried first: the failed write may be stdout itself
                     _quiet_stdout()
                     fail(_os_problem(err))
                 except MemoryError:
-                    fail("out of memory: the network or the data is too large for this machine")
+                    error(OUT_OF_MEMORY, EXIT_BAD_INPUT)
+                    fail(OUT_OF_MEMORY)
         finally:
             _report_warnings(caught)
 
     return wrapper
+
+
+OUT_OF_MEMORY = "out of memory: the network or the data is too large for this machine"
 
 
 def _quiet_stdout() -> None:
@@ -195,10 +229,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
+    ctx: typer.Context,
     version: Annotated[bool, typer.Option("--version", help="Show the version and exit.", callback=_version,
                                           is_eager=True)] = False,
 ) -> None:
     """bpcli: backprop you can read."""
+    if ctx.invoked_subcommand is None:  # bare `bpcli`: the help, and success
+        print(ctx.get_help())
+        raise typer.Exit(0)
 
 
 def split_names(values: list[str]) -> list[str]:
@@ -226,14 +264,19 @@ def resolve_weights(net, names) -> None:
 # --- loading what a command works on ---------------------------------------------------------
 
 
-def load_target(target: Optional[str], config: Optional[Path] = None, run: Optional[Path] = None):
-    """(cfg, net, prepared, run_dir) from a positional config-or-run, --config, --run, or the built-in seed."""
-    return load_target_state(target, config, run)[:4]
+def load_target(target: Optional[str], config: Optional[Path] = None, run: Optional[Path] = None,
+                epoch: Optional[int] = None):
+    """(cfg, net, prepared, run_dir) from a positional config-or-run, --config, --run, or the built-in seed.
+
+    epoch N (--epoch): a run's network as it was after epoch N, from its snapshot; BpcliError without a run.
+    """
+    return load_target_state(target, config, run, epoch)[:4]
 
 
-def load_target_state(target: Optional[str], config: Optional[Path] = None, run: Optional[Path] = None):
-    """(cfg, net, prepared, run_dir, state) as load_target, with the run's TrainState (optimiser buffers, step
-    count, RNG), or None for a config (training starts from zeros at step 0)."""
+def load_target_state(target: Optional[str], config: Optional[Path] = None, run: Optional[Path] = None,
+                      epoch: Optional[int] = None):
+    """(cfg, net, prepared, run_dir, state) as load_target, with the run's TrainState at that epoch (optimiser
+    buffers, step count, RNG), or None for a config (training starts from zeros at step 0)."""
     from bpcli.config import load_config
     from bpcli.model import build
     from bpcli.data import prepare
@@ -241,6 +284,8 @@ def load_target_state(target: Optional[str], config: Optional[Path] = None, run:
 
     if sum(x is not None for x in (target, config, run)) > 1:
         raise BpcliError("give one of a positional CONFIG|RUN, --config or --run, not several")
+    from bpcli.latest import resolve_run
+    target, run = (None if target is None else str(resolve_run(target))), resolve_run(run)  # `latest`
     if target is not None:
         p = Path(target)
         if p.is_dir():
@@ -248,8 +293,12 @@ def load_target_state(target: Optional[str], config: Optional[Path] = None, run:
         else:
             config = p
     if run is not None:
-        loaded = load_run(run)
+        loaded = load_run(run, epoch)
         return loaded.cfg, loaded.net, loaded.prepared, loaded.run_dir, loaded.state
+    if epoch is not None:
+        where = f"{config} is a config" if config is not None else "no run was given"
+        raise BpcliError(f"--epoch: {where}; --epoch picks an epoch of a run folder made by `bpcli train` "
+                         "(a config is always at its initial weights)")
     if config is not None and Path(config).name == "config.yaml" and (Path(config).parent / "weights.npz").exists():
         run_dir = Path(config).parent.parent if (Path(config).parent.parent / "run.json").exists() else Path(config).parent
         err_console().print(f"note: {config} is a run's config, read at its initial weights; give the folder "

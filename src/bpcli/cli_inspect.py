@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli_common import (JsonOpt, RunArg, TargetArg, emit_json, emit_text, err_console, handles_errors, load_target,
+from bpcli.cli_common import (EpochOpt, JsonOpt, RunArg, TargetArg, emit_json, emit_text, err_console, handles_errors, load_target,
                               out_console)
 from bpcli.errors import EXIT_FAILED, BpcliError
 
@@ -18,6 +18,7 @@ from bpcli.errors import EXIT_FAILED, BpcliError
 @handles_errors
 def show(
     target: TargetArg = None,
+    epoch: EpochOpt = None,
     sample: Annotated[Optional[int], typer.Option(
         help="Follow training sample I (1-based) forward and backward: z, output and delta dL/dz per node.",
         show_default=False, metavar="I")] = None,
@@ -44,8 +45,15 @@ def show(
     as_dot = dot or format_ == "dot" or out is not None or render
     if out is not None and render:
         raise BpcliError("give --out FILE or --render, not both")
-    cfg, net, prepared, run_dir = load_target(target)
-    res = describe(net, cfg.name, str(run_dir) if run_dir else cfg.path)
+    cfg, net, prepared, run_dir = load_target(target, epoch=epoch)
+    from bpcli.labels import class_names_of
+    res = describe(net, cfg.name, str(run_dir) if run_dir else cfg.path,
+                   classes=class_names_of(prepared.train, net.n_outputs, numbered=False))
+    if run_dir is not None:
+        import dataclasses
+
+        from bpcli.snapshots import kept_summary
+        res = dataclasses.replace(res, snapshots=kept_summary(run_dir), epoch=epoch)
     if sample is not None:
         tr = prepared.train
         import dataclasses
@@ -116,7 +124,8 @@ def plot(
         raise BpcliError(f"--dpi: must be between 10 and 600, found {dpi}")
     require_matplotlib()
     kinds = tuple(k.strip() for k in only.split(",") if k.strip()) if only is not None else None
-    loaded = load_run(run)
+    from bpcli.latest import resolve_run
+    loaded = load_run(resolve_run(run))
     try:
         res = plot_run(loaded, out, formats, dpi, kinds)
     except OSError as err:
@@ -132,6 +141,7 @@ def plot(
 @handles_errors
 def inspect(
     run: RunArg,
+    epoch: EpochOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 when anything is flagged.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
@@ -140,10 +150,12 @@ def inspect(
     Reads the run's history (a sample of at most ~2,000 epochs; per layer and epoch: gradient norm, update-to-weight ratio, share of saturated or dead units). Try it on the shipped deep_sigmoid and deep_relu examples. Exit 0, or 1 with --check when anything is flagged.
     """
     from bpcli.dynamics import inspect_run
+    from bpcli.latest import resolve_run
     from bpcli.runs import load_run
 
-    loaded = load_run(run)
-    res = inspect_run(loaded.net, loaded.history, loaded.cfg.name, str(loaded.run_dir), loaded.state.status)
+    loaded = load_run(resolve_run(run), epoch)
+    where = str(loaded.run_dir) + (f" after epoch {epoch}" if epoch is not None else "")
+    res = inspect_run(loaded.net, loaded.history, loaded.cfg.name, where, loaded.state.status)
     if json_out:
         emit_json(res.to_dict())
     else:

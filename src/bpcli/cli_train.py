@@ -30,20 +30,32 @@ def train(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow --out to replace an existing run folder.")] = False,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder to its epoch count.",
                                                    show_default=False)] = None,
+    from_epoch: Annotated[Optional[int], typer.Option(
+        "--from-epoch", metavar="N", show_default=False,
+        help="With --resume RUN and --out NEW: a new run branched from RUN's snapshot of epoch N, trained on to "
+             "the epoch count (bit for bit what RUN did); RUN is left as it is.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No network table and no progress bar.")] = False,
     json_out: JsonOpt = False,
+    history: Annotated[bool, typer.Option("--history", help="With --json: add every epoch's row of history.csv "
+                                          "(by default the JSON is the summary with the first and last epochs).")
+                       ] = False,
 ) -> None:
     """Train a network from a YAML config and write a run folder (weights, history, metrics).
 
-    Shows the network, a progress bar on stderr, then a summary with a loss sparkline.
+    Shows the network, a progress bar on stderr, then a summary: the settings used (optimiser, learning rate, batches, epochs, seeds, weight decay, early stopping; the run folder's config.yaml holds them too), the loss at the final weights and the curve of each epoch's loss.
+    A warning on stderr when the loss ended higher than it started.
     Exit 0 when trained, 1 when the loss diverged, 130 when interrupted (the run is saved).
     """
     import signal
 
     from bpcli import session
+    from bpcli.latest import resolve_run
 
+    if history and not json_out:
+        raise BpcliError("--history adds every epoch to the JSON document; give --json with it "
+                         "(the table's history is in the run folder's history.csv)")
     s = session.open_session(target, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, out=out,
-                             overwrite=overwrite, resume=resume)
+                             overwrite=overwrite, resume=resolve_run(resume), from_epoch=from_epoch)
     err = err_console()
     if s.data is not None and s.data.note and not quiet:
         from rich.markup import escape
@@ -59,13 +71,13 @@ def train(
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         from bpcli.render import fmt
-        cols = [TextColumn("epoch"), MofNCompleteColumn(), BarColumn(bar_width=24),
+        cols = [TextColumn("epoch"), MofNCompleteColumn(), BarColumn(bar_width=20),
                 TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
         with Progress(*cols, console=err, transient=False) as progress:
             task = progress.add_task("train", total=s.cfg.train.epochs, info="", completed=s.start_epoch)
 
-            def on_epoch(rec):
-                info = f"loss {fmt(rec.loss, 4)}"
+            def on_epoch(rec):  # the epoch's loss, as the summary's curve shows it
+                info = f"epoch loss {fmt(rec.loss, 4)}"
                 if rec.val_loss is not None:
                     info += f"  val {fmt(rec.val_loss, 4)}"
                 progress.update(task, completed=rec.epoch, info=info)
@@ -77,21 +89,36 @@ def train(
 
     old = {sig: signal.signal(sig, saved) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        _report(result, s, json_out, err)
+        _report(result, s, json_out, err, history)
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
 
 
-def _report(result, s, json_out: bool, err) -> None:
-    """The summary (or JSON), then the exit code of a diverged or interrupted run."""
+def _report(result, s, json_out: bool, err, history: bool = False) -> None:
+    """The summary (or JSON), a warning when the loss rose, then the exit code of a diverged or interrupted run."""
     import signal
 
     if json_out:
-        emit_json(result.to_dict())
+        rows = None
+        if history:  # every epoch the checkpoint vouches for, its bytes checked against run.json's SHA-256
+            from bpcli.history import read_prefix
+            from bpcli.runs import read_manifest
+            recorded = read_manifest(Path(result.run_dir))["history"]
+            _, records = read_prefix(Path(result.run_dir) / recorded["file"], recorded,
+                                     [layer.letter for layer in s.cfg.layers], recorded["rows"])
+            rows = [r.to_dict() for r in records]
+        emit_json(result.to_dict(rows))
     else:
         from bpcli.render.train import train_view
         out_console().print(train_view(result))
+    if result.loss_rose and result.status in ("completed", "early_stopped"):  # a finished run that made things worse
+        from bpcli.render.train import rose_text
+        err.print(f"warning: {rose_text(result)}", soft_wrap=True, markup=False)
+    if not json_out and result.status in ("completed", "early_stopped"):
+        import shlex
+        out_console().print(f"saved to {result.run_dir} (bpcli show {shlex.quote(str(result.run_dir))})",
+                            markup=False, soft_wrap=True)
     if result.status == "diverged":
         fail(f"{result.message}; last finite weights saved in {result.run_dir}", EXIT_FAILED)
     if result.status == "interrupted":
@@ -109,17 +136,27 @@ def init(
     example: Annotated[str, typer.Option(help="Which shipped example to start from (see `bpcli init --list`).")] = "seed",
     list_: Annotated[bool, typer.Option("--list", help="List the shipped examples and exit.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
+    json_out: JsonOpt = False,
 ) -> None:
-    """Write a commented starter config, copied from one of the shipped examples."""
+    """Write a commented starter config, copied from one of the shipped examples.
+
+    A config that reads a CSV file gets the file copied beside it. The shipped examples are also the
+    repository's configs/ folder (a link to src/bpcli/configs): `bpcli init --example NAME FILE` is the way
+    to get one anywhere.
+    """
     from bpcli.config import builtin_config_dir
     from bpcli.errors import did_you_mean
     from bpcli.files import atomic_write_text
+    from bpcli.results import InitResult, example_summary
 
     shipped = {p.stem: p for p in sorted(builtin_config_dir().glob("*.yaml"))}
     if list_:
-        for name, p in shipped.items():
-            first = next((ln[2:].strip() for ln in p.read_text().splitlines() if ln.startswith("# ")), "")
-            print(f"{name:<16} {first}")
+        res = InitResult(examples=tuple((name, example_summary(p.read_text())) for name, p in shipped.items()))
+        if json_out:
+            emit_json(res.to_dict())
+        else:
+            from bpcli.render.train import examples_view
+            out_console().print(examples_view(res))
         return
     if example not in shipped:
         raise BpcliError(f"--example: no example '{example}'{did_you_mean(example, shipped)}; "
@@ -146,6 +183,10 @@ def init(
             except OSError as err:
                 raise BpcliError(f"{dst}: cannot write ({err.strerror})") from None
             copied.append(str(dst))
+    res = InitResult(example, str(path), tuple(copied))
+    if json_out:
+        emit_json(res.to_dict())
+        return
     err = err_console()
     err.print(f"wrote {path}" + (f" and {', '.join(copied)}" if copied else ""), soft_wrap=True, markup=False)
     err.print(f"next: bpcli train {path}", soft_wrap=True, markup=False)

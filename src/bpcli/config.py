@@ -12,7 +12,7 @@ from bpcli import data as data_mod
 from bpcli.activations import get_activation
 from bpcli.checker import Checker, big_count, by_line, human_bytes, kind_of, short_repr
 from bpcli.config_data import check_stored_size, parse_data
-from bpcli.config_values import check_values
+from bpcli.config_values import check_values, parse_snapshots
 from bpcli.errors import ConfigError, is_finite_number
 from bpcli.losses import get_loss
 from bpcli.model import BIAS_MODES, INIT_SCHEMES, LETTERS, SYMBOLS, letter_problem, symbol_problem
@@ -36,7 +36,7 @@ RANGES = {"epochs": {"lo": 1, "hi": 10_000_000}, "lr": {"lo": 0, "lo_open": True
           "batch_size": {"lo": 1}, "seed": {"lo": 0}}
 OPTIONS = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size", "seed": "--seed"}
 TRAIN_KEYS = ("optimizer", "lr", "epochs", "batch_size", "momentum", "beta1", "beta2", "epsilon", "seed",
-              "weight_decay", "early_stopping", "dtype")
+              "weight_decay", "early_stopping", "dtype", "snapshots")
 
 
 def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetConfig, data_mod.Dataset]:
@@ -201,7 +201,7 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
         seed=ck.integer(tr, "seed", tp, 0, **RANGES["seed"]),
         weight_decay=ck.number(tr, "weight_decay", tp, 0.0, lo=0),
         patience=patience, min_delta=min_delta, restore_best=restore_best,
-        dtype=ck.choice(tr, "dtype", tp, "float64", DTYPES),
+        dtype=ck.choice(tr, "dtype", tp, "float64", DTYPES), **parse_snapshots(ck, tr, tp),
     )
 
     # inputs (names or a count)

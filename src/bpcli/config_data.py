@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import numpy as np
 
 from bpcli import data as data_mod
 from bpcli.checker import Checker, human_bytes, kind_of, matrix, short_repr
+from bpcli.config_classes import apply_class_names, has_text_labels, parse_class_names
 from bpcli.errors import BpcliError
 from bpcli.schema import DataConfig
 from bpcli.yamlsrc import MAX_CONFIG_BYTES, format_path
@@ -29,6 +31,7 @@ def parse_data(ck: Checker, dd: dict, dp: tuple, base_dir: Path, inputs: list[st
     )
     if "standardize" in dd and not isinstance(dd["standardize"], bool):
         ck.problem(dp + ("standardize",), f"expected true or false, found {short_repr(dd['standardize'])}")
+    class_list = parse_class_names(ck, dd, dp)
     sources = [k for k in ("x", "csv", "generator") if k in dd]
     if not dd:
         ck.problem(dp, "missing: give inline x and y, a csv file, or a generator (e.g. generator: xor)")
@@ -88,7 +91,10 @@ def parse_data(ck: Checker, dd: dict, dp: tuple, base_dir: Path, inputs: list[st
             samples = ck.integer(dd, "samples", dp, 4 if gen in ("xor", "and", "or") else 200, lo=1, hi=10_000_000)
             noise = ck.number(dd, "noise", dp, 0.0 if gen in ("xor", "and", "or") else 0.1, lo=0)
             gseed = ck.integer(dd, "seed", dp, 0, lo=0)  # fixed unless set: train.seed and --seed do not move it
-            classes = ck.integer(dd, "classes", dp, None, lo=2, hi=MAX_CLASSES, allow_none=True)
+            if isinstance(dd.get("classes"), list):  # names (their problems are reported already)
+                classes = len(class_list) if class_list else None
+            else:
+                classes = ck.integer(dd, "classes", dp, None, lo=2, hi=MAX_CLASSES, allow_none=True)
             if classes is None:
                 classes = n_out if (n_out or 0) > 1 else 2
             if gen in ("spirals", "blobs") and classes > MAX_CLASSES:
@@ -114,6 +120,18 @@ def parse_data(ck: Checker, dd: dict, dp: tuple, base_dir: Path, inputs: list[st
                                    dataset.class_names, common["task"], dataset.note)
     if not np.all(np.isfinite(dataset.x)) or not np.all(np.isfinite(dataset.y)):
         ck.problem(dp, "the data contains NaN or infinite values")
+        return dataset, dcfg
+    if "classes" in dd and src != "generator" and not isinstance(dd["classes"], list):
+        ck.problem(dp + ("classes",), f"expected the class names as a list (classes: [no, yes]), found "
+                   f"{kind_of(dd['classes'])} {short_repr(dd['classes'])}; a number of classes is for the "
+                   "spirals and blobs generators")
+    text_labels = src == "csv" and has_text_labels(dataset)
+    if class_list:
+        dataset = apply_class_names(ck, dp, dataset, class_list, n_out, text_labels)
+        if dataset is None:
+            return None, dcfg
+    if class_list or text_labels:  # kept in the resolved config, so a run keeps its class names and their order
+        dcfg = replace(dcfg, class_names=dataset.class_names)
     return dataset, dcfg
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from bpcli.checker import Checker, matrix, short_repr
+from bpcli.checker import Checker, kind_of, matrix, short_repr
 from bpcli.errors import did_you_mean, is_finite_number
 from bpcli.model import build, parse_name
 from bpcli.schema import NetConfig
@@ -63,3 +63,25 @@ def _beyond(v: Any, top: float | None) -> float | None:
         elif is_finite_number(x) and abs(x) > top:
             return float(x)
     return None
+
+
+def parse_snapshots(ck: Checker, tr: dict, tp: tuple) -> dict:
+    """train.snapshots: on (the default budget), off, {every: N} or {budget_mb: X}, as TrainConfig's fields."""
+    v = tr.get("snapshots", "on")
+    path = tp + ("snapshots",)
+    if v is True or v is False or isinstance(v, str):
+        choice = ck.choice(tr, "snapshots", tp, "on", ("on", "off"))
+        return {"snapshots": choice != "off"}
+    if not isinstance(v, dict):
+        ck.problem(path, f"expected on, off, {{every: N}} or {{budget_mb: X}}, found {kind_of(v)}")
+        return {}
+    d = ck.mapping(v, path, ("every", "budget_mb"))
+    if "every" in d and "budget_mb" in d:
+        ck.problem(path, "give every or budget_mb, not both (every keeps every N-th epoch whatever the size)")
+        return {}
+    if "every" in d:
+        return {"snapshot_every": ck.integer(d, "every", path, None, lo=1, hi=10_000_000)}
+    if "budget_mb" in d:
+        return {"snapshot_budget_mb": ck.number(d, "budget_mb", path, 50.0, lo=0, lo_open=True, hi=1e6)}
+    ck.problem(path, "expected every or budget_mb in the mapping, found neither")
+    return {}

@@ -68,7 +68,7 @@ def relative_error(a: float, b: float) -> float:
 
 def explain(net: Network, x: Array, y: Array, name: str, train: TrainConfig | float, sample: int | None = None,
             paths: bool = False, *, buffers: dict[str, Array] | None = None, step: int = 0,
-            class_names: tuple[str, ...] | None = None) -> Explanation:
+            class_names: tuple[str, ...] | None = None, update_note: str = "") -> Explanation:
     """The chain rule for parameter `name` over the samples x: (m, n_in), y: (m, n_out).
 
     train: the config's training settings (the last step is its optimiser's next update), or a learning rate
@@ -76,6 +76,7 @@ def explain(net: Network, x: Array, y: Array, name: str, train: TrainConfig | fl
     TrainState.buffers and .step; none and 0 for a config's initial weights).
     sample: 0-based index of the sample shown in full detail (default the first, marked as not chosen).
     class_names: a classifier's classes, one per output node (or two for a single output).
+    update_note: said with the update (how the data explained relates to training's next step).
     Raises NameError_ (listing valid names) for an unknown name.
     """
     ref = net.resolve(name)
@@ -90,7 +91,7 @@ def explain(net: Network, x: Array, y: Array, name: str, train: TrainConfig | fl
     y_hat, tape = forward(net, x)
     grads = backward(net, tape, y)
     return _Builder(net, ref, x, y, y_hat, tape, grads, i, sample is not None, paths, settings_of(train), buffers,
-                    step, class_names).build()
+                    step, class_names, update_note).build()
 
 
 class _Builder:
@@ -98,11 +99,11 @@ class _Builder:
 
     def __init__(self, net, ref: ParamRef, x, y, y_hat, tape: Tape, grads: Gradients, i: int, sample_given: bool,
                  want_paths: bool, settings: TrainConfig, buffers: dict | None, step: int,
-                 class_names: tuple[str, ...] | None):
+                 class_names: tuple[str, ...] | None, update_note: str = ""):
         self.net, self.ref, self.x, self.y, self.y_hat = net, ref, x, y, y_hat
         self.tape, self.g, self.i = tape, grads, i
         self.sample_given, self.want_paths = sample_given, want_paths
-        self.settings, self.buffers, self.step = settings, buffers, step
+        self.settings, self.buffers, self.step, self.update_note = settings, buffers, step, update_note
         self.N = _Names(net, class_names)
         self.n = len(net.layers)
         self.l = ref.layer
@@ -260,7 +261,7 @@ class _Builder:
         return NumericCheck(float(num), float(h), float(abs_err), float(rel), bool(passed), note, verdict)
 
     def update_step(self) -> Update:
-        return next_update(self.net, self.ref, self.g, self.settings, self.buffers, self.step, self.m)
+        return next_update(self.net, self.ref, self.g, self.settings, self.buffers, self.step, self.m, self.update_note)
 
     # --- all together ------------------------------------------------------------------------
 
@@ -320,12 +321,12 @@ def _rows(a: Array) -> tuple[tuple[float, ...], ...]:
 
 def explain_many(net: Network, x: Array, y: Array, names: list[str], train: TrainConfig | float,
                  sample: int | None = None, paths: bool = False, *, buffers: dict[str, Array] | None = None,
-                 step: int = 0, class_names: tuple[str, ...] | None = None, title: str = "", source: str = "",
-                 scaled: bool = False) -> ExplainReport:
+                 step: int = 0, class_names: tuple[str, ...] | None = None, update_note: str = "", title: str = "",
+                 source: str = "", scaled: bool = False) -> ExplainReport:
     """One Explanation per name (names resolved first, so a typo fails before any work); the arguments as
     explain's."""
     for nm in names:
         net.resolve(nm)
-    exps = tuple(explain(net, x, y, nm, train, sample, paths, buffers=buffers, step=step, class_names=class_names)
-                 for nm in names)
+    exps = tuple(explain(net, x, y, nm, train, sample, paths, buffers=buffers, step=step, class_names=class_names,
+                         update_note=update_note) for nm in names)
     return ExplainReport(title, source, scaled, exps)

@@ -27,14 +27,15 @@ def hyper_of(s: TrainConfig) -> tuple[tuple[str, float], ...]:
 
 
 def next_update(net: Network, ref: ParamRef, grads: Gradients, s: TrainConfig, buffers: dict | None, step: int,
-                m: int) -> Update:
-    """The update training would make next to parameter `ref` with these (full-batch, m samples) gradients."""
+                m: int, note: str = "") -> Update:
+    """The update training would make next to parameter `ref` with these gradients (over m samples: all of them,
+    or one batch); `note` is said with it."""
     layer = net.layers[ref.layer]
     old = float(net.get(ref))
     gradient = float((grads.dW[ref.layer] if ref.kind == "W" else grads.db[ref.layer])[ref.index])
     trainable = ref.kind == "W" or layer.bias_trainable
     wd = float(s.weight_decay) if ref.kind == "W" else 0.0
-    notes = []
+    notes = [note] if note else []
     if s.batch_size is not None and s.batch_size < m:
         notes.append(f"training steps on mini-batches of {s.batch_size}: each step uses the gradient of one batch; "
                      f"shown is the step with the gradient over all {m} samples")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bpcli.export_spec import ExportSpec, LayerSpec, formula_function, formula_lines
+from bpcli.prose import wrap
 
 # each function as bpcli's registry computes it (stable in both tails); only those the network uses are written
 FUNCTIONS = {
@@ -42,13 +43,15 @@ def numpy_source(spec: ExportSpec) -> str:
         needed.add("sigmoid")
     top = spec.layers[-1]
     lines = [
-        f'"""{spec.name}: the {spec.sizes} network bpcli trained, in plain numpy ({spec.dtype}).',
+        *wrap(f'"""{spec.name}: the {spec.sizes} network bpcli trained, in plain numpy ({spec.dtype}).'),
         "",
-        f"Exported by bpcli from {spec.source or spec.name}; the weights are in weights.npz beside this file,",
-        "keyed as in a run folder: A.W (nodes x inputs: A.W[j-1, k-1] is w_jk), A.b, ...; names.json names each entry.",
+        *wrap(f"Exported by bpcli from {spec.source or spec.name}; the weights are in weights.npz beside this file, "
+              "keyed as in a run folder: A.W (nodes x inputs: A.W[j-1, k-1] is w_jk), A.b, ...; "
+              "names.json names each entry."),
         "",
         "    from predict import predict",
-        f"    y_hat = predict(x)           # x: (m, {len(spec.inputs)}) array of {', '.join(spec.inputs)}",
+        *wrap(f"y_hat = predict(x)  # x: (m, {len(spec.inputs)}) array of {', '.join(spec.inputs)}", indent="    ",
+              subsequent_indent="                        # "),
         '"""',
         "",
         "from pathlib import Path",

@@ -7,6 +7,7 @@ Every activation and loss bpcli has is written with bpcli's constants; torch_bri
 from __future__ import annotations
 
 from bpcli.export_spec import ExportSpec, LayerSpec, bias_key, formula_function, formula_lines
+from bpcli.prose import wrap
 
 # z is the weighted sums of one layer; the code computes f(z) as bpcli's registry entry does
 ACTIVATION_CODE = {
@@ -83,7 +84,7 @@ def _mapping_lines(spec: ExportSpec) -> list[str]:
                           "shared": f"    {key} is {name}, one parameter shared by the layer's nodes",
                           "shared_frozen": f"    {key} is {name}, one bias shared by the layer's nodes, frozen: a buffer",
                           }[layer.bias])
-    return lines
+    return [w for line in lines for w in wrap(line.strip(), indent="    ", subsequent_indent="        ")]
 
 
 def torch_source(spec: ExportSpec) -> str:
@@ -93,13 +94,15 @@ def torch_source(spec: ExportSpec) -> str:
     cost, cost_doc = loss_code(spec)
     top = spec.layers[-1]
     lines = [
-        f'"""{spec.name}: the {spec.sizes} network bpcli trained, as a PyTorch module ({dt}).',
+        *wrap(f'"""{spec.name}: the {spec.sizes} network bpcli trained, as a PyTorch module ({dt}).'),
         "",
-        f"Exported by bpcli {_version()} from {spec.source or spec.name}. It needs only torch and numpy:",
+        *wrap(f"Exported by bpcli {_version()} from {spec.source or spec.name}. It needs only torch and numpy:"),
         "",
-        f"    from model import load",
-        f"    net = load()                 # {cls} with the trained weights of weights.npz beside this file",
-        f"    y_hat = net(x)               # x: (m, {len(spec.inputs)}) tensor of {', '.join(spec.inputs)}",
+        "    from model import load",
+        *wrap(f"net = load()    # {cls} with the trained weights (weights.npz)", indent="    ",
+              subsequent_indent="                    # "),
+        *wrap(f"y_hat = net(x)  # x: (m, {len(spec.inputs)}) tensor of {', '.join(spec.inputs)}", indent="    ",
+              subsequent_indent="                    # "),
         "",
         "Parameter names (names.json lists every entry):",
         *_mapping_lines(spec),
@@ -119,11 +122,11 @@ def torch_source(spec: ExportSpec) -> str:
     if spec.classes:
         lines.append(f"CLASSES = {spec.classes!r}")
     lines += formula_lines(spec, "torch")
-    lines += ["", "", f"class {cls}(nn.Module):", f'    """{len(spec.inputs)} inputs -> {acts}."""', "",
+    lines += ["", "", f"class {cls}(nn.Module):", *_docstring(f"{len(spec.inputs)} inputs -> {acts}.", "    "), "",
               "    def __init__(self):", "        super().__init__()"]
     if spec.mean is not None:
         n = len(spec.inputs)
-        lines += ["        # the inputs are standardised as in training, x' = (x - mean) / std, in float64",
+        lines += ["        # inputs standardised as in training: x' = (x - mean) / std, in float64",
                   f"        self.register_buffer(\"input_mean\", torch.zeros({n}, dtype=torch.float64))",
                   f"        self.register_buffer(\"input_std\", torch.ones({n}, dtype=torch.float64))"]
     for layer in spec.layers:
@@ -131,14 +134,14 @@ def torch_source(spec: ExportSpec) -> str:
         lines.append(f"        self.{layer.letter} = nn.Linear({layer.n_in}, {layer.n_out}"
                      f"{'' if on else ', bias=False'}, dtype=DTYPE)")
         if layer.bias == "frozen":
-            lines.append(f"        self.register_buffer(\"{bias_key(layer)}\", torch.zeros({layer.n_out}, dtype=DTYPE))"
-                         "  # frozen: never trained")
+            lines += ["        # frozen: never trained",
+                      f"        self.register_buffer(\"{bias_key(layer)}\", torch.zeros({layer.n_out}, dtype=DTYPE))"]
         elif layer.bias == "shared":
-            lines.append(f"        self.{bias_key(layer)} = nn.Parameter(torch.zeros(1, dtype=DTYPE))"
-                         f"  # shared: one bias for all {layer.n_out} nodes")
+            lines += [f"        # shared: one bias for all {layer.n_out} nodes",
+                      f"        self.{bias_key(layer)} = nn.Parameter(torch.zeros(1, dtype=DTYPE))"]
         elif layer.bias == "shared_frozen":
-            lines.append(f"        self.register_buffer(\"{bias_key(layer)}\", torch.zeros(1, dtype=DTYPE))"
-                         f"  # shared by all {layer.n_out} nodes, never trained")
+            lines += [f"        # shared by all {layer.n_out} nodes, never trained",
+                      f"        self.register_buffer(\"{bias_key(layer)}\", torch.zeros(1, dtype=DTYPE))"]
     lines += ["", "    def logits(self, x):", f'        """The output layer\'s weighted sums z_{top.letter}: '
               f'(m, {top.n_out})."""']
     if spec.mean is not None:
@@ -156,7 +159,7 @@ def torch_source(spec: ExportSpec) -> str:
     lines += ["", "    def forward(self, x):", f'        """The network\'s output y\': (m, {top.n_out})."""',
               f"        return {activation_code(top, 'self.logits(x)')}", "", "",
               "def cost(model, x, y):",
-              f'    """bpcli\'s cost C = 1/m sum_i L_i: {cost_doc}."""']
+              *_docstring(f"bpcli's cost C = 1/m sum_i L_i: {cost_doc}.", "    ")]
     if spec.fused:
         lines.append("    z = model.logits(x)")
     else:
@@ -173,6 +176,14 @@ def torch_source(spec: ExportSpec) -> str:
         lines += ["", "", "def classes(y_hat):", f'    """The class of each row of the output ({"threshold 0.5" if top.n_out == 1 else "arg-max"})."""',
                   f"    return [CLASSES[int(i)] for i in {rule}]"]
     return "\n".join(lines) + "\n"
+
+
+def _docstring(text: str, indent: str) -> list[str]:
+    """A docstring at `indent`, on one line if it fits in 79 columns, else wrapped between terms."""
+    one = f'{indent}"""{text}"""'
+    if len(one) <= 79:
+        return [one]
+    return wrap(text, indent=f'{indent}"""', subsequent_indent=indent) + [f'{indent}"""']
 
 
 def _version() -> str:

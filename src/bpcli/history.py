@@ -61,10 +61,13 @@ class HistoryLog:
         self.path, self.fh, self.digest, self.bytes, self.rows, self.sample = path, fh, digest, nbytes, rows, sample
 
     @classmethod
-    def create(cls, path: Path, letters: list[str]) -> HistoryLog:
+    def create(cls, path: Path, letters: list[str], prefix: bytes | None = None,
+               records: list[EpochRecord] | None = None) -> HistoryLog:
+        """A new history.csv: the header, or `prefix` (header and rows, read_prefix's) holding `records`."""
         fh = open(path, "xb")  # a new file in a new run folder: the umask gives 0644
-        log = cls(path, fh, hashlib.sha256(), 0, 0, [])
-        log._write((",".join(header(letters)) + "\n").encode())
+        records = records or []
+        log = cls(path, fh, hashlib.sha256(), 0, len(records), thin(records, len(records)))
+        log._write(prefix if prefix is not None else (",".join(header(letters)) + "\n").encode())
         return log
 
     @classmethod
@@ -175,3 +178,34 @@ def sample_from_json(doc, n_layers: int, epochs: int) -> list[EpochRecord]:
     if got != want:
         raise ValueError(f"holds epochs {got[:3]}...{got[-2:]}, expected the sample of {epochs} epochs")
     return records
+
+
+def read_prefix(path: Path, recorded: dict, letters: list[str], rows: int) -> tuple[bytes, list[EpochRecord]]:
+    """The header and first `rows` rows of history.csv (bytes, and as records), after checking every byte
+    run.json records against its SHA-256; RunFolderError naming the file if damaged."""
+    from bpcli.files import read_regular
+    data = read_regular(path, recorded["bytes"] + 16 * 2**20, "history")[: recorded["bytes"]]
+    if len(data) < recorded["bytes"] or hashlib.sha256(data).hexdigest() != recorded["sha256"]:
+        raise RunFolderError(f"{path}: does not match the checksum recorded in run.json "
+                             "(the file was changed after the run was saved)")
+    lines = data.split(b"\n")
+    names = header(letters)
+    if lines[0].decode("utf-8", "replace").split(",") != names or len(lines) < rows + 2:
+        raise RunFolderError(f"{path}: damaged (the header or the number of rows is not what run.json records)")
+    n = len(letters)
+    records = []
+    for i, line in enumerate(lines[1: rows + 1], start=1):
+        cells = [None if c == "" else c for c in line.decode("utf-8", "replace").split(",")]
+        try:
+            if len(cells) != len(names) or cells[0] != str(i):
+                raise ValueError(f"row {i} is not epoch {i} with {len(names)} cells")
+            v = [None if c is None or not math.isfinite(float(c)) else float(c) for c in cells[1:-1]]
+            layer = lambda k: v[5 + k * n: 5 + (k + 1) * n]
+            records.append(record_from_dict(
+                {"epoch": i, "loss": v[0], "val_loss": v[1], "metric": v[2], "val_metric": v[3], "seconds": v[4],
+                 "grad_norm": layer(0), "weight_norm": layer(1), "update_ratio": layer(2), "saturation": layer(3),
+                 "penalty": v[-1], "best": cells[-1] == "1"}, n, rows))
+        except ValueError as err:
+            raise RunFolderError(f"{path}: damaged ({err})") from None
+    end = sum(len(line) + 1 for line in lines[: rows + 1])
+    return data[:end], records

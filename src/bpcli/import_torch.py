@@ -19,6 +19,7 @@ from bpcli.errors import BpcliError, ConfigError, DataError
 from bpcli.files import atomic_write_text, read_npz
 from bpcli.losses import get_loss
 from bpcli.model import LETTERS
+from bpcli.prose import wrap
 
 Array = np.ndarray
 
@@ -237,8 +238,9 @@ def import_state(state_file: Path, arch: str, activations: str, loss: str, data:
         if b is not None:
             entry["biases"] = float(b[0]) if layer.bias in ("shared", "shared_frozen") else b.astype(np.float64).tolist()
         doc["layers"].append(entry)
-    text = (f"# A PyTorch MLP imported by `bpcli import {Path(state_file).name}`: {'-'.join(map(str, sizes))}, "
-            f"its weights written out below.\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None,
+    head = wrap(f"A PyTorch MLP imported by `bpcli import {Path(state_file).name}`: {'-'.join(map(str, sizes))}, "
+                "its weights written out below.", indent="# ")
+    text = ("\n".join(head) + "\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None,
                                                                   width=120))
     try:  # the config must load as it will be read: every problem is ours to report now, not the user's later
         doc_read, locs = read_yaml(text, str(out))

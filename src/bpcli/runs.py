@@ -28,6 +28,8 @@ from bpcli.history import HISTORY, SAMPLE, HistoryLog, sample_from_json
 from bpcli.model import Network, build
 from bpcli.results import finite_or_none
 from bpcli.schema import NetConfig
+from bpcli.snapshot_read import chunks_of
+from bpcli.snapshot_store import Recorder, is_pcg64_state
 from bpcli.train import TrainState
 
 RUN_FORMAT = 2  # format 1: flat files renamed one by one, train_state.json, history.json
@@ -45,6 +47,22 @@ def _named(run_dir: Path) -> str | None:
         return None
 
 
+def _first(run_dir: Path, previous: str | None, key: str, new):
+    """A run.json field as the run's first checkpoint wrote it (`new` for that first one; None if it lacks it)."""
+    if previous is None:
+        return new
+    try:
+        value = json.loads((run_dir / MANIFEST).read_bytes()).get(key)
+    except (OSError, ValueError, RecursionError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _now() -> str:
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
 def canonical(fields: dict) -> bytes:
     return json.dumps(fields, sort_keys=True, separators=(",", ":"), allow_nan=False).encode()
 
@@ -54,11 +72,12 @@ def _json_bytes(obj) -> bytes:
 
 
 def save_run(run_dir: Path, cfg: NetConfig, net: Network, prepared: Prepared, log: HistoryLog,
-             state: TrainState, summary: dict, previous: str | None) -> str:
+             state: TrainState, summary: dict, previous: str | None, snaps: Recorder | None = None) -> str:
     """Write a checkpoint as one switch: a new epoch-N folder, history.csv synced, then run.json renamed over the
     old one; the previous checkpoint folder is deleted only after that. Returns the new folder's name.
 
     A kill at any instant leaves run.json naming the old checkpoint or the new one, each whole.
+    `snaps`: the snapshots taken since the last save are written first, as a new chunk run.json then lists.
     SaveError if the folder cannot be written; the previous checkpoint is then left as it was.
     """
     files: dict[str, bytes] = {CONFIG: yaml.safe_dump(cfg.to_dict(), sort_keys=False).encode()}
@@ -80,8 +99,14 @@ def save_run(run_dir: Path, cfg: NetConfig, net: Network, prepared: Prepared, lo
         "rng_state": state.rng_state, "best_val": state.best_val if np.isfinite(state.best_val) else None,
         "bad_epochs": state.bad_epochs, "best_epoch": state.best_epoch, "weights_epoch": state.weights_epoch,
         "files": {n: sha256(b) for n, b in files.items()},
+        # when the run began and from which config, kept from its first checkpoint (read by `bpcli runs`)
+        "created": _first(run_dir, previous, "created", _now()), "config": _first(run_dir, previous, "config", cfg.path),
     }
+    entry = None
     try:
+        if snaps is not None:
+            entry = snaps.write_pending(run_dir)
+            fields["snapshots"] = snaps.field(entry)
         write_new_files(run_dir / name, files)
         fields["history"] = log.sync()
         manifest = {**fields, "sha256": sha256(canonical(fields))}
@@ -89,12 +114,17 @@ def save_run(run_dir: Path, cfg: NetConfig, net: Network, prepared: Prepared, lo
         fsync_dir(run_dir)
     except BaseException as err:  # a full disk, or Ctrl-C in the middle of a write: the new folder goes
         if (run_dir / MANIFEST).is_file() and _named(run_dir) == name:
+            if snaps is not None:
+                snaps.committed(entry)
             raise  # run.json was switched already: the new checkpoint is whole
         shutil.rmtree(run_dir / name, ignore_errors=True)
         if not isinstance(err, OSError):
             raise
         raise SaveError(f"{run_dir}: cannot save the run ({err.strerror or err}); "
                         "the files saved before are unchanged", reason=str(err.strerror or err)) from None
+    if snaps is not None:
+        snaps.committed(entry)
+        snaps.sweep(run_dir)
     for p in run_dir.glob("epoch-*"):  # the previous checkpoint, and any left by a save that was cut off
         if p.name != name and p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
@@ -122,6 +152,8 @@ class LoadedRun:
     metrics: dict
     checkpoint: str
     history_file: dict  # what run.json says about history.csv: file, rows, bytes, sha256
+    snapshots: tuple[int, list[dict]] = (0, [])  # (every, chunks) from run.json; (0, []): none kept
+    epoch: int | None = None  # loaded at this snapshot (load_run's epoch), else None: the checkpoint
 
 
 def _max_bytes(net: Network) -> int:
@@ -213,11 +245,13 @@ def _check_manifest(m: dict, path: Path) -> None:
         bad("history is not the rows, bytes and SHA-256 of history.csv")
 
 
-def load_run(run_dir: str | Path) -> LoadedRun:
+def load_run(run_dir: str | Path, epoch: int | None = None) -> LoadedRun:
     """Load a run folder at the checkpoint run.json names: config, weights, optimiser state, scaling, sample.
 
     Every file is checked against run.json's SHA-256 (run.json against its own), then by type and range;
     RunFolderError names the file at fault and how to start afresh.
+    epoch N: the network, training state and history as they were after epoch N, from its snapshot
+    (metrics and history_file still describe the run as saved); BpcliError listing the epochs kept if N is not.
     """
     d = Path(run_dir)
     if d.is_file():
@@ -280,8 +314,12 @@ def load_run(run_dir: str | Path) -> LoadedRun:
     metrics = parse_json(ck / METRICS, blobs[METRICS])
     if not isinstance(metrics, dict):
         raise RunFolderError(f"{ck / METRICS}: damaged (expected a JSON object){afresh}")
-    return LoadedRun(d, cfg, net, prepared, [r.to_dict() for r in sample], state, metrics, m["checkpoint"],
-                     m["history"])
+    loaded = LoadedRun(d, cfg, net, prepared, [r.to_dict() for r in sample], state, metrics, m["checkpoint"],
+                       m["history"], chunks_of(m, meta_path))
+    if epoch is None:
+        return loaded
+    from bpcli.snapshot_read import at_epoch
+    return at_epoch(loaded, epoch)
 
 
 def _finite(v) -> bool:
@@ -311,7 +349,7 @@ def _state_from_meta(meta: dict, path: Path) -> TrainState:
     if best is not None and not _finite(best):
         raise RunFolderError(f"{path}: damaged (best_val is {str(best)[:40]})")
     rng_state = meta.get("rng_state")
-    if rng_state is not None and not _is_pcg64_state(rng_state):
+    if rng_state is not None and not is_pcg64_state(rng_state):
         raise RunFolderError(f"{path}: damaged (rng_state is not a random generator state)")
     message = meta.get("message")
     if not isinstance(message, str) or len(message) > 10_000:
@@ -319,18 +357,3 @@ def _state_from_meta(meta: dict, path: Path) -> TrainState:
     return TrainState(epoch=epoch, step=step, rng_state=rng_state,
                       best_val=float("inf") if best is None else float(best), bad_epochs=bad,
                       status=status, message=message, best_epoch=best_epoch, weights_epoch=weights_epoch)
-
-
-def _is_pcg64_state(s) -> bool:
-    """numpy's PCG64 state: {'bit_generator': 'PCG64', 'state': {'state': int, 'inc': int}, 'has_uint32', 'uinteger'}."""
-    u128 = lambda v: isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 2**128
-    if not (isinstance(s, dict) and set(s) == {"bit_generator", "state", "has_uint32", "uinteger"}
-            and s["bit_generator"] == "PCG64" and isinstance(s["state"], dict) and set(s["state"]) == {"state", "inc"}
-            and u128(s["state"]["state"]) and u128(s["state"]["inc"]) and s["has_uint32"] in (0, 1)
-            and not isinstance(s["has_uint32"], bool) and u128(s["uinteger"]) and s["uinteger"] < 2**32):
-        return False
-    try:
-        np.random.default_rng().bit_generator.state = s
-    except (TypeError, ValueError, KeyError, OverflowError):
-        return False
-    return True

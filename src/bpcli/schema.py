@@ -44,7 +44,8 @@ class DataConfig:
     samples: int = 200
     noise: float = 0.1
     seed: int = 0
-    classes: int | None = None
+    classes: int | None = None  # spirals and blobs: how many
+    class_names: tuple[str, ...] | None = None  # a classifier's outputs, in order (`classes: [names]` in YAML)
     validation: float = 0.0
     split_seed: int = 0  # the validation split's own seed: --seed and train.seed do not move it
     standardize: bool = False
@@ -67,6 +68,15 @@ class TrainConfig:
     min_delta: float = 0.0
     restore_best: bool = True  # with early stopping: end on the weights of the best validation epoch
     dtype: str = "float64"
+    snapshots: bool = True  # train.snapshots: off -> False
+    snapshot_every: int | None = None  # train.snapshots: {every: N}; None: the stride the budget allows
+    snapshot_budget_mb: float = 50.0  # train.snapshots: {budget_mb: X}
+
+    def snapshots_dict(self):
+        """train.snapshots as the config file gives it: 'off', {every: N} or {budget_mb: X}."""
+        if not self.snapshots:
+            return "off"
+        return {"every": self.snapshot_every} if self.snapshot_every is not None else {"budget_mb": self.snapshot_budget_mb}
 
 
 @dataclass(frozen=True)
@@ -96,8 +106,13 @@ class NetConfig:
                 d["biases"] = lc.biases
             layers.append(d)
         data = {k: v for k, v in asdict(self.data).items() if v is not None and k != "source"}
+        if data.pop("class_names", None) is not None:
+            data["classes"] = list(self.data.class_names)
         train = asdict(self.train)
         patience, min_delta, restore = train.pop("patience"), train.pop("min_delta"), train.pop("restore_best")
+        for k in ("snapshots", "snapshot_every", "snapshot_budget_mb"):
+            train.pop(k)
+        train["snapshots"] = self.train.snapshots_dict()
         if patience is not None:
             train["early_stopping"] = {"patience": patience, "min_delta": min_delta, "restore_best": restore}
         init = asdict(self.init)

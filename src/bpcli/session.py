@@ -17,10 +17,12 @@ from bpcli.data import Dataset, prepare
 from bpcli.errors import BpcliError, SaveError, received_signal
 from bpcli.history import HISTORY, HistoryLog, record_from_dict
 from bpcli.model import build
-from bpcli.results import TrainResult, finite_or_none
+from bpcli.results import TrainResult, finite_or_none, settings_of
 from bpcli.runs import LoadedRun, checkpoint_dir, load_run, save_run
 from bpcli.schema import NetConfig
-from bpcli.train import EpochRecord, TrainState, evaluate, fit, metric_name
+from bpcli.optim import Optimizer
+from bpcli.snapshots import history_prefix, start_snapshots
+from bpcli.train import EpochRecord, TrainState, evaluate, fit, metric_name, stops_after
 
 OnEpoch = Callable[[EpochRecord], None]
 
@@ -45,18 +47,23 @@ class Session:
 
 def open_session(config: str | None = None, *, epochs: int | None = None, lr: float | None = None,
                  batch_size: int | None = None, seed: int | None = None, out: Path | None = None,
-                 overwrite: bool = False, resume: Path | None = None, runs_base: Path = Path("runs")) -> Session:
+                 overwrite: bool = False, resume: Path | None = None, runs_base: Path = Path("runs"),
+                 from_epoch: int | None = None) -> Session:
     """Load the config (or the run to resume) and apply the command-line overrides; nothing is written yet.
 
     --out is refused here if it holds anything without --overwrite, or anything but a bpcli run folder with it.
+    from_epoch (with resume and out): a new run branched from the run's snapshot of that epoch.
     BpcliError for every problem.
     """
+    if from_epoch is not None:
+        return _branch(resume, from_epoch, out, overwrite, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed,
+                       config=config)
     if resume is not None:
         if config is not None:
             raise BpcliError("--resume continues a run folder; give no CONFIG with it")
         if out is not None:
             raise BpcliError(f"--out: a resumed run continues in its own folder ({resume}); give no --out with "
-                             "--resume (copy the folder first to continue a copy)")
+                             "--resume, or branch a new run with --from-epoch N --out NEW")
         if overwrite:
             raise BpcliError("--overwrite: a resumed run continues in its own folder; give no --overwrite with --resume")
         lock = lock_run(resume) if Path(resume).is_dir() else None
@@ -89,6 +96,33 @@ def open_session(config: str | None = None, *, epochs: int | None = None, lr: fl
     if out is not None:
         check_target(out, overwrite)
     return Session(cfg, data, None, out, runs_base, overwrite)
+
+
+def _branch(resume: Path | None, epoch: int, out: Path | None, overwrite: bool, *, config, seed, **overrides) -> Session:
+    """A session for a new run in `out`, continuing `resume` from its snapshot of `epoch` (the original unchanged)."""
+    if resume is None:
+        raise BpcliError("--from-epoch: give the run to branch from with --resume RUN (and the new folder with --out)")
+    if config is not None:
+        raise BpcliError("--from-epoch continues a run folder; give no CONFIG with it")
+    if out is None:
+        raise BpcliError(f"--from-epoch: give --out NEW: the branch is a new run; {resume} is never rewritten "
+                         "(continuing it in place from an earlier epoch would lose the epochs after it)")
+    if seed is not None:
+        raise BpcliError("--seed cannot change a run being resumed")
+    if Path(out).resolve() == Path(resume).resolve():
+        raise BpcliError(f"--out: {out} is the run being branched; choose a new folder")
+    try:
+        loaded = load_run(resume, epoch)
+    except BpcliError as err:
+        if not str(err).startswith("--epoch"):
+            raise
+        raise BpcliError("--from-epoch" + str(err)[len("--epoch"):]) from None
+    cfg = with_overrides(loaded.cfg, samples=loaded.prepared.train.m, **overrides)
+    if cfg.train.epochs <= epoch:
+        raise BpcliError(f"--epochs: the branch starts after epoch {epoch}; give more epochs than that "
+                         f"(the config says {cfg.train.epochs})")
+    check_target(out, overwrite)
+    return Session(cfg, None, loaded, out, overwrite=overwrite)
 
 
 def train(session: Session, on_epoch: OnEpoch | None = None, every: float = 0.05) -> TrainResult:
@@ -139,15 +173,19 @@ def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path | None, on_
     its name with one rename, so every run folder that exists is loadable and resumable; a stop asked for before
     then still saves epoch 0 (status interrupted).
     """
+    branch = resume is not None and resume.epoch is not None  # a new run, from a snapshot of another
     if resume is not None:
         net, prepared, state = resume.net, resume.prepared, resume.state
         state.status, state.message = "running", ""
+    else:
+        net, prepared, state = build(cfg), prepare(cfg, data), TrainState()
+    state.buffers = Optimizer(net, cfg.train, state.buffers).buffers  # the optimiser's state exists from epoch 0
+    snaps = start_snapshots(net, state, cfg.train, resume)
+    if resume is not None and not branch:
         run_dir = resume.run_dir
         log = HistoryLog.reopen(run_dir / HISTORY, resume.history_file,
                                 [record_from_dict(h, len(net.layers), state.epoch) for h in resume.history])
         ckpt = resume.checkpoint
-    else:
-        net, prepared, state = build(cfg), prepare(cfg, data), TrainState()
     t0 = time.perf_counter()
 
     def summary() -> dict:
@@ -164,13 +202,14 @@ def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path | None, on_
                                else state.epoch, "best_epoch": state.best_epoch or None,
                                "seconds": time.perf_counter() - t0})
 
-    if resume is None:
+    if resume is None or branch:
         staged, lock = stage(run_dir.parent if run_dir is not None else runs_base, run_dir)
         log = None
         try:
-            log = HistoryLog.create(staged / HISTORY, [layer.letter for layer in net.layers])
+            letters = [layer.letter for layer in net.layers]
+            log = HistoryLog.create(staged / HISTORY, letters, *history_prefix(resume) if branch else ())
             try:
-                ckpt = save_run(staged, cfg, net, prepared, log, state, summary(), None)
+                ckpt = save_run(staged, cfg, net, prepared, log, state, summary(), None, snaps)
             except SaveError as err:
                 where = run_dir if run_dir is not None else runs_base / safe_name(cfg.name)
                 raise SaveError(f"{where}: cannot save the run ({err.reason}); nothing was written") from None
@@ -193,13 +232,17 @@ def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path | None, on_
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             for rec in fit(net, prepared.train, prepared.val, cfg.train, state, should_stop):
                 log.append(rec)
+                if snaps.due(state.epoch) or (snaps.every and stops_after(state, cfg.train)):
+                    snaps.take(net, state)  # epoch N's weights, before early stopping puts back the best
                 if on_epoch is not None:
                     on_epoch(rec)
                 if time.perf_counter() - last_save > checkpoint_seconds:
-                    ckpt = save_run(run_dir, cfg, net, prepared, log, state, summary(), ckpt)
+                    ckpt = save_run(run_dir, cfg, net, prepared, log, state, summary(), ckpt, snaps)
                     last_save = time.perf_counter()
+        if snaps.every and snaps.pending_last() != state.epoch:
+            snaps.take(net, state)  # interrupted or diverged: the last whole epoch, rolled back to
         s = summary()
-        save_run(run_dir, cfg, net, prepared, log, state, s, ckpt)
+        save_run(run_dir, cfg, net, prepared, log, state, s, ckpt, snaps)
     finally:
         log.close()
         if lock is not None:
@@ -208,6 +251,6 @@ def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path | None, on_
         cfg.name, cfg.path, str(run_dir), state.status, state.message, state.epoch, s["metric"], s["loss"],
         s["train_metric"], s["val_loss"], s["val_metric"], s["seconds"], prepared.train.m,
         prepared.val.m if prepared.val is not None else 0, tuple(log.sample), prepared.train.class_names,
-        s["weights_epoch"], s["penalty"], s["best_epoch"],
+        s["weights_epoch"], s["penalty"], s["best_epoch"], settings_of(cfg),
     )
 

@@ -47,9 +47,20 @@ class ShowResult:
     loss_formula: str
     n_params: int
     sample: SampleTrace | None = None  # set by `show --sample I`
+    classes: tuple[str, ...] | None = None  # a classifier's class names (two for one sigmoid output)
+    output_labels: tuple[str, ...] | None = None  # per output node: 'class "setosa"'
+    snapshots: dict | None = None  # a run's: snapshots.kept_summary (every, epochs, count, bytes, first, last)
+    epoch: int | None = None  # `show RUN --epoch N`: the weights are those after epoch N
 
     def to_dict(self) -> dict:
         extra = {"sample": self.sample.to_dict()} if self.sample is not None else {}
+        if self.snapshots is not None:
+            extra |= {"epoch": self.epoch, "snapshots": self.snapshots}
+        if self.output_labels is not None:
+            extra["classes"] = list(self.classes)
+            # one sigmoid output stands for the second class (y' >= 0.5)
+            extra["outputs"] = [{"node": n, "class": c} for n, c in zip(self.layers[-1].nodes, self.classes[-len(
+                self.layers[-1].nodes):])]
         return {
             "command": "show", "name": self.name, "source": self.source, "inputs": list(self.inputs),
             "loss": {"name": self.loss, "formula": self.loss_formula},
@@ -74,8 +85,9 @@ def _join(names: list[str], limit: int = 6) -> str:
     return ", ".join(names[: limit - 2]) + ", ..., " + names[-1]
 
 
-def describe(net: Network, name: str, source: str, max_equations: int = 12) -> ShowResult:
-    """Everything `bpcli show` prints, as data."""
+def describe(net: Network, name: str, source: str, max_equations: int = 12,
+             classes: tuple[str, ...] | None = None) -> ShowResult:
+    """Everything `bpcli show` prints, as data; `classes` names a classifier's outputs (labels.class_names_of)."""
     layers = tuple(
         LayerRow(layer.letter, tuple(node_name(layer, j) for j in range(layer.n_out)), layer.n_in, layer.n_out,
                  layer.activation.name, layer.activation.formula, layer.bias, layer.symbol, layer.n_params)
@@ -91,10 +103,12 @@ def describe(net: Network, name: str, source: str, max_equations: int = 12) -> S
                                net.get(ref), trainable))
     stages = [_join(list(net.input_names))] + [_join(list(r.nodes)) for r in layers]
     diagram = " -> ".join(stages) + "  (output y')"
-    equations = []
+    equations: list[str] = []
+    last = len(net.layers) - 1
+    keep = min(net.layers[-1].n_out, 3)  # the output layer's first equations are always among them
     for l, layer in enumerate(net.layers):
         for j in range(layer.n_out):
-            if len(equations) >= max_equations:
+            if len(equations) >= max_equations - (keep if l < last else 0):
                 break
             node = node_name(layer, j)
             from bpcli.model import weight_name
@@ -107,9 +121,14 @@ def describe(net: Network, name: str, source: str, max_equations: int = 12) -> S
                 terms.append(f"b_{node}")
             out = "y'" if l == len(net.layers) - 1 and layer.n_out == 1 else (
                 f"y'{j + 1}" if l == len(net.layers) - 1 else _out_symbol(net, l, j))
-            equations.append(f"{out} = {layer.activation.name}(z_{node}),  z_{node} = {' + '.join(terms)}")
+            # softmax is a function of the whole layer's z: y'1 = softmax(z_B)_1
+            f = (f"{layer.activation.name}(z_{node})" if layer.activation.elementwise
+                 else f"{layer.activation.name}(z_{layer.letter})_{j + 1}")
+            equations.append(f"{out} = {f},  z_{node} = {' + '.join(terms)}")
+    from bpcli.labels import output_labels
     return ShowResult(name, source, tuple(net.input_names), layers, tuple(params), diagram, tuple(equations),
-                      net.loss.name, net.loss.formula, net.n_params)
+                      net.loss.name, net.loss.formula, net.n_params, classes=classes,
+                      output_labels=output_labels(net.n_outputs, classes))
 
 
 def _out_symbol(net: Network, l: int, j: int) -> str:

@@ -8,7 +8,6 @@ through the training session (so `bpcli train --resume` continues it bit for bit
 from __future__ import annotations
 
 import math
-import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from bpcli.explain_update import hyper_of
 from bpcli.model import Network
 from bpcli.optim import TERMS, preview_step
 from bpcli.schema import NetConfig
-from bpcli.train import TrainState, evaluate, fit
+from bpcli.train import TrainState, epoch_order, evaluate, fit, training_rng
 
 MAX_STEPS = 10_000_000
 
@@ -136,14 +135,9 @@ def take_steps(cfg: NetConfig, net: Network, prepared: Prepared, state: TrainSta
     batch, per = steps_per_epoch(cfg, m)
     st = _copy_state(state)
     start_epoch, start_step = st.epoch, st.step
-    # the first step's batch: the documented shuffle, numpy.random.default_rng(train.seed).permutation(m) per epoch
-    if batch == m:
-        rows = slice(None)
-    else:
-        rng = np.random.default_rng(cfg.train.seed)
-        if st.rng_state is not None:
-            rng.bit_generator.state = st.rng_state
-        rows = rng.permutation(m)[:batch]
+    # the first step's batch: the first of the next epoch's order, drawn as fit draws it
+    order = epoch_order(training_rng(cfg.train, st), m, cfg.train.batch_size)
+    rows = slice(None) if order is None else order[:batch]
     x, y = train.x.astype(net.dtype)[rows], train.y.astype(net.dtype)[rows]
     with np.errstate(all="ignore"):
         grads = backward(net, forward(net, x)[1], y)
@@ -203,43 +197,30 @@ def _drive_fit(cfg: NetConfig, net: Network, prepared: Prepared, state: TrainSta
     return out, state.step - start, "diverged" if state.status == "diverged" else "stopped", state.message
 
 
-def save_steps(target: str | None, run_dir: Path | None, k: int, per: int, out: Path, overwrite: bool) -> None:
+def save_steps(target: str | None, run_dir: Path | None, epoch: int | None, k: int, per: int, out: Path,
+               overwrite: bool) -> None:
     """Write the state after K whole-epoch steps as a run folder at `out`, through the training session: the config
-    (or a copy of the run `run_dir`) trained on and stopped after the K steps' epochs, status interrupted when its
-    epoch count is not reached, so `bpcli train --resume out` continues it exactly as training would have."""
-    from bpcli.claim import check_target, commit, lock_run, stage
+    trained (or the run `run_dir`, at `epoch` or its checkpoint, branched into `out`: the run itself is never
+    rewritten) and stopped after the K steps' epochs, status interrupted when its epoch count is not reached, so
+    `bpcli train --resume out` continues it exactly as training would have."""
     from bpcli.config import with_overrides
-    from bpcli.runs import MANIFEST, checkpoint_dir, load_run
+    from bpcli.runs import load_run
     from bpcli.session import open_session, run_training
 
     stop = _stop_after(k)
     if run_dir is None:
         s = open_session(target, out=out, overwrite=overwrite)
-        epochs = k // per
-        cfg = with_overrides(s.cfg, epochs=epochs) if epochs > s.cfg.train.epochs else s.cfg
+        cfg = with_overrides(s.cfg, epochs=k // per) if k // per > s.cfg.train.epochs else s.cfg
         run_training(cfg, s.data, out, should_stop=stop, overwrite=overwrite)
         return
+    from bpcli.claim import check_target
     check_target(out, overwrite)
-    staged, own = stage(out.parent, out)
-    try:
-        lock = lock_run(run_dir)  # no bpcli process is writing the run while it is copied
-        try:
-            ck = checkpoint_dir(run_dir)
-            for name in (MANIFEST, "history.csv"):
-                shutil.copy2(run_dir / name, staged / name)
-            shutil.copytree(ck, staged / ck.name)
-        finally:
-            lock.release()
-        loaded = load_run(staged)
-        epochs = loaded.state.epoch + k // per
-        cfg = with_overrides(loaded.cfg, epochs=epochs) if epochs > loaded.cfg.train.epochs else loaded.cfg
-        run_training(cfg, None, None, should_stop=stop, resume=loaded)
-        commit(staged, out, overwrite)
-    except BaseException:
-        shutil.rmtree(staged, ignore_errors=True)
-        raise
-    finally:
-        own.release()
+    loaded = load_run(run_dir, epoch)
+    if loaded.epoch is None:  # the checkpoint: a branch from its own epoch, history and snapshots carried over
+        loaded = replace(loaded, epoch=loaded.state.epoch)
+    epochs = loaded.state.epoch + k // per
+    cfg = with_overrides(loaded.cfg, epochs=epochs) if epochs > loaded.cfg.train.epochs else loaded.cfg
+    run_training(cfg, None, out, should_stop=stop, resume=loaded, overwrite=overwrite)
 
 
 def _stop_after(k: int):

@@ -188,6 +188,20 @@ class _Tally:
         return metric_of(self.score, m, labels, self.ss_tot)
 
 
+def training_rng(settings: TrainConfig, state: TrainState) -> np.random.Generator:
+    """The generator that shuffles the mini-batches: seeded from train.seed, or at a saved state."""
+    rng = np.random.default_rng(settings.seed)
+    if state.rng_state is not None:
+        rng.bit_generator.state = state.rng_state
+    return rng
+
+
+def epoch_order(rng: np.random.Generator, m: int, batch_size: int | None) -> Array | None:
+    """The order one epoch visits the m training rows in: None for full batch, else a fresh permutation;
+    batch k (0-based) is rows order[k * batch_size:(k + 1) * batch_size]."""
+    return None if batch_size is None or batch_size >= m else rng.permutation(m)
+
+
 def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig,
         state: TrainState | None = None, should_stop: Callable[[], bool] = lambda: False) -> Iterator[EpochRecord]:
     """Train `net` in place, yielding one EpochRecord per epoch.
@@ -197,9 +211,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     epoch's and state.status becomes 'diverged'. should_stop() is polled after every batch (Ctrl-C).
     """
     state = state or TrainState()
-    rng = np.random.default_rng(settings.seed)
-    if state.rng_state is not None:
-        rng.bit_generator.state = state.rng_state
+    rng = training_rng(settings, state)
     opt = Optimizer(net, settings, state.buffers)
     state.buffers = opt.buffers
     dtype = net.dtype
@@ -223,7 +235,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     while state.epoch < settings.epochs:
         t0 = time.perf_counter()
         snap.take(arrays, opt.buffers, state.step, rng_state)
-        order = None if full else rng.permutation(m)
+        order = epoch_order(rng, m, settings.batch_size)
         tally.reset()
         interrupted = False
         tape = None
@@ -303,7 +315,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             rng_state = rng.bit_generator.state
         state.rng_state = rng_state
         yield rec
-        if settings.patience is not None and state.bad_epochs >= settings.patience:
+        if _patience_out(state, settings):
             state.status = "early_stopped"
             state.message = (f"validation loss did not improve for {settings.patience} epochs; "
                              f"stopped at epoch {state.epoch}")
@@ -311,6 +323,16 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             return
     state.status = "completed"
     _end_on_best(net, state, settings)
+
+
+def _patience_out(state: TrainState, settings: TrainConfig) -> bool:
+    return settings.patience is not None and state.bad_epochs >= settings.patience
+
+
+def stops_after(state: TrainState, settings: TrainConfig) -> bool:
+    """True at the epoch fit stops after of itself (told at its yield): the epoch count reached, or early
+    stopping's patience run out."""
+    return state.epoch >= settings.epochs or _patience_out(state, settings)
 
 
 def _watch_best(net: Network, state: TrainState, settings: TrainConfig, val_loss: float | None) -> bool:

@@ -7,6 +7,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from bpcli.render.wrap import Prose
+
 
 def _size(n: int) -> str:
     return f"{n} B" if n < 1024 else f"{n / 1024:.1f} KiB"
@@ -22,14 +24,14 @@ def export_view(res) -> Group:
         extras.append("inputs standardised with the training statistics")
     if res.classes:
         extras.append("classes " + ", ".join(res.classes))
-    if extras:
-        head.append("\n" + " · ".join(extras), style="dim")
+    for extra in extras:
+        head.append("\n" + extra, style="dim")
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     t.add_column("file", no_wrap=True)
     t.add_column("size", justify="right", no_wrap=True)
     for name, n in res.files:
         t.add_row(Text(name), _size(n))
-    return Group(head, t, Text.assemble("load it: ", (res.usage, "bold")))
+    return Group(Prose(head), t, Prose(Text.assemble("load it: ", (res.usage, "bold"))))
 
 
 def import_view(res) -> Group:
@@ -44,10 +46,10 @@ def import_view(res) -> Group:
         bias = "off" if layer.bias_key is None else f"{layer.bias_key} ({layer.bias})"
         t.add_row(layer.letter, Text(layer.weight_key), Text(bias), str(layer.n_in), str(layer.n_out),
                   Text(layer.activation))
-    parts = [head, t]
+    parts = [Prose(head), t]
     for note in res.notes:
-        parts.append(Text("note: " + note, style="dim"))
-    parts.append(Text.assemble("next: ", (f"bpcli show {res.out}", "bold"), ", ",
-                               (f"bpcli explain {res.out} -w w11", "bold"), ", ",
-                               (f"bpcli gradcheck {res.out} --against torch", "bold")))
+        parts.append(Prose(Text("note: " + note, style="dim")))
+    parts.append(Prose(Text.assemble("next: ", (f"`bpcli show {res.out}`", "bold"), ", ",
+                                     (f"`bpcli explain {res.out} -w w11`", "bold"), ", ",
+                                     (f"`bpcli gradcheck {res.out} --against torch`", "bold"))))
     return Group(*parts)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from rich import box
 from rich.console import Group
-from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
 from bpcli.render import fmt
+from bpcli.render.wrap import Prose
 
 
 def _factor(f: float | None) -> str:
@@ -24,7 +24,7 @@ def diagnose_view(rep) -> Group:
     head.append(f"diagnose {rep.name}", style="bold")
     head.append(f"  ({rep.source})  answers: {rep.answers}\n")
     head.append(f"dC/dparam on {what} · right when the relative error is <= {rep.tol:g}", style="dim")
-    parts.append(head)
+    parts.append(Prose(head))
 
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     t.add_column("param")
@@ -45,14 +45,14 @@ def diagnose_view(rep) -> Group:
         block.append(f"yours {fmt(r.learner)}, the engine's {fmt(r.engine)}")
         if r.factor is not None:
             block.append(f" ({_factor(r.factor)} the right value)")
-        parts.append(block)
+        parts.append(Prose(block))
         if not r.findings:
-            parts.append(Padding(Text.assemble(("not one of the known mistakes", "yellow"),
-                                               (" (two at once, or another slip); `bpcli explain --weight "
-                                                f"{r.name}` shows every factor", "dim")), (0, 0, 0, 2), expand=False))
+            parts.append(Prose(Text.assemble(("not one of the known mistakes", "yellow"),
+                                             (" (two at once, or another slip); `bpcli explain --weight "
+                                              f"{r.name}` shows every factor", "dim")), indent=2))
         for f in r.findings:
-            parts.append(Padding(Text.assemble(("reproduced by: ", "dim"), (f.label, "bold yellow")), (0, 0, 0, 2), expand=False))
-            parts.append(Padding(Text(f.text), (0, 0, 0, 4), expand=False))
+            parts.append(Prose(Text.assemble(("reproduced by: ", "dim"), (f.label, "bold yellow")), indent=2))
+            parts.append(Prose(f.text, indent=4))
 
     right = len(rep.rows) - len(rep.wrong)
     if not rep.wrong:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from bpcli.model import LETTERS, SYMBOLS, Layer, node_name, weight_name
+from bpcli.prose import wrap
 
 FORMULAS = {
     "sigmoid": ("f(z) = 1 / (1 + e^(-z)), f'(z) = f(z) (1 - f(z))",
@@ -46,13 +47,13 @@ def sheet_markdown(sheet) -> str:
     desc = ", ".join(f"layer {layer.letter} ({', '.join(node_name(layer, j) for j in range(layer.n_out))})"
                      for layer, _ in layers)
     out = [f"# Backpropagation exercise (seed {sheet.seed})", "",
-           f"A {sheet.size_text} network: inputs {', '.join(sheet.config['inputs'])}; {desc}.",
-           f"Every node computes z = sum_k w_jk a_k + b_j and a = f(z) with the {sheet.activation} activation: "
-           f"{FORMULAS[sheet.activation][0]}.",
-           "The weight w_jk goes into node j from node k of the layer before "
-           "(a layer of one node drops j: v1 comes from o1).",
-           "The loss of one sample is L = 1/2 (y - y')^2 and the cost is the mean over the m samples, "
-           "C = 1/m * sum_i L_i.", "", "| layer | parameter | value |", "|---|---|---|"]
+           *wrap(f"A {sheet.size_text} network: inputs {', '.join(sheet.config['inputs'])}; {desc}."),
+           *wrap(f"Every node computes z = sum_k w_jk a_k + b_j and a = f(z) with the {sheet.activation} activation: "
+                 f"{FORMULAS[sheet.activation][0]}."),
+           *wrap("The weight w_jk goes into node j from node k of the layer before "
+                 "(a layer of one node drops j: v1 comes from o1)."),
+           *wrap("The loss of one sample is L = 1/2 (y - y')^2 and the cost is the mean over the m samples, "
+                 "C = 1/m * sum_i L_i."), "", "| layer | parameter | value |", "|---|---|---|"]
     out += [f"| {l} | {n} | {_g(v)} |" for l, n, v in _param_rows(sheet)]
     xs, ys = sheet.config["data"]["x"], sheet.config["data"]["y"]
     head = sheet.config["inputs"] + (["y"] if len(ys[0]) == 1 else [f"y{k + 1}" for k in range(len(ys[0]))])
@@ -61,7 +62,8 @@ def sheet_markdown(sheet) -> str:
     out += [f"| {i + 1} | " + " | ".join(_g(v) for v in x + y) + " |" for i, (x, y) in enumerate(zip(xs, ys))]
     out += ["", "Questions:", ""]
     out += [f"{i + 1}. Compute dC/d{q}." for i, q in enumerate(sheet.questions)]
-    out += ["", "Give at least 4 significant figures. To check your working, write `answers.yaml`:", "", "```yaml",
+    out += ["", *wrap("Give at least 4 significant figures. To check your working, write `answers.yaml`:"), "",
+            "```yaml",
             _answers_yaml(sheet), "```", "", "and run `bpcli diagnose answers.yaml`.", ""]
     return "\n".join(out)
 
@@ -71,11 +73,11 @@ def sheet_latex(sheet) -> str:
     tex_name = lambda n: n.replace("_", r"\_")  # noqa: E731
     out = [f"% bpcli exercise --seed {sheet.seed} --size {sheet.size_text} --activation {sheet.activation}",
            rf"\section*{{Backpropagation exercise (seed {sheet.seed})}}",
-           f"A {sheet.size_text} network with inputs ${', '.join(sheet.config['inputs'])}$ and layers "
-           f"{', '.join(layer.letter for layer, _ in layers)}; every node computes $z_j = \\sum_k w_{{jk}} a_k + b_j$ "
-           f"and $a_j = f(z_j)$ with ${FORMULAS[sheet.activation][1]}$.",
-           r"The loss of one sample is $L = \tfrac12 (y - y')^2$ and the cost is "
-           r"$C = \frac{1}{m}\sum_{i=1}^{m} L_i$.", "",
+           *wrap(f"A {sheet.size_text} network with inputs ${', '.join(sheet.config['inputs'])}$ and layers "
+                 f"{', '.join(layer.letter for layer, _ in layers)}; every node computes "
+                 f"$z_j = \\sum_k w_{{jk}} a_k + b_j$ and $a_j = f(z_j)$ with ${FORMULAS[sheet.activation][1]}$."),
+           *wrap(r"The loss of one sample is $L = \tfrac12 (y - y')^2$ and the cost is "
+                 r"$C = \frac{1}{m}\sum_{i=1}^{m} L_i$."), "",
            r"\begin{tabular}{llr}", r"layer & parameter & value \\ \hline"]
     out += [rf"{l} & {tex_name(n)} & {_g(v)} \\" for l, n, v in _param_rows(sheet)]
     out += [r"\end{tabular}", ""]

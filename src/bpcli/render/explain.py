@@ -10,7 +10,7 @@ from rich.text import Text
 
 from bpcli.render import fmt, fmt_error
 from bpcli.render.explain_update import num, update_header, update_lines
-from bpcli.render.wrap import NoTrailingSpaces, Wrapped
+from bpcli.render.wrap import Prose
 
 MAX_ROWS = 10  # per-sample rows shown before the summary line (all of them are in --json)
 MAX_NODE_ROWS = 12  # rows of a sum or delta table
@@ -129,9 +129,9 @@ def _steps_grid(e) -> Table:
     g.add_column()
     for s in list(e.steps) + [e.chain]:
         bold = "bold " if s is e.chain else ""
-        cell = [Wrapped(Text(s.text, style=bold + "cyan"))]
+        cell = [Prose(Text(s.text, style=bold + "cyan"), hang=4)]
         if s.note:
-            cell.append(Wrapped(Text(s.note, style="dim")))
+            cell.append(Prose(Text(s.note, style="dim")))
         g.add_row(s.label, Group(*cell))
     return g
 
@@ -154,14 +154,14 @@ def _sum_table(s, e) -> Group:
     if s.result is not None and len(s.combine) == 3:  # an upstream sum: times f'(z) gives the delta, times the input
         fp, delta, inp = s.combine
         node_delta = delta.symbol
-        parts.append(Wrapped(f"{node_delta} = {fp.symbol} * {s.result_symbol} = {num(fp.value)} * {num(s.total)} "
-                             f"= {fmt(delta.value)}", style="cyan"))
-        parts.append(Wrapped(f"{s.result.symbol} = {node_delta} * {inp.symbol} = {num(delta.value)} * "
-                             f"{num(inp.value)} = {fmt(s.result.value)}", style="cyan"))
+        parts.append(Prose(f"{node_delta} = {fp.symbol} * {s.result_symbol} = {num(fp.value)} * {num(s.total)} "
+                             f"= {fmt(delta.value)}", style="cyan", hang=4))
+        parts.append(Prose(f"{s.result.symbol} = {node_delta} * {inp.symbol} = {num(delta.value)} * "
+                             f"{num(inp.value)} = {fmt(s.result.value)}", style="cyan", hang=4))
     elif s.result is not None and len(s.combine) == 1:  # the softmax Jacobian: times the input
         inp = s.combine[0]
-        parts.append(Wrapped(f"{s.result.symbol} = {s.result_symbol} * {inp.symbol} = {num(s.total)} * "
-                             f"{num(inp.value)} = {fmt(s.result.value)}", style="cyan"))
+        parts.append(Prose(f"{s.result.symbol} = {s.result_symbol} * {inp.symbol} = {num(s.total)} * "
+                             f"{num(inp.value)} = {fmt(s.result.value)}", style="cyan", hang=4))
     return Group(*parts)
 
 
@@ -183,11 +183,11 @@ def _detail(e) -> Group:
         why = Text(d.rule, style="dim")
         if d.operands:
             why.append(" with " + ", ".join(f"{o.symbol} = {fmt(o.value)}" for o in d.operands), style="dim")
-        g.add_row(Text(d.symbol), "=", fmt(d.value), "", Wrapped(why))
+        g.add_row(Text(d.symbol), "=", fmt(d.value), "", Prose(why))
     prod = Text(f"dL_{i + 1}/d{e.name} = {product_text([d.value for d in e.detail])} = {fmt(e.products[i])}",
                 style="bold cyan")
-    parts = [Wrapped(head), g, Wrapped(prod), Text(""),
-             Wrapped(f"The deltas at sample {i + 1}, from the output back to layer {e.layer}:")]
+    parts = [Prose(head), g, Prose(prod), Text(""),
+             Prose(f"The deltas at sample {i + 1}, from the output back to layer {e.layer}:")]
     for ld in e.layers:
         parts.append(_delta_table(ld, e))
     return Group(*parts)
@@ -203,13 +203,13 @@ def _delta_table(ld, e) -> Group:
         t.add_row(Text(label(e, nd.node)), fmt(nd.upstream), fmt(nd.fprime), fmt(nd.delta))
     if len(ld.nodes) > MAX_NODE_ROWS:
         t.add_row("...", Text(f"{len(ld.nodes) - MAX_NODE_ROWS} more"), "", "")
-    return Group(Wrapped(Text(f"layer {ld.letter}: {ld.rule}", style="bold")), t)
+    return Group(Prose(Text(f"layer {ld.letter}: {ld.rule}", style="bold")), t)
 
 
 def _paths_view(e) -> Group:
     p = e.paths
     if p.listed is None:
-        return Group(Wrapped(Text(f"{_plural(p.count, 'path')} lead from {e.name} to the loss, more than {p.limit}: "
+        return Group(Prose(Text(f"{_plural(p.count, 'path')} lead from {e.name} to the loss, more than {p.limit}: "
                                   "not listed (the sums above add them up layer by layer)", style="dim")))
     i = e.sample + 1
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=Text(f"{_plural(p.count, 'path')} from {e.name} to the loss"),
@@ -222,15 +222,15 @@ def _paths_view(e) -> Group:
     for n, term in enumerate(p.listed, 1):
         cell = Text(" * ".join(term.symbols), style="cyan")
         cell.append("\n= " + product_text(term.values), style="dim")
-        t.add_row(str(n), Wrapped(" -> ".join(term.nodes)), Wrapped(cell), fmt(term.sample_product),
+        t.add_row(str(n), Prose(" -> ".join(term.nodes)), Prose(cell), fmt(term.sample_product),
                   fmt(term.contribution))
     t.add_section()
-    t.add_row("", Text("sum"), Wrapped(f"= dL_{i}/d{e.name} and dC/d{e.name}"), Text(fmt(p.sample_sum), style="bold"),
+    t.add_row("", Text("sum"), Prose(f"= dL_{i}/d{e.name} and dC/d{e.name}"), Text(fmt(p.sample_sum), style="bold"),
               Text(fmt(p.total), style="bold green"))
     ok = abs(p.total - e.engine) <= 1e-9 * max(abs(e.engine), 1e-300) + 1e-15
     verdict = Text("the paths add up to the engine's gradient" if ok else "the paths do NOT add up to the engine's gradient",
                    style="green" if ok else "bold red")
-    return Group(t, Wrapped(verdict))
+    return Group(t, Prose(verdict))
 
 
 def _totals(e) -> Table:
@@ -240,10 +240,10 @@ def _totals(e) -> Table:
     P = e.name
     eng = Text(f"dC/d{P} = {fmt(e.engine)}", style="bold")
     if e.agrees:
-        eng.append("  (backward pass; the mean above agrees)", style="green")
+        eng.append("  backward pass; the mean above agrees", style="green")
     else:
         eng.append(f"  differs from the mean above by {fmt(abs(e.engine - e.mean), 3)}", style="bold red")
-    g.add_row("engine gradient", Wrapped(eng))
+    g.add_row("engine gradient", Prose(eng))
     nc = e.numeric
     chk = Text(f"(C({P} + h) - C({P} - h)) / 2h = {fmt(nc.gradient)} with h = {fmt(nc.h)}: ")
     chk.append(f"relative error {fmt_error(nc.rel_error)}", style="green" if nc.agrees else "bold red")
@@ -252,17 +252,17 @@ def _totals(e) -> Table:
     chk.append(f"  {word}", style="green" if nc.agrees else "magenta" if nc.verdict == "inconclusive" else "bold red")
     if nc.note:
         chk.append("\n" + nc.note, style="dim")
-    g.add_row("numeric check", Wrapped(chk))
+    g.add_row("numeric check", Prose(chk))
     u = e.update
-    cell = [Wrapped(update_header(u) + ":" if u.trainable else update_header(u))]
+    cell = [Prose(update_header(u) + ":" if u.trainable else update_header(u))]
     lines = update_lines(P, u)
     for k, line in enumerate(lines):
         t = Text(line, style="cyan")
         if k == len(lines) - 1:
             t.stylize("bold", line.rindex("= ") + 2)
-        cell.append(Wrapped(t))
+        cell.append(Prose(t, hang=4))
     if u.note:
-        cell.append(Wrapped(Text(u.note, style="dim")))
+        cell.append(Prose(Text(u.note, style="dim")))
     g.add_row("update", Group(*cell))
     return g
 
@@ -276,21 +276,21 @@ def explanation_view(e, name: str = "", source: str = "", scaled: bool = False) 
     sub.append(f"{_plural(e.m, 'sample')}" + (", inputs standardised as in training" if scaled else ""), style="dim")
     if e.dtype != "float64":
         sub.append(f", computed in {e.dtype}", style="dim")
-    parts = [Wrapped(title), Wrapped(sub), Text(""), _steps_grid(e), Text("")]
-    parts += [Wrapped(Text(f"Every factor at every sample (dL_i/d{e.name} is their product):", style="bold")),
+    parts = [Prose(title), Prose(sub), Text(""), _steps_grid(e), Text("")]
+    parts += [Prose(Text(f"Every factor at every sample (dL_i/d{e.name} is their product):", style="bold")),
               Text("")]
     parts += [_fitted_sample_table(e), Text("")]
     shown = len([r for r in _sample_rows(e) if r is not None])
     if e.m > shown:
         lo, hi = min(e.products), max(e.products)
-        parts.append(Wrapped(Text(f"showing {shown} of {e.m} samples (all of them in --json); dL_i/d{e.name} ranges "
+        parts.append(Prose(Text(f"showing {shown} of {e.m} samples (all of them in --json); dL_i/d{e.name} ranges "
                                   f"from {fmt(lo)} to {fmt(hi)}", style="dim")))
-    parts.append(Wrapped(f"mean over the {_plural(e.m, 'sample')}: dC/d{e.name} = 1/{e.m} * sum_i dL_i/d{e.name} "
+    parts.append(Prose(f"mean over the {_plural(e.m, 'sample')}: dC/d{e.name} = 1/{e.m} * sum_i dL_i/d{e.name} "
                          f"= {fmt(e.mean)}"))
     sums = [s for s in e.sums if e.sample_given or len(s.rows) > 1]
     if sums:
         at = f"At sample {e.sample + 1}" + ("" if e.sample_given else " (choose another with --sample I)")
-        parts += [Text(""), Wrapped(Text(at + ":", style="bold"))]
+        parts += [Text(""), Prose(Text(at + ":", style="bold"))]
         parts += [_sum_table(s, e) for s in sums]
     if e.sample_given:
         parts += [Text(""), _detail(e)]
@@ -307,4 +307,4 @@ def explain_view(report) -> Group:
         if n:
             parts.append(Text("\n" + "-" * 40, style="dim"))
         parts.append(explanation_view(e, report.name, report.source, report.scaled))
-    return NoTrailingSpaces(Group(*parts))
+    return Group(*parts)

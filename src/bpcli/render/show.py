@@ -7,6 +7,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from bpcli.render.wrap import Prose
+
 
 def _abbrev(names, limit: int = 4, max_chars: int = 28) -> str:
     names = list(names)
@@ -22,13 +24,17 @@ def show_view(res, max_params: int = 60, compact: bool = False, max_equations: i
     compact: just the diagram, loss and layers (what `train` shows before training).
     With a sample (show --sample I): the diagram, then that sample's forward values and deltas.
     """
-    head = Text.assemble((res.name, "bold"), "  ", Text(res.source), "  ", (f"{res.n_params} parameters", "dim"))
+    at = f" after epoch {res.epoch}" if res.epoch is not None else ""
+    head = Text.assemble((res.name, "bold"), "  ", Text(res.source + at), "  ", (f"{res.n_params} parameters", "dim"))
     stages = [_abbrev(res.inputs)] + [_abbrev(r.nodes) for r in res.layers]
     diagram = Text(" -> ".join(stages) + "  (output y')")
+    if res.output_labels is not None:
+        diagram = Group(diagram, Text.assemble(("outputs ", "bold"), Text(", ".join(
+            f"{n} ({lab})" for n, lab in zip(res.layers[-1].nodes, res.output_labels)))))
     if res.sample is not None:
         return Group(head, diagram, sample_view(res.sample))
-    loss = Text.assemble(("loss ", "bold"), res.loss, "  ", (res.loss_formula, "dim"),
-                         ("   C = 1/m * sum_i L_i", "dim"))
+    loss = Prose(Text.assemble(("loss ", "bold"), res.loss, "  ", (res.loss_formula, "dim"),
+                               ("   C = 1/m * sum_i L_i", "dim")))  # wrapped between formulas, never inside one
     layers = Table(box=box.SIMPLE_HEAD, title="Layers", title_justify="left", pad_edge=False)
     for col in ("layer", "nodes", "in", "activation", "bias", "weights", "params"):
         layers.add_column(col, justify="right" if col in ("in", "params") else "left", no_wrap=True)
@@ -43,12 +49,19 @@ def show_view(res, max_params: int = 60, compact: bool = False, max_equations: i
     eq_grid = Table.grid(padding=(0, 2))
     eq_grid.add_column(no_wrap=True, style="cyan")
     eq_grid.add_column(style="cyan")
-    for e in res.equations[:max_equations]:
+    shown = list(res.equations)
+    outs: list[str] = []
+    if len(shown) > max_equations:  # the first hidden nodes, then the output layer's first (up to 3)
+        outs = [e for e in shown if e.startswith("y'")][:3]
+        shown = [e for e in shown if not e.startswith("y'")][:max_equations - len(outs)]
+    more = sum(len(r.nodes) for r in res.layers) - len(shown) - len(outs)
+    for e in shown + ([None] if more else []) + outs:
+        if e is None:
+            eq_grid.add_row(Text(f"... {more} more nodes", style="dim"), "")
+            continue
         out, _, z = e.partition(",  ")
         eq_grid.add_row(Text(out + ("," if z else "")), Text(z))
     eqs = [eq_grid] if res.equations else []
-    if len(res.equations) > max_equations:
-        eqs.append(Text(f"... {len(res.equations) - max_equations} more nodes", style="dim"))
     params = Table(box=box.SIMPLE_HEAD, title="Parameters", title_justify="left", pad_edge=False)
     for col in ("name", "layer", "to", "from", "value"):
         params.add_column(col, justify="right" if col == "value" else "left", no_wrap=True,
@@ -56,7 +69,7 @@ def show_view(res, max_params: int = 60, compact: bool = False, max_equations: i
     for p in res.params[:max_params]:
         name = Text(p.name) if p.trainable else Text(p.name + " (frozen)", style="dim")
         params.add_row(name, p.layer, Text(p.to_node), Text(p.from_node), f"{p.value:.6g}")
-    parts = [head, diagram, *eqs, loss, layers, params]
+    parts = [head, diagram, *eqs, loss, layers, params] + ([snapshots_line(res.snapshots)] if res.snapshots else [])
     if len(res.params) > max_params:
         parts.append(Text(f"... and {len(res.params) - max_params} more parameters (all of them in --json)", style="dim"))
     return Group(*parts)
@@ -97,3 +110,11 @@ def sample_view(tr, max_nodes: int = 8) -> Group:
     note = Text("delta: dL/dz of the node for this sample; the gradient of a weight into it is delta * the input "
                 "it multiplies (every one in --json and in --dot).", style="dim")
     return Group(*lines, t, loss, note)
+
+
+def snapshots_line(s: dict) -> Text:
+    """'snapshots: epochs 0-10000 every 10 (1,001 kept, 3.2 MB); bpcli show RUN --epoch N'."""
+    if not s["count"]:
+        return Text("snapshots: none kept (train.snapshots: off, or a run made before snapshots)", style="dim")
+    return Text.assemble(("snapshots: ", "bold"), f"epochs {s['epochs']} ({s['count']:,} kept, "
+                         f"{s['bytes'] / 1e6:.1f} MB)", ("; look at one with --epoch N", "dim"))

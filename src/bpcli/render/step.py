@@ -9,7 +9,7 @@ from rich.text import Text
 
 from bpcli.render import digits_apart, fmt, fmt_metric, metric_label
 from bpcli.render.explain_update import NAMES, settings_text
-from bpcli.render.wrap import NoTrailingSpaces, Wrapped
+from bpcli.render.wrap import Prose
 
 RULES = {  # the update each optimiser makes, for the line above the table
     "gd": "update = -lr * g", "sgd": "update = -lr * g",
@@ -47,33 +47,33 @@ def step_table(r, max_rows: int) -> Table:
     return t
 
 
-def step_view(r, max_rows: int = 20) -> NoTrailingSpaces:
+def step_view(r, max_rows: int = 20) -> Group:
     """Header, the per-parameter table, the cost before and after, and what was written."""
     title = Text.assemble(("step ", "bold"), (r.name, "bold"), f"  ({r.source})", style="")
     what = f"{_plural(r.steps, 'step')} of {NAMES.get(r.optimizer, r.optimizer)} ({r.optimizer}), {settings_text(r.optimizer, r.lr, r.hyper, r.weight_decay)}"
-    parts = [Wrapped(title), Wrapped(Text(what, style="bold")), Wrapped(Text(_where(r), style="dim")),
-             Wrapped(Text(_batches(r), style="dim")), Text("")]
+    parts = [Prose(title), Prose(Text(what, style="bold")), Prose(Text(_where(r), style="dim")),
+             Prose(Text(_batches(r), style="dim")), Text("")]
     rule = RULES.get(r.optimizer, "")
     g = "g = dC/dp + wd * p for a weight, dC/dp for a bias" if r.weight_decay else "g = dC/dp"
-    parts.append(Wrapped(Text(f"{rule}, {g}", style="cyan")))
+    parts.append(Prose(Text(f"{rule}, {g}", style="cyan")))
     if r.steps > 1:
-        parts.append(Wrapped(Text(f"gradient: step 1's; change: after - value, the {r.steps} steps together",
+        parts.append(Prose(Text(f"gradient: step 1's; change: after - value, the {r.steps} steps together",
                                   style="dim")))
     parts.append(step_table(r, max_rows))
     if len(r.params) > max_rows:
-        parts.append(Wrapped(Text(f"... {len(r.params) - max_rows} more parameters (choose with --weight; all of "
+        parts.append(Prose(Text(f"... {len(r.params) - max_rows} more parameters (choose with --weight; all of "
                                   "them in --json)", style="dim")))
     cost = Text(f"cost C = {fmt(r.cost_before)} -> {fmt(r.cost_after)}", style="bold")
     if r.metric_before is not None or r.metric_after is not None:
         cost.append(f"   {metric_label(r.metric)} {fmt_metric(r.metric, r.metric_before)} -> "
                     f"{fmt_metric(r.metric, r.metric_after)}")
-    parts.append(Wrapped(cost))
+    parts.append(Prose(cost))
     if r.message:
-        parts.append(Wrapped(Text(r.message, style="bold red" if r.status == "diverged" else "yellow")))
+        parts.append(Prose(Text(r.message, style="bold red" if r.status == "diverged" else "yellow")))
     if r.out is not None:
-        parts.append(Wrapped(f"wrote the run folder {r.out}: continue it with `bpcli train --resume {r.out}`"))
+        parts.append(Prose(f"wrote the run folder {r.out}: continue it with `bpcli train --resume {r.out}`"))
     else:
-        parts.append(Wrapped(Text("nothing written; --out DIR saves the weights after the steps as a run folder",
+        parts.append(Prose(Text("nothing written; --out DIR saves the weights after the steps as a run folder",
                                   style="dim")))
-    parts.append(Wrapped(Text("every term of one parameter's update: bpcli explain -w NAME", style="dim")))
-    return NoTrailingSpaces(Group(*parts))
+    parts.append(Prose(Text("every term of one parameter's update: bpcli explain -w NAME", style="dim")))
+    return Group(*parts)

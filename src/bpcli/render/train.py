@@ -2,12 +2,46 @@
 
 from __future__ import annotations
 
-from rich import box
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from bpcli.render import fmt_metric, metric_label, sparkline, fmt
+from bpcli.render import fmt, fmt_metric, metric_label, sparkline
+from bpcli.render.wrap import Prose
+
+
+def optimiser_text(s: dict, n_train: int) -> tuple[str, str]:
+    """('adam, lr 0.01, batches of 32', 'beta1 0.9, beta2 0.999, epsilon 1e-08'): the optimiser, and its own
+    constants ('' for gd and sgd)."""
+    bs = s["batch_size"]
+    batches = "full batch" if bs is None or bs >= n_train else f"batches of {bs}"
+    extra = ", ".join(f"{k} {s[k]:g}" for k in ("momentum", "beta1", "beta2", "epsilon") if k in s)
+    return f"{s['optimizer']}, lr {s['lr']:g}, {batches}", extra
+
+
+def seeds_text(s: dict) -> str:
+    """'init 0, train 0' and the data generator's and validation split's seeds where they apply."""
+    return ", ".join(f"{k} {v}" for k, v in s["seeds"].items() if v is not None)
+
+
+def early_stopping_text(s: dict) -> str:
+    es = s["early_stopping"]
+    if es is None:
+        return "off"
+    return (f"patience {es['patience']}" + (f", min_delta {es['min_delta']:g}" if es["min_delta"] else "")
+            + (", best weights kept" if es["restore_best"] else ""))
+
+
+def weights_text(res) -> str:
+    """Which weights the final numbers are at."""
+    return ("at the final weights" if res.weights_epoch in (None, res.epochs)
+            else f"at epoch {res.weights_epoch}'s weights")
+
+
+def rose_text(res) -> str:
+    """The one line that says the run made its loss worse."""
+    return (f"the loss rose: {fmt(res.history[0].loss)} (epoch 1) -> {fmt(res.loss)} (final)"
+            + (f"; lr {res.settings['lr']:g} may be too large" if res.settings else ""))
 
 
 def train_view(res) -> Panel:
@@ -16,12 +50,27 @@ def train_view(res) -> Panel:
     t.add_column(style="bold")
     t.add_column()
     status_style = {"completed": "green", "early_stopped": "green", "diverged": "red", "interrupted": "yellow"}
-    t.add_row("status", Text(res.status.replace("_", " "), style=status_style.get(res.status, "")))
+    status = Text(res.status.replace("_", " "), style=status_style.get(res.status, ""))
+    if res.loss_rose and res.status in ("completed", "early_stopped"):
+        status.append(", but the loss rose", style="bold yellow")
+    t.add_row("status", status)
     if res.message:
         t.add_row("", Text(res.message))
-    t.add_row("epochs", f"{res.epochs}  ({res.seconds:.2f} s)")
+    s = res.settings
+    planned = f" of {s['epochs']}" if s and s["epochs"] != res.epochs else ""
+    t.add_row("epochs", f"{res.epochs}{planned}  ({res.seconds:.2f} s)")
+    if s:
+        optimiser, constants = optimiser_text(s, res.n_train)
+        t.add_row("optimiser", optimiser)
+        if constants:
+            t.add_row("", Text(constants, style="dim"))
+        t.add_row("seeds", seeds_text(s))
+        t.add_row("weight decay", f"{s['weight_decay']:g}")
+        t.add_row("early stopping", early_stopping_text(s))
     t.add_row("samples", f"{res.n_train} train" + (f", {res.n_val} validation" if res.n_val else ""))
-    t.add_row("final loss", f"{fmt(res.loss)} train" + (f", {fmt(res.val_loss)} validation" if res.val_loss is not None else ""))
+    at = weights_text(res)
+    t.add_row("final loss", f"{fmt(res.loss)} train" + (f", {fmt(res.val_loss)} validation" if res.val_loss is not None
+                                                         else "") + f", {at}")
     if res.penalty is not None:  # the objective minimised is the data loss plus the L2 term
         t.add_row("", Text(f"data loss; + L2 penalty {fmt(res.penalty)} = objective {fmt(res.loss + res.penalty)}",
                            style="dim"))
@@ -32,9 +81,22 @@ def train_view(res) -> Panel:
         t.add_row("weights", f"from epoch {res.weights_epoch} (best validation loss)")
     losses = res.losses
     if losses:
-        t.add_row("loss curve", Text(sparkline(losses), style="cyan"))
-        t.add_row("", Text(f"{fmt(losses[0])} -> {fmt(losses[-1])} (mean over each epoch, log scale)",
-                                style="dim"))
+        full = s is None or s["batch_size"] is None or s["batch_size"] >= res.n_train
+        t.add_row("epoch loss", Text(sparkline(losses), style="cyan"))
+        t.add_row("", Text(f"{fmt(losses[0])} in epoch 1 -> {fmt(losses[-1])} in epoch {res.history[-1].epoch}",
+                           style="dim"))
+        t.add_row("", Text("each epoch's loss before its step, log scale" if full else
+                           "each epoch's mean over its batches, log scale", style="dim"))
     if res.run_dir:
-        t.add_row("run folder", Text(res.run_dir))
+        t.add_row("run folder", Text(res.run_dir, overflow="fold"))
     return Panel(t, title=Text(f"trained {res.name}"), title_align="left", expand=False)
+
+
+def examples_view(res) -> Table:
+    """`bpcli init --list`: each shipped example's name and what it shows, wrapped to the terminal."""
+    t = Table.grid(padding=(0, 2))
+    t.add_column(no_wrap=True, style="bold")
+    t.add_column()
+    for name, description in res.examples:
+        t.add_row(Text(name), Prose(description))
+    return t

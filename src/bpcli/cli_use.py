@@ -1,0 +1,143 @@
+"""The commands that use what was trained: predict, evaluate and runs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bpcli.cli_common import JsonOpt, emit_json, err_console, handles_errors, out_console
+from bpcli.errors import BpcliError
+
+UseRunArg = Annotated[Path, typer.Argument(
+    help="A run folder made by `bpcli train`, or latest (the newest in runs/; FOLDER/latest: the newest in FOLDER).",
+    show_default=False, metavar="RUN")]
+DataArg = Annotated[Optional[str], typer.Argument(
+    help="A CSV file with a header row naming the run's input columns (other columns are carried through), or - "
+         "for stdin. Default: the run's own data.", show_default=False, metavar="DATA")]
+
+
+EvalDataArg = Annotated[Optional[str], typer.Argument(
+    help="A CSV file with the run's input columns and its target column(s), named as in the training data, or - for "
+         "stdin. Default: the run's own data (see --part).", show_default=False, metavar="DATA")]
+
+
+def _load(run: Path):
+    from bpcli.latest import resolve_run
+    from bpcli.runs import load_run
+    return load_run(resolve_run(run))
+
+
+def _table(data: str):
+    from bpcli.newdata import read_table
+    stdin = getattr(sys.stdin, "buffer", sys.stdin)
+    return read_table(data, stdin)
+
+
+def _write_out(out: Path, text: str) -> None:
+    """--out FILE, written whole or not at all (a temporary file renamed over it)."""
+    from bpcli.files import atomic_write_text
+    if out.is_dir():
+        raise BpcliError(f"--out: {out} is a folder; give a file name such as {out / 'predictions.csv'}")
+    if not out.parent.is_dir():
+        raise BpcliError(f"--out: folder {out.parent} does not exist")
+    try:
+        atomic_write_text(out, text)
+    except OSError as err:
+        raise BpcliError(f"--out: cannot write {out} ({err.strerror})") from None
+
+
+def _clean(renderable) -> None:
+    """A view on stdout; piped, without the spaces Rich pads lines with."""
+    console = out_console()
+    if console.is_terminal:
+        console.print(renderable)
+        return
+    with console.capture() as cap:
+        console.print(renderable)
+    sys.stdout.write("".join(line.rstrip() + "\n" for line in cap.get().splitlines()))
+
+
+@handles_errors
+def predict(
+    run: UseRunArg,
+    data: DataArg = None,
+    out: Annotated[Optional[Path], typer.Option(
+        help="Write the CSV (the JSON with --json) to FILE instead of stdout, whole or not at all.",
+        show_default=False, metavar="FILE")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Apply a trained run to new inputs: its saved scaling, then the network; one prediction per row.
+
+    DATA names the run's input columns in its header (in any order; other columns are carried through to the output). Classification gives each row's class and each class's probability (p_CLASS), regression the predicted values.
+    Prints CSV when stdout is a file or a pipe, a table on a terminal, or JSON with --json. Exit 2 on bad data: a missing column, a value that is not a number, NaN, a row with the wrong number of fields.
+    """
+    from bpcli.predict import predict_own, predict_table
+
+    loaded = _load(run)
+    res = predict_table(loaded, _table(data)) if data is not None else predict_own(loaded)
+    if out is not None:
+        import json
+        from bpcli.results import finite_or_none
+        text = json.dumps(finite_or_none(res.to_dict()), indent=2, allow_nan=False) + "\n" if json_out else res.to_csv()
+        _write_out(out, text)
+        err_console().print(f"wrote {out} ({res.m} rows)", markup=False, soft_wrap=True)
+    elif json_out:
+        emit_json(res.to_dict())
+    elif sys.stdout.isatty():
+        from bpcli.render.predict import predict_view
+        console = out_console()
+        console.print(predict_view(res, console.width))
+    else:
+        sys.stdout.write(res.to_csv())
+
+
+@handles_errors
+def evaluate(
+    run: UseRunArg,
+    data: EvalDataArg = None,
+    part: Annotated[Optional[str], typer.Option(
+        help="Without DATA: which of the run's data, train, validation or all. Default: validation when the run "
+             "holds some out, else train.", show_default=False, metavar="PART")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Score a trained run on labelled data: loss, accuracy with a confusion matrix and per-class precision, recall and F1 (classification), or R^2 and mean absolute error (regression).
+
+    The numbers equal scikit-learn's: confusion_matrix (rows: true class), classification_report (0 where a ratio is 0/0), r2_score (variance-weighted over several outputs), mean_absolute_error. Exit 2 on bad data: a missing column, a value that is not a number, NaN, a label that is not one of the run's classes.
+    """
+    from bpcli.evaluate import evaluate_part, evaluate_table
+
+    if part is not None and part not in ("train", "validation", "all"):
+        from bpcli.errors import did_you_mean
+        raise BpcliError(f"--part: expected train, validation or all, found '{part}'"
+                         f"{did_you_mean(part, ('train', 'validation', 'all'))}")
+    if part is not None and data is not None:
+        raise BpcliError("--part chooses among the run's own data; give no DATA with it")
+    loaded = _load(run)
+    res = evaluate_table(loaded, _table(data)) if data is not None else evaluate_part(loaded, part)
+    if json_out:
+        emit_json(res.to_dict())
+    else:
+        from bpcli.render.evaluate import evaluate_view
+        _clean(evaluate_view(res))
+
+
+@handles_errors
+def runs(
+    folder: Annotated[Path, typer.Argument(help="The folder holding run folders.", metavar="FOLDER")] = Path("runs"),
+    json_out: JsonOpt = False,
+) -> None:
+    """List the run folders in FOLDER, newest first: created, status, epochs, final losses and metrics, config.
+
+    Reads only each run's run.json and metrics.json. A folder that is not a run, or is damaged, is listed with a short status. `latest` in place of a RUN (bpcli show latest) is the newest run of this list.
+    """
+    from bpcli.runlist import list_runs
+
+    res = list_runs(folder)
+    if json_out:
+        emit_json(res.to_dict())
+    else:
+        from bpcli.render.runs import runs_view
+        _clean(runs_view(res, out_console().width))

@@ -1,0 +1,150 @@
+"""bpcli evaluate: a trained run's loss and metrics on labelled data; a confusion matrix and per-class scores.
+
+The loss and the accuracy or R^2 are train.evaluate's (the numbers training reports); the confusion matrix
+counts true class (rows) against predicted class (columns), as scikit-learn's confusion_matrix does, and the
+per-class precision, recall and F1 follow its classification_report (0 where a ratio would be 0/0).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from bpcli.data import Dataset, class_labels
+from bpcli.labels import class_names_of, output_labels
+from bpcli.predict import network_outputs
+
+
+@dataclass(frozen=True)
+class ClassScore:
+    name: str  # the class
+    node: str  # its output node, with the class: B1 (class "setosa")
+    precision: float
+    recall: float
+    f1: float
+    support: int  # samples of this class
+
+
+@dataclass(frozen=True)
+class OutputScore:
+    name: str  # the output (target column)
+    r2: float | None
+    mae: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    name: str
+    run: str
+    source: str  # a DATA file, <stdin>, or the run's training or validation data
+    task: str
+    m: int
+    loss_name: str
+    loss: float
+    metric: str  # accuracy | r2
+    value: float | None  # the accuracy or R^2 (None when the targets do not vary)
+    classes: tuple[str, ...] | None = None
+    confusion: np.ndarray | None = None  # (k, k) counts: row = true class, column = predicted class
+    per_class: tuple[ClassScore, ...] = ()
+    macro: tuple[float, float, float] | None = None  # unweighted mean precision, recall, F1
+    weighted: tuple[float, float, float] | None = None  # weighted by support
+    mae: float | None = None  # regression: mean absolute error over every output
+    per_output: tuple[OutputScore, ...] = ()
+
+    def to_dict(self) -> dict:
+        d = {"command": "evaluate", "name": self.name, "run": self.run, "source": self.source, "task": self.task,
+             "samples": self.m, "loss": {"name": self.loss_name, "value": self.loss}, "metric": self.metric,
+             "value": self.value}
+        if self.classes is not None:
+            d |= {"classes": list(self.classes), "confusion_matrix": self.confusion.tolist(),
+                  "per_class": [{"class": c.name, "node": c.node, "precision": c.precision, "recall": c.recall,
+                                 "f1": c.f1, "support": c.support} for c in self.per_class],
+                  "macro_avg": dict(zip(("precision", "recall", "f1"), self.macro)),
+                  "weighted_avg": dict(zip(("precision", "recall", "f1"), self.weighted))}
+        else:
+            d |= {"mae": self.mae, "per_output": [{"output": o.name, "r2": o.r2, "mae": o.mae}
+                                                  for o in self.per_output]}
+        return d
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else 0.0
+
+
+def confusion_matrix(true: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
+    """(k, k) counts of (true class, predicted class) pairs, from class indices true, pred (m,)."""
+    out = np.zeros((k, k), dtype=np.int64)
+    np.add.at(out, (true, pred), 1)
+    return out
+
+
+def evaluate(loaded, data: Dataset, source: str) -> Evaluation:
+    """Score a loaded run on `data` (x scaled as the run's inputs, y as the network's targets)."""
+    from bpcli.model import node_name
+    from bpcli.train import evaluate as cost_and_metric, metric_name, metric_of, score, total_squares
+
+    net = loaded.net
+    loss, value = cost_and_metric(net, data)
+    y_hat = network_outputs(net, data.x)
+    common = dict(name=loaded.cfg.name, run=str(loaded.run_dir), source=source, task=data.task, m=data.m,
+                  loss_name=net.loss.name, loss=loss, metric=metric_name(data), value=value)
+    classes = class_names_of(data, net.n_outputs)
+    if classes is None:
+        names = data.target_names if len(data.target_names) == net.n_outputs else tuple(
+            f"y{j + 1}" for j in range(net.n_outputs))
+        abs_err = np.abs(y_hat - data.y)
+        per = tuple(OutputScore(n, metric_of(score(y_hat[:, j:j + 1], data.y[:, j:j + 1], None), data.m, None,
+                                             total_squares(data.y[:, j:j + 1])), float(abs_err[:, j].mean()))
+                    for j, n in enumerate(names))
+        return Evaluation(**common, mae=float(abs_err.mean()), per_output=per)
+    k = len(classes)
+    cm = confusion_matrix(class_labels(data.y), class_labels(y_hat), k)
+    tp = np.diag(cm).astype(np.float64)
+    support = cm.sum(axis=1)
+    precision = [_ratio(tp[c], cm[:, c].sum()) for c in range(k)]
+    recall = [_ratio(tp[c], support[c]) for c in range(k)]
+    f1 = [_ratio(2 * p * r, p + r) for p, r in zip(precision, recall)]
+    last = net.layers[-1]
+    labels = output_labels(net.n_outputs, classes)
+    nodes = ([f"{node_name(last, 0)} < 0.5", f"{node_name(last, 0)} >= 0.5"] if net.n_outputs == 1
+             else [f"{node_name(last, j)} ({labels[j]})" for j in range(k)])
+    per_class = tuple(ClassScore(c, nodes[i], precision[i], recall[i], f1[i], int(support[i]))
+                      for i, c in enumerate(classes))
+    w = support / support.sum()
+    scores = np.array([precision, recall, f1])
+    return Evaluation(**common, classes=classes, confusion=cm, per_class=per_class,
+                      macro=tuple(float(v) for v in scores.mean(axis=1)),
+                      weighted=tuple(float(v) for v in scores @ w))
+
+
+def evaluate_table(loaded, table) -> Evaluation:
+    """evaluate on a DATA file (newdata.Table) with the run's input columns and its target column(s)."""
+    from bpcli.newdata import targets
+
+    train = loaded.prepared.train
+    classes = class_names_of(train, loaded.net.n_outputs)
+    x_raw = table.numbers(tuple(loaded.cfg.inputs))
+    y = targets(table, loaded, classes)
+    scaling = loaded.prepared.scaling
+    x = scaling.apply(x_raw) if scaling is not None else x_raw
+    data = Dataset(x, y, tuple(loaded.cfg.inputs), train.target_names, train.class_names, train.task)
+    return evaluate(loaded, data, table.source)
+
+
+def evaluate_part(loaded, part: str | None) -> Evaluation:
+    """evaluate on the run's own data: 'validation' (the default when the run holds some out), 'train' or 'all'."""
+    from bpcli.errors import BpcliError
+
+    train, val = loaded.prepared.train, loaded.prepared.val
+    part = part or ("validation" if val is not None else "train")
+    if part == "validation" and val is None:
+        raise BpcliError("--part validation: the run holds no validation data (data.validation is 0); "
+                         "use --part train")
+    if part == "all" and val is not None:
+        data = Dataset(np.r_[train.x, val.x], np.r_[train.y, val.y], train.feature_names, train.target_names,
+                       train.class_names, train.task)
+    else:
+        data = val if part == "validation" else train
+    what = {"train": "the training data", "validation": "the validation data", "all": "all of the run's data"}[part]
+    return evaluate(loaded, data, f"{what} ({data.m} samples)")

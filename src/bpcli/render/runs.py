@@ -1,0 +1,65 @@
+"""Rich view of `bpcli runs` (RunsList)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from rich import box
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+
+from bpcli.render import fmt, fmt_metric
+
+
+def local_time(iso: str, now: datetime | None = None) -> str:
+    """When, in the local time zone and 12 characters, as `ls -l` writes it: 'Nov 30 14:03' within the last
+    half year, 'Nov 30  2024' before."""
+    try:
+        t = datetime.fromisoformat(iso).astimezone()
+    except ValueError:
+        return iso or "-"
+    now = now or datetime.now().astimezone()
+    recent = -86400 < (now - t).total_seconds() < 182 * 86400
+    return f"{t:%b} {t.day:2d} {t:%H:%M}" if recent else f"{t:%b} {t.day:2d}  {t.year}"
+
+
+def _metric(name: str | None, v: float | None) -> str:
+    """99.2% for an accuracy, 0.9929 for an R^2."""
+    if v is None or name is None:
+        return "-"
+    return fmt_metric(name, v) if name == "accuracy" else fmt(v, 4)
+
+
+def runs_view(res, width: int = 80) -> Group:
+    """The runs, newest first: name, created, status, epochs, final losses and metrics, and (from 110 columns
+    on) the config each was trained from."""
+    if not res.runs:
+        return Group(Text(f"no run folders in {res.folder}; `bpcli train CONFIG` makes one"))
+    wide = width >= 110
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0))  # columns 2 apart
+    # numbers never wrap; a long name or status folds within its column
+    t.add_column("run", overflow="fold", max_width=24)
+    t.add_column("created", no_wrap=True)
+    t.add_column("status", overflow="fold", min_width=13, max_width=18)  # "early stopped" on one line
+    t.add_column("epochs", justify="right", no_wrap=True)
+    for col in ("loss", "val\nloss", "metric", "val\nmetric"):
+        t.add_column(col, justify="right", no_wrap=True)
+    if wide:
+        t.add_column("config", overflow="fold")
+    for r in res.runs:
+        status = Text(r.status.replace("_", " "), style=None if r.ok else "red")
+        if not r.ok:
+            t.add_row(Text(r.name), local_time(r.created), status, *[""] * (6 if wide else 5))
+            continue
+        cells = [Text(r.name), local_time(r.created), status, "-" if r.epochs is None else str(r.epochs),
+                 fmt(r.loss, 3), fmt(r.val_loss, 3), _metric(r.metric, r.train_metric),
+                 _metric(r.metric, r.val_metric)]
+        t.add_row(*cells, *([Text(r.config or "-")] if wide else []))
+    n = len(res.runs)
+    notes = [Text(f"{r.name}: {r.problem}", style="dim") for r in res.runs if not r.ok and r.problem != r.status]
+    notes += [Text("metric: accuracy for a classifier, R^2 for regression", style="dim")]
+    if not wide:
+        notes.append(Text("the config of each run: with --json, or on a terminal 110 columns wide", style="dim"))
+    return Group(Text.assemble((f"{n} run folder{'s' if n != 1 else ''}", "bold"), f" in {res.folder}, newest first"),
+                 t, *notes)
