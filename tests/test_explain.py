@@ -417,7 +417,7 @@ def test_markdown_and_latex_carry_the_numbers(seed_cfg, seed_net):
                 assert fmt(v) in out, f.symbol
         for v in (e.mean, e.engine, e.update.new, e.update.old):
             assert fmt(v) in out
-    assert r"w_{11} \leftarrow w_{11}" in tex.stdout and r"f_{A1}'(z_{A1})" in md.stdout
+    assert r"w_{11} &\leftarrow w_{11}" in tex.stdout and r"w_{11} \leftarrow w_{11}" in md.stdout and r"f_{A1}'(z_{A1})" in md.stdout
     bad = runner.invoke(app, ["explain", "-w", "v1", "--format", "html"])
     assert 2 == bad.exit_code and "unknown format" in bad.stderr
 

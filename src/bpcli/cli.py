@@ -46,6 +46,8 @@ def explain(
     json_out: JsonOpt = False,
     format_: Annotated[str, typer.Option("--format", help="text (tables), markdown (with $$ MathJax) or latex: "
                                          "the derivation with numbers, ready to paste.")] = "text",
+    standalone: Annotated[bool, typer.Option("--standalone", help="With --format latex: a whole document "
+                                             "(article, amsmath) that compiles with pdflatex.")] = False,
 ) -> None:
     """Show the chain rule for a weight or bias: each factor of dC/dw with its value, sample by sample.
 
@@ -65,6 +67,8 @@ def explain(
                          "choose text, markdown or latex")
     if json_out and fmt_name != "text":
         raise BpcliError("--json and --format are alternatives; give one of them")
+    if standalone and fmt_name != "latex":
+        raise BpcliError("--standalone makes a LaTeX document: give it with --format latex")
     if sample is not None and sample < 1:
         raise BpcliError(f"--sample: samples are numbered from 1, found {sample}")
     if batch is not None and epoch is None:
@@ -93,7 +97,7 @@ def explain(
         emit_text(explain_markdown(report))
     elif fmt_name == "latex":
         from bpcli.render.explain_doc import explain_latex
-        emit_text(explain_latex(report))
+        emit_text(explain_latex(report, standalone))
     else:
         from bpcli.render.explain import explain_view
         out_console().print(explain_view(report))

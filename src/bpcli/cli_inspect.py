@@ -101,20 +101,20 @@ def show(
 @handles_errors
 def plot(
     run: RunArg,
-    format_: Annotated[str, typer.Option("--format", help="png, svg or both.")] = "both",
-    out: Annotated[Optional[Path], typer.Option(help="Folder for the images (default: the run folder).",
-                                                show_default=False)] = None,
+    format_: Annotated[str, typer.Option("--format", help="png, svg or both.")] = "png",
+    out: Annotated[Optional[Path], typer.Option(
+        help="Folder for the images, created when missing (default: the run folder).", show_default=False)] = None,
     dpi: Annotated[int, typer.Option(help="Resolution of the PNG files.")] = 100,
     only: Annotated[Optional[str], typer.Option(
         help="Comma-separated plots to draw: loss, metric, gradients, dynamics, boundary, surface, fit.",
         show_default=False)] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Draw a run as PNG/SVG files in its folder: loss and metric curves, gradient norm per layer, update speed and saturated units per layer, and the decision boundary (two inputs), regression surface or fitted curve.
+    """Draw a run as PNG files (or SVG) in its folder: loss and metric curves, gradient norm per layer, update speed and saturated units per layer, and the decision boundary (two inputs), regression surface or fitted curve.
 
     Needs matplotlib: pip install 'bpcli[plot]'.
     """
-    from bpcli.plot import plot_run, require_matplotlib
+    from bpcli.plot import check_kinds, plot_run, require_matplotlib
     from bpcli.runs import load_run
 
     formats = {"png": ("png",), "svg": ("svg",), "both": ("png", "svg")}.get(format_.lower())
@@ -122,12 +122,21 @@ def plot(
         raise BpcliError(f"--format: expected png, svg or both, found '{format_}'")
     if not 10 <= dpi <= 600:
         raise BpcliError(f"--dpi: must be between 10 and 600, found {dpi}")
-    require_matplotlib()
     kinds = tuple(k.strip() for k in only.split(",") if k.strip()) if only is not None else None
+    check_kinds(kinds)
+    require_matplotlib(load=False)
+    say = (lambda text: None) if json_out else _progress_line(err_console())
     from bpcli.latest import resolve_run
-    loaded = load_run(resolve_run(run))
+    run = resolve_run(run)
+    say(f"plot: reading {run} and loading matplotlib")
+    loaded = load_run(run)
+    ext = "/".join(formats)
+
+    def progress(kind: str, i: int, n: int) -> None:
+        say(f"plot: drawing {kind}.{ext} ({i} of {n})")
+
     try:
-        res = plot_run(loaded, out, formats, dpi, kinds)
+        res = plot_run(loaded, out, formats, dpi, kinds, progress)
     except OSError as err:
         where = err.filename or (out if out is not None else loaded.run_dir)
         raise BpcliError(f"{'--out' if out is not None else 'plot'}: cannot write {where} ({err.strerror})") from None
@@ -136,6 +145,11 @@ def plot(
     else:
         from bpcli.render.plot import plot_view
         out_console().print(plot_view(res))
+
+
+def _progress_line(console):
+    """One plain line on stderr per step (user text unescaped as markup, never wrapped)."""
+    return lambda text: console.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
 @handles_errors

@@ -1,8 +1,9 @@
 """The network as a Graphviz DOT graph in the seed's naming, optionally with one sample's values and gradients.
 
-Inputs on the left, one cluster per layer, every weight an edge labelled `name = value` (blue positive,
-red negative, thicker when larger). With a SampleTrace each node also shows z, its output and the delta
-dL/dz, each edge the sample's gradient dL/dw, and a loss node closes the graph (micrograd's value/grad view).
+Inputs on the left, one column per layer under its title with the nodes in index order from the top, every
+weight an edge labelled `name = value` (blue positive, red negative, thicker when larger). With a SampleTrace
+each node also shows z, its output and the delta dL/dz, each edge the sample's gradient dL/dw, and a loss node
+closes the graph (micrograd's value/grad view).
 """
 
 from __future__ import annotations
@@ -50,7 +51,8 @@ def network_dot(net: Network, title: str, trace=None, max_edges: int = MAX_EDGES
         nodes_by_name = {(la.letter, n.name): n for la in trace.layers for n in la.nodes}
         edges_by_name = {(e.layer, e.name): e for e in trace.edges}
     # node ids are the seed's names (x1, A1, B); an input whose name clashes with a node gets a prefix
-    taken = {node_name(layer, j) for layer in net.layers for j in range(layer.n_out)} | {"loss"}
+    taken = {node_name(layer, j) for layer in net.layers for j in range(layer.n_out)} | {"loss", "title inputs"}
+    taken |= {f"title {layer.letter}" for layer in net.layers}
     in_ids = [quote(n if n not in taken else f"input {n}") for n in net.input_names]
 
     def nid(l: int, j: int) -> str:
@@ -60,22 +62,19 @@ def network_dot(net: Network, title: str, trace=None, max_edges: int = MAX_EDGES
                                          f"loss L = {_num(trace.loss)}")
     lines = [
         f"digraph {quote(title)} {{",
-        f"  graph [rankdir=LR, ranksep=1.4, nodesep=0.25, fontname=Helvetica, labelloc=t, label={quote(label)}];",
+        f"  graph [rankdir=LR, ranksep=1.4, nodesep=0.25, fontname=Helvetica, labelloc=t, "
+        f"label={quote(label)}];",
         "  node [shape=plaintext, fontname=Helvetica, fontsize=10];",
         "  edge [fontname=Helvetica, fontsize=9, arrowsize=0.6];",
-        "  subgraph cluster_inputs {",
-        '    label="inputs"; style=dashed; color=gray60;',
     ]
+    rows_in = []
     for k, name in enumerate(net.input_names):
-        rows = []
-        if trace is not None:
-            rows.append(("value", _num(trace.inputs[k][1])))
-        lines.append(f"    {in_ids[k]} [label={_html_node(rows, name, '#e8e8e8')}];")
-    lines.append("  }")
+        rows = [("value", _num(trace.inputs[k][1]))] if trace is not None else []
+        rows_in.append(f"{in_ids[k]} [label={_html_node(rows, name, '#e8e8e8')}];")
+    lines += _column("inputs", "inputs", rows_in, in_ids)
     last = len(net.layers) - 1
     for l, layer in enumerate(net.layers):
-        lines.append(f"  subgraph cluster_{layer.letter} {{")
-        lines.append(f"    label={quote(f'layer {layer.letter} ({layer.activation.name})')}; style=rounded; color=gray60;")
+        decls = []
         for j in range(layer.n_out):
             node = node_name(layer, j)
             rows: list[tuple[str, str]] = []
@@ -93,8 +92,9 @@ def network_dot(net: Network, title: str, trace=None, max_edges: int = MAX_EDGES
                          ("delta dL/dz", _num(n.delta))]
                 if n.bias_grad is not None:
                     rows.append((f"dL/d{n.bias}", _num(n.bias_grad)))
-            lines.append(f"    {nid(l, j)} [label={_html_node(rows, node, fill)}];")
-        lines.append("  }")
+            decls.append(f"{nid(l, j)} [label={_html_node(rows, node, fill)}];")
+        lines += _column(layer.letter, f"layer {layer.letter} ({layer.activation.name})", decls,
+                         [nid(l, j) for j in range(layer.n_out)])
     for l, layer in enumerate(net.layers):
         for j in range(layer.n_out):
             for k in range(layer.n_in):
@@ -121,6 +121,18 @@ def network_dot(net: Network, title: str, trace=None, max_edges: int = MAX_EDGES
             lines.append(f"  {nid(last, j)} -> loss [label={quote(text)}, style=dashed, color=gray40];")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _column(key: str, title: str, decls: list[str], ids: list[str]) -> list[str]:
+    """One column: its title, then the nodes, chained invisibly in one rank in this order (top to bottom).
+
+    No cluster box: with edge labels, Graphviz's dot ignores the order of a rank inside a cluster (2.43) and
+    routes edges through a cluster's label; a title node is kept clear of edges like any node."""
+    head = quote(f"title {key}")
+    out = [f"  {head} [label={quote(title)}, fontsize=12];"]
+    out += [f"  {d}" for d in decls]
+    out.append(f"  {{ rank=same; {' -> '.join([head] + ids)} [style=invis]; }}")
+    return out
 
 
 def dot_program() -> str | None:

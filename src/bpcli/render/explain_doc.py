@@ -6,6 +6,7 @@ from bpcli.explain_result import tex_symbol
 from bpcli.render import fmt, fmt_error
 from bpcli.render.explain import MAX_ROWS, _plural, _sample_rows, _where_text
 from bpcli.render.explain_update import update_header, update_tex_lines
+from bpcli.render.tex_layout import fit_aligns, standalone as to_document, tex_table
 
 
 def tex_num(v: float, digits: int = 6) -> str:
@@ -143,9 +144,11 @@ def _tex_text(s: str) -> str:
     return s
 
 
-def explain_latex(report) -> str:
-    """The derivation with numbers as a LaTeX fragment (amsmath align* and a tabular)."""
-    out: list[str] = [f"% bpcli explain: {report.name} ({report.source}); needs amsmath"]
+def explain_latex(report, standalone: bool = False) -> str:
+    """The derivation with numbers as a LaTeX fragment (amsmath align* and a tabular), or with `standalone` a
+    whole document; sized for a 16 cm text width (tex_layout)."""
+    out: list[str] = [f"% bpcli explain: {_tex_comment(report.name)} ({_tex_comment(report.source)})"
+                      + ("" if standalone else "; needs amsmath, sized for a 16 cm text width")]
     for e in report.explanations:
         P = tex_symbol(e.name)
         out.append(rf"\subsection*{{The gradient of the cost with respect to ${P}$}}")
@@ -159,24 +162,12 @@ def explain_latex(report) -> str:
         out.append(" \\\\\n".join(lines))
         out.append(r"\end{align*}")
         ctx, cols = _table_columns(e)
-        out.append(r"\begin{tabular}{" + "r" * (1 + len(ctx) + len(cols) + 1) + "}")
         heads = ["$i$"] + [f"${c[1]}$" for c in ctx] + [f"${f.tex}$" for f in cols] + \
             [rf"$\frac{{\partial L_i}}{{\partial {P}}}$"]
-        out.append(r"\hline")
-        out.append(" & ".join(heads) + r" \\")
-        out.append(r"\hline")
-        for i in _sample_rows(e):
-            if i is None:
-                out.append(r"\multicolumn{" + str(len(heads)) + r"}{c}{$\vdots$} \\")
-                continue
-            cells = [str(i + 1)] + [f"${tex_num(c[2][i])}$" for c in ctx] + [f"${tex_num(f.values[i])}$" for f in cols] \
-                + [f"${tex_num(e.products[i])}$"]
-            out.append(" & ".join(cells) + r" \\")
-        out.append(r"\hline")
-        out.append(r"\multicolumn{" + str(len(heads) - 1) + r"}{r}{mean $= \partial C/\partial " + P + "$} & $"
-                   + tex_num(e.mean) + r"$ \\")
-        out.append(r"\hline")
-        out.append(r"\end{tabular}")
+        rows = [None if i is None else [str(i + 1)] + [f"${tex_num(c[2][i])}$" for c in ctx]
+                + [f"${tex_num(f.values[i])}$" for f in cols] + [f"${tex_num(e.products[i])}$"]
+                for i in _sample_rows(e)]
+        out += tex_table(heads, rows, (rf"mean $= \partial C/\partial {P}$", f"${tex_num(e.mean)}$"))
         out.append(r"\begin{align*}")
         lines = [f"  {_tex_eq_line(e, e.sample).replace(' = ', ' &= ', 1)}"]
         for s in e.sums:
@@ -184,7 +175,7 @@ def explain_latex(report) -> str:
                 terms = " + ".join(f"{tex_factor_num(r.delta)} \\cdot {tex_factor_num(r.weight)}" for r in s.rows[:8])
                 lines.append(f"  {_tex_sum_lhs(s)} &= {terms} = {tex_num(s.total)}")
         lines.append(f"  {_tex_mean_line(e).replace(' = ', ' &= ', 1)}")
-        lines += [f"  {ln.replace(' = ', ' &= ', 1)}" for ln in update_tex_lines(P, e.update, tex_num)]
+        lines += [f"  {ln}" for ln in update_tex_lines(P, e.update, tex_num, align=True)]
         out.append(" \\\\\n".join(lines))
         out.append(r"\end{align*}")
         out.append(f"The backward pass gives ${tex_num(e.engine)}$; a central difference with "
@@ -200,4 +191,10 @@ def explain_latex(report) -> str:
             out.append(f"The {_plural(e.paths.count, 'path')} (contributions averaged over the samples) add up to "
                        f"${tex_num(e.paths.total)}$.")
         out.append("")
-    return "\n".join(out).rstrip() + "\n"
+    text = fit_aligns("\n".join(out).rstrip() + "\n")
+    return to_document(text) if standalone else text
+
+
+def _tex_comment(s: str) -> str:
+    """Text for a % comment: one line."""
+    return " ".join(str(s).split())

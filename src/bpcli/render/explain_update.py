@@ -73,8 +73,18 @@ def update_lines(P: str, u) -> list[str]:
     return lines
 
 
-def update_tex_lines(P: str, u, tex_num) -> list[str]:
-    """The update lines in LaTeX (P: the parameter's LaTeX symbol; tex_num: the LaTeX number formatter)."""
+def update_tex_lines(P: str, u, tex_num, align: bool = False) -> list[str]:
+    """The update lines in LaTeX (P: the parameter's LaTeX symbol; tex_num: the LaTeX number formatter); align:
+    rows for align*, each with its & (the update's before its arrow, so the left column stays narrow)."""
+    lines = _tex_lines(P, u, tex_num)
+    if not align:
+        return lines
+    arrow = rf"{P} \leftarrow "
+    return [ln.replace(arrow, rf"{P} &\leftarrow ", 1) if ln.startswith(arrow) else ln.replace(" = ", " &= ", 1)
+            for ln in lines]
+
+
+def _tex_lines(P: str, u, tex_num) -> list[str]:
     if not u.trainable:
         return []
     d = digits_apart(u.old, u.new)
@@ -108,9 +118,10 @@ def update_tex_lines(P: str, u, tex_num) -> list[str]:
             rf"= {tex_num(T['m_hat'])}",
             rf"\hat v = \frac{{v}}{{1 - \beta_2^{{t}}}} = \frac{{{tex_num(T['v'])}}}{{1 - {b2}^{{{t}}}}} "
             rf"= {tex_num(T['v_hat'])}",
+            rf"\sqrt{{\hat v}} + \epsilon = \sqrt{{{tex_num(T['v_hat'])}}} + {tex_num(H['epsilon'])} "
+            rf"= {tex_num(T['denom'])}",
             rf"{P} \leftarrow {P} - \eta\,\frac{{\hat m}}{{\sqrt{{\hat v}} + \epsilon}} = {old} - {lr} \cdot "
-            rf"\frac{{{tex_num(T['m_hat'])}}}{{\sqrt{{{tex_num(T['v_hat'])}}} + {tex_num(H['epsilon'])}}} "
-            rf"= {old} - {n(T['step'])} = {new}",
+            rf"\frac{{{tex_num(T['m_hat'])}}}{{{tex_num(T['denom'])}}} = {old} - {n(T['step'])} = {new}",
         ]
     else:
         lines.append(rf"{P} \leftarrow {P} - \eta\,{G} = {old} - {lr} \cdot {g} = {new}")

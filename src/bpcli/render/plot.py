@@ -4,23 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from rich import box
 from rich.console import Group
-from rich.table import Table
 from rich.text import Text
 
 
 def plot_view(res) -> Group:
-    """Which files were written, one row per plot, and what was skipped (PlotResult)."""
-    head = Text.assemble(("plots of ", "bold"), (res.name, "bold"), f"  written to {res.out_dir}")
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    t.add_column("plot", no_wrap=True)
-    t.add_column("shows")
-    t.add_column("files", no_wrap=True)
-    for f in res.files:
-        title = f.title.removeprefix(f"{res.name}: ")
-        t.add_row(f.kind, Text(title), Text(", ".join(Path(p).name for p in f.paths)))
-    parts = [head, t]
-    for s in res.skipped:
-        parts.append(Text(f"skipped {s}", style="dim"))
-    return Group(*parts)
+    """Which files were written, one line per plot with what it shows, and what was skipped (PlotResult)."""
+    head = Text.assemble(("plots of ", "bold"), (res.name, "bold"), f", written to {res.out_dir}")
+    names = [", ".join(Path(p).name for p in f.paths) for f in res.files]
+    width = max((len(n) for n in names), default=0)
+    rows = [Text.assemble("  ", (n.ljust(width), "bold"), "  ", f.title.removeprefix(f"{res.name}: "))
+            for n, f in zip(names, res.files)]
+    skipped = [Text(f"skipped {s}", style="dim") for s in res.skipped]
+    return Group(head, *rows, *skipped)
