@@ -417,7 +417,7 @@ def test_markdown_and_latex_carry_the_numbers(seed_cfg, seed_net):
                 assert fmt(v) in out, f.symbol
         for v in (e.mean, e.engine, e.update.new, e.update.old):
             assert fmt(v) in out
-    assert r"w_{11} \leftarrow w_{11}" in tex.stdout and r"f_{A1}'(z_{A1})" in md.stdout
+    assert r"w_{11} &\leftarrow w_{11}" in tex.stdout and r"w_{11} \leftarrow w_{11}" in md.stdout and r"f_{A1}'(z_{A1})" in md.stdout
     bad = runner.invoke(app, ["explain", "-w", "v1", "--format", "html"])
     assert 2 == bad.exit_code and "unknown format" in bad.stderr
 
@@ -456,7 +456,8 @@ def test_views_fit_the_width_and_keep_bracketed_names(tmp_path, width, args):
     assert [] == [ln for ln in lines if len(ln) > width]
     assert not any("…" in ln for ln in lines)  # nothing cut off with an ellipsis
     if "brackets" in args[0]:
-        assert "[b]x" in r.stdout and "rate[1]" in r.stdout
+        if args[-1] != "v11":  # v11's factors come from layer A's outputs: the inputs are no factor and may go
+            assert "[b]x" in r.stdout and "rate[1]" in r.stdout
         assert "dL_i/d" in r.stdout
 
 

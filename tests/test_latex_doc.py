@@ -15,12 +15,13 @@ from bpcli.config import builtin_config_dir
 runner = CliRunner()
 
 # (config, explain arguments): the seed with two weights and every part; the widest sample tables (iris: 4
-# inputs, 3 outputs); the longest chain and sums (deep_relu: 7 layers of 10 nodes)
+# inputs, 3 outputs); the longest chain and sums (deep_relu: 7 layers of 10 nodes); the longest update (xor: Adam)
 CASES = {
     "seed": ("seed", ["-w", "w11,v1", "--paths", "--sample", "2"]),
     "iris": ("iris", ["-w", "w11", "--paths", "--sample", "3"]),
     "deep_relu": ("deep_relu", ["-w", "w11", "--paths", "--sample", "1"]),
     "deep_sigmoid": ("deep_sigmoid", ["-w", "v11", "--sample", "2"]),
+    "xor": ("xor", ["-w", "v1,w11"]),  # Adam: the update's m, v, bias corrections and the step
 }
 
 # What each package defines, as far as these documents go (written out from the LaTeX and amsmath manuals).

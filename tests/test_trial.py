@@ -35,7 +35,7 @@ def test_a_huge_r2_of_a_diverged_run_prints_in_scientific_notation():
 def test_markdown_keeps_a_symbol_that_starts_a_sentence_in_lower_case():
     res = runner.invoke(app, ["explain", "-w", "w11", "--format", "markdown"])
     assert 0 == res.exit_code, res.output
-    assert "**Step 5.** o1 feeds one node, B." in res.output
+    assert '**Step 5.** o1 feeds one node, B (class "1").' in res.output
     assert "O1" not in res.output
     assert "**Step 1.** The cost C" in res.output  # plain words are still capitalised
 

@@ -14,14 +14,15 @@ import typer
 
 from bpcli.cli_bridge import export, gradcheck_against, import_
 from bpcli.cli_common import (ConfigOpt, EpochOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_gradcheck, emit_json, emit_text,
-                              err_console, fail, handles_errors, load_target, out_console, resolve_weights)
+                              err_console, fail, handles_errors, load_target, load_target_state, out_console,
+                              resolve_weights, split_names)
 from bpcli.cli_inspect import inspect, plot, show
 from bpcli.cli_maths import diagnose, exercise
+from bpcli.cli_step import step
 from bpcli.cli_train import init, train
 from bpcli.cli_use import evaluate, predict, runs
 from bpcli.cli_watch import animate, compare
 from bpcli.errors import BpcliError
-from bpcli.cli_common import split_names
 
 # --- explain ---------------------------------------------------------------------------------
 
@@ -52,7 +53,7 @@ def explain(
     """Show the chain rule for a weight or bias: each factor of dC/dw with its value, sample by sample.
 
     The mean of the per-sample products is the gradient, checked against the engine's backward pass and a central difference.
-    Then comes the gradient-descent step. Without CONFIG or --run: the built-in seed network.
+    Then comes the configured optimiser's next update (gd, momentum or Adam, with weight decay), every term with its number; a run's update continues its optimiser state. Without CONFIG or --run: the built-in seed network.
     Exit 0 when the checks agree, 1 when the numeric check disagrees or a value is not finite, 3 when it is only inconclusive (the step cannot move the cost), 2 for bad input such as an unknown name.
     """
     from bpcli.explain import explain_many
@@ -73,16 +74,23 @@ def explain(
         raise BpcliError(f"--sample: samples are numbered from 1, found {sample}")
     if batch is not None and epoch is None:
         raise BpcliError("--batch: give --epoch N too (batch K of epoch N+1, drawn as training drew it)")
-    cfg, net, prepared, run_dir = load_target(target, config, run, epoch)
+    cfg, net, prepared, run_dir, state = load_target_state(target, config, run, epoch)
     resolve_weights(net, names)
     x, y, source = prepared.train.x, prepared.train.y, str(run_dir) if run_dir else cfg.path
     if epoch is not None:
         from bpcli.snapshots import explain_data
         x, y, over = explain_data(run_dir, epoch, batch, prepared)
         source = f"{run_dir} after epoch {epoch}; {over}"
-    report = explain_many(net, x, y, names, cfg.train.lr, None if sample is None else sample - 1, paths,
-                          optimizer=cfg.train.optimizer, weight_decay=cfg.train.weight_decay, title=cfg.name,
+    later = (f"training reaches batch {batch} after {batch - 1} more step(s), at other weights; shown is the update "
+             f"with this batch's gradient at the weights and optimiser state of epoch {epoch}") if batch and batch > 1 else ""
+    report = explain_many(net, x, y, names, cfg.train, None if sample is None else sample - 1, paths,
+                          buffers=state.buffers if state else None, step=state.step if state else 0,
+                          class_names=prepared.train.class_names, update_note=later, title=cfg.name,
                           source=source, scaled=prepared.scaling is not None)
+    if state is not None and state.weights_epoch not in (None, state.epoch):
+        err_console().print(f"note: {run_dir} holds the weights of epoch {state.weights_epoch} (its best) and the "
+                            f"optimiser state of epoch {state.epoch}; the update continues from that state",
+                            markup=False, soft_wrap=True)
     if json_out:
         emit_json(report.to_dict())
     elif fmt_name == "markdown":
@@ -195,6 +203,7 @@ SUMMARIES = {
     "show": "List a network's layers, parameter names and values.",
     "init": "Write a starter config, copied from a shipped example.",
     "explain": "Show the chain rule behind one parameter's gradient.",
+    "step": "Take K optimiser steps; every weight before and after.",
     "plot": "Draw a run's curves and decision boundary as PNG/SVG.",
     "inspect": "Say why a trained network learns or does not.",
     "gradcheck": "Check backprop's gradients against central differences.",
@@ -209,7 +218,7 @@ SUMMARIES = {
     "compare": "Set runs side by side: config changes, numbers, verdicts.",
 }
 
-for command in (train, show, init, explain, plot, inspect, animate, compare, gradcheck, diagnose, exercise, export):
+for command in (train, show, init, explain, step, plot, inspect, animate, compare, gradcheck, diagnose, exercise, export):
     app.command(short_help=SUMMARIES[command.__name__])(command)
 app.command("import", short_help=SUMMARIES["import"])(import_)
 for command in (predict, evaluate, runs):

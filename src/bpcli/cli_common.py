@@ -53,7 +53,7 @@ EpochOpt = Annotated[Optional[int], typer.Option(
 WeightOpt = Annotated[Optional[list[str]], typer.Option(
     "--weight", "-w", metavar="NAME", show_default=False,
     help="A parameter by name: v1, w11, w[1,2], b_A1 ... (see `bpcli show`). Repeat it or separate with commas. "
-         "explain needs one; gradcheck checks only these (default: all).")]
+         "explain needs one; gradcheck and step show only these (default: all).")]
 
 
 _TRAILING = re.compile(r"[ \t]+((?:\x1b\[[0-9;]*m)*)$", re.M)  # a line's trailing spaces, before any style's end
@@ -270,6 +270,13 @@ def load_target(target: Optional[str], config: Optional[Path] = None, run: Optio
 
     epoch N (--epoch): a run's network as it was after epoch N, from its snapshot; BpcliError without a run.
     """
+    return load_target_state(target, config, run, epoch)[:4]
+
+
+def load_target_state(target: Optional[str], config: Optional[Path] = None, run: Optional[Path] = None,
+                      epoch: Optional[int] = None):
+    """(cfg, net, prepared, run_dir, state) as load_target, with the run's TrainState at that epoch (optimiser
+    buffers, step count, RNG), or None for a config (training starts from zeros at step 0)."""
     from bpcli.config import load_config
     from bpcli.model import build
     from bpcli.data import prepare
@@ -287,7 +294,7 @@ def load_target(target: Optional[str], config: Optional[Path] = None, run: Optio
             config = p
     if run is not None:
         loaded = load_run(run, epoch)
-        return loaded.cfg, loaded.net, loaded.prepared, loaded.run_dir
+        return loaded.cfg, loaded.net, loaded.prepared, loaded.run_dir, loaded.state
     if epoch is not None:
         where = f"{config} is a config" if config is not None else "no run was given"
         raise BpcliError(f"--epoch: {where}; --epoch picks an epoch of a run folder made by `bpcli train` "
@@ -297,7 +304,7 @@ def load_target(target: Optional[str], config: Optional[Path] = None, run: Optio
         err_console().print(f"note: {config} is a run's config, read at its initial weights; give the folder "
                         f"{run_dir} for the trained ones", markup=False, soft_wrap=True)
     cfg, data = load_config(config)
-    return cfg, build(cfg), prepare(cfg, data), None
+    return cfg, build(cfg), prepare(cfg, data), None, None
 
 
 def emit_gradcheck(report, json_out: bool, rows: int) -> None:

@@ -36,10 +36,12 @@ from bpcli.explain_result import (  # noqa: F401
 )
 from bpcli.explain_steps import _Names, derivation
 from bpcli.explain_tables import detail_lines, layer_deltas, sum_tables
+from bpcli.explain_update import next_update, settings_of
 from bpcli.gradcheck_numeric import naive_numeric_gradient
 from bpcli.gradcheck_verdict import VERDICTS, judge, resolved_step
 from bpcli.gradcheck_verdict import relative_error as _relative_error
 from bpcli.model import Network, ParamRef
+from bpcli.schema import TrainConfig
 
 Array = np.ndarray
 
@@ -64,11 +66,17 @@ def relative_error(a: float, b: float) -> float:
 # --- the explanation -----------------------------------------------------------------------------
 
 
-def explain(net: Network, x: Array, y: Array, name: str, lr: float, sample: int | None = None,
-            paths: bool = False, *, optimizer: str = "gd", weight_decay: float = 0.0) -> Explanation:
+def explain(net: Network, x: Array, y: Array, name: str, train: TrainConfig | float, sample: int | None = None,
+            paths: bool = False, *, buffers: dict[str, Array] | None = None, step: int = 0,
+            class_names: tuple[str, ...] | None = None, update_note: str = "") -> Explanation:
     """The chain rule for parameter `name` over the samples x: (m, n_in), y: (m, n_out).
 
+    train: the config's training settings (the last step is its optimiser's next update), or a learning rate
+    for plain gradient descent. buffers and step: the optimiser state the update continues from (a run's
+    TrainState.buffers and .step; none and 0 for a config's initial weights).
     sample: 0-based index of the sample shown in full detail (default the first, marked as not chosen).
+    class_names: a classifier's classes, one per output node (or two for a single output).
+    update_note: said with the update (how the data explained relates to training's next step).
     Raises NameError_ (listing valid names) for an unknown name.
     """
     ref = net.resolve(name)
@@ -82,20 +90,21 @@ def explain(net: Network, x: Array, y: Array, name: str, lr: float, sample: int 
     i = 0 if sample is None else sample
     y_hat, tape = forward(net, x)
     grads = backward(net, tape, y)
-    return _Builder(net, ref, x, y, y_hat, tape, grads, i, sample is not None, paths, lr, optimizer,
-                    weight_decay).build()
+    return _Builder(net, ref, x, y, y_hat, tape, grads, i, sample is not None, paths, settings_of(train), buffers,
+                    step, class_names, update_note).build()
 
 
 class _Builder:
     """Assembles one Explanation from the tape and the engine's gradients."""
 
     def __init__(self, net, ref: ParamRef, x, y, y_hat, tape: Tape, grads: Gradients, i: int, sample_given: bool,
-                 want_paths: bool, lr: float, optimizer: str, weight_decay: float):
+                 want_paths: bool, settings: TrainConfig, buffers: dict | None, step: int,
+                 class_names: tuple[str, ...] | None, update_note: str = ""):
         self.net, self.ref, self.x, self.y, self.y_hat = net, ref, x, y, y_hat
         self.tape, self.g, self.i = tape, grads, i
         self.sample_given, self.want_paths = sample_given, want_paths
-        self.lr, self.optimizer, self.weight_decay = lr, optimizer, weight_decay
-        self.N = _Names(net)
+        self.settings, self.buffers, self.step, self.update_note = settings, buffers, step, update_note
+        self.N = _Names(net, class_names)
         self.n = len(net.layers)
         self.l = ref.layer
         self.layer = net.layers[ref.layer]
@@ -251,21 +260,8 @@ class _Builder:
                 note = "the engine's gradient and the central difference disagree"
         return NumericCheck(float(num), float(h), float(abs_err), float(rel), bool(passed), note, verdict)
 
-    def update_step(self, engine: float) -> Update:
-        old = float(self.net.get(self.ref))
-        trainable = self.ref.kind == "W" or self.layer.bias_trainable
-        wd = self.weight_decay if self.ref.kind == "W" else 0.0
-        new = old - self.lr * (engine + wd * old) if trainable else old
-        notes = []
-        if not trainable:
-            notes.append(f"{self.ref.name} is frozen: training leaves it at {old:g}")
-        if self.optimizer == "sgd":
-            notes.append("sgd steps on mini-batches, so each step uses the gradient of one batch, not this full mean")
-        elif self.optimizer not in ("gd",):
-            notes.append(f"the config trains with {self.optimizer}, which rescales this step; shown is the plain "
-                         "gradient-descent step")
-        return Update(float(self.lr), old, float(engine), float(wd), float(new), self.optimizer, trainable,
-                      "; ".join(notes))
+    def update_step(self) -> Update:
+        return next_update(self.net, self.ref, self.g, self.settings, self.buffers, self.step, self.m, self.update_note)
 
     # --- all together ------------------------------------------------------------------------
 
@@ -306,12 +302,12 @@ class _Builder:
             columns=tuple(columns), compact=tuple(compact), products=_vals(products),
             mean=float(products.mean()), engine=engine,
             engine_samples_diff=float(np.max(np.abs(products - eng_samples))),
-            numeric=self.numeric_check(engine), update=self.update_step(engine),
+            numeric=self.numeric_check(engine), update=self.update_step(),
             sample=i, sample_given=self.sample_given,
             detail=tuple(detail_lines(self, list(columns))), sums=tuple(sum_tables(self)),
             layers=tuple(layer_deltas(self)),
             paths=self.build_paths(enumerated) if self.want_paths else None,
-            dtype=np.dtype(net.dtype).name,
+            dtype=np.dtype(net.dtype).name, classes=N.classes(),
         )
 
 
@@ -323,12 +319,14 @@ def _rows(a: Array) -> tuple[tuple[float, ...], ...]:
     return tuple(tuple(float(v) for v in row) for row in np.asarray(a, dtype=np.float64))
 
 
-def explain_many(net: Network, x: Array, y: Array, names: list[str], lr: float, sample: int | None = None,
-                 paths: bool = False, *, optimizer: str = "gd", weight_decay: float = 0.0, title: str = "",
+def explain_many(net: Network, x: Array, y: Array, names: list[str], train: TrainConfig | float,
+                 sample: int | None = None, paths: bool = False, *, buffers: dict[str, Array] | None = None,
+                 step: int = 0, class_names: tuple[str, ...] | None = None, update_note: str = "", title: str = "",
                  source: str = "", scaled: bool = False) -> ExplainReport:
-    """One Explanation per name (names resolved first, so a typo fails before any work)."""
+    """One Explanation per name (names resolved first, so a typo fails before any work); the arguments as
+    explain's."""
     for nm in names:
         net.resolve(nm)
-    exps = tuple(explain(net, x, y, nm, lr, sample, paths, optimizer=optimizer, weight_decay=weight_decay)
-                 for nm in names)
+    exps = tuple(explain(net, x, y, nm, train, sample, paths, buffers=buffers, step=step, class_names=class_names,
+                         update_note=update_note) for nm in names)
     return ExplainReport(title, source, scaled, exps)

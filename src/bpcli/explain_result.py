@@ -12,7 +12,8 @@ def tex_symbol(s: str) -> str:
     """LaTeX for a plain symbol: w11 -> w_{11}, b_A1 -> b_{A1}, y'1 -> y'_{1}, z_B -> z_{B}, age -> \\mathrm{age}."""
     if re.fullmatch(r"-?\d+(\.\d+)?", s):
         return s
-    m = re.fullmatch(r"([a-zA-Z])(')?_?([A-Z]?\d*(?:_\d+)?|[A-Z]q?|q)", s)
+    m = re.fullmatch(r"([a-zA-Z])(')?_?([A-Z]?\d*(?:_\d+)?|[A-Z][a-z]?)", s) or \
+        re.fullmatch(r"([oyz])(')?([a-z])", s)  # a node index: o_Bq, y'q, oq
     if m and m.group(3):
         return f"{m.group(1)}{m.group(2) or ''}_{{{m.group(3).replace('_', ',')}}}"
     if re.fullmatch(r"[a-zA-Z]'?", s):
@@ -192,20 +193,32 @@ class NumericCheck:
 
 @dataclass(frozen=True)
 class Update:
-    """The gradient-descent step p <- p - lr * dC/dp (plus weight decay when the config has it)."""
+    """The configured optimiser's next update of the parameter, each term as Optimizer.step computed it.
 
-    lr: float
-    old: float
-    gradient: float
-    weight_decay: float
-    new: float
+    terms: (name, value) in optim.TERMS order: decay (weight_decay * p), g (the gradient the update uses),
+    v_prev and v (momentum's velocity), m_prev, v_prev, m, v, c1 = 1 - beta1^t, c2 = 1 - beta2^t, m_hat, v_hat,
+    denom = sqrt(v_hat) + epsilon (adam), step (what is subtracted). hyper: momentum, or beta1, beta2, epsilon.
+    """
+
     optimizer: str
     trainable: bool
+    old: float
+    gradient: float  # dC/dp
+    new: float
+    lr: float
+    t: int  # which step of training this update is (1 = the first)
+    weight_decay: float  # 0 for a bias: weight decay applies to weights only
+    terms: tuple[tuple[str, float], ...]
+    hyper: tuple[tuple[str, float], ...]
     note: str
 
+    def term(self, name: str) -> float | None:
+        return dict(self.terms).get(name)
+
     def to_dict(self) -> dict:
-        return {"lr": self.lr, "old": self.old, "gradient": self.gradient, "weight_decay": self.weight_decay,
-                "new": self.new, "optimizer": self.optimizer, "trainable": self.trainable, "note": self.note}
+        return {"optimizer": self.optimizer, "trainable": self.trainable, "t": self.t, "lr": self.lr,
+                **dict(self.hyper), "weight_decay": self.weight_decay, "old": self.old, "gradient": self.gradient,
+                "terms": dict(self.terms), "new": self.new, "note": self.note}
 
 
 @dataclass(frozen=True)
@@ -248,6 +261,7 @@ class Explanation:
     layers: tuple[LayerDeltas, ...]
     paths: Paths | None
     dtype: str
+    classes: tuple[tuple[str, str], ...] = ()  # (output node, the class it stands for) of a classifier
 
     @property
     def agrees(self) -> bool:
@@ -259,7 +273,8 @@ class Explanation:
         return {
             "weight": self.name, "kind": self.kind,
             "location": {"layer": self.layer, "layer_index": self.layer_index, "to": self.to_node,
-                         "from": self.from_node},
+                         "from": self.from_node, "class": dict(self.classes).get(self.to_node)},
+            "classes": dict(self.classes),
             "value": self.value, "trainable": self.trainable, "position": self.position,
             "output_delta": self.output_mode, "loss": self.loss, "dtype": self.dtype,
             "steps": [{"label": s.label, "equation": s.text, "latex": s.tex, "note": s.note} for s in self.steps],

@@ -12,12 +12,37 @@ if TYPE_CHECKING:
     from bpcli.explain import _Builder
 
 
-class _Names:
-    """Symbols of one network, in the seed's spelling."""
+# index letters for "each node q of a layer" and "summed over the nodes r it feeds", in this order of preference;
+# never a letter the network uses as a weight symbol (a deep network's layers take q, r, p, ...), nor one with a
+# meaning of its own in explain's text (i: sample, j: shared bias, k: softmax output, m: sample count)
+INDEX_LETTERS = "qrpnhgatsuvwcdefl"
 
-    def __init__(self, net: Network):
+
+class _Names:
+    """Symbols of one network, in the seed's spelling; the class each output node stands for."""
+
+    def __init__(self, net: Network, class_names: tuple[str, ...] | None = None):
         self.net = net
         self.n = len(net.layers)
+        used = {layer.symbol for layer in net.layers}
+        free = [c for c in INDEX_LETTERS if c not in used] + ["q", "r"]
+        self.q, self.r = free[0], free[1]
+        k = net.n_outputs
+        names = tuple(class_names or ())
+        # one output node per class, or a single output scoring the second of two classes (P(class 1))
+        self._classes = names if len(names) == k and k > 1 else names[1:] if k == 1 and len(names) == 2 else ()
+
+    def node_class(self, l: int, j: int) -> str | None:
+        """The class output node j stands for (layer l the output layer), or None."""
+        return self._classes[j] if l == self.n - 1 and self._classes else None
+
+    def label(self, l: int, j: int) -> str:
+        """The node's name, with its class beside it: B1 (class "setosa")."""
+        c = self.node_class(l, j)
+        return self.node(l, j) + (f' (class "{c}")' if c is not None else "")
+
+    def classes(self) -> tuple[tuple[str, str], ...]:
+        return tuple((self.node(self.n - 1, j), c) for j, c in enumerate(self._classes))
 
     def node(self, l: int, j: int) -> str:
         return self.net.node_name(l, j)
@@ -40,7 +65,7 @@ class _Names:
     def generic(self, l: int) -> str:
         """A node of layer l in general: B for a one-node layer, Bq otherwise."""
         layer = self.net.layers[l]
-        return layer.letter if layer.n_out == 1 else f"{layer.letter}q"
+        return layer.letter if layer.n_out == 1 else f"{layer.letter}{self.q}"
 
     def z_equation(self, l: int, j: int) -> str:
         layer = self.net.layers[l]
@@ -57,20 +82,32 @@ class _Names:
 def _fused_reason(net: Network) -> str:
     act = net.layers[-1].activation.name
     if act == "softmax":
-        return ("cross_entropy after softmax: sum_k (-y_k / y'_k) * y'_k ([k = j] - y'_j) = y'_j - y_j "
+        return ("cross_entropy after softmax: sum_k (-y_k / y'_k) * y'_k * ([k = j] - y'_j) = y'_j - y_j "
                 "because the targets sum to 1; the engine uses this shortcut, not the full Jacobian")
-    return (f"{net.loss.name} after {act}: (y' - y) / (y'(1 - y')) * y'(1 - y') = y' - y; "
+    return (f"{net.loss.name} after {act}: (y' - y) / (y' * (1 - y')) * y' * (1 - y') = y' - y; "
             "the engine uses this shortcut")
 
 
 def output_delta_step(b: _Builder, label: str) -> Step:
-    """How the output layer's delta dL/dz is formed (for one node or each node q)."""
+    """How the output layer's delta dL/dz is formed (for one node or each node q), and the classes its nodes
+    stand for."""
+    step = _output_delta_step(b, label)
+    classes = b.N.classes()
+    if not classes:
+        return step
+    said = ", ".join(f'{node} (class "{c}")' for node, c in classes)
+    nodes = "the output node" if len(classes) == 1 else "the output nodes"
+    return Step(step.label, step.text, step.tex, f"{step.note}; {nodes}: {said}")
+
+
+def _output_delta_step(b: _Builder, label: str) -> Step:
     net, N, n = b.net, b.N, b.n
     many = net.n_outputs > 1
     g = N.generic(n - 1)
-    Y, T = ("y'q", "yq") if many else ("y'", "y")
+    q = N.q
+    Y, T = (f"y'{q}", f"y{q}") if many else ("y'", "y")
     act = net.layers[-1].activation
-    pre = "for each output node q: " if many else ""
+    pre = f"for each output node {q}: " if many else ""
     if b.mode == "fused":
         return Step(label, f"{pre}dL/dz_{g} = {Y} - {T}",
                     rf"\frac{{\partial L}}{{\partial z_{{{g}}}}} = {tex_symbol(Y)} - {tex_symbol(T)}",
@@ -89,13 +126,14 @@ def hidden_delta_step(b: _Builder, l: int, label: str) -> Step:
     net, N = b.net, b.N
     g = N.generic(l)
     below, above = net.layers[l], net.layers[l + 1]
-    idx = ("r" if above.n_out > 1 else "") + ("q" if below.n_out > 1 else "1")
+    q, r = N.q, N.r
+    idx = (r if above.n_out > 1 else "") + (q if below.n_out > 1 else "1")
     w, w_tex = (f"{above.symbol}{idx}" if idx.isdigit() else f"{above.symbol}_{idx}"), f"{above.symbol}_{{{idx}}}"
-    o = f"o_{g}" if b.n > 2 else ("oq" if below.n_out > 1 else "o1")
-    pre = f"for each node q of layer {below.letter}: " if below.n_out > 1 else ""
-    up = f"{above.letter}r" if above.n_out > 1 else above.letter
-    s = "sum_r " if above.n_out > 1 else ""
-    s_tex = r"\sum_r " if s else ""
+    o = f"o_{g}" if b.n > 2 else (f"o{q}" if below.n_out > 1 else "o1")
+    pre = f"for each node {q} of layer {below.letter}: " if below.n_out > 1 else ""
+    up = f"{above.letter}{r}" if above.n_out > 1 else above.letter
+    s = f"sum_{r} " if above.n_out > 1 else ""
+    s_tex = rf"\sum_{r} " if s else ""
     text = f"{pre}dL/dz_{g} = {fp_text(g)} * dL/d{o},  dL/d{o} = {s}dL/dz_{up} * {w}"
     tex = (rf"\frac{{\partial L}}{{\partial z_{{{g}}}}} = {fp_tex(g)}\,\frac{{\partial L}}{{\partial {tex_symbol(o)}}},"
            rf"\quad \frac{{\partial L}}{{\partial {tex_symbol(o)}}} = {s_tex}"
@@ -201,9 +239,11 @@ def derivation(b: _Builder, paths_single: list[Factor] | None) -> tuple[list[Ste
         rhs = " + ".join(f"{d} * {w}" for d, w in terms)
         rhs_tex = " + ".join(rf"\frac{{\partial L}}{{\partial z_{{{d[6:]}}}}}\,{tex_symbol(w)}" for d, w in terms)
     else:
-        rhs = f"sum_q dL/dz_{above.letter}q * {above.symbol}_q{j + 1}"
-        rhs_tex = rf"\sum_q \frac{{\partial L}}{{\partial z_{{{above.letter}q}}}}\,{above.symbol}_{{q{j + 1}}}"
-    feeds = ("one node, " + N.node(l + 1, 0)) if above.n_out == 1 else (
+        q = N.q
+        rhs = f"sum_{q} dL/dz_{above.letter}{q} * {above.symbol}_{q}{j + 1}"
+        rhs_tex = (rf"\sum_{q} \frac{{\partial L}}{{\partial z_{{{above.letter}{q}}}}}\,"
+                   rf"{above.symbol}_{{{q}{j + 1}}}")
+    feeds = ("one node, " + N.label(l + 1, 0)) if above.n_out == 1 else (
         f"all {above.n_out} nodes of layer {above.letter}: its gradient is the sum over them of each "
         "node's delta times the connecting weight")
     steps.append(Step("Step 5", f"dL/d{O} = {rhs}", rf"\frac{{\partial L}}{{\partial {tex_symbol(O)}}} = {rhs_tex}",

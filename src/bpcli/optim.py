@@ -10,6 +10,19 @@ from bpcli.schema import TrainConfig
 
 Array = np.ndarray
 
+# The named terms Optimizer.step records for one parameter when asked to (trace): explain and step show them.
+#   value, gradient: the parameter and dC/dp before the step; decay: weight_decay * p (weights only);
+#   g: the gradient the update uses (gradient + decay); step: what is subtracted; new: the value after.
+#   momentum: v_prev, v (the velocity before and after); adam: m_prev, v_prev, m, v, c1 = 1 - beta1^t,
+#   c2 = 1 - beta2^t, m_hat, v_hat, denom = sqrt(v_hat) + epsilon.
+TERMS = {
+    "gd": ("value", "gradient", "decay", "g", "step", "new"),
+    "momentum": ("value", "gradient", "decay", "g", "v_prev", "v", "step", "new"),
+    "adam": ("value", "gradient", "decay", "g", "m_prev", "v_prev", "m", "v", "c1", "c2", "m_hat", "v_hat",
+             "denom", "step", "new"),
+}
+TERMS["sgd"] = TERMS["gd"]
+
 
 class Optimizer:
     """Gradient descent and friends, updating the network's arrays in place: one update per optimiser."""
@@ -43,32 +56,72 @@ class Optimizer:
                 out.append(db)
         return out
 
-    def step(self, grads: list[Array], t: int) -> None:
-        """Apply one update; grads align with self.params; t is the 1-based step count."""
+    def step(self, grads: list[Array], t: int, trace: dict[str, dict[str, Array]] | None = None) -> None:
+        """Apply one update; grads align with self.params; t is the 1-based step count.
+
+        trace: when given, each parameter's named terms (TERMS) are recorded into trace[key] as copies, so a
+        caller can show the very numbers of this update; training passes None.
+        """
         s = self.s
         for (key, p, is_w), g, tmp, (lr, wd, mu) in zip(self.params, grads, self._tmp, self._const):
+            rec = None if trace is None else trace.setdefault(key, {"value": p.copy(), "gradient": g.copy()})
             if s.weight_decay and is_w:  # the L2 term's gradient: g + weight_decay * W
                 np.multiply(p, wd, out=tmp)
+                if rec is not None:
+                    rec["decay"] = tmp.copy()
                 g = np.add(g, tmp, out=tmp)
+            if rec is not None:
+                rec["g"] = g.copy()
             if self.kind in ("gd", "sgd"):  # W <- W - lr * g
-                np.subtract(p, np.multiply(g, lr, out=tmp), out=p)
+                step = np.multiply(g, lr, out=tmp)
             elif self.kind == "momentum":  # v <- momentum * v + g;  W <- W - lr * v
                 v = self.buffers[f"m:{key}"]
+                if rec is not None:
+                    rec["v_prev"] = v.copy()
                 np.multiply(v, mu, out=v)
                 np.add(v, g, out=v)
-                np.subtract(p, np.multiply(v, lr, out=tmp), out=p)
+                step = np.multiply(v, lr, out=tmp)
+                if rec is not None:
+                    rec["v"] = v.copy()
             else:
-                self._adam(key, p, g, t)
+                step = self._adam(key, g, t, tmp, rec)
+            if rec is not None:
+                rec["step"] = step.copy()
+            np.subtract(p, step, out=p)
+            if rec is not None:
+                rec["new"] = p.copy()
 
-    def _adam(self, key: str, p: Array, g: Array, t: int) -> None:
-        """m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;
-        W <- W - lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / (1 - b1^t) and v_hat = v / (1 - b2^t),
-        written in the equivalent form lr_t * m / (sqrt(v) + eps * sqrt(1 - b2^t))."""
+    def _adam(self, key: str, g: Array, t: int, tmp: Array, rec: dict | None) -> Array:
+        """m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;  m_hat = m / (1 - b1^t),  v_hat = v / (1 - b2^t);
+        the step lr * m_hat / (sqrt(v_hat) + eps), into tmp (which may hold g: it is read first)."""
         s = self.s
         m, v = self.buffers[f"m:{key}"], self.buffers[f"v:{key}"]
+        if rec is not None:
+            rec["m_prev"], rec["v_prev"] = m.copy(), v.copy()
         m *= s.beta1
         m += (1 - s.beta1) * g
         v *= s.beta2
         v += (1 - s.beta2) * (g * g)
-        lr_t = s.lr * np.sqrt(1 - s.beta2**t) / (1 - s.beta1**t)
-        p -= lr_t * m / (np.sqrt(v) + s.epsilon * np.sqrt(1 - s.beta2**t))
+        c1, c2 = 1 - s.beta1**t, 1 - s.beta2**t
+        m_hat = m / c1
+        v_hat = v / c2
+        denom = np.sqrt(v_hat)
+        denom += s.epsilon
+        step = np.multiply(m_hat, s.lr, out=tmp)
+        step /= denom
+        if rec is not None:
+            rec.update(m=m.copy(), v=v.copy(), c1=np.full_like(m, c1), c2=np.full_like(m, c2), m_hat=m_hat,
+                       v_hat=v_hat, denom=denom)
+        return step
+
+
+def preview_step(net: Network, settings: TrainConfig, grads: Gradients, buffers: dict[str, Array] | None = None,
+                 step: int = 0) -> dict[str, dict[str, Array]]:
+    """The next update of every trainable parameter array, as Optimizer.step makes it, without touching `net`
+    or `buffers`: one traced step on copies of both, continuing from `buffers` (m:KEY, v:KEY; empty = zeros)
+    after `step` steps (so t = step + 1). Returns trace[key][term] (TERMS), arrays shaped like the parameter."""
+    own = {k: v.copy() for k, v in (buffers or {}).items() if k.startswith(("m:", "v:"))}
+    opt = Optimizer(net.copy(), settings, own)
+    trace: dict[str, dict[str, Array]] = {}
+    opt.step(opt.gradients(grads), step + 1, trace)
+    return trace

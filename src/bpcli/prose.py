@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 OPERATORS = frozenset({"=", "*", "+", "-", "/", "->", "<-", "<=", ">=", "<", ">", "==", "!=", "~", "=>", "^"})
+LOOSE = (frozenset({"=", "->", "<-", "=>", "==", "!=", "~"}), frozenset({"+", "-", "<", ">", "<=", ">="}), OPERATORS)
 SEPARATOR = "·"  # a list such as `2-2-1 network · loss squared_error · 9 parameters` breaks only after one
 _WORD = re.compile(r"\S+")
 _MATHY = re.compile(r"[=*/+^_|<>\d]|[A-Za-z]'(?![A-Za-z])|[A-Za-z]\(")
@@ -33,6 +34,17 @@ def _ends_clause(tok: str) -> bool:
 
 # spans kept whole: `code`, $math$ and short parentheses such as (factor -1), (lr = 0.5) or (y - y')
 _WHOLE = re.compile(r"`[^`]*`|\$[^$]*\$|\((?:[^()\s]+\s){0,2}[^()\s]*\)")
+
+
+def _depths(text: str, words: list[tuple[int, int]]) -> list[int]:
+    """depths[i]: how many brackets ( [ { are open at the gap after word i (a break there would split them)."""
+    out, depth, pos = [], 0, 0
+    for _, end in words[:-1]:
+        for c in text[pos:end]:
+            depth = depth + 1 if c in "([{" else max(depth - 1, 0) if c in ")]}" else depth
+        pos = end
+        out.append(depth)
+    return out
 
 
 def _glued(text: str, words: list[tuple[int, int]]) -> list[bool]:
@@ -103,9 +115,15 @@ def _inner_break(tokens, words, span: tuple[int, int], limit: int) -> int:
     fits = [k for k in range(a, b) if words[k][1] - words[a][0] <= limit]
     if not fits:
         return a
-    good = [k for k in fits if tokens[k] not in OPERATORS and tokens[k + 1] in OPERATORS]
-    fair = [k for k in fits if tokens[k] not in OPERATORS]
-    return (good or fair or fits)[-1]
+    joined = " ".join(tokens)  # the brackets sit in the tokens: their depth at each gap, from the line's start
+    depth = _depths(joined, [(m.start(), m.end()) for m in _WORD.finditer(joined)])
+    outside = [k for k in fits if not depth[k]]  # between brackets, never inside them, when the line allows
+    # before an operator, the loosest first: between the sides of = or an arrow, then between terms, then factors
+    ranked = [[k for k in outside if tokens[k] not in OPERATORS and tokens[k + 1] in ops] for ops in LOOSE]
+    fair = [k for k in outside if tokens[k] not in OPERATORS]
+    good_in = [k for k in fits if tokens[k] not in OPERATORS and tokens[k + 1] in OPERATORS]
+    fair_in = [k for k in fits if tokens[k] not in OPERATORS]
+    return next(c for c in (*ranked, fair, good_in, fair_in, fits) if c)[-1]
 
 
 def wrap(text: str, width: int = 79, indent: str = "", subsequent_indent: str | None = None) -> list[str]:

@@ -7,8 +7,13 @@ import math
 SPARK = "▁▂▃▄▅▆▇█"
 
 
-def fmt(v: float | None, digits: int = 6) -> str:
-    """A number for a table cell: `digits` significant figures, scientific when tiny or huge."""
+DIGITS = 6  # significant digits of every number a view shows (explain, gradcheck, step, ...)
+
+
+def fmt(v: float | None, digits: int = DIGITS) -> str:
+    """A number for a view, the one rule every command follows: `digits` significant figures (DIGITS), a minus
+    sign and no plus sign, scientific (1.23457e-05, 1e-08: no trailing zeros) below 1e-4 and from 1e6 on, 0 for
+    zero, "-" for none."""
     if v is None:
         return "-"
     v = float(v)
@@ -17,7 +22,8 @@ def fmt(v: float | None, digits: int = 6) -> str:
     if v == 0:
         return "0"
     if abs(v) < 1e-4 or abs(v) >= 1e6:
-        return f"{v:.{max(digits - 1, 1)}e}"
+        mant, exp = f"{v:.{max(digits - 1, 1)}e}".split("e")
+        return (mant.rstrip("0").rstrip(".") if "." in mant else mant) + "e" + exp
     text = f"{v:.{digits}g}"
     # a value that rounds to a whole number at these digits without being one (y' = 0.99999997 shown as 1, a
     # probability that looks certain): more digits, until it no longer reads as that whole number
@@ -25,6 +31,26 @@ def fmt(v: float | None, digits: int = 6) -> str:
         digits += 1
         text = f"{v:.{digits}g}"
     return text
+
+
+def digits_apart(a: float, b: float, digits: int = DIGITS) -> int:
+    """The digits fmt needs to show two different numbers differently (a value before and after a tiny update:
+    never `x - tiny = x`): `digits`, or more, up to 17."""
+    while a != b and fmt(a, digits) == fmt(b, digits) and digits < 17:
+        digits += 1
+    return digits
+
+
+def fmt_error(v: float | None) -> str:
+    """An error (relative or absolute) in two-digit scientific notation, 1.2e-09; 0 for an exact match."""
+    if v is None:
+        return "-"
+    v = float(v)
+    if v == 0:
+        return "0"
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:.1e}"
 
 
 def sparkline(values: list[float], width: int = 40, log: bool = True) -> str:

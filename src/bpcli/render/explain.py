@@ -8,32 +8,34 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from bpcli.render import fmt
+from bpcli.render import fmt, fmt_error
+from bpcli.render.explain_update import num, update_header, update_lines
+from bpcli.render.wrap import Prose
 
 MAX_ROWS = 10  # per-sample rows shown before the summary line (all of them are in --json)
 MAX_NODE_ROWS = 12  # rows of a sum or delta table
 
 
-def num(v: float | None, digits: int = 6) -> str:
-    """A number inside a product: negative numbers in parentheses."""
-    s = fmt(v, digits)
-    return f"({s})" if s.startswith("-") else s
-
-
-def product_text(values, digits: int = 6) -> str:
-    return " * ".join(num(v, digits) for v in values)
+def product_text(values) -> str:
+    return " * ".join(num(v) for v in values)
 
 
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
+def label(e, node: str) -> str:
+    """A node's name with the class it stands for beside it: B1 (class "setosa")."""
+    c = dict(e.classes).get(node)
+    return node if c is None else f'{node} (class "{c}")'
+
+
 def _where_text(e) -> str:
     if e.kind == "weight":
-        return f"the weight of layer {e.layer} from {e.from_node} into node {e.to_node}"
+        return f"the weight of layer {e.layer} from {e.from_node} into node {label(e, e.to_node)}"
     if e.to_node.startswith("all of"):
         return f"the bias shared by all nodes of layer {e.layer}"
-    return f"the bias of node {e.to_node} (layer {e.layer})"
+    return f"the bias of node {label(e, e.to_node)} (layer {e.layer})"
 
 
 # --- the Rich view -------------------------------------------------------------------------------
@@ -68,9 +70,10 @@ def _sample_rows(e, max_rows: int = MAX_ROWS) -> list[int | None]:
     return rows
 
 
-def sample_table(e, columns, inputs: bool, outputs: bool, digits: int) -> Table:
-    """One row per sample: inputs, target, output, each factor and the product; the mean below."""
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1))
+def sample_table(e, columns, inputs: bool, outputs: bool, factors: bool = True) -> Table:
+    """One row per sample: inputs, target and output (the context), each factor and the product, the mean below;
+    factors=False gives the context alone."""
+    t = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 0, 0, 1))  # columns 2 apart
     t.add_column("i", justify="right", no_wrap=True, style="dim")
     ctx: list[tuple[str, list[float]]] = []
     if inputs:
@@ -79,48 +82,57 @@ def sample_table(e, columns, inputs: bool, outputs: bool, digits: int) -> Table:
         for q in e.focus_outputs:
             ctx.append((e.target_names[q], [r[q] for r in e.y]))
             ctx.append((e.output_names[q], [r[q] for r in e.y_hat]))
+    cols = list(columns) if factors else []
     for nm, _ in ctx:
         t.add_column(Text(nm), justify="right", no_wrap=True, style="dim")
-    for f in columns:
+    for f in cols:
         t.add_column(Text(f.symbol), justify="right", no_wrap=True)
-    t.add_column(Text(f"dL_i/d{e.name}"), justify="right", no_wrap=True, style="bold")
+    if factors:
+        t.add_column(Text(f"dL_i/d{e.name}"), justify="right", no_wrap=True, style="bold")
+    tail = 1 if factors else 0
     for i in _sample_rows(e):
         if i is None:
-            t.add_row("...", *[""] * (len(ctx) + len(columns) + 1))
+            t.add_row("...", *[""] * (len(ctx) + len(cols) + tail))
             continue
         style = "reverse" if e.sample_given and i == e.sample else None
-        t.add_row(str(i + 1), *[fmt(vals[i], digits) for _, vals in ctx],
-                  *[fmt(f.values[i], digits) for f in columns], fmt(e.products[i], digits), style=style)
-    t.add_section()
-    t.add_row("mean", *[""] * (len(ctx) + len(columns)), Text(fmt(e.mean, digits), style="bold green"))
+        t.add_row(str(i + 1), *[fmt(vals[i]) for _, vals in ctx], *[fmt(f.values[i]) for f in cols],
+                  *([fmt(e.products[i])] if factors else []), style=style)
+    if factors:
+        t.add_section()
+        t.add_row("mean", *[""] * (len(ctx) + len(cols)), Text(fmt(e.mean), style="bold green"))
     return t
 
 
 def _fitted_sample_table(e) -> _Fitted:
+    """The widest layout that fits: the context columns that define the factors (target and output) stay;
+    inputs that are not factors go first; then the samples and the factors become two tables."""
     many_inputs = len(e.input_names) > 4
+    has_out = bool(e.focus_outputs)
     levels = []
     sets = [e.columns] if e.compact == e.columns else [e.columns, e.compact]
     for cols in sets:
-        # drop the context columns first: inputs before a single output, several outputs before the inputs
-        second = (False, True) if len(e.focus_outputs) <= 1 else (not many_inputs, False)
-        for inputs, outputs, digits in ((not many_inputs, True, 6), (*second, 6), (False, False, 6), (False, False, 4)):
-            levels.append((cols, inputs, outputs, digits))
-    return _Fitted([lambda c=c, i=i, o=o, d=d: sample_table(e, c, i, o, d) for c, i, o, d in levels])
+        levels += [lambda c=cols: sample_table(e, c, not many_inputs, True),
+                   lambda c=cols: sample_table(e, c, False, True)]
+        if has_out or not many_inputs:  # two tables: the samples, then the factors
+            levels += [lambda c=cols: Group(sample_table(e, c, not many_inputs, True, factors=False), Text(""),
+                                            sample_table(e, c, False, False)),
+                       lambda c=cols: Group(sample_table(e, c, False, True, factors=False), Text(""),
+                                            sample_table(e, c, False, False))]
+        else:
+            levels.append(lambda c=cols: sample_table(e, c, False, False))
+    return _Fitted(levels)
 
 
 def _steps_grid(e) -> Table:
     g = Table.grid(padding=(0, 2))
     g.add_column(no_wrap=True, style="bold")
     g.add_column()
-    for s in e.steps:
-        cell = Text(s.text, style="cyan")
+    for s in list(e.steps) + [e.chain]:
+        bold = "bold " if s is e.chain else ""
+        cell = [Prose(Text(s.text, style=bold + "cyan"), hang=4)]
         if s.note:
-            cell.append("\n" + s.note, style="dim")
-        g.add_row(s.label, cell)
-    cell = Text(e.chain.text, style="bold cyan")
-    if e.chain.note:
-        cell.append("\n" + e.chain.note, style="dim")
-    g.add_row("So", cell)
+            cell.append(Prose(Text(s.note, style="dim")))
+        g.add_row(s.label, Group(*cell))
     return g
 
 
@@ -133,7 +145,7 @@ def _sum_table(s, e) -> Group:
     t.add_column("product", justify="right", no_wrap=True)
     rows = s.rows if len(s.rows) <= MAX_NODE_ROWS else s.rows[:MAX_NODE_ROWS]
     for r in rows:
-        t.add_row(Text(r.node), fmt(r.delta), Text(r.weight_symbol), fmt(r.weight), fmt(r.product))
+        t.add_row(Text(label(e, r.node)), fmt(r.delta), Text(r.weight_symbol), fmt(r.weight), fmt(r.product))
     if len(s.rows) > MAX_NODE_ROWS:
         t.add_row("...", "", Text(f"{len(s.rows) - MAX_NODE_ROWS} more in --json"), "", "")
     t.add_section()
@@ -142,14 +154,14 @@ def _sum_table(s, e) -> Group:
     if s.result is not None and len(s.combine) == 3:  # an upstream sum: times f'(z) gives the delta, times the input
         fp, delta, inp = s.combine
         node_delta = delta.symbol
-        parts.append(Text(f"{node_delta} = {fp.symbol} * {s.result_symbol} = {num(fp.value)} * {num(s.total)} "
-                          f"= {fmt(delta.value)}", style="cyan"))
-        parts.append(Text(f"{s.result.symbol} = {node_delta} * {inp.symbol} = {num(delta.value)} * {num(inp.value)} "
-                          f"= {fmt(s.result.value)}", style="cyan"))
+        parts.append(Prose(f"{node_delta} = {fp.symbol} * {s.result_symbol} = {num(fp.value)} * {num(s.total)} "
+                             f"= {fmt(delta.value)}", style="cyan", hang=4))
+        parts.append(Prose(f"{s.result.symbol} = {node_delta} * {inp.symbol} = {num(delta.value)} * "
+                             f"{num(inp.value)} = {fmt(s.result.value)}", style="cyan", hang=4))
     elif s.result is not None and len(s.combine) == 1:  # the softmax Jacobian: times the input
         inp = s.combine[0]
-        parts.append(Text(f"{s.result.symbol} = {s.result_symbol} * {inp.symbol} = {num(s.total)} * {num(inp.value)} "
-                          f"= {fmt(s.result.value)}", style="cyan"))
+        parts.append(Prose(f"{s.result.symbol} = {s.result_symbol} * {inp.symbol} = {num(s.total)} * "
+                             f"{num(inp.value)} = {fmt(s.result.value)}", style="cyan", hang=4))
     return Group(*parts)
 
 
@@ -171,52 +183,54 @@ def _detail(e) -> Group:
         why = Text(d.rule, style="dim")
         if d.operands:
             why.append(" with " + ", ".join(f"{o.symbol} = {fmt(o.value)}" for o in d.operands), style="dim")
-        g.add_row(Text(d.symbol), "=", fmt(d.value), "", why)
+        g.add_row(Text(d.symbol), "=", fmt(d.value), "", Prose(why))
     prod = Text(f"dL_{i + 1}/d{e.name} = {product_text([d.value for d in e.detail])} = {fmt(e.products[i])}",
                 style="bold cyan")
-    parts = [head, g, prod, Text(""), Text(f"The deltas at sample {i + 1}, from the output back to layer {e.layer}:")]
+    parts = [Prose(head), g, Prose(prod), Text(""),
+             Prose(f"The deltas at sample {i + 1}, from the output back to layer {e.layer}:")]
     for ld in e.layers:
-        parts.append(_delta_table(ld))
+        parts.append(_delta_table(ld, e))
     return Group(*parts)
 
 
-def _delta_table(ld) -> Group:
+def _delta_table(ld, e) -> Group:
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     t.add_column("node", no_wrap=True)
     t.add_column("dL/da", justify="right", no_wrap=True)
     t.add_column("f'(z)", justify="right", no_wrap=True)
     t.add_column("dL/dz", justify="right", no_wrap=True)
     for nd in ld.nodes[:MAX_NODE_ROWS]:
-        t.add_row(Text(nd.node), fmt(nd.upstream), fmt(nd.fprime), fmt(nd.delta))
+        t.add_row(Text(label(e, nd.node)), fmt(nd.upstream), fmt(nd.fprime), fmt(nd.delta))
     if len(ld.nodes) > MAX_NODE_ROWS:
         t.add_row("...", Text(f"{len(ld.nodes) - MAX_NODE_ROWS} more"), "", "")
-    return Group(Text(f"layer {ld.letter}: {ld.rule}", style="bold"), t)
+    return Group(Prose(Text(f"layer {ld.letter}: {ld.rule}", style="bold")), t)
 
 
 def _paths_view(e) -> Group:
     p = e.paths
     if p.listed is None:
-        return Group(Text(f"{_plural(p.count, 'path')} lead from {e.name} to the loss, more than {p.limit}: not listed "
-                          "(the sums above add them up layer by layer)", style="dim"))
+        return Group(Prose(Text(f"{_plural(p.count, 'path')} lead from {e.name} to the loss, more than {p.limit}: "
+                                  "not listed (the sums above add them up layer by layer)", style="dim")))
     i = e.sample + 1
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=Text(f"{_plural(p.count, 'path')} from {e.name} to the loss"),
               title_justify="left", title_style="bold")
     t.add_column("#", justify="right", no_wrap=True, style="dim")
-    t.add_column("path", no_wrap=False)
+    t.add_column("path")
     t.add_column(Text(f"factors, values at sample {i}"), ratio=1)
     t.add_column(Text(f"sample {i}"), justify="right", no_wrap=True)
     t.add_column("mean", justify="right", no_wrap=True)
     for n, term in enumerate(p.listed, 1):
         cell = Text(" * ".join(term.symbols), style="cyan")
-        cell.append("\n= " + product_text(term.values, 4), style="dim")
-        t.add_row(str(n), Text(" -> ".join(term.nodes)), cell, fmt(term.sample_product), fmt(term.contribution))
+        cell.append("\n= " + product_text(term.values), style="dim")
+        t.add_row(str(n), Prose(" -> ".join(term.nodes)), Prose(cell), fmt(term.sample_product),
+                  fmt(term.contribution))
     t.add_section()
-    t.add_row("", Text("sum"), Text(f"= dL_{i}/d{e.name} and dC/d{e.name}"), Text(fmt(p.sample_sum), style="bold"),
+    t.add_row("", Text("sum"), Prose(f"= dL_{i}/d{e.name} and dC/d{e.name}"), Text(fmt(p.sample_sum), style="bold"),
               Text(fmt(p.total), style="bold green"))
     ok = abs(p.total - e.engine) <= 1e-9 * max(abs(e.engine), 1e-300) + 1e-15
     verdict = Text("the paths add up to the engine's gradient" if ok else "the paths do NOT add up to the engine's gradient",
                    style="green" if ok else "bold red")
-    return Group(t, verdict)
+    return Group(t, Prose(verdict))
 
 
 def _totals(e) -> Table:
@@ -226,59 +240,57 @@ def _totals(e) -> Table:
     P = e.name
     eng = Text(f"dC/d{P} = {fmt(e.engine)}", style="bold")
     if e.agrees:
-        eng.append("  (backward pass; the mean above agrees)", style="green")
+        eng.append("  backward pass; the mean above agrees", style="green")
     else:
         eng.append(f"  differs from the mean above by {fmt(abs(e.engine - e.mean), 3)}", style="bold red")
-    g.add_row("engine gradient", eng)
+    g.add_row("engine gradient", Prose(eng))
     nc = e.numeric
-    chk = Text(f"(C({P} + h) - C({P} - h)) / 2h = {fmt(nc.gradient)} with h = {fmt(nc.h, 2)}: ")
-    chk.append(f"relative error {fmt(nc.rel_error, 2)}", style="green" if nc.agrees else "bold red")
+    chk = Text(f"(C({P} + h) - C({P} - h)) / 2h = {fmt(nc.gradient)} with h = {fmt(nc.h)}: ")
+    chk.append(f"relative error {fmt_error(nc.rel_error)}", style="green" if nc.agrees else "bold red")
     word = "agrees" if nc.agrees else {"inconclusive": "INCONCLUSIVE", "not finite": "NOT FINITE"}.get(
         nc.verdict, "DISAGREES")
     chk.append(f"  {word}", style="green" if nc.agrees else "magenta" if nc.verdict == "inconclusive" else "bold red")
     if nc.note:
         chk.append("\n" + nc.note, style="dim")
-    g.add_row("numeric check", chk)
+    g.add_row("numeric check", Prose(chk))
     u = e.update
-    if not u.trainable:
-        g.add_row("update", Text(u.note))
-    else:
-        if u.weight_decay:
-            upd = Text(f"{P} <- {P} - lr * (dC/d{P} + wd * {P}) = {fmt(u.old)} - {fmt(u.lr)} * "
-                       f"({num(u.gradient)} + {fmt(u.weight_decay)} * {num(u.old)}) = ")
-        else:
-            upd = Text(f"{P} <- {P} - lr * dC/d{P} = {fmt(u.old)} - {fmt(u.lr)} * {num(u.gradient)} = ")
-        upd.append(fmt(u.new), style="bold")
-        if u.note:
-            upd.append("\n" + u.note, style="dim")
-        g.add_row("update", upd)
+    cell = [Prose(update_header(u) + ":" if u.trainable else update_header(u))]
+    lines = update_lines(P, u)
+    for k, line in enumerate(lines):
+        t = Text(line, style="cyan")
+        if k == len(lines) - 1:
+            t.stylize("bold", line.rindex("= ") + 2)
+        cell.append(Prose(t, hang=4))
+    if u.note:
+        cell.append(Prose(Text(u.note, style="dim")))
+    g.add_row("update", Group(*cell))
     return g
 
 
 def explanation_view(e, name: str = "", source: str = "", scaled: bool = False) -> Group:
     """Everything about one parameter: the steps, the per-sample table, the sums, the checks."""
     title = Text(f"dC/d{e.name}", style="bold magenta")
-    where = f": {e.name} is {_where_text(e)}"
-    title.append(where, style="bold")
-    title.append(f"; value {fmt(e.value)}")
+    title.append(f": {e.name} = {fmt(e.value)}", style="bold")
+    title.append(f" is {_where_text(e)}")
     sub = Text(f"{name}  ({source})  " if name else "", style="dim")
     sub.append(f"{_plural(e.m, 'sample')}" + (", inputs standardised as in training" if scaled else ""), style="dim")
     if e.dtype != "float64":
         sub.append(f", computed in {e.dtype}", style="dim")
-    parts = [title, sub, Text(""), _steps_grid(e), Text("")]
-    parts.append(Text(f"Every factor at every sample (dL_i/d{e.name} is their product):", style="bold"))
-    parts.append(_fitted_sample_table(e))
+    parts = [Prose(title), Prose(sub), Text(""), _steps_grid(e), Text("")]
+    parts += [Prose(Text(f"Every factor at every sample (dL_i/d{e.name} is their product):", style="bold")),
+              Text("")]
+    parts += [_fitted_sample_table(e), Text("")]
     shown = len([r for r in _sample_rows(e) if r is not None])
     if e.m > shown:
         lo, hi = min(e.products), max(e.products)
-        parts.append(Text(f"showing {shown} of {e.m} samples (all of them in --json); dL_i/d{e.name} ranges "
-                          f"from {fmt(lo)} to {fmt(hi)}", style="dim"))
-    parts.append(Text(f"mean over the {_plural(e.m, 'sample')}: dC/d{e.name} = 1/{e.m} * sum_i dL_i/d{e.name} = "
-                      f"{fmt(e.mean)}"))
+        parts.append(Prose(Text(f"showing {shown} of {e.m} samples (all of them in --json); dL_i/d{e.name} ranges "
+                                  f"from {fmt(lo)} to {fmt(hi)}", style="dim")))
+    parts.append(Prose(f"mean over the {_plural(e.m, 'sample')}: dC/d{e.name} = 1/{e.m} * sum_i dL_i/d{e.name} "
+                         f"= {fmt(e.mean)}"))
     sums = [s for s in e.sums if e.sample_given or len(s.rows) > 1]
     if sums:
         at = f"At sample {e.sample + 1}" + ("" if e.sample_given else " (choose another with --sample I)")
-        parts += [Text(""), Text(at + ":", style="bold")]
+        parts += [Text(""), Prose(Text(at + ":", style="bold"))]
         parts += [_sum_table(s, e) for s in sums]
     if e.sample_given:
         parts += [Text(""), _detail(e)]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from bpcli.explain_result import tex_symbol
-from bpcli.render import fmt
+from bpcli.render import fmt, fmt_error
 from bpcli.render.explain import MAX_ROWS, _plural, _sample_rows, _where_text
+from bpcli.render.explain_update import update_header, update_tex_lines
 from bpcli.render.tex_layout import fit_aligns, standalone as to_document, tex_table
 
 
@@ -34,16 +35,6 @@ def _tex_mean_line(e) -> str:
         inner = " + ".join(tex_factor_num(v) for v in e.products)
         return rf"\frac{{\partial C}}{{\partial {P}}} = \frac{{1}}{{{e.m}}}\left({inner}\right) = {tex_num(e.mean)}"
     return rf"\frac{{\partial C}}{{\partial {P}}} = \frac{{1}}{{{e.m}}}\sum_{{i=1}}^{{{e.m}}} \frac{{\partial L_i}}{{\partial {P}}} = {tex_num(e.mean)}"
-
-
-def _tex_update_line(e) -> str:
-    P, u = tex_symbol(e.name), e.update
-    if u.weight_decay:
-        return (rf"{P} \leftarrow {P} - \eta\left(\frac{{\partial C}}{{\partial {P}}} + \lambda {P}\right) = "
-                rf"{tex_num(u.old)} - {tex_num(u.lr)} \cdot ({tex_num(u.gradient)} + {tex_num(u.weight_decay)} "
-                rf"\cdot {tex_factor_num(u.old)}) = {tex_num(u.new)}")
-    return (rf"{P} \leftarrow {P} - \eta\,\frac{{\partial C}}{{\partial {P}}} = {tex_num(u.old)} - {tex_num(u.lr)} "
-            rf"\cdot {tex_factor_num(u.gradient)} = {tex_num(u.new)}")
 
 
 def _table_columns(e) -> tuple[list[tuple[str, str, list[float]]], list]:
@@ -102,8 +93,8 @@ def explain_markdown(report) -> str:
         out.append(f"$${_tex_mean_line(e)}$$\n")
         out.append(f"The engine's backward pass gives dC/d{P} = {fmt(e.engine)}"
                    + (" (the same)." if e.agrees else f" (differs by {fmt(abs(e.engine - e.mean), 3)}).")
-                   + f" A central difference with h = {fmt(e.numeric.h, 2)} gives {fmt(e.numeric.gradient)}, "
-                   f"relative error {fmt(e.numeric.rel_error, 2)}.\n")
+                   + f" A central difference with h = {fmt(e.numeric.h)} gives {fmt(e.numeric.gradient)}, "
+                   f"relative error {fmt_error(e.numeric.rel_error)}.\n")
         if e.paths is not None and e.paths.listed is not None:
             thin = r"\,"
             out.append(f"The {_plural(e.paths.count, 'path')} from `{P}` to the loss, averaged over the samples:\n")
@@ -111,9 +102,8 @@ def explain_markdown(report) -> str:
                 out.append(f"{n}. `{' -> '.join(t.nodes)}`: ${thin.join(t.tex)}$ contributes {fmt(t.contribution)}")
             out.append(f"\nThey add up to {fmt(e.paths.total)}.\n")
         if e.update.trainable:
-            out.append("One step of gradient descent with learning rate "
-                       f"{fmt(e.update.lr)}:\n")
-            out.append(f"$${_tex_update_line(e)}$$\n")
+            out.append(f"The next update, {_md_escape(update_header(e.update))}:\n")
+            out += [f"$${line}$$\n" for line in update_tex_lines(tex_symbol(e.name), e.update, tex_num)]
         else:
             out.append(_md_escape(e.update.note) + "\n")
         if e.update.trainable and e.update.note:
@@ -185,12 +175,11 @@ def explain_latex(report, standalone: bool = False) -> str:
                 terms = " + ".join(f"{tex_factor_num(r.delta)} \\cdot {tex_factor_num(r.weight)}" for r in s.rows[:8])
                 lines.append(f"  {_tex_sum_lhs(s)} &= {terms} = {tex_num(s.total)}")
         lines.append(f"  {_tex_mean_line(e).replace(' = ', ' &= ', 1)}")
-        if e.update.trainable:
-            lines.append(f"  {_tex_update_line(e).replace(' = ', ' &= ', 1)}")
+        lines += [f"  {ln}" for ln in update_tex_lines(P, e.update, tex_num, align=True)]
         out.append(" \\\\\n".join(lines))
         out.append(r"\end{align*}")
         out.append(f"The backward pass gives ${tex_num(e.engine)}$; a central difference with "
-                   f"$h = {tex_num(e.numeric.h, 2)}$ gives ${tex_num(e.numeric.gradient)}$ "
+                   f"$h = {tex_num(e.numeric.h)}$ gives ${tex_num(e.numeric.gradient)}$ "
                    f"(relative error ${tex_num(e.numeric.rel_error, 2)}$).")
         if e.paths is not None and e.paths.listed is not None:
             out.append(r"\begin{align*}")

@@ -7,23 +7,12 @@ from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from bpcli.render import fmt
+from bpcli.render import fmt, fmt_error as _sci
 
 STYLE = {"good": "green", "ok": "green", "suspicious": "yellow", "wrong": "bold red", "kink": "cyan",
          "not finite": "bold red", "inconclusive": "magenta"}
 SHORT = {"suspicious": "susp.", "not finite": "n/f", "inconclusive": "inconcl."}
 WIDE = 100  # from this console width on, tables get their less essential columns
-
-
-def _sci(v: float | None) -> str:
-    """An error in scientific notation with two digits (1.2e-09), '0' for an exact match."""
-    if v is None:
-        return "-"
-    if v == 0:
-        return "0"
-    if v != v or v in (float("inf"), float("-inf")):
-        return str(v)
-    return f"{v:.1e}"
 
 
 def _verdict(v: str, passed: bool) -> Text:
@@ -101,8 +90,8 @@ class GradcheckView:
         for c in cols:
             t.add_column(c, justify="left" if c in ("name", "layer", "verdict") else "right", no_wrap=True)
         for r in rows:
-            cells = {"name": Text(r.name), "layer": r.layer, "backprop": fmt(r.analytic, 7),
-                     other: fmt(r.numeric, 7), "abs err": _sci(r.abs_error), "rel err": _sci(r.rel_error),
+            cells = {"name": Text(r.name), "layer": r.layer, "backprop": fmt(r.analytic),
+                     other: fmt(r.numeric), "abs err": _sci(r.abs_error), "rel err": _sci(r.rel_error),
                      "verdict": _verdict(r.verdict, r.passed)}
             t.add_row(*[cells[c] for c in cols])
         parts = [t]
@@ -121,8 +110,8 @@ class GradcheckView:
         for c in cols:
             t.add_column(c, justify="left" if c in ("direction", "verdict") else "right", no_wrap=True)
         for d in rows:
-            cells = {"direction": Text(d.name), "entries": str(d.size), "gradient . u": fmt(d.analytic, 7),
-                     "numeric": fmt(d.numeric, 7), "abs err": _sci(d.abs_error), "rel err": _sci(d.rel_error),
+            cells = {"direction": Text(d.name), "entries": str(d.size), "gradient . u": fmt(d.analytic),
+                     "numeric": fmt(d.numeric), "abs err": _sci(d.abs_error), "rel err": _sci(d.rel_error),
                      "verdict": _verdict(d.verdict, d.passed)}
             t.add_row(*[cells[c] for c in cols])
         parts = [t]

@@ -1,0 +1,128 @@
+"""explain's update lines: the configured optimiser's next step of one parameter, every term with its number
+(plain text here; explain_doc writes the same lines in LaTeX)."""
+
+from __future__ import annotations
+
+from bpcli.render import digits_apart, fmt
+
+NAMES = {"gd": "gradient descent", "sgd": "stochastic gradient descent", "momentum": "gradient descent with momentum",
+         "adam": "Adam"}
+
+
+def num(v: float | None, digits: int = 6) -> str:
+    """A number inside a formula: negative numbers in parentheses."""
+    s = fmt(v, digits)
+    return f"({s})" if s.startswith("-") else s
+
+
+def settings_text(optimizer: str, lr: float, hyper, weight_decay: float) -> str:
+    """An optimiser's settings: 'lr = 0.05, beta1 = 0.9, beta2 = 0.999, eps = 1e-08, weight decay wd = 0.01'."""
+    h = dict(hyper)
+    parts = [f"lr = {fmt(lr)}"]
+    if optimizer == "momentum":
+        parts.append(f"mu = {fmt(h['momentum'])}")
+    elif optimizer == "adam":
+        parts.append(f"beta1 = {fmt(h['beta1'])}, beta2 = {fmt(h['beta2'])}, eps = {fmt(h['epsilon'])}")
+    if weight_decay:
+        parts.append(f"weight decay wd = {fmt(weight_decay)}")
+    return ", ".join(parts)
+
+
+def update_header(u) -> str:
+    """Which optimiser, its settings and which step of training the update is: 'Adam (adam), lr = 0.05, ...'."""
+    return (f"{NAMES.get(u.optimizer, u.optimizer)} ({u.optimizer}), "
+            f"{settings_text(u.optimizer, u.lr, u.hyper, u.weight_decay)}, training step t = {u.t}")
+
+
+def update_lines(P: str, u) -> list[str]:
+    """The update of parameter P as formulas with their numbers, one line per quantity, the last the new value."""
+    if not u.trainable:
+        return []
+    d = digits_apart(u.old, u.new)
+    old, new = fmt(u.old, d), fmt(u.new, d)
+    T, H = dict(u.terms), dict(u.hyper)
+    lr = fmt(u.lr)
+    lines = []
+    G = f"dC/d{P}"
+    if u.weight_decay:
+        lines.append(f"g = dC/d{P} + wd * {P} = {num(u.gradient)} + {fmt(u.weight_decay)} * {num(u.old)} "
+                     f"= {num(u.gradient)} + {num(T['decay'])} = {fmt(T['g'])}")
+        G = "g"
+    g = num(T["g"])
+    if u.optimizer == "momentum":
+        mu = fmt(H["momentum"])
+        lines.append(f"v = mu * v_prev + {G} = {mu} * {num(T['v_prev'])} + {g} = {fmt(T['v'])}")
+        lines.append(f"{P} <- {P} - lr * v = {old} - {lr} * {num(T['v'])} = {new}")
+    elif u.optimizer == "adam":
+        b1, b2, eps, t = fmt(H["beta1"]), fmt(H["beta2"]), fmt(H["epsilon"]), u.t
+        G2 = "g^2" if G == "g" else f"({G})^2"
+        lines += [
+            f"m = beta1 * m_prev + (1 - beta1) * {G} = {b1} * {num(T['m_prev'])} + (1 - {b1}) * {g} = {fmt(T['m'])}",
+            f"v = beta2 * v_prev + (1 - beta2) * {G2} = {b2} * {num(T['v_prev'])} + (1 - {b2}) * {g}^2 "
+            f"= {fmt(T['v'])}",
+            f"m_hat = m / (1 - beta1^t) = {fmt(T['m'])} / (1 - {b1}^{t}) = {fmt(T['m'])} / {fmt(T['c1'])} "
+            f"= {fmt(T['m_hat'])}",
+            f"v_hat = v / (1 - beta2^t) = {fmt(T['v'])} / (1 - {b2}^{t}) = {fmt(T['v'])} / {fmt(T['c2'])} "
+            f"= {fmt(T['v_hat'])}",
+            f"{P} <- {P} - lr * m_hat / (sqrt(v_hat) + eps) = {old} - {lr} * {num(T['m_hat'])} / "
+            f"(sqrt({fmt(T['v_hat'])}) + {eps}) = {old} - {lr} * {num(T['m_hat'])} / {fmt(T['denom'])} "
+            f"= {old} - {num(T['step'])} = {new}",
+        ]
+    else:
+        lines.append(f"{P} <- {P} - lr * {G} = {old} - {lr} * {g} = {new}")
+    return lines
+
+
+def update_tex_lines(P: str, u, tex_num, align: bool = False) -> list[str]:
+    """The update lines in LaTeX (P: the parameter's LaTeX symbol; tex_num: the LaTeX number formatter); align:
+    rows for align*, each with its & (the update's before its arrow, so the left column stays narrow)."""
+    lines = _tex_lines(P, u, tex_num)
+    if not align:
+        return lines
+    arrow = rf"{P} \leftarrow "
+    return [ln.replace(arrow, rf"{P} &\leftarrow ", 1) if ln.startswith(arrow) else ln.replace(" = ", " &= ", 1)
+            for ln in lines]
+
+
+def _tex_lines(P: str, u, tex_num) -> list[str]:
+    if not u.trainable:
+        return []
+    d = digits_apart(u.old, u.new)
+    old, new = tex_num(u.old, d), tex_num(u.new, d)
+    T, H = dict(u.terms), dict(u.hyper)
+
+    def n(v: float) -> str:  # a number inside a formula: negative ones in parentheses
+        s = tex_num(v)
+        return f"({s})" if s.startswith("-") or "times" in s else s
+
+    lr, dC = tex_num(u.lr), rf"\frac{{\partial C}}{{\partial {P}}}"
+    lines, G = [], dC
+    if u.weight_decay:
+        lines.append(rf"g = {dC} + \lambda {P} = {n(u.gradient)} + {tex_num(u.weight_decay)} \cdot {n(u.old)} "
+                     rf"= {n(u.gradient)} + {n(T['decay'])} = {tex_num(T['g'])}")
+        G = "g"
+    g = n(T["g"])
+    if u.optimizer == "momentum":
+        mu = tex_num(H["momentum"])
+        lines.append(rf"v = \mu\, v_{{\mathrm{{prev}}}} + {G} = {mu} \cdot {n(T['v_prev'])} + {g} = {tex_num(T['v'])}")
+        lines.append(rf"{P} \leftarrow {P} - \eta\, v = {old} - {lr} \cdot {n(T['v'])} = {new}")
+    elif u.optimizer == "adam":
+        b1, b2, t = tex_num(H["beta1"]), tex_num(H["beta2"]), u.t
+        G2 = "g^2" if G == "g" else rf"\left({G}\right)^2"
+        lines += [
+            rf"m = \beta_1 m_{{\mathrm{{prev}}}} + (1 - \beta_1)\, {G} = {b1} \cdot {n(T['m_prev'])} + (1 - {b1}) "
+            rf"\cdot {g} = {tex_num(T['m'])}",
+            rf"v = \beta_2 v_{{\mathrm{{prev}}}} + (1 - \beta_2)\, {G2} = {b2} \cdot {n(T['v_prev'])} + (1 - {b2}) "
+            rf"\cdot {g}^2 = {tex_num(T['v'])}",
+            rf"\hat m = \frac{{m}}{{1 - \beta_1^{{t}}}} = \frac{{{tex_num(T['m'])}}}{{1 - {b1}^{{{t}}}}} "
+            rf"= {tex_num(T['m_hat'])}",
+            rf"\hat v = \frac{{v}}{{1 - \beta_2^{{t}}}} = \frac{{{tex_num(T['v'])}}}{{1 - {b2}^{{{t}}}}} "
+            rf"= {tex_num(T['v_hat'])}",
+            rf"\sqrt{{\hat v}} + \epsilon = \sqrt{{{tex_num(T['v_hat'])}}} + {tex_num(H['epsilon'])} "
+            rf"= {tex_num(T['denom'])}",
+            rf"{P} \leftarrow {P} - \eta\,\frac{{\hat m}}{{\sqrt{{\hat v}} + \epsilon}} = {old} - {lr} \cdot "
+            rf"\frac{{{tex_num(T['m_hat'])}}}{{{tex_num(T['denom'])}}} = {old} - {n(T['step'])} = {new}",
+        ]
+    else:
+        lines.append(rf"{P} \leftarrow {P} - \eta\,{G} = {old} - {lr} \cdot {g} = {new}")
+    return lines
