@@ -80,9 +80,9 @@ def read_chunk(run_dir: Path, entry: dict, net: Network, keys: list[str]) -> dic
         bad("its counters are not arrays of the right kind")
     if np.any(np.isnan(arrays["best_val"])) or np.any(arrays["best_epoch"] > arrays["epoch"]):
         bad("best_val or best_epoch out of range")
-    for i in np.flatnonzero(arrays["rng_set"]):
-        if not is_pcg64_state(rng_state(arrays["rng"][i])):
-            bad(f"the random generator state of epoch {int(arrays['epoch'][i])} is not valid")
+    r = arrays["rng"][arrays["rng_set"]]  # PCG64: an odd increment, has_uint32 0 or 1, a 32-bit uinteger
+    if np.any(r[:, 3] % 2 != 1) or np.any(r[:, 4] > 1) or np.any(r[:, 5] >= 2**32):
+        bad("a random generator state is not valid")
     for key in arrays:
         if key in SCALARS:
             continue
@@ -109,8 +109,12 @@ def state_at(arrays: dict[str, np.ndarray], i: int, net: Network) -> tuple[Netwo
     buffers = {k: np.array(v[i], dtype=net.dtype) for k, v in arrays.items()
                if k not in SCALARS and ":" in k and (not k.startswith(TrainState.BEST) or arrays["has_best"][i])}
     best_val = float(arrays["best_val"][i])
+    rng = rng_state(arrays["rng"][i]) if arrays["rng_set"][i] else None
+    if rng is not None and not is_pcg64_state(rng):
+        raise RunFolderError(f"snapshot of epoch {int(arrays['epoch'][i])}: damaged (its random generator state "
+                             "is not valid)")
     state = TrainState(epoch=int(arrays["epoch"][i]), step=int(arrays["step"][i]), buffers=buffers,
-                       rng_state=rng_state(arrays["rng"][i]) if arrays["rng_set"][i] else None,
+                       rng_state=rng,
                        best_val=best_val, best_epoch=int(arrays["best_epoch"][i]),
                        bad_epochs=int(arrays["bad_epochs"][i]))
     return out, state
