@@ -171,8 +171,9 @@ def test_the_stride_keeps_the_snapshots_within_the_budget():
     # 1,000 bytes, a million epochs: at most 50,000 snapshots; every 20 keeps 50,001 + the last, every 21 keeps 47,620
     assert stride(1000, 1_000_000, s) == 21
     assert stride(1000, 1_000_000, replace(s, snapshot_budget_mb=100.0)) == 11  # 90,910 + 1 of 100,000
-    # a snapshot larger than a third of the budget: epoch 0 and the last only
+    # a snapshot larger than a third of the budget: epoch 0 and the last only; larger than half: none
     assert stride(20_000_000, 50, s) == 51
+    assert stride(25_000_001, 50, s) == 0
     assert stride(10, 50, replace(s, snapshot_every=7)) == 7
     assert stride(10, 50, replace(s, snapshots=False)) == 0
 
@@ -190,6 +191,10 @@ def test_budget_every_and_off_in_the_config(tmp_path):
     assert r.exit_code == 2
     assert r.stderr.startswith(f"error: --epoch: {run} keeps no weight snapshots (train.snapshots: off)")
     assert load_config(tmp_path / "off.yaml")[0].to_dict()["train"]["snapshots"] == "off"
+    run = _train(seed + "  snapshots: {budget_mb: 0.0003}\n", tmp_path / "tiny")  # 300 bytes: not two snapshots
+    assert available_epochs(run) == []
+    r = _cli("show", run)
+    assert r.exit_code == 0 and "snapshots: none kept (one snapshot takes 162 bytes, more than half of" in r.stdout
 
 
 @pytest.mark.parametrize("value,problem", [
@@ -284,7 +289,8 @@ def test_a_run_made_before_snapshots_loads_and_says_it_keeps_none(small_run):
     (small_run / "run.json").write_text(json.dumps(meta))
     assert available_epochs(small_run) == []
     r = _cli("show", small_run, "--epoch", 4)
-    assert r.exit_code == 2 and "keeps no weight snapshots" in r.stderr
+    assert r.exit_code == 2
+    assert r.stderr == f"error: --epoch: {small_run} keeps no weight snapshots (it was trained by a bpcli from before snapshots)\n"
 
 
 # --- the commands at an epoch -----------------------------------------------------------------------

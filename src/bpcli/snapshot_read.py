@@ -12,17 +12,18 @@ import numpy as np
 from bpcli.errors import BpcliError, RunFolderError
 from bpcli.files import read_npz, read_regular, sha256
 from bpcli.model import Network
-from bpcli.snapshot_store import CHUNK_NAME, SCALARS, WHOLE, array_keys, describe, expand, is_pcg64_state, key_shape, rng_state
+from bpcli.snapshot_store import (CHUNK_NAME, SCALARS, WHOLE, array_keys, describe, expand, is_pcg64_state, key_shape,
+                                  rng_state, size_text, snapshot_bytes)
 from bpcli.train import TrainState
 
 # --- reading -------------------------------------------------------------------------------------
 
 
 def chunks_of(m: dict, path: Path) -> tuple[int, list[dict]]:
-    """(every, chunks) of run.json's "snapshots" field, each checked; (0, []) for a run made before snapshots."""
+    """(every, chunks) of run.json's "snapshots" field, each checked; (None, []) for a run made before snapshots."""
     f = m.get("snapshots")
     if f is None:
-        return 0, []
+        return None, []
 
     def bad(what: str):
         raise RunFolderError(f"{path}: damaged (snapshots: {what})")
@@ -132,11 +133,20 @@ def not_kept(loaded, epoch: int) -> BpcliError:
     if epoch < 0:
         return BpcliError(f"--epoch: epochs are counted from 0 (the initial weights), found {epoch}")
     if not chunks:
-        why = "train.snapshots: off" if every == 0 and loaded.cfg.train.snapshots is False else "none were taken"
-        return BpcliError(f"--epoch: {d} keeps no weight snapshots ({why}); train it again with snapshots on "
-                          "to look at earlier epochs")
+        return BpcliError(f"--epoch: {d} keeps no weight snapshots ({none_kept(loaded.cfg, loaded.net, every)})")
     beyond = f"the run has {last} epoch{'s' if last != 1 else ''}; " if epoch > last else ""
     return BpcliError(f"--epoch {epoch}: {beyond}{d} keeps the weights of epochs {describe(kept(chunks))}")
+
+
+def none_kept(cfg, net: Network, every: int | None) -> str:
+    """Why a run keeps no snapshots, in a few words."""
+    if every is None:
+        return "it was trained by a bpcli from before snapshots"
+    if not cfg.train.snapshots:
+        return "train.snapshots: off"
+    size = snapshot_bytes(net, cfg.train)
+    return (f"one snapshot takes {size_text(size)}, more than half of train.snapshots' budget of "
+            f"{cfg.train.snapshot_budget_mb:g} MB; raise budget_mb or give every: N")
 
 
 def find(loaded, epoch: int) -> tuple[dict, int]:

@@ -36,16 +36,16 @@ def load_at(run_dir: str | Path, epoch: int) -> LoadedRun:
     return load_run(run_dir, epoch)
 
 
-def kept_summary(run_dir: str | Path) -> dict:
+def kept_summary(run_dir: str | Path, cfg, net: Network) -> dict:
     """What `show RUN` says about the snapshots (from run.json, checked): every, the epochs kept (as text),
-    their count, first, last and bytes on disk."""
+    their count, first, last, bytes on disk, and why none are kept when none are."""
     from bpcli.runs import MANIFEST, read_manifest
-    from bpcli.snapshot_read import chunks_of
+    from bpcli.snapshot_read import chunks_of, none_kept
     every, chunks = chunks_of(read_manifest(Path(run_dir)), Path(run_dir) / MANIFEST)
     epochs = kept(chunks)
     return {"every": every, "epochs": describe(epochs), "count": len(epochs),
             "bytes": sum(c["bytes"] for c in chunks), "first": epochs[0] if epochs else None,
-            "last": epochs[-1] if epochs else None}
+            "last": epochs[-1] if epochs else None, "why": None if epochs else none_kept(cfg, net, every)}
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def start_snapshots(net: Network, state: TrainState, settings: TrainConfig, resu
             rec.take(net, state)
         return rec
     recorded, chunks = resume.snapshots
-    every = max(every, recorded) if every else 0
+    every = max(every, recorded or 0) if every else 0
     if resume.epoch is None:
         return Recorder(net, state, settings, every, chunks, settings.epochs)
     rec = Recorder(net, state, settings, every, [], settings.epochs)

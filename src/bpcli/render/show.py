@@ -103,6 +103,7 @@ def sample_view(tr, max_nodes: int = 8) -> Group:
 def snapshots_line(s: dict) -> Text:
     """'snapshots: epochs 0-10000 every 10 (1,001 kept, 3.2 MB); bpcli show RUN --epoch N'."""
     if not s["count"]:
-        return Text("snapshots: none kept (train.snapshots: off, or a run made before snapshots)", style="dim")
+        return Text(f"snapshots: none kept ({s['why']})", style="dim")
+    from bpcli.snapshot_store import size_text
     return Text.assemble(("snapshots: ", "bold"), f"epochs {s['epochs']} ({s['count']:,} kept, "
-                         f"{s['bytes'] / 1e6:.1f} MB)", ("; look at one with --epoch N", "dim"))
+                         f"{size_text(s['bytes'])})", ("; look at one with --epoch N", "dim"))
