@@ -137,6 +137,8 @@ def test_a_run_branched_from_any_snapshot_continues_bit_for_bit(case, tmp_path):
     if case == "early-stopping":
         assert (meta["status"], meta["best_epoch"], last, meta["weights_epoch"]) == ("early_stopped", 3, 6, 3)
         assert load_run(run, 4).state.bad_epochs == 1
+        shown = json.loads(_cli("show", run, "--json").stdout)["snapshots"]
+        assert (shown["weights_epoch"], shown["epochs_trained"], shown["epochs"]) == (3, 6, "0, 4, and 6")
     epoch = {"gd": 0, "sgd-shuffled": 1, "adam": last - 1, "early-stopping": 4}.get(case, last // 2)
     _assert_same_from(run, _branch(run, epoch, tmp_path / f"from-{epoch}"), epoch)
 
@@ -305,6 +307,11 @@ def test_explain_at_epoch_0_is_explain_on_the_config(tmp_path):
     assert a.pop("source") == f"{run} after epoch 0; training set, {load_run(run).prepared.train.m} samples"
     b.pop("source")
     assert a == b
+    for extra in (("--sample", 3), ("--dot",)):  # show at epoch 0: the config's network, traced the same
+        a = json.loads(_cli("show", run, "--epoch", 0, *extra, "--json").stdout)
+        b = json.loads(_cli("show", cfg, *extra, "--json").stdout)
+        assert {k: v for k, v in a.items() if k not in ("source", "epoch", "snapshots")} == \
+            {k: v for k, v in b.items() if k != "source"}
     last = json.loads(_cli("explain", "--run", run, "--epoch", 12, "-w", "v1", "--json").stdout)
     whole = json.loads(_cli("explain", "--run", run, "-w", "v1", "--json").stdout)
     assert last["explanations"] == whole["explanations"]

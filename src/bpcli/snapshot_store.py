@@ -154,8 +154,7 @@ class Recorder:
     network's dtype), filled by a single np.concatenate, and a tuple of its counters: a few microseconds an epoch.
     """
 
-    def __init__(self, net: Network, state: TrainState, settings: TrainConfig, every: int, chunks: list[dict],
-                 epochs: int):
+    def __init__(self, net: Network, settings: TrainConfig, every: int, chunks: list[dict], epochs: int):
         self.every, self.chunks = every, list(chunks)
         self.keys = array_keys(net, settings)
         self.shapes = {k: key_shape(net, k) for k in self.keys}

@@ -38,14 +38,17 @@ def load_at(run_dir: str | Path, epoch: int) -> LoadedRun:
 
 def kept_summary(run_dir: str | Path, cfg, net: Network) -> dict:
     """What `show RUN` says about the snapshots (from run.json, checked): every, the epochs kept (as text),
-    their count, first, last, bytes on disk, and why none are kept when none are."""
+    their count, first, last, bytes on disk, why none are kept when none are, the epochs trained and which
+    epoch's weights the run holds (weights_epoch: not the last when early stopping restored the best)."""
     from bpcli.runs import MANIFEST, read_manifest
     from bpcli.snapshot_read import chunks_of, none_kept
-    every, chunks = chunks_of(read_manifest(Path(run_dir)), Path(run_dir) / MANIFEST)
+    m = read_manifest(Path(run_dir))
+    every, chunks = chunks_of(m, Path(run_dir) / MANIFEST)
     epochs = kept(chunks)
     return {"every": every, "epochs": describe(epochs), "count": len(epochs),
             "bytes": sum(c["bytes"] for c in chunks), "first": epochs[0] if epochs else None,
-            "last": epochs[-1] if epochs else None, "why": None if epochs else none_kept(cfg, net, every)}
+            "last": epochs[-1] if epochs else None, "why": None if epochs else none_kept(cfg, net, every),
+            "epochs_trained": m["epoch"], "weights_epoch": m["weights_epoch"]}
 
 
 @dataclass(frozen=True)
@@ -118,15 +121,15 @@ def start_snapshots(net: Network, state: TrainState, settings: TrainConfig, resu
     """
     every = stride(snapshot_bytes(net, settings), settings.epochs, settings)
     if resume is None:
-        rec = Recorder(net, state, settings, every, [], settings.epochs)
+        rec = Recorder(net, settings, every, [], settings.epochs)
         if every:
             rec.take(net, state)
         return rec
     recorded, chunks = resume.snapshots
     every = max(every, recorded or 0) if every else 0
     if resume.epoch is None:
-        return Recorder(net, state, settings, every, chunks, settings.epochs)
-    rec = Recorder(net, state, settings, every, [], settings.epochs)
+        return Recorder(net, settings, every, chunks, settings.epochs)
+    rec = Recorder(net, settings, every, [], settings.epochs)
     keys = array_keys(net, settings)
     for c in chunks:
         if c["first"] <= resume.epoch:
