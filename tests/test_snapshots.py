@@ -353,3 +353,23 @@ def test_show_lists_the_epochs_kept_and_inspect_reads_history_up_to_the_epoch(sm
     h = load_run(small_run, 8).history
     assert [r["epoch"] for r in h] == list(range(1, 9))
     assert [r["loss"] for r in h] == [r["loss"] for r in read_history(small_run)[:8]]
+
+
+def test_the_history_up_to_an_epoch_is_the_sample_a_run_of_that_length_keeps(tmp_path):
+    """Past 2,048 epochs the history sample is thinned: read back at epoch 4,101 it is what the log kept in memory
+    when it had 4,101 epochs, and a branched history.csv holds exactly the first 4,101 rows."""
+    from bpcli.history import HistoryLog, read_prefix
+    from bpcli.train import EpochRecord
+    log = HistoryLog.create(tmp_path / "history.csv", ["A", "B"])
+    rng = np.random.default_rng(5)
+    at = None
+    for e in range(1, 5001):
+        log.append(EpochRecord(e, float(rng.random()), None, float(rng.random()), None, (1.0, 2.0), (3.0, 0.5),
+                               (1e-3, 2e-3), (0.0, None), 1e-4, None, bool(e % 7 == 0)))
+        if e == 4101:
+            at = [r.to_dict() for r in log.sample]
+    recorded = log.sync()
+    log.close()
+    prefix, sample = read_prefix(tmp_path / "history.csv", recorded, ["A", "B"], 4101)
+    assert [r.to_dict() for r in sample] == at and len(at) < 2100
+    assert prefix.decode().splitlines() == (tmp_path / "history.csv").read_text().splitlines()[:4102]

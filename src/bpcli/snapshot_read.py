@@ -161,7 +161,7 @@ def find(loaded, epoch: int) -> tuple[dict, int]:
 
 def at_epoch(loaded, epoch: int):
     """A LoadedRun (runs.load_run's) as it was after `epoch`: weights, optimiser state, RNG and history."""
-    from bpcli.history import read_prefix, thin
+    from bpcli.history import read_prefix
     entry, i = find(loaded, epoch)
     keys = array_keys(loaded.net, loaded.cfg.train)
     arrays = read_chunk(loaded.run_dir, entry, loaded.net, keys)
@@ -170,6 +170,6 @@ def at_epoch(loaded, epoch: int):
     state.status = loaded.state.status if final else "running"
     state.message = loaded.state.message if final else ""
     letters = [layer.letter for layer in net.layers]
-    _, records = read_prefix(loaded.run_dir / loaded.history_file["file"], loaded.history_file, letters, epoch)
-    history = [r.to_dict() for r in thin(records, epoch)]
+    _, sample = read_prefix(loaded.run_dir / loaded.history_file["file"], loaded.history_file, letters, epoch)
+    history = [r.to_dict() for r in sample]
     return dataclasses.replace(loaded, net=net, state=state, history=history, epoch=epoch)
