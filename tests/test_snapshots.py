@@ -232,6 +232,11 @@ def test_an_interrupted_run_keeps_its_last_whole_epoch(tmp_path):
     for k, a in resumed.state.buffers.items():
         assert np.array_equal(a, at.state.buffers[k])
     assert (at.state.step, at.state.rng_state) == (resumed.state.step, resumed.state.rng_state)
+    # a chunk left by a save killed before its run.json went: deleted at the next save, never listed
+    (tmp_path / "run" / "snapshots" / "14-20.npz").write_bytes(b"left by a kill")
+    train(open_session(resume=tmp_path / "run"))
+    assert sorted(p.name for p in (tmp_path / "run" / "snapshots").iterdir()) == ["0-0.npz", "10-13.npz", "20-50.npz"]
+    assert available_epochs(tmp_path / "run") == [0, 10, 13, 20, 30, 40, 50]
 
 
 # --- damaged runs and epochs not kept ----------------------------------------------------------------
