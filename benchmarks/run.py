@@ -544,6 +544,78 @@ def run_memory(quick: bool) -> dict:
             "peak_extra_bytes": peak, "peak_total_bytes": data_b + peak, "ratio": (data_b + peak) / budget}
 
 
+# --- weight snapshots: training time with them on and off -------------------------------------------
+
+
+def _train_run(config: Path, epochs: int, snapshots: bool) -> tuple[float, float, int, int, float]:
+    """One `bpcli train` session (history, checkpoints and all) into a temporary folder: wall and CPU seconds,
+    the snapshot folder's bytes, its number of snapshots, and the wall seconds spent in the snapshot code
+    (taking them each epoch, writing the chunks)."""
+    import shutil
+    import tempfile
+    from dataclasses import replace
+
+    from bpcli.config import load_config, with_overrides
+    from bpcli.session import run_training
+    from bpcli.snapshot_store import Recorder
+    from bpcli.snapshots import available_epochs
+    cfg, data = load_config(config)
+    cfg = with_overrides(cfg, epochs=epochs, samples=data.m)
+    cfg = replace(cfg, train=replace(cfg.train, snapshots=snapshots))
+    d = Path(tempfile.mkdtemp(prefix="bpcli-bench-"))
+    spent = [0.0]
+    real = {name: getattr(Recorder, name) for name in ("take", "write_pending")}
+
+    def timed(fn):
+        def wrapper(*a, **kw):
+            t = time.perf_counter()
+            try:
+                return fn(*a, **kw)
+            finally:
+                spent[0] += time.perf_counter() - t
+        return wrapper
+
+    for name, fn in real.items():
+        setattr(Recorder, name, timed(fn))
+    try:
+        t0, c0 = time.perf_counter(), time.process_time()
+        run_training(cfg, data, d / "run")
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        folder = d / "run" / "snapshots"
+        size = sum(p.stat().st_size for p in folder.iterdir()) if folder.is_dir() else 0
+        return wall, cpu, size, len(available_epochs(d / "run")), spent[0]
+    finally:
+        for name, fn in real.items():
+            setattr(Recorder, name, fn)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def run_snapshots(quick: bool, repeats: int) -> dict:
+    """Whole training sessions with snapshots on and off, interleaved (the order swaps every repeat), on the
+    seed network and deep_relu; then deep_relu for 10,000 epochs once each way, for the snapshot folder's size."""
+    configs = ROOT / "configs"
+    cases = [("seed 2-2-1 gd", configs / "seed.yaml", 100 if quick else 3000),
+             ("deep_relu sgd", configs / "deep_relu.yaml", 10 if quick else 2000)]
+    rows = []
+    for title, config, epochs in cases:
+        t: dict[bool, list] = {True: [], False: []}
+        for rep in range(repeats):
+            for on in ((True, False) if rep % 2 else (False, True)):
+                t[on].append(_train_run(config, epochs, on))
+        rows.append({"title": f"{title}, {epochs:,} epochs", "off_s": statistics.median(r[0] for r in t[False]),
+                     "on_s": statistics.median(r[0] for r in t[True]),
+                     "ratio": statistics.median(a[0] / b[0] for a, b in zip(t[True], t[False])),
+                     "cpu_ratio": statistics.median(a[1] / b[1] for a, b in zip(t[True], t[False])),
+                     "share": statistics.median(a[4] / a[0] for a in t[True]),
+                     "bytes": t[True][0][2], "kept": t[True][0][3]})
+    long = 30 if quick else 10_000
+    on, off = _train_run(configs / "deep_relu.yaml", long, True), _train_run(configs / "deep_relu.yaml", long, False)
+    rows.append({"title": f"deep_relu sgd, {long:,} epochs (once)", "off_s": off[0], "on_s": on[0],
+                 "ratio": on[0] / off[0], "cpu_ratio": on[1] / off[1], "share": on[4] / on[0], "bytes": on[2],
+                 "kept": on[3]})
+    return {"name": "snapshots", "rows": rows, "budget_bytes": 50_000_000}
+
+
 # --- report ------------------------------------------------------------------------------------------
 
 
@@ -617,6 +689,20 @@ def report(results: list[dict], quick: bool) -> str:
             for k, v in med.items():
                 if k.startswith("bpcli explain") or k.startswith("bpcli show"):
                     checks.append(f"{'met ' if v < 0.5 else 'MISS'}  start-up: {k} {v:.3f} s (target < 0.5 s)")
+        elif r["name"] == "snapshots":
+            lines.append("")
+            lines.append("| training with snapshots (whole session) | off | on | on/off | on/off CPU | "
+                         "in snapshot code | kept | folder |")
+            lines.append("|---|---|---|---|---|---|---|---|")
+            for row in r["rows"]:
+                lines.append(f"| {row['title']} | {_fmt_t(row['off_s'])} | {_fmt_t(row['on_s'])} | "
+                             f"{row['ratio']:.3f}x | {row['cpu_ratio']:.3f}x | {row['share']:.1%} | {row['kept']:,} | "
+                             f"{row['bytes'] / 1e6:.2f} MB |")
+                checks.append(f"{'met ' if row['ratio'] <= 1.10 else 'MISS'}  snapshots: {row['title']} on/off "
+                              f"{row['ratio']:.3f}x (target <= 1.10x)")
+            big = r["rows"][-1]
+            checks.append(f"{'met ' if big['bytes'] <= r['budget_bytes'] else 'MISS'}  snapshots: {big['title']} "
+                          f"keeps {big['bytes'] / 1e6:.1f} MB (budget {r['budget_bytes'] / 1e6:.0f} MB)")
         elif r["name"] == "memory":
             mb = 1 / 2**20
             lines.append("")
@@ -665,7 +751,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes and one repeat (what the test suite runs)")
     ap.add_argument("--repeats", type=int, default=5, help="repeats of every timing (default 5)")
-    ap.add_argument("--only", default="", help="comma-separated: tiny,small,medium64,medium256,gradcheck,startup,memory")
+    ap.add_argument("--only", default="", help="comma-separated: tiny,small,medium64,medium256,gradcheck,startup,memory,"
+                    "snapshots")
     ap.add_argument("--json", type=Path, help="also write every number to this JSON file")
     ap.add_argument("--threads", type=int, default=None,
                     help="BLAS/OpenMP threads for every system (default: each library's own, all cores)")
@@ -699,7 +786,8 @@ def main(argv: list[str] | None = None) -> int:
         results.append(run_workload(w, repeats))
     for name, fn in (("gradcheck", lambda: run_gradcheck(args.quick, repeats)),
                      ("startup", lambda: run_startup(args.quick, repeats)),
-                     ("memory", lambda: run_memory(args.quick))):
+                     ("memory", lambda: run_memory(args.quick)),
+                     ("snapshots", lambda: run_snapshots(args.quick, repeats))):
         if only and name not in only:
             continue
         print(f"... {name}", file=sys.stderr, flush=True)

@@ -20,7 +20,7 @@ def test_quick_benchmark_runs_every_workload_and_notes_missing_peers(tmp_path):
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
     names = [r["name"] for r in doc["results"]]
-    assert names == ["tiny", "small", "medium64", "medium256", "gradcheck", "startup", "memory"]
+    assert names == ["tiny", "small", "medium64", "medium256", "gradcheck", "startup", "memory", "snapshots"]
     for r in doc["results"][:4]:
         assert {"bpcli", "numpy", "floor"} <= set(r["median_s"])
         assert all(v > 0 for v in r["median_s"].values())
@@ -30,4 +30,5 @@ def test_quick_benchmark_runs_every_workload_and_notes_missing_peers(tmp_path):
         assert "not installed" in proc.stdout
         assert doc["results"][0]["skipped"]
     assert "| tiny: 2-2-1 sigmoid" in proc.stdout
-    assert doc["results"][-1]["ratio"] > 1.0
+    assert doc["results"][-2]["ratio"] > 1.0
+    assert [row["kept"] for row in doc["results"][-1]["rows"]] == [101, 11, 31]  # every epoch of each run

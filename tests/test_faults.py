@@ -70,6 +70,11 @@ def _assert_same_run(a: Path, b: Path) -> None:
         for k in x:
             np.testing.assert_array_equal(x[k], y[k], err_msg=f"{name} {k}")
     assert _rows(a) == _rows(b)
+    ta, tb = trajectory(a), trajectory(b)  # the snapshots both kept (an interruption keeps its epoch too)
+    both = np.intersect1d(ta.epochs, tb.epochs)
+    assert both[0] == 0 and both[-1] == load_run(a).state.epoch
+    for k in ta.params:
+        assert np.array_equal(ta.params[k][np.isin(ta.epochs, both)], tb.params[k][np.isin(tb.epochs, both)]), k
     assert load_run(a).history == [dict(h, seconds=x["seconds"]) for h, x in zip(load_run(b).history, load_run(a).history)]
 
 
@@ -356,6 +361,7 @@ def test_sigkill_at_every_step_of_a_checkpoint_leaves_the_old_or_the_new_epoch(s
             FAULTS["injected"] += 1
         epoch = load_run(run).state.epoch  # whole, never a checksum mismatch
         assert epoch in (3, 4)
+        assert trajectory(run).epochs[-1] == epoch  # every snapshot chunk run.json lists is whole
         seen.add(epoch)
         if k % 3 == 0 or k == total:  # resuming is the same whichever point it was killed at; a sample keeps it quick
             if load_run(run).state.status != "completed":

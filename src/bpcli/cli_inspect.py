@@ -53,7 +53,7 @@ def show(
         import dataclasses
 
         from bpcli.snapshots import kept_summary
-        res = dataclasses.replace(res, snapshots=kept_summary(run_dir), epoch=epoch)
+        res = dataclasses.replace(res, snapshots=kept_summary(run_dir, cfg, net), epoch=epoch)
     if sample is not None:
         tr = prepared.train
         import dataclasses

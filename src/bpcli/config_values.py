@@ -83,5 +83,6 @@ def parse_snapshots(ck: Checker, tr: dict, tp: tuple) -> dict:
         return {"snapshot_every": ck.integer(d, "every", path, None, lo=1, hi=10_000_000)}
     if "budget_mb" in d:
         return {"snapshot_budget_mb": ck.number(d, "budget_mb", path, 50.0, lo=0, lo_open=True, hi=1e6)}
-    ck.problem(path, "expected every or budget_mb in the mapping, found neither")
+    if not d or not set(d) - {"every", "budget_mb"}:  # an unknown key is reported by mapping() already
+        ck.problem(path, "expected every or budget_mb in the mapping, found neither")
     return {}

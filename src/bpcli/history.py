@@ -61,12 +61,12 @@ class HistoryLog:
         self.path, self.fh, self.digest, self.bytes, self.rows, self.sample = path, fh, digest, nbytes, rows, sample
 
     @classmethod
-    def create(cls, path: Path, letters: list[str], prefix: bytes | None = None,
-               records: list[EpochRecord] | None = None) -> HistoryLog:
-        """A new history.csv: the header, or `prefix` (header and rows, read_prefix's) holding `records`."""
+    def create(cls, path: Path, letters: list[str], prefix: bytes | None = None, sample: list[EpochRecord] = (),
+               rows: int = 0) -> HistoryLog:
+        """A new history.csv: the header, or `prefix` (the header and `rows` rows) whose thinned sample is `sample`
+        (read_prefix's)."""
         fh = open(path, "xb")  # a new file in a new run folder: the umask gives 0644
-        records = records or []
-        log = cls(path, fh, hashlib.sha256(), 0, len(records), thin(records, len(records)))
+        log = cls(path, fh, hashlib.sha256(), 0, rows, list(sample))
         log._write(prefix if prefix is not None else (",".join(header(letters)) + "\n").encode())
         return log
 
@@ -181,8 +181,8 @@ def sample_from_json(doc, n_layers: int, epochs: int) -> list[EpochRecord]:
 
 
 def read_prefix(path: Path, recorded: dict, letters: list[str], rows: int) -> tuple[bytes, list[EpochRecord]]:
-    """The header and first `rows` rows of history.csv (bytes, and as records), after checking every byte
-    run.json records against its SHA-256; RunFolderError naming the file if damaged."""
+    """The header and first `rows` rows of history.csv as bytes, and the thinned sample of them (thin's epochs)
+    as records, after checking every byte run.json records against its SHA-256; RunFolderError if damaged."""
     from bpcli.files import read_regular
     data = read_regular(path, recorded["bytes"] + 16 * 2**20, "history")[: recorded["bytes"]]
     if len(data) < recorded["bytes"] or hashlib.sha256(data).hexdigest() != recorded["sha256"]:
@@ -194,7 +194,10 @@ def read_prefix(path: Path, recorded: dict, letters: list[str], rows: int) -> tu
         raise RunFolderError(f"{path}: damaged (the header or the number of rows is not what run.json records)")
     n = len(letters)
     records = []
+    s = stride(rows)
     for i, line in enumerate(lines[1: rows + 1], start=1):
+        if i != 1 and i != rows and i % s:
+            continue
         cells = [None if c == "" else c for c in line.decode("utf-8", "replace").split(",")]
         try:
             if len(cells) != len(names) or cells[0] != str(i):

@@ -28,7 +28,7 @@ from bpcli.history import HISTORY, SAMPLE, HistoryLog, sample_from_json
 from bpcli.model import Network, build
 from bpcli.results import finite_or_none
 from bpcli.schema import NetConfig
-from bpcli.snapshot_read import chunks_of
+from bpcli.snapshot_read import at_epoch, chunks_of
 from bpcli.snapshot_store import Recorder, is_pcg64_state
 from bpcli.train import TrainState
 
@@ -318,7 +318,6 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> LoadedRun:
                        m["history"], chunks_of(m, meta_path))
     if epoch is None:
         return loaded
-    from bpcli.snapshot_read import at_epoch
     return at_epoch(loaded, epoch)
 
 

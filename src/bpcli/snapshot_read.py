@@ -12,17 +12,18 @@ import numpy as np
 from bpcli.errors import BpcliError, RunFolderError
 from bpcli.files import read_npz, read_regular, sha256
 from bpcli.model import Network
-from bpcli.snapshot_store import CHUNK_NAME, SCALARS, WHOLE, array_keys, describe, expand, is_pcg64_state, key_shape, rng_state
+from bpcli.snapshot_store import (CHUNK_NAME, SCALARS, WHOLE, array_keys, describe, expand, is_pcg64_state, key_shape,
+                                  rng_state, size_text, snapshot_bytes)
 from bpcli.train import TrainState
 
 # --- reading -------------------------------------------------------------------------------------
 
 
 def chunks_of(m: dict, path: Path) -> tuple[int, list[dict]]:
-    """(every, chunks) of run.json's "snapshots" field, each checked; (0, []) for a run made before snapshots."""
+    """(every, chunks) of run.json's "snapshots" field, each checked; (None, []) for a run made before snapshots."""
     f = m.get("snapshots")
     if f is None:
-        return 0, []
+        return None, []
 
     def bad(what: str):
         raise RunFolderError(f"{path}: damaged (snapshots: {what})")
@@ -80,9 +81,9 @@ def read_chunk(run_dir: Path, entry: dict, net: Network, keys: list[str]) -> dic
         bad("its counters are not arrays of the right kind")
     if np.any(np.isnan(arrays["best_val"])) or np.any(arrays["best_epoch"] > arrays["epoch"]):
         bad("best_val or best_epoch out of range")
-    for i in np.flatnonzero(arrays["rng_set"]):
-        if not is_pcg64_state(rng_state(arrays["rng"][i])):
-            bad(f"the random generator state of epoch {int(arrays['epoch'][i])} is not valid")
+    r = arrays["rng"][arrays["rng_set"]]  # PCG64: an odd increment, has_uint32 0 or 1, a 32-bit uinteger
+    if np.any(r[:, 3] % 2 != 1) or np.any(r[:, 4] > 1) or np.any(r[:, 5] >= 2**32):
+        bad("a random generator state is not valid")
     for key in arrays:
         if key in SCALARS:
             continue
@@ -109,8 +110,12 @@ def state_at(arrays: dict[str, np.ndarray], i: int, net: Network) -> tuple[Netwo
     buffers = {k: np.array(v[i], dtype=net.dtype) for k, v in arrays.items()
                if k not in SCALARS and ":" in k and (not k.startswith(TrainState.BEST) or arrays["has_best"][i])}
     best_val = float(arrays["best_val"][i])
+    rng = rng_state(arrays["rng"][i]) if arrays["rng_set"][i] else None
+    if rng is not None and not is_pcg64_state(rng):
+        raise RunFolderError(f"snapshot of epoch {int(arrays['epoch'][i])}: damaged (its random generator state "
+                             "is not valid)")
     state = TrainState(epoch=int(arrays["epoch"][i]), step=int(arrays["step"][i]), buffers=buffers,
-                       rng_state=rng_state(arrays["rng"][i]) if arrays["rng_set"][i] else None,
+                       rng_state=rng,
                        best_val=best_val, best_epoch=int(arrays["best_epoch"][i]),
                        bad_epochs=int(arrays["bad_epochs"][i]))
     return out, state
@@ -128,11 +133,20 @@ def not_kept(loaded, epoch: int) -> BpcliError:
     if epoch < 0:
         return BpcliError(f"--epoch: epochs are counted from 0 (the initial weights), found {epoch}")
     if not chunks:
-        why = "train.snapshots: off" if every == 0 and loaded.cfg.train.snapshots is False else "none were taken"
-        return BpcliError(f"--epoch: {d} keeps no weight snapshots ({why}); train it again with snapshots on "
-                          "to look at earlier epochs")
+        return BpcliError(f"--epoch: {d} keeps no weight snapshots ({none_kept(loaded.cfg, loaded.net, every)})")
     beyond = f"the run has {last} epoch{'s' if last != 1 else ''}; " if epoch > last else ""
     return BpcliError(f"--epoch {epoch}: {beyond}{d} keeps the weights of epochs {describe(kept(chunks))}")
+
+
+def none_kept(cfg, net: Network, every: int | None) -> str:
+    """Why a run keeps no snapshots, in a few words."""
+    if every is None:
+        return "it was trained by a bpcli from before snapshots"
+    if not cfg.train.snapshots:
+        return "train.snapshots: off"
+    size = snapshot_bytes(net, cfg.train)
+    return (f"one snapshot takes {size_text(size)}, more than half of train.snapshots' budget of "
+            f"{cfg.train.snapshot_budget_mb:g} MB; raise budget_mb or give every: N")
 
 
 def find(loaded, epoch: int) -> tuple[dict, int]:
@@ -147,7 +161,7 @@ def find(loaded, epoch: int) -> tuple[dict, int]:
 
 def at_epoch(loaded, epoch: int):
     """A LoadedRun (runs.load_run's) as it was after `epoch`: weights, optimiser state, RNG and history."""
-    from bpcli.history import read_prefix, thin
+    from bpcli.history import read_prefix
     entry, i = find(loaded, epoch)
     keys = array_keys(loaded.net, loaded.cfg.train)
     arrays = read_chunk(loaded.run_dir, entry, loaded.net, keys)
@@ -156,6 +170,6 @@ def at_epoch(loaded, epoch: int):
     state.status = loaded.state.status if final else "running"
     state.message = loaded.state.message if final else ""
     letters = [layer.letter for layer in net.layers]
-    _, records = read_prefix(loaded.run_dir / loaded.history_file["file"], loaded.history_file, letters, epoch)
-    history = [r.to_dict() for r in thin(records, epoch)]
+    _, sample = read_prefix(loaded.run_dir / loaded.history_file["file"], loaded.history_file, letters, epoch)
+    history = [r.to_dict() for r in sample]
     return dataclasses.replace(loaded, net=net, state=state, history=history, epoch=epoch)

@@ -85,16 +85,24 @@ def snapshot_bytes(net: Network, settings: TrainConfig) -> int:
 
 def stride(per_snapshot: int, epochs: int, settings: TrainConfig) -> int:
     """Snapshots every N epochs (0: none): train.snapshots' every, else the smallest N that keeps epoch 0,
-    every N-th epoch and the last one within the budget (when even 0 and the last alone exceed it: those two)."""
+    every N-th epoch and the last one within the budget (N = epochs + 1: epoch 0 and the last only; 0 when even
+    those two would not fit)."""
     if not settings.snapshots:
         return 0
     if settings.snapshot_every is not None:
         return settings.snapshot_every
     budget = settings.snapshot_budget_mb * 1e6
+    if 2 * per_snapshot > budget:
+        return 0
     every = max(1, math.ceil(per_snapshot * (epochs + 1) / budget))
     while every <= epochs and (epochs // every + 2) * per_snapshot > budget:
         every += 1
     return every
+
+
+def size_text(n: int) -> str:
+    """Bytes in the budget's unit (MB = 10^6 bytes): '3.2 MB', '512.0 kB', '162 bytes'."""
+    return f"{n / 1e6:,.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB" if n >= 1000 else f"{n} bytes"
 
 
 def runs_of(epochs: list[int]) -> list[list[int]]:
@@ -140,93 +148,104 @@ def describe(epochs: list[int]) -> str:
 
 
 class Recorder:
-    """Snapshots taken during training, held in preallocated stacks until the next save writes them as a chunk."""
+    """Snapshots taken during training, held in memory until the next save writes them as one chunk.
 
-    def __init__(self, net: Network, state: TrainState, settings: TrainConfig, every: int, chunks: list[dict],
-                 epochs: int):
-        self.every, self.chunks, self.keep_best = every, list(chunks), settings.patience is not None and settings.restore_best
+    A snapshot is one row of a preallocated block (every array of the snapshot raveled side by side, in the
+    network's dtype), filled by a single np.concatenate, and a tuple of its counters: a few microseconds an epoch.
+    """
+
+    def __init__(self, net: Network, settings: TrainConfig, every: int, chunks: list[dict], epochs: int):
+        self.every, self.chunks = every, list(chunks)
         self.keys = array_keys(net, settings)
         self.shapes = {k: key_shape(net, k) for k in self.keys}
+        sizes = [math.prod(self.shapes[k]) for k in self.keys]
+        self.offsets = dict(zip(self.keys, np.cumsum([0] + sizes).tolist()))
+        self.width = sum(sizes)
         self.dtype = net.dtype
         self.last = max((c["last"] for c in self.chunks), default=-1)  # the last epoch saved in a chunk
-        self.cap = 0 if not every else min(64, epochs // every + 3)
-        self.n = 0
-        self._alloc(self.cap)
+        self.block = np.empty((0 if not every else min(64, epochs // every + 3), self.width), self.dtype)
+        self.counters: list[tuple] = []  # per snapshot: epoch, step, bad_epochs, best_epoch, best_val, rng_state
+        self.has_best: list[bool] = []
+        self._src: list[np.ndarray] | None = None  # the arrays a snapshot copies, raveled (views, not copies)
+        self._absent: list[str] = []  # best: (or optimiser) arrays not made yet: zeros stand in for them
+        self._best = False  # the best epoch's copies exist (and are in _src)
 
-    def _alloc(self, cap: int) -> None:
-        self.cap = cap
-        self.whole = np.zeros((cap, len(WHOLE)), np.int64)
-        self.best_val = np.zeros(cap, np.float64)
-        self.rng = np.zeros((cap, 6), np.uint64)
-        self.rng_set = np.zeros(cap, bool)
-        self.has_best = np.zeros(cap, bool)
-        self.stacks = [np.zeros((cap, *self.shapes[k]), self.dtype) for k in self.keys]
+    @property
+    def n(self) -> int:
+        return len(self.counters)
 
-    def _grow(self) -> None:
-        old = (self.whole, self.best_val, self.rng, self.rng_set, self.has_best, self.stacks)
-        self._alloc(max(8, 2 * self.cap))
-        for new, a in zip((self.whole, self.best_val, self.rng, self.rng_set, self.has_best), old[:5]):
-            new[: self.n] = a[: self.n]
-        for new, a in zip(self.stacks, old[5]):
-            new[: self.n] = a[: self.n]
+    def _sources(self, net: Network, state: TrainState) -> list[np.ndarray]:
+        """The live arrays to copy: the network's and the optimiser's are updated in place, so they are looked
+        up once (again only while an early-stopping copy does not exist yet)."""
+        if self._src is None or (self._absent and any(k in state.buffers for k in self._absent)):
+            params, src, self._absent = net.named_arrays(), [], []
+            for k in self.keys:
+                a = params.get(k)
+                if a is None:
+                    a = state.buffers.get(k)
+                if a is None:  # best: before the first improvement; m: and v: before the first step are 0
+                    self._absent.append(k)
+                    a = np.zeros(self.shapes[k], self.dtype)
+                src.append(a.reshape(-1))
+            self._src = src
+            self._best = any(k.startswith(BEST) for k in self.keys) and not any(k.startswith(BEST) for k in self._absent)
+        return self._src
 
     def due(self, epoch: int) -> bool:
         return bool(self.every) and epoch % self.every == 0
 
     def pending_last(self) -> int:
-        return int(self.whole[self.n - 1, 0]) if self.n else self.last
+        return self.counters[-1][0] if self.counters else self.last
+
+    def _room(self, k: int) -> None:
+        if self.n + k > len(self.block):
+            grown = np.empty((max(8, 2 * len(self.block), self.n + k), self.width), self.dtype)
+            grown[: self.n] = self.block[: self.n]
+            self.block = grown
 
     def take(self, net: Network, state: TrainState) -> None:
-        """Copy the state after epoch state.epoch: one copy per array into the next preallocated slot."""
-        if self.n == self.cap:
-            self._grow()
+        """Keep the state after epoch state.epoch: its arrays copied into the next row, its counters referenced
+        (fit makes a new rng_state dict whenever the state moves, and never changes one)."""
+        src = self._sources(net, state)
         i = self.n
-        w = self.whole[i]
-        w[0], w[1], w[2], w[3] = state.epoch, state.step, state.bad_epochs, state.best_epoch
-        self.best_val[i] = state.best_val
-        if state.rng_state is not None:
-            self.rng[i], self.rng_set[i] = rng_row(state.rng_state)
-        params, buffers = net.named_arrays(), state.buffers
-        has_best = False
-        for k, stack in zip(self.keys, self.stacks):
-            a = params.get(k)
-            if a is None:
-                a = buffers.get(k)
-                if a is None:  # best: before the first improvement; m: and v: before the first step are 0
-                    if not k.startswith(BEST):
-                        stack[i] = 0
-                    continue
-                has_best = has_best or k.startswith(BEST)
-            stack[i] = a
-        self.has_best[i] = has_best
-        self.n = i + 1
+        if i == len(self.block):
+            self._room(1)
+        np.concatenate(src, out=self.block[i])
+        self.counters.append((state.epoch, state.step, state.bad_epochs, state.best_epoch, state.best_val,
+                              state.rng_state))
+        self.has_best.append(self._best)
 
     def extend(self, arrays: dict[str, np.ndarray], upto: int) -> None:
-        """Add the snapshots of a chunk read back (read_chunk) whose epoch is at most `upto`."""
+        """Add the snapshots of a chunk read back (snapshot_read.read_chunk) whose epoch is at most `upto`."""
         k = int(np.searchsorted(arrays["epoch"], upto, side="right"))
-        while self.n + k > self.cap:
-            self._grow()
-        s = slice(self.n, self.n + k)
-        for j, name in enumerate(WHOLE):
-            self.whole[s, j] = arrays[name][:k]
-        self.best_val[s], self.rng[s], self.rng_set[s] = arrays["best_val"][:k], arrays["rng"][:k], arrays["rng_set"][:k]
-        self.has_best[s] = arrays["has_best"][:k]
-        for key, stack in zip(self.keys, self.stacks):
-            if key in arrays:
-                stack[s] = arrays[key][:k]
-        self.n += k
+        self._room(k)
+        rows = self.block[self.n: self.n + k]
+        for key in self.keys:
+            off = self.offsets[key]
+            width = math.prod(self.shapes[key])
+            rows[:, off: off + width] = arrays[key][:k].reshape(k, width) if key in arrays else 0
+        for i in range(k):
+            self.counters.append((*(int(arrays[w][i]) for w in WHOLE), float(arrays["best_val"][i]),
+                                  rng_state(arrays["rng"][i]) if arrays["rng_set"][i] else None))
+            self.has_best.append(bool(arrays["has_best"][i]))
 
     def pending(self) -> tuple[str, bytes, dict] | None:
         """The chunk of the snapshots taken since the last save: (file, bytes, manifest entry), or None."""
-        if not self.n:
+        if not self.counters:
             return None
         n = self.n
-        epochs = [int(e) for e in self.whole[:n, 0]]
-        arrays = {name: self.whole[:n, j] for j, name in enumerate(WHOLE)}
-        arrays.update(best_val=self.best_val[:n], rng=self.rng[:n], rng_set=self.rng_set[:n], has_best=self.has_best[:n])
-        for k, stack in zip(self.keys, self.stacks):
-            if not k.startswith(BEST) or self.has_best[:n].any():
-                arrays[k] = stack[:n]
+        epochs = [c[0] for c in self.counters]
+        arrays: dict[str, np.ndarray] = {w: np.array([c[j] for c in self.counters], np.int64)
+                                         for j, w in enumerate(WHOLE)}
+        arrays["best_val"] = np.array([c[4] for c in self.counters], np.float64)
+        rows = [rng_row(c[5]) for c in self.counters]
+        arrays["rng"] = np.array([r for r, _ in rows], np.uint64).reshape(n, 6)
+        arrays["rng_set"] = np.array([ok for _, ok in rows], bool)
+        arrays["has_best"] = np.array(self.has_best, bool)
+        for k in self.keys:
+            if not k.startswith(BEST) or any(self.has_best):
+                off = self.offsets[k]
+                arrays[k] = self.block[:n, off: off + math.prod(self.shapes[k])].reshape(n, *self.shapes[k])
         data = npz_bytes(arrays)
         name = f"{SNAPSHOTS}/{epochs[0]}-{epochs[-1]}.npz"
         return name, data, {"file": name, "sha256": sha256(data), "bytes": len(data), "count": n,
@@ -263,4 +282,4 @@ class Recorder:
         if entry is not None:
             self.chunks.append(entry)
             self.last = entry["last"]
-            self.n = 0
+            self.counters, self.has_best = [], []

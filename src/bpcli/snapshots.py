@@ -27,8 +27,19 @@ __all__ = ["available_epochs", "load_run", "load_at", "trajectory", "Trajectory"
 
 
 def available_epochs(run_dir: str | Path) -> list[int]:
-    """The epochs whose weights the run keeps (0 = the initial weights), in order; [] when it keeps none."""
-    return kept(load_run(run_dir).snapshots[1])
+    """The epochs whose weights the run keeps (0 = the initial weights), in order; [] when it keeps none.
+    Reads run.json alone (its checksum and its list of chunks checked); load_run(run, epoch) checks the rest."""
+    return kept(_manifest_snapshots(run_dir)[1][1])
+
+
+def _manifest_snapshots(run_dir: str | Path) -> tuple[dict, tuple[int | None, list[dict]]]:
+    from bpcli.runs import MANIFEST, read_manifest
+    from bpcli.snapshot_read import chunks_of
+    d = Path(run_dir)
+    if not d.is_dir():
+        load_run(d)  # the clear error for a file or a missing folder
+    m = read_manifest(d)
+    return m, chunks_of(m, d / MANIFEST)
 
 
 def load_at(run_dir: str | Path, epoch: int) -> LoadedRun:
@@ -36,16 +47,17 @@ def load_at(run_dir: str | Path, epoch: int) -> LoadedRun:
     return load_run(run_dir, epoch)
 
 
-def kept_summary(run_dir: str | Path) -> dict:
+def kept_summary(run_dir: str | Path, cfg, net: Network) -> dict:
     """What `show RUN` says about the snapshots (from run.json, checked): every, the epochs kept (as text),
-    their count, first, last and bytes on disk."""
-    from bpcli.runs import MANIFEST, read_manifest
-    from bpcli.snapshot_read import chunks_of
-    every, chunks = chunks_of(read_manifest(Path(run_dir)), Path(run_dir) / MANIFEST)
+    their count, first, last, bytes on disk, why none are kept when none are, the epochs trained and which
+    epoch's weights the run holds (weights_epoch: not the last when early stopping restored the best)."""
+    from bpcli.snapshot_read import none_kept
+    m, (every, chunks) = _manifest_snapshots(run_dir)
     epochs = kept(chunks)
     return {"every": every, "epochs": describe(epochs), "count": len(epochs),
             "bytes": sum(c["bytes"] for c in chunks), "first": epochs[0] if epochs else None,
-            "last": epochs[-1] if epochs else None}
+            "last": epochs[-1] if epochs else None, "why": None if epochs else none_kept(cfg, net, every),
+            "epochs_trained": m["epoch"], "weights_epoch": m["weights_epoch"]}
 
 
 @dataclass(frozen=True)
@@ -118,15 +130,15 @@ def start_snapshots(net: Network, state: TrainState, settings: TrainConfig, resu
     """
     every = stride(snapshot_bytes(net, settings), settings.epochs, settings)
     if resume is None:
-        rec = Recorder(net, state, settings, every, [], settings.epochs)
+        rec = Recorder(net, settings, every, [], settings.epochs)
         if every:
             rec.take(net, state)
         return rec
     recorded, chunks = resume.snapshots
-    every = max(every, recorded) if every else 0
+    every = max(every, recorded or 0) if every else 0
     if resume.epoch is None:
-        return Recorder(net, state, settings, every, chunks, settings.epochs)
-    rec = Recorder(net, state, settings, every, [], settings.epochs)
+        return Recorder(net, settings, every, chunks, settings.epochs)
+    rec = Recorder(net, settings, every, [], settings.epochs)
     keys = array_keys(net, settings)
     for c in chunks:
         if c["first"] <= resume.epoch:
@@ -134,11 +146,13 @@ def start_snapshots(net: Network, state: TrainState, settings: TrainConfig, resu
     return rec
 
 
-def history_prefix(resume: LoadedRun) -> tuple[bytes, list]:
-    """history.csv's header and first resume.epoch rows (bytes and records), for a run branched there."""
+def history_prefix(resume: LoadedRun) -> tuple[bytes, list, int]:
+    """history.csv's header and first resume.epoch rows (bytes), their thinned sample (records) and the number
+    of rows: HistoryLog.create's for a run branched there."""
     from bpcli.history import read_prefix
     letters = [layer.letter for layer in resume.net.layers]
-    return read_prefix(resume.run_dir / resume.history_file["file"], resume.history_file, letters, resume.epoch)
+    path = resume.run_dir / resume.history_file["file"]
+    return (*read_prefix(path, resume.history_file, letters, resume.epoch), resume.epoch)
 
 
 def explain_data(run_dir: Path, epoch: int, batch: int | None, prepared) -> tuple[np.ndarray, np.ndarray, str]:

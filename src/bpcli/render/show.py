@@ -69,9 +69,11 @@ def show_view(res, max_params: int = 60, compact: bool = False, max_equations: i
     for p in res.params[:max_params]:
         name = Text(p.name) if p.trainable else Text(p.name + " (frozen)", style="dim")
         params.add_row(name, p.layer, Text(p.to_node), Text(p.from_node), f"{p.value:.6g}")
-    parts = [head, diagram, *eqs, loss, layers, params] + ([snapshots_line(res.snapshots)] if res.snapshots else [])
+    parts = [head, diagram, *eqs, loss, layers, params]
     if len(res.params) > max_params:
         parts.append(Text(f"... and {len(res.params) - max_params} more parameters (all of them in --json)", style="dim"))
+    if res.snapshots:
+        parts.append(snapshots_line(res.snapshots, res.epoch))
     return Group(*parts)
 
 
@@ -112,9 +114,17 @@ def sample_view(tr, max_nodes: int = 8) -> Group:
     return Group(*lines, t, loss, note)
 
 
-def snapshots_line(s: dict) -> Text:
-    """'snapshots: epochs 0-10000 every 10 (1,001 kept, 3.2 MB); bpcli show RUN --epoch N'."""
+def snapshots_line(s: dict, epoch: int | None) -> Text | Group:
+    """'snapshots: epochs 0-10000 every 10 (1,001 kept, 3.2 MB); look at one with --epoch N', and which epoch's
+    weights the run itself holds when early stopping put back the best."""
     if not s["count"]:
-        return Text("snapshots: none kept (train.snapshots: off, or a run made before snapshots)", style="dim")
-    return Text.assemble(("snapshots: ", "bold"), f"epochs {s['epochs']} ({s['count']:,} kept, "
-                         f"{s['bytes'] / 1e6:.1f} MB)", ("; look at one with --epoch N", "dim"))
+        return Text(f"snapshots: none kept ({s['why']})", style="dim")
+    from bpcli.snapshot_store import size_text
+    line = Text.assemble(("snapshots: ", "bold"), f"epochs {s['epochs']} ({s['count']:,} kept, "
+                         f"{size_text(s['bytes'])})")
+    if s["weights_epoch"] is not None and s["weights_epoch"] != s["epochs_trained"]:
+        return Group(line, Text(f"the run holds epoch {s['weights_epoch']}'s weights (the best); "
+                                f"--epoch {s['epochs_trained']} gives the last epoch's", style="dim"))
+    if epoch is None:
+        line.append("; look at one with --epoch N", style="dim")
+    return line
