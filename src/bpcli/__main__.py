@@ -5,9 +5,12 @@ from __future__ import annotations
 import signal
 import sys
 
+# imported before the handlers are set (3 ms): a handler that imported it could run in the middle of another
+# import (of `re`, say) and fail there with a traceback instead of stopping the run
+from bpcli.errors import Interrupted, received_signal
+
 
 def _interrupt(signum, frame):
-    from bpcli.errors import Interrupted, received_signal
     received_signal.append(signum)  # kept even if the exception below is swallowed (see errors.received_signal)
     raise Interrupted(signum)
 
@@ -20,7 +23,6 @@ def main() -> None:
         from bpcli.cli import app
         app()
     except BaseException as err:
-        from bpcli.errors import Interrupted
         if not isinstance(err, Interrupted):
             raise
         for s in (signal.SIGINT, signal.SIGTERM):
