@@ -101,10 +101,10 @@ def _trajectory(loaded):
     """Every weight snapshot the run keeps; BpcliError when it keeps none."""
     from bpcli.snapshots import kept_summary, trajectory
 
-    if not kept_summary(loaded.run_dir)["count"]:
-        why = " (train.snapshots: off)" if loaded.cfg.train.snapshots is False else ""
-        raise BpcliError(f"{loaded.run_dir} keeps no weight snapshots{why}, so there are no epochs to draw; train "
-                         "it again with snapshots on (the default)")
+    kept = kept_summary(loaded.run_dir, loaded.cfg, loaded.net)
+    if not kept["count"]:
+        why = f" ({kept['why']})" if kept["why"] else ""
+        raise BpcliError(f"{loaded.run_dir} keeps no weight snapshots{why}, so there are no epochs to draw")
     return trajectory(loaded.run_dir)
 
 
