@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from bpcli.cli import app
 from bpcli.runs import checkpoint_dir
+from bpcli.snapshots import trajectory
 
 from test_explain_update import KEYS, START, WEIGHTS, config, hand_grads, write
 
@@ -43,6 +44,7 @@ def test_one_step_on_the_seed_is_the_first_epoch_of_training_for_all_nine_parame
     r = runner.invoke(app, ["train", "--epochs", "1", "--out", str(tmp_path / "one"), "-q", "--json"])
     assert 0 == r.exit_code, r.output
     trained = arrays(tmp_path / "one")
+    snap = trajectory(tmp_path / "one")
     names = ["w11", "w12", "w21", "w22", "b_A1", "b_A2", "v1", "v2", "b_B"]
     assert names == [p["name"] for p in doc["parameters"]]
     where = {"w11": ("A.W", (0, 0)), "w12": ("A.W", (0, 1)), "w21": ("A.W", (1, 0)), "w22": ("A.W", (1, 1)),
@@ -51,6 +53,7 @@ def test_one_step_on_the_seed_is_the_first_epoch_of_training_for_all_nine_parame
     for p in doc["parameters"]:
         key, idx = where[p["name"]]
         assert trained[f"weights.npz:{key}"][idx] == p["new"], p["name"]  # bit for bit: the same step
+        assert snap.params[key][list(snap.epochs).index(1)][idx] == p["new"], p["name"]  # the first snapshot's
         assert p["new"] - p["value"] == p["update"]
         assert abs(p["new"] - (p["value"] - 2.0 * p["gradient"])) <= 1e-15  # the seed's gd with lr 2
     assert (1, 0, 1) == (doc["steps"], doc["start"]["step"], doc["end"]["step"])
