@@ -145,3 +145,27 @@ def test_train_names_its_folder_last(tmp_path):
     res = invoke("train", "--epochs", 5, "--out", tmp_path / "r", "-q")
     assert res.exit_code == 0
     assert str(tmp_path / "r") in res.stdout.strip().splitlines()[-1]
+
+
+def test_long_names_fold_and_every_number_stays_whole_at_80_columns():
+    """A long run name gets what the numbers leave (it folds); before, deep_sigmoid beside six-digit losses
+    pushed the table to 82 columns and Rich cut the last column to 'v' and '50.'."""
+    from rich.console import Console
+
+    from bpcli.render.runs import runs_view
+    from bpcli.runlist import RunRow, RunsList
+
+    rows = tuple(RunRow(name, f"runs/{name}", "2026-11-30T03:00:00+00:00", "early_stopped", True, 12345,
+                        "accuracy", 0.000664321, 0.000712345, 1.0, 0.5)
+                 for name in ("deep_sigmoid_with_a_much_longer_name", "deep_relu"))
+    for width in (80, 100):
+        console = Console(width=width, record=True, file=open(os.devnull, "w"))
+        console.print(runs_view(RunsList("runs", rows), width=width))
+        text = console.export_text()
+        assert all(len(ln) <= width for ln in text.splitlines()), text
+        for cell in ("0.000664", "0.000712", "100.0%", "50.0%", "12345", "early stopped", "val", "metric"):
+            assert all(cell in ln for ln in text.splitlines() if "Nov 30" in ln) or cell in ("val", "metric"), cell
+        assert text.count("early stopped") == 2 and text.count("100.0%") == 2 and text.count("50.0%") == 2, text
+        names = "".join(ln.split()[0] for ln in text.splitlines()[4:] if ln.strip() and not ln.startswith(
+            ("metric:", "the config")))
+        assert "deep_sigmoid_with_a_much_longer_namedeep_relu" == names, text  # folded, nothing lost

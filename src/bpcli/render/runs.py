@@ -31,6 +31,28 @@ def _metric(name: str | None, v: float | None) -> str:
     return fmt_metric(name, v) if name == "accuracy" else fmt(v, 4)
 
 
+def _cells(r) -> list[str]:
+    """A run's cells after its name and before the config: created, status, epochs, losses, metrics."""
+    if not r.ok:
+        return [local_time(r.created), r.status.replace("_", " ")]
+    return [local_time(r.created), r.status.replace("_", " "), "-" if r.epochs is None else str(r.epochs),
+            fmt(r.loss, 3), fmt(r.val_loss, 3), _metric(r.metric, r.train_metric), _metric(r.metric, r.val_metric)]
+
+
+HEADS = ("created", "status", "epochs", "loss", "loss", "metric", "metric")  # the widest line of each heading
+
+
+def _name_width(runs, width: int, wide: bool) -> int:
+    """The run column's width: at most 24, and no more than the other columns leave of the terminal (a long
+    name folds rather than pushing the numbers off the edge); the config column (wide) takes what is left."""
+    others = [len(h) for h in HEADS]
+    for r in runs:
+        for i, c in enumerate(_cells(r)):
+            others[i] = max(others[i], len(c), 13 if i == 1 else 0)  # status: "early stopped" whole
+    left = width - sum(others) - 2 * len(others) - (20 if wide else 0)
+    return max(6, min(24, left))
+
+
 def runs_view(res, width: int = 80) -> Group:
     """The runs, newest first: name, created, status, epochs, final losses and metrics, and (from 110 columns
     on) the config each was trained from."""
@@ -38,8 +60,8 @@ def runs_view(res, width: int = 80) -> Group:
         return Group(Text(f"no run folders in {res.folder}; `bpcli train CONFIG` makes one"))
     wide = width >= 110
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0))  # columns 2 apart
-    # numbers never wrap; a long name or status folds within its column
-    t.add_column("run", overflow="fold", max_width=24)
+    # numbers never wrap; a long name or status folds within its column, which gets what the others leave
+    t.add_column("run", overflow="fold", max_width=_name_width(res.runs, width, wide))
     t.add_column("created", no_wrap=True)
     t.add_column("status", overflow="fold", min_width=13, max_width=18)  # "early stopped" on one line
     t.add_column("epochs", justify="right", no_wrap=True)
@@ -52,10 +74,7 @@ def runs_view(res, width: int = 80) -> Group:
         if not r.ok:
             t.add_row(Text(r.name), local_time(r.created), status, *[""] * (6 if wide else 5))
             continue
-        cells = [Text(r.name), local_time(r.created), status, "-" if r.epochs is None else str(r.epochs),
-                 fmt(r.loss, 3), fmt(r.val_loss, 3), _metric(r.metric, r.train_metric),
-                 _metric(r.metric, r.val_metric)]
-        t.add_row(*cells, *([Text(r.config or "-")] if wide else []))
+        t.add_row(Text(r.name), *_cells(r)[:1], status, *_cells(r)[2:], *([Text(r.config or "-")] if wide else []))
     n = len(res.runs)
     notes = [Text(f"{r.name}: {r.problem}", style="dim") for r in res.runs if not r.ok and r.problem != r.status]
     notes += [Text("metric: accuracy for a classifier, R^2 for regression", style="dim")]
