@@ -85,6 +85,10 @@ def test_a_run_whose_loss_rose_says_so(lr, rose, tmp_path):
     assert rose == ("warning" in r.stderr)
     text = runner.invoke(app, ["train", "-q", "--epochs", "30", "--lr", str(lr), "--out", str(tmp_path / "t")])
     assert rose == ("loss rose" in text.stdout)
+    narrow = runner.invoke(app, ["train", "-q", "--epochs", "30", "--lr", str(lr), "--out", str(tmp_path / "n")],
+                           env={"COLUMNS": "50"})
+    assert rose == ("warning" in narrow.stderr)
+    assert all(len(ln) <= 50 for ln in narrow.stderr.splitlines()), narrow.stderr  # wrapped, not cut by the terminal
 
 
 # --- --json everywhere, errors included -------------------------------------------------------------------------

@@ -114,7 +114,8 @@ def _report(result, s, json_out: bool, err, history: bool = False) -> None:
         out_console().print(train_view(result))
     if result.loss_rose and result.status in ("completed", "early_stopped"):  # a finished run that made things worse
         from bpcli.render.train import rose_text
-        err.print(f"warning: {rose_text(result)}", soft_wrap=True, markup=False)
+        from bpcli.render.wrap import Prose
+        err.print(Prose(f"warning: {rose_text(result)}", hang=4))  # wrapped between terms at the terminal's width
     if not json_out and result.status in ("completed", "early_stopped"):
         import shlex
         out_console().print(f"saved to {result.run_dir} (bpcli show {shlex.quote(str(result.run_dir))})",

@@ -85,7 +85,7 @@ def animate(
         emit_json(res.to_dict())
     else:
         from bpcli.render.animate import animate_view
-        out_console().print(animate_view(res), soft_wrap=True)
+        out_console().print(animate_view(res))
 
 
 def _run_and_trajectory(run: Path):
