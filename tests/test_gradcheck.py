@@ -452,3 +452,26 @@ def test_view_of_a_failure_names_entries_and_units(width, monkeypatch):
     text = _render(report, width)
     assert max(len(line) for line in text.splitlines()) <= width
     assert "FAIL" in text and "wrong (fail)" in text and "activation sigmoid" in text
+
+
+@pytest.mark.parametrize("width", [50, 60, 80, 120])
+def test_the_header_breaks_only_between_its_parts(width):
+    """'pass: rel error <= 1e-09' was cut after 'rel' at 80 columns (against PyTorch: a longer line)."""
+    from bpcli.render.gradcheck import GradcheckView
+    report = check(*_seed_net_and_data())
+    report = dataclasses.replace(report, against="PyTorch autograd")
+    buf = io.StringIO()
+    Console(file=buf, width=width).print(GradcheckView(report)._header(width))
+    lines = buf.getvalue().splitlines()[1:]
+    parts = [p.strip(" ·") for ln in lines for p in ln.split(" · ")]
+    assert parts == ["9 parameters", "4 samples", "float64", "against PyTorch autograd",
+                     f"pass: rel error <= {report.options.tol:.0e}"]
+    assert all(len(ln) <= width for ln in lines)
+
+
+def _seed_net_and_data():
+    from bpcli.data import prepare
+    from bpcli.model import build
+    cfg, data = load_config(None)
+    prepared = prepare(cfg, data)
+    return build(cfg), prepared.train.x, prepared.train.y

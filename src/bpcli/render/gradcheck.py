@@ -33,7 +33,7 @@ class GradcheckView:
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
         res = self.res
         wide = options.max_width >= WIDE
-        yield self._header()
+        yield self._header(options.max_width)
         for note in res.notes:
             yield Text("note: " + note, style="dim")
         yield self._layers(wide)
@@ -45,14 +45,22 @@ class GradcheckView:
             yield self._units(wide)
         yield self._verdict()
 
-    def _header(self) -> Text:
+    def _header(self, width: int = 80) -> Text:
+        """The name and source, then what was checked: its parts joined by ' · ', a line broken only between
+        parts (never inside 'pass: rel error <= 1e-09')."""
         res, opt = self.res, self.res.options
         t = Text.assemble(("gradcheck ", "bold"), (res.name, "bold"), f"  ({res.source})\n")
         scope = f"{res.n_params} parameters" if res.n_selected == res.n_params else \
             f"{res.n_selected} of {res.n_params} parameters"
         how = f"eps {opt.eps:.0e}" if res.against == "central differences" else f"against {res.against}"
-        t.append(f"{scope} · {res.n_samples} samples · float64 · {how} · "
-                 f"pass: rel error <= {opt.tol:.0e}", style="dim")
+        lines = [""]
+        for part in (scope, f"{res.n_samples} samples", "float64", how, f"pass: rel error <= {opt.tol:.0e}"):
+            if lines[-1] and len(lines[-1]) + 3 + len(part) > width:
+                lines[-1] += " ·"
+                lines.append(part)
+            else:
+                lines[-1] += (" · " if lines[-1] else "") + part
+        t.append("\n".join(lines), style="dim")
         return t
 
     def _layers(self, wide: bool) -> Table:
