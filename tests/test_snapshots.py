@@ -332,7 +332,7 @@ def test_explain_batch_k_is_the_batch_training_drew(tmp_path):
         assert epoch_batch(load_run(run, epoch), k).rows.tolist() == rows.tolist()
         r = _cli("explain", "--run", run, "--epoch", epoch, "--batch", k, "-w", "v1", "--json")
         d = json.loads(r.stdout)
-        assert d["source"].endswith(f"after epoch {epoch}; batch {k} of epoch {epoch + 1}, {rows.size} samples")
+        assert d["source"].endswith(f"after epoch {epoch}; batch {k} of 4 in epoch {epoch + 1}")  # 16 rows: 4 batches
         shown = [list(s["inputs"].values()) for s in d["explanations"][0]["samples"]]
         assert np.array_equal(np.array(shown), train_x[rows])
     r = _cli("explain", "--run", run, "--epoch", 6, "--batch", 5, "-w", "v1")

@@ -98,7 +98,7 @@ class BatchRows:
 
     @property
     def label(self) -> str:
-        return f"batch {self.index} of epoch {self.epoch}, {self.rows.size} samples"
+        return f"batch {self.index} of {self.of} in epoch {self.epoch}"  # the sample count follows it in the views
 
 
 def epoch_batch(loaded: LoadedRun, k: int) -> BatchRows:
