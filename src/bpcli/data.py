@@ -144,6 +144,23 @@ MAX_DATA_VALUES = 50_000_000  # rows x (features + targets) held at once: 400 MB
 MAX_LABELS = 100_000  # distinct target values kept as labels; beyond this the target must be numeric
 
 
+def csv_header(reader, place: str, empty: str) -> list[str]:
+    """A CSV's header row: the column names stripped, each named and present once; DataError at `place`:1
+    (or the message `empty` when there is no row at all)."""
+    header = next(reader, None)
+    if header is None:
+        raise DataError(empty)
+    header = [h.strip() for h in header]
+    seen: set[str] = set()
+    for i, h in enumerate(header):
+        if not h:
+            raise DataError(f"{place}:1: column {i + 1} has no name in the header row")
+        if h in seen:
+            raise DataError(f"{place}:1: column '{h}' appears twice in the header row")
+        seen.add(h)
+    return header
+
+
 def read_csv(path, features: list[str] | None, target: list[str], n_out: int | None, where: str,
              max_rows: int | None = None) -> Dataset:
     """Read a CSV with a header row. Numeric feature columns; a target that is numeric or class labels.
@@ -169,17 +186,8 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
     with fh:
         try:
             reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                raise DataError(f"{where}: {path} is empty (expected a header row and data rows)")
-            header = [h.strip() for h in header]
-            seen: set[str] = set()
-            for i, h in enumerate(header):
-                if not h:
-                    raise DataError(f"{where}: {path}:1: column {i + 1} has no name in the header row")
-                if h in seen:
-                    raise DataError(f"{where}: {path}:1: column '{h}' appears twice in the header row")
-                seen.add(h)
+            header = csv_header(reader, f"{where}: {path}",
+                                f"{where}: {path} is empty (expected a header row and data rows)")
             missing = [c for c in (features or []) + target if c not in header]
             if missing:
                 from bpcli.errors import did_you_mean

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bpcli.data import Dataset, one_hot, validation_indices
+from bpcli.data import Dataset, csv_header, one_hot, validation_indices
 from bpcli.errors import DataError, did_you_mean
 
 STDIN = "-"
@@ -109,15 +109,7 @@ def read_table(path: str | Path, stdin=None) -> Table:
             raise DataError(f"{path}: {what}") from None
     try:
         reader = csv.reader(fh)
-        header = next(reader, None)
-        if header is None:
-            raise DataError(f"{source}: empty (expected a header row naming the columns, then data rows)")
-        header = [h.strip() for h in header]
-        for i, h in enumerate(header):
-            if not h:
-                raise DataError(f"{source}:1: column {i + 1} has no name in the header row")
-            if h in header[:i]:
-                raise DataError(f"{source}:1: column '{h}' appears twice in the header row")
+        header = csv_header(reader, source, f"{source}: empty (expected a header row naming the columns, then data rows)")
         rows, lines = [], []
         width = len(header)
         for row in reader:
