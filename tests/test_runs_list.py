@@ -169,3 +169,33 @@ def test_long_names_fold_and_every_number_stays_whole_at_80_columns():
         names = "".join(ln.split()[0] for ln in text.splitlines()[4:] if ln.strip() and not ln.startswith(
             ("metric:", "the config")))
         assert "deep_sigmoid_with_a_much_longer_namedeep_relu" == names, text  # folded, nothing lost
+
+
+def test_a_run_whose_process_was_killed_is_listed_as_killed_not_running(tmp_path):
+    """run.json says running while training; once the process is gone without saving its stop (SIGKILL),
+    `runs` says killed and how to continue, since no process holds the folder's lock any more."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = Path(__file__).resolve().parents[1] / "src"
+    p = subprocess.Popen([sys.executable, "-m", "bpcli", "train", "--epochs", "1000000", "--out", "runs/r", "-q"],
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(src)}, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "runs" / "r" / "run.json").exists():
+            assert p.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        live = json.loads(runner.invoke(app, ["runs", str(tmp_path / "runs"), "--json"]).stdout)
+        assert ["running"] == [r["status"] for r in live["runs"]]
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=30)
+    dead = json.loads(runner.invoke(app, ["runs", str(tmp_path / "runs"), "--json"]).stdout)
+    assert ["killed"] == [r["status"] for r in dead["runs"]]
+    text = runner.invoke(app, ["runs", str(tmp_path / "runs")]).stdout
+    assert "bpcli train --resume" in text
+    assert runner.invoke(app, ["train", "--resume", str(tmp_path / "runs" / "r"), "--epochs", "1", "-q"]).exit_code \
+        in (0, 2)  # resumable (or already past epoch 1: a clear refusal), never a traceback

@@ -56,6 +56,16 @@ def _flock(path: Path, what: str) -> Lock:
     return Lock(path, fd)
 
 
+def held(run_dir: Path) -> bool:
+    """Whether a process holds the run folder now (is training into it): its flock taken and let go at once."""
+    try:
+        lock = _flock(run_dir, "runs")
+    except BpcliError:
+        return fcntl is not None and Path(run_dir).is_dir()  # locked by another process (or unopenable)
+    lock.release()
+    return False
+
+
 def lock_run(run_dir: Path) -> Lock:
     """Hold an existing run folder for --resume; BpcliError (exit 2) when another process holds it."""
     return _flock(run_dir, "--resume")

@@ -60,6 +60,7 @@ def list_runs(folder: str | Path = "runs") -> RunsList:
 
 def read_row(d: Path) -> RunRow:
     """One folder's row: run.json (its own checksum and fields) and the checkpoint's metrics.json (its SHA-256)."""
+    from bpcli.claim import held
     from bpcli.files import read_regular, sha256
     from bpcli.runs import MAX_JSON, METRICS, checkpoint_dir, parse_json, read_manifest
 
@@ -87,7 +88,10 @@ def read_row(d: Path) -> RunRow:
     num = lambda k: metrics.get(k) if isinstance(metrics.get(k), (int, float)) and not isinstance(
         metrics.get(k), bool) else None
     epochs = m.get("epoch") if isinstance(m.get("epoch"), int) else None
-    return RunRow(d.name, str(d), created, str(m.get("status")), True, epochs,
+    status = str(m.get("status"))
+    if status == "running" and not held(d):  # no process trains into it: it ended without saving its stop
+        status = "killed"
+    return RunRow(d.name, str(d), created, status, True, epochs,
                   metrics.get("metric") if isinstance(metrics.get("metric"), str) else None, num("loss"),
                   num("val_loss"), num("train_metric"), num("val_metric"),
                   m.get("config") if isinstance(m.get("config"), str) else None)

@@ -77,6 +77,8 @@ def runs_view(res, width: int = 80) -> Group:
         t.add_row(Text(r.name), *_cells(r)[:1], status, *_cells(r)[2:], *([Text(r.config or "-")] if wide else []))
     n = len(res.runs)
     notes = [Text(f"{r.name}: {r.problem}", style="dim") for r in res.runs if not r.ok and r.problem != r.status]
+    notes += [Text(f"{r.name}: killed (its process ended without saving its stop); `bpcli train --resume "
+                   f"{r.path}` continues from epoch {r.epochs}", style="dim") for r in res.runs if r.status == "killed"]
     notes += [Text("metric: accuracy for a classifier, R^2 for regression", style="dim")]
     if not wide:
         notes.append(Text("the config of each run: with --json, or on a terminal 110 columns wide", style="dim"))
