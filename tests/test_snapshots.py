@@ -358,6 +358,10 @@ def test_show_lists_the_epochs_kept_and_inspect_reads_history_up_to_the_epoch(sm
     h = load_run(small_run, 8).history
     assert [r["epoch"] for r in h] == list(range(1, 9))
     assert [r["loss"] for r in h] == [r["loss"] for r in read_history(small_run)[:8]]
+    early = json.loads(_cli("inspect", small_run, "--epoch", 8, "--json").stdout)
+    assert early["epochs"] == 8 and "running" not in early["status"] and "12" in early["status"]  # it went on
+    last = json.loads(_cli("inspect", small_run, "--epoch", 12, "--json").stdout)
+    assert last["status"] == load_run(small_run).state.status
 
 
 def test_the_history_up_to_an_epoch_is_the_sample_a_run_of_that_length_keeps(tmp_path):

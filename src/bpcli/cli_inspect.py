@@ -180,7 +180,11 @@ def inspect(
 
     loaded = load_run(resolve_run(run), epoch)
     where = str(loaded.run_dir) + (f" after epoch {epoch}" if epoch is not None else "")
-    res = inspect_run(loaded.net, loaded.history, loaded.cfg.name, where, loaded.state.status)
+    status = loaded.state.status
+    total = loaded.metrics.get("epochs")
+    if epoch is not None and isinstance(total, int) and epoch < total:  # a snapshot: the run went on
+        status = f"a snapshot; the run {str(loaded.metrics.get('status', '')).replace('_', ' ')} at epoch {total}"
+    res = inspect_run(loaded.net, loaded.history, loaded.cfg.name, where, status)
     if json_out:
         emit_json(res.to_dict())
     else:
