@@ -3,7 +3,7 @@
 The API other commands build on:
     available_epochs(run_dir) -> list[int]
     load_run(run_dir, epoch=None) -> LoadedRun        (runs.load_run; load_at(run_dir, epoch) is the same)
-    trajectory(run_dir) -> Trajectory                 (.epochs, .params, .buffers: stacked over the kept epochs)
+    trajectory(run_dir or loaded) -> Trajectory       (.epochs, .params, .buffers: stacked over the kept epochs)
     epoch_batch(loaded, k) -> BatchRows               (the k-th batch of the epoch after the loaded one)
 """
 
@@ -72,9 +72,10 @@ class Trajectory:
     buffers: dict[str, np.ndarray]
 
 
-def trajectory(run_dir: str | Path) -> Trajectory:
-    """All the run's snapshots, each chunk checked against run.json; BpcliError when the run keeps none."""
-    loaded = load_run(run_dir)
+def trajectory(run: str | Path | LoadedRun) -> Trajectory:
+    """All the run's snapshots, each chunk checked against run.json; BpcliError when the run keeps none.
+    `run`: a run folder, or the run already loaded (runs.load_run's, at its checkpoint: not read again)."""
+    loaded = run if isinstance(run, LoadedRun) else load_run(run)
     every, chunks = loaded.snapshots
     if not chunks:
         from bpcli.snapshot_read import not_kept
