@@ -79,7 +79,7 @@ def explain(
     x, y, source = prepared.train.x, prepared.train.y, str(run_dir) if run_dir else cfg.path
     if epoch is not None:
         from bpcli.snapshots import explain_data
-        x, y, over = explain_data(run_dir, epoch, batch, prepared)
+        x, y, over = explain_data(run_dir, epoch, batch, prepared, cfg.train, state)  # the run as loaded
         source = f"{run_dir} after epoch {epoch}; {over}"
     later = (f"training reaches batch {batch} after {batch - 1} more step(s), at other weights; shown is the update "
              f"with this batch's gradient at the weights and optimiser state of epoch {epoch}") if batch and batch > 1 else ""

@@ -49,17 +49,6 @@ def _write_out(out: Path, text: str) -> None:
         raise BpcliError(f"--out: cannot write {out} ({err.strerror})") from None
 
 
-def _clean(renderable) -> None:
-    """A view on stdout; piped, without the spaces Rich pads lines with."""
-    console = out_console()
-    if console.is_terminal:
-        console.print(renderable)
-        return
-    with console.capture() as cap:
-        console.print(renderable)
-    sys.stdout.write("".join(line.rstrip() + "\n" for line in cap.get().splitlines()))
-
-
 @handles_errors
 def predict(
     run: UseRunArg,
@@ -121,7 +110,7 @@ def evaluate(
         emit_json(res.to_dict())
     else:
         from bpcli.render.evaluate import evaluate_view
-        _clean(evaluate_view(res))
+        out_console().print(evaluate_view(res))  # piped: no trailing spaces (SafeConsole)
 
 
 @handles_errors
@@ -140,4 +129,5 @@ def runs(
         emit_json(res.to_dict())
     else:
         from bpcli.render.runs import runs_view
-        _clean(runs_view(res, out_console().width))
+        console = out_console()
+        console.print(runs_view(res, console.width))

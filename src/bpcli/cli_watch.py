@@ -99,13 +99,14 @@ def _run_and_trajectory(run: Path):
 
 def _trajectory(loaded):
     """Every weight snapshot the run keeps; BpcliError when it keeps none."""
-    from bpcli.snapshots import kept_summary, trajectory
+    from bpcli.snapshot_read import none_kept
+    from bpcli.snapshots import trajectory
 
-    kept = kept_summary(loaded.run_dir, loaded.cfg, loaded.net)
-    if not kept["count"]:
-        why = f" ({kept['why']})" if kept["why"] else ""
-        raise BpcliError(f"{loaded.run_dir} keeps no weight snapshots{why}, so there are no epochs to draw")
-    return trajectory(loaded.run_dir)
+    every, chunks = loaded.snapshots  # run.json's, checked when the run was loaded
+    if not chunks:
+        raise BpcliError(f"{loaded.run_dir} keeps no weight snapshots ({none_kept(loaded.cfg, loaded.net, every)}), "
+                         "so there are no epochs to draw")
+    return trajectory(loaded)  # the run as loaded: not read a second time
 
 
 @contextlib.contextmanager

@@ -8,22 +8,13 @@ import numpy as np
 from bpcli.engine import Gradients
 from bpcli.explain_result import Update
 from bpcli.model import Network, ParamRef
-from bpcli.optim import TERMS, preview_step
+from bpcli.optim import TERMS, hyper_of, preview_step
 from bpcli.schema import TrainConfig
 
 
 def settings_of(train: TrainConfig | float) -> TrainConfig:
     """A config's training settings, or plain gradient descent with learning rate `train`."""
     return train if isinstance(train, TrainConfig) else TrainConfig(optimizer="gd", lr=float(train))
-
-
-def hyper_of(s: TrainConfig) -> tuple[tuple[str, float], ...]:
-    """The optimiser's constants that its update shows (besides lr and weight decay)."""
-    if s.optimizer == "momentum":
-        return (("momentum", s.momentum),)
-    if s.optimizer == "adam":
-        return (("beta1", s.beta1), ("beta2", s.beta2), ("epsilon", s.epsilon))
-    return ()
 
 
 def next_update(net: Network, ref: ParamRef, grads: Gradients, s: TrainConfig, buffers: dict | None, step: int,

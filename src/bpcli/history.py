@@ -28,12 +28,18 @@ def stride(epochs: int) -> int:
     return s
 
 
+def kept(epoch: int, epochs: int, s: int) -> bool:
+    """Whether the sample after `epochs` epochs (stride s = stride(epochs)) keeps `epoch`: the first, the last
+    and every s-th."""
+    return epoch == 1 or epoch == epochs or epoch % s == 0
+
+
 def thin(records: list, epochs: int) -> list:
     """The records (EpochRecord or dicts with 'epoch') the sample keeps after `epochs` epochs: a function of
     the epoch count only, so a resumed run keeps exactly the sample of an uninterrupted one."""
     s = stride(epochs)
     ep = (lambda r: r.epoch) if records and isinstance(records[0], EpochRecord) else (lambda r: r["epoch"])
-    return [r for r in records if ep(r) == 1 or ep(r) == epochs or ep(r) % s == 0]
+    return [r for r in records if kept(ep(r), epochs, s)]
 
 
 def header(letters: list[str]) -> list[str]:
@@ -196,7 +202,7 @@ def read_prefix(path: Path, recorded: dict, letters: list[str], rows: int) -> tu
     records = []
     s = stride(rows)
     for i, line in enumerate(lines[1: rows + 1], start=1):
-        if i != 1 and i != rows and i % s:
+        if not kept(i, rows, s):  # thin's rule, applied before parsing
             continue
         cells = [None if c == "" else c for c in line.decode("utf-8", "replace").split(",")]
         try:

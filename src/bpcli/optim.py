@@ -24,6 +24,16 @@ TERMS = {
 TERMS["sgd"] = TERMS["gd"]
 
 
+def hyper_of(s: TrainConfig) -> tuple[tuple[str, float], ...]:
+    """The optimiser's constants besides lr and weight decay, as its update uses them: momentum's momentum,
+    Adam's beta1, beta2 and epsilon; () for gradient descent."""
+    if s.optimizer == "momentum":
+        return (("momentum", s.momentum),)
+    if s.optimizer == "adam":
+        return (("beta1", s.beta1), ("beta2", s.beta2), ("epsilon", s.epsilon))
+    return ()
+
+
 class Optimizer:
     """Gradient descent and friends, updating the network's arrays in place: one update per optimiser."""
 

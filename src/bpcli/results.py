@@ -19,12 +19,9 @@ def finite_or_none(v):
 
 def settings_of(cfg) -> dict:
     """The training settings a run used (a NetConfig after the command line's overrides), as plain data."""
+    from bpcli.optim import hyper_of
     t, d = cfg.train, cfg.data
-    out = {"optimizer": t.optimizer, "lr": t.lr, "batch_size": t.batch_size, "epochs": t.epochs}
-    if t.optimizer == "momentum":
-        out["momentum"] = t.momentum
-    if t.optimizer == "adam":
-        out |= {"beta1": t.beta1, "beta2": t.beta2, "epsilon": t.epsilon}
+    out = {"optimizer": t.optimizer, "lr": t.lr, "batch_size": t.batch_size, "epochs": t.epochs, **dict(hyper_of(t))}
     out["weight_decay"] = t.weight_decay
     out["early_stopping"] = None if t.patience is None else {"patience": t.patience, "min_delta": t.min_delta,
                                                              "restore_best": t.restore_best}

@@ -47,15 +47,17 @@ def _named(run_dir: Path) -> str | None:
         return None
 
 
-def _first(run_dir: Path, previous: str | None, key: str, new):
-    """A run.json field as the run's first checkpoint wrote it (`new` for that first one; None if it lacks it)."""
+def _first(run_dir: Path, previous: str | None, new: dict) -> dict:
+    """The run.json fields `new` names as the run's first checkpoint wrote them (`new` for that first one; None
+    for a field it lacks), from one read of run.json."""
     if previous is None:
         return new
     try:
-        value = json.loads((run_dir / MANIFEST).read_bytes()).get(key)
-    except (OSError, ValueError, RecursionError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None
+        doc = json.loads((run_dir / MANIFEST).read_bytes())
+    except (OSError, ValueError, RecursionError):
+        doc = None
+    doc = doc if isinstance(doc, dict) else {}
+    return {key: value if isinstance(value := doc.get(key), str) else None for key in new}
 
 
 def _now() -> str:
@@ -102,7 +104,7 @@ def save_run(run_dir: Path, cfg: NetConfig, net: Network, prepared: Prepared, lo
         "bad_epochs": state.bad_epochs, "best_epoch": state.best_epoch, "weights_epoch": state.weights_epoch,
         "files": {n: sha256(b) for n, b in files.items()},
         # when the run began and from which config, kept from its first checkpoint (read by `bpcli runs`)
-        "created": _first(run_dir, previous, "created", _now()), "config": _first(run_dir, previous, "config", cfg.path),
+        **_first(run_dir, previous, {"created": _now(), "config": cfg.path}),
     }
     entry = None
     try:

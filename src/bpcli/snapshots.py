@@ -3,7 +3,7 @@
 The API other commands build on:
     available_epochs(run_dir) -> list[int]
     load_run(run_dir, epoch=None) -> LoadedRun        (runs.load_run; load_at(run_dir, epoch) is the same)
-    trajectory(run_dir) -> Trajectory                 (.epochs, .params, .buffers: stacked over the kept epochs)
+    trajectory(run_dir or loaded) -> Trajectory       (.epochs, .params, .buffers: stacked over the kept epochs)
     epoch_batch(loaded, k) -> BatchRows               (the k-th batch of the epoch after the loaded one)
 """
 
@@ -72,9 +72,10 @@ class Trajectory:
     buffers: dict[str, np.ndarray]
 
 
-def trajectory(run_dir: str | Path) -> Trajectory:
-    """All the run's snapshots, each chunk checked against run.json; BpcliError when the run keeps none."""
-    loaded = load_run(run_dir)
+def trajectory(run: str | Path | LoadedRun) -> Trajectory:
+    """All the run's snapshots, each chunk checked against run.json; BpcliError when the run keeps none.
+    `run`: a run folder, or the run already loaded (runs.load_run's, at its checkpoint: not read again)."""
+    loaded = run if isinstance(run, LoadedRun) else load_run(run)
     every, chunks = loaded.snapshots
     if not chunks:
         from bpcli.snapshot_read import not_kept
@@ -104,19 +105,22 @@ class BatchRows:
 def epoch_batch(loaded: LoadedRun, k: int) -> BatchRows:
     """Batch k (1-based) of epoch N+1, N being the epoch `loaded` was loaded at: drawn from the random generator
     state saved with snapshot N exactly as training drew it (train.epoch_order)."""
-    s = loaded.cfg.train
-    m = loaded.prepared.train.m
-    if loaded.epoch is None:
+    return _batch_rows(loaded.cfg.train, loaded.state, loaded.prepared.train.m, loaded.epoch, loaded.run_dir, k)
+
+
+def _batch_rows(s: TrainConfig, state: TrainState, m: int, epoch: int | None, run_dir: Path, k: int) -> BatchRows:
+    """epoch_batch's rows from the pieces of a run loaded at `epoch` (its settings, state and training size)."""
+    if epoch is None:
         raise BpcliError("--batch: give --epoch N too (the batch is one of epoch N+1's, as training drew it)")
-    order = epoch_order(training_rng(s, loaded.state), m, s.batch_size)
+    order = epoch_order(training_rng(s, state), m, s.batch_size)
     if order is None:
-        raise BpcliError(f"--batch: {loaded.run_dir} trained on full batches (all {m} samples each step); "
+        raise BpcliError(f"--batch: {run_dir} trained on full batches (all {m} samples each step); "
                          "leave --batch out")
     n = -(-m // s.batch_size)
     if not 1 <= k <= n:
-        raise BpcliError(f"--batch: epoch {loaded.epoch + 1} has batches 1 to {n} ({m} samples, batch_size "
+        raise BpcliError(f"--batch: epoch {epoch + 1} has batches 1 to {n} ({m} samples, batch_size "
                          f"{s.batch_size}), found {k}")
-    return BatchRows(order[(k - 1) * s.batch_size: k * s.batch_size], k, n, loaded.epoch + 1)
+    return BatchRows(order[(k - 1) * s.batch_size: k * s.batch_size], k, n, epoch + 1)
 
 
 # --- training: where the snapshots of a run start ------------------------------------------------
@@ -155,11 +159,12 @@ def history_prefix(resume: LoadedRun) -> tuple[bytes, list, int]:
     return (*read_prefix(path, resume.history_file, letters, resume.epoch), resume.epoch)
 
 
-def explain_data(run_dir: Path, epoch: int, batch: int | None, prepared) -> tuple[np.ndarray, np.ndarray, str]:
-    """(x, y, what they are) to explain a run at an epoch over: its training set (prepared.train), or batch
-    `batch` of epoch `epoch` + 1 as training drew it."""
+def explain_data(run_dir: Path, epoch: int, batch: int | None, prepared, settings: TrainConfig,
+                 state: TrainState) -> tuple[np.ndarray, np.ndarray, str]:
+    """(x, y, what they are) to explain a run loaded at an epoch over (its prepared data, settings and state):
+    its training set (prepared.train), or batch `batch` of epoch `epoch` + 1 as training drew it."""
     tr = prepared.train
     if batch is None:
         return tr.x, tr.y, f"training set, {tr.m} samples"
-    b = epoch_batch(load_run(run_dir, epoch), batch)
+    b = _batch_rows(settings, state, tr.m, epoch, run_dir, batch)
     return tr.x[b.rows], tr.y[b.rows], b.label

@@ -16,9 +16,8 @@ import numpy as np
 from bpcli.data import Prepared
 from bpcli.engine import backward, forward
 from bpcli.errors import BpcliError
-from bpcli.explain_update import hyper_of
 from bpcli.model import Network
-from bpcli.optim import TERMS, preview_step
+from bpcli.optim import TERMS, hyper_of, preview_step
 from bpcli.schema import NetConfig
 from bpcli.train import TrainState, epoch_order, evaluate, fit, training_rng
 
