@@ -13,7 +13,7 @@ import numpy as np
 
 from bpcli.data import Dataset, class_labels
 from bpcli.labels import class_names_of, output_labels
-from bpcli.predict import network_outputs
+from bpcli.predict import network_outputs, scaled
 
 
 @dataclass(frozen=True)
@@ -126,9 +126,7 @@ def evaluate_table(loaded, table) -> Evaluation:
     classes = class_names_of(train, loaded.net.n_outputs)
     x_raw = table.numbers(tuple(loaded.cfg.inputs))
     y = targets(table, loaded, classes)
-    scaling = loaded.prepared.scaling
-    x = scaling.apply(x_raw) if scaling is not None else x_raw
-    data = Dataset(x, y, tuple(loaded.cfg.inputs), train.target_names, train.class_names, train.task)
+    data = Dataset(scaled(loaded, x_raw), y, tuple(loaded.cfg.inputs), train.target_names, train.class_names, train.task)
     return evaluate(loaded, data, table.source)
 
 

@@ -87,10 +87,14 @@ class Prediction:
                 "scaled": self.scaled, "columns": self.columns(), "rows": rows}
 
 
+def scaled(loaded, x_raw: np.ndarray) -> np.ndarray:
+    """Raw inputs (m, n_in) as the network sees them: the run's saved scaling applied, if it has one."""
+    return loaded.prepared.scaling.apply(x_raw) if loaded.prepared.scaling is not None else x_raw
+
+
 def outputs(loaded, x_raw: np.ndarray) -> np.ndarray:
     """The network's outputs y' (m, n_out) for raw inputs x_raw (m, n_in): the run's scaling, then forward."""
-    x = loaded.prepared.scaling.apply(x_raw) if loaded.prepared.scaling is not None else x_raw
-    return network_outputs(loaded.net, x)
+    return network_outputs(loaded.net, scaled(loaded, x_raw))
 
 
 def network_outputs(net, x: np.ndarray) -> np.ndarray:
