@@ -20,7 +20,7 @@ from bpcli.snapshot_read import kept, read_chunk
 from bpcli.model import Network
 from bpcli.schema import TrainConfig
 from bpcli.snapshot_store import Recorder, array_keys, describe, snapshot_bytes, stride
-from bpcli.train import TrainState, epoch_order, training_rng
+from bpcli.train import TrainState, batching, epoch_order, training_rng
 
 __all__ = ["available_epochs", "load_run", "load_at", "trajectory", "Trajectory", "epoch_batch", "BatchRows",
            "kept_summary", "start_snapshots", "history_prefix"]
@@ -116,7 +116,7 @@ def _batch_rows(s: TrainConfig, state: TrainState, m: int, epoch: int | None, ru
     if order is None:
         raise BpcliError(f"--batch: {run_dir} trained on full batches (all {m} samples each step); "
                          "leave --batch out")
-    n = -(-m // s.batch_size)
+    _, n = batching(s.batch_size, m)
     if not 1 <= k <= n:
         raise BpcliError(f"--batch: epoch {epoch + 1} has batches 1 to {n} ({m} samples, batch_size "
                          f"{s.batch_size}), found {k}")

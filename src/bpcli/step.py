@@ -19,7 +19,7 @@ from bpcli.errors import BpcliError
 from bpcli.model import Network
 from bpcli.optim import TERMS, hyper_of, preview_step
 from bpcli.schema import NetConfig
-from bpcli.train import TrainState, epoch_order, evaluate, fit, training_rng
+from bpcli.train import TrainState, batching, epoch_order, evaluate, fit, training_rng
 
 MAX_STEPS = 10_000_000
 
@@ -93,9 +93,7 @@ class StepResult:
 
 def steps_per_epoch(cfg: NetConfig, m: int) -> tuple[int, int]:
     """(samples per step, steps per epoch) for m training samples."""
-    bs = cfg.train.batch_size
-    batch = m if bs is None or bs >= m else bs
-    return batch, math.ceil(m / batch)
+    return batching(cfg.train.batch_size, m)
 
 
 def check_steps(k: int, cfg: NetConfig, m: int, out: Path | None) -> None:

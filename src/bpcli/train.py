@@ -196,6 +196,13 @@ def training_rng(settings: TrainConfig, state: TrainState) -> np.random.Generato
     return rng
 
 
+def batching(batch_size: int | None, m: int) -> tuple[int, int]:
+    """(rows per batch, batches per epoch) for m training rows: full batch when batch_size is None or >= m;
+    the last batch of an epoch holds what is left."""
+    bs = m if batch_size is None or batch_size >= m else batch_size
+    return bs, -(-m // bs)
+
+
 def epoch_order(rng: np.random.Generator, m: int, batch_size: int | None) -> Array | None:
     """The order one epoch visits the m training rows in: None for full batch, else a fresh permutation;
     batch k (0-based) is rows order[k * batch_size:(k + 1) * batch_size]."""
@@ -218,8 +225,8 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     x = train.x.astype(dtype, copy=False)  # once per fit: never a copy per epoch
     y = train.y.astype(dtype, copy=False)
     m = train.m
-    full = settings.batch_size is None or settings.batch_size >= m
-    bs = m if full else settings.batch_size
+    bs, _ = batching(settings.batch_size, m)
+    full = bs == m
     classification = train.task == "classification"
     ytrue = class_labels(y) if classification else None
     tally = _Tally(net, y, classification)
