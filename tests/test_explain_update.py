@@ -39,10 +39,12 @@ def sig(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-z))
 
 
-def hand_grads(p: dict) -> dict:
-    """dC/dparam for C = 1/4 sum_i 1/2 (y_i - y'_i)^2, the chain rule one weight at a time."""
+def hand_grads(p: dict, rows: list[int] | None = None) -> dict:
+    """dC/dparam for C = 1/m sum_i 1/2 (y_i - y'_i)^2 over the given rows (default all 4), the chain rule one
+    weight at a time."""
+    rows = list(range(len(X))) if rows is None else rows
     g = {k: 0.0 for k in p}
-    for (x1, x2), y in zip(X, Y):
+    for (x1, x2), y in ((X[i], Y[i]) for i in rows):
         o = [sig(p[f"w{j}1"] * x1 + p[f"w{j}2"] * x2 + p[f"b_A{j}"]) for j in (1, 2)]
         yh = sig(p["v1"] * o[0] + p["v2"] * o[1] + p["b_B"])
         dz_b = (yh - y) * yh * (1.0 - yh)
@@ -54,7 +56,7 @@ def hand_grads(p: dict) -> dict:
             g[f"w{j}1"] += dz_a * x1
             g[f"w{j}2"] += dz_a * x2
             g[f"b_A{j}"] += dz_a
-    return {k: v / len(X) for k, v in g.items()}
+    return {k: v / len(rows) for k, v in g.items()}
 
 
 def hand_step(opt: str, p: dict, m: dict, v: dict, t: int, lr: float, wd: float, mu: float = 0.9,

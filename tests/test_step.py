@@ -86,25 +86,11 @@ def shuffled_steps(k: int, seed: int) -> list[list[int]]:
 
 def hand_sgd(steps: list[list[int]], lr: float) -> dict:
     """Plain SGD on the given batches, each step's gradient by the chain rule over its rows."""
-    from test_explain_update import X, Y, sig
     p = dict(START)
     for rows in steps:
-        g = {k: 0.0 for k in p}
-        for i in rows:
-            x1, x2 = X[i]
-            o = [sig(p[f"w{j}1"] * x1 + p[f"w{j}2"] * x2 + p[f"b_A{j}"]) for j in (1, 2)]
-            yh = sig(p["v1"] * o[0] + p["v2"] * o[1] + p["b_B"])
-            dz = (yh - Y[i]) * yh * (1 - yh)
-            g["v1"] += dz * o[0]
-            g["v2"] += dz * o[1]
-            g["b_B"] += dz
-            for j in (1, 2):
-                da = dz * p[f"v{j}"] * o[j - 1] * (1 - o[j - 1])
-                g[f"w{j}1"] += da * x1
-                g[f"w{j}2"] += da * x2
-                g[f"b_A{j}"] += da
+        g = hand_grads(p, rows)
         for k in p:
-            p[k] -= lr * g[k] / len(rows)
+            p[k] -= lr * g[k]
     return p
 
 
