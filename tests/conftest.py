@@ -115,3 +115,14 @@ def load_module(path, name: str):
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
+
+
+def train_shipped(tmp, name: str, epochs: int):
+    """A shipped config (configs/NAME.yaml) trained `epochs` epochs into tmp/name; returns the run folder."""
+    import dataclasses
+
+    from bpcli.config import builtin_config_dir, load_config
+    from bpcli.session import run_training
+    cfg, ds = load_config(builtin_config_dir() / f"{name}.yaml")
+    run_training(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs)), ds, tmp / name)
+    return tmp / name

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import re
@@ -13,18 +12,13 @@ import pytest
 from typer.testing import CliRunner
 
 from bpcli.cli import app
-from bpcli.config import builtin_config_dir, load_config
+from conftest import train_shipped
 from bpcli.runs import load_run
-from bpcli.session import run_training
 
 runner = CliRunner()
 
 
-def _train(tmp: Path, name: str, epochs: int) -> Path:
-    cfg, ds = load_config(builtin_config_dir() / f"{name}.yaml")
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
-    run_training(cfg, ds, tmp / name)
-    return tmp / name
+_train = train_shipped  # a shipped config trained a few epochs into tmp/name (conftest)
 
 
 @pytest.fixture(scope="module")

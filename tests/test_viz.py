@@ -18,6 +18,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from bpcli.cli import app
+from conftest import train_shipped
 from bpcli.config import builtin_config_dir, load_config
 from bpcli.dot import network_dot, quote
 from bpcli.dynamics import fraction, inspect_run
@@ -36,12 +37,7 @@ runner = CliRunner()
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _train(tmp: Path, name: str, epochs: int, **data) -> Path:
-    """Train a shipped (or given) config for a few epochs into tmp/name; returns the run folder."""
-    cfg, ds = load_config(builtin_config_dir() / f"{name}.yaml")
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs))
-    run_training(cfg, ds, tmp / name)
-    return tmp / name
+_train = train_shipped  # a shipped config trained a few epochs into tmp/name (conftest)
 
 
 @pytest.fixture(scope="module")
