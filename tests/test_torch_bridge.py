@@ -223,3 +223,87 @@ def test_a_torch_trained_mlp_imported_explains_with_autograds_gradients(tmp_path
     got = {e["weight"]: e["mean"] for e in json.loads(out.output)["explanations"]}
     for name, t in wanted.items():
         assert abs(got[name] - float(t)) <= 1e-12 * max(abs(float(t)), 1e-3), name
+
+
+class EncoderDecoder(torch.nn.Module):
+    """Layers registered encoder first, but named so that sorting by name would put the decoder first."""
+
+    def __init__(self, n_in: int, n_hidden: int, n_out: int):
+        super().__init__()
+        self.encoder = torch.nn.Linear(n_in, n_hidden)
+        self.decoder = torch.nn.Linear(n_hidden, n_out)
+
+    def forward(self, x):
+        return self.decoder(torch.tanh(self.encoder(x)))
+
+
+def saved_encoder_decoder(tmp_path, sizes, keys=None):
+    torch.manual_seed(3)
+    model = EncoderDecoder(*sizes).to(torch.float64)
+    state = model.state_dict()
+    np.savez(tmp_path / "state.npz", **{k: state[k].numpy() for k in (keys or state)})
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(10, sizes[0], dtype=torch.float64, generator=g)
+    y = torch.randn(10, sizes[2], dtype=torch.float64, generator=g)
+    np.savez(tmp_path / "data.npz", x=x.numpy(), y=y.numpy())
+    return model, x, y
+
+
+def test_import_keeps_the_modules_order_and_explains_with_autograds_gradients(tmp_path):
+    model, x, y = saved_encoder_decoder(tmp_path, (3, 3, 3))
+    res = runner.invoke(app, ["import", str(tmp_path / "state.npz"), "--arch", "3-3-3", "--activations",
+                              "tanh,identity", "--loss", "squared_error:convention=mean", "--data",
+                              str(tmp_path / "data.npz"), "-o", str(tmp_path / "ed.yaml"), "--json"])
+    assert 0 == res.exit_code, res.output
+    torch.nn.functional.mse_loss(model(x), y).backward()  # MSELoss: the mean over samples and outputs
+    wanted = {}
+    for letter, layer in (("w", model.encoder), ("v", model.decoder)):
+        for j, k in itertools.product(range(3), range(3)):
+            wanted[f"{letter}{j + 1}{k + 1}"] = float(layer.weight.grad[j, k])
+    for letter, layer in (("A", model.encoder), ("B", model.decoder)):
+        for j in range(3):
+            wanted[f"b_{letter}{j + 1}"] = float(layer.bias.grad[j])
+    out = runner.invoke(app, ["explain", str(tmp_path / "ed.yaml"), "-w", ",".join(wanted), "--json"])
+    assert 0 == out.exit_code, out.output
+    got = {e["weight"]: e["mean"] for e in json.loads(out.output)["explanations"]}
+    assert wanted.keys() == got.keys()
+    for name, t in wanted.items():
+        assert abs(got[name] - t) <= 1e-10, (name, got[name], t)
+    assert ["A <- encoder.weight (3, 3), encoder.bias (3,)", "B <- decoder.weight (3, 3), decoder.bias (3,)"] == \
+        [layer["mapping"] for layer in json.loads(res.output)["layers"]]
+
+
+def test_import_refuses_layers_that_are_no_chain_in_file_order_and_takes_layers_to_name_it(tmp_path):
+    saved_encoder_decoder(tmp_path, (3, 4, 2), ["decoder.weight", "decoder.bias", "encoder.weight", "encoder.bias"])
+    args = ["import", str(tmp_path / "state.npz"), "--arch", "3-4-2", "--activations", "tanh,identity",
+            "--data", str(tmp_path / "data.npz"), "-o", str(tmp_path / "ed.yaml")]
+    res = runner.invoke(app, args)
+    assert 2 == res.exit_code, res.output
+    assert 1 == len(res.output.strip().splitlines()), res.output
+    assert "do not form one chain" in res.output and "--layers" in res.output
+    assert not (tmp_path / "ed.yaml").exists()
+    res = runner.invoke(app, args + ["--layers", "encoder,decoder", "--json"])
+    assert 0 == res.exit_code, res.output
+    assert ["encoder.weight", "decoder.weight"] == [layer["weight"] for layer in json.loads(res.output)["layers"]]
+
+
+def test_import_with_a_named_csv_writes_a_config_that_trains(tmp_path):
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 5), torch.nn.Tanh(), torch.nn.Linear(5, 3)).to(torch.float64)
+    np.savez(tmp_path / "state.npz", **{k: v.numpy() for k, v in model.state_dict().items()})
+    res = runner.invoke(app, ["import", str(tmp_path / "state.npz"), "--arch", "4-5-3", "--activations",
+                              "tanh,softmax", "--loss", "cross_entropy", "--data", str(CONFIGS / "iris.csv"),
+                              "--target", "species", "-o", str(tmp_path / "iris.yaml")])
+    assert 0 == res.exit_code, res.output
+    cfg, data = load_config(tmp_path / "iris.yaml")
+    assert ("sepal_length", "sepal_width", "petal_length", "petal_width") == tuple(data.feature_names)
+    assert (150, 3) == data.y.shape
+    with torch.no_grad():  # the imported network is the module: same probabilities on the raw measurements
+        p = torch.softmax(model(torch.from_numpy(data.x)), dim=1).numpy()
+    np.testing.assert_allclose(forward(build(cfg), data.x)[0], p, rtol=1e-12, atol=1e-15)
+    tr = runner.invoke(app, ["train", str(tmp_path / "iris.yaml"), "--epochs", "3", "--out", str(tmp_path / "run"),
+                             "--json"])
+    assert 0 == tr.exit_code, tr.output
+    summary = json.loads(tr.stdout)
+    assert ("completed", 3) == (summary["status"], summary["epochs"])
+    assert 150 == summary["samples"]["train"] + summary["samples"]["validation"], summary["samples"]

@@ -65,19 +65,25 @@ def import_(
                                                 "and y, or a generator (xor, moons, ...).", show_default=False)] = None,
     target: Annotated[Optional[str], typer.Option("--target", help="The CSV's target column (default: the last).",
                                                   show_default=False)] = None,
+    columns: Annotated[Optional[str], typer.Option("--columns", help="The CSV's input columns, comma-separated "
+                                                   "(default: every column but the target).",
+                                                   show_default=False)] = None,
+    layers: Annotated[Optional[str], typer.Option("--layers", help="The Linear layers' prefixes from the input to "
+                                                  "the output, e.g. encoder,decoder (default: the file's order).",
+                                                  show_default=False)] = None,
     force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Turn a small PyTorch MLP (Linear layers and activations) into a bpcli config with its weights.
 
     Save the state with numpy, never torch.save (a pickle, which bpcli refuses): np.savez("state.npz", **{k: v.numpy() for k, v in model.state_dict().items()}).
-    The Linear layers are taken in key order (0.weight, 2.weight, ... for an nn.Sequential); each must have the shape --arch gives.
+    The Linear layers are taken in the file's order, which np.savez keeps from the state_dict: the order the module registered them in (0, 2, 4, ... for an nn.Sequential); --layers encoder,decoder names another order. Each must have the shape --arch gives, and each layer's outputs must be the next one's inputs.
     Then `bpcli explain CONFIG -w w11`, `bpcli gradcheck CONFIG` and `bpcli show CONFIG --dot` work on it.
     Exit 0 written, 2 bad input (shapes that do not fit --arch, an unknown activation or loss, a pickle).
     """
     from bpcli.import_torch import import_state
 
-    result = import_state(state_file, arch, activations, loss, data, out, target, force)
+    result = import_state(state_file, arch, activations, loss, data, out, target, force, layers, columns)
     if json_out:
         emit_json(result.to_dict())
     else:

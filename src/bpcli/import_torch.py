@@ -7,7 +7,6 @@ holds the weights explicitly, so explain, gradcheck and show --dot work on the n
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,10 +36,20 @@ class ImportedLayer:
     n_out: int
     activation: str
     bias: str  # on | off | frozen | shared | shared_frozen
+    weight_shape: tuple[int, ...] = ()
+    bias_shape: tuple[int, ...] | None = None
+
+    @property
+    def mapping(self) -> str:
+        """'A <- encoder.weight (3, 2), encoder.bias (3,)': which tensors became this layer."""
+        text = f"{self.letter} <- {self.weight_key} {tuple(self.weight_shape)}"
+        return text if self.bias_key is None else f"{text}, {self.bias_key} {tuple(self.bias_shape)}"
 
     def to_dict(self) -> dict:
-        return {"letter": self.letter, "weight": self.weight_key, "bias_array": self.bias_key, "inputs": self.n_in,
-                "size": self.n_out, "activation": self.activation, "bias": self.bias}
+        return {"letter": self.letter, "weight": self.weight_key, "weight_shape": list(self.weight_shape),
+                "bias_array": self.bias_key, "bias_shape": None if self.bias_shape is None else list(self.bias_shape),
+                "mapping": self.mapping, "inputs": self.n_in, "size": self.n_out, "activation": self.activation,
+                "bias": self.bias}
 
 
 @dataclass(frozen=True)
@@ -88,10 +97,6 @@ def parse_named(text: str, what: str) -> tuple[str, dict]:
     return name.strip(), params
 
 
-def _natural(key: str) -> list:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", key)]
-
-
 def read_state(path: Path) -> dict[str, Array]:
     """The arrays of an .npz state file, never unpickling; BpcliError for anything else."""
     path = Path(path)
@@ -114,21 +119,33 @@ def _bias_modes(path: Path) -> dict[str, str]:
         return {}
 
 
-def layers_of(path: Path, arrays: dict[str, Array], arch: list[int], activations: list[str]
+def layers_of(path: Path, arrays: dict[str, Array], arch: list[int], activations: list[str],
+              order: list[str] | None = None
               ) -> tuple[list[ImportedLayer], list[Array], list[Array | None], list[str]]:
-    """Match the arrays to --arch: (layers, W, b, notes); ConfigError listing every mismatch."""
+    """Match the arrays to --arch: (layers, W, b, notes); ConfigError listing every mismatch.
+
+    The layers are taken in the file's order (np.savez keeps the state_dict's order, which is the order the
+    module registered its layers in), or in `order` (--layers) when given.
+    """
     notes, problems = [], []
     for key in ("input_mean", "input_std"):
         if key in arrays:
             arrays = {k: v for k, v in arrays.items() if k != key}
             notes.append(f"{key}: the export's input standardisation is not part of the config; give data that is "
                          "already standardised")
-    prefixes = sorted((k[: -len(".weight")] for k in arrays if k.endswith(".weight")), key=_natural)
+    found = [k[: -len(".weight")] for k in arrays if k.endswith(".weight")]  # the file's order: registration order
+    prefixes = found if order is None else order
+    missing = [p for p in prefixes if f"{p}.weight" not in arrays]
+    if missing:
+        problems.append(f"--layers: no array {', '.join(f'{p}.weight' for p in missing)} in {path}; its Linear "
+                        f"layers are {', '.join(found) or 'none'}")
     used = {f"{p}.weight" for p in prefixes} | {f"{p}.bias" for p in prefixes} | {f"{p}_bias" for p in prefixes}
     stray = [k for k in arrays if k not in used]
     if stray:
         problems.append(f"{path}: unexpected array(s) {', '.join(stray)}: only Linear layers' weight and bias "
-                        "are understood (keys like 0.weight, 0.bias, 2.weight)")
+                        "are understood (keys like 0.weight, 0.bias, 2.weight)"
+                        + ("; --layers names the layers to use" if order is None else
+                           f" and --layers names only {', '.join(order)}"))
     n_layers = len(arch) - 1
     if len(prefixes) != n_layers:
         problems.append(f"{path}: holds {len(prefixes)} Linear layer(s) ({', '.join(prefixes) or 'none'}); "
@@ -138,6 +155,7 @@ def layers_of(path: Path, arrays: dict[str, Array], arch: list[int], activations
                         "the output layer's last")
     if problems:
         raise ConfigError(problems)
+    _check_chain(path, arrays, prefixes, order is not None)
     modes = _bias_modes(path)
     layers, Ws, bs = [], [], []
     for i, prefix in enumerate(prefixes):
@@ -159,12 +177,40 @@ def layers_of(path: Path, arrays: dict[str, Array], arch: list[int], activations
         act_name, act_params = parse_named(activations[i], "--activations")
         act = get_activation(act_name, act_params, where=f"--activations[{i + 1}]")
         layers.append(ImportedLayer(letter, f"{prefix}.weight", bkey, n_in, n_out,
-                                    _activation_text(act.name, act.params), mode))
+                                    _activation_text(act.name, act.params), mode, tuple(W.shape),
+                                    None if b is None else tuple(b.shape)))
         Ws.append(W)
         bs.append(b)
     if problems:
         raise ConfigError(problems)
     return layers, Ws, bs, notes
+
+
+def parse_layers(text: str | None) -> list[str] | None:
+    """--layers 'encoder,decoder' -> ['encoder', 'decoder'] (the prefixes of the Linear layers, input first)."""
+    if text is None:
+        return None
+    names = [p.strip().removesuffix(".weight") for p in str(text).split(",")]
+    if not all(names) or len(set(names)) != len(names):
+        raise BpcliError(f"--layers: expected the layers' prefixes from the input to the output, each once, joined "
+                         f"by ',', e.g. --layers encoder,decoder; found '{text}'")
+    return names
+
+
+def _check_chain(path: Path, arrays: dict[str, Array], prefixes: list[str], named: bool) -> None:
+    """Each layer's outputs are the next one's inputs; else the order is wrong, and --layers is the way to name it."""
+    shapes = [np.shape(arrays[f"{p}.weight"]) for p in prefixes]
+    if any(len(s) != 2 for s in shapes):
+        bad = next(p for p, s in zip(prefixes, shapes) if len(s) != 2)
+        raise ConfigError([f"{path}: {bad}.weight has shape {np.shape(arrays[bad + '.weight'])}; a Linear layer's "
+                           "weight is (outputs, inputs)"])
+    for (p, s), (q, t) in zip(zip(prefixes, shapes), zip(prefixes[1:], shapes[1:])):
+        if s[0] != t[1]:
+            order = "the order --layers gives" if named else "the file's order"
+            raise ConfigError([f"{path}: in {order} the Linear layers do not form one chain: {p}.weight {s} gives "
+                               f"{s[0]} outputs but the next, {q}.weight {t}, takes {t[1]} inputs; name the order "
+                               f"from input to output with --layers PREFIX,PREFIX,... (the layers: "
+                               f"{', '.join(prefixes)})"])
 
 
 def _activation_text(name: str, params: dict) -> str:
@@ -173,8 +219,24 @@ def _activation_text(name: str, params: dict) -> str:
     return name + (":" + ";".join(items) if items else "")
 
 
-def data_section(data: str, target: str | None, out: Path, n_out: int | None = None) -> tuple[dict, str]:
+def _csv_header(path: Path) -> list[str]:
+    """The column names of a CSV's header row (DataError naming --data when it has none)."""
+    import csv
+
+    from bpcli.data import csv_header
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            return csv_header(csv.reader(fh), f"--data: {path}", f"--data: {path} is empty (expected a header row)")
+    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        raise DataError(f"--data: cannot read {path} ({err})") from None
+
+
+def data_section(data: str, target: str | None, out: Path, n_out: int | None = None, columns: str | None = None,
+                 n_in: int | None = None) -> tuple[dict, str]:
     """The config's data section for --data: a CSV file, an .npz with arrays x and y, or a generator's name.
+
+    A CSV's inputs are --columns (default: every column but the target, as `train` reads it), its target --target
+    (default: the last column); the section names both, so the config reads the file by its header.
 
     y given as one class index per sample (what PyTorch's F.cross_entropy takes) is one-hot encoded for an
     output layer of n_out > 1 nodes.
@@ -199,17 +261,29 @@ def data_section(data: str, target: str | None, out: Path, n_out: int | None = N
     if p.suffix.lower() == ".csv" or p.exists():
         if not p.is_file():
             raise DataError(f"--data: data file not found: {p}")
-        if target is None:
-            with open(p, encoding="utf-8-sig") as fh:
-                header = fh.readline().strip().split(",")
-            target = header[-1].strip()
-        return {"csv": str(p.resolve()), "target": target}, f"{p} (target {target})"
+        header = _csv_header(p)
+        targets = [header[-1]] if target is None else [t.strip() for t in target.split(",") if t.strip()]
+        inputs = ([c for c in header if c not in targets] if columns is None
+                  else [c.strip() for c in columns.split(",") if c.strip()])
+        for opt, names in (("--target", targets), ("--columns", inputs)):
+            missing = [c for c in names if c not in header]
+            if missing:
+                from bpcli.errors import did_you_mean
+                raise DataError(f"{opt}: column '{missing[0]}' is not in {p}{did_you_mean(missing[0], header)}; "
+                                f"its columns are: {', '.join(header)}")
+        if n_in is not None and len(inputs) != n_in:
+            raise DataError(f"--columns: {len(inputs)} input column(s) in {p} ({', '.join(inputs) or 'none'}) but "
+                            f"--arch starts with {n_in} inputs; name the inputs with --columns A,B,...")
+        section = {"csv": str(p.resolve()), "target": targets[0] if len(targets) == 1 else targets,
+                   "features": inputs}
+        return section, f"{p} (inputs {', '.join(inputs)}; target {', '.join(targets)})"
     raise DataError(f"--data: '{data}' is neither a file nor a generator; give a CSV file (with --target), an .npz "
                     f"with arrays x and y, or one of {', '.join(GENERATORS)}")
 
 
 def import_state(state_file: Path, arch: str, activations: str, loss: str, data: str | None, out: Path,
-                 target: str | None = None, force: bool = False) -> ImportResult:
+                 target: str | None = None, force: bool = False, layer_order: str | None = None,
+                 columns: str | None = None) -> ImportResult:
     """Write a bpcli config with the state's weights; every problem is a BpcliError before anything is written."""
     from bpcli.config import parse
     from bpcli.yamlsrc import read_yaml
@@ -225,11 +299,14 @@ def import_state(state_file: Path, arch: str, activations: str, loss: str, data:
         raise BpcliError("--data: give the samples to explain and check on: a CSV file (with --target), an .npz "
                          "with arrays x and y, or a generator such as xor")
     arrays = read_state(state_file)
-    layers, Ws, bs, notes = layers_of(Path(state_file), arrays, sizes, acts)
-    dsec, dtext = data_section(data, target, out, sizes[-1])
+    layers, Ws, bs, notes = layers_of(Path(state_file), arrays, sizes, acts, parse_layers(layer_order))
+    dsec, dtext = data_section(data, target, out, sizes[-1], columns, sizes[0])
+    if columns is not None and "csv" not in dsec:
+        raise BpcliError(f"--columns names a CSV's input columns; --data {data} is not a CSV file")
+    inputs = dsec.pop("features", sizes[0])  # a CSV's input columns by name: the config reads the file by its header
     dtype = "float32" if all(a.dtype == np.float32 for a in Ws) else "float64"
     doc = {"version": 1, "name": out.stem, "description": f"imported by bpcli import from {Path(state_file).name}",
-           "inputs": sizes[0], "layers": [], "loss": {"name": loss_obj.name, **loss_obj.params}, "data": dsec,
+           "inputs": inputs, "layers": [], "loss": {"name": loss_obj.name, **loss_obj.params}, "data": dsec,
            "train": {"dtype": dtype}}
     for layer, W, b in zip(layers, Ws, bs):
         act_name, act_params = parse_named(layer.activation, "--activations")

@@ -40,12 +40,13 @@ def import_view(res) -> Group:
     head.append(f"{res.sizes} network · loss {res.loss} · {res.n_params} parameters · {res.dtype} · "
                 f"data {res.data}, {res.samples} samples", style="dim")
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for c in ("layer", "weight", "bias", "in", "nodes", "activation"):
+    for c in ("layer", "<- weight", "bias", "in", "nodes", "activation"):
         t.add_column(c, justify="right" if c in ("in", "nodes") else "left", no_wrap=True)
     for layer in res.layers:
-        bias = "off" if layer.bias_key is None else f"{layer.bias_key} ({layer.bias})"
-        t.add_row(layer.letter, Text(layer.weight_key), Text(bias), str(layer.n_in), str(layer.n_out),
-                  Text(layer.activation))
+        shape = ", ".join(map(str, layer.bias_shape or ())) + ("," if len(layer.bias_shape or ()) == 1 else "")
+        bias = "off" if layer.bias_key is None else f"{layer.bias_key} ({shape}) {layer.bias}"
+        t.add_row(layer.letter, Text(f"{layer.weight_key} {tuple(layer.weight_shape)}"), Text(bias),
+                  str(layer.n_in), str(layer.n_out), Text(layer.activation))
     parts = [Prose(head), t]
     for note in res.notes:
         parts.append(Prose(Text("note: " + note, style="dim")))
