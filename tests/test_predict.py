@@ -197,6 +197,32 @@ def test_evaluate_matches_scikit_learn_on_the_iris_flowers(iris):
     assert log_loss(y_true, p, labels=list(IRIS_CLASSES)) == pytest.approx(doc["loss"]["value"], rel=1e-9)
 
 
+def test_evaluate_averages_over_the_classes_present_as_scikit_learn_on_two_species(iris, tmp_path):
+    """Rows of setosa and versicolor only, none predicted virginica: virginica appears nowhere, so
+    scikit-learn's default averages leave it out; --all-classes counts it, as labels=[all three] does."""
+    from sklearn.metrics import classification_report
+
+    with open(CONFIGS / "iris.csv") as fh:
+        truth = list(csv.DictReader(fh))
+    x = np.array([[float(r[f]) for f in FEATURES] for r in truth])
+    y_pred_all = [IRIS_CLASSES[k] for k in iris_probabilities(iris, x).argmax(axis=1)]
+    keep = [i for i, r in enumerate(truth) if r["species"] != "virginica" and y_pred_all[i] != "virginica"]
+    y_true, y_pred = [truth[i]["species"] for i in keep], [y_pred_all[i] for i in keep]
+    assert {"setosa", "versicolor"} == set(y_true) == set(y_pred) and len(keep) > 90
+    columns = [*FEATURES, "species"]
+    (tmp_path / "two.csv").write_text(",".join(columns) + "\n" + "".join(
+        ",".join(truth[i][c] for c in columns) + "\n" for i in keep))
+    for flag, labels in (([], None), (["--all-classes"], list(IRIS_CLASSES))):
+        res = invoke("evaluate", iris, tmp_path / "two.csv", "--json", *flag)
+        assert 0 == res.exit_code, res.output
+        doc = json.loads(res.stdout)
+        report = classification_report(y_true, y_pred, labels=labels, output_dict=True, zero_division=0)
+        for key, ours in (("macro avg", "macro_avg"), ("weighted avg", "weighted_avg")):
+            assert (report[key]["precision"], report[key]["recall"], report[key]["f1-score"]) == pytest.approx(
+                (doc[ours]["precision"], doc[ours]["recall"], doc[ours]["f1"]), rel=1e-12), (flag, key)
+        assert (labels or ["setosa", "versicolor"]) == doc["averages_over"]["classes"]
+
+
 def test_evaluate_without_data_scores_the_validation_part_as_training_reported(iris):
     doc = json.loads(invoke("evaluate", iris, "--json").stdout)
     metrics = json.loads((checkpoint(iris) / "metrics.json").read_text())

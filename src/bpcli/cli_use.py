@@ -90,11 +90,14 @@ def evaluate(
     part: Annotated[Optional[str], typer.Option(
         help="Without DATA: which of the run's data, train, validation or all. Default: validation when the run "
              "holds some out, else train.", show_default=False, metavar="PART")] = None,
+    all_classes: Annotated[bool, typer.Option(
+        "--all-classes", help="Average over every class of the run, also those neither in the data nor "
+                              "predicted (default: the classes present, as scikit-learn).")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Score a trained run on labelled data: loss, accuracy with a confusion matrix and per-class precision, recall and F1 (classification), or R^2 and mean absolute error (regression).
 
-    The numbers equal scikit-learn's: confusion_matrix (rows: true class), classification_report (0 where a ratio is 0/0), r2_score (variance-weighted over several outputs), mean_absolute_error. Exit 2 on bad data: a missing column, a value that is not a number, NaN, a label that is not one of the run's classes.
+    The numbers equal scikit-learn's: confusion_matrix (rows: true class), classification_report (0 where a ratio is 0/0; the macro and weighted averages over the classes present in the truth or the predictions, or every class with --all-classes), r2_score (variance-weighted over several outputs), mean_absolute_error. Exit 2 on bad data: a missing column, a value that is not a number, NaN, a label that is not one of the run's classes.
     """
     from bpcli.evaluate import evaluate_part, evaluate_table
 
@@ -105,7 +108,8 @@ def evaluate(
     if part is not None and data is not None:
         raise BpcliError("--part chooses among the run's own data; give no DATA with it")
     loaded = _load(run)
-    res = evaluate_table(loaded, _table(data)) if data is not None else evaluate_part(loaded, part)
+    res = (evaluate_table(loaded, _table(data), all_classes) if data is not None
+           else evaluate_part(loaded, part, all_classes))
     if json_out:
         emit_json(res.to_dict())
     else:

@@ -2,7 +2,8 @@
 
 The loss and the accuracy or R^2 are train.evaluate's (the numbers training reports); the confusion matrix
 counts true class (rows) against predicted class (columns), as scikit-learn's confusion_matrix does, and the
-per-class precision, recall and F1 follow its classification_report (0 where a ratio would be 0/0).
+per-class precision, recall and F1 follow its classification_report (0 where a ratio would be 0/0), and so do
+the averages: over the classes present in the truth or the predictions, unless every class is asked for.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class Evaluation:
     per_class: tuple[ClassScore, ...] = ()
     macro: tuple[float, float, float] | None = None  # unweighted mean precision, recall, F1
     weighted: tuple[float, float, float] | None = None  # weighted by support
+    averaged: tuple[str, ...] = ()  # the classes the averages are over
+    all_classes: bool = False  # True: every class of the run; False: those in the truth or the predictions
     mae: float | None = None  # regression: mean absolute error over every output
     per_output: tuple[OutputScore, ...] = ()
 
@@ -61,7 +64,10 @@ class Evaluation:
                   "per_class": [{"class": c.name, "node": c.node, "precision": c.precision, "recall": c.recall,
                                  "f1": c.f1, "support": c.support} for c in self.per_class],
                   "macro_avg": dict(zip(("precision", "recall", "f1"), self.macro)),
-                  "weighted_avg": dict(zip(("precision", "recall", "f1"), self.weighted))}
+                  "weighted_avg": dict(zip(("precision", "recall", "f1"), self.weighted)),
+                  "averages_over": {"classes": list(self.averaged),
+                                    "rule": "every class of the run" if self.all_classes else
+                                    "the classes present in the truth or the predictions (scikit-learn's default)"}}
         else:
             d |= {"mae": self.mae, "per_output": [{"output": o.name, "r2": o.r2, "mae": o.mae}
                                                   for o in self.per_output]}
@@ -79,8 +85,12 @@ def confusion_matrix(true: np.ndarray, pred: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def evaluate(loaded, data: Dataset, source: str) -> Evaluation:
-    """Score a loaded run on `data` (x scaled as the run's inputs, y as the network's targets)."""
+def evaluate(loaded, data: Dataset, source: str, all_classes: bool = False) -> Evaluation:
+    """Score a loaded run on `data` (x scaled as the run's inputs, y as the network's targets).
+
+    The macro and weighted averages are over the classes present in the truth or the predictions, as
+    scikit-learn's classification_report does by default; all_classes=True takes every class of the run.
+    """
     from bpcli.model import node_name
     from bpcli.train import evaluate as cost_and_metric, metric_name, metric_of, score, total_squares
 
@@ -111,14 +121,16 @@ def evaluate(loaded, data: Dataset, source: str) -> Evaluation:
              else [f"{node_name(last, j)} ({labels[j]})" for j in range(k)])
     per_class = tuple(ClassScore(c, nodes[i], precision[i], recall[i], f1[i], int(support[i]))
                       for i, c in enumerate(classes))
-    w = support / support.sum()
-    scores = np.array([precision, recall, f1])
+    used = np.ones(k, dtype=bool) if all_classes else (support > 0) | (cm.sum(axis=0) > 0)
+    w = support[used] / support[used].sum()
+    scores = np.array([precision, recall, f1])[:, used]
     return Evaluation(**common, classes=classes, confusion=cm, per_class=per_class,
                       macro=tuple(float(v) for v in scores.mean(axis=1)),
-                      weighted=tuple(float(v) for v in scores @ w))
+                      weighted=tuple(float(v) for v in scores @ w),
+                      averaged=tuple(c for c, u in zip(classes, used) if u), all_classes=all_classes)
 
 
-def evaluate_table(loaded, table) -> Evaluation:
+def evaluate_table(loaded, table, all_classes: bool = False) -> Evaluation:
     """evaluate on a DATA file (newdata.Table) with the run's input columns and its target column(s)."""
     from bpcli.newdata import targets
 
@@ -127,10 +139,10 @@ def evaluate_table(loaded, table) -> Evaluation:
     x_raw = table.numbers(tuple(loaded.cfg.inputs))
     y = targets(table, loaded, classes)
     data = Dataset(scaled(loaded, x_raw), y, tuple(loaded.cfg.inputs), train.target_names, train.class_names, train.task)
-    return evaluate(loaded, data, table.source)
+    return evaluate(loaded, data, table.source, all_classes)
 
 
-def evaluate_part(loaded, part: str | None) -> Evaluation:
+def evaluate_part(loaded, part: str | None, all_classes: bool = False) -> Evaluation:
     """evaluate on the run's own data: 'validation' (the default when the run holds some out), 'train' or 'all'."""
     from bpcli.errors import BpcliError
 
@@ -145,4 +157,4 @@ def evaluate_part(loaded, part: str | None) -> Evaluation:
     else:
         data = val if part == "validation" else train
     what = {"train": "the training data", "validation": "the validation data", "all": "all of the run's data"}[part]
-    return evaluate(loaded, data, f"{what} ({data.m} samples)")
+    return evaluate(loaded, data, f"{what} ({data.m} samples)", all_classes)

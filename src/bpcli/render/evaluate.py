@@ -19,9 +19,10 @@ def evaluate_view(res) -> Group:
     if res.classes is not None:
         right = int(res.confusion.trace())
         summary.add_row("accuracy", f"{fmt_metric('accuracy', res.value)}  ({right} of {res.m} right)")
-        return Group(head, summary, Text(), Text("Confusion matrix (rows: true class; columns: predicted class)",
-                                                 style="bold"), _confusion(res), Text(),
-                     Text("Per class", style="bold"), _per_class(res))
+        parts = [head, summary, Text(), Text("Confusion matrix (rows: true class; columns: predicted class)",
+                                             style="bold"), _confusion(res), Text(),
+                 Text("Per class", style="bold"), _per_class(res)]
+        return Group(*parts, *_averaged(res))
     summary.add_row(metric_label(res.metric), "-" if res.value is None else fmt(res.value))
     summary.add_row("MAE", f"{fmt(res.mae)}  (mean |y' - y|)")
     parts = [head, summary]
@@ -60,3 +61,13 @@ def _per_class(res) -> Table:
     for name, (p, r, f) in (("macro avg", res.macro), ("weighted avg", res.weighted)):
         t.add_row(Text(name, style="dim"), "", f"{p:.4f}", f"{r:.4f}", f"{f:.4f}", str(support))
     return t
+
+
+def _averaged(res) -> list[Text]:
+    """Which classes the averages are over, when that is not simply every class of the run."""
+    left = [c for c in res.classes if c not in res.averaged]
+    if not left:
+        return []
+    return [Text.assemble(("averages over the classes present in the truth or the predictions, as scikit-learn: "
+                           "not ", "dim"), Text(", ".join(left), style="dim"),
+                          ("; --all-classes counts every class", "dim"))]
