@@ -97,3 +97,21 @@ def test_a_wrong_output_derivative_still_fails_on_the_saturated_config(sat, monk
     assert 1 == ex.exit_code
     assert "w1: the gradient" in ex.stderr and "disagrees" in ex.stderr
     assert np.isfinite(w1["numeric"])
+
+
+@pytest.mark.parametrize("output, loss, w, y, exact", [
+    # sigmoid + BCE, z = 50, y = 0: L = softplus(50) - 0 = 50 + log1p(e^-50)
+    ("{size: 1, activation: sigmoid, weights: [[50.0]], biases: [0.0]}", "binary_cross_entropy", 50.0, "[[0.0]]",
+     50.0 + math.log1p(math.exp(-50.0))),
+    # softmax + CE, z = (60, 0), y = (0, 1): L = logsumexp(z) - z2 = 60 + log1p(e^-60)
+    ("{size: 2, activation: softmax, weights: [[60.0], [0.0]], biases: [0.0, 0.0]}", "cross_entropy", 60.0,
+     "[[0.0, 1.0]]", 60.0 + math.log1p(math.exp(-60.0))),
+])
+def test_show_sample_reports_the_exact_loss_of_a_fused_pair_far_in_its_tail(tmp_path, output, loss, w, y, exact):
+    p = tmp_path / "tail.yaml"
+    p.write_text(f"name: tail\ninputs: 1\nlayers:\n  - {output}\nloss: {loss}\ndata: {{x: [[1.0]], y: {y}}}\n")
+    res = runner.invoke(app, ["show", str(p), "--sample", "1", "--json"])
+    assert 0 == res.exit_code, res.output
+    assert exact == json.loads(res.stdout)["sample"]["loss"]
+    text = runner.invoke(app, ["show", str(p), "--sample", "1"], terminal_width=100).output
+    assert f"loss L = {w:g} " in text, text

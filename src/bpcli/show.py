@@ -206,7 +206,7 @@ class SampleTrace:
 
 def trace_sample(net: Network, x: np.ndarray, y: np.ndarray, index: int, scaling=None) -> SampleTrace:
     """Run sample `index` (1-based) of x (m, n_in), y (m, n_out) forward and backward through `net`."""
-    from bpcli.engine import backward, forward
+    from bpcli.engine import backward, forward, sample_losses
 
     m = int(x.shape[0])
     if not 1 <= index <= m:
@@ -240,7 +240,7 @@ def trace_sample(net: Network, x: np.ndarray, y: np.ndarray, index: int, scaling
     if scaling is not None:
         r = xi[0] * scaling.std + scaling.mean
         raw = tuple((nm, float(v)) for nm, v in zip(names, r))
-    loss = float(net.loss.value(y_hat, yi)[0])
+    loss = float(sample_losses(net, tape[-1].z, y_hat, yi)[0])  # the engine's L_i: a fused pair from z, exactly
     dy = tuple(float(v) for v in grads.dy_hat[0]) if grads.dy_hat is not None else None
     return SampleTrace(index, m, tuple((nm, float(v)) for nm, v in zip(names, xi[0])), raw,
                        tuple(float(v) for v in yi[0]), loss, dy, tuple(layers), tuple(edges))
