@@ -181,3 +181,45 @@ def test_a_run_at_an_earlier_epoch_steps_to_its_next_snapshot_and_branches_with_
     assert 0 == runner.invoke(app, ["train", "--resume", str(branch), "-q", "--json"]).exit_code
     a, b = arrays(branch), arrays(run)
     assert all(np.array_equal(a[k], b[k]) for k in b)  # the branch ends where the run did, bit for bit
+
+
+EARLY = """\
+name: early
+layers:
+  - {{size: 6, activation: tanh}}
+  - {{size: 3, activation: softmax}}
+loss: cross_entropy
+init: {{scheme: xavier_uniform, seed: 0}}
+data: {{csv: {csv}, target: species, validation: 0.2, standardize: true}}
+train: {{optimizer: adam, lr: 0.05, epochs: 300, seed: 0, early_stopping: {{patience: 5}}}}
+"""
+
+
+def test_explain_and_step_on_an_early_stopped_adam_run_refuse_alike_and_agree_at_the_epochs_named(tmp_path):
+    """restore_best puts back epoch 31's weights after Adam's state moved on to epoch 36: neither command takes an
+    update from that pair; both name --epoch 31 and --epoch 36, and there give the same update."""
+    from pathlib import Path
+    csv = Path(__file__).resolve().parents[1] / "configs" / "iris.csv"
+    (tmp_path / "early.yaml").write_text(EARLY.format(csv=csv))
+    run = tmp_path / "run"
+    r = runner.invoke(app, ["train", str(tmp_path / "early.yaml"), "--out", str(run), "-q", "--json"])
+    assert 0 == r.exit_code, r.output
+    assert (36, 31) == (json.loads(r.stdout)["epochs"], json.loads(r.stdout)["weights_epoch"])
+    ex = runner.invoke(app, ["explain", "--run", str(run), "-w", "v11", "--json"])
+    st = runner.invoke(app, ["step", str(run), "--json"])
+    assert (2, 2) == (ex.exit_code, st.exit_code), (ex.output, st.output)
+    messages = [json.loads(res.stdout)["error"]["message"] for res in (ex, st)]
+    assert messages[0].replace("bpcli explain", "bpcli step").replace(" -w v11", "") == messages[1]
+    assert "--epoch 31" in messages[0] and "--epoch 36" in messages[0] and "\n" not in messages[0]
+    assert f"`bpcli step {run} --epoch 31`" in messages[1]
+    for epoch in ("31", "36"):
+        ex = runner.invoke(app, ["explain", "--run", str(run), "-w", "v11", "--epoch", epoch, "--json"])
+        assert 0 == ex.exit_code, ex.output
+        update = json.loads(ex.stdout)["explanations"][0]["update"]
+        doc = step_json(str(run), "--epoch", epoch, "-w", "v11")
+        v11 = doc["parameters"][0]
+        assert ("adam", doc["start"]["step"] + 1) == (update["optimizer"], update["t"])
+        assert (v11["value"], v11["gradient"], v11["first_step"]) == (update["old"], update["gradient"],
+                                                                       update["terms"])
+        if epoch == "31":  # after epoch 36 the step's epoch ends with patience out: fit puts back epoch 31's weights
+            assert v11["new"] == update["new"]

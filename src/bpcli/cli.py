@@ -53,7 +53,7 @@ def explain(
     """Show the chain rule for a weight or bias: each factor of dC/dw with its value, sample by sample.
 
     The mean of the per-sample products is the gradient, checked against the engine's backward pass and a central difference.
-    Then comes the configured optimiser's next update (gd, momentum or Adam, with weight decay), every term with its number; a run's update continues its optimiser state. Without CONFIG or --run: the built-in seed network.
+    Then comes the configured optimiser's next update (gd, momentum or Adam, with weight decay), every term with its number; a run's update continues its optimiser state (an early-stopped run holding its best epoch's weights with a later epoch's state is refused, naming the --epoch values that work). Without CONFIG or --run: the built-in seed network.
     Exit 0 when the checks agree, 1 when the numeric check disagrees or a value is not finite, 3 when it is only inconclusive (the step cannot move the cost), 2 for bad input such as an unknown name.
     """
     from bpcli.explain import explain_many
@@ -75,6 +75,8 @@ def explain(
     if batch is not None and epoch is None:
         raise BpcliError("--batch: give --epoch N too (batch K of epoch N+1, drawn as training drew it)")
     cfg, net, prepared, run_dir, state = load_target_state(target, config, run, epoch)
+    from bpcli.step import check_one_state
+    check_one_state(run_dir, state, "explain", f" -w {','.join(names)}")  # the update continues the optimiser state: one epoch's, as step's
     resolve_weights(net, names)
     x, y, source = prepared.train.x, prepared.train.y, str(run_dir) if run_dir else cfg.path
     if epoch is not None:
@@ -87,10 +89,6 @@ def explain(
                           buffers=state.buffers if state else None, step=state.step if state else 0,
                           class_names=prepared.train.class_names, update_note=later, title=cfg.name,
                           source=source, scaled=prepared.scaling is not None)
-    if state is not None and state.weights_epoch not in (None, state.epoch):
-        err_console().print(f"note: {run_dir} holds the weights of epoch {state.weights_epoch} (its best) and the "
-                            f"optimiser state of epoch {state.epoch}; the update continues from that state",
-                            markup=False, soft_wrap=True)
     if json_out:
         emit_json(report.to_dict())
     elif fmt_name == "markdown":

@@ -31,11 +31,11 @@ def step(
 ) -> None:
     """Take K steps of the configured optimiser and show every parameter: value, gradient, update, new value.
 
-    From a config: its initial weights, so these are the first steps `bpcli train` takes. From a run folder: its weights and optimiser state (with --epoch N, those after epoch N), so these are the next steps `bpcli train --resume` would take. The cost before and after the steps comes last. Nothing is written unless --out is given.
+    From a config: its initial weights, so these are the first steps `bpcli train` takes. From a run folder: its weights and optimiser state (with --epoch N, those after epoch N), so these are the next steps `bpcli train --resume` would take. An early-stopped run whose weights are its best epoch's (restore_best) is refused as explain refuses it, naming the --epoch values that work. The cost before and after the steps comes last. Nothing is written unless --out is given.
 
     Exit 0, 1 when a value becomes infinite or NaN, 2 for bad input.
     """
-    from bpcli.step import check_steps, save_steps, steps_per_epoch, take_steps
+    from bpcli.step import check_one_state, check_steps, save_steps, steps_per_epoch, take_steps
 
     if rows < 0:
         raise BpcliError(f"--rows: must be 0 or more, found {rows}")
@@ -43,6 +43,7 @@ def step(
     if weight and not names:
         raise BpcliError("--weight: give at least one parameter name (see `bpcli show`)")
     cfg, net, prepared, run_dir, state = load_target_state(target, config, run, epoch)
+    check_one_state(run_dir, state, "step")
     resolve_weights(net, names)
     m = prepared.train.m
     check_steps(steps, cfg, m, out)

@@ -115,6 +115,24 @@ def _copy_state(state: TrainState | None) -> TrainState:
     return replace(state, buffers={k: v.copy() for k, v in state.buffers.items()}, status="running", message="")
 
 
+def check_one_state(run_dir, state: TrainState | None, command: str, then: str = "") -> None:
+    """Refuse a run whose saved weights and optimiser state are of different epochs (early stopping's restore_best
+    put back the best epoch's weights after later epochs moved the optimiser on): no training step starts from
+    that pair, so neither `step` nor `explain`'s update may.  BpcliError naming the --epoch values that work, with
+    the command to type (`then`: what follows it, e.g. explain's -w v11)."""
+    if state is None or state.weights_epoch in (None, state.epoch):
+        return
+    from bpcli.snapshots import available_epochs
+    best, last = state.weights_epoch, state.epoch
+    kept = set(available_epochs(run_dir))
+    ways = ([f"--epoch {best} (the best epoch: its weights with its own optimiser state)"] if best in kept else []) + \
+        ([f"--epoch {last} (the last epoch's weights and state, as training left them)"] if last in kept else [])
+    hint = (f"; add {' or '.join(ways)}, e.g. `bpcli {command} {run_dir} --epoch {best if best in kept else last}{then}`"
+            if ways else "; the run keeps neither epoch's snapshot, so train it again with train.snapshots on")
+    raise BpcliError(f"{run_dir} holds the weights of epoch {best} (its best, put back by early stopping) and the "
+                     f"optimiser state of epoch {last}: no training step starts from that pair{hint}")
+
+
 def take_steps(cfg: NetConfig, net: Network, prepared: Prepared, state: TrainState | None, k: int,
                source: str = "") -> StepResult:
     """K steps of cfg's optimiser from `net` and the optimiser state `state` (None: a config's initial state),
@@ -125,10 +143,6 @@ def take_steps(cfg: NetConfig, net: Network, prepared: Prepared, state: TrainSta
     train = prepared.train
     m = train.m
     check_steps(k, cfg, m, None)
-    if state is not None and state.weights_epoch not in (None, state.epoch):
-        raise BpcliError(f"{source}: holds the weights of epoch {state.weights_epoch} (its best, put back by early "
-                         f"stopping) with the optimiser state and shuffle of epoch {state.epoch}: no training step "
-                         "starts from that pair")
     batch, per = steps_per_epoch(cfg, m)
     st = _copy_state(state)
     start_epoch, start_step = st.epoch, st.step
