@@ -76,7 +76,7 @@ def explain(
         raise BpcliError("--batch: give --epoch N too (batch K of epoch N+1, drawn as training drew it)")
     cfg, net, prepared, run_dir, state = load_target_state(target, config, run, epoch)
     from bpcli.step import check_one_state
-    check_one_state(run_dir, state, "explain", f" -w {','.join(names)}")  # the update continues the optimiser state: one epoch's, as step's
+    check_one_state(run_dir, state, "explain", f" -w {','.join(names)}")  # the update needs one epoch's state
     resolve_weights(net, names)
     x, y, source = prepared.train.x, prepared.train.y, str(run_dir) if run_dir else cfg.path
     if epoch is not None:

@@ -127,7 +127,8 @@ def check_one_state(run_dir, state: TrainState | None, command: str, then: str =
     kept = set(available_epochs(run_dir))
     ways = ([f"--epoch {best} (the best epoch: its weights with its own optimiser state)"] if best in kept else []) + \
         ([f"--epoch {last} (the last epoch's weights and state, as training left them)"] if last in kept else [])
-    hint = (f"; add {' or '.join(ways)}, e.g. `bpcli {command} {run_dir} --epoch {best if best in kept else last}{then}`"
+    example = f"bpcli {command} {run_dir} --epoch {best if best in kept else last}{then}"
+    hint = (f"; add {' or '.join(ways)}, e.g. `{example}`"
             if ways else "; the run keeps neither epoch's snapshot, so train it again with train.snapshots on")
     raise BpcliError(f"{run_dir} holds the weights of epoch {best} (its best, put back by early stopping) and the "
                      f"optimiser state of epoch {last}: no training step starts from that pair{hint}")
