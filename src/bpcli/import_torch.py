@@ -137,15 +137,17 @@ def layers_of(path: Path, arrays: dict[str, Array], arch: list[int], activations
     prefixes = found if order is None else order
     missing = [p for p in prefixes if f"{p}.weight" not in arrays]
     if missing:
-        problems.append(f"--layers: no array {', '.join(f'{p}.weight' for p in missing)} in {path}; its Linear "
-                        f"layers are {', '.join(found) or 'none'}")
+        from bpcli.errors import did_you_mean
+        problems.append(f"--layers: no array {missing[0]}.weight in {path}{did_you_mean(missing[0], found)}; its "
+                        f"Linear layers are {', '.join(found) or 'none'}")
     used = {f"{p}.weight" for p in prefixes} | {f"{p}.bias" for p in prefixes} | {f"{p}_bias" for p in prefixes}
     stray = [k for k in arrays if k not in used]
-    if stray:
+    if stray and order is not None and not missing:
+        problems.append(f"--layers: {', '.join(stray)} in {path} belong to no layer it names; name every Linear "
+                        f"layer, from the input to the output")
+    elif stray and order is None:
         problems.append(f"{path}: unexpected array(s) {', '.join(stray)}: only Linear layers' weight and bias "
-                        "are understood (keys like 0.weight, 0.bias, 2.weight)"
-                        + ("; --layers names the layers to use" if order is None else
-                           f" and --layers names only {', '.join(order)}"))
+                        "are understood (keys like 0.weight, 0.bias, 2.weight)")
     n_layers = len(arch) - 1
     if len(prefixes) != n_layers:
         problems.append(f"{path}: holds {len(prefixes)} Linear layer(s) ({', '.join(prefixes) or 'none'}); "
