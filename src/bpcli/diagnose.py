@@ -5,16 +5,20 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import numpy as np
 
+from bpcli.checker import by_line
 from bpcli.engine import backward, forward
 from bpcli.errors import BpcliError, ConfigError, is_finite_number
 from bpcli.mistakes import MISTAKES, Context, Variant, all_variants
 from bpcli.model import Network
+from bpcli.readable import NotReadable, open_regular
+from bpcli.yamlsrc import format_path, yaml11_hint
 
 Array = np.ndarray
 
@@ -258,18 +262,29 @@ def _finding(v: Variant, pname: str) -> Finding:
 # --- the answers file ----------------------------------------------------------------------------
 
 
-def read_answers(path: str | Path) -> tuple[dict[str, float], dict]:
-    """(name -> value, meta) from YAML, JSON (a mapping, the values maybe under `gradients:`) or CSV (name,value).
+MAX_ANSWERS_BYTES = 5_000_000
+_NUMBER = re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")  # as Python and YAML 1.2 write it
 
-    meta: the `exercise:` mapping of a worksheet's answers (seed, size, activation, samples), else {}.
+
+def read_answers(path: str | Path) -> tuple[dict[str, str], dict]:
+    """(name -> the value as written, meta) from YAML, JSON (a mapping, maybe under `gradients:`) or CSV (name,value).
+
+    The values are the numbers' text ("0.074"), checked to be finite numbers: diagnose compares each at the
+    precision it was written with. meta: the `exercise:` mapping of a worksheet's answers (seed, size,
+    activation, samples), else {}.
     """
     p = Path(path)
     src = str(path)
-    if not p.is_file():
-        raise ConfigError([f"{src}: answers file not found" if not p.exists() else f"{src}: is not a file"])
-    raw = p.read_bytes()
-    if len(raw) > 5_000_000:
-        raise ConfigError([f"{src}: {len(raw) / 1e6:.0f} MB is too large for an answers file"])
+    try:
+        with open_regular(p) as fh:
+            raw = fh.read(MAX_ANSWERS_BYTES + 1)  # never more, whatever the file claims or grows to
+    except NotReadable as err:
+        raise ConfigError([f"{src}: answers file not found" if err.kind == "missing" else f"{src}: {err.problem}"]) \
+            from None
+    except OSError as err:
+        raise ConfigError([f"{src}: cannot read: {err.strerror}"]) from None
+    if len(raw) > MAX_ANSWERS_BYTES:
+        raise ConfigError([f"{src}: more than {MAX_ANSWERS_BYTES / 1e6:.0f} MB is too large for an answers file"])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -283,6 +298,8 @@ def read_answers(path: str | Path) -> tuple[dict[str, float], dict]:
         line = locs.line(path)
         return f"{src}:{line}" if line else src
 
+    problems = [f"{src}:{line}: {format_path(path)}: given twice (lines {first} and {line}); keep one"
+                for path, first, line in locs.duplicates]
     if not isinstance(doc, dict):
         raise ConfigError([f"{src}: expected a mapping of parameter name to gradient (v1: 0.0123), or CSV rows "
                            "name,value"])
@@ -294,46 +311,65 @@ def read_answers(path: str | Path) -> tuple[dict[str, float], dict]:
         values, base = doc["gradients"], ("gradients",)
         if not isinstance(values, dict):
             raise ConfigError([f"{where(base)}: gradients: expected a mapping of parameter name to value"])
-    out, problems = {}, []
+    out = {}
     for k, v in values.items():
         if not base and k in ("exercise", "gradients"):
             continue
         if not is_finite_number(v):
-            problems.append(f"{where(base + (k,))}: {k}: expected a finite number, found {v!r:.40}")
+            problems.append(f"{where(base + (k,))}: {k}: expected a finite number, found {v!r:.40}{yaml11_hint(v)}")
         else:
-            out[str(k)] = float(v)
+            written = locs.texts.get(base + (str(k),), "")
+            out[str(k)] = written if _NUMBER.match(written) and float(written) == float(v) else repr(float(v))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(by_line(problems))
     if not out:
         raise ConfigError([f"{src}: no answers found; write one line per parameter, e.g. v1: 0.0123"])
     return out, meta
 
 
-def _read_csv(text: str, src: str) -> dict[str, float]:
-    out, problems = {}, []
-    for i, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        cells = [c.strip() for c in row]
-        if not cells or not any(cells) or cells[0].startswith("#"):
-            continue
-        if len(cells) != 2:
-            problems.append(f"{src}:{i}: expected two columns, name,value; found {len(cells)}")
-            continue
-        try:
-            v = float(cells[1])
-        except ValueError:
-            if i == 1:
-                continue  # a header row
-            problems.append(f"{src}:{i}: {cells[0]}: expected a number, found {cells[1][:40]!r}")
-            continue
-        if not math.isfinite(v):
-            problems.append(f"{src}:{i}: {cells[0]}: expected a finite number, found {cells[1][:40]!r}")
-            continue
-        out[cells[0]] = v
+def _read_csv(text: str, src: str) -> dict[str, str]:
+    out, problems, lines = {}, [], {}
+    header = False
+    reader = csv.reader(io.StringIO(text))
+    try:
+        for row in reader:
+            i = reader.line_num
+            cells = [c.strip() for c in row]
+            if not cells or not any(cells) or cells[0].startswith("#"):
+                continue
+            if len(cells) != 2:
+                problems.append(f"{src}:{i}: expected two columns, name,value; found {len(cells)}")
+                continue
+            value = cells[1]
+            if not _NUMBER.match(value) or not math.isfinite(float(value)):
+                if not (out or problems or header) and not _looks_numeric(value):
+                    header = True  # a header row: the first row, its value not a number
+                    continue
+                what = "a finite number" if _looks_numeric(value) and "_" not in value else "a number"
+                hint = " (write the digits without '_')" if "_" in value and _looks_numeric(value) else ""
+                problems.append(f"{src}:{i}: {cells[0][:40]}: expected {what}, found {value[:40]!r}{hint}")
+                continue
+            if cells[0] in lines:
+                problems.append(f"{src}:{i}: {cells[0][:40]}: given twice (lines {lines[cells[0]]} and {i}); "
+                                "keep one")
+                continue
+            lines[cells[0]] = i
+            out[cells[0]] = value
+    except csv.Error as err:  # a field over the csv module's size limit, a NUL byte, ...
+        raise ConfigError([f"{src}:{reader.line_num}: not a row of name,value ({err})"]) from None
     if problems:
         raise ConfigError(problems)
     if not out:
         raise ConfigError([f"{src}: no answers found; write one row per parameter, name,value"])
     return out
+
+
+def _looks_numeric(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def mistake_titles() -> dict[str, str]:
