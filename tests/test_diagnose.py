@@ -326,3 +326,71 @@ def test_exercise_refuses_bad_settings():
     for args in (["--size", "2-9-1"], ["--size", "two"], ["--activation", "softmax"], ["--format", "html"]):
         r = runner.invoke(app, ["exercise", *args])
         assert r.exit_code == 2, (args, r.output)
+
+
+def test_answers_written_as_python_repr_are_accepted(tmp_path):
+    """repr writes a number of one figure with an exponent and no dot (-4e-11), which YAML 1.1 reads as text."""
+    cfg_path = write(tmp_path, "sat.yaml", "version: 1\ninputs: [x1]\nlayers:\n"
+                     "  - {size: 1, activation: sigmoid, weights: [[12.0]], biases: [0.0]}\n"
+                     "loss: squared_error\ndata: {x: [[1.0]], y: [[1]]}\n")
+    true = hand([[[12.0]]], [[0.0]], [[1.0]], [[1]])  # dL/dw = (y' - y) y' (1 - y') x, y' = sig(12), x = 1
+    assert true["w1"] == true["b_A"] and -4e-11 < true["w1"] < -3e-11
+    r = runner.invoke(app, ["diagnose", cfg_path, write(tmp_path, "a.yaml", "".join(f"{k}: {v!r}\n" for k, v in true.items()))])
+    assert r.exit_code == 0 and "ALL RIGHT: 2 of 2" in r.output, r.output
+    one = {k: float(f"{v:.1g}") for k, v in true.items()}
+    assert [repr(v) for v in one.values()] == ["-4e-11", "-4e-11"]
+    for text in ("".join(f"{k}: {v!r}\n" for k, v in one.items()), json.dumps(one)):
+        r = runner.invoke(app, ["diagnose", cfg_path, write(tmp_path, "a.yaml", text), "--json"])
+        assert r.exit_code == 1, r.output  # graded, not refused
+        rows = json.loads(r.stdout)["rows"]
+        assert [row["yours"] for row in rows] == [-4e-11, -4e-11]
+        assert [(row["written"], row["significant_figures"], row["rule"]) for row in rows] == [("-4e-11", 1, "rounded")] * 2
+
+
+@pytest.mark.parametrize("name, text, expected", [
+    ("d.yaml", "v1: 0.1\nw11: 0.2\nv1: 0.3\n", ["d.yaml:3: v1: given twice (lines 1 and 3); keep one"]),
+    ("d.yaml", "gradients:\n  v1: 0.1\n  v1: 0.3\n", ["d.yaml:3: gradients.v1: given twice (lines 2 and 3)"]),
+    ("d.json", '{"v1": 0.1, "v1": 0.3}', ["d.json:1: v1: given twice (lines 1 and 1)"]),
+    ("d.csv", "name,value\nv1,0.1\nw11,0.2\nv1,0.3\n", ["d.csv:4: v1: given twice (lines 2 and 4); keep one"]),
+    ("s.yaml", "v1: 5_1\nw11: yes\nw12: 017\n",
+     ["s.yaml:1: v1: expected a finite number, found '5_1' (YAML 1.1 would read '5_1' as 51; write 51 if that is meant)",
+      "s.yaml:2: w11: expected a finite number, found 'yes' (YAML 1.1 would read 'yes' as true; bpcli reads it as text)",
+      "s.yaml:3: w12: expected a finite number, found '017' (YAML 1.1 would read '017' as 15"]),
+    ("s.csv", "v1,5_1\nw11,0.2\n", ["s.csv:1: v1: expected a number, found '5_1' (write the digits without '_')"]),
+])
+def test_answers_given_twice_or_written_as_yaml11_numbers_are_refused(tmp_path, name, text, expected):
+    r = runner.invoke(app, ["diagnose", write(tmp_path, name, text)])
+    assert r.exit_code == 2, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == len(expected), r.stderr
+    for line, e in zip(lines, expected):
+        assert line.startswith(f"error: {tmp_path}/{e}"), (line, e)
+
+
+def test_a_csv_field_over_the_csv_limit_is_one_line(tmp_path):
+    p = tmp_path / "big.csv"
+    p.write_text("name,value\nv1," + "1" * 200_000 + "\n")
+    r = runner.invoke(app, ["diagnose", str(p)])
+    assert r.exit_code == 2 and isinstance(r.exception, SystemExit), r.exception
+    assert r.stderr == f"error: {p}:2: not a row of name,value (field larger than field limit (131072))\n"
+
+
+def test_a_huge_answers_file_is_refused_without_reading_it(tmp_path):
+    """A sparse 200 MB file: refused after reading at most the 5 MB limit (plus one byte)."""
+    import tracemalloc
+
+    from bpcli.diagnose import read_answers
+    from bpcli.errors import ConfigError
+
+    p = tmp_path / "huge.yaml"
+    with open(p, "wb") as fh:
+        fh.truncate(200_000_000)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ConfigError) as err:
+            read_answers(p)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "too large for an answers file" in str(err.value)
+    assert peak < 20_000_000, peak
