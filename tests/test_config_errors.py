@@ -209,3 +209,17 @@ def test_yes_no_on_off_are_names_where_names_are_meant_and_true_false_where_a_sw
                  .replace("{lr: 0.5, epochs: 2}", "{lr: 0.5, epochs: 2, early_stopping: no}"))
     cfg, _ = load_config(p)
     assert cfg.inputs == ("on", "off") and cfg.data.standardize is True and cfg.train.patience is None
+
+
+def test_names_that_look_like_numbers_survive_the_run_folder(tmp_path):
+    """The stored config.yaml quotes every text a reader could take for a number or true/false."""
+    p = tmp_path / "c.yaml"
+    p.write_text(GOOD.replace("inputs: [x1, x2]", "name: '1e5'\ninputs: ['1e3', 'yes']"))
+    r = runner.invoke(app, ["train", str(p), "--out", str(tmp_path / "run")])
+    assert r.exit_code == 0, r.output
+    stored = (tmp_path / "run" / "epoch-2" / "config.yaml").read_text()
+    assert "name: '1e5'" in stored and "- '1e3'" in stored and "- 'yes'" in stored
+    doc, _ = read_yaml(stored, "config.yaml")
+    assert doc["name"] == "1e5" and doc["inputs"] == ["1e3", "yes"]
+    r = runner.invoke(app, ["show", str(tmp_path / "run")])
+    assert r.exit_code == 0 and "1e3, yes -> A1, A2 -> B" in r.output, r.output

@@ -40,6 +40,24 @@ for _tag, _pattern, _first in (
         ("merge", r"^(?:<<)$", "<")):
     _Loader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), list(_first))
 
+
+class Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml's where PyYAML has it: ~5x faster
+    """PyYAML's safe dumper, quoting every text that either YAML 1.1 or bpcli's reader would take for another type.
+
+    YAML 1.1 already quotes 'yes', '5_1' and '017'; `1e3` is text to YAML 1.1 but a number to bpcli, so it is
+    quoted too, and a name such as "1e3" reads back as the text it is.
+    """
+
+
+Dumper.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+    r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+0123456789."))
+
+
+def dump_yaml(doc: Any, **options) -> str:
+    """YAML text that read_yaml (and any YAML 1.1 reader) reads back as `doc`."""
+    return yaml.dump(doc, Dumper=Dumper, **options)
+
+
 BOOL_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 
 
