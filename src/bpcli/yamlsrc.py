@@ -69,9 +69,12 @@ def yaml11_hint(v: Any) -> str:
     """
     if not isinstance(v, str) or len(v) > 100:
         return ""
+    tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, v, (True, False))  # YAML 1.1's type for this text
+    if tag.rsplit(":", 1)[-1] not in ("bool", "int", "float"):
+        return ""
     try:
-        old = yaml.load(v, Loader=yaml.SafeLoader)  # the YAML 1.1 reading of this one scalar
-    except yaml.YAMLError:
+        old = yaml.SafeLoader("").construct_object(yaml.ScalarNode(tag, v))
+    except (yaml.YAMLError, ValueError, OverflowError):  # YAML 1.1's own reader fails on '0x_' or '1_:0'
         return ""
     if isinstance(old, bool):
         return f" (YAML 1.1 would read '{v}' as {str(old).lower()}; bpcli reads it as text)"
