@@ -20,7 +20,8 @@ def _factor(f: float | None) -> str:
 def _figures(r) -> str:
     if r.figures is None:
         return "precision"
-    return f"{r.figures} significant figure{'s' if r.figures != 1 else ''}"
+    more = " (compared at about 6)" if r.figures > 6 else ""
+    return f"{r.figures} significant figure{'s' if r.figures != 1 else ''} written{more}"
 
 
 def _needed(tol: float) -> int:
@@ -64,7 +65,7 @@ def diagnose_view(rep) -> Group:
             f = r.findings[0]
             parts.append(Prose(Text.assemble(("reproduced by: ", "dim"), (f.label, "bold yellow")), indent=2))
             parts.append(Prose(f.text, indent=4))
-            why = (f"the only mistake that gives {fmt(r.learner)} to the {_figures(r)} written"
+            why = (f"the only mistake that gives {fmt(r.learner)} to the {_figures(r)}"
                    if r.rule == "unique" else
                    f"of the mistakes that give {fmt(r.learner)}, the only one that explains the rest of the sheet")
             parts.append(Prose(Text(f"{why}; the next explanation ({r.runner_up}) is {r.margin:.3g} times the "
@@ -77,7 +78,7 @@ def diagnose_view(rep) -> Group:
                 parts.append(Prose(Text.assemble(("also consistent with: ", "dim"),
                                                  (", ".join(f.label for f in rest), "yellow")), indent=2))
             why = ("more than one explanation gives this value" if r.rule == "several" else
-                   f"within the tolerance {rep.tol:g}, but not to the {_figures(r)} written")
+                   f"within the tolerance {rep.tol:g}, but not to the {_figures(r)}")
             parts.append(Prose(Text(f"not named: {why}", style="dim"), indent=4))
         elif r.rule == "rounded":
             parts.append(Prose(Text.assemble(
