@@ -122,6 +122,7 @@ class DiagnoseReport:
     tol: float
     rows: tuple[AnswerRow, ...]
     explains_all: tuple[str, ...]  # labels of the mistakes that reproduce every wrong answer
+    margin: float = MARGIN  # how many times its precision the next explanation must be from a named mistake
 
     @property
     def wrong(self) -> list[AnswerRow]:
@@ -133,7 +134,7 @@ class DiagnoseReport:
 
     def to_dict(self) -> dict:
         return {"command": "diagnose", "name": self.name, "source": self.source, "answers": self.answers,
-                "samples": self.m, "sample": self.sample, "tol": self.tol, "margin": MARGIN,
+                "samples": self.m, "sample": self.sample, "tol": self.tol, "margin": self.margin,
                 "right": len(self.rows) - len(self.wrong), "wrong": len(self.wrong),
                 "explains_all_wrong": list(self.explains_all), "rows": [r.to_dict() for r in self.rows],
                 "rules": {k: v for k, v in RULES.items() if any(r.rule == k for r in self.rows)}}

@@ -77,7 +77,8 @@ def diagnose_view(rep) -> Group:
             if rest:
                 parts.append(Prose(Text.assemble(("also consistent with: ", "dim"),
                                                  (", ".join(f.label for f in rest), "yellow")), indent=2))
-            why = ("more than one explanation gives this value" if r.rule == "several" else
+            why = (f"{r.runner_up} is {r.margin:.2g} times the answer's precision ({r.precision:.1g}) away; a name "
+                   f"needs {rep.margin:g}" if r.rule == "several" else
                    f"within the tolerance {rep.tol:g}, but not to the {_figures(r)}")
             parts.append(Prose(Text(f"not named: {why}", style="dim"), indent=4))
         elif r.rule == "rounded":
