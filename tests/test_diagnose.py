@@ -250,6 +250,22 @@ def test_an_answer_of_two_figures_is_the_right_value_rounded_not_a_mistake(tmp_p
     assert rows["b_B1"]["diagnosis"] == "weights after the update used" and rows["b_B1"]["rule"] == "unique"
 
 
+def test_a_value_two_mistakes_share_is_named_only_when_the_sheet_tells_them_apart(seed):
+    """f'(o) at layer B alone and at every layer give v1 the same value (v1's gradient has no layer-A factor)."""
+    net, x, y, lr = seed
+    Ws, bs = params_of(net)
+    b_only = hand(Ws, bs, x.tolist(), y.tolist(), at_output=(1,))
+    both = hand(Ws, bs, x.tolist(), y.tolist(), at_output=(0, 1))
+    assert b_only["v1"] == both["v1"] and b_only["w11"] != both["w11"]
+    (row,) = diagnose(net, x, y, {"v1": f"{b_only['v1']:.6g}"}, lr).rows
+    assert row.diagnosis == "possibly f'(o) for f'(z) at layer B (also consistent with: f'(o) for f'(z) at every layer)"
+    assert row.rule == "several" and not row.confident and row.margin < 1
+    rep = diagnose(net, x, y, {k: f"{b_only[k]:.6g}" for k in ("v1", "w11")}, lr)
+    v1 = next(r for r in rep.rows if r.name == "v1")
+    assert v1.diagnosis == "f'(o) for f'(z) at layer B" and v1.rule == "unique_on_sheet" and v1.margin >= MARGIN
+    assert rep.explains_all == ("f'(o) for f'(z) at layer B",)
+
+
 def test_one_sample_and_the_factor_in_words(seed):
     net, x, y, lr = seed
     one = hand(*params_of(net), x[2:3].tolist(), y[2:3].tolist(), left_out=1)
