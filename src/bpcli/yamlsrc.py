@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import re
+from typing import Any
 
 import yaml
 
@@ -91,7 +90,7 @@ def as_bool(v: Any) -> bool | None:
 
 
 class Locations:
-    """Line numbers of every config path, from PyYAML's node tree."""
+    """Line numbers of every config path (and each scalar's text as written), from PyYAML's node tree."""
 
     def __init__(self, node: yaml.Node | None):
         self.lines: dict[tuple, int] = {}
