@@ -206,9 +206,11 @@ def test_yaml11_surprises_are_refused_where_a_number_is_meant(tmp_path, old, new
 def test_yes_no_on_off_are_names_where_names_are_meant_and_true_false_where_a_switch_is(tmp_path):
     p = tmp_path / "c.yaml"
     p.write_text(GOOD.replace("[x1, x2]", "[on, off]").replace("generator: xor", "generator: xor\n  standardize: yes")
-                 .replace("{lr: 0.5, epochs: 2}", "{lr: 0.5, epochs: 2, early_stopping: no}"))
+                 .replace("{lr: 0.5, epochs: 2}", "{lr: 0.5, epochs: 2, early_stopping: no, snapshots: off}")
+                 .replace("{size: 1, activation: sigmoid}", "{size: 1, activation: sigmoid, bias: no}"))
     cfg, _ = load_config(p)
     assert cfg.inputs == ("on", "off") and cfg.data.standardize is True and cfg.train.patience is None
+    assert cfg.train.snapshots is False and cfg.layers[1].bias == "off"
 
 
 def test_names_that_look_like_numbers_survive_the_run_folder(tmp_path):

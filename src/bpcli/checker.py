@@ -86,10 +86,8 @@ class Checker:
 
     def choice(self, d: dict, key: str, path: tuple, default: str, choices: tuple[str, ...]) -> str:
         v = d.get(key, default)
-        if v is True and "on" in choices:  # YAML 1.1 reads a bare `on` as true
-            v = "on"
-        if v is False and "off" in choices:
-            v = "off"
+        if "on" in choices and "off" in choices and not (isinstance(v, str) and v.lower() in choices):
+            v = {True: "on", False: "off"}.get(as_bool(v), v)  # true/false and yes/no for on/off
         if not isinstance(v, str) or v.lower() not in choices:
             self.problem(path + (key,), f"unknown value {short_repr(v)}{did_you_mean(str(v), choices)}; "
                          f"expected {one_of(choices)}")
