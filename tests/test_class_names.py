@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from bpcli.cli import app
 from bpcli.config import load_config
 from bpcli.errors import ConfigError
+from bpcli.yamlsrc import read_yaml
 
 runner = CliRunner()
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -57,7 +57,7 @@ def test_names_given_in_the_config_label_the_outputs_and_are_kept_in_the_run(tmp
     run = tmp_path / "run"
     assert 0 == invoke("train", cfg, "--out", run, "-q").exit_code
     ck = run / json.loads((run / "run.json").read_text())["checkpoint"]
-    assert ["same", "different"] == yaml.safe_load((ck / "config.yaml").read_text())["data"]["classes"]
+    assert ["same", "different"] == read_yaml((ck / "config.yaml").read_text(), "config.yaml")[0]["data"]["classes"]
     shown = json.loads(invoke("show", run, "--json").stdout)
     assert (["same", "different"], [{"node": "B", "class": "different"}]) == (shown["classes"], shown["outputs"])
     predicted = {r["predicted"] for r in json.loads(invoke("predict", run, "--json").stdout)["rows"]}
@@ -68,7 +68,7 @@ def test_a_csv_keeps_its_text_labels_in_the_run_and_show_names_each_node(tmp_pat
     run = tmp_path / "iris"
     assert 0 == invoke("train", CONFIGS / "iris.yaml", "--out", run, "-q", "--epochs", 2).exit_code
     ck = run / json.loads((run / "run.json").read_text())["checkpoint"]
-    saved = yaml.safe_load((ck / "config.yaml").read_text())["data"]["classes"]
+    saved = read_yaml((ck / "config.yaml").read_text(), "config.yaml")[0]["data"]["classes"]
     assert ["setosa", "versicolor", "virginica"] == saved
     shown = json.loads(invoke("show", run, "--json").stdout)
     assert [{"node": "B1", "class": "setosa"}, {"node": "B2", "class": "versicolor"},

@@ -10,10 +10,10 @@ import re
 import numpy as np
 import pytest
 import typer
-import yaml
 from typer.testing import CliRunner
 
 from bpcli.cli import app
+from bpcli.yamlsrc import read_yaml
 from conftest import read_history, run_manifest
 
 runner = CliRunner()
@@ -45,7 +45,7 @@ def test_train_reports_the_settings_it_used_in_json_on_screen_and_in_the_run_fol
     assert {"init": 3, "train": 0} == {k: s["seeds"][k] for k in ("init", "train")}  # seed.yaml's init seed is 3
     assert 0.0 == s["weight_decay"] and s["early_stopping"] is None
     ckpt = folder / run_manifest(folder)["checkpoint"]
-    saved = yaml.safe_load((ckpt / "config.yaml").read_text())["train"]
+    saved = read_yaml((ckpt / "config.yaml").read_text(), "config.yaml")[0]["train"]
     assert (0.3, 40) == (saved["lr"], saved["epochs"])
     r = runner.invoke(app, ["train", "-q", "--epochs", "3", "--lr", "0.0625", "--batch-size", "2", "--seed", "5",
                             "--out", str(tmp_path / "r")], env=COLS80)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import numpy as np
-import yaml
 from typer.testing import CliRunner
 
 from bpcli.cli import app
+from bpcli.yamlsrc import read_yaml
 
 
 def test_class_indices_become_one_hot_targets(tmp_path):
@@ -20,7 +20,7 @@ def test_class_indices_become_one_hot_targets(tmp_path):
                                    "tanh,softmax", "--loss", "cross_entropy", "--data", str(tmp_path / "data.npz"),
                                    "-o", str(out)])
     assert res.exit_code == 0, res.output
-    y = yaml.safe_load(out.read_text())["data"]["y"]
+    y = read_yaml(out.read_text(), "config.yaml")[0]["data"]["y"]
     assert y == np.eye(3)[labels].tolist()
 
 

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from typer.testing import CliRunner
 
 from bpcli import __version__
 from bpcli.cli import app
 from bpcli.config import builtin_config_dir, load_config
 from bpcli.runs import checkpoint_dir
+from bpcli.yamlsrc import read_yaml
 
 runner = CliRunner()
 CONFIGS = sorted(builtin_config_dir().glob("*.yaml"))
@@ -105,7 +105,7 @@ def test_resolved_config_in_the_run_folder_reloads_to_the_same_network(tmp_path)
     out = tmp_path / "r"
     cfg = str(builtin_config_dir() / "iris.yaml")
     assert runner.invoke(app, ["train", cfg, "-q", "--epochs", "3", "--out", str(out)]).exit_code == 0
-    saved = yaml.safe_load((checkpoint_dir(out) / "config.yaml").read_text())
+    saved = read_yaml((checkpoint_dir(out) / "config.yaml").read_text(), "config.yaml")[0]
     assert Path(saved["data"]["csv"]).is_absolute()
     assert (checkpoint_dir(out) / "scaling.json").is_file()
     result = runner.invoke(app, ["show", str(out), "--json"])

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from bpcli.errors import did_you_mean, is_finite_number, one_of
-from bpcli.yamlsrc import Locations, format_path
+from bpcli.yamlsrc import Locations, as_bool, format_path, yaml11_hint
 
 
 def by_line(problems: list[str]) -> list[str]:
@@ -55,7 +55,8 @@ class Checker:
             if isinstance(v, float) and v.is_integer() and math.isfinite(v):
                 v = int(v)
             else:
-                self.problem(path + (key,), f"expected a whole number, found {kind_of(v)} {short_repr(v)}")
+                self.problem(path + (key,), f"expected a whole number, found {kind_of(v)} {short_repr(v)}"
+                             f"{yaml11_hint(v)}")
                 return default
         if lo is not None and v < lo:
             self.problem(path + (key,), f"must be at least {lo}, found {_whole(v)}")
@@ -69,7 +70,7 @@ class Checker:
                lo_open: bool = False, hi_open: bool = False):
         v = d.get(key, default)
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            self.problem(path + (key,), f"expected a number, found {kind_of(v)} {short_repr(v)}")
+            self.problem(path + (key,), f"expected a number, found {kind_of(v)} {short_repr(v)}{yaml11_hint(v)}")
             return default
         if not is_finite_number(v):
             self.problem(path + (key,), f"expected a finite number, found {short_repr(v)}")
@@ -85,15 +86,22 @@ class Checker:
 
     def choice(self, d: dict, key: str, path: tuple, default: str, choices: tuple[str, ...]) -> str:
         v = d.get(key, default)
-        if v is True and "on" in choices:  # YAML 1.1 reads a bare `on` as true
-            v = "on"
-        if v is False and "off" in choices:
-            v = "off"
+        if "on" in choices and "off" in choices and not (isinstance(v, str) and v.lower() in choices):
+            v = {True: "on", False: "off"}.get(as_bool(v), v)  # true/false and yes/no for on/off
         if not isinstance(v, str) or v.lower() not in choices:
             self.problem(path + (key,), f"unknown value {short_repr(v)}{did_you_mean(str(v), choices)}; "
                          f"expected {one_of(choices)}")
             return default
         return v.lower()
+
+    def boolean(self, d: dict, key: str, path: tuple, default: bool) -> bool:
+        """true/false, or yes/no/on/off written as words."""
+        v = d.get(key, default)
+        b = as_bool(v)
+        if b is None:
+            self.problem(path + (key,), f"expected true or false, found {kind_of(v)} {short_repr(v)}")
+            return default
+        return b
 
     def string(self, d: dict, key: str, path: tuple, default: str | None) -> str | None:
         v = d.get(key, default)
@@ -163,7 +171,7 @@ def matrix(ck: Checker, v: Any, path: tuple) -> np.ndarray | None:
             return None
         for j, c in enumerate(r):
             if isinstance(c, bool) or not isinstance(c, (int, float)):
-                ck.problem(path + (i,), f"value {j} is {kind_of(c)} {short_repr(c)}, expected a number")
+                ck.problem(path + (i,), f"value {j} is {kind_of(c)} {short_repr(c)}, expected a number{yaml11_hint(c)}")
                 return None
             if not is_finite_number(c):
                 ck.problem(path + (i,), f"value {j} is {short_repr(c)} (NaN, infinite or beyond float range)")

@@ -28,7 +28,7 @@ def diagnose(
 ) -> None:
     """Check your own gradients (worked by hand or by your code) and name the classic mistake behind each wrong one.
 
-    ANSWERS holds lines such as `v1: 0.0123` (or CSV rows `v1,0.0123`), the gradient of the mean cost over the config's samples. For each wrong value, bpcli redoes the backward pass with one classic mistake made at a time (activation derivative left out, f'(o) for f'(z), the sign of dL/dy' flipped, a sum instead of the mean, the 1/2 dropped, weight indices transposed, the upstream sum cut to one term, the bias input not 1, the weights after the update) and says which reproduces your number.
+    ANSWERS holds lines such as `v1: 0.0123` (or CSV rows `v1,0.0123`), the gradient of the mean cost over the config's samples. For each wrong value, bpcli redoes the backward pass with one classic mistake made at a time (activation derivative left out, f'(o) for f'(z), the sign of dL/dy' flipped, a sum instead of the mean, the 1/2 dropped, weight indices transposed, the upstream sum cut to one term, the bias input not 1, the weights after the update) and names the one that reproduces your number to the figures you wrote, when no other explanation comes close; otherwise it says which are possible.
 
     Exit 0 when every answer is right, 1 when some are wrong, 2 for bad input.
     """

@@ -18,7 +18,7 @@ from bpcli.losses import get_loss
 from bpcli.model import BIAS_MODES, INIT_SCHEMES, LETTERS, SYMBOLS, letter_problem, symbol_problem
 from bpcli.schema import FORMAT_VERSION, InitConfig, LayerConfig, NetConfig, TrainConfig
 from bpcli.readable import NotReadable, open_regular
-from bpcli.yamlsrc import MAX_CONFIG_BYTES, Locations, format_path, read_yaml
+from bpcli.yamlsrc import MAX_CONFIG_BYTES, Locations, as_bool, format_path, read_yaml
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
 DTYPES = ("float64", "float32")
@@ -42,8 +42,9 @@ TRAIN_KEYS = ("optimizer", "lr", "epochs", "batch_size", "momentum", "beta1", "b
 def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetConfig, data_mod.Dataset]:
     """Validate a parsed YAML document; ConfigError listing every problem found."""
     ck = Checker(source, locs)
-    for path, line in locs.duplicates:
-        ck.problems.append(f"{source}:{line}: {format_path(path)}: duplicate key (it is given twice)")
+    for path, first, line in locs.duplicates:
+        ck.problems.append(f"{source}:{line}: {format_path(path)}: duplicate key: given on line {first} and again "
+                           f"on line {line}; keep one")
     if doc is None:
         raise ConfigError([f"{source}: the config is empty; start from `bpcli init`"])
     if not isinstance(doc, dict):
@@ -180,11 +181,8 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
         esd = ck.mapping(es, esp, ("patience", "min_delta", "restore_best"))
         patience = ck.integer(esd, "patience", esp, 10, lo=1)
         min_delta = ck.number(esd, "min_delta", esp, 0.0, lo=0)
-        restore_best = esd.get("restore_best", True)
-        if not isinstance(restore_best, bool):
-            ck.problem(esp + ("restore_best",), f"expected true or false, found {kind_of(restore_best)}")
-            restore_best = True
-    elif es not in (None, False):
+        restore_best = ck.boolean(esd, "restore_best", esp, True)
+    elif es is not None and as_bool(es) is not False:
         ck.problem(tp + ("early_stopping",), f"expected {{patience: N}} or a number, found {kind_of(es)}")
     bs = tr.get("batch_size")
     if isinstance(bs, str) and bs.lower() in ("full", "all"):

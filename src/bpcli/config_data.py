@@ -26,11 +26,9 @@ def parse_data(ck: Checker, dd: dict, dp: tuple, base_dir: Path, inputs: list[st
     common = dict(
         validation=ck.number(dd, "validation", dp, 0.0, lo=0, hi=1, hi_open=True),
         split_seed=ck.integer(dd, "split_seed", dp, 0, lo=0),
-        standardize=bool(dd.get("standardize", False)),
+        standardize=ck.boolean(dd, "standardize", dp, False),
         task=ck.choice(dd, "task", dp, "auto", ("auto", "classification", "regression")),
     )
-    if "standardize" in dd and not isinstance(dd["standardize"], bool):
-        ck.problem(dp + ("standardize",), f"expected true or false, found {short_repr(dd['standardize'])}")
     class_list = parse_class_names(ck, dd, dp)
     sources = [k for k in ("x", "csv", "generator") if k in dd]
     if not dd:

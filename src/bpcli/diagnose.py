@@ -5,21 +5,45 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import numpy as np
 
+from bpcli.checker import by_line
 from bpcli.engine import backward, forward
 from bpcli.errors import BpcliError, ConfigError, is_finite_number
 from bpcli.mistakes import MISTAKES, Context, Variant, all_variants
 from bpcli.model import Network
+from bpcli.readable import NotReadable, open_regular
+from bpcli.yamlsrc import format_path, yaml11_hint
 
 Array = np.ndarray
 
 DEFAULT_TOL = 1e-3  # relative: an answer to 4 significant figures passes
 FLOOR = 1e-12  # values below this count as 0 when comparing
 NOT_KNOWN = "not one of the known mistakes"
+# A mistake is named only when its prediction matches the answer to the precision the answer was written with
+# and the right value and every other mistake are at least MARGIN such tolerances away.
+MARGIN = 10.0
+# Answers written with more figures than this (relative) are compared at this precision: code in float32, or a
+# hand computation that kept 7 figures, is no more accurate than that.
+REL_PRECISION = 1e-6
+# rule -> what decided a row's diagnosis (the JSON's `rule`)
+RULES = {
+    "right": "the relative error is within the tolerance",
+    "unique": "the only mistake whose value matches the answer to the precision written; the right value and "
+              f"every other mistake are at least {MARGIN:g} times that precision away",
+    "unique_on_sheet": "several mistakes give this value; this is the only one that also explains every other "
+                       "answer on the sheet, and the right value and the rest are at least "
+                       f"{MARGIN:g} times the precision away",
+    "several": "more than one explanation matches the answer to the precision written",
+    "near": "a mistake comes within the tolerance, but not to the precision the answer was written with",
+    "rounded": "the right value, rounded to the figures written: too few figures to tell a mistake from rounding",
+    "none": "no mistake comes within the tolerance",
+}
 
 
 @dataclass(frozen=True)
@@ -44,7 +68,15 @@ class AnswerRow:
     learner: float
     rel_error: float
     right: bool
-    findings: tuple[Finding, ...]  # empty for a right answer, and for a wrong one no mistake reproduces
+    # the mistakes the diagnosis names: one for unique/unique_on_sheet, the candidates (closest first) for
+    # several/near, none otherwise
+    findings: tuple[Finding, ...]
+    rule: str = "right"  # a key of RULES
+    written: str = ""  # the answer as written
+    figures: int | None = None  # its significant figures
+    precision: float = 0.0  # the absolute tolerance it is compared at (half a unit of its last figure)
+    margin: float | None = None  # the next explanation's distance from the answer, in units of `precision`
+    runner_up: str = ""  # that next explanation ("the right value" or a mistake's label)
 
     @property
     def verdict(self) -> str:
@@ -56,15 +88,28 @@ class AnswerRow:
         return self.learner / self.engine if abs(self.engine) > FLOOR else None
 
     @property
+    def confident(self) -> bool:
+        return self.rule in ("unique", "unique_on_sheet")
+
+    @property
     def diagnosis(self) -> str:
         if self.right:
             return ""
-        return "; or ".join(f.label for f in self.findings) if self.findings else NOT_KNOWN
+        if self.confident:
+            return self.findings[0].label
+        if self.rule in ("several", "near"):
+            also = ", ".join(f.label for f in self.findings[1:])
+            return f"possibly {self.findings[0].label}" + (f" (also consistent with: {also})" if also else "")
+        if self.rule == "rounded":
+            return f"the right value rounded to {self.figures} significant figure{'s' if self.figures != 1 else ''}"
+        return NOT_KNOWN
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "engine": self.engine, "yours": self.learner, "rel_error": self.rel_error,
-                "verdict": self.verdict, "factor": self.factor, "diagnosis": self.diagnosis,
-                "mistakes": [f.to_dict() for f in self.findings]}
+        return {"name": self.name, "engine": self.engine, "yours": self.learner, "written": self.written,
+                "rel_error": self.rel_error, "verdict": self.verdict, "factor": self.factor,
+                "diagnosis": self.diagnosis, "rule": self.rule, "confident": self.confident,
+                "significant_figures": self.figures, "precision": self.precision, "margin": self.margin,
+                "runner_up": self.runner_up or None, "mistakes": [f.to_dict() for f in self.findings]}
 
 
 @dataclass(frozen=True)
@@ -77,6 +122,7 @@ class DiagnoseReport:
     tol: float
     rows: tuple[AnswerRow, ...]
     explains_all: tuple[str, ...]  # labels of the mistakes that reproduce every wrong answer
+    margin: float = MARGIN  # how many times its precision the next explanation must be from a named mistake
 
     @property
     def wrong(self) -> list[AnswerRow]:
@@ -88,9 +134,10 @@ class DiagnoseReport:
 
     def to_dict(self) -> dict:
         return {"command": "diagnose", "name": self.name, "source": self.source, "answers": self.answers,
-                "samples": self.m, "sample": self.sample, "tol": self.tol,
+                "samples": self.m, "sample": self.sample, "tol": self.tol, "margin": self.margin,
                 "right": len(self.rows) - len(self.wrong), "wrong": len(self.wrong),
-                "explains_all_wrong": list(self.explains_all), "rows": [r.to_dict() for r in self.rows]}
+                "explains_all_wrong": list(self.explains_all), "rows": [r.to_dict() for r in self.rows],
+                "rules": {k: v for k, v in RULES.items() if any(r.rule == k for r in self.rows)}}
 
 
 def _rel(a: float, b: float) -> float:
@@ -98,10 +145,29 @@ def _rel(a: float, b: float) -> float:
     return abs(a - b) / den if max(abs(a), abs(b)) > FLOOR else 0.0
 
 
-def diagnose(net: Network, x: Array, y: Array, answers: dict[str, float], lr: float, *, tol: float = DEFAULT_TOL,
-             sample: int | None = None, name: str = "", source: str = "", answers_source: str = "") -> DiagnoseReport:
+def written_precision(text: str) -> tuple[int | None, float]:
+    """(significant figures, half a unit of the last figure) of a number as written: '0.074' -> (2, 0.0005).
+
+    An exact zero ('0', '0.0') is (None, 0.0): it claims to be exactly 0. Text that is not a plain decimal
+    number (0x1F) is (None, 0.0) too.
+    """
+    try:
+        d = Decimal(text.strip())
+    except (InvalidOperation, ValueError):
+        return None, 0.0
+    if not d.is_finite() or d == 0:
+        return None, 0.0
+    t = d.as_tuple()
+    return len(t.digits), 0.5 * 10.0 ** t.exponent
+
+
+def diagnose(net: Network, x: Array, y: Array, answers: dict[str, float | str], lr: float, *,
+             tol: float = DEFAULT_TOL, sample: int | None = None, name: str = "", source: str = "",
+             answers_source: str = "") -> DiagnoseReport:
     """answers: parameter name (any accepted spelling) -> the learner's dC/dparam on these samples (x: (m, n_in)).
 
+    A value given as text is the number as the learner wrote it ("0.074"): its figures set the precision it is
+    compared at; a float is taken as written by repr (its shortest round-trip text).
     sample: a 0-based index to diagnose one sample's gradient instead of the mean over all.
     """
     if not (0 < tol < 1):
@@ -132,57 +198,94 @@ def diagnose(net: Network, x: Array, y: Array, answers: dict[str, float], lr: fl
     true = ctx.values(grads)
     variants = all_variants(ctx)
 
-    rows = []
+    answered = []  # (name, engine, learner, written, figures, precision)
     for pname, key in refs.items():
-        e, a = true[pname], float(answers[key])
-        rel = _rel(a, e)
-        right = rel <= tol
-        found = () if right else tuple(_reproducing(variants, pname, a, e, tol))
-        rows.append(AnswerRow(pname, e, a, rel, right, found))
-    wrong = [r for r in rows if not r.right]
-    # The diagnosis prefers the mistakes that explain the whole sheet: first those that reproduce every wrong
-    # answer and leave every right one right, then those that reproduce every wrong answer; only when none does
-    # is each wrong answer given every mistake that reproduces it on its own.
-    right = [r for r in rows if r.right]
-    explains = [v for v in variants if wrong and all(_matches(v.values[r.name], r.learner, r.engine, tol)
-                                                      for r in wrong)]
-    everywhere = [v for v in explains if all(_rel(v.values[r.name], r.engine) <= tol for r in right)] or explains
-    keep = {(v.key, v.where) for v in everywhere}
-    if keep:
-        rows = [r if r.right else AnswerRow(r.name, r.engine, r.learner, r.rel_error, r.right,
-                                             tuple(f for f in r.findings if (f.key, f.where) in keep))
-                for r in rows]
+        raw = answers[key]
+        a = float(raw)
+        written = raw.strip() if isinstance(raw, str) else repr(a)
+        figures, half = written_precision(written)
+        answered.append((pname, true[pname], a, written, figures, max(half, REL_PRECISION * abs(a), FLOOR)))
+    # The sheet as a whole: the mistakes that match every wrong answer to its precision, preferring those that
+    # also leave every right answer right. Among mistakes that give a row the same value, these win.
+    wrong = [r for r in answered if _rel(r[2], r[1]) > tol and abs(r[2] - r[1]) > r[5]]
+    right = [r for r in answered if _rel(r[2], r[1]) <= tol]
+    explains = [v for v in variants if wrong and all(abs(v.values[r[0]] - r[2]) <= r[5] for r in wrong)]
+    everywhere = [v for v in explains if all(_rel(v.values[r[0]], r[1]) <= tol for r in right)] or explains
+    keep = {id(v) for v in everywhere}
+    rows = [_judge(pname, e, a, written, figures, prec, tol, variants, keep)
+            for pname, e, a, written, figures, prec in answered]
     return DiagnoseReport(name, source, answers_source, int(x.shape[0]), None if sample is None else sample + 1,
                           tol, tuple(rows), tuple(v.label for v in everywhere))
 
 
-def _matches(v: float, a: float, e: float, tol: float) -> bool:
-    return _rel(v, e) > tol and _rel(a, v) <= tol
+def _judge(pname: str, e: float, a: float, written: str, figures: int | None, prec: float, tol: float,
+           variants: list[Variant], keep: set[int]) -> AnswerRow:
+    """One answer's verdict and diagnosis; `keep`: ids of the variants that explain the whole sheet."""
+    rel = _rel(a, e)
+    base = dict(name=pname, engine=e, learner=a, rel_error=rel, written=written, figures=figures, precision=prec)
+    if rel <= tol:
+        return AnswerRow(**base, right=True, findings=())
+    if abs(a - e) <= prec:
+        return AnswerRow(**base, right=False, findings=(), rule="rounded", margin=None, runner_up="the right value")
+    # a mistake that leaves this parameter as it is cannot explain a wrong value of it
+    cands = sorted(((abs(v.values[pname] - a), v) for v in variants if _rel(v.values[pname], e) > 1e-9),
+                   key=lambda dv: dv[0])
+    fits = [v for d, v in cands if d <= prec]
+    if fits:
+        preferred = [v for v in fits if id(v) in keep] or fits
+        named = preferred[0]
+        # every other explanation, save those the rest of the sheet rules out when there is one that fits it
+        rivals = [(abs(e - a), "the right value")] + [(d, v.label) for d, v in cands if v is not named]
+        open_rivals = [(abs(e - a), "the right value")] + [(d, v.label) for d, v in cands
+                                                          if v is not named and (not keep or id(v) in keep)]
+        near, who = min(rivals, key=lambda r: r[0])
+        near_open, who_open = min(open_rivals, key=lambda r: r[0])
+        if near >= MARGIN * prec:
+            return AnswerRow(**base, right=False, findings=(_finding(named, pname),), rule="unique",
+                             margin=near / prec, runner_up=who)
+        if len(preferred) == 1 and near_open >= MARGIN * prec:
+            return AnswerRow(**base, right=False, findings=(_finding(named, pname),), rule="unique_on_sheet",
+                             margin=near_open / prec, runner_up=who_open)
+        others = [v for d, v in cands if v is not named and d < MARGIN * prec and (not keep or id(v) in keep)]
+        return AnswerRow(**base, right=False, findings=tuple(_finding(v, pname) for v in [named, *others]),
+                         rule="several", margin=near_open / prec, runner_up=who_open)
+    near = [v for d, v in cands if _rel(a, v.values[pname]) <= tol]
+    if near:
+        return AnswerRow(**base, right=False, findings=tuple(_finding(v, pname) for v in near), rule="near",
+                         margin=cands[0][0] / prec, runner_up=near[0].label)
+    return AnswerRow(**base, right=False, findings=(), rule="none")
 
 
-def _reproducing(variants: list[Variant], pname: str, a: float, e: float, tol: float) -> list[Finding]:
-    out = []
-    for v in variants:
-        if _matches(v.values[pname], a, e, tol):
-            out.append(Finding(v.key, v.where, v.label, v.text, v.values[pname]))
-    return out
+def _finding(v: Variant, pname: str) -> Finding:
+    return Finding(v.key, v.where, v.label, v.text, v.values[pname])
 
 
 # --- the answers file ----------------------------------------------------------------------------
 
 
-def read_answers(path: str | Path) -> tuple[dict[str, float], dict]:
-    """(name -> value, meta) from YAML, JSON (a mapping, the values maybe under `gradients:`) or CSV (name,value).
+MAX_ANSWERS_BYTES = 5_000_000
+_NUMBER = re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")  # as Python and YAML 1.2 write it
 
-    meta: the `exercise:` mapping of a worksheet's answers (seed, size, activation, samples), else {}.
+
+def read_answers(path: str | Path) -> tuple[dict[str, str], dict]:
+    """(name -> the value as written, meta) from YAML, JSON (a mapping, maybe under `gradients:`) or CSV (name,value).
+
+    The values are the numbers' text ("0.074"), checked to be finite numbers: diagnose compares each at the
+    precision it was written with. meta: the `exercise:` mapping of a worksheet's answers (seed, size,
+    activation, samples), else {}.
     """
     p = Path(path)
     src = str(path)
-    if not p.is_file():
-        raise ConfigError([f"{src}: answers file not found" if not p.exists() else f"{src}: is not a file"])
-    raw = p.read_bytes()
-    if len(raw) > 5_000_000:
-        raise ConfigError([f"{src}: {len(raw) / 1e6:.0f} MB is too large for an answers file"])
+    try:
+        with open_regular(p) as fh:
+            raw = fh.read(MAX_ANSWERS_BYTES + 1)  # never more, whatever the file claims or grows to
+    except NotReadable as err:
+        raise ConfigError([f"{src}: answers file not found" if err.kind == "missing" else f"{src}: {err.problem}"]) \
+            from None
+    except OSError as err:
+        raise ConfigError([f"{src}: cannot read: {err.strerror}"]) from None
+    if len(raw) > MAX_ANSWERS_BYTES:
+        raise ConfigError([f"{src}: more than {MAX_ANSWERS_BYTES / 1e6:.0f} MB is too large for an answers file"])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -196,6 +299,8 @@ def read_answers(path: str | Path) -> tuple[dict[str, float], dict]:
         line = locs.line(path)
         return f"{src}:{line}" if line else src
 
+    problems = [f"{src}:{line}: {format_path(path)}: given twice (lines {first} and {line}); keep one"
+                for path, first, line in locs.duplicates]
     if not isinstance(doc, dict):
         raise ConfigError([f"{src}: expected a mapping of parameter name to gradient (v1: 0.0123), or CSV rows "
                            "name,value"])
@@ -207,46 +312,65 @@ def read_answers(path: str | Path) -> tuple[dict[str, float], dict]:
         values, base = doc["gradients"], ("gradients",)
         if not isinstance(values, dict):
             raise ConfigError([f"{where(base)}: gradients: expected a mapping of parameter name to value"])
-    out, problems = {}, []
+    out = {}
     for k, v in values.items():
         if not base and k in ("exercise", "gradients"):
             continue
         if not is_finite_number(v):
-            problems.append(f"{where(base + (k,))}: {k}: expected a finite number, found {v!r:.40}")
+            problems.append(f"{where(base + (k,))}: {k}: expected a finite number, found {v!r:.40}{yaml11_hint(v)}")
         else:
-            out[str(k)] = float(v)
+            written = locs.texts.get(base + (str(k),), "")
+            out[str(k)] = written if _NUMBER.match(written) and float(written) == float(v) else repr(float(v))
     if problems:
-        raise ConfigError(problems)
+        raise ConfigError(by_line(problems))
     if not out:
         raise ConfigError([f"{src}: no answers found; write one line per parameter, e.g. v1: 0.0123"])
     return out, meta
 
 
-def _read_csv(text: str, src: str) -> dict[str, float]:
-    out, problems = {}, []
-    for i, row in enumerate(csv.reader(io.StringIO(text)), start=1):
-        cells = [c.strip() for c in row]
-        if not cells or not any(cells) or cells[0].startswith("#"):
-            continue
-        if len(cells) != 2:
-            problems.append(f"{src}:{i}: expected two columns, name,value; found {len(cells)}")
-            continue
-        try:
-            v = float(cells[1])
-        except ValueError:
-            if i == 1:
-                continue  # a header row
-            problems.append(f"{src}:{i}: {cells[0]}: expected a number, found {cells[1][:40]!r}")
-            continue
-        if not math.isfinite(v):
-            problems.append(f"{src}:{i}: {cells[0]}: expected a finite number, found {cells[1][:40]!r}")
-            continue
-        out[cells[0]] = v
+def _read_csv(text: str, src: str) -> dict[str, str]:
+    out, problems, lines = {}, [], {}
+    header = False
+    reader = csv.reader(io.StringIO(text))
+    try:
+        for row in reader:
+            i = reader.line_num
+            cells = [c.strip() for c in row]
+            if not cells or not any(cells) or cells[0].startswith("#"):
+                continue
+            if len(cells) != 2:
+                problems.append(f"{src}:{i}: expected two columns, name,value; found {len(cells)}")
+                continue
+            value = cells[1]
+            if not _NUMBER.match(value) or not math.isfinite(float(value)):
+                if not (out or problems or header) and not _looks_numeric(value):
+                    header = True  # a header row: the first row, its value not a number
+                    continue
+                what = "a finite number" if _looks_numeric(value) and "_" not in value else "a number"
+                hint = " (write the digits without '_')" if "_" in value and _looks_numeric(value) else ""
+                problems.append(f"{src}:{i}: {cells[0][:40]}: expected {what}, found {value[:40]!r}{hint}")
+                continue
+            if cells[0] in lines:
+                problems.append(f"{src}:{i}: {cells[0][:40]}: given twice (lines {lines[cells[0]]} and {i}); "
+                                "keep one")
+                continue
+            lines[cells[0]] = i
+            out[cells[0]] = value
+    except csv.Error as err:  # a field over the csv module's size limit, a NUL byte, ...
+        raise ConfigError([f"{src}:{reader.line_num}: not a row of name,value ({err})"]) from None
     if problems:
         raise ConfigError(problems)
     if not out:
         raise ConfigError([f"{src}: no answers found; write one row per parameter, name,value"])
     return out
+
+
+def _looks_numeric(cell: str) -> bool:
+    try:
+        float(cell)
+    except ValueError:
+        return False
+    return True
 
 
 def mistake_titles() -> dict[str, str]:

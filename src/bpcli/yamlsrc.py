@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -15,15 +16,86 @@ MAX_CONFIG_BYTES = 50_000_000
 # Nodes of a document once every alias is expanded: a few kilobytes of anchors and aliases can stand for
 # billions of values (a "billion laughs"), which bpcli would otherwise walk while checking the data.
 MAX_YAML_NODES = 2_000_000
-_Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 60x faster at composing
+_Base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when present: 60x faster at composing
+
+
+class _Loader(_Base):
+    """PyYAML's safe loader with YAML 1.2's plain scalars: what a person means by the text they wrote.
+
+    YAML 1.1 reads `1e-3` as text (no dot), `5_1` as 51, `017` as 15 (octal), `1:30` as 90 (base 60), `yes`,
+    `no`, `on` and `off` as true/false, and `2024-01-01` as a date. Here a number is written the way Python
+    and every other language writes it, true/false are the only booleans, and everything else is text, so a
+    check that wants a number refuses `5_1` or `yes` with the text as written (see yaml11_hint).
+    """
+
+
+_Loader.yaml_implicit_resolvers = {}
+for _tag, _pattern, _first in (
+        ("bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+        ("int", r"^(?:[-+]?(?:0|[1-9][0-9]*)|[-+]?0x[0-9a-fA-F]+)$", "-+0123456789"),
+        ("float", r"^(?:[-+]?(?:\.[0-9]+|(?:0|[1-9][0-9]*)(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+                  r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$", "-+0123456789."),
+        ("null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+        ("merge", r"^(?:<<)$", "<")):
+    _Loader.add_implicit_resolver(f"tag:yaml.org,2002:{_tag}", re.compile(_pattern), list(_first))
+
+
+class Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # libyaml's where PyYAML has it: ~5x faster
+    """PyYAML's safe dumper, quoting every text that either YAML 1.1 or bpcli's reader would take for another type.
+
+    YAML 1.1 already quotes 'yes', '5_1' and '017'; `1e3` is text to YAML 1.1 but a number to bpcli, so it is
+    quoted too, and a name such as "1e3" reads back as the text it is.
+    """
+
+
+Dumper.add_implicit_resolver("tag:yaml.org,2002:float", re.compile(
+    r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)[eE][-+]?[0-9]+$"), list("-+0123456789."))
+
+
+def dump_yaml(doc: Any, **options) -> str:
+    """YAML text that read_yaml (and any YAML 1.1 reader) reads back as `doc`."""
+    return yaml.dump(doc, Dumper=Dumper, **options)
+
+
+BOOL_WORDS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
+def yaml11_hint(v: Any) -> str:
+    """' (...)' saying how YAML 1.1 (most other YAML readers) would read the text v where a number is wanted, or ''.
+
+    `5_1` is 51 there, `017` is 15, `1:30` is 90 and `yes` is true: bpcli keeps them as the text written and
+    refuses them where a number is wanted, so the file means the same thing to every reader.
+    """
+    if not isinstance(v, str) or len(v) > 100:
+        return ""
+    tag = yaml.resolver.Resolver().resolve(yaml.ScalarNode, v, (True, False))  # YAML 1.1's type for this text
+    if tag.rsplit(":", 1)[-1] not in ("bool", "int", "float"):
+        return ""
+    try:
+        old = yaml.SafeLoader("").construct_object(yaml.ScalarNode(tag, v))
+    except (yaml.YAMLError, ValueError, OverflowError):  # YAML 1.1's own reader fails on '0x_' or '1_:0'
+        return ""
+    if isinstance(old, bool):
+        return f" (YAML 1.1 would read '{v}' as {str(old).lower()}; bpcli reads it as text)"
+    if isinstance(old, (int, float)):
+        return f" (YAML 1.1 would read '{v}' as {old!r}; write {old!r} if that is meant)"
+    return ""
+
+
+def as_bool(v: Any) -> bool | None:
+    """true/false, or the words yes/no/on/off (any case) a person may write for them; None for anything else."""
+    if isinstance(v, bool):
+        return v
+    return BOOL_WORDS.get(v.strip().lower()) if isinstance(v, str) else None
 
 
 class Locations:
-    """Line numbers of every config path, from PyYAML's node tree."""
+    """Line numbers of every config path (and each scalar's text as written), from PyYAML's node tree."""
 
     def __init__(self, node: yaml.Node | None):
         self.lines: dict[tuple, int] = {}
-        self.duplicates: list[tuple[tuple, int]] = []
+        self.duplicates: list[tuple[tuple, int, int]] = []  # (path, line of the first, line of the repeat)
+        self.texts: dict[tuple, str] = {}  # a scalar's text as written (the numbers' precision)
         self._budget = 200_000
         self._seen: set[int] = set()  # an alias repeats a node: its inside keeps the alias's line
         if node is not None:
@@ -34,17 +106,20 @@ class Locations:
         if self._budget < 0 or depth > 60:
             return
         self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.ScalarNode):
+            self.texts.setdefault(path, node.value)
         if isinstance(node, yaml.CollectionNode):
             if id(node) in self._seen:
                 return
             self._seen.add(id(node))
         if isinstance(node, yaml.MappingNode):
-            seen = set()
+            seen: dict[str, int] = {}
             for k, v in node.value:
                 key = k.value if isinstance(k, yaml.ScalarNode) else str(k)
                 if key in seen:
-                    self.duplicates.append((path + (key,), k.start_mark.line + 1))
-                seen.add(key)
+                    self.duplicates.append((path + (key,), seen[key], k.start_mark.line + 1))
+                else:
+                    seen[key] = k.start_mark.line + 1
                 self.lines.setdefault(path + (key,), k.start_mark.line + 1)
                 self._walk(v, path + (key,), depth + 1)
         elif isinstance(node, yaml.SequenceNode):
