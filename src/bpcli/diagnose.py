@@ -176,13 +176,14 @@ def read_answers(path: str | Path) -> tuple[dict[str, float], dict]:
 
     meta: the `exercise:` mapping of a worksheet's answers (seed, size, activation, samples), else {}.
     """
+    from bpcli.readable import NotReadable, read_capped
     p = Path(path)
     src = str(path)
-    if not p.is_file():
-        raise ConfigError([f"{src}: answers file not found" if not p.exists() else f"{src}: is not a file"])
-    raw = p.read_bytes()
-    if len(raw) > 5_000_000:
-        raise ConfigError([f"{src}: {len(raw) / 1e6:.0f} MB is too large for an answers file"])
+    try:  # size checked before reading: a sparse file of gigabytes is refused at once
+        raw = read_capped(p, 5_000_000, "answers file")
+    except NotReadable as err:
+        raise ConfigError([f"{src}: answers file not found" if err.kind == "missing" else
+                           f"{src}: {err.problem.replace('may (5,000,000)', 'may (5 MB)')}"]) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -49,8 +49,13 @@ def atomic_write_text(path: Path, text: str) -> None:
 # written through nor replaced (the same everywhere); a file the command reads is never written over.
 
 
+def _who(path: Path, option: str) -> str:
+    """How a message names the output: '--out: p.csv' (an option's value) or 'p.csv:' (an argument)."""
+    return f"{option}: {path}" if option else f"{path}:"
+
+
 def _taken(path: Path, option: str, force: str) -> BpcliError:
-    return BpcliError(f"{option}{path} already exists; choose another file or add {force} to replace it")
+    return BpcliError(f"{_who(path, option)} already exists; choose another file or add {force} to replace it")
 
 
 def check_output(path: Path, replace: bool = False, option: str = "--out", force: str = "--force",
@@ -64,30 +69,30 @@ def check_output(path: Path, replace: bool = False, option: str = "--out", force
     new_folder: the caller creates a missing folder (else a missing folder is refused too).
     """
     path = Path(path)
-    say = f"{option}: " if option else ""
+    who = _who(path, option)
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         st = None
     except OSError as err:
-        raise BpcliError(f"{say}cannot write {path} ({err.strerror})") from None
+        raise BpcliError(f"{who} cannot be written ({err.strerror})") from None
     if st is not None:
         if stat.S_ISLNK(st.st_mode):
-            raise BpcliError(f"{say}{path} is a symbolic link; bpcli never writes through one nor replaces it: "
+            raise BpcliError(f"{who} is a symbolic link; bpcli never writes through one nor replaces it: "
                              "give the path of the file itself")
         if stat.S_ISDIR(st.st_mode):
-            raise BpcliError(f"{say}{path} is a folder; give a file name such as {path / example}")
+            raise BpcliError(f"{who} is a folder; give a file name such as {path / example}")
         if not stat.S_ISREG(st.st_mode):
-            raise BpcliError(f"{say}{path} is {describe_mode(st.st_mode)}, not a regular file; bpcli writes "
+            raise BpcliError(f"{who} is {describe_mode(st.st_mode)}, not a regular file; bpcli writes "
                              "only regular files")
         for source in reads:
             if _is_read(path, st, Path(source)):
                 what = f"in {source}, which" if Path(source).is_dir() else f"{source}, a file"
-                raise BpcliError(f"{say}{path} is {what} this command reads; write the output to another file")
+                raise BpcliError(f"{who} is {what} this command reads; write the output to another file")
         if not replace:
-            raise _taken(path, say, force)
+            raise _taken(path, option, force)
     if not new_folder and not path.parent.is_dir():
-        raise BpcliError(f"{say}folder {path.parent} does not exist")
+        raise BpcliError(f"{option + ': ' if option else ''}folder {path.parent} does not exist")
 
 
 def _is_read(path: Path, st: os.stat_result, source: Path) -> bool:
@@ -114,25 +119,24 @@ def commit_output(tmp: str | Path, path: Path, replace: bool = False, option: st
     there since the check); with it, a rename, only over a regular file. `tmp` is removed either way.
     """
     path = Path(path)
-    say = f"{option}: " if option else ""
     try:
         if not replace:
             try:
                 os.link(tmp, path)
                 return
             except FileExistsError:
-                raise _taken(path, say, force) from None
+                raise _taken(path, option, force) from None
             except OSError as err:
                 if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV,
                                      errno.ENOSYS):
                     raise
             if os.path.lexists(path):  # a file system without hard links: check, then rename
-                raise _taken(path, say, force)
+                raise _taken(path, option, force)
         else:
             try:
                 st = os.lstat(path)
                 if not stat.S_ISREG(st.st_mode):
-                    raise BpcliError(f"{say}{path} is no longer a regular file; nothing written")
+                    raise BpcliError(f"{_who(path, option)} is no longer a regular file; nothing written")
             except FileNotFoundError:
                 pass
         os.replace(tmp, path)

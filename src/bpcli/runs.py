@@ -42,8 +42,8 @@ MAX_JSON = 8_000_000  # no file bpcli writes as JSON comes near this (a sample o
 
 def _named(run_dir: Path) -> str | None:
     try:
-        return json.loads((run_dir / MANIFEST).read_bytes()).get("checkpoint")
-    except (OSError, ValueError, RecursionError, AttributeError):
+        return parse_json(run_dir / MANIFEST, read_regular(run_dir / MANIFEST, MAX_JSON, "manifest")).get("checkpoint")
+    except (BpcliError, OSError, ValueError, RecursionError, AttributeError):
         return None
 
 
@@ -53,8 +53,8 @@ def _first(run_dir: Path, previous: str | None, new: dict) -> dict:
     if previous is None:
         return new
     try:
-        doc = json.loads((run_dir / MANIFEST).read_bytes())
-    except (OSError, ValueError, RecursionError):
+        doc = parse_json(run_dir / MANIFEST, read_regular(run_dir / MANIFEST, MAX_JSON, "manifest"))
+    except (BpcliError, OSError, ValueError, RecursionError):
         doc = None
     doc = doc if isinstance(doc, dict) else {}
     return {key: value if isinstance(value := doc.get(key), str) else None for key in new}
@@ -192,8 +192,10 @@ def load_weights(path: Path, net: Network, data: bytes | None = None) -> Network
 
 
 def parse_json(path: Path, data: bytes):
+    """A run folder's JSON file, nesting bounded (readable.loads_json); RunFolderError naming it."""
+    from bpcli.readable import loads_json
     try:
-        return json.loads(data.decode("utf-8"))
+        return loads_json(data, path)
     except (ValueError, UnicodeDecodeError) as err:
         raise RunFolderError(f"{path}: damaged (not JSON: {err})") from None
     except RecursionError:
