@@ -183,7 +183,7 @@ def read_answers(path: str | Path) -> tuple[dict[str, float], dict]:
         raw = read_capped(p, 5_000_000, "answers file")
     except NotReadable as err:
         raise ConfigError([f"{src}: answers file not found" if err.kind == "missing" else
-                           f"{src}: {err.problem.replace('may (5,000,000)', 'may (5 MB)')}"]) from None
+                           f"{src}: {err.problem}"]) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -237,7 +237,7 @@ def read_regular(path: Path, max_bytes: int, what: str = "file") -> bytes:
         if err.kind == "large" and "grew" in err.problem:
             raise RunFolderError(f"{path}: the {what} grew while being read; the file was changed") from None
         if err.kind == "large":
-            raise RunFolderError(f"{path}: the {what} {err.problem.split(', more')[0]}, more than bpcli ever "
+            raise RunFolderError(f"{path}: the {what} {err.problem.split(', over')[0]}, more than bpcli ever "
                                  f"writes ({max_bytes:,}); the file was changed") from None
         raise RunFolderError(f"{path}: cannot read the {what} ({err.problem.removeprefix('cannot read (')[:-1]})"
                              if err.problem.startswith("cannot read (") else str(err)) from None

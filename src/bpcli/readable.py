@@ -76,7 +76,7 @@ def describe_mode(mode: int) -> str:
 
 
 def _size_problem(path, size: int, max_bytes: int, what: str) -> NotReadable:
-    return NotReadable(path, f"holds {size:,} bytes, more than a {what} may ({max_bytes:,})", "large")
+    return NotReadable(path, f"holds {size:,} bytes, over the {what} limit ({max_bytes:,} bytes)", "large")
 
 
 def read_capped(path: str | Path, max_bytes: int, what: str = "file", follow: bool = True) -> bytes:
@@ -114,16 +114,14 @@ class CappedStream(io.RawIOBase):
 
     def readinto(self, buf) -> int:
         if self._left < 0:
-            raise NotReadable(self._source, f"more than {self._max:,} bytes, more than a {self._what} may hold",
-                              "large")
+            raise NotReadable(self._source, f"more than {self._max:,} bytes, over the {self._what} limit", "large")
         want = min(len(buf), self._left + 1)
         chunk = self._raw.read(want) if not hasattr(self._raw, "read1") else self._raw.read1(want)
         n = len(chunk)
         buf[:n] = chunk
         self._left -= n
         if self._left < 0:
-            raise NotReadable(self._source, f"more than {self._max:,} bytes, more than a {self._what} may hold",
-                              "large")
+            raise NotReadable(self._source, f"more than {self._max:,} bytes, over the {self._what} limit", "large")
         return n
 
 
