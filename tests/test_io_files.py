@@ -363,7 +363,7 @@ def test_a_sparse_answers_file_is_refused_before_it_is_read(tmp_path):
 def test_stdin_is_capped_like_a_file(made, monkeypatch):
     from bpcli import newdata
     _, run = made
-    monkeypatch.setattr(newdata, "MAX_TABLE_BYTES", 1000)
+    monkeypatch.setattr(newdata, "MAX_TABLE_BYTES", 1000, raising=False)
     rows = "x1,x2\n" + "0,1\n" * 1000  # 4,006 bytes
     res = runner.invoke(app, ["predict", str(run), "-"], input=rows)
     assert 2 == res.exit_code, res.output
