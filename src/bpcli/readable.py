@@ -153,12 +153,16 @@ def json_depth(text: str) -> int:
     return deepest
 
 
+class TooDeep(ValueError):
+    """JSON nested deeper than bpcli reads."""
+
+
 def loads_json(data: bytes | str, source, max_depth: int = MAX_JSON_DEPTH):
-    """json.loads with the nesting bounded: ValueError (naming the depth) for deeper documents, and for text
-    that is not UTF-8."""
+    """json.loads with the nesting bounded: TooDeep (a ValueError naming the depth) for deeper documents;
+    ValueError for text that is not JSON or not UTF-8."""
     import json
     text = data.decode("utf-8") if isinstance(data, bytes) else data
     depth = json_depth(text)
     if depth > max_depth:
-        raise ValueError(f"nested {depth} levels deep, more than {max_depth}")
+        raise TooDeep(f"{source}: nested {depth} levels deep, more than {max_depth}")
     return json.loads(text)

@@ -193,9 +193,11 @@ def load_weights(path: Path, net: Network, data: bytes | None = None) -> Network
 
 def parse_json(path: Path, data: bytes):
     """A run folder's JSON file, nesting bounded (readable.loads_json); RunFolderError naming it."""
-    from bpcli.readable import loads_json
+    from bpcli.readable import TooDeep, loads_json
     try:
         return loads_json(data, path)
+    except TooDeep:
+        raise RunFolderError(f"{path}: damaged (JSON nested too deeply)") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise RunFolderError(f"{path}: damaged (not JSON: {err})") from None
     except RecursionError:
