@@ -129,11 +129,12 @@ def test_predict_never_writes_over_its_own_data_or_its_run(made, tmp_path):
     data = tmp_path / "data.csv"
     data.write_text("x1,x2\n0,1\n1,1\n")
     os.link(data, tmp_path / "same.csv")  # a hard link: the same file by another name
-    for out in (data, tmp_path / "same.csv", Path(os.path.relpath(data))):
+    for out, what in ((data, "a file"), (tmp_path / "same.csv", f"the same file as {data}, which"),
+                      (Path(os.path.relpath(data)), f"the same file as {data}, which")):
         res = runner.invoke(app, ["predict", str(run), str(data), "--out", str(out), "--force"])
         assert 2 == res.exit_code, res.output
         [line] = _errors(res)
-        assert f"{data}, a file this command reads" in line, line
+        assert f"error: --out: {out} is {what} this command reads; write the output to another file" == line
     assert "x1,x2\n0,1\n1,1\n" == data.read_text()
     manifest = (run / "run.json").read_bytes()
     res = runner.invoke(app, ["predict", str(run), str(data), "--out", str(run / "run.json"), "--force"])

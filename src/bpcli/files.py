@@ -87,7 +87,8 @@ def check_output(path: Path, replace: bool = False, option: str = "--out", force
                              "only regular files")
         for source in reads:
             if _is_read(path, st, Path(source)):
-                what = f"in {source}, which" if Path(source).is_dir() else f"{source}, a file"
+                what = (f"in {source}, which" if Path(source).is_dir() else "a file" if str(source) == str(path)
+                        else f"the same file as {source}, which")
                 raise BpcliError(f"{who} is {what} this command reads; write the output to another file")
         if not replace:
             raise _taken(path, option, force)

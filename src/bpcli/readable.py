@@ -64,7 +64,7 @@ def open_regular(path: str | Path, follow: bool = True) -> BinaryIO:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
             raise _not_regular(path, st.st_mode)
-        return os.fdopen(fd, "rb")
+        return open(fd, "rb")  # io.open on the descriptor already checked
     except BaseException:
         os.close(fd)
         raise
