@@ -372,3 +372,23 @@ def test_stdin_is_capped_like_a_file(made, monkeypatch):
         == res.output.strip()
     ok = runner.invoke(app, ["predict", str(run), "-"], input=rows[:806])  # 200 rows: under the cap
     assert 0 == ok.exit_code, ok.output
+
+
+def test_a_run_weights_file_of_many_members_is_refused_by_their_total(made, tmp_path):
+    """A forger's weights.npz (checksums recorded again) of 200 deflated members, each within the size one of the
+    network's arrays may have: refused from the headers for their total, before any is expanded."""
+    import shutil
+
+    from test_run_folder import _rerecord
+
+    from bpcli.runs import checkpoint_dir
+    _, run = made
+    shutil.copytree(run, tmp_path / "run")
+    weights = checkpoint_dir(tmp_path / "run") / "weights.npz"
+    _zip_of_zeros(weights, 200, 4096)  # the seed network's largest array: 4 values; a member may hold 4,128 bytes
+    _rerecord(tmp_path / "run")
+    res = runner.invoke(app, ["show", str(tmp_path / "run")])
+    assert 2 == res.exit_code, res.output
+    [line] = _errors(res)
+    assert f"error: {weights}: its arrays expand to more than 16,456 bytes (200 members); refused before " \
+           "expanding them" == line

@@ -164,9 +164,15 @@ def _max_bytes(net: Network) -> int:
     return max(a.size for a in net.named_arrays().values()) * 8 + 4096
 
 
+def _max_total(net: Network, copies: int = 1) -> int:
+    """All the members of a weights.npz (copies=1) or a state.npz (3: m, v, best) together, expanded."""
+    arrays = net.named_arrays().values()
+    return copies * (sum(a.size for a in arrays) * 8 + 4096 * len(arrays))
+
+
 def load_weights(path: Path, net: Network, data: bytes | None = None) -> Network:
     """Put the arrays of a weights.npz into a copy of `net`; RunFolderError names the file on any mismatch."""
-    arrays = read_npz(path, _max_bytes(net), data=data)
+    arrays = read_npz(path, _max_bytes(net), data=data, max_total=_max_total(net))
     out = net.copy()
     expected = net.named_arrays()
     missing = [k for k in expected if k not in arrays]
@@ -311,7 +317,8 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> LoadedRun:
         sample = sample_from_json(parse_json(ck / SAMPLE, blobs[SAMPLE]), len(net.layers), state.epoch)
     except ValueError as err:
         raise RunFolderError(f"{ck / SAMPLE}: damaged ({err}){afresh}") from None
-    arrays = read_npz(ck / STATE, _max_bytes(net), "optimiser state file", data=blobs[STATE])
+    arrays = read_npz(ck / STATE, _max_bytes(net), "optimiser state file", data=blobs[STATE],
+                      max_total=_max_total(net, 3))
     expected = net.named_arrays()
     for k, v in arrays.items():
         kind, _, key = k.partition(":")
