@@ -1,4 +1,4 @@
-"""Files written all or nothing (temporary file, fsync, rename), checksums, and .npz archives read safely."""
+"""Files written all or nothing (temporary file, fsync, rename), outputs a user names, checksums, .npz read safely."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ os.umask(_UMASK)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, flush, fsync, then rename over it."""
+    """Write to a temporary file beside `path`, flush, fsync, then rename over it.
+
+    For bpcli's own files inside a run folder it holds; a file a user names goes through write_output."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
