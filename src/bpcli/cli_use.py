@@ -61,9 +61,9 @@ def predict(
     DATA names the run's input columns in its header (in any order; other columns are carried through to the output). Classification gives each row's class and each class's probability (p_CLASS), regression the predicted values.
     Prints CSV when stdout is a file or a pipe, a table on a terminal, or JSON with --json. Exit 2 on bad data: a missing column, a value that is not a number, NaN, a row with the wrong number of fields.
     """
+    from bpcli.latest import resolve_run
     from bpcli.predict import predict_own, predict_table
 
-    from bpcli.latest import resolve_run
     run = resolve_run(run)
     reads = (run,) + (() if data is None or data == "-" else (Path(data),))  # never written over, even with --force
     if out is not None:

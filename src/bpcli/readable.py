@@ -102,12 +102,18 @@ class CappedStream(io.RawIOBase):
     """A binary stream that raises NotReadable (kind "large") once more than max_bytes have come through it.
 
     For what cannot be measured before reading (stdin, a pipe): memory stays bounded however much is sent.
+    owns: closing this stream closes `raw` too (a file it was opened for; never the process's stdin).
     """
 
-    def __init__(self, raw: BinaryIO, max_bytes: int, source: str, what: str):
+    def __init__(self, raw: BinaryIO, max_bytes: int, source: str, what: str, owns: bool = False):
         super().__init__()
         self._raw, self._left, self._max = raw, max_bytes, max_bytes
-        self._source, self._what = source, what
+        self._source, self._what, self._owns = source, what, owns
+
+    def close(self) -> None:
+        if self._owns and not self.closed:
+            self._raw.close()
+        super().close()
 
     def readable(self) -> bool:
         return True
@@ -135,7 +141,7 @@ def open_capped(path: str | Path, max_bytes: int, what: str = "file") -> BinaryI
     except BaseException:
         fh.close()
         raise
-    return io.BufferedReader(CappedStream(fh, max_bytes, str(path), what))
+    return io.BufferedReader(CappedStream(fh, max_bytes, str(path), what, owns=True))
 
 
 MAX_JSON_DEPTH = 64  # no JSON file bpcli writes or reads nests deeper than a few levels
