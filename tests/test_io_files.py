@@ -372,6 +372,10 @@ def test_stdin_is_capped_like_a_file(made, monkeypatch):
         == res.output.strip()
     ok = runner.invoke(app, ["predict", str(run), "-"], input=rows[:806])  # 200 rows: under the cap
     assert 0 == ok.exit_code, ok.output
+    labelled = "x1,x2,y\n" + "0,1,1\n" * 200  # 1,208 bytes
+    res = runner.invoke(app, ["evaluate", str(run), "-"], input=labelled)
+    assert 2 == res.exit_code and "error: <stdin>: more than 1,000 bytes, over the DATA file limit" in res.output
+    assert 0 == runner.invoke(app, ["evaluate", str(run), "-"], input=labelled[:608]).exit_code
 
 
 def test_a_run_weights_file_of_many_members_is_refused_by_their_total(made, tmp_path):
