@@ -396,3 +396,23 @@ def test_a_run_weights_file_of_many_members_is_refused_by_their_total(made, tmp_
     [line] = _errors(res)
     assert f"error: {weights}: its arrays expand to more than 16,456 bytes (200 members); refused before " \
            "expanding them" == line
+
+
+def test_plot_redraws_its_own_images_but_never_a_device_fifo_or_link_at_their_names(made, tmp_path):
+    """plot names its files itself (loss.png, ...) and redraws them in place; at those names a FIFO, a symbolic
+    link or a device node is refused, untouched."""
+    _, run = made
+    argv = ["plot", str(run), "--only", "loss", "--dpi", "20", "--out", str(tmp_path)]
+    assert 0 == runner.invoke(app, argv).exit_code
+    first = (tmp_path / "loss.png").stat().st_ino
+    assert 0 == runner.invoke(app, argv).exit_code  # drawn again, in place of its own earlier image
+    assert first != (tmp_path / "loss.png").stat().st_ino
+    kinds = ["fifo", "symlink"] + (["device"] if os.geteuid() == 0 else [])
+    for kind in kinds:
+        (tmp_path / "loss.png").unlink()
+        _make(kind, tmp_path / "loss.png", tmp_path / "victim.png")
+        res = runner.invoke(app, argv)
+        assert 2 == res.exit_code, (kind, res.output)
+        [line] = _errors(res)
+        assert line.startswith(f"error: --out: {tmp_path / 'loss.png'} is a"), line
+        assert _intact(kind, tmp_path / "loss.png", tmp_path / "victim.png"), kind
