@@ -408,5 +408,5 @@ def test_a_huge_answers_file_is_refused_without_reading_it(tmp_path):
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert "too large for an answers file" in str(err.value)
+    assert "over the answers file limit" in str(err.value)
     assert peak < 20_000_000, peak

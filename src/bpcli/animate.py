@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,15 +44,15 @@ class AnimateResult:
                 "snapshots": self.snapshots, "bytes": self.bytes, "seconds": self.seconds}
 
 
-def check_out(out: Path) -> str:
-    """The animation format of `out` from its suffix; BpcliError for another suffix or a missing writer."""
+def check_out(out: Path, replace: bool = False) -> str:
+    """The animation format of `out` from its suffix; BpcliError for another suffix, a missing writer or a path
+    files.check_output refuses (an existing file only with `replace`)."""
+    from bpcli.files import check_output
+
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
         raise BpcliError(f"--out: give a file ending in .gif, .svg or .mp4; found '{out.name}'")
-    if out.is_dir():
-        raise BpcliError(f"--out: {out} is a folder; give a file name such as {out / 'learn.gif'}")
-    if not out.parent.is_dir():
-        raise BpcliError(f"--out: folder {out.parent} does not exist")
+    check_output(out, replace, example="learn.gif")
     if suffix == ".mp4":
         from matplotlib import animation
         if not animation.writers.is_available("ffmpeg"):
@@ -214,10 +213,10 @@ class Diagram:
 
 
 def animate_run(net, cfg_name: str, data, history: list[dict], traj, out: Path, frames: int = 100, fps: int = 10,
-                dpi: int = 80, run_dir: str = "", progress=None) -> AnimateResult:
+                dpi: int = 80, run_dir: str = "", progress=None, replace: bool = False) -> AnimateResult:
     """Render the frames (at most `frames`, evenly spread over the kept snapshots) into `out`, written whole or
     not at all. progress(done, total) is called after each frame."""
-    fmt = check_out(out)
+    fmt = check_out(out, replace)
     t0 = time.perf_counter()
     n_edges = sum(la.n_in * la.n_out for la in net.layers)
     if n_edges > MAX_EDGES:
@@ -229,31 +228,29 @@ def animate_run(net, cfg_name: str, data, history: list[dict], traj, out: Path, 
     al = along(net, data, traj.epochs, traj.params, pick)
     d = Diagram(net, al, history, cfg_name, dpi, data.task == "classification")
     if fmt == "mp4":
-        _write_mp4(d, out, fps, progress)
+        _write_mp4(d, out, fps, progress, replace)
     else:
-        from bpcli.files import atomic_write_bytes
+        from bpcli.files import write_output
         if fmt == "svg":
             from bpcli.animate_svg import svg_bytes
             blob = svg_bytes(d, fps, progress)
         else:
             blob = gif_bytes(d, fps, progress)
-        atomic_write_bytes(out, blob)
+        write_output(out, blob, replace)
     return AnimateResult(cfg_name, run_dir, str(out), fmt, len(pick), tuple(int(e) for e in al.epochs),
                          len(traj.epochs), out.stat().st_size, time.perf_counter() - t0)
 
 
-def _write_mp4(d: Diagram, out: Path, fps: int, progress) -> None:
+def _write_mp4(d: Diagram, out: Path, fps: int, progress, replace: bool = False) -> None:
     """The blitted frames piped to ffmpeg (where matplotlib's settings find it) as raw RGB, encoded as H.264 into a
     temporary file that is renamed over `out` when whole."""
     import subprocess
 
     from matplotlib import animation
 
-    from bpcli.files import _UMASK
+    from bpcli.files import commit_output, temp_beside
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)
-    os.close(fd)
+    tmp = temp_beside(out, out.suffix)
     w, h = (int(v) for v in d.fig.canvas.get_width_height())
     cmd = [animation.FFMpegWriter.bin_path(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
            "-s", f"{w}x{h}", "-r", str(fps), "-i", "pipe:", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2",
@@ -274,7 +271,7 @@ def _write_mp4(d: Diagram, out: Path, fps: int, progress) -> None:
         if proc.returncode:
             last = problem.splitlines()[-1] if problem else f"exit status {proc.returncode}"
             raise BpcliError(f"--out: ffmpeg could not write the MP4 ({last})")
-        os.replace(tmp, out)
+        commit_output(tmp, out, replace)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

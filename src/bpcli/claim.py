@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import json
 import os
 import re
 import secrets
@@ -73,12 +72,12 @@ def lock_run(run_dir: Path) -> Lock:
 
 def is_bpcli_run(folder: Path) -> bool:
     """True when `folder` holds a run.json bpcli wrote (format 2) or a format-1 train_state.json."""
+    from bpcli.readable import NotReadable, loads_json, read_capped
     for name, ok in ((MANIFEST, lambda d: d.get("format") == MARKER),
                      ("train_state.json", lambda d: d.get("format_version") == 1 and "bpcli_version" in d)):
-        try:
-            with open(folder / name, "rb") as fh:
-                doc = json.loads(fh.read(1_000_000))
-        except (OSError, ValueError, RecursionError):
+        try:  # never blocks on a FIFO
+            doc = loads_json(read_capped(folder / name, 8_000_000, name, follow=False), folder / name)
+        except (NotReadable, OSError, ValueError, RecursionError):
             continue
         if isinstance(doc, dict) and ok(doc):
             return True

@@ -41,6 +41,7 @@ TargetArg = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout instead of tables; an error "
                                      'is {"error": {"message": ..., "exit_code": N}}.')]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace an existing output file.")]
 RunOpt = Annotated[Optional[Path], typer.Option("--run", help="A run folder made by `bpcli train`.",
                                                 show_default=False)]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="A config file (same as the positional).",

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli_common import (EpochOpt, JsonOpt, RunArg, TargetArg, emit_json, emit_text, err_console, handles_errors, load_target,
+from bpcli.cli_common import (EpochOpt, ForceOpt, JsonOpt, RunArg, TargetArg, emit_json, emit_text, err_console, handles_errors, load_target,
                               out_console)
 from bpcli.errors import EXIT_FAILED, BpcliError
 
@@ -29,6 +29,7 @@ def show(
         show_default=False, metavar="FILE")] = None,
     render: Annotated[bool, typer.Option(
         "--render", help="Render the graph to network.svg (in the run folder, else here) with Graphviz.")] = False,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """List the layers, every parameter name with its value, and the network diagram.
@@ -76,19 +77,17 @@ def show(
     if render:
         stem = "network" if sample is None else f"network-sample-{sample}"
         out = (run_dir or Path(".")) / f"{stem}.svg"
+    option = "--out" if not render else "--render"
+    reads = tuple(p for p in (target,) if p is not None and not Path(p).is_dir())  # a config file shown
     if out.suffix.lower() in TEXT_SUFFIXES:
-        from bpcli.files import atomic_write_text
-        if not out.parent.is_dir():
-            raise BpcliError(f"--out: folder {out.parent} does not exist")
-        if out.is_dir():
-            raise BpcliError(f"--out: {out} is a folder; give a file name such as {out / 'network.dot'}")
+        from bpcli.files import write_output
         try:
-            atomic_write_text(out, text)
+            write_output(out, text, force, option, reads=reads, example="network.dot")
         except OSError as err:
             raise BpcliError(f"--out: cannot write {out} ({err.strerror})") from None
         how = "DOT text"
     else:
-        how = f"{render_dot(text, out).upper()} rendered with Graphviz dot"
+        how = f"{render_dot(text, out, force, option, reads).upper()} rendered with Graphviz dot"
     if json_out:
         emit_json(res.to_dict() | {"written": str(out), "dot": text})
     else:

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli_common import JsonOpt, emit_json, handles_errors, load_target, out_console
+from bpcli.cli_common import ForceOpt, JsonOpt, emit_json, handles_errors, load_target, out_console
 from bpcli.errors import BpcliError
 
 FORMATS = {"markdown": "markdown", "md": "markdown", "latex": "latex", "tex": "latex"}
@@ -73,8 +73,9 @@ def exercise(
     answers: Annotated[bool, typer.Option("--answers", help="Add the key: explain's worked derivation of every "
                                           "question, with its numbers.")] = False,
     config_out: Annotated[Optional[Path], typer.Option(
-        "--config-out", help="Also write the sheet's network as a config file (for train, explain, diagnose).",
-        show_default=False)] = None,
+        "--config-out", help="Also write the sheet's network as a config file (for train, explain, diagnose); "
+        "an existing file only with --force.", show_default=False)] = None,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Write a backprop worksheet: a small network with round-number weights, one or two samples, and questions such as "compute dC/dv1".
@@ -86,14 +87,18 @@ def exercise(
     fmt = FORMATS.get(format_.lower())
     if fmt is None:
         raise BpcliError(f"--format: choose markdown or latex, found '{format_}'")
+    if config_out is not None:
+        from bpcli.files import check_output
+        check_output(config_out, force, "--config-out", example="sheet.yaml")
     sheet = make_sheet(seed, size, activation, samples)
     cfg, net, prepared = load_sheet(sheet)  # the sheet goes through the config checker like any file
     if config_out is not None:
         import yaml
 
-        from bpcli.files import atomic_write_text
-        atomic_write_text(config_out, f"# {sheet.config['description']}\n"
-                          + yaml.safe_dump(sheet.config, sort_keys=False, default_flow_style=None))
+        from bpcli.files import write_output
+        write_output(config_out, f"# {sheet.config['description']}\n"
+                     + yaml.safe_dump(sheet.config, sort_keys=False, default_flow_style=None), force,
+                     "--config-out", example="sheet.yaml")
     if json_out:
         emit_json(sheet.to_dict())
         return

@@ -147,7 +147,9 @@ def init(
     """
     from bpcli.config import builtin_config_dir
     from bpcli.errors import did_you_mean
-    from bpcli.files import atomic_write_text
+    import os
+
+    from bpcli.files import write_output
     from bpcli.results import InitResult, example_summary
 
     shipped = {p.stem: p for p in sorted(builtin_config_dir().glob("*.yaml"))}
@@ -162,15 +164,9 @@ def init(
     if example not in shipped:
         raise BpcliError(f"--example: no example '{example}'{did_you_mean(example, shipped)}; "
                          f"choose one of: {', '.join(shipped)}")
-    if path.is_dir():
-        raise BpcliError(f"{path}: is a folder; give the config's file name, e.g. {path / 'bpcli.yaml'}")
-    if path.exists() and not force:
-        raise BpcliError(f"{path} already exists; choose another path or add --force")
-    if path.parent and not path.parent.exists():
-        raise BpcliError(f"{path.parent}: folder does not exist")
     text = shipped[example].read_text()
     try:
-        atomic_write_text(path, text)
+        write_output(path, text, force, "", example="bpcli.yaml")
     except OSError as err:
         raise BpcliError(f"{path}: cannot write ({err.strerror})") from None
     copied = []
@@ -178,9 +174,9 @@ def init(
     for m in re.finditer(r"^\s*csv:\s*(\S+)", text, re.M):
         src = builtin_config_dir() / m.group(1)
         dst = path.parent / m.group(1)
-        if src.exists() and not dst.exists():
+        if src.exists() and not os.path.lexists(dst):  # a data file already there is the user's: kept
             try:
-                atomic_write_text(dst, src.read_text())
+                write_output(dst, src.read_text(), False, "")
             except OSError as err:
                 raise BpcliError(f"{dst}: cannot write ({err.strerror})") from None
             copied.append(str(dst))

@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli_common import JsonOpt, emit_json, err_console, handles_errors, out_console
+from bpcli.cli_common import ForceOpt, JsonOpt, emit_json, err_console, handles_errors, out_console
 from bpcli.errors import BpcliError
 
 UseRunArg = Annotated[Path, typer.Argument(
@@ -36,15 +36,11 @@ def _table(data: str):
     return read_table(data, stdin)
 
 
-def _write_out(out: Path, text: str) -> None:
-    """--out FILE, written whole or not at all (a temporary file renamed over it)."""
-    from bpcli.files import atomic_write_text
-    if out.is_dir():
-        raise BpcliError(f"--out: {out} is a folder; give a file name such as {out / 'predictions.csv'}")
-    if not out.parent.is_dir():
-        raise BpcliError(f"--out: folder {out.parent} does not exist")
+def _write_out(out: Path, text: str, force: bool, reads: tuple) -> None:
+    """--out FILE, written whole or not at all, under files.write_output's rules."""
+    from bpcli.files import write_output
     try:
-        atomic_write_text(out, text)
+        write_output(out, text, force, reads=reads, example="predictions.csv")
     except OSError as err:
         raise BpcliError(f"--out: cannot write {out} ({err.strerror})") from None
 
@@ -54,8 +50,10 @@ def predict(
     run: UseRunArg,
     data: DataArg = None,
     out: Annotated[Optional[Path], typer.Option(
-        help="Write the CSV (the JSON with --json) to FILE instead of stdout, whole or not at all.",
+        help="Write the CSV (the JSON with --json) to FILE instead of stdout, whole or not at all; never over "
+             "DATA, an existing file (without --force), a device or a symbolic link.",
         show_default=False, metavar="FILE")] = None,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Apply a trained run to new inputs: its saved scaling, then the network; one prediction per row.
@@ -63,15 +61,21 @@ def predict(
     DATA names the run's input columns in its header (in any order; other columns are carried through to the output). Classification gives each row's class and each class's probability (p_CLASS), regression the predicted values.
     Prints CSV when stdout is a file or a pipe, a table on a terminal, or JSON with --json. Exit 2 on bad data: a missing column, a value that is not a number, NaN, a row with the wrong number of fields.
     """
+    from bpcli.latest import resolve_run
     from bpcli.predict import predict_own, predict_table
 
+    run = resolve_run(run)
+    reads = (run,) + (() if data is None or data == "-" else (Path(data),))  # never written over, even with --force
+    if out is not None:
+        from bpcli.files import check_output
+        check_output(out, force, reads=reads, example="predictions.csv")  # before the work, and again when writing
     loaded = _load(run)
     res = predict_table(loaded, _table(data)) if data is not None else predict_own(loaded)
     if out is not None:
         import json
         from bpcli.results import finite_or_none
         text = json.dumps(finite_or_none(res.to_dict()), indent=2, allow_nan=False) + "\n" if json_out else res.to_csv()
-        _write_out(out, text)
+        _write_out(out, text, force, reads)
         err_console().print(f"wrote {out} ({res.m} rows)", markup=False, soft_wrap=True)
     elif json_out:
         emit_json(res.to_dict())

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli_common import JsonOpt, RunArg, emit_json, err_console, handles_errors, out_console, split_names
+from bpcli.cli_common import ForceOpt, JsonOpt, RunArg, emit_json, err_console, handles_errors, out_console, split_names
 from bpcli.errors import BpcliError, NameError_
 
 
@@ -21,6 +21,7 @@ def compare(
         help="Also draw every run's loss and metric curves, overlaid, into FILE (.png, .svg or .pdf).",
         show_default=False, metavar="FILE")] = None,
     dpi: Annotated[int, typer.Option(help="Resolution of a PNG picture.")] = 100,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Set runs side by side: what differs in their configs (as dotted keys: train.lr), their final numbers and each run's `bpcli inspect` verdict.
@@ -33,7 +34,7 @@ def compare(
     if out is not None:
         from bpcli.figures import check_out_file
         from bpcli.plot import require_matplotlib
-        fmt = check_out_file(out)
+        fmt = check_out_file(out, replace=force)
         require_matplotlib()
     if not 10 <= dpi <= 600:
         raise BpcliError(f"--dpi: must be between 10 and 600, found {dpi}")
@@ -42,7 +43,7 @@ def compare(
     if fmt is not None:
         from bpcli.compare_plot import compare_figure
         from bpcli.figures import save_picture
-        save_picture(compare_figure(res), out, dpi)
+        save_picture(compare_figure(res), out, dpi, force)
         res = dataclasses.replace(res, written=(str(out),))
     if json_out:
         emit_json(res.to_dict())
@@ -61,6 +62,7 @@ def animate(
                                              "snapshots (the first and the last always among them).")] = 100,
     fps: Annotated[int, typer.Option(help="Frames per second.")] = 10,
     dpi: Annotated[int, typer.Option(help="Resolution of GIF and MP4 frames (80: 720 x 336 pixels).")] = 80,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Animate a run: the network diagram epoch by epoch (edge width = |weight|, dashed when negative; colour = the gradient dC/dw, red positive, blue negative) beside the loss curve.
@@ -75,12 +77,12 @@ def animate(
             raise BpcliError(f"{option}: must be between {lo} and {hi}, found {value}")
     require_matplotlib()
     if out is not None:
-        check_out(out)  # before loading anything: a .mp4 without ffmpeg is one line at once
+        check_out(out, force)  # before loading anything: a .mp4 without ffmpeg is one line at once
     loaded, traj = _run_and_trajectory(run)
     target = out if out is not None else loaded.run_dir / "learn.gif"
     with _progress("animate", "frames") as tick:
         res = animate_run(loaded.net, loaded.cfg.name, loaded.prepared.train, loaded.history, traj, target,
-                          frames, fps, dpi, str(loaded.run_dir), tick)
+                          frames, fps, dpi, str(loaded.run_dir), tick, replace=force)
     if json_out:
         emit_json(res.to_dict())
     else:

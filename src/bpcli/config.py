@@ -17,7 +17,7 @@ from bpcli.errors import ConfigError, is_finite_number
 from bpcli.losses import get_loss
 from bpcli.model import BIAS_MODES, INIT_SCHEMES, LETTERS, SYMBOLS, letter_problem, symbol_problem
 from bpcli.schema import FORMAT_VERSION, InitConfig, LayerConfig, NetConfig, TrainConfig
-from bpcli.readable import NotReadable, open_regular
+from bpcli.readable import NotReadable, read_capped
 from bpcli.yamlsrc import MAX_CONFIG_BYTES, Locations, as_bool, format_path, read_yaml
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
@@ -347,10 +347,12 @@ def load_config(path: str | Path | None = None) -> tuple[NetConfig, data_mod.Dat
     else:
         p = Path(path)
         source = str(path)
-    try:
-        with open_regular(p) as fh:
-            raw = fh.read(MAX_CONFIG_BYTES + 1)
+    too_big = ConfigError([f"{source}: the config is over {human_bytes(MAX_CONFIG_BYTES)}; put large data in a CSV file"])
+    try:  # the size checked before reading: a sparse file of gigabytes is refused without reading it
+        raw = read_capped(p, MAX_CONFIG_BYTES, "config")
     except NotReadable as err:
+        if err.kind == "large":
+            raise too_big from None
         if err.kind == "missing":
             raise ConfigError([f"{source}: config file not found"]) from None
         if err.kind == "folder":
@@ -359,8 +361,6 @@ def load_config(path: str | Path | None = None) -> tuple[NetConfig, data_mod.Dat
         raise ConfigError([f"{source}: {err.problem}"]) from None
     except OSError as err:
         raise ConfigError([f"{source}: cannot read: {err.strerror}"]) from None
-    if len(raw) > MAX_CONFIG_BYTES:
-        raise ConfigError([f"{source}: the config is over {human_bytes(MAX_CONFIG_BYTES)}; put large data in a CSV file"])
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

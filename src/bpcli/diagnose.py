@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from bpcli.checker import by_line
+from bpcli.readable import NotReadable, read_capped
 from bpcli.engine import backward, forward
 from bpcli.errors import BpcliError, ConfigError, is_finite_number
 from bpcli.mistakes import MISTAKES, Context, Variant, all_variants
 from bpcli.model import Network
-from bpcli.readable import NotReadable, open_regular
 from bpcli.yamlsrc import format_path, yaml11_hint
 
 Array = np.ndarray
@@ -276,16 +276,11 @@ def read_answers(path: str | Path) -> tuple[dict[str, str], dict]:
     """
     p = Path(path)
     src = str(path)
-    try:
-        with open_regular(p) as fh:
-            raw = fh.read(MAX_ANSWERS_BYTES + 1)  # never more, whatever the file claims or grows to
+    try:  # size checked before reading: a sparse file of gigabytes is refused at once
+        raw = read_capped(p, MAX_ANSWERS_BYTES, "answers file")
     except NotReadable as err:
-        raise ConfigError([f"{src}: answers file not found" if err.kind == "missing" else f"{src}: {err.problem}"]) \
-            from None
-    except OSError as err:
-        raise ConfigError([f"{src}: cannot read: {err.strerror}"]) from None
-    if len(raw) > MAX_ANSWERS_BYTES:
-        raise ConfigError([f"{src}: more than {MAX_ANSWERS_BYTES / 1e6:.0f} MB is too large for an answers file"])
+        raise ConfigError([f"{src}: answers file not found" if err.kind == "missing" else
+                           f"{src}: {err.problem}"]) from None
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

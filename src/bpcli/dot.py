@@ -140,9 +140,10 @@ def dot_program() -> str | None:
     return shutil.which("dot")
 
 
-def render_dot(text: str, path: Path) -> str:
-    """Render DOT text to `path` (.svg, .png or .pdf) with Graphviz; returns the format used."""
-    from bpcli.files import atomic_write_bytes
+def render_dot(text: str, path: Path, replace: bool = False, option: str = "--out", reads: tuple = ()) -> str:
+    """Render DOT text to `path` (.svg, .png or .pdf) with Graphviz, under files.write_output's rules (an existing
+    file only with `replace`); returns the format used."""
+    from bpcli.files import check_output, write_output
 
     fmt = path.suffix.lower().lstrip(".")
     if fmt not in RENDER_FORMATS:
@@ -151,8 +152,7 @@ def render_dot(text: str, path: Path) -> str:
     if exe is None:
         raise BpcliError(f"cannot render {path.name}: Graphviz's `dot` program is not installed "
                          "(install the graphviz package, or write the DOT text with --out FILE.dot)")
-    if not path.parent.is_dir():
-        raise BpcliError(f"--out: folder {path.parent} does not exist")
+    check_output(path, replace, option, reads=reads, example="network.svg")
     try:
         done = subprocess.run([exe, f"-T{fmt}"], input=text.encode("utf-8"), capture_output=True, timeout=120)
     except subprocess.TimeoutExpired:
@@ -160,5 +160,5 @@ def render_dot(text: str, path: Path) -> str:
     if done.returncode != 0 or not done.stdout:
         msg = done.stderr.decode("utf-8", "replace").strip().splitlines()
         raise BpcliError(f"Graphviz's dot failed on {path.name}: {msg[0] if msg else 'no output'}")
-    atomic_write_bytes(path, done.stdout)
+    write_output(path, done.stdout, replace, option, reads=reads, example="network.svg")
     return fmt

@@ -22,27 +22,29 @@ def new_figure(w: float, h: float):
     return fig
 
 
-def check_out_file(path: Path, option: str = "--out", suffixes: tuple[str, ...] = PICTURE_SUFFIXES) -> str:
-    """The picture format of `path` from its suffix; BpcliError when the suffix or the folder will not do."""
+def check_out_file(path: Path, option: str = "--out", suffixes: tuple[str, ...] = PICTURE_SUFFIXES,
+                   replace: bool = False) -> str:
+    """The picture format of `path` from its suffix; BpcliError when the suffix or the path will not do
+    (files.check_output: an existing file only with `replace`)."""
+    from bpcli.files import check_output
+
     fmt = path.suffix.lower()
     if fmt not in suffixes:
         raise BpcliError(f"{option}: give a file ending in {', '.join(suffixes)}; found '{path.name}'")
-    if path.is_dir():
-        raise BpcliError(f"{option}: {path} is a folder; give a file name such as {path / ('picture' + suffixes[0])}")
-    if not path.parent.is_dir():
-        raise BpcliError(f"{option}: folder {path.parent} does not exist")
+    check_output(path, replace, option, example="picture" + suffixes[0])
     return fmt[1:]
 
 
-def save_picture(fig, path: Path, dpi: int = 100) -> None:
-    """Write the figure to `path` in the format its suffix names, atomically (reproducible SVG and PDF)."""
+def save_picture(fig, path: Path, dpi: int = 100, replace: bool = False) -> None:
+    """Write the figure to `path` in the format its suffix names, whole or not at all (files.write_output; an
+    existing file only with `replace`), reproducible SVG and PDF."""
     import matplotlib
 
-    from bpcli.files import atomic_write_bytes
+    from bpcli.files import write_output
 
     fmt = path.suffix.lower()[1:]
     buf = io.BytesIO()
     meta = {"Date": None} if fmt == "svg" else {"CreationDate": None} if fmt == "pdf" else {}
     with matplotlib.rc_context({"svg.hashsalt": "bpcli", "svg.fonttype": "none"}):
         fig.savefig(buf, format=fmt, dpi=dpi, metadata=meta)
-    atomic_write_bytes(path, buf.getvalue())
+    write_output(path, buf.getvalue(), replace)

@@ -1,4 +1,4 @@
-"""Files written all or nothing (temporary file, fsync, rename), checksums, and .npz archives read safely."""
+"""Files written all or nothing (temporary file, fsync, rename), outputs a user names, checksums, .npz read safely."""
 
 from __future__ import annotations
 
@@ -13,14 +13,17 @@ from pathlib import Path
 
 import numpy as np
 
-from bpcli.errors import RunFolderError
+from bpcli.errors import BpcliError, RunFolderError
+from bpcli.readable import NotReadable, describe_mode, open_regular, read_capped
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write to a temporary file beside `path`, flush, fsync, then rename over it."""
+    """Write to a temporary file beside `path`, flush, fsync, then rename over it.
+
+    For bpcli's own files inside a run folder it holds; a file a user names goes through write_output."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -40,6 +43,140 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def atomic_write_text(path: Path, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+# --- a file a user named as an output -------------------------------------------------------------
+# The one way every command writes a file the user named (--out FILE, -o, --config-out, init's PATH): only a
+# regular file is ever replaced, and only with the command's replace option; a symbolic link is refused, never
+# written through nor replaced (the same everywhere); a file the command reads is never written over.
+
+
+def _who(path: Path, option: str) -> str:
+    """How a message names the output: '--out: p.csv' (an option's value) or 'p.csv:' (an argument)."""
+    return f"{option}: {path}" if option else f"{path}:"
+
+
+def _taken(path: Path, option: str, force: str) -> BpcliError:
+    return BpcliError(f"{_who(path, option)} already exists; choose another file or add {force} to replace it")
+
+
+def check_output(path: Path, replace: bool = False, option: str = "--out", force: str = "--force",
+                 reads: tuple = (), example: str = "out", new_folder: bool = False) -> None:
+    """Refuse, before any work, an output path that bpcli must not write: BpcliError (exit 2) naming `option`.
+
+    Refused: a folder, a FIFO, a device, a socket, a symbolic link (even to a regular file), a path whose folder
+    does not exist, a file the command reads (`reads`, compared by device and inode, so a hard link or another
+    spelling of the same file counts; a folder in `reads` stands for every file in it), and an existing file
+    unless `replace` (the command's `force` option).
+    new_folder: the caller creates a missing folder (else a missing folder is refused too).
+    """
+    path = Path(path)
+    who = _who(path, option)
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as err:
+        raise BpcliError(f"{who} cannot be written ({err.strerror})") from None
+    if st is not None:
+        if stat.S_ISLNK(st.st_mode):
+            raise BpcliError(f"{who} is a symbolic link; bpcli never writes through one nor replaces it: "
+                             "give the path of the file itself")
+        if stat.S_ISDIR(st.st_mode):
+            raise BpcliError(f"{who} is a folder; give a file name such as {path / example}")
+        if not stat.S_ISREG(st.st_mode):
+            raise BpcliError(f"{who} is {describe_mode(st.st_mode)}, not a regular file; bpcli writes "
+                             "only regular files")
+        for source in reads:
+            if _is_read(path, st, Path(source)):
+                what = (f"in {source}, which" if Path(source).is_dir() else "a file" if str(source) == str(path)
+                        else f"the same file as {source}, which")
+                raise BpcliError(f"{who} is {what} this command reads; write the output to another file")
+        if not replace:
+            raise _taken(path, option, force)
+    if not new_folder and not path.parent.is_dir():
+        raise BpcliError(f"{option + ': ' if option else ''}folder {path.parent} does not exist")
+
+
+def _is_read(path: Path, st: os.stat_result, source: Path) -> bool:
+    """Whether the existing file `path` (lstat `st`) is `source`, or lies inside `source` when that is a folder."""
+    try:
+        src = os.stat(source)
+    except OSError:
+        return False
+    if os.path.samestat(st, src):
+        return True
+    if not stat.S_ISDIR(src.st_mode):
+        return False
+    try:
+        return Path(source).resolve() in Path(path).resolve().parents
+    except (OSError, RuntimeError):
+        return False
+
+
+def commit_output(tmp: str | Path, path: Path, replace: bool = False, option: str = "--out",
+                  force: str = "--force") -> None:
+    """Put the finished temporary file `tmp` (beside `path`) at `path`; check_output's rules hold at this moment.
+
+    Without `replace`, a hard link makes the file appear only if nothing is at `path` (never replacing what got
+    there since the check); with it, a rename, only over a regular file. `tmp` is removed either way.
+    """
+    path = Path(path)
+    try:
+        if not replace:
+            try:
+                os.link(tmp, path)
+                return
+            except FileExistsError:
+                raise _taken(path, option, force) from None
+            except OSError as err:
+                if err.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EMLINK, errno.EXDEV,
+                                     errno.ENOSYS):
+                    raise
+            if os.path.lexists(path):  # a file system without hard links: check, then rename
+                raise _taken(path, option, force)
+        else:
+            try:
+                st = os.lstat(path)
+                if not stat.S_ISREG(st.st_mode):
+                    raise BpcliError(f"{_who(path, option)} is no longer a regular file; nothing written")
+            except FileNotFoundError:
+                pass
+        os.replace(tmp, path)
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+
+
+def temp_beside(path: Path, suffix: str = ".tmp") -> str:
+    """A new empty temporary file in `path`'s folder, with the usual permissions of a new file; its name."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
+    finally:
+        os.close(fd)
+    return tmp
+
+
+def write_output(path: Path, data: bytes | str, replace: bool = False, option: str = "--out",
+                 force: str = "--force", reads: tuple = (), example: str = "out") -> None:
+    """Write a file the user named, whole or not at all, under check_output's rules (see there)."""
+    path = Path(path)
+    check_output(path, replace, option, force, reads, example)
+    tmp = temp_beside(path)
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data.encode("utf-8") if isinstance(data, str) else data)
+            fh.flush()
+            os.fsync(fh.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    commit_output(tmp, path, replace, option, force)
+    fsync_dir(path.parent)
 
 
 def atomic_write_files(folder: Path, files: dict[str, bytes]) -> None:
@@ -86,33 +223,27 @@ def write_new_files(folder: Path, files: dict[str, bytes]) -> None:
 
 
 def read_regular(path: Path, max_bytes: int, what: str = "file") -> bytes:
-    """The bytes of a regular file of at most max_bytes; RunFolderError naming it otherwise.
+    """The bytes of a regular file of a run folder of at most max_bytes; RunFolderError naming it otherwise.
 
-    A folder, FIFO, device or oversized file is refused before reading (no hang, no unbounded memory).
+    readable.read_capped underneath (never following a symbolic link): a folder, FIFO, device or oversized
+    file is refused before reading (no hang, no unbounded memory).
     """
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOFOLLOW", 0))
-    except FileNotFoundError:
-        raise RunFolderError(f"{path}: missing from the run folder") from None
-    except OSError as err:
-        raise RunFolderError(f"{path}: cannot read the {what} ({err.strerror})") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file"
-            raise RunFolderError(f"{path}: expected the {what}, found {kind}")
-        if st.st_size > max_bytes:
-            raise RunFolderError(f"{path}: the {what} holds {st.st_size:,} bytes, more than bpcli ever writes "
-                                 f"({max_bytes:,}); the file was changed")
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            data = fh.read(max_bytes + 1)
-    except OSError as err:
-        raise RunFolderError(f"{path}: cannot read the {what} ({err.strerror})") from None
-    finally:
-        os.close(fd)
-    if len(data) > max_bytes:
-        raise RunFolderError(f"{path}: the {what} grew while being read; the file was changed")
-    return data
+        return read_capped(path, max_bytes, what, follow=False)
+    except NotReadable as err:
+        if err.kind == "missing":
+            raise RunFolderError(f"{path}: missing from the run folder") from None
+        if err.kind == "folder":
+            raise RunFolderError(f"{path}: expected the {what}, found a folder") from None
+        if err.kind == "special":
+            raise RunFolderError(f"{path}: expected the {what}, found not a regular file") from None
+        if err.kind == "large" and "grew" in err.problem:
+            raise RunFolderError(f"{path}: the {what} grew while being read; the file was changed") from None
+        if err.kind == "large":
+            raise RunFolderError(f"{path}: the {what} {err.problem.split(', over')[0]}, more than bpcli ever "
+                                 f"writes ({max_bytes:,}); the file was changed") from None
+        raise RunFolderError(f"{path}: cannot read the {what} ({err.problem.removeprefix('cannot read (')[:-1]})"
+                             if err.problem.startswith("cannot read (") else str(err)) from None
 
 
 def fsync_dir(folder: Path, strict: bool = False) -> None:
@@ -143,16 +274,48 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
-def read_npz(path: Path, max_bytes: int, what: str = "weights file", data: bytes | None = None) -> dict[str, np.ndarray]:
+def _declared_bytes(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> int | None:
+    """The bytes an .npy member's own header says its array holds (None when it has no readable .npy header)."""
+    from numpy.lib import format as npy
+    try:
+        with zf.open(info) as member:
+            version = npy.read_magic(member)
+            read = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+            shape, _, dtype = read(member)
+    except Exception:  # noqa: BLE001 - anything unreadable is left to np.load's own message below
+        return None
+    n = 1
+    for k in shape:
+        n *= int(k)
+    return n * dtype.itemsize
+
+
+def read_npz(path: Path, max_bytes: int, what: str = "weights file", data: bytes | None = None,
+             max_total: int | None = None) -> dict[str, np.ndarray]:
     """The arrays of an .npz, never unpickling; RunFolderError naming the file if it is not a sound archive.
 
-    max_bytes bounds each member before it is read, so a tampered header cannot make us allocate gigabytes.
+    max_bytes bounds each member, max_total (when given) all of them together, before anything is expanded:
+    from the sizes the zip's headers record (and each .npy header's shape, which must fit its member), so a
+    few megabytes of deflated zeros cannot expand to gigabytes; reading a member stops at its recorded size.
+    The file is opened as readable.open_regular opens any file (a FIFO or device is refused, never waited on).
     `data`, when given, are the file's bytes already read (and checked against a checksum).
     """
+    if data is None:
+        try:
+            source = open_regular(path)
+        except NotReadable as err:
+            if err.kind == "missing":
+                raise RunFolderError(f"{path}: {what} is missing") from None
+            raise RunFolderError(f"{path}: not a valid {what} ({err.problem})") from None
+    else:
+        source = io.BytesIO(data)
+    with source:
+        return _read_npz(path, source, max_bytes, what, max_total)
+
+
+def _read_npz(path: Path, source, max_bytes: int, what: str, max_total: int | None) -> dict[str, np.ndarray]:
     try:
-        obj = np.load(path if data is None else io.BytesIO(data), allow_pickle=False)
-    except FileNotFoundError:
-        raise RunFolderError(f"{path}: {what} is missing") from None
+        obj = np.load(source, allow_pickle=False)
     except ValueError as err:
         if "pickle" in str(err).lower():
             raise RunFolderError(f"{path}: refused: not an .npz archive of plain arrays (it would need "
@@ -164,10 +327,20 @@ def read_npz(path: Path, max_bytes: int, what: str = "weights file", data: bytes
         raise RunFolderError(f"{path}: not a valid {what} (a single .npy array, expected an .npz archive)")
     try:
         with obj as npz:
+            total = 0
             for info in npz.zip.infolist():
                 if info.file_size > max_bytes:
                     raise RunFolderError(f"{path}: {info.filename} holds {info.file_size:,} bytes, more than "
                                          f"the config's arrays need ({max_bytes:,}); the file was changed")
+                total += info.file_size
+                if max_total is not None and total > max_total:
+                    raise RunFolderError(f"{path}: its arrays expand to more than {max_total:,} bytes "
+                                         f"({len(npz.zip.infolist())} members); refused before expanding them")
+            for info in npz.zip.infolist():
+                declared = _declared_bytes(npz.zip, info)
+                if declared is not None and declared > info.file_size:
+                    raise RunFolderError(f"{path}: {info.filename} claims {declared:,} bytes of array in a "
+                                         f"member of {info.file_size:,}; the file is damaged")
             return {k: npz[k] for k in npz.files}
     except ValueError as err:
         if "pickle" in str(err).lower():

@@ -15,14 +15,15 @@ import yaml
 
 from bpcli.activations import get_activation
 from bpcli.errors import BpcliError, ConfigError, DataError
-from bpcli.files import atomic_write_text, read_npz
+from bpcli.files import read_npz, write_output
 from bpcli.losses import get_loss
 from bpcli.model import LETTERS
 from bpcli.prose import wrap
 
 Array = np.ndarray
 
-MAX_STATE_BYTES = 400_000_000  # any one array; a small MLP is far below
+MAX_STATE_BYTES = 400_000_000  # any one array, and all of a state file's arrays together; a small MLP is far below
+MAX_NAMES_BYTES = 8_000_000  # names.json beside the weights (bpcli's export writes a few kilobytes)
 MAX_INLINE_VALUES = 200_000  # x and y from an .npz are written into the config; beyond this, use a CSV
 SAVE_HINT = "save the state with numpy: np.savez(path, **{k: v.numpy() for k, v in model.state_dict().items()})"
 
@@ -105,17 +106,26 @@ def read_state(path: Path) -> dict[str, Array]:
     if path.suffix.lower() == ".safetensors":
         raise BpcliError(f"{path}: safetensors is not read by bpcli; {SAVE_HINT}")
     try:
-        return read_npz(path, MAX_STATE_BYTES, "state file")
+        return read_npz(path, MAX_STATE_BYTES, "state file", max_total=MAX_STATE_BYTES)
     except BpcliError as err:
         raise BpcliError(f"{err}; {SAVE_HINT}") from None
 
 
 def _bias_modes(path: Path) -> dict[str, str]:
-    """Bias modes recorded by `bpcli export` in names.json beside the weights (frozen or shared), if any."""
+    """Bias modes recorded by `bpcli export` in names.json beside the weights (frozen or shared), if any.
+
+    None when there is no names.json or it is not an export's; BpcliError when it is not a regular file (a FIFO
+    is never waited on) or is too large to be one."""
+    from bpcli.readable import NotReadable, loads_json, read_capped
+    names = Path(path).parent / "names.json"
     try:
-        arrays = json.loads((Path(path).parent / "names.json").read_text(encoding="utf-8")).get("arrays", {})
+        arrays = loads_json(read_capped(names, MAX_NAMES_BYTES, "names.json"), names).get("arrays", {})
         return {k: v["bias"] for k, v in arrays.items() if isinstance(v, dict) and "bias" in v}
-    except (OSError, ValueError, AttributeError, TypeError, KeyError):
+    except NotReadable as err:
+        if err.kind == "missing":
+            return {}
+        raise BpcliError(f"{err} (names.json beside the state file records its bias modes; remove or fix it)") from None
+    except (ValueError, AttributeError, TypeError, KeyError):  # not an export's names.json: no modes from it
         return {}
 
 
@@ -224,12 +234,25 @@ def _activation_text(name: str, params: dict) -> str:
 def _csv_header(path: Path) -> list[str]:
     """The column names of a CSV's header row (DataError naming --data when it has none)."""
     import csv
+    import io
 
     from bpcli.data import csv_header
+    from bpcli.readable import NotReadable, open_regular
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            return csv_header(csv.reader(fh), f"--data: {path}", f"--data: {path} is empty (expected a header row)")
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        with open_regular(path) as fh:
+            first = fh.readline(1_000_000)
+    except NotReadable as err:
+        raise DataError(f"--data: data file not found: {path}" if err.kind == "missing" else f"--data: {err}") \
+            from None
+    except OSError as err:
+        raise DataError(f"--data: cannot read {path} ({err.strerror})") from None
+    try:
+        text = first.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError(f"--data: {path}:1: the header row is not UTF-8 text") from None
+    try:
+        return csv_header(csv.reader(io.StringIO(text)), f"--data: {path}", f"--data: {path} is empty (expected a header row)")
+    except csv.Error as err:
         raise DataError(f"--data: cannot read {path} ({err})") from None
 
 
@@ -248,7 +271,7 @@ def data_section(data: str, target: str | None, out: Path, n_out: int | None = N
         return {"generator": data}, f"generator {data}"
     p = Path(data)
     if p.suffix.lower() == ".npz":
-        arrays = read_npz(p, MAX_STATE_BYTES, "data file")
+        arrays = read_npz(p, MAX_STATE_BYTES, "data file", max_total=MAX_STATE_BYTES)
         if "x" not in arrays or "y" not in arrays:
             raise DataError(f"--data: {p} needs arrays named x and y (found {', '.join(arrays) or 'none'})")
         x, y = np.atleast_2d(arrays["x"]).astype(float), arrays["y"].astype(float)
@@ -260,9 +283,7 @@ def data_section(data: str, target: str | None, out: Path, n_out: int | None = N
             raise DataError(f"--data: {p} holds {x.size + y.size:,} values, too many to write into a config; "
                             "give them as a CSV file")
         return {"x": x.tolist(), "y": y.tolist()}, f"{p} (x, y inline)"
-    if p.suffix.lower() == ".csv" or p.exists():
-        if not p.is_file():
-            raise DataError(f"--data: data file not found: {p}")
+    if p.suffix.lower() == ".csv" or p.exists() or p.is_symlink():
         header = _csv_header(p)
         targets = [header[-1]] if target is None else [t.strip() for t in target.split(",") if t.strip()]
         inputs = ([c for c in header if c not in targets] if columns is None
@@ -283,6 +304,12 @@ def data_section(data: str, target: str | None, out: Path, n_out: int | None = N
                     f"with arrays x and y, or one of {', '.join(GENERATORS)}")
 
 
+def _inputs(state_file: Path, data: str | None) -> tuple[Path, ...]:
+    """The files import reads, which -o must never write over: the state, names.json beside it, a data file."""
+    found = [Path(state_file), Path(state_file).parent / "names.json"]
+    return tuple(found + ([Path(data)] if data is not None else []))
+
+
 def import_state(state_file: Path, arch: str, activations: str, loss: str, data: str | None, out: Path,
                  target: str | None = None, force: bool = False, layer_order: str | None = None,
                  columns: str | None = None) -> ImportResult:
@@ -290,9 +317,11 @@ def import_state(state_file: Path, arch: str, activations: str, loss: str, data:
     from bpcli.config import parse
     from bpcli.yamlsrc import read_yaml
 
+    from bpcli.files import check_output
+
     out = Path(out)
-    if out.exists() and not force:
-        raise BpcliError(f"-o: {out} already exists; choose another file or add --force to overwrite it")
+    reads = _inputs(state_file, data)
+    check_output(out, force, "-o", reads=reads, example="imported.yaml", new_folder=True)
     sizes = parse_arch(arch)
     acts = [a for a in (s.strip() for s in activations.split(",")) if a]
     loss_name, loss_params = parse_named(loss, "--loss")
@@ -328,7 +357,7 @@ def import_state(state_file: Path, arch: str, activations: str, loss: str, data:
         raise ConfigError([f"the imported config would not load: {p}" for p in err.problems]) from None
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out, text)
+        write_output(out, text, force, "-o", reads=reads, example="imported.yaml")
     except OSError as err:
         raise BpcliError(f"-o: cannot write {out} ({err.strerror or err})") from None
     n_params = sum(W.size + (0 if b is None else b.size) for W, b in zip(Ws, bs))

@@ -5,7 +5,6 @@ A real folder called `latest` wins. Reads only each candidate's run.json (no wei
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -19,10 +18,10 @@ MAX_MANIFEST = 8_000_000  # runs.MAX_JSON: run.json never comes near it
 
 def quick_manifest(run_dir: Path) -> dict | None:
     """run.json as a dict when it is bpcli's (its checksum is not checked here); None otherwise."""
-    try:
-        with open(run_dir / MANIFEST, "rb") as fh:
-            doc = json.loads(fh.read(MAX_MANIFEST))
-    except (OSError, ValueError, RecursionError):
+    from bpcli.readable import NotReadable, loads_json, read_capped
+    try:  # never blocks: a FIFO or device named run.json is not a manifest
+        doc = loads_json(read_capped(run_dir / MANIFEST, MAX_MANIFEST, "run manifest", follow=False), run_dir)
+    except (NotReadable, OSError, ValueError, RecursionError):
         return None
     return doc if isinstance(doc, dict) and doc.get("format") == MARKER else None
 

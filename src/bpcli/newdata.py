@@ -19,6 +19,7 @@ from bpcli.errors import DataError, did_you_mean
 
 STDIN = "-"
 MAX_CELLS = 10_000_000  # values of a DATA file kept at once (its other columns are carried through as text)
+MAX_TABLE_BYTES = 200_000_000  # a DATA file or stdin: checked before reading a file, counted while reading stdin
 
 
 @dataclass(frozen=True)
@@ -96,14 +97,15 @@ class Table:
 
 def read_table(path: str | Path, stdin=None) -> Table:
     """A CSV file with a header row, or stdin for '-' (`stdin`: a binary stream); DataError naming the line."""
-    from bpcli.readable import NotReadable, open_regular
+    from bpcli.readable import CappedStream, NotReadable, open_capped
 
     source = "<stdin>" if str(path) == STDIN else str(path)
-    if str(path) == STDIN:
-        fh = io.TextIOWrapper(stdin, newline="", encoding="utf-8-sig")
+    if str(path) == STDIN:  # capped like a file: an endless stdin stops at MAX_TABLE_BYTES
+        capped = io.BufferedReader(CappedStream(stdin, MAX_TABLE_BYTES, source, "DATA file"))
+        fh = io.TextIOWrapper(capped, newline="", encoding="utf-8-sig")
     else:
         try:
-            fh = io.TextIOWrapper(open_regular(path), newline="", encoding="utf-8-sig")
+            fh = io.TextIOWrapper(open_capped(path, MAX_TABLE_BYTES, "DATA file"), newline="", encoding="utf-8-sig")
         except NotReadable as err:
             what = {"missing": "not found", "folder": "is a folder, not a CSV file"}.get(err.kind, err.problem)
             raise DataError(f"{path}: {what}") from None
@@ -123,13 +125,15 @@ def read_table(path: str | Path, stdin=None) -> Table:
             lines.append(reader.line_num)
     except UnicodeDecodeError:
         raise DataError(f"{source}: not UTF-8 text") from None
+    except NotReadable as err:
+        raise DataError(f"{source}: {err.problem}; split it into smaller files") from None
     except csv.Error as err:
         raise DataError(f"{source}: malformed CSV ({err})") from None
     finally:
         if str(path) != STDIN:
             fh.close()
         else:
-            fh.detach()  # leave the process's stdin open
+            fh.detach().detach()  # leave the process's stdin open (the capped reader over it is dropped)
     if not rows:
         raise DataError(f"{source}: a header but no data rows")
     return Table(source, tuple(header), tuple(rows), tuple(lines))

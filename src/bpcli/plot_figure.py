@@ -213,7 +213,7 @@ def save_figure(fig, out: Path, kind: str, formats: tuple[str, ...], dpi: int) -
     """Write `fig` as out/<kind>.<format> for each format, atomically; returns the paths written."""
     import matplotlib
 
-    from bpcli.files import atomic_write_bytes
+    from bpcli.files import write_output
 
     paths = []
     with matplotlib.rc_context({"svg.hashsalt": "bpcli", "svg.fonttype": "none"}):
@@ -221,6 +221,6 @@ def save_figure(fig, out: Path, kind: str, formats: tuple[str, ...], dpi: int) -
             buf = io.BytesIO()
             fig.savefig(buf, format=fmt, dpi=dpi, metadata={"Date": None} if fmt == "svg" else {})
             path = out / f"{kind}.{fmt}"
-            atomic_write_bytes(path, buf.getvalue())
+            write_output(path, buf.getvalue(), True, "--out", example=f"{kind}.{fmt}")  # plot's own names: redrawn
             paths.append(str(path))
     return tuple(paths)

@@ -73,7 +73,9 @@ def read_row(d: Path) -> RunRow:
     if quick is None:
         if (d / "train_state.json").is_file():
             return bad("format 1 (an older bpcli)")
-        return bad("damaged: run.json unreadable" if (d / "run.json").exists() else "not a run folder")
+        if not (d / "run.json").exists() and not (d / "run.json").is_symlink():
+            return bad("not a run folder")
+        return bad("damaged: run.json unreadable", _unreadable(d / "run.json"))
     try:
         m = read_manifest(d)
         metrics_path = checkpoint_dir(d) / METRICS
@@ -95,6 +97,17 @@ def read_row(d: Path) -> RunRow:
                   metrics.get("metric") if isinstance(metrics.get("metric"), str) else None, num("loss"),
                   num("val_loss"), num("train_metric"), num("val_metric"),
                   m.get("config") if isinstance(m.get("config"), str) else None)
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why run.json could not be read (a FIFO, a device, a folder, too large), when it is a matter of the file."""
+    from bpcli.latest import MAX_MANIFEST
+    from bpcli.readable import NotReadable, read_capped
+    try:
+        read_capped(path, MAX_MANIFEST, "run manifest", follow=False)
+    except NotReadable as err:
+        return str(err)
+    return None
 
 
 def _short(message: str, d: Path) -> str:

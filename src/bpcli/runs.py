@@ -42,8 +42,8 @@ MAX_JSON = 8_000_000  # no file bpcli writes as JSON comes near this (a sample o
 
 def _named(run_dir: Path) -> str | None:
     try:
-        return json.loads((run_dir / MANIFEST).read_bytes()).get("checkpoint")
-    except (OSError, ValueError, RecursionError, AttributeError):
+        return parse_json(run_dir / MANIFEST, read_regular(run_dir / MANIFEST, MAX_JSON, "manifest")).get("checkpoint")
+    except (BpcliError, OSError, ValueError, RecursionError, AttributeError):
         return None
 
 
@@ -53,8 +53,8 @@ def _first(run_dir: Path, previous: str | None, new: dict) -> dict:
     if previous is None:
         return new
     try:
-        doc = json.loads((run_dir / MANIFEST).read_bytes())
-    except (OSError, ValueError, RecursionError):
+        doc = parse_json(run_dir / MANIFEST, read_regular(run_dir / MANIFEST, MAX_JSON, "manifest"))
+    except (BpcliError, OSError, ValueError, RecursionError):
         doc = None
     doc = doc if isinstance(doc, dict) else {}
     return {key: value if isinstance(value := doc.get(key), str) else None for key in new}
@@ -162,9 +162,15 @@ def _max_bytes(net: Network) -> int:
     return max(a.size for a in net.named_arrays().values()) * 8 + 4096
 
 
+def _max_total(net: Network, copies: int = 1) -> int:
+    """All the members of a weights.npz (copies=1) or a state.npz (3: m, v, best) together, expanded."""
+    arrays = net.named_arrays().values()
+    return copies * (sum(a.size for a in arrays) * 8 + 4096 * len(arrays))
+
+
 def load_weights(path: Path, net: Network, data: bytes | None = None) -> Network:
     """Put the arrays of a weights.npz into a copy of `net`; RunFolderError names the file on any mismatch."""
-    arrays = read_npz(path, _max_bytes(net), data=data)
+    arrays = read_npz(path, _max_bytes(net), data=data, max_total=_max_total(net))
     out = net.copy()
     expected = net.named_arrays()
     missing = [k for k in expected if k not in arrays]
@@ -190,8 +196,12 @@ def load_weights(path: Path, net: Network, data: bytes | None = None) -> Network
 
 
 def parse_json(path: Path, data: bytes):
+    """A run folder's JSON file, nesting bounded (readable.loads_json); RunFolderError naming it."""
+    from bpcli.readable import TooDeep, loads_json
     try:
-        return json.loads(data.decode("utf-8"))
+        return loads_json(data, path)
+    except TooDeep:
+        raise RunFolderError(f"{path}: damaged (JSON nested too deeply)") from None
     except (ValueError, UnicodeDecodeError) as err:
         raise RunFolderError(f"{path}: damaged (not JSON: {err})") from None
     except RecursionError:
@@ -305,7 +315,8 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> LoadedRun:
         sample = sample_from_json(parse_json(ck / SAMPLE, blobs[SAMPLE]), len(net.layers), state.epoch)
     except ValueError as err:
         raise RunFolderError(f"{ck / SAMPLE}: damaged ({err}){afresh}") from None
-    arrays = read_npz(ck / STATE, _max_bytes(net), "optimiser state file", data=blobs[STATE])
+    arrays = read_npz(ck / STATE, _max_bytes(net), "optimiser state file", data=blobs[STATE],
+                      max_total=_max_total(net, 3))
     expected = net.named_arrays()
     for k, v in arrays.items():
         kind, _, key = k.partition(":")

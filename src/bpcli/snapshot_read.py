@@ -65,7 +65,9 @@ def read_chunk(run_dir: Path, entry: dict, net: Network, keys: list[str]) -> dic
     if sha256(data) != entry["sha256"]:
         raise RunFolderError(f"{path}: does not match the checksum recorded in run.json (the file was changed "
                              f"after the run was saved){again}")
-    arrays = read_npz(path, k * (biggest * 8 + 64) + 4096, "snapshot chunk", data=data)
+    arrays = read_npz(path, k * (biggest * 8 + 64) + 4096, "snapshot chunk", data=data,
+                      max_total=k * (sum(a.size for a in net.named_arrays().values()) * 8 + 64 * (len(keys) + len(SCALARS)))
+                      + 4096 * (len(keys) + len(SCALARS)))
 
     def bad(what: str):
         raise RunFolderError(f"{path}: damaged ({what}){again}")
