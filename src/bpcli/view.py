@@ -281,7 +281,7 @@ def build_view(cfg, net: Network, prepared, history: list[dict], snapshots, sour
         plane["targets"] = levels(y[:, 0], t_lo, t_hi) if y.shape[1] == 1 else \
             "".join(LEVELS[int(k)] for k in np.argmax(y, axis=1))
         plane["classes"] = y.shape[1] > 1
-        plane["inputs"] = list(tr.feature_names)
+        plane["inputs"] = list(net.input_names)
         plane["scaled"] = prepared.scaling is not None
     records: dict[int, dict] = {}
     texts: dict = {}
@@ -302,7 +302,7 @@ def build_view(cfg, net: Network, prepared, history: list[dict], snapshots, sour
     chosen = epochs_to_embed(kept, per_epoch, fixed, budget, cap)
     build(chosen)
     epochs = tuple(records[e] for e in chosen)
-    labels = [_sample_label(i, tr.x[i], tr.y[i], tr.feature_names, tr.target_names) for i in shown]
+    labels = [_sample_label(i, tr.x[i], tr.y[i], net.input_names, tr.target_names) for i in shown]
     notes = []
     if len(chosen) < len(kept):
         why = "to keep the page under 3 MB" if len(chosen) < min(len(kept), cap) else f"at most {cap} on the slider"
@@ -312,7 +312,7 @@ def build_view(cfg, net: Network, prepared, history: list[dict], snapshots, sour
     samples = {"m": tr.m, "shown": [i + 1 for i in shown], "labels": labels,
                "x_text": [[fmt(v) for v in tr.x[i]] for i in shown],
                "scaled": prepared.scaling is not None, "plane": plane}
-    network = network_shape(net, tuple(tr.feature_names), classes) | {"explain": texts}
+    network = network_shape(net, net.input_names, classes) | {"explain": texts}
     return ViewPage(cfg.name, source, network, samples, curve, epochs, len(kept), per_epoch, "; ".join(notes))
 
 

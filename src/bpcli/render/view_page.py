@@ -27,6 +27,7 @@ def view_html(data: dict) -> str:
 CSS = """
 :root { --blue: #0072B2; --orange: #D55E00; --ink: #1b1b1b; --mute: #5a5a5a; --line: #d0d0d0; --bg: #fafafa; }
 * { box-sizing: border-box; }
+[hidden] { display: none !important; }
 body { margin: 0; font: 15px/1.4 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; color: var(--ink);
        background: var(--bg); }
 header { padding: 8px 16px; border-bottom: 1px solid var(--line); background: #fff; }
@@ -41,11 +42,13 @@ section.card { background: #fff; border: 1px solid var(--line); border-radius: 6
 #epoch { flex: 1 1 200px; min-width: 160px; }
 #epoch-label { font-variant-numeric: tabular-nums; min-width: 8em; font-weight: 600; }
 select, button { font: inherit; font-size: 14px; padding: 3px 6px; }
+select { max-width: 100%; min-width: 0; flex: 1 1 12em; }
 button { min-width: 4.5em; }
 #curve { width: 100%; height: auto; display: block; }
 #plane-box { display: flex; gap: 12px; align-items: flex-start; flex-wrap: wrap; }
-#plane { width: 260px; max-width: 100%; height: auto; }
+#plane { width: 280px; max-width: 100%; height: auto; }
 .legend { font-size: 12px; color: var(--mute); }
+#plane-box .legend { flex: 1 1 180px; }
 .swatch { display: inline-block; width: 12px; height: 12px; vertical-align: -2px; border: 1px solid #999; }
 #chain { margin-top: 10px; }
 #chain h2 { font-size: 16px; margin: 0 0 4px; }
@@ -64,11 +67,13 @@ g.param { cursor: pointer; }
 g.param:focus { outline: none; }
 g.param:focus .edge, g.param.sel .edge { stroke-dasharray: none; filter: drop-shadow(0 0 2px #000); }
 g.param:focus .handle, g.param.sel .handle { stroke: #000; stroke-width: 2.5; }
-.nodelabel { font-size: 12px; text-anchor: middle; pointer-events: none; }
-.acttext { font-size: 10px; text-anchor: middle; fill: var(--mute); pointer-events: none; }
+.nodelabel { font-size: 13px; text-anchor: middle; pointer-events: none; }
+.acttext { font-size: 11px; text-anchor: middle; fill: var(--mute); pointer-events: none; }
 .layerlabel { font-size: 11px; text-anchor: middle; fill: var(--mute); }
 @media (max-width: 860px) {
-  main { grid-template-columns: minmax(0, 1fr); padding: 8px; }
+  main { grid-template-columns: minmax(0, 1fr); padding: 8px; gap: 8px; }
+  main > div { display: contents; }
+  #net-card { order: 1; } #time-card { order: 2; } #chain { order: 3; margin-top: 0; } #plane-box { order: 4; }
   header { padding: 6px 8px; }
   #source { display: block; margin-left: 0; }
 }
@@ -105,18 +110,25 @@ function ramp(ch) {  // a colour level (one character) -> a colour on the diverg
 }
 function classColour(ch, light) {
   const c = CLASS[LEVELS.indexOf(ch) % CLASS.length];
-  return light ? c + "99" : c;
+  return light ? c + "80" : c;
+}
+function pale(ch) {  // the plane's background: the same scale, lighter, so the samples stand out
+  const t = LEVELS.indexOf(ch) / (LEVELS.length - 1);
+  const c = t < 0.5 ? mix(LOW, MID, t * 2) : mix(MID, HIGH, (t - 0.5) * 2);
+  return "rgb(" + mix(c, [255, 255, 255], 0.35).join(",") + ")";
 }
 
 // --- the network -------------------------------------------------------------------------------
-const W = 640, H = 400, R = 22;
+const narrow = window.innerWidth < 600;
+const most = Math.max(D.network.inputs.length, ...D.network.layers.map(c => c.nodes.length));
+const W = narrow ? 380 : 640, R = narrow ? 24 : 30, H = Math.max(200, Math.min(620, most * (2 * R + 44) + 50));
 const svg = document.getElementById("net");
 const cols = [{nodes: net.inputs, labels: net.inputs}].concat(net.layers);
 const pos = cols.map((c, l) => c.nodes.map((_, j) => {
-  const n = c.nodes.length, gap = Math.min(78, (H - 60) / Math.max(n, 1));
-  return [60 + l * (W - 120) / Math.max(cols.length - 1, 1), H / 2 + (j - (n - 1) / 2) * gap + 8];
+  const n = c.nodes.length, gap = Math.min(2 * R + 44, (H - 50) / Math.max(n, 1));
+  return [R + 30 + l * (W - 2 * R - 70) / Math.max(cols.length - 1, 1), 20 + (H - 20) / 2 + (j - (n - 1) / 2) * gap];
 }));
-const rad = cols.map(c => Math.max(7, Math.min(R, (H - 60) / Math.max(c.nodes.length, 1) / 2 - 6)));
+const rad = cols.map(c => Math.max(6, Math.min(R, (H - 50) / Math.max(c.nodes.length, 1) / 2 - 20)));
 svg.setAttribute("viewBox", "0 0 " + W + " " + H);
 const gEdges = sv("g", {}, svg), gNodes = sv("g", {}, svg);
 const paramEls = {};
@@ -209,7 +221,7 @@ play.addEventListener("click", () => {
 
 // --- the loss curve ----------------------------------------------------------------------------
 const curve = document.getElementById("curve");
-const CW = 420, CH = 150, CL = 52, CR = 10, CT = 10, CB = 26;
+const CW = 420, CH = 150, CL = 64, CR = 10, CT = 10, CB = 26;
 curve.setAttribute("viewBox", "0 0 " + CW + " " + CH);
 const cx = x => CL + x * (CW - CL - CR), cy = y => CT + (1 - y) * (CH - CT - CB);
 sv("rect", {x: CL, y: CT, width: CW - CL - CR, height: CH - CT - CB, fill: "#fff", stroke: "#ccc"}, curve);
@@ -226,7 +238,8 @@ if (D.curve.train.length) {
   ctext(CL - 4, cy(1) + 4, D.curve.ticks[1][1], "end");
   ctext(CL, CH - 8, "epoch " + D.curve.epochs[0]);
   ctext(CW - CR, CH - 8, "epoch " + D.curve.epochs[1], "end");
-  ctext((CL + CW) / 2, CH - 8, "loss" + (D.curve.val.length ? " (solid) and validation loss (dashed)" : "") + (D.curve.log ? ", log scale" : ""), "middle");
+  document.getElementById("curve-note").textContent = "The loss over the epochs" + (D.curve.val.length ? " (solid) and the validation loss (dashed)" : "") +
+    (D.curve.log ? ", log scale" : "") + "; the vertical line is the epoch shown.";
 } else {
   ctext((CL + CW) / 2, CH / 2, "no training yet: the network as initialised", "middle");
 }
@@ -243,7 +256,7 @@ if (plane) {
     planeCells.push(sv("rect", {x: 30 + (k % N) * c, y: 4 + Math.floor(k / N) * c, width: c + 0.3, height: c + 0.3}, P));
   plane.points.forEach((p, k) => {
     const ch = plane.targets[k];
-    planeDots.push(sv("circle", {cx: 30 + p[0] * PS, cy: 4 + p[1] * PS, r: 4.5, "stroke-width": 1.5, stroke: "#000",
+    planeDots.push(sv("circle", {cx: 30 + p[0] * PS, cy: 4 + p[1] * PS, r: 5, "stroke-width": 2, stroke: "#fff",
                                  fill: plane.classes ? classColour(ch) : ramp(ch)}, P));
   });
   const lab = (x, y, s, a, rot) => { const t = sv("text", {x: x, y: y, "font-size": 11, fill: "#444", "text-anchor": a}, P); if (rot) t.setAttribute("transform", "rotate(-90 " + x + " " + y + ")"); t.textContent = s; };
@@ -289,8 +302,8 @@ function draw() {
       const s = E.heat.nodes[h.l][h.j];
       h.cells.forEach((c, k) => c.setAttribute("fill", ramp(s[k])));
     }
-    planeCells.forEach((c, k) => c.setAttribute("fill", plane.classes ? classColour(E.heat.plane[k], true) : ramp(E.heat.plane[k])));
-    planeDots.forEach((d, k) => d.setAttribute("r", si >= 0 && S.shown[si] === k + 1 ? 8 : 4.5));
+    planeCells.forEach((c, k) => c.setAttribute("fill", plane.classes ? classColour(E.heat.plane[k], true) : pale(E.heat.plane[k])));
+    planeDots.forEach((d, k) => { const on = si >= 0 && S.shown[si] === k + 1; d.setAttribute("r", on ? 8 : 5); d.setAttribute("stroke", on ? "#000" : "#fff"); });
   }
   if (E.x !== null) { marker.setAttribute("x1", cx(E.x)); marker.setAttribute("x2", cx(E.x)); }
   if (param) showChain(param);
@@ -398,7 +411,7 @@ TEMPLATE = """<!DOCTYPE html>
 <header><h1 id="title"></h1><span id="source"></span><p id="note"></p></header>
 <main>
 <div>
-<section class="card" aria-label="the network">
+<section class="card" id="net-card" aria-label="the network">
 <svg id="net" role="group" aria-label="The network: click a weight (a line's small circle) or a bias (a small square) for its chain rule"></svg>
 <p class="legend"><span class="swatch" style="background:#0072B2"></span> positive weight
  <span class="swatch" style="background:#D55E00"></span> negative weight (dashed); width by size.
@@ -411,7 +424,7 @@ each hidden node shows its own activation over the same plane.</p>
 </section>
 </div>
 <div>
-<section class="card" aria-label="time and sample">
+<section class="card" id="time-card" aria-label="time and sample">
 <div class="controls">
 <label for="epoch">epoch</label>
 <input type="range" id="epoch" min="0" max="0" step="1" value="0">
@@ -420,9 +433,12 @@ each hidden node shows its own activation over the same plane.</p>
 </div>
 <div class="controls">
 <label for="sample">sample</label><select id="sample"></select>
+</div>
+<div class="controls">
 <label for="param">parameter</label><select id="param"></select>
 </div>
 <svg id="curve" role="img" aria-label="the loss over the epochs, a line at the selected epoch"></svg>
+<p class="legend" id="curve-note"></p>
 </section>
 <section class="card" id="chain" hidden aria-live="polite" aria-label="the chain rule of the chosen parameter"></section>
 </div>
