@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bpcli.engine import forward
-from bpcli.explain import explain
+from bpcli.explain import Explanation, explain
 from bpcli.model import Network
 from bpcli.render import fmt
 
@@ -147,55 +147,61 @@ def curve_x(epoch: int, curve: dict) -> float:
 # --- one epoch ----------------------------------------------------------------------------------
 
 
-def chain_record(d: dict, shown: list[int], text: dict) -> dict:
-    """The numbers the panel shows of one Explanation.to_dict() as text (fmt): the factors at the shown samples,
-    the mean, the engine's gradient, the numeric check, the update, the upstream sums and the paths. Their
-    symbols and notes are in `text` (chain_text of the same parameter), said once for every epoch."""
+def chain_record(e: Explanation, shown: list[int], text: dict) -> dict:
+    """The numbers the panel shows of one Explanation (the object `explain --json` prints with to_dict()) as text
+    (fmt): the factors at the shown samples, the mean, the engine's gradient, the numeric check, the update, the
+    upstream sums and the paths. Their symbols and notes are in `text` (chain_text of the same parameter), said
+    once for every epoch."""
     f = lambda v: fmt(v)
-    up = [c for c in d["compact_factors"] if c["kind"] == "upstream"]
-    upd = d["update"]
-    paths = d["paths"]
-    factors = [[f(c["values"][i]) for i in shown] for c in d["factors"]]
-    upstream = [f(up[0]["values"][i]) for i in shown] if up else None
+    up = [c for c in e.compact if c.kind == "upstream"]
+    upd = e.update.to_dict()
+    factors = [[f(c.values[i]) for i in shown] for c in e.columns]
+    upstream = [f(up[0].values[i]) for i in shown] if up else None
+    paths = None if e.paths is None or e.paths.listed is None else e.paths
     rec = {
-        "value": f(d["value"]),
+        "value": f(e.value),
         "factors": factors,
-        "products": [f(d["samples"][i]["product"]) for i in shown],
+        "products": [f(e.products[i]) for i in shown],
         "upstream": None if upstream is None or upstream in factors else upstream,
-        "mean": f(d["mean"]), "engine": f(d["engine_gradient"]), "agrees": d["agrees_with_engine"],
-        "numeric": [f(d["numeric_check"]["gradient"]), d["numeric_check"]["verdict"]],
+        "mean": f(e.mean), "engine": f(e.engine), "agrees": e.agrees,
+        "numeric": [f(e.numeric.gradient), e.numeric.verdict],
         "update": {"t": upd["t"], "old": f(upd["old"]), "gradient": f(upd["gradient"]), "new": f(upd["new"]),
                    "terms": [[k, f(v)] for k, v in upd["terms"].items()]},
-        "sums": [[f(s["total"]), [[f(r["delta"]), f(r["weight"]), f(r["product"])] for r in s["rows"]]]
-                 for s in d["sums"]],
-        "paths": None if paths is None or paths["paths"] is None else [
-            f(paths["sample_sum"]), f(paths["total"]),
-            [[[f(q["value"]) for q in p["factors"]], f(p["sample_product"]), f(p["contribution"])]
-             for p in paths["paths"]]],
+        "sums": [[f(s.total), [[f(r.delta), f(r.weight), f(r.product)] for r in s.rows]] for s in e.sums],
+        "paths": None if paths is None else [
+            f(paths.sample_sum), f(paths.total),
+            [[[f(v) for v in p.values], f(p.sample_product), f(p.contribution)] for p in paths.listed]],
     }
     if upd["note"] != text["update"]["note"]:
         rec["update"]["note"] = upd["note"]
     return rec
 
 
-def chain_text(d: dict) -> dict:
-    """The parts of an Explanation.to_dict() that no epoch changes: location, steps, chain, factor symbols,
+def chain_text(e: Explanation) -> dict:
+    """The parts of an Explanation's to_dict() that no epoch changes: location, steps, chain, factor symbols,
     the symbols of the upstream sums and of the paths, the optimiser and its settings."""
+    d = {k: v for k, v in _light(e).items()}
     upd = d["update"]
-    paths = d["paths"]
+    paths = e.paths
     return {"kind": d["kind"], "location": d["location"], "position": d["position"], "m": d["m"],
             "steps": [[s["label"], s["equation"], s["note"]] for s in d["steps"]],
             "chain": [d["chain"]["equation"], d["chain"]["note"]],
-            "factors": [[c["symbol"], c["rule"]] for c in d["factors"]],
-            "upstream": next(([c["symbol"], c["rule"]] for c in d["compact_factors"] if c["kind"] == "upstream"),
-                             None),
-            "sums": [[s["title"], s["result"], [[r["node"], r["delta_symbol"], r["weight_symbol"]] for r in s["rows"]]]
-                     for s in d["sums"]],
-            "paths": None if paths is None or paths["paths"] is None else
-            [paths["count"], [[" -> ".join(p["nodes"]), [q["symbol"] for q in p["factors"]]] for p in paths["paths"]]],
+            "factors": [[c.symbol, c.rule] for c in e.columns],
+            "upstream": next(([c.symbol, c.rule] for c in e.compact if c.kind == "upstream"), None),
+            "sums": [[s.title, s.result_symbol, [[r.node, r.delta_symbol, r.weight_symbol] for r in s.rows]]
+                     for s in e.sums],
+            "paths": None if paths is None or paths.listed is None else
+            [paths.count, [[" -> ".join(p.nodes), list(p.symbols)] for p in paths.listed]],
             "update": {"optimizer": upd["optimizer"], "lr": fmt(upd["lr"]), "trainable": upd["trainable"],
                        "note": upd["note"]},
             "detail_sample": d["detail_sample"]}
+
+
+def _light(e: Explanation) -> dict:
+    """Explanation.to_dict() of the same object with its per-sample rows left out (m dicts per parameter and
+    epoch that the page does not read): the object with no samples, the rest as to_dict() writes it."""
+    import dataclasses
+    return dataclasses.replace(e, m=0, products=(), x=(), y=(), y_hat=()).to_dict() | {"m": e.m}
 
 
 def epoch_record(epoch: int, net: Network, state, x: Array, y: Array, train, class_names, shown: list[int],
@@ -209,10 +215,10 @@ def epoch_record(epoch: int, net: Network, state, x: Array, y: Array, train, cla
     names = net.param_names()
     chains, texts = {}, {}
     for name in names:
-        d = explain(net, x, y, name, train, None, True, buffers=state.buffers if state else None,
-                    step=state.step if state else 0, class_names=class_names).to_dict()
-        texts[name] = known.get(name) or chain_text(d)
-        chains[name] = chain_record(d, shown, texts[name])
+        e = explain(net, x, y, name, train, None, True, buffers=state.buffers if state else None,
+                    step=state.step if state else 0, class_names=class_names)
+        texts[name] = known.get(name) or chain_text(e)
+        chains[name] = chain_record(e, shown, texts[name])
     values = {n: float(net.get(net.resolve(n))) for n in names}
     _, tape = forward(net, x)
     acts, mean_acts = [], []

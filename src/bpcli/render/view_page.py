@@ -310,9 +310,9 @@ function draw() {
 }
 
 // --- the chain rule of one parameter -----------------------------------------------------------------
-function table(parent, head, rows, leftCols) {
+function table(parent, head, rows, leftCols, cls) {
   const wrap = el("div", {"class": "tablewrap"}, null, parent);
-  const t = el("table", {}, null, wrap);
+  const t = el("table", {"class": cls || ""}, null, wrap);
   const tr = el("tr", {}, null, t);
   head.forEach((h, k) => el("th", {"class": (leftCols || []).includes(k) ? "l" : "", scope: "col"}, h, tr));
   for (const r of rows) {
@@ -352,13 +352,13 @@ function showChain(name) {
     el("h3", {}, "Every factor at " + S.labels[si], box);
     const rows = T.factors.map((f, k) => [f[0], C.factors[k][si], f[1]]);
     rows.push(["dL_" + S.shown[si] + "/d" + name, C.products[si], "the product"]);
-    table(box, ["factor", "value", "rule"], rows, [0, 2]);
+    table(box, ["factor", "value", "rule"], rows, [0, 2], "factors");
     if (upstream)
       el("p", {"class": "eq"}, "upstream sum " + T.upstream[0] + " = " + upstream[si] + "  (" + T.upstream[1] + ")", box);
   } else {
     el("h3", {}, "Every factor at each sample" + (S.shown.length < S.m ? " (" + S.shown.length + " of " + S.m + " shown)" : ""), box);
     const rows = S.shown.map((i, k) => [String(i)].concat(C.factors.map(f => f[k]), [C.products[k]]));
-    table(box, ["i"].concat(syms, ["dL_i/d" + name]), rows);
+    table(box, ["i"].concat(syms, ["dL_i/d" + name]), rows, [], "factors");
     if (upstream && upK < 0)
       el("p", {"class": "note"}, "the upstream sum " + T.upstream[0] + " (" + T.upstream[1] + "): " + upstream.join(", "), box);
   }
