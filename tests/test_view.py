@@ -59,8 +59,8 @@ def test_every_kept_epoch_is_embedded_when_they_fit():
 
 
 def test_epochs_over_the_budget_are_spread_evenly_with_the_first_and_last():
-    # room for (10_500 - 500) // 1000 = 10 epochs of 101: round(i * 100 / 9) for i = 0..9
-    assert [0, 11, 22, 33, 44, 56, 67, 78, 89, 100] == epochs_to_embed(list(range(101)), 1000, 500, 10_500)
+    # room for (11_500 - 1500) // 1000 = 10 epochs of 101: round(i * 100 / 9) for i = 0..9
+    assert [0, 11, 22, 33, 44, 56, 67, 78, 89, 100] == epochs_to_embed(list(range(101)), 1000, 1500, 11_500)
 
 
 def test_the_slider_holds_at_most_the_cap_however_small_the_epochs():
