@@ -56,12 +56,14 @@ button { min-width: 4.5em; }
 #chain .eq { font-family: ui-monospace, "DejaVu Sans Mono", Menlo, monospace; font-size: 13px; }
 #chain .note { color: var(--mute); font-size: 12px; }
 #chain ol { margin: 2px 0; padding-left: 20px; }
+#chain summary { cursor: pointer; font-size: 14px; font-weight: 600; margin-top: 6px; }
 #chain table { border-collapse: collapse; font-size: 13px; margin: 2px 0; }
 #chain td, #chain th { padding: 1px 8px 1px 0; text-align: right; font-family: ui-monospace, Menlo, monospace;
                        white-space: nowrap; }
 #chain th { color: var(--mute); font-weight: normal; border-bottom: 1px solid var(--line); }
 #chain td.l, #chain th.l { text-align: left; }
 #chain .grad { font-weight: 700; font-size: 15px; }
+#chain .grad .note { display: block; font-weight: normal; font-family: system-ui, sans-serif; }
 .tablewrap { overflow-x: auto; }
 g.param { cursor: pointer; }
 g.param:focus { outline: none; }
@@ -87,7 +89,7 @@ const LEVELS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-_
 const CLASS = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999"];
 const LOW = [213, 94, 0], MID = [247, 247, 247], HIGH = [0, 114, 178];  // orange - white - blue
 const net = D.network, S = D.samples;
-let ei = D.epochs.length - 1, si = -1, param = null, timer = null;  // si -1: the mean over the samples
+let ei = D.epochs.length - 1, si = -1, param = null, timer = null, stepsOpen = false;  // si -1: the mean over the samples
 
 function el(tag, attrs, text, parent) {
   const e = document.createElement(tag);
@@ -335,15 +337,18 @@ function showChain(name) {
   el("h2", {}, "dC/d" + name + " at epoch " + E.epoch + ": " + name + " = " + C.value, box);
   el("p", {"class": "note"}, T.kind + " of layer " + loc.layer + (T.kind === "weight" ? " from " + loc.from : "") +
      " into node " + loc.to + (loc["class"] ? " (class " + loc["class"] + ")" : ""), box);
-  el("h3", {}, "The chain rule", box);
-  const ol = el("ol", {}, null, box);
+  el("div", {"class": "eq"}, T.chain[0], box);
+  el("div", {"class": "note"}, T.chain[1], box);
+  const steps = el("details", {"class": "steps"}, null, box);
+  steps.open = stepsOpen;
+  steps.addEventListener("toggle", () => { stepsOpen = steps.open; });
+  el("summary", {}, "the chain rule in " + T.steps.length + " steps", steps);
+  const ol = el("ol", {}, null, steps);
   for (const s of T.steps) {
     const li = el("li", {}, null, ol);
     el("div", {"class": "eq"}, s[1], li);
     el("div", {"class": "note"}, s[2], li);
   }
-  el("div", {"class": "eq"}, "so " + T.chain[0], box);
-  el("div", {"class": "note"}, T.chain[1], box);
   const syms = T.factors.map(f => f[0]);
   // the upstream sum dL/do per sample: its own column, or the factor it is (a hidden weight with several paths)
   const upK = T.upstream ? syms.indexOf(T.upstream[0]) : -1;
