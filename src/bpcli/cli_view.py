@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -62,6 +63,13 @@ def view(
             out_console().print(f"note: {page.note}", markup=False, soft_wrap=True)
 
 
+@contextlib.contextmanager
 def _progress():
-    from bpcli.cli_watch import _progress as progress
-    return progress("view", "epochs")
+    """A progress bar on stderr while the epochs are explained (Rich drops it when stderr is not a terminal);
+    yields progress(done, total)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("view"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"), TimeRemainingColumn(),
+                  console=err_console(), transient=True) as bar:
+        task = bar.add_task("view", total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
