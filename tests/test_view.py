@@ -212,3 +212,9 @@ def test_view_writes_beside_the_run_by_default(seed_run):
     assert 0 == res.exit_code, res.output
     assert (seed_run / "view.html").is_file()
     assert "120 of 301 kept epoch(s)" in res.stdout
+
+
+def test_the_curve_marker_of_epoch_0_sits_at_the_left_edge(seed_page):
+    # the history starts at epoch 1 (the first epoch's loss); the initial weights sit at its left edge, not before it
+    assert (1, 300) == tuple(seed_page["curve"]["epochs"])
+    assert 0.0 == seed_page["epochs"][0]["x"] and 1.0 == seed_page["epochs"][-1]["x"]

@@ -141,7 +141,7 @@ def curve_points(history: list[dict]) -> dict:
 
 def curve_x(epoch: int, curve: dict) -> float:
     e0, e1 = curve["epochs"]
-    return round((epoch - e0) / (e1 - e0), 5) if e1 > e0 else 0.5
+    return round(min(max((epoch - e0) / (e1 - e0), 0.0), 1.0), 5) if e1 > e0 else 0.5  # epoch 0: the left edge
 
 
 # --- one epoch ----------------------------------------------------------------------------------
