@@ -108,6 +108,16 @@ def test_choosing_a_sample_shows_its_factors_and_from_the_list_for_keyboards(bro
     assert [] == page.errors
 
 
+def test_a_keyboard_opens_a_chain_rule_with_tab_and_enter(browser, seed_run, seed_html):
+    page = Page(browser, seed_html)
+    epoch = page.epoch_index(10)
+    page.tab.focus('[data-param="v2"]')
+    page.tab.keyboard.press("Enter")
+    assert f"dC/dv2 = {fmt(_explain(seed_run, epoch, 'v2')['engine_gradient'])}" in page.chain_text()
+    assert "v2" == page.tab.eval_on_selector("#param", "s => s.value")  # the list follows the choice
+    assert [] == page.errors
+
+
 def test_the_drawn_weights_follow_the_slider(browser, seed_run, seed_html):
     from bpcli.runs import load_run
     page = Page(browser, seed_html)
