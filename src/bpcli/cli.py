@@ -214,7 +214,7 @@ SUMMARIES = {
     "evaluate": "Score a trained run on labelled data: loss and metrics.",
     "runs": "List the run folders in a folder, newest first.",
     "animate": "Animate a run: its network and loss over the epochs.",
-    "view": "Write a run as a web page: click a weight for its chain rule.",
+    "view": "A run as one web page: each weight opens its chain rule.",
     "compare": "Set runs side by side: config changes, numbers, verdicts.",
 }
 
