@@ -240,8 +240,9 @@ def epoch_record(epoch: int, net: Network, state, x: Array, y: Array, train, cla
             lo, hi = value_range(layer.activation.name, t.a_out)
             maps.append([levels(t.a_out[:, j], lo, hi) for j in range(layer.n_out)])
         out = gtape[-1].a_out
-        plane = levels(out[:, 0], *value_range(net.layers[-1].activation.name, out)) if out.shape[1] == 1 else \
-            "".join(LEVELS[int(k)] for k in np.argmax(out, axis=1))
+        by_class = out.shape[1] > 1 and class_names is not None  # a classifier's plane: the predicted class
+        plane = "".join(LEVELS[int(k) % len(LEVELS)] for k in np.argmax(out, axis=1)) if by_class else \
+            levels(out[:, 0], *value_range(net.layers[-1].activation.name, out[:, :1]))
         rec["heat"] = {"nodes": maps, "plane": plane}
     return rec, texts
 
@@ -283,10 +284,11 @@ def build_view(cfg, net: Network, prepared, history: list[dict], snapshots, sour
     grid, plane = (None, None)
     if net.n_inputs == 2 and tr.m:
         grid, plane = plane_grid(np.asarray(x, dtype=np.float64))
-        t_lo, t_hi = (float(np.min(y[:, 0])), float(np.max(y[:, 0]))) if y.shape[1] == 1 else (0.0, 1.0)
-        plane["targets"] = levels(y[:, 0], t_lo, t_hi) if y.shape[1] == 1 else \
-            "".join(LEVELS[int(k)] for k in np.argmax(y, axis=1))
-        plane["classes"] = y.shape[1] > 1
+        by_class = y.shape[1] > 1 and class_names is not None
+        t_lo, t_hi = float(np.min(y[:, 0])), float(np.max(y[:, 0]))
+        plane["targets"] = "".join(LEVELS[int(k) % len(LEVELS)] for k in np.argmax(y, axis=1)) if by_class else \
+            levels(y[:, 0], t_lo, t_hi)
+        plane["classes"] = by_class
         plane["inputs"] = list(net.input_names)
         plane["scaled"] = prepared.scaling is not None
     records: dict[int, dict] = {}
