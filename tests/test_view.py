@@ -218,3 +218,31 @@ def test_the_curve_marker_of_epoch_0_sits_at_the_left_edge(seed_page):
     # the history starts at epoch 1 (the first epoch's loss); the initial weights sit at its left edge, not before it
     assert (1, 300) == tuple(seed_page["curve"]["epochs"])
     assert 0.0 == seed_page["epochs"][0]["x"] and 1.0 == seed_page["epochs"][-1]["x"]
+
+
+PLANE_CSV = "x1,x2,s,d,kind\n0,0,0,0,a\n0,1,1,-1,b\n1,0,1,1,b\n1,1,2,0,c\n"
+PLANE_CONFIG = """version: 1
+name: plane
+layers:
+  - {{size: 3, activation: tanh}}
+  - {{size: {n}, activation: {out}}}
+loss: {loss}
+init: {{scheme: xavier_uniform, seed: 0}}
+data: {{csv: plane.csv, features: [x1, x2], target: {target}}}
+train: {{optimizer: gd, lr: 0.1, epochs: 2, seed: 0}}
+"""
+
+
+@pytest.mark.parametrize("n, out, loss, target, classes", [
+    (3, "softmax", "cross_entropy", "kind", True),  # a classifier: the predicted class, the targets' classes
+    (2, "identity", "squared_error", "[s, d]", False),  # two regression outputs: the first, never an arg-max
+])
+def test_the_plane_shows_classes_only_for_a_classifier(tmp_path, n, out, loss, target, classes):
+    (tmp_path / "plane.csv").write_text(PLANE_CSV)
+    cfg = tmp_path / "plane.yaml"
+    cfg.write_text(PLANE_CONFIG.format(n=n, out=out, loss=loss, target=target))
+    assert 0 == runner.invoke(app, ["view", str(cfg), "--out", str(tmp_path / "p.html")]).exit_code
+    plane = page_data((tmp_path / "p.html").read_text())["samples"]["plane"]
+    assert classes == plane["classes"]
+    # classes a, b, b, c -> 0, 1, 1, 2; s = 0, 1, 1, 2: levels 0, 31.5 -> 32 ("W", half to even), 63 ("_")
+    assert ("0112" if classes else "0WW_") == plane["targets"]
