@@ -246,3 +246,11 @@ def test_the_plane_shows_classes_only_for_a_classifier(tmp_path, n, out, loss, t
     assert classes == plane["classes"]
     # classes a, b, b, c -> 0, 1, 1, 2; s = 0, 1, 1, 2: levels 0, 31.5 -> 32 ("W", half to even), 63 ("_")
     assert ("0112" if classes else "0WW_") == plane["targets"]
+
+
+
+def test_epochs_larger_than_the_measured_one_are_picked_again_by_the_largest():
+    from bpcli.view import fit_budget
+    assert [0, 10, 20, 30] == fit_budget([0, 10, 20, 30], [100, 100, 100, 100], fixed=50, budget=450)
+    # 50 + 600 > 450: again with 300 bytes an epoch, room for (450 - 50) // 300 = 1, the last
+    assert [30] == fit_budget([0, 10, 20, 30], [300, 100, 100, 100], fixed=50, budget=450)

@@ -44,6 +44,15 @@ def epochs_to_embed(kept: list[int], per_epoch: int, fixed: int, budget: int = B
     return [kept[i] for i in picks]
 
 
+def fit_budget(chosen: list[int], sizes: list[int], fixed: int, budget: int = BUDGET,
+               cap: int = MAX_EPOCHS) -> list[int]:
+    """The epochs built (`chosen`, of `sizes` bytes each) when they fit in `budget` with `fixed`; else picked
+    again by epochs_to_embed as if each were as large as the largest."""
+    if fixed + sum(sizes) <= budget:
+        return list(chosen)
+    return epochs_to_embed(chosen, max(sizes), fixed, budget, cap)
+
+
 def spread(m: int, k: int = MAX_SAMPLES) -> list[int]:
     """k sample indices evenly spread over 0..m-1 (all of them when m <= k), the first and last among them."""
     if m <= k:
@@ -270,8 +279,9 @@ def build_view(cfg, net: Network, prepared, history: list[dict], snapshots, sour
     """The page's data for a run or a config.
 
     snapshots(epochs) yields (epoch, network, TrainState) for each of the given kept epochs in order; for a
-    config, kept is [0] and it yields the initial network with no state. The first and the last kept epoch are
-    built first to measure an epoch's bytes; the rule epochs_to_embed picks the rest.
+    config, kept is [0] and it yields the initial network with no state. The last kept epoch is built first to
+    measure an epoch's bytes; the rule epochs_to_embed picks the rest, and picks again among those built, by the
+    largest, if the epochs turn out larger than the last.
     """
     import json
     tr = prepared.train
@@ -309,6 +319,8 @@ def build_view(cfg, net: Network, prepared, history: list[dict], snapshots, sour
         len(json.dumps(plane)) + 200 * tr.m
     chosen = epochs_to_embed(kept, per_epoch, fixed, budget, cap)
     build(chosen)
+    chosen = fit_budget(chosen, [len(json.dumps(records[e], separators=(",", ":"))) for e in chosen], fixed,
+                        budget, cap)
     epochs = tuple(records[e] for e in chosen)
     labels = [_sample_label(i, tr.x[i], tr.y[i], net.input_names, tr.target_names) for i in shown]
     notes = []
