@@ -21,6 +21,7 @@ from bpcli.cli_maths import diagnose, exercise
 from bpcli.cli_step import step
 from bpcli.cli_train import init, train
 from bpcli.cli_use import evaluate, predict, runs
+from bpcli.cli_view import view
 from bpcli.cli_watch import animate, compare
 from bpcli.errors import BpcliError
 
@@ -213,10 +214,11 @@ SUMMARIES = {
     "evaluate": "Score a trained run on labelled data: loss and metrics.",
     "runs": "List the run folders in a folder, newest first.",
     "animate": "Animate a run: its network and loss over the epochs.",
+    "view": "A run as one web page: each weight opens its chain rule.",
     "compare": "Set runs side by side: config changes, numbers, verdicts.",
 }
 
-for command in (train, show, init, explain, step, plot, inspect, animate, compare, gradcheck, diagnose, exercise, export):
+for command in (train, show, init, explain, step, plot, inspect, animate, view, compare, gradcheck, diagnose, exercise, export):
     app.command(short_help=SUMMARIES[command.__name__])(command)
 app.command("import", short_help=SUMMARIES["import"])(import_)
 for command in (predict, evaluate, runs):
