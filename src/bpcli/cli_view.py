@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli_common import JsonOpt, emit_json, err_console, handles_errors, load_target, out_console
+from bpcli.cli_common import ForceOpt, JsonOpt, emit_json, err_console, handles_errors, load_target, out_console
 from bpcli.errors import BpcliError
 
 
@@ -20,13 +20,14 @@ def view(
     out: Annotated[Optional[Path], typer.Option(
         help="The HTML file to write. Default: view.html in the run folder (for a config: in this folder).",
         show_default=False, metavar="FILE")] = None,
+    force: ForceOpt = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Write one self-contained HTML page to open in a browser: the network drawn by its weights at every kept epoch (a slider, play/pause), the loss curve, a sample selector, and for two inputs the output over the input plane.
 
     Click a weight or bias (or pick it from the list) for its chain rule at that epoch, with the numbers `bpcli explain --run RUN --epoch N --weight NAME --json` prints. The page makes no network request and works offline; at most 3 MB, so a long run shows an even spread of its epochs.
     """
-    from bpcli.files import atomic_write_text
+    from bpcli.files import write_output
     from bpcli.latest import resolve_run
     from bpcli.render.view_page import view_html
     from bpcli.view import view_config, view_run
@@ -47,10 +48,7 @@ def view(
         where = Path(".")
     out = out if out is not None else where / "view.html"
     html = view_html(page.to_dict())
-    try:
-        atomic_write_text(out, html)
-    except OSError as err:
-        raise BpcliError(f"--out: cannot write {out} ({err.strerror})") from None
+    write_output(out, html, replace=force, reads=() if path.is_dir() else (path,), example="view.html")
     size = len(html.encode("utf-8"))
     summary = {"command": "view", "written": str(out), "bytes": size, "epochs_kept": page.kept,
                "epochs_shown": len(page.epochs), "note": page.note}
