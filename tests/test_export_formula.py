@@ -18,9 +18,12 @@ SOFTSIGN = builtin_config_dir() / "softsign_xor.yaml"
 
 def test_formula_code_writes_the_checked_tree_only():
     from bpcli.formula import FormulaError, formula_code
-    assert formula_code("z / (1 + abs(z))", {"z": "x"}, "numpy") == "(x / (1.0 + np.abs(x)))"
+    assert formula_code("z / (1 + abs(z))", {"z": "x"}, "numpy") == "np.divide(x, np.add(1.0, np.absolute(x)))"
     assert formula_code("where(z > 0, z, 0.1 * z)", {"z": "z"}, "torch") == \
-        "torch.where((z > 0.0), _t(z), _t((0.1 * z)))"
+        "torch.where(torch.gt(z, _t(0.0)), z, torch.mul(_t(0.1), z))"
+    # a chain of comparisons is every link, as bpcli evaluates it (it was the first link only)
+    assert formula_code("where(-0.5 < z < 0.5, z, 0)", {"z": "z"}, "numpy") == \
+        "np.where(np.logical_and(np.less(np.negative(0.5), z), np.less(z, 0.5)), z, 0.0)"
     with pytest.raises(FormulaError):
         formula_code("__import__('os').system('true')", {"z": "z"}, "numpy")
 

@@ -325,36 +325,73 @@ def formula_loss(name, params: dict, where: str, taken: list[str]) -> dict:
 
 # --- source code of a checked tree (for `bpcli export`) ------------------------------------------
 
-_CODE_FN = {
-    "numpy": {n: f"np.{n}(" + ", ".join(["{}"] * arity) + ")" for n, (_, arity) in FUNCTIONS.items()},
-    # torch functions take tensors: _t (written beside the model) makes a number one, in the model's dtype
-    "torch": {**{n: f"torch.{n}(_t({{}}))" for n in ("exp", "log", "log1p", "sqrt", "abs", "tanh", "sin", "cos")},
-              "maximum": "torch.maximum(_t({}), _t({}))", "minimum": "torch.minimum(_t({}), _t({}))",
-              "where": "torch.where({}, _t({}), _t({}))",
-              "clip": "torch.minimum(torch.maximum(_t({}), _t({})), _t({}))"},
-}
+# numpy's function name -> torch's counterpart on tensors; every operation the evaluator calls has one
+_TORCH = {"add": "torch.add", "subtract": "torch.sub", "multiply": "torch.mul", "divide": "torch.div",
+          "power": "torch.pow", "negative": "torch.neg", "less": "torch.lt", "less_equal": "torch.le",
+          "greater": "torch.gt", "greater_equal": "torch.ge", "equal": "torch.eq", "not_equal": "torch.ne",
+          "logical_and": "torch.logical_and", "exp": "torch.exp", "log": "torch.log", "log1p": "torch.log1p",
+          "sqrt": "torch.sqrt", "absolute": "torch.abs", "tanh": "torch.tanh", "sin": "torch.sin",
+          "cos": "torch.cos", "maximum": "torch.maximum", "minimum": "torch.minimum", "where": "torch.where"}
 
 
-def formula_code(text: str, variables: dict[str, str], target: str) -> str:
-    """A checked formula as numpy or torch source, its variables renamed (e.g. {"z": "z_A"}).
+def _np_name(fn: Callable) -> str:
+    """The numpy function the evaluator calls, by the name the generated code reaches it under."""
+    name = fn.__name__
+    if getattr(np, name, None) is not fn:  # never a look-alike: the code calls the very function bpcli does
+        raise FormulaError(f"numpy's {name} cannot be written as code")
+    return name
 
-    Only the whitelisted tree is written out, node by node, so the code holds nothing the checker refused.
+
+def formula_source(formula: Formula, variables: dict[str, str], target: str) -> str:
+    """The expression of a checked formula as numpy or torch source, its variables renamed (e.g. {"z": "z"}).
+
+    Written node by node from the tree the evaluator compiled, each node as the very numpy call the evaluator makes
+    (a + b is np.add(a, b), a < b < c is np.logical_and(np.less(a, b), np.less(b, c)), constants plain floats as
+    bpcli's), so the numpy code computes what bpcli computes, 1/0 and (-2)**1.5 included (inf and nan, never an
+    exception or a complex number). For torch each call is its counterpart on tensors and each constant _t(c),
+    a tensor in the model's dtype (the helper written beside the model). Only numbers, the variables' new names
+    and fixed function names reach the text; the formula's own text never does.
     """
-    fns = _CODE_FN[target]
+    if target not in ("numpy", "torch"):
+        raise ValueError(f"target: numpy or torch, not {target!r}")
+    for v in variables.values():
+        if not v.isidentifier():
+            raise ValueError(f"variables: {v!r} is not a Python name")
+
+    def call(fn: Callable, *args: str) -> str:
+        name = _np_name(fn)
+        if target == "numpy":
+            return f"np.{name}({', '.join(args)})"
+        if name == "clip":  # numpy's clip on floats: minimum(maximum(x, lo), hi), NaN from any argument
+            return f"torch.minimum(torch.maximum({args[0]}, {args[1]}), {args[2]})"
+        return f"{_TORCH[name]}({', '.join(args)})"
 
     def code(node: ast.AST) -> str:
         if isinstance(node, ast.Constant):
-            return repr(float(node.value))
+            c = float(node.value)  # the checker refused text, booleans and numbers beyond float range
+            if not math.isfinite(c):
+                raise FormulaError(f"the number {str(node.value)[:20]} is beyond float range")
+            return repr(c) if target == "numpy" else f"_t({c!r})"
         if isinstance(node, ast.Name):
             return variables[node.id]
         if isinstance(node, ast.UnaryOp):
-            return f"(-{code(node.operand)})" if isinstance(node.op, ast.USub) else code(node.operand)
+            inner = code(node.operand)
+            return call(np.negative, inner) if isinstance(node.op, ast.USub) else inner
         if isinstance(node, ast.BinOp):
-            return f"({code(node.left)} {_SYMBOL[type(node.op)]} {code(node.right)})"
+            return call(_BINARY[type(node.op)], code(node.left), code(node.right))
         if isinstance(node, ast.Compare):
-            return f"({code(node.left)} {_SYMBOL[type(node.ops[0])]} {code(node.comparators[0])})"
+            parts = [code(c) for c in [node.left, *node.comparators]]
+            out = call(_COMPARE[type(node.ops[0])], parts[0], parts[1])
+            for i in range(1, len(node.ops)):  # every link of a chain, as the evaluator does
+                out = call(np.logical_and, out, call(_COMPARE[type(node.ops[i])], parts[i], parts[i + 1]))
+            return out
         if isinstance(node, ast.Call):
-            return fns[node.func.id].format(*(code(a) for a in node.args))
+            return call(FUNCTIONS[node.func.id][0], *(code(a) for a in node.args))
         raise FormulaError(f"cannot write {_kind(node)} as code")  # the checker refused it already
 
-    return code(parse_formula(text, tuple(variables)).tree.body)
+    return code(formula.tree.body)
+
+
+def formula_code(text: str, variables: dict[str, str], target: str) -> str:
+    """A formula given as text, checked, then written as numpy or torch source (see formula_source)."""
+    return formula_source(parse_formula(text, tuple(variables)), variables, target)

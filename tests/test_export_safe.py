@@ -1,0 +1,102 @@
+"""An export never runs a user's text: names, classes, formulas and paths reach model.py and predict.py as literals,
+so importing the export (as bpcli tells the user to) runs only bpcli's code and predicts what bpcli predicts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from bpcli.cli import app
+
+runner = CliRunner()
+
+# each piece of text, were it pasted into the code, would create a file named after where it came from
+def payload(tag: str) -> str:
+    return f'"""; open("RAN_{tag}", "w"); """'
+
+
+HOSTILE_CONFIG = {
+    "version": 1,
+    "name": "net " + payload("name") + "\n" + "'''; open('RAN_name2', 'w'); '''",
+    "inputs": ['a"""\nopen("RAN_input", "w")\n"""', "b'\n x\\", "c\r\n# \x0b"],
+    "layers": [
+        {"size": 3, "activation": {"name": "soft\nopen('RAN_act', 'w')\n" + payload("act"),
+                                   "f": "z / (1 + abs(z))", "df": "1 / (1 + abs(z))**2"}},
+        {"size": 1, "activation": "sigmoid"},
+    ],
+    "loss": "squared_error",
+    "init": {"scheme": "xavier_uniform", "seed": 1, "bias": 0.1},
+    "data": {"x": [[0, 0, 1], [0, 1, 0], [1, 0, 0], [1, 1, 1]], "y": [[0], [1], [1], [0]],
+             "classes": ["no " + payload("class0"), "yes\n" + payload("class1")]},
+    "train": {"optimizer": "gd", "lr": 2.0, "epochs": 20},
+}
+# the name and the paths alone: on a plain config, pasting them into a docstring gives code that runs
+NAMED = {**HOSTILE_CONFIG, "name": "net " + payload("name"), "inputs": ["x1", "x2", "x3"],
+         "layers": [{"size": 3, "activation": "tanh"}, {"size": 1, "activation": "sigmoid"}],
+         "data": {k: v for k, v in HOSTILE_CONFIG["data"].items() if k != "classes"}}
+# a file name may hold any byte but / and NUL: a config and a run folder named as code
+HOSTILE_FILE = 'c""";open("RAN_file","w");""".yaml'
+HOSTILE_RUN = 'r""";open("RAN_run","w");"""'
+
+IMPORT_ALL = """
+import importlib.util, json, sys
+import numpy as np
+import torch
+x = np.array(json.loads(sys.argv[1]))
+out = {}
+for i, path in enumerate(sys.argv[2:]):
+    spec = importlib.util.spec_from_file_location(f"export{i}", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    y = mod.predict(x) if hasattr(mod, "predict") else mod.load()(torch.tensor(x)).detach().numpy()
+    out[path] = {"y": y.tolist(), "classes": mod.classes(y) if hasattr(mod, "classes") else None,
+                 "inputs": list(mod.INPUTS), "name": mod.NETWORK["name"], "source": mod.NETWORK["source"]}
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.parametrize("config", [NAMED, HOSTILE_CONFIG], ids=["name-and-paths", "every-text"])
+def test_hostile_text_in_an_export_never_runs_and_it_predicts_as_bpcli(config, tmp_path):
+    pytest.importorskip("torch", reason="the PyTorch half of the export needs torch to import")
+    path = tmp_path / HOSTILE_FILE
+    path.write_text(yaml.safe_dump(config))
+    run = tmp_path / HOSTILE_RUN
+    trained = runner.invoke(app, ["train", str(path), "--out", str(run), "-q"])
+    assert trained.exit_code == 0, trained.output
+    files = []
+    for to, folder, file in (("numpy", "np", "predict.py"), ("pytorch", "pt", "model.py")):
+        done = runner.invoke(app, ["export", str(run), "--to", to, "--out", str(tmp_path / folder)])
+        assert done.exit_code == 0, done.output
+        files.append(str(tmp_path / folder / file))
+
+    x = [[0.0, 0.0, 1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [1.0, 1.0, 1.0], [0.3, -2.0, 5.0], [-1.5, 4.0, 0.0]]
+    sandbox = tmp_path / "sandbox"  # where the payloads would write: the imports' working directory
+    sandbox.mkdir()
+    out = subprocess.run([sys.executable, "-c", IMPORT_ALL, json.dumps(x), *files], cwd=sandbox,
+                         capture_output=True, text=True, timeout=120)
+    ran = sorted(p.name for p in [*sandbox.iterdir(), *tmp_path.glob("RAN_*")])
+    assert [] == ran  # no RAN_* file: no text of the user's ran
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+
+    from bpcli.engine import predict
+    from bpcli.runs import load_run
+    loaded = load_run(run)
+    scaling = loaded.prepared.scaling
+    expected = predict(loaded.net, np.array(x) if scaling is None else scaling.apply(np.array(x)))
+    np.testing.assert_allclose(got[files[0]]["y"], expected, rtol=1e-13, atol=0)
+    np.testing.assert_allclose(got[files[1]]["y"], expected, rtol=1e-12, atol=0)
+    for file in files:  # the texts come back as the very strings the config gave, as data
+        assert config["inputs"] == got[file]["inputs"]
+        assert config["name"] == got[file]["name"]
+        assert str(run) == got[file]["source"]
+    if "classes" in config["data"]:
+        names = config["data"]["classes"]
+        assert [names[int(v >= 0.5)] for v in expected[:, 0]] == got[files[0]]["classes"]
