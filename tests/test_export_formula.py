@@ -52,3 +52,117 @@ def test_gradcheck_against_torch_judges_the_users_derivative(tmp_path):
     import json
     failed = {e["name"] for e in json.loads(bad.stdout)["entries"] if not e["passed"]}
     assert failed and all(n.startswith(("w", "b_A")) for n in failed)  # the hidden layer, where the formula is
+
+
+# --- every construct the parser accepts: random valid formulas, exported, equal bpcli's forward ----------------
+
+UNARY_FNS = ("exp", "log", "log1p", "sqrt", "abs", "tanh", "sin", "cos")
+NUMBERS = ("0", "1", "2", "3", "0.5", ".25", "7.25", "1e-3", "2.5e3", "100", "1e300", "1e-300", "10" * 12, "0.0")
+POWERS = ("0", "1", "2", "3", "0.5", "1.5", "-1", "-2", "+3", "64", "-0.5")
+COMPARE = ("<", "<=", ">", ">=", "==", "!=")
+
+
+def random_formula(rng, depth: int, p_var: float) -> str:
+    """A formula in z built from every construct formula.py accepts (numbers, z, unary + and -, + - * / **, the
+    functions, where with a chain of comparisons, clip), each part in brackets."""
+    if depth == 0 or rng.random() < 0.2:
+        return "z" if rng.random() < p_var else str(rng.choice(NUMBERS))
+    sub = lambda: random_formula(rng, depth - 1, p_var)  # noqa: E731
+    kind = rng.integers(8)
+    if kind == 0:
+        return f"({rng.choice(['-', '+'])}{sub()})"
+    if kind == 1:
+        return f"({sub()} {rng.choice(['+', '-', '*', '/'])} {sub()})"
+    if kind == 2:
+        return f"({sub()} ** {rng.choice(POWERS)})"
+    if kind == 3:
+        return f"{rng.choice(UNARY_FNS)}({sub()})"
+    if kind == 4:
+        return f"{rng.choice(['maximum', 'minimum'])}({sub()}, {sub()})"
+    if kind == 5:
+        links = rng.integers(1, 4)  # a < b, a < b <= c, a < b <= c != d
+        chain = sub() + "".join(f" {rng.choice(COMPARE)} {sub()}" for _ in range(links))
+        return f"where({chain}, {sub()}, {sub()})"
+    if kind == 6:
+        return f"clip({sub()}, {sub()}, {sub()})"
+    return f"({sub()} {rng.choice(['+', '*'])} {sub()})"
+
+
+def random_formulas(n: int, seed: int) -> list[str]:
+    from bpcli.formula import FormulaError, parse_formula
+    rng = np.random.default_rng(seed)
+    out = ["where(-0.5 < z < 0.5, z, 0)", "1", "1/0", "(-2)**1.5", "z + 1/0", "where(1 < 2 < 3, z, -z)",
+           "1e-50 * 1e50 * z", "clip(z, 1, -1)", "z ** -1", "-(-z)", "+z"]
+    while len(out) < n:
+        text = random_formula(rng, int(rng.integers(1, 6)), p_var=0.0 if rng.random() < 0.1 else 0.5)
+        try:
+            parse_formula(text, ("z",))
+        except FormulaError:  # over the checker's limits (parts, depth): not a valid formula
+            continue
+        out.append(text)
+    return out
+
+
+def formula_rows(rng, m: int):
+    """x: (m, 2), the network's z itself (the layer's weights are the identity): the edges, then spread values."""
+    edges = np.array([0.0, -0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -2.0, 3.0, 1e-3, -1e-300, 1e-300, 700.0, -700.0,
+                      1e10, -1e10, 1e300, -1e300, 7.25, 100.0])
+    v = np.concatenate([edges, rng.normal(0, 3, m * 2 - 2 * edges.size), rng.normal(0, 300, edges.size)])
+    return v.reshape(m, 2)
+
+
+def formula_network(text: str, dtype):
+    """1 layer of 2 nodes whose activation is `text`, W the identity and no bias: its output is f(x) itself."""
+    from bpcli.activations import get_activation
+    from bpcli.losses import get_loss
+    from bpcli.model import Layer, Network
+    act = get_activation("mine", {"f": text, "df": "1"})
+    net = Network(("x1", "x2"), (Layer("A", 2, 2, act, "off"),), [np.eye(2)], [None],
+                  get_loss("squared_error").for_outputs(2))
+    return net.astype(dtype) if dtype is not np.float64 else net
+
+
+def exported(source: str, folder):
+    """The generated module run as `import` runs it, its weights.npz in folder."""
+    import types
+    mod = types.ModuleType("exported")
+    mod.__file__ = str(folder / "module.py")
+    exec(compile(source, mod.__file__, "exec"), mod.__dict__)
+    return mod
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_random_formulas_export_to_numpy_exactly_as_bpcli_computes_them(dtype, tmp_path):
+    from bpcli.engine import predict
+    from bpcli.export_numpy import numpy_source
+    from bpcli.export_spec import numpy_arrays, spec_from_network
+    from bpcli.files import npz_bytes
+    x = formula_rows(np.random.default_rng(0), 1000)
+    formulas = random_formulas(400 if dtype is np.float64 else 150, seed=1)
+    (tmp_path / "weights.npz").write_bytes(npz_bytes(numpy_arrays(spec_from_network(formula_network("z", dtype),
+                                                                                      "p"))))
+    for text in formulas:
+        net = formula_network(text, dtype)
+        expected = predict(net, x.astype(dtype))  # bpcli predict gives the network x in its dtype
+        got = exported(numpy_source(spec_from_network(net, "p")), tmp_path).predict(x)
+        assert expected.shape == got.shape, text
+        np.testing.assert_array_equal(got, expected, err_msg=text)  # the same numpy calls: bit for bit
+
+
+def test_random_formulas_export_to_torch_as_bpcli_computes_them(tmp_path):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install -e '.[dev,torch]' runs this")
+    from bpcli.engine import predict
+    from bpcli.export_spec import spec_from_network, torch_arrays
+    from bpcli.export_torch import torch_source
+    from bpcli.files import npz_bytes
+    x = formula_rows(np.random.default_rng(0), 1000)
+    (tmp_path / "weights.npz").write_bytes(npz_bytes(torch_arrays(spec_from_network(formula_network("z", np.float64),
+                                                                                      "p"))))
+    for text in random_formulas(300, seed=2):
+        net = formula_network(text, np.float64)
+        expected = predict(net, x)
+        with torch.no_grad():
+            got = exported(torch_source(spec_from_network(net, "p")), tmp_path).load()(torch.tensor(x)).numpy()
+        assert expected.shape == got.shape, text
+        # torch's exp, sin, ... may round the last bit differently from numpy's; nothing else may differ
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-300, equal_nan=True, err_msg=text)

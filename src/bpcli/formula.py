@@ -348,9 +348,10 @@ def formula_source(formula: Formula, variables: dict[str, str], target: str) -> 
     Written node by node from the tree the evaluator compiled, each node as the very numpy call the evaluator makes
     (a + b is np.add(a, b), a < b < c is np.logical_and(np.less(a, b), np.less(b, c)), constants plain floats as
     bpcli's), so the numpy code computes what bpcli computes, 1/0 and (-2)**1.5 included (inf and nan, never an
-    exception or a complex number). For torch each call is its counterpart on tensors and each constant _t(c),
-    a tensor in the model's dtype (the helper written beside the model). Only numbers, the variables' new names
-    and fixed function names reach the text; the formula's own text never does.
+    exception or a complex number). For torch each call is its counterpart on tensors, and each part without
+    variables the number bpcli's evaluator gives it, as _t(c): a tensor in the model's dtype (the helper written
+    beside the model). Only numbers, the variables' new names and fixed function names reach the text; the
+    formula's own text never does.
     """
     if target not in ("numpy", "torch"):
         raise ValueError(f"target: numpy or torch, not {target!r}")
@@ -367,11 +368,17 @@ def formula_source(formula: Formula, variables: dict[str, str], target: str) -> 
         return f"{_TORCH[name]}({', '.join(args)})"
 
     def code(node: ast.AST) -> str:
+        if target == "torch" and not isinstance(node, (ast.Name, ast.Compare)) and not _uses(node, variables):
+            # a part without variables is a number bpcli computes in float64 with numpy (1/0 is inf,
+            # (-2)**1.5 is nan): computed here by bpcli's own evaluator, it enters the model as that number
+            with np.errstate(all="ignore"):
+                c = float(_Compiler(tuple(variables)).compile(node, 0)({}))
+            return f"_t({c!r})" if math.isfinite(c) else f"_t(float({str(c)!r}))"
         if isinstance(node, ast.Constant):
             c = float(node.value)  # the checker refused text, booleans and numbers beyond float range
             if not math.isfinite(c):
                 raise FormulaError(f"the number {str(node.value)[:20]} is beyond float range")
-            return repr(c) if target == "numpy" else f"_t({c!r})"
+            return repr(c)
         if isinstance(node, ast.Name):
             return variables[node.id]
         if isinstance(node, ast.UnaryOp):
@@ -390,6 +397,11 @@ def formula_source(formula: Formula, variables: dict[str, str], target: str) -> 
         raise FormulaError(f"cannot write {_kind(node)} as code")  # the checker refused it already
 
     return code(formula.tree.body)
+
+
+def _uses(node: ast.AST, variables) -> bool:
+    """True when the part of the tree under node reads one of the variables."""
+    return any(isinstance(n, ast.Name) and n.id in variables for n in ast.walk(node))
 
 
 def formula_code(text: str, variables: dict[str, str], target: str) -> str:
