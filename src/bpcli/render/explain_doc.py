@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bpcli.explain_result import tex_symbol
+from bpcli.explain_result import tex_escape, tex_symbol
 from bpcli.render import fmt, fmt_error
 from bpcli.render.explain import MAX_ROWS, _plural, _sample_rows, _where_text
 from bpcli.render.explain_update import update_header, update_tex_lines
@@ -137,11 +137,8 @@ def _md_escape(s: str) -> str:
 
 
 def _tex_text(s: str) -> str:
-    """Plain text for \\text{...}."""
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                 ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("^", r"\^{}"), ("~", r"\~{}")):
-        s = s.replace(a, b)
-    return s
+    """Plain text for \\text{...} and paragraphs: the one escaper every user text goes through."""
+    return tex_escape(s)
 
 
 def explain_latex(report, standalone: bool = False) -> str:
@@ -196,5 +193,5 @@ def explain_latex(report, standalone: bool = False) -> str:
 
 
 def _tex_comment(s: str) -> str:
-    """Text for a % comment: one line."""
-    return " ".join(str(s).split())
+    """Text for a % comment: one line, escaped like any other text."""
+    return tex_escape(" ".join(str(s).split()))
