@@ -104,3 +104,21 @@ def test_hostile_text_in_an_export_never_runs_and_it_predicts_as_bpcli(tmp_path)
         if "classes" in config["data"] and file.endswith("predict.py"):
             names = config["data"]["classes"]
             assert [names[int(v >= 0.5)] for v in expected[:, 0]] == got[file]["classes"]
+
+
+@pytest.mark.parametrize("brk", ["\r", "\x85", "\u2028"], ids=["CR", "NEL", "LS"])
+def test_import_writes_the_state_files_name_into_the_config_only_as_a_comment(brk, tmp_path):
+    """YAML ends a comment at a CR, NEL or line separator: a file name holding one must not become config."""
+    name = f"m{brk}init: {{values: {{w11: 5.0}}}} #.npz"
+    state = {"0.weight": np.ones((2, 2)), "0.bias": np.zeros(2), "2.weight": np.ones((1, 2)), "2.bias": np.zeros(1)}
+    np.savez(tmp_path / name, **state)
+    out = tmp_path / "imported.yaml"
+    done = runner.invoke(app, ["import", str(tmp_path / name), "--arch", "2-2-1", "--activations", "tanh,sigmoid",
+                               "-o", str(out), "--data", "xor"])
+    assert done.exit_code == 0, done.output
+    doc = yaml.safe_load(out.read_text())
+    assert "init" not in doc
+    assert [[1.0, 1.0], [1.0, 1.0]] == doc["layers"][0]["weights"]  # w11 is the state's 1, not the name's 5
+    from bpcli.config import load_config
+    from bpcli.model import build
+    assert 1.0 == build(load_config(out)[0]).W[0][0, 0]
