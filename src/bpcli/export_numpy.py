@@ -45,7 +45,8 @@ def numpy_source(spec: ExportSpec) -> str:
     top = spec.layers[-1]
     dtype = safe_dtype(spec)
     lines = [
-        f'"""The {spec.sizes} network bpcli trained, in plain numpy ({dtype}); NETWORK names it and its source.',
+        *wrap(f'"""The {spec.sizes} network bpcli trained, in plain numpy ({dtype}); NETWORK names it and its '
+              "source."),
         "",
         *wrap("The weights are in weights.npz beside this file, keyed as in a run folder: A.W (nodes x inputs: "
               "A.W[j-1, k-1] is w_jk), A.b, ...; names.json names each entry."),

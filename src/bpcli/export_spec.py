@@ -192,7 +192,8 @@ def header_table(spec: ExportSpec) -> list[str]:
     formulas = {layer.letter: {k: str(v) for k, v in layer.params.items()} for layer in spec.layers
                 if "f" in layer.params}
     if formulas:
-        lines.append(f"FORMULAS = {literal(formulas)}  # the config's own activations; f_A below computes A's f")
+        lines += ["# the config's own activations, as written; f_A below computes layer A's f",
+                  f"FORMULAS = {literal(formulas)}"]
     return lines
 
 
@@ -227,7 +228,7 @@ def formula_lines(spec: ExportSpec, target: str) -> list[str]:
             expr = formula_source(parse_formula(layer.params["f"], ("z",)), {"z": "z"}, target)
         except FormulaError as err:
             raise BpcliError(f"layer {layer.letter}: its activation's f cannot be exported: {err}") from None
-        doc = f'    """Layer {layer.letter}\'s own activation f(z), FORMULAS[{layer.letter!r}]["f"] as bpcli computes it."""'
+        doc = f'    """Layer {layer.letter}\'s own activation f(z) (FORMULAS), as bpcli computes it."""'
         if target == "numpy":
             lines += ["", "", f"def {name}(z):", doc,
                       "    with np.errstate(all=\"ignore\"):  # overflow and log(0) give inf and nan, as in bpcli",

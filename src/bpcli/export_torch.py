@@ -95,7 +95,8 @@ def torch_source(spec: ExportSpec) -> str:
     cost, cost_doc = loss_code(spec)
     top = spec.layers[-1]
     lines = [
-        f'"""The {spec.sizes} network bpcli trained, as a PyTorch module ({dt}); NETWORK names it and its source.',
+        *wrap(f'"""The {spec.sizes} network bpcli trained, as a PyTorch module ({dt}); NETWORK names it and its '
+              "source."),
         "",
         f"Exported by bpcli {_version()}. It needs only torch and numpy:",
         "",
