@@ -17,7 +17,8 @@ SOFTSIGN = builtin_config_dir() / "softsign_xor.yaml"
 
 
 def test_formula_code_writes_the_checked_tree_only():
-    from bpcli.formula import FormulaError, formula_code
+    from bpcli.formula import FormulaError
+    from bpcli.formula_code import formula_code
     assert formula_code("z / (1 + abs(z))", {"z": "x"}, "numpy") == "np.divide(x, np.add(1.0, np.absolute(x)))"
     assert formula_code("where(z > 0, z, 0.1 * z)", {"z": "z"}, "torch") == \
         "torch.where(torch.gt(z, _t(0.0)), z, torch.mul(_t(0.1), z))"

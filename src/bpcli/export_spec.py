@@ -217,7 +217,8 @@ def formula_lines(spec: ExportSpec, target: str) -> list[str]:
     """A function per layer whose activation the config wrote as a formula (its f, written from the checked tree
     bpcli evaluates; autograd differentiates it), and for torch the _t helper those functions use; nothing when
     the network has none."""
-    from bpcli.formula import FormulaError, parse_formula, formula_source  # only configs with a formula pay
+    from bpcli.formula import FormulaError, parse_formula  # only configs with a formula pay for the parser
+    from bpcli.formula_code import formula_source
 
     lines = []
     for layer in spec.layers:
