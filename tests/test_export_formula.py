@@ -267,3 +267,48 @@ def test_a_hidden_formula_exports_equal_to_bpcli_predict(f, tmp_path):
     assert expected.shape == y_np.shape == y_pt.shape == (1000, 1)
     np.testing.assert_allclose(y_np, expected, rtol=1e-13, atol=1e-15, equal_nan=True)
     np.testing.assert_allclose(y_pt, expected, rtol=1e-12, atol=1e-15, equal_nan=True)
+
+
+FORMULA_LOSS = """version: 1
+name: own_loss
+inputs: 2
+layers:
+  - {size: 3, activation: tanh}
+  - {size: 2, activation: sigmoid}
+loss: {name: my_loss, L: "where(-0.5 < yhat - y < 0.5, (yhat - y)**2, abs(yhat - y) - 0.25)",
+       dL: "where(-0.5 < yhat - y < 0.5, 2 * (yhat - y), where(yhat > y, 1, -1))"}
+data: {x: [[0, 0], [0, 1], [1, 0], [1, 1], [0.5, -2]], y: [[0, 1], [1, 0], [1, 1], [0, 0], [1, 0]]}
+init: {seed: 3}
+train: {epochs: 3}
+"""
+
+
+def test_a_formula_loss_exports_to_torch_and_autograd_judges_its_derivative(tmp_path):
+    """The config's own L is written into model.py's cost (it was refused: no PyTorch form), so the exported cost
+    is bpcli's, and gradcheck --against torch checks the user's dL against autograd of the user's L."""
+    import json
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install -e '.[dev,torch]' runs this")
+    from bpcli.config import load_config
+    from bpcli.engine import cost, forward
+    from conftest import load_module
+    config = tmp_path / "own_loss.yaml"
+    config.write_text(FORMULA_LOSS)
+    ok = runner.invoke(app, ["gradcheck", "--against", "torch", str(config), "--json"])
+    assert ok.exit_code == 0, ok.output
+    wrong = tmp_path / "wrong.yaml"  # dL without its factor 2 inside the window
+    wrong.write_text(FORMULA_LOSS.replace("2 * (yhat - y)", "(yhat - y)"))
+    bad = runner.invoke(app, ["gradcheck", "--against", "torch", str(wrong), "--json"])
+    assert bad.exit_code == 1, bad.output
+    assert any(not e["passed"] for e in json.loads(bad.stdout)["entries"])
+
+    run = tmp_path / "run"
+    assert runner.invoke(app, ["train", str(config), "--out", str(run), "-q"]).exit_code == 0
+    assert runner.invoke(app, ["export", str(run), "--to", "pytorch", "--out", str(tmp_path / "pt")]).exit_code == 0
+    mod = load_module(tmp_path / "pt" / "model.py", "own_loss_model")
+    cfg, data = load_config(config)
+    from bpcli.runs import load_run
+    net = load_run(run).net
+    expected = cost(net, forward(net, data.x)[1], data.y)
+    with torch.no_grad():
+        got = float(mod.cost(mod.load(), torch.tensor(data.x), torch.tensor(data.y)))
+    assert expected == pytest.approx(got, rel=1e-13, abs=0)

@@ -191,6 +191,8 @@ def header_table(spec: ExportSpec) -> list[str]:
     lines.append(f"ACTIVATIONS = {literal({layer.letter: str(layer.activation) for layer in spec.layers})}")
     formulas = {layer.letter: {k: str(v) for k, v in layer.params.items()} for layer in spec.layers
                 if "f" in layer.params}
+    if "L" in spec.loss_params:
+        formulas["loss"] = {k: str(v) for k, v in spec.loss_params.items()}
     if formulas:
         lines += ["# the config's own activations, as written; f_A below computes layer A's f",
                   f"FORMULAS = {literal(formulas)}"]
@@ -215,8 +217,8 @@ def formula_function(layer: LayerSpec) -> str:
 
 def formula_lines(spec: ExportSpec, target: str) -> list[str]:
     """A function per layer whose activation the config wrote as a formula (its f, written from the checked tree
-    bpcli evaluates; autograd differentiates it), and for torch the _t helper those functions use; nothing when
-    the network has none."""
+    bpcli evaluates; autograd differentiates it), for torch the config's own loss L if it has one and the _t
+    helper those functions use; nothing when the network has no formula."""
     from bpcli.formula import FormulaError, parse_formula  # only configs with a formula pay for the parser
     from bpcli.formula_code import formula_source
 
@@ -237,6 +239,15 @@ def formula_lines(spec: ExportSpec, target: str) -> list[str]:
                       "    return np.array(np.broadcast_to(v, z.shape), dtype=z.dtype)"]
         else:
             lines += ["", "", f"def {name}(z):", doc, f"    return torch.broadcast_to({expr}, z.shape)"]
+    if target == "torch" and "L" in spec.loss_params:  # the config's own loss, for cost()
+        try:
+            expr = formula_source(parse_formula(spec.loss_params["L"], ("y", "yhat")), {"y": "y", "yhat": "yhat"},
+                                  target)
+        except FormulaError as err:
+            raise BpcliError(f"loss: its L cannot be exported: {err}") from None
+        lines += ["", "", "def loss_formula(y, yhat):",
+                  '    """The config\'s own loss L(y, y\') of each output (FORMULAS["loss"]), as bpcli computes it."""',
+                  f"    return torch.broadcast_to({expr}, yhat.shape)"]
     if lines and target == "torch":
         lines = ["", "", "def _t(v):", '    """A number as a tensor in the model\'s dtype."""',
                  "    return torch.as_tensor(v, dtype=DTYPE)"] + lines

@@ -49,6 +49,8 @@ def activation_code(layer: LayerSpec, z: str) -> str:
 
 def loss_code(spec: ExportSpec) -> tuple[str, str]:
     """(the cost's torch code from y_hat or z, and its description)."""
+    if "L" in spec.loss_params:  # the config's own loss, written beside the model by formula_lines
+        return "loss_formula(y, y_hat).sum(dim=1).mean()", "the config's own L (FORMULAS), summed over the outputs"
     if spec.fused and spec.loss == "cross_entropy":
         return "F.cross_entropy(z, y)", "cross_entropy from the logits: mean_i -sum_k y_k ln softmax(z_i)_k"
     if spec.fused and spec.loss == "binary_cross_entropy":
