@@ -238,7 +238,7 @@ def formula_lines(spec: ExportSpec, target: str) -> list[str]:
                       f"        v = np.asarray({expr})",
                       "    return np.array(np.broadcast_to(v, z.shape), dtype=z.dtype)"]
         else:
-            lines += ["", "", f"def {name}(z):", doc, f"    return torch.broadcast_to({expr}, z.shape)"]
+            lines += ["", "", f"def {name}(z):", doc, f"    return torch.broadcast_to(({expr}).to(z.dtype), z.shape)"]
     if target == "torch" and "L" in spec.loss_params:  # the config's own loss, for cost()
         try:
             expr = formula_source(parse_formula(spec.loss_params["L"], ("y", "yhat")), {"y": "y", "yhat": "yhat"},
@@ -247,8 +247,10 @@ def formula_lines(spec: ExportSpec, target: str) -> list[str]:
             raise BpcliError(f"loss: its L cannot be exported: {err}") from None
         lines += ["", "", "def loss_formula(y, yhat):",
                   '    """The config\'s own loss L(y, y\') of each output (FORMULAS["loss"]), as bpcli computes it."""',
-                  f"    return torch.broadcast_to({expr}, yhat.shape)"]
+                  f"    return torch.broadcast_to(({expr}).to(yhat.dtype), yhat.shape)"]
     if lines and target == "torch":
         lines = ["", "", "def _t(v):", '    """A number as a tensor in the model\'s dtype."""',
-                 "    return torch.as_tensor(v, dtype=DTYPE)"] + lines
+                 "    return torch.as_tensor(v, dtype=DTYPE)", "", "",
+                 "def _t64(v):", '    """A number as a float64 tensor: numpy computes with it in float64, as bpcli does."""',
+                 "    return torch.as_tensor(v, dtype=torch.float64)"] + lines
     return lines

@@ -36,10 +36,10 @@ def formula_source(formula: Formula, variables: dict[str, str], target: str) -> 
     Written node by node from the tree the evaluator compiled, each node as the very numpy call the evaluator makes
     (a + b is np.add(a, b), a < b < c is np.logical_and(np.less(a, b), np.less(b, c)), constants plain floats as
     bpcli's), so the numpy code computes what bpcli computes, 1/0 and (-2)**1.5 included (inf and nan, never an
-    exception or a complex number). For torch each call is its counterpart on tensors, and each part without
-    variables the number bpcli's evaluator gives it, as _t(c): a tensor in the model's dtype (the helper written
-    beside the model). Only numbers, the variables' new names and fixed function names reach the text; the
-    formula's own text never does.
+    exception or a complex number). For torch each call is its counterpart on tensors, each part without
+    variables the number bpcli's evaluator gives it, and each tensor in the dtype numpy computes that part in
+    (see _torch). Only numbers, the variables' new names and fixed function names reach the text; the formula's
+    own text never does.
     """
     if target not in ("numpy", "torch"):
         raise ValueError(f"target: numpy or torch, not {target!r}")
@@ -47,21 +47,14 @@ def formula_source(formula: Formula, variables: dict[str, str], target: str) -> 
         if not v.isidentifier():
             raise ValueError(f"variables: {v!r} is not a Python name")
 
+    if target == "torch":
+        kind, render = _torch(formula.tree.body, variables)
+        return render("a64" if kind == "weak" else kind)
+
     def call(fn: Callable, *args: str) -> str:
-        name = _np_name(fn)
-        if target == "numpy":
-            return f"np.{name}({', '.join(args)})"
-        if name == "clip":  # numpy's clip on floats: minimum(maximum(x, lo), hi), NaN from any argument
-            return f"torch.minimum(torch.maximum({args[0]}, {args[1]}), {args[2]})"
-        return f"{_TORCH[name]}({', '.join(args)})"
+        return f"np.{_np_name(fn)}({', '.join(args)})"
 
     def code(node: ast.AST) -> str:
-        if target == "torch" and not isinstance(node, (ast.Name, ast.Compare)) and not _uses(node, variables):
-            # a part without variables is a number bpcli computes in float64 with numpy (1/0 is inf,
-            # (-2)**1.5 is nan): computed here by bpcli's own evaluator, it enters the model as that number
-            with np.errstate(all="ignore"):
-                c = float(_Compiler(tuple(variables)).compile(node, 0)({}))
-            return f"_t({c!r})" if math.isfinite(c) else f"_t(float({str(c)!r}))"
         if isinstance(node, ast.Constant):
             c = float(node.value)  # the checker refused text, booleans and numbers beyond float range
             if not math.isfinite(c):
@@ -85,6 +78,64 @@ def formula_source(formula: Formula, variables: dict[str, str], target: str) -> 
         raise FormulaError(f"cannot write {type(node).__name__} as code")  # the checker refused it already
 
     return code(formula.tree.body)
+
+
+Render = Callable[[str], str]
+
+
+def _torch(node: ast.AST, variables: dict[str, str]) -> tuple[str, Render]:
+    """(kind, render) of a part of the tree as torch code that follows numpy's types as bpcli meets them.
+
+    kind: "weak", a number as written (numpy gives it the dtype of the array it meets); "f64", a number computed
+    by numpy (a float64, which makes what it meets float64); "a", an array in the network's dtype; "a64", one that
+    numpy made float64; "bool". render(kind) writes the part as a tensor of that kind (DTYPE for "a", float64 for
+    "a64": _t and _t64 make numbers tensors, .double() a tensor float64; in a float64 network all are the same).
+    """
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
+        return _torch(node.operand, variables)  # the evaluator returns the operand itself
+    if isinstance(node, ast.Constant):
+        c = float(node.value)  # the checker refused text, booleans and numbers beyond float range
+        if not math.isfinite(c):
+            raise FormulaError(f"the number {str(node.value)[:20]} is beyond float range")
+        return "weak", lambda k: f"_t({c!r})" if k == "a" else f"_t64({c!r})"
+    if isinstance(node, ast.Name):
+        name = variables[node.id]
+        return "a", lambda k: name if k == "a" else f"{name}.double()"
+    if not isinstance(node, ast.Compare) and not _uses(node, variables):
+        # a part without variables is a number bpcli computes with numpy in float64 (1/0 is inf, (-2)**1.5 nan):
+        # computed here by bpcli's own evaluator, it enters the model as that number
+        with np.errstate(all="ignore"):
+            c = float(_Compiler(tuple(variables)).compile(node, 0)({}))
+        text = f"_t64({c!r})" if math.isfinite(c) else f"_t64(float({str(c)!r}))"
+        return "f64", lambda k: text
+
+    def op(fn: Callable, parts: list[tuple[str, Render]], boolean: bool = False) -> tuple[str, Render]:
+        kinds = {k for k, _ in parts if k != "bool"}
+        kind = "a" if "a" in kinds and not kinds & {"a64", "f64"} else "a64"  # numpy's promotion
+        args = [r(kind) for _, r in parts]
+        name = _np_name(fn)
+        if name == "clip":  # numpy's clip on floats: minimum(maximum(x, lo), hi), NaN from any argument
+            text = f"torch.minimum(torch.maximum({args[0]}, {args[1]}), {args[2]})"
+        else:
+            text = f"{_TORCH[name]}({', '.join(args)})"
+        if boolean:
+            return "bool", lambda k: text
+        return kind, lambda k: text if k == kind else f"{text}.double()"
+
+    if isinstance(node, ast.UnaryOp):
+        return op(np.negative, [_torch(node.operand, variables)])
+    if isinstance(node, ast.BinOp):
+        return op(_BINARY[type(node.op)], [_torch(node.left, variables), _torch(node.right, variables)])
+    if isinstance(node, ast.Compare):
+        parts = [_torch(c, variables) for c in [node.left, *node.comparators]]
+        out = op(_COMPARE[type(node.ops[0])], parts[:2], boolean=True)
+        for i in range(1, len(node.ops)):  # every link of a chain, as the evaluator does
+            link = op(_COMPARE[type(node.ops[i])], parts[i:i + 2], boolean=True)
+            out = op(np.logical_and, [out, link], boolean=True)
+        return out
+    if isinstance(node, ast.Call):
+        return op(FUNCTIONS[node.func.id][0], [_torch(a, variables) for a in node.args])
+    raise FormulaError(f"cannot write {type(node).__name__} as code")  # the checker refused it already
 
 
 def _uses(node: ast.AST, variables) -> bool:
