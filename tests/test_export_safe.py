@@ -122,3 +122,16 @@ def test_import_writes_the_state_files_name_into_the_config_only_as_a_comment(br
     from bpcli.config import load_config
     from bpcli.model import build
     assert 1.0 == build(load_config(out)[0]).W[0][0, 0]
+
+
+def test_gradcheck_against_torch_runs_no_text_of_the_config(tmp_path, monkeypatch):
+    """--against torch runs the exported model.py in this process: a name written as code must stay a name."""
+    pytest.importorskip("torch", reason="PyTorch is not installed: pip install -e '.[dev,torch]' runs this")
+    monkeypatch.chdir(tmp_path)  # where the payloads would write
+    path = tmp_path / HOSTILE_FILE
+    inputs = ['x""";open("RAN_input","w");"""', "x2", "x3"]  # the inputs' names were in model.py's docstring
+    path.write_text(yaml.safe_dump({**NAMED, "inputs": inputs}))
+    done = runner.invoke(app, ["gradcheck", "--against", "torch", str(path), "--json"])
+    assert done.exit_code in (0, 3), done.output
+    assert [] == sorted(p.name for p in tmp_path.glob("RAN_*"))
+    assert json.loads(done.stdout)["entries"]
