@@ -205,3 +205,25 @@ def test_hostile_names_reach_latex_only_as_escaped_text(tmp_path):
     assert 0 == done.returncode, log[-2000:]
     assert "(/etc/hostname)" not in log and "(/etc/passwd)" not in log  # pdflatex read no file of the user's
     assert not (tmp_path / "X").exists()
+
+
+def test_hostile_names_reach_markdown_only_as_text(tmp_path):
+    """explain --format markdown: a name with backticks, HTML, a table bar or a blank line stays text."""
+    import yaml
+    from markdown_it import MarkdownIt
+    hostile = {**HOSTILE_TEX, "name": "net` <img src=x onerror=alert(1)> `x\n\n# heading",
+               "inputs": ["a|b", "``<script>alert(1)</script>``", "c\n\n| d |", "[link](http://x)"]}
+    config = tmp_path / "hostile.yaml"
+    config.write_text(yaml.safe_dump(hostile))
+    res = runner.invoke(app, ["explain", str(config), "-w", "w11", "--paths", "--format", "markdown"])
+    assert res.exit_code in (0, 3), res.output
+    html = MarkdownIt("commonmark").enable("table").render(res.stdout)
+    assert "<img" not in html and "<script" not in html and "<a href" not in html
+    assert "<h1>" not in html  # no heading of the name's
+    tables = re.findall(r"<table>(.*?)</table>", html, re.S)
+    assert tables
+    for table in tables:
+        rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)
+        widths = {len(re.findall(r"<t[hd][ >]", r)) for r in rows}
+        assert 1 == len(widths), widths  # every row as wide as the head: no bar of a name split a cell
+    assert "<code>a|b</code>" in html and "<code>``&lt;script&gt;alert(1)&lt;/script&gt;``</code>" in html

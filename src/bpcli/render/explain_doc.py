@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from bpcli.explain_result import tex_escape, tex_symbol
 from bpcli.render import fmt, fmt_error
 from bpcli.render.explain import MAX_ROWS, _plural, _sample_rows, _where_text
@@ -54,7 +56,7 @@ def explain_markdown(report) -> str:
     for e in report.explanations:
         P = e.name
         out.append(f"### The gradient of the cost with respect to `{P}`\n")
-        out.append(f"`{P}` is {_where_text(e)} of the network `{report.name}`; its value is {fmt(e.value)}. "
+        out.append(f"`{P}` is {_md_escape(_where_text(e))} of the network {_md_code(report.name)}; its value is {fmt(e.value)}. "
                    f"The cost is the mean over m = {e.m} samples"
                    + (" (inputs standardised as in training)." if report.scaled else "."))
         out.append("")
@@ -66,7 +68,8 @@ def explain_markdown(report) -> str:
         out.append("**So**" + (f" ({_md_escape(e.chain.note)})" if e.chain.note else "") + "\n")
         out.append(f"$${e.chain.tex}$$\n")
         ctx, cols = _table_columns(e)
-        head = ["i"] + [f"`{c[0]}`" for c in ctx] + [f"`{f.symbol}`" for f in cols] + [f"`dL_i/d{P}`"]
+        head = ["i"] + [_md_code(c[0], cell=True) for c in ctx] + [_md_code(f.symbol, cell=True) for f in cols] + \
+            [f"`dL_i/d{P}`"]
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "|".join("---:" for _ in head) + "|")
         for i in _sample_rows(e):
@@ -99,7 +102,7 @@ def explain_markdown(report) -> str:
             thin = r"\,"
             out.append(f"The {_plural(e.paths.count, 'path')} from `{P}` to the loss, averaged over the samples:\n")
             for n, t in enumerate(e.paths.listed, 1):
-                out.append(f"{n}. `{' -> '.join(t.nodes)}`: ${thin.join(t.tex)}$ contributes {fmt(t.contribution)}")
+                out.append(f"{n}. {_md_code(' -> '.join(t.nodes))}: ${thin.join(t.tex)}$ contributes {fmt(t.contribution)}")
             out.append(f"\nThey add up to {fmt(e.paths.total)}.\n")
         if e.update.trainable:
             out.append(f"The next update, {_md_escape(update_header(e.update))}:\n")
@@ -133,7 +136,23 @@ def _sentence(s: str) -> str:
 
 
 def _md_escape(s: str) -> str:
-    return s.replace("*", r"\*").replace("_", r"\_")
+    """Text for Markdown prose: what would be markup (emphasis, code, links, HTML, a table's bar) escaped, and
+    control characters and line ends as spaces (a blank line would end the paragraph)."""
+    s = "".join(" " if not c.isprintable() else c for c in str(s))
+    for c in "\\`*_[]<>|":
+        s = s.replace(c, "\\" + c)
+    return s
+
+
+def _md_code(s: str, cell: bool = False) -> str:
+    """User text as one Markdown code span (shown as written, never markup): fenced by more backticks than any
+    run inside it, control characters and line ends as spaces; in a table cell a bar escaped (GFM)."""
+    s = "".join(" " if not c.isprintable() else c for c in str(s))
+    if cell:
+        s = s.replace("|", "\\|")
+    fence = "`" * (1 + max((len(r) for r in re.findall(r"`+", s)), default=0))
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
 
 
 def _tex_text(s: str) -> str:
