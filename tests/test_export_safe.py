@@ -135,3 +135,21 @@ def test_gradcheck_against_torch_runs_no_text_of_the_config(tmp_path, monkeypatc
     assert done.exit_code in (0, 3), done.output
     assert [] == sorted(p.name for p in tmp_path.glob("RAN_*"))
     assert json.loads(done.stdout)["entries"]
+
+
+def test_literal_writes_only_plain_values_that_read_back_as_themselves():
+    import ast
+
+    from bpcli.errors import BpcliError
+    from bpcli.export_spec import literal
+
+    class Sly(str):  # a str whose repr is code
+        def __repr__(self):
+            return "__import__('os')"
+
+    for value in ('a"""\nimport os', "b'\r\x00\udcff", ("x", 1, 2.5, None), {"A": {"f": "z ** 2"}}):
+        text = literal(value)
+        assert value == ast.literal_eval(text) and "\n" not in text
+    for bad in (Sly("x"), float("inf"), float("nan"), ("ok", Sly("y")), {1: "not a str key"}, b"bytes"):
+        with pytest.raises(BpcliError):
+            literal(bad)

@@ -194,7 +194,7 @@ def header_table(spec: ExportSpec) -> list[str]:
     if "L" in spec.loss_params:
         formulas["loss"] = {k: str(v) for k, v in spec.loss_params.items()}
     if formulas:
-        lines += ["# the config's own activations, as written; f_A below computes layer A's f",
+        lines += ["# the config's own formulas, as written: f_A below computes layer A's f (loss_formula the loss's L)",
                   f"FORMULAS = {literal(formulas)}"]
     return lines
 
@@ -251,6 +251,6 @@ def formula_lines(spec: ExportSpec, target: str) -> list[str]:
     if lines and target == "torch":
         lines = ["", "", "def _t(v):", '    """A number as a tensor in the model\'s dtype."""',
                  "    return torch.as_tensor(v, dtype=DTYPE)", "", "",
-                 "def _t64(v):", '    """A number as a float64 tensor: numpy computes with it in float64, as bpcli does."""',
+                 "def _t64(v):", '    """A number as a float64 tensor: numpy computes with it in float64, as bpcli."""',
                  "    return torch.as_tensor(v, dtype=torch.float64)"] + lines
     return lines

@@ -56,7 +56,8 @@ def explain_markdown(report) -> str:
     for e in report.explanations:
         P = e.name
         out.append(f"### The gradient of the cost with respect to `{P}`\n")
-        out.append(f"`{P}` is {_md_escape(_where_text(e))} of the network {_md_code(report.name)}; its value is {fmt(e.value)}. "
+        out.append(f"`{P}` is {_md_escape(_where_text(e))} of the network {_md_code(report.name)}; "
+                   f"its value is {fmt(e.value)}. "
                    f"The cost is the mean over m = {e.m} samples"
                    + (" (inputs standardised as in training)." if report.scaled else "."))
         out.append("")
@@ -102,7 +103,8 @@ def explain_markdown(report) -> str:
             thin = r"\,"
             out.append(f"The {_plural(e.paths.count, 'path')} from `{P}` to the loss, averaged over the samples:\n")
             for n, t in enumerate(e.paths.listed, 1):
-                out.append(f"{n}. {_md_code(' -> '.join(t.nodes))}: ${thin.join(t.tex)}$ contributes {fmt(t.contribution)}")
+                out.append(f"{n}. {_md_code(' -> '.join(t.nodes))}: ${thin.join(t.tex)}$ contributes "
+                           f"{fmt(t.contribution)}")
             out.append(f"\nThey add up to {fmt(e.paths.total)}.\n")
         if e.update.trainable:
             out.append(f"The next update, {_md_escape(update_header(e.update))}:\n")
