@@ -194,7 +194,7 @@ def header_table(spec: ExportSpec) -> list[str]:
     if "L" in spec.loss_params:
         formulas["loss"] = {k: str(v) for k, v in spec.loss_params.items()}
     if formulas:
-        lines += ["# the config's own formulas, as written: f_A below computes layer A's f (loss_formula the loss's L)",
+        lines += ["# the config's own formulas as written; the functions below are written from bpcli's checked form",
                   f"FORMULAS = {literal(formulas)}"]
     return lines
 
