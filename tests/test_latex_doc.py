@@ -150,3 +150,80 @@ def test_the_document_compiles_with_pdflatex_and_nothing_sticks_out(docs, tmp_pa
         assert 0 == done.returncode, (case, log[-2000:])
         assert (tmp_path / f"{case}.pdf").stat().st_size > 1000
         assert "Overfull \\hbox" not in log, (case, re.findall(r"Overfull \\hbox.*", log))
+
+
+# --- user text in the document: names, classes and the config's name reach LaTeX only escaped ---------------
+
+HOSTILE_TEX = {
+    "version": 1,
+    "name": "n\\input{/etc/hostname} $x$ & # ^^5cinput _ % ~ {\n\\end{document}",
+    "inputs": ["a\\input /etc/hostname ", "b}$\\def\\x{1}\x07~^^M", "^^5cwrite18{touch X}\\csname", "größe 😀"],
+    "layers": [{"size": 2, "activation": {"name": "s\\input{/etc/passwd}", "f": "z / (1 + abs(z))",
+                                          "df": "1 / (1 + abs(z))**2"}},
+               {"size": 2, "activation": "softmax"}],
+    "loss": "cross_entropy",
+    "data": {"x": [[0, 0, 1, 2], [0, 1, 0, 1], [1, 0, 0, 0], [1, 1, 1, 3]], "y": [[1, 0], [0, 1], [0, 1], [1, 0]],
+             "classes": ["no}\\catcode`\\{=12", "yes&\\\\\\hline$"]},
+    "train": {"epochs": 5},
+}
+# every control word a document may hold: the preamble's, the maths bpcli writes, and the escaper's own
+ESCAPER = {"textbackslash", "backslash", "textless", "textgreater", "textbar", "tilde", "hat", "text", "^", "~"}
+
+
+def test_tex_escape_prints_every_special_character_and_runs_nothing():
+    from bpcli.explain_result import tex_escape, tex_symbol
+    assert r"a\textbackslash{}b\{c\}\$\&\#\^{}\_\%\~{}\textless{}\textbar{}" == tex_escape("a\\b{c}$&#^_%~<|")
+    assert r"a\backslash{}b\{c\}\$\&\#\hat{}\_\%\tilde{}\ <|" == tex_escape("a\\b{c}$&#^_%~ <|", math=True)
+    assert "x y? z" == tex_escape("x\ny\x07 z")  # a line end is a space, a control character a ?
+    assert r"gr\text{ö}\text{ß}e\ [U+1F600]" == tex_escape("größe 😀", math=True)
+    assert r"\mathrm{a\backslash{}input\ /etc/hostname}" == tex_symbol("a\\input /etc/hostname")
+    assert r"\mathrm{age}" == tex_symbol("age") and "w_{11}" == tex_symbol("w11")
+    assert r"\mathrm{[U+0663]}" == tex_symbol("\u0663")  # an Arabic-Indic 3 is not a number to LaTeX
+
+
+def test_hostile_names_reach_latex_only_as_escaped_text(tmp_path):
+    import yaml
+    config = tmp_path / "hostile.yaml"
+    config.write_text(yaml.safe_dump(HOSTILE_TEX))
+    res = runner.invoke(app, ["explain", str(config), "-w", "w11,v11", "--paths", "--format", "latex", "--standalone"])
+    assert res.exit_code in (0, 3), res.output
+    doc = res.stdout
+    macros = set(re.findall(r"\\([A-Za-z]+)", doc)) | set(re.findall(r"\\([^A-Za-z])", doc))
+    known = KERNEL | PACKAGES["amsmath"] | {"documentclass", "usepackage"} | ESCAPER
+    assert macros <= known, macros - known  # no \input, \def, \csname, \catcode, \write of the user's
+    assert "^^" not in doc  # TeX would read ^^5c as a backslash
+    assert 1 == doc.count(r"\end{document}")
+    assert r"\mathrm{a\backslash{}input\ /etc/hostname\ }" in doc
+    assert r"\texttt{n\textbackslash{}input\{/etc/hostname\} \$x\$ \& \# \^{}\^{}5cinput \_ \% \~{} \{ " \
+        r"\textbackslash{}end\{document\}}" in doc
+    if shutil.which("pdflatex") is None:
+        pytest.skip("pdflatex is not installed (apt-get install texlive-latex-base): the escaping is checked above")
+    (tmp_path / "hostile.tex").write_text(doc)
+    done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "-no-shell-escape",
+                           "hostile.tex"], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    log = (tmp_path / "hostile.log").read_text(errors="replace")
+    assert 0 == done.returncode, log[-2000:]
+    assert "(/etc/hostname)" not in log and "(/etc/passwd)" not in log  # pdflatex read no file of the user's
+    assert not (tmp_path / "X").exists()
+
+
+def test_hostile_names_reach_markdown_only_as_text(tmp_path):
+    """explain --format markdown: a name with backticks, HTML, a table bar or a blank line stays text."""
+    import yaml
+    from markdown_it import MarkdownIt
+    hostile = {**HOSTILE_TEX, "name": "net` <img src=x onerror=alert(1)> `x\n\n# heading",
+               "inputs": ["a|b", "``<script>alert(1)</script>``", "c\n\n| d |", "[link](http://x)"]}
+    config = tmp_path / "hostile.yaml"
+    config.write_text(yaml.safe_dump(hostile))
+    res = runner.invoke(app, ["explain", str(config), "-w", "w11", "--paths", "--format", "markdown"])
+    assert res.exit_code in (0, 3), res.output
+    html = MarkdownIt("commonmark").enable("table").render(res.stdout)
+    assert "<img" not in html and "<script" not in html and "<a href" not in html
+    assert "<h1>" not in html  # no heading of the name's
+    tables = re.findall(r"<table>(.*?)</table>", html, re.S)
+    assert tables
+    for table in tables:
+        rows = re.findall(r"<tr>(.*?)</tr>", table, re.S)
+        widths = {len(re.findall(r"<t[hd][ >]", r)) for r in rows}
+        assert 1 == len(widths), widths  # every row as wide as the head: no bar of a name split a cell
+    assert "<code>a|b</code>" in html and "<code>``&lt;script&gt;alert(1)&lt;/script&gt;``</code>" in html

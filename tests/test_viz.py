@@ -273,6 +273,37 @@ def test_dot_escapes_names_and_refuses_huge_networks(rng):
         network_dot(big, "big", max_edges=1000)
 
 
+HOSTILE_DOT = ('a"];\n  injected -> x1;\n"', "b\\", "c\\N\\G <B>&amp;</B>\x07\x00", "d\r\ne</TD>")
+
+
+def _skeleton(text: str) -> str:
+    """DOT text with every quoted string and HTML-like label blanked: what is left is the graph's structure."""
+    text = re.sub(r'"(\\.|[^"\\])*"', '""', text)
+    return re.sub(r"<<TABLE.*?</TABLE>>", "X", text, flags=re.S)
+
+
+def test_dot_takes_hostile_names_as_text_only(rng):
+    from conftest import random_net
+    net = random_net(rng, 4, [2, 1])
+    plain = dataclasses.replace(net, input_names=("p1", "p2", "p3", "p4"))
+    net.input_names = HOSTILE_DOT
+    text = network_dot(net, 't"]; evil [shape=box]; "x\\')
+    assert _skeleton(network_dot(plain, "t")) == _skeleton(text)  # the same statements, whatever the names say
+    assert [] == [c for c in text if c != "\n" and (ord(c) < 32 or ord(c) == 127)]  # no NUL, BEL, CR
+    assert '"c\\\\N\\\\G <B>&amp;</B>??" -> "A1"' in text  # a backslash is itself, never Graphviz's \N
+    assert "<B>c\\\\N\\\\G &lt;B&gt;&amp;amp;&lt;/B&gt;??</B>" in text
+    if shutil.which("dot") is None:
+        pytest.skip("Graphviz dot is not installed: the text is checked above")
+    done = subprocess.run(["dot", "-Tsvg"], input=text.encode(), capture_output=True)
+    assert 0 == done.returncode and b"" == done.stderr, done.stderr
+    svg = ET.fromstring(done.stdout)
+    bold = ["".join(t.itertext()).replace("\xa0", " ") for t in svg.iter("{http://www.w3.org/2000/svg}text")
+            if t.get("font-weight") == "bold"]
+    # each input's title as written (its lines one <text> each), the nodes A1, A2, B, nothing else
+    assert sorted(['a"];', "  injected -> x1;", '"', "b\\", "c\\N\\G <B>&amp;</B>??", "d", "e</TD>", "A1", "A2",
+                   "B"]) == sorted(bold)
+
+
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot is not installed")
 def test_dot_renders_with_graphviz(runs, tmp_path):
     r = load_run(runs["seed"])

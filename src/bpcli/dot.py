@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import shutil
 import subprocess
+import unicodedata
 from pathlib import Path
 
 from bpcli.errors import BpcliError
@@ -21,9 +22,22 @@ RENDER_FORMATS = ("svg", "png", "pdf")
 TEXT_SUFFIXES = (".dot", ".gv")
 
 
+def printable(text: str) -> str:
+    """User text as Graphviz can take it: line ends as \\n, any other control character (a NUL would end the
+    string, XML refuses the rest in an HTML label) or lone surrogate (not UTF-8) as ?."""
+    s = str(text).replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(c if c == "\n" or unicodedata.category(c) not in ("Cc", "Cs") else "?" for c in s)
+
+
 def quote(text: str) -> str:
     """A DOT double-quoted string: backslashes and quotes escaped, newlines as centred line breaks."""
-    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+    return '"' + printable(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _html(text: str) -> str:
+    """Text for an HTML-like label: & < > and quotes as entities, a backslash doubled (Graphviz reads \\N in a
+    label as the node's name, \\G as the graph's, even in HTML), newlines as line breaks."""
+    return html.escape(printable(text)).replace("\\", "\\\\").replace("\n", "<BR/>")
 
 
 def _num(v: float) -> str:
@@ -32,9 +46,9 @@ def _num(v: float) -> str:
 
 def _html_node(rows: list[tuple[str, str]], title: str, fill: str) -> str:
     """An HTML-like label: a bold title row, then one row per (name, value)."""
-    cells = [f'<TR><TD BGCOLOR="{fill}" COLSPAN="2"><B>{html.escape(title)}</B></TD></TR>']
+    cells = [f'<TR><TD BGCOLOR="{fill}" COLSPAN="2"><B>{_html(title)}</B></TD></TR>']
     for name, value in rows:
-        cells.append(f'<TR><TD ALIGN="LEFT">{html.escape(name)}</TD><TD ALIGN="RIGHT">{html.escape(value)}</TD></TR>')
+        cells.append(f'<TR><TD ALIGN="LEFT">{_html(name)}</TD><TD ALIGN="RIGHT">{_html(value)}</TD></TR>')
     return '<<TABLE BORDER="0" CELLBORDER="1" CELLSPACING="0" CELLPADDING="3">' + "".join(cells) + "</TABLE>>"
 
 

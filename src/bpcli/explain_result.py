@@ -3,23 +3,56 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
+
+# --- user text in LaTeX: one escaper ----------------------------------------------------------------
+
+_TEX_TEXT = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#",
+             "^": r"\^{}", "_": r"\_", "%": r"\%", "~": r"\~{}", "<": r"\textless{}", ">": r"\textgreater{}",
+             "|": r"\textbar{}"}
+_TEX_MATH = {"\\": r"\backslash{}", "{": r"\{", "}": r"\}", "$": r"\$", "&": r"\&", "#": r"\#", "^": r"\hat{}",
+             "_": r"\_", "%": r"\%", "~": r"\tilde{}", " ": r"\ "}
+# letters beyond ASCII that pdflatex sets out of the box (utf8 input, OT1 fonts); any other becomes [U+XXXX]
+_LATIN = frozenset(chr(c) for c in range(0xC0, 0x100)) - frozenset("×÷ÐðÞþ") | frozenset("Œœ")
+
+
+def tex_escape(s: str, math: bool = False) -> str:
+    """User text (a name, a class, a path) as LaTeX that prints it and does nothing else: each of
+    \\ { } $ & # ^ _ % ~ as the character itself, tabs and line ends as spaces, control characters as ?, letters
+    pdflatex cannot set as [U+XXXX]. math: for inside \\mathrm{...} in math mode (spaces kept as \\ )."""
+    table = _TEX_MATH if math else _TEX_TEXT
+    out = []
+    for ch in str(s):
+        if ch in table:
+            out.append(table[ch])
+        elif " " <= ch <= "~":
+            out.append(ch)
+        elif ch in "\t\n\r\x0b\x0c":
+            out.append(table.get(" ", " "))
+        elif unicodedata.category(ch)[0] == "C":  # control, format, surrogate, private use, unassigned
+            out.append("?")
+        elif ch in _LATIN:
+            out.append(rf"\text{{{ch}}}" if math else ch)
+        else:
+            out.append(f"[U+{ord(ch):04X}]")
+    return "".join(out)
+
 
 # --- symbols: every symbol has a plain-text and a LaTeX spelling ----------------------------------
 
 
 def tex_symbol(s: str) -> str:
     """LaTeX for a plain symbol: w11 -> w_{11}, b_A1 -> b_{A1}, y'1 -> y'_{1}, z_B -> z_{B}, age -> \\mathrm{age}."""
-    if re.fullmatch(r"-?\d+(\.\d+)?", s):
+    if re.fullmatch(r"-?\d+(\.\d+)?", s, re.ASCII):
         return s
-    m = re.fullmatch(r"([a-zA-Z])(')?_?([A-Z]?\d*(?:_\d+)?|[A-Z][a-z]?)", s) or \
+    m = re.fullmatch(r"([a-zA-Z])(')?_?([A-Z]?\d*(?:_\d+)?|[A-Z][a-z]?)", s, re.ASCII) or \
         re.fullmatch(r"([oyz])(')?([a-z])", s)  # a node index: o_Bq, y'q, oq
     if m and m.group(3):
         return f"{m.group(1)}{m.group(2) or ''}_{{{m.group(3).replace('_', ',')}}}"
     if re.fullmatch(r"[a-zA-Z]'?", s):
         return s
-    esc = re.sub(r"([_%$#&{}])", r"\\\1", s)
-    return rf"\mathrm{{{esc}}}"
+    return rf"\mathrm{{{tex_escape(s, math=True)}}}"
 
 
 def d_text(num: str, den: str) -> str:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from bpcli.export_spec import ExportSpec, LayerSpec, formula_function, formula_lines
+from bpcli.export_spec import (ExportSpec, LayerSpec, activation_label, formula_function, formula_lines, header_table,
+                               number, safe_dtype)
 from bpcli.prose import wrap
 
 # each function as bpcli's registry computes it (stable in both tails); only those the network uses are written
@@ -32,7 +33,7 @@ def _call(layer: LayerSpec, z: str) -> str:
                          f"yet (exportable: {', '.join(FUNCTIONS)})")
     if layer.activation == "identity":
         return z
-    args = "".join(f", {v!r}" for v in layer.params.values())
+    args = "".join(f", {number(v)}" for v in layer.params.values())
     return f"{layer.activation}({z}{args})"
 
 
@@ -42,28 +43,25 @@ def numpy_source(spec: ExportSpec) -> str:
     if "silu" in needed:
         needed.add("sigmoid")
     top = spec.layers[-1]
+    dtype = safe_dtype(spec)
     lines = [
-        *wrap(f'"""{spec.name}: the {spec.sizes} network bpcli trained, in plain numpy ({spec.dtype}).'),
+        *wrap(f'"""The {spec.sizes} network bpcli trained, in plain numpy ({dtype}); NETWORK names it and its '
+              "source."),
         "",
-        *wrap(f"Exported by bpcli from {spec.source or spec.name}; the weights are in weights.npz beside this file, "
-              "keyed as in a run folder: A.W (nodes x inputs: A.W[j-1, k-1] is w_jk), A.b, ...; "
-              "names.json names each entry."),
+        *wrap("The weights are in weights.npz beside this file, keyed as in a run folder: A.W (nodes x inputs: "
+              "A.W[j-1, k-1] is w_jk), A.b, ...; names.json names each entry."),
         "",
         "    from predict import predict",
-        *wrap(f"y_hat = predict(x)  # x: (m, {len(spec.inputs)}) array of {', '.join(spec.inputs)}", indent="    ",
-              subsequent_indent="                        # "),
+        f"    y_hat = predict(x)  # x: (m, {len(spec.inputs)}) array, its columns as INPUTS lists them",
         '"""',
         "",
         "from pathlib import Path",
         "",
         "import numpy as np",
         "",
-        f"DTYPE = np.{spec.dtype}",
-        f"INPUTS = {spec.inputs!r}",
-        f"OUTPUTS = {spec.outputs!r}",
+        f"DTYPE = np.{dtype}",
+        *header_table(spec),
     ]
-    if spec.classes:
-        lines.append(f"CLASSES = {spec.classes!r}")
     lines += ["", "", "def load(path=Path(__file__).with_name(\"weights.npz\")):",
               '    """The arrays of weights.npz by name (read without pickle)."""',
               "    with np.load(path, allow_pickle=False) as npz:", "        return {k: npz[k] for k in npz.files}",
@@ -80,7 +78,7 @@ def numpy_source(spec: ExportSpec) -> str:
     lines.append("    a = a.astype(DTYPE)")
     for layer in spec.layers:
         z = f"a @ w[\"{layer.letter}.W\"].T" + ("" if layer.b is None else f" + w[\"{layer.letter}.b\"]")
-        comment = f"  # layer {layer.letter}: {layer.n_out} {layer.activation}"
+        comment = f"  # layer {layer.letter}: {layer.n_out} {activation_label(layer)}"
         lines.append(f"    a = {_call(layer, z)}{comment}")
     lines.append("    return a")
     if spec.classes:

@@ -3,12 +3,15 @@ weights), the exported arrays by name, and the mapping of every entry to bpcli's
 
 from __future__ import annotations
 
+import ast
+import math
 import re
 from dataclasses import dataclass
 
 import numpy as np
 
 from bpcli import __version__
+from bpcli.errors import BpcliError
 from bpcli.model import Network, node_name, weight_name
 
 Array = np.ndarray
@@ -137,28 +140,117 @@ def name_mapping(spec: ExportSpec, to: str) -> dict:
             "classes": list(spec.classes) if spec.classes else None, "arrays": arrays}
 
 
+# --- user text in generated code: only as literals -------------------------------------------------
+
+
+def literal(value) -> str:
+    """value as Python source that can only be that value: repr of plain str, number, bool, None, tuple, list or
+    dict (exact types, so no subclass brings its own repr), checked by reading it back with ast.literal_eval.
+
+    Every name, path, class and formula text reaches an export's code this way, never inside a comment or a
+    docstring, so nothing a config or a file name says can change what the code does."""
+    def plain(v) -> bool:
+        if type(v) in (str, int, bool) or v is None:
+            return True
+        if type(v) is float:
+            return math.isfinite(v)
+        if type(v) in (tuple, list):
+            return all(plain(x) for x in v)
+        if type(v) is dict:
+            return all(type(k) is str and plain(x) for k, x in v.items())
+        return False
+
+    if not plain(value):
+        raise BpcliError(f"export: cannot write {type(value).__name__} {str(value)[:40]!r} as a Python literal")
+    text = repr(value)
+    if ast.literal_eval(text) != value:  # cannot happen for these types; a guard, not a branch
+        raise BpcliError(f"export: {text[:40]} does not read back as itself")
+    return text
+
+
+def number(value) -> str:
+    """A finite number from the config (an activation's slope, huber's delta) as a float literal."""
+    return literal(float(value))
+
+
+def safe_dtype(spec: ExportSpec) -> str:
+    """The export's dtype name, one of the two bpcli trains in (it becomes np.<dtype> / torch.<dtype>)."""
+    if spec.dtype not in ("float64", "float32"):
+        raise BpcliError(f"export: dtype {spec.dtype[:20]!r} is not float64 or float32")
+    return spec.dtype
+
+
+def header_table(spec: ExportSpec) -> list[str]:
+    """The data table at the top of an export's code: the network's name and source, inputs, outputs, classes,
+    each layer's activation and the text of the config's formulas, all as literals."""
+    lines = [f"NETWORK = {literal({'name': str(spec.name), 'source': str(spec.source), 'sizes': spec.sizes})}",
+             f"INPUTS = {literal(tuple(str(n) for n in spec.inputs))}",
+             f"OUTPUTS = {literal(tuple(spec.outputs))}"]
+    if spec.classes:
+        lines.append(f"CLASSES = {literal(tuple(str(c) for c in spec.classes))}")
+    lines.append(f"ACTIVATIONS = {literal({layer.letter: str(layer.activation) for layer in spec.layers})}")
+    formulas = {layer.letter: {k: str(v) for k, v in layer.params.items()} for layer in spec.layers
+                if "f" in layer.params}
+    if "L" in spec.loss_params:
+        formulas["loss"] = {k: str(v) for k, v in spec.loss_params.items()}
+    if formulas:
+        lines += ["# the config's own formulas as written; the functions below are written from bpcli's checked form",
+                  f"FORMULAS = {literal(formulas)}"]
+    return lines
+
+
+def activation_label(layer: LayerSpec) -> str:
+    """A layer's activation as a comment may name it: a built-in's registry name, or the formula's function."""
+    if "f" in layer.params:
+        return f"{formula_function(layer)} (FORMULAS[{layer.letter!r}])"
+    return layer.activation if layer.activation.isidentifier() else f"ACTIVATIONS[{layer.letter!r}]"
+
+
 # --- the config's own activations (formulas), written as functions beside the exported code ----------
 
 
 def formula_function(layer: LayerSpec) -> str:
-    """The Python name of a config's own activation in the generated code (a function written beside the model)."""
-    return "f_" + "".join(c if c.isascii() and c.isalnum() else "_" for c in layer.activation)
+    """The Python name of a layer's own activation in the generated code: f_ and the layer's letter (one per layer,
+    so two formulas never share a name)."""
+    return f"f_{layer.letter}"
 
 
 def formula_lines(spec: ExportSpec, target: str) -> list[str]:
-    """A function per activation the config wrote as a formula (its f; autograd differentiates it), and for torch
-    the _t helper those functions use; nothing when the network has none."""
-    from bpcli.formula import formula_code  # only configs with a formula pay for the parser
+    """A function per layer whose activation the config wrote as a formula (its f, written from the checked tree
+    bpcli evaluates; autograd differentiates it), for torch the config's own loss L if it has one and the _t
+    helper those functions use; nothing when the network has no formula."""
+    from bpcli.formula import FormulaError, parse_formula  # only configs with a formula pay for the parser
+    from bpcli.formula_code import formula_source
 
-    lines, seen = [], set()
+    lines = []
     for layer in spec.layers:
-        name = formula_function(layer)
-        if "f" not in layer.params or name in seen:
+        if "f" not in layer.params:
             continue
-        seen.add(name)
-        lines += ["", "", f"def {name}(z):", f'    """{layer.activation}: f(z) = {layer.params["f"]}, the config\'s own."""',
-                  f"    return {formula_code(layer.params['f'], {'z': 'z'}, target)}"]
+        name = formula_function(layer)
+        try:
+            expr = formula_source(parse_formula(layer.params["f"], ("z",)), {"z": "z"}, target)
+        except FormulaError as err:
+            raise BpcliError(f"layer {layer.letter}: its activation's f cannot be exported: {err}") from None
+        doc = f'    """Layer {layer.letter}\'s own activation f(z) (FORMULAS), as bpcli computes it."""'
+        if target == "numpy":
+            lines += ["", "", f"def {name}(z):", doc,
+                      "    with np.errstate(all=\"ignore\"):  # overflow and log(0) give inf and nan, as in bpcli",
+                      f"        v = np.asarray({expr})",
+                      "    return np.array(np.broadcast_to(v, z.shape), dtype=z.dtype)"]
+        else:
+            lines += ["", "", f"def {name}(z):", doc, f"    return torch.broadcast_to(({expr}).to(z.dtype), z.shape)"]
+    if target == "torch" and "L" in spec.loss_params:  # the config's own loss, for cost()
+        try:
+            expr = formula_source(parse_formula(spec.loss_params["L"], ("y", "yhat")), {"y": "y", "yhat": "yhat"},
+                                  target)
+        except FormulaError as err:
+            raise BpcliError(f"loss: its L cannot be exported: {err}") from None
+        lines += ["", "", "def loss_formula(y, yhat):",
+                  '    """The config\'s own loss L(y, y\') of each output (FORMULAS["loss"]), as bpcli computes it."""',
+                  f"    return torch.broadcast_to(({expr}).to(yhat.dtype), yhat.shape)"]
     if lines and target == "torch":
-        lines = ["", "", "def _t(v):", '    """A number or tensor as a tensor in the model\'s dtype."""',
-                 "    return torch.as_tensor(v, dtype=DTYPE)"] + lines
+        lines = ["", "", "def _t(v):", '    """A number as a tensor in the model\'s dtype."""',
+                 "    return torch.as_tensor(v, dtype=DTYPE)", "", "",
+                 "def _t64(v):", '    """A number as a float64 tensor: numpy computes with it in float64, as bpcli."""',
+                 "    return torch.as_tensor(v, dtype=torch.float64)"] + lines
     return lines

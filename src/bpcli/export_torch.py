@@ -6,7 +6,8 @@ Every activation and loss bpcli has is written with bpcli's constants; torch_bri
 
 from __future__ import annotations
 
-from bpcli.export_spec import ExportSpec, LayerSpec, bias_key, formula_function, formula_lines
+from bpcli.export_spec import (ExportSpec, LayerSpec, activation_label, bias_key, formula_function, formula_lines,
+                               header_table, number, safe_dtype)
 from bpcli.prose import wrap
 
 # z is the weighted sums of one layer; the code computes f(z) as bpcli's registry entry does
@@ -43,11 +44,13 @@ def activation_code(layer: LayerSpec, z: str) -> str:
         from bpcli.errors import BpcliError
         raise BpcliError(f"layer {layer.letter}: activation '{layer.activation}' has no PyTorch form in "
                          f"bpcli export yet (exportable: {', '.join(ACTIVATION_CODE)})")
-    return template.format(z=z, **layer.params)
+    return template.format(z=z, **{k: float(number(v)) for k, v in layer.params.items()})
 
 
 def loss_code(spec: ExportSpec) -> tuple[str, str]:
     """(the cost's torch code from y_hat or z, and its description)."""
+    if "L" in spec.loss_params:  # the config's own loss, written beside the model by formula_lines
+        return "loss_formula(y, y_hat).sum(dim=1).mean()", "the config's own L (FORMULAS), summed over the outputs"
     if spec.fused and spec.loss == "cross_entropy":
         return "F.cross_entropy(z, y)", "cross_entropy from the logits: mean_i -sum_k y_k ln softmax(z_i)_k"
     if spec.fused and spec.loss == "binary_cross_entropy":
@@ -63,8 +66,8 @@ def loss_code(spec: ExportSpec) -> tuple[str, str]:
     if spec.loss == "absolute_error":
         return "(y_hat - y).abs().sum(dim=1).mean()", "L = sum_k |y_k - y'_k|"
     if spec.loss == "huber":
-        d = spec.loss_params.get("delta", 1.0)
-        return f'F.huber_loss(y_hat, y, reduction="none", delta={d!r}).sum(dim=1).mean()', f"huber, delta {d!r}"
+        d = number(spec.loss_params.get("delta", 1.0))
+        return f'F.huber_loss(y_hat, y, reduction="none", delta={d}).sum(dim=1).mean()', f"huber, delta {d}"
     from bpcli.errors import BpcliError
     raise BpcliError(f"loss '{spec.loss}' has no PyTorch form in bpcli export yet")
 
@@ -89,20 +92,20 @@ def _mapping_lines(spec: ExportSpec) -> list[str]:
 
 def torch_source(spec: ExportSpec) -> str:
     """model.py for this network."""
-    cls, dt = spec.class_name, spec.dtype
-    acts = ", ".join(f"{layer.letter}: {layer.n_out} {layer.activation}" for layer in spec.layers)
+    cls, dt = spec.class_name, safe_dtype(spec)
+    acts = ", ".join(f"{layer.letter}: {layer.n_out} {activation_label(layer)}" for layer in spec.layers)
     cost, cost_doc = loss_code(spec)
     top = spec.layers[-1]
     lines = [
-        *wrap(f'"""{spec.name}: the {spec.sizes} network bpcli trained, as a PyTorch module ({dt}).'),
+        *wrap(f'"""The {spec.sizes} network bpcli trained, as a PyTorch module ({dt}); NETWORK names it and its '
+              "source."),
         "",
-        *wrap(f"Exported by bpcli {_version()} from {spec.source or spec.name}. It needs only torch and numpy:"),
+        f"Exported by bpcli {_version()}. It needs only torch and numpy:",
         "",
         "    from model import load",
         *wrap(f"net = load()    # {cls} with the trained weights (weights.npz)", indent="    ",
               subsequent_indent="                    # "),
-        *wrap(f"y_hat = net(x)  # x: (m, {len(spec.inputs)}) tensor of {', '.join(spec.inputs)}", indent="    ",
-              subsequent_indent="                    # "),
+        f"    y_hat = net(x)  # x: (m, {len(spec.inputs)}) tensor, its columns as INPUTS lists them",
         "",
         "Parameter names (names.json lists every entry):",
         *_mapping_lines(spec),
@@ -116,11 +119,8 @@ def torch_source(spec: ExportSpec) -> str:
         "from torch import nn",
         "",
         f"DTYPE = torch.{dt}",
-        f"INPUTS = {spec.inputs!r}",
-        f"OUTPUTS = {spec.outputs!r}",
+        *header_table(spec),
     ]
-    if spec.classes:
-        lines.append(f"CLASSES = {spec.classes!r}")
     lines += formula_lines(spec, "torch")
     lines += ["", "", f"class {cls}(nn.Module):", *_docstring(f"{len(spec.inputs)} inputs -> {acts}.", "    "), "",
               "    def __init__(self):", "        super().__init__()"]

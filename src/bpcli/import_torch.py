@@ -346,7 +346,9 @@ def import_state(state_file: Path, arch: str, activations: str, loss: str, data:
         if b is not None:
             entry["biases"] = float(b[0]) if layer.bias in ("shared", "shared_frozen") else b.astype(np.float64).tolist()
         doc["layers"].append(entry)
-    head = wrap(f"A PyTorch MLP imported by `bpcli import {Path(state_file).name}`: {'-'.join(map(str, sizes))}, "
+    # the file name in a comment: a CR, NEL or line separator in it would end the comment and start YAML
+    shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in Path(state_file).name)
+    head = wrap(f"A PyTorch MLP imported by `bpcli import {shown}`: {'-'.join(map(str, sizes))}, "
                 "its weights written out below.", indent="# ")
     text = ("\n".join(head) + "\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None,
                                                                   width=120))

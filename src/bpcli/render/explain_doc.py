@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bpcli.explain_result import tex_symbol
+import re
+
+from bpcli.explain_result import tex_escape, tex_symbol
 from bpcli.render import fmt, fmt_error
 from bpcli.render.explain import MAX_ROWS, _plural, _sample_rows, _where_text
 from bpcli.render.explain_update import update_header, update_tex_lines
@@ -54,7 +56,8 @@ def explain_markdown(report) -> str:
     for e in report.explanations:
         P = e.name
         out.append(f"### The gradient of the cost with respect to `{P}`\n")
-        out.append(f"`{P}` is {_where_text(e)} of the network `{report.name}`; its value is {fmt(e.value)}. "
+        out.append(f"`{P}` is {_md_escape(_where_text(e))} of the network {_md_code(report.name)}; "
+                   f"its value is {fmt(e.value)}. "
                    f"The cost is the mean over m = {e.m} samples"
                    + (" (inputs standardised as in training)." if report.scaled else "."))
         out.append("")
@@ -66,7 +69,8 @@ def explain_markdown(report) -> str:
         out.append("**So**" + (f" ({_md_escape(e.chain.note)})" if e.chain.note else "") + "\n")
         out.append(f"$${e.chain.tex}$$\n")
         ctx, cols = _table_columns(e)
-        head = ["i"] + [f"`{c[0]}`" for c in ctx] + [f"`{f.symbol}`" for f in cols] + [f"`dL_i/d{P}`"]
+        head = ["i"] + [_md_code(c[0], cell=True) for c in ctx] + [_md_code(f.symbol, cell=True) for f in cols] + \
+            [f"`dL_i/d{P}`"]
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "|".join("---:" for _ in head) + "|")
         for i in _sample_rows(e):
@@ -99,7 +103,8 @@ def explain_markdown(report) -> str:
             thin = r"\,"
             out.append(f"The {_plural(e.paths.count, 'path')} from `{P}` to the loss, averaged over the samples:\n")
             for n, t in enumerate(e.paths.listed, 1):
-                out.append(f"{n}. `{' -> '.join(t.nodes)}`: ${thin.join(t.tex)}$ contributes {fmt(t.contribution)}")
+                out.append(f"{n}. {_md_code(' -> '.join(t.nodes))}: ${thin.join(t.tex)}$ contributes "
+                           f"{fmt(t.contribution)}")
             out.append(f"\nThey add up to {fmt(e.paths.total)}.\n")
         if e.update.trainable:
             out.append(f"The next update, {_md_escape(update_header(e.update))}:\n")
@@ -133,15 +138,28 @@ def _sentence(s: str) -> str:
 
 
 def _md_escape(s: str) -> str:
-    return s.replace("*", r"\*").replace("_", r"\_")
+    """Text for Markdown prose: what would be markup (emphasis, code, links, HTML, a table's bar) escaped, and
+    control characters and line ends as spaces (a blank line would end the paragraph)."""
+    s = "".join(" " if not c.isprintable() else c for c in str(s))
+    for c in "\\`*_[]<>|":
+        s = s.replace(c, "\\" + c)
+    return s
+
+
+def _md_code(s: str, cell: bool = False) -> str:
+    """User text as one Markdown code span (shown as written, never markup): fenced by more backticks than any
+    run inside it, control characters and line ends as spaces; in a table cell a bar escaped (GFM)."""
+    s = "".join(" " if not c.isprintable() else c for c in str(s))
+    if cell:
+        s = s.replace("|", "\\|")
+    fence = "`" * (1 + max((len(r) for r in re.findall(r"`+", s)), default=0))
+    pad = " " if s.startswith("`") or s.endswith("`") else ""
+    return f"{fence}{pad}{s}{pad}{fence}"
 
 
 def _tex_text(s: str) -> str:
-    """Plain text for \\text{...}."""
-    for a, b in (("\\", r"\textbackslash{}"), ("_", r"\_"), ("%", r"\%"), ("&", r"\&"), ("#", r"\#"),
-                 ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("^", r"\^{}"), ("~", r"\~{}")):
-        s = s.replace(a, b)
-    return s
+    """Plain text for \\text{...} and paragraphs: the one escaper every user text goes through."""
+    return tex_escape(s)
 
 
 def explain_latex(report, standalone: bool = False) -> str:
@@ -196,5 +214,5 @@ def explain_latex(report, standalone: bool = False) -> str:
 
 
 def _tex_comment(s: str) -> str:
-    """Text for a % comment: one line."""
-    return " ".join(str(s).split())
+    """Text for a % comment: one line, escaped like any other text."""
+    return tex_escape(" ".join(str(s).split()))

@@ -52,8 +52,8 @@ def tex_width(s: str, scale: float = 1.0, display: bool = True) -> float:
     while i < len(s):
         c = s[i]
         if c == "\\":
-            m = re.match(r"\\([A-Za-z]+|.)", s[i:])
-            name = m.group(0)
+            m = re.match(r"\\([A-Za-z]+|.)", s[i:], re.S)
+            name = m.group(0) if m else "\\"
             i += len(name)
             if name in (r"\frac", r"\tfrac"):
                 num, i = _group(s, i)
@@ -149,7 +149,7 @@ def fit_aligns(text: str, width: float = ROW_WIDTH) -> str:
 def _cell_width(cell: str, scale: float) -> float:
     """A tabular cell: $math$ pieces measured as math, the rest as text."""
     w = 0.0
-    for k, part in enumerate(cell.split("$")):
+    for k, part in enumerate(re.split(r"(?<!\\)\$", cell)):  # \$ is a dollar sign, not math
         w += tex_width(part, scale, display=False) if k % 2 else _text_width(part.strip()) * scale
     return w
 
