@@ -307,3 +307,17 @@ def test_import_with_a_named_csv_writes_a_config_that_trains(tmp_path):
     summary = json.loads(tr.stdout)
     assert ("completed", 3) == (summary["status"], summary["epochs"])
     assert 150 == summary["samples"]["train"] + summary["samples"]["validation"], summary["samples"]
+
+
+def test_import_writes_input_names_that_look_like_numbers_as_names(tmp_path):
+    """A column named 1e3 (a number to bpcli's YAML reader) must reach the written config quoted, as a name."""
+    (tmp_path / "d.csv").write_text("1e3,yes,target\n0.5,1.5,0\n-1,2,1\n0,0,0\n")
+    state = {"0.weight": np.array([[0.1, -0.2], [0.3, 0.4]]), "0.bias": np.array([0.0, 0.1]),
+             "2.weight": np.array([[0.5, -0.6]]), "2.bias": np.array([0.2])}
+    np.savez(tmp_path / "s.npz", **state)
+    res = runner.invoke(app, ["import", str(tmp_path / "s.npz"), "--arch", "2-2-1", "--activations",
+                              "tanh,sigmoid", "--loss", "binary_cross_entropy", "--data", str(tmp_path / "d.csv"),
+                              "--target", "target", "-o", str(tmp_path / "c.yaml")])
+    assert 0 == res.exit_code, res.output
+    cfg, data = load_config(tmp_path / "c.yaml")
+    assert ("1e3", "yes") == tuple(data.feature_names)

@@ -93,11 +93,10 @@ def exercise(
     sheet = make_sheet(seed, size, activation, samples)
     cfg, net, prepared = load_sheet(sheet)  # the sheet goes through the config checker like any file
     if config_out is not None:
-        import yaml
-
         from bpcli.files import write_output
+        from bpcli.yamlsrc import dump_yaml
         write_output(config_out, f"# {sheet.config['description']}\n"
-                     + yaml.safe_dump(sheet.config, sort_keys=False, default_flow_style=None), force,
+                     + dump_yaml(sheet.config, sort_keys=False, default_flow_style=None), force,
                      "--config-out", example="sheet.yaml")
     if json_out:
         emit_json(sheet.to_dict())

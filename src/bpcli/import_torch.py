@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from bpcli.activations import get_activation
 from bpcli.errors import BpcliError, ConfigError, DataError
@@ -315,7 +314,7 @@ def import_state(state_file: Path, arch: str, activations: str, loss: str, data:
                  columns: str | None = None) -> ImportResult:
     """Write a bpcli config with the state's weights; every problem is a BpcliError before anything is written."""
     from bpcli.config import parse
-    from bpcli.yamlsrc import read_yaml
+    from bpcli.yamlsrc import dump_yaml, read_yaml
 
     from bpcli.files import check_output
 
@@ -350,8 +349,7 @@ def import_state(state_file: Path, arch: str, activations: str, loss: str, data:
     shown = "".join(c if c.isprintable() else ascii(c)[1:-1] for c in Path(state_file).name)
     head = wrap(f"A PyTorch MLP imported by `bpcli import {shown}`: {'-'.join(map(str, sizes))}, "
                 "its weights written out below.", indent="# ")
-    text = ("\n".join(head) + "\n" + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None,
-                                                                  width=120))
+    text = ("\n".join(head) + "\n" + dump_yaml(doc, sort_keys=False, default_flow_style=None, width=120))
     try:  # the config must load as it will be read: every problem is ours to report now, not the user's later
         doc_read, locs = read_yaml(text, str(out))
         _, dataset = parse(doc_read, str(out), locs, out.resolve().parent)
