@@ -47,6 +47,7 @@ CSV_CASES = [
     ("header only", "a,b,y\n", "has a header but no data rows"),
     ("ragged", "a,b,y\n1,2,0\n3,4\n", "data.csv:3: row has 2 fields, the header has 3"),
     ("non-numeric", "a,b,y\n1,2,0\n3,x,1\n", "data.csv:3: column 'b': 'x' is not a number"),
+    ("digit separator", "a,b,y\n1,2,0\n3,5_1,1\n", "data.csv:3: column 'b': '5_1' is not a number"),
     ("empty cell", "a,b,y\n1,2,0\n3,,1\n", "data.csv:3: column 'b': the value is missing"),
     ("NaN", "a,b,y\n1,2,0\n\n3,nan,1\n", "data.csv:4: column 'b' is nan (NaN or infinite)"),
     ("inf", "a,b,y\n1,-inf,0\n3,4,1\n", "data.csv:2: column 'b' is -inf (NaN or infinite)"),

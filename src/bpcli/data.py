@@ -225,6 +225,8 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
                                     f"data.max_rows: {max_m:,}")
                 try:
                     xbuf.extend([float(row[i]) for i in f_idx])
+                    if "_" in "".join(row) and not all(_is_float(row[i]) for i in f_idx):
+                        raise ValueError  # Python's float reads 5_1 as 51: a number is written without _
                 except ValueError:
                     i = next(i for i in f_idx if not _is_float(row[i]))
                     what = f"'{row[i]}' is not a number" if row[i].strip() else "the value is missing"
@@ -247,6 +249,8 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
                         continue
                 try:
                     ybuf.extend([float(row[i]) for i in t_idx])
+                    if "_" in "".join(row) and not all(_is_float(row[i]) for i in t_idx):
+                        raise ValueError
                 except ValueError:
                     i = next(i for i in t_idx if not _is_float(row[i]))
                     raise DataError(f"{where}: {path}:{reader.line_num}: column '{header[i]}': '{row[i]}' is not "
@@ -318,6 +322,9 @@ def _label_floats(labels: dict[str, int], codes, where: str, path, name: str):
 
 
 def _is_float(s: str) -> bool:
+    """Whether s is a number as CSV data writes one: Python's float() but without its digit separators (5_1)."""
+    if "_" in s:
+        return False
     try:
         float(s)
     except ValueError:

@@ -57,6 +57,8 @@ class Table:
         if not cell.strip():
             raise DataError(f"{where}: the value is missing")
         try:
+            if "_" in cell:  # Python's float reads 5_1 as 51: a number is written without _
+                raise ValueError
             v = float(cell)
         except ValueError:
             raise DataError(f"{where}: '{cell}' is not a number") from None
