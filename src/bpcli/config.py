@@ -366,5 +366,25 @@ def load_config(path: str | Path | None = None) -> tuple[NetConfig, data_mod.Dat
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise ConfigError([f"{source}:{line}: the file is not UTF-8 text"]) from None
+    if p.suffix.lower() in (".csv", ".tsv") and not text.lstrip().startswith(("version:", "layers:", "#")):
+        raise ConfigError([f"{source}: is a CSV file, not a config; train on it with `bpcli train {path} --target "
+                           f"COLUMN` (the column to predict{_csv_columns(text)})"])
+    return load_config_text(text, source, p.resolve().parent)
+
+
+def load_config_text(text: str, source: str, base_dir: Path) -> tuple[NetConfig, data_mod.Dataset]:
+    """Read and validate a config given as YAML text (relative paths in it are relative to base_dir)."""
     doc, locs = read_yaml(text, source)
-    return parse(doc, source, locs, p.resolve().parent)
+    return parse(doc, source, locs, base_dir)
+
+
+def _csv_columns(text: str) -> str:
+    """', one of: a, b, c' from a CSV's header row, or '' when it has none that reads."""
+    import csv
+
+    try:
+        header = next(csv.reader([text.split("\n", 1)[0]]), [])
+    except csv.Error:
+        return ""
+    names = [h.strip() for h in header if h.strip()]
+    return f", one of: {', '.join(names[:20])}{', ...' if len(names) > 20 else ''}" if names else ""

@@ -77,7 +77,8 @@ def parse_data(ck: Checker, dd: dict, dp: tuple, base_dir: Path, inputs: list[st
                 return None, DataConfig("csv", **common)
             max_rows = ck.integer(dd, "max_rows", dp, None, lo=1, allow_none=True)
             try:
-                dataset = data_mod.read_csv(full, features, target, n_out, format_path(dp + ("csv",)), max_rows)
+                dataset = data_mod.read_csv(full, features, target, n_out, format_path(dp + ("csv",)), max_rows,
+                                           as_labels=common["task"] == "classification")
             except BpcliError as err:
                 line = ck.locs.line(dp + ("csv",))
                 ck.problems.append(f"{ck.source}:{line}: {err}")

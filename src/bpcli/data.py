@@ -162,10 +162,11 @@ def csv_header(reader, place: str, empty: str) -> list[str]:
 
 
 def read_csv(path, features: list[str] | None, target: list[str], n_out: int | None, where: str,
-             max_rows: int | None = None) -> Dataset:
+             max_rows: int | None = None, as_labels: bool = False) -> Dataset:
     """Read a CSV with a header row. Numeric feature columns; a target that is numeric or class labels.
 
     Labels are one-hot encoded over the sorted class names (or 0/1 for one output and two classes).
+    as_labels (data.task: classification): a single numeric target column is class labels too (1 and 2 -> 0/1).
     The file is streamed once into flat float64 buffers (8 bytes a value, no per-row Python lists);
     a single target column is kept as codes into its distinct values. Every problem names the line.
     """
@@ -269,7 +270,8 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
     note = f"{m:,} rows read from {path}" + (f" (stopped at data.max_rows: {max_rows:,})" if truncated else "")
     code_arr = np.frombuffer(codes, dtype=np.int64)
     numeric = labels is None or all(_is_float(t) for t in labels)
-    if numeric and not (len(target) == 1 and n_out is not None and n_out > 1):
+    as_labels = as_labels and len(target) == 1
+    if numeric and not as_labels and not (len(target) == 1 and n_out is not None and n_out > 1):
         if labels is not None:
             values = np.array([float(t) for t in labels], dtype=np.float64)
             y = values[code_arr][:, None]
@@ -280,6 +282,9 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
             raise DataError(f"{where}: {path}:{lines[int(bad[0])]}: target is NaN or infinite")
         return Dataset(x, y, tuple(features), tuple(target), None, infer_task(y), note)
     if labels is None:
+        if as_labels:
+            raise DataError(f"{where}: target '{target[0]}' has more than {MAX_LABELS:,} distinct values; too many "
+                            "for class labels (data.task: classification)")
         raise DataError(f"{where}: class labels need a single target column, found {len(target)}")
     classes = sorted(labels, key=lambda s: (not _is_float(s), float(s) if _is_float(s) else 0.0, s))
     if len(classes) < 2:
