@@ -92,8 +92,9 @@ def evaluate(
     run: UseRunArg,
     data: EvalDataArg = None,
     part: Annotated[Optional[str], typer.Option(
-        help="Without DATA: which of the run's data, train, validation or all. Default: validation when the run "
-             "holds some out, else train.", show_default=False, metavar="PART")] = None,
+        help="Without DATA: which of the run's data, train, validation, test (data.test's held-out rows) or all "
+             "(train and validation). Default: validation when the run holds some out, else train.",
+        show_default=False, metavar="PART")] = None,
     all_classes: Annotated[bool, typer.Option(
         "--all-classes", help="Average over every class of the run, also those neither in the data nor "
                               "predicted (default: the classes present, as scikit-learn).")] = False,
@@ -105,10 +106,10 @@ def evaluate(
     """
     from bpcli.evaluate import evaluate_part, evaluate_table
 
-    if part is not None and part not in ("train", "validation", "all"):
+    if part is not None and part not in ("train", "validation", "test", "all"):
         from bpcli.errors import did_you_mean
-        raise BpcliError(f"--part: expected train, validation or all, found '{part}'"
-                         f"{did_you_mean(part, ('train', 'validation', 'all'))}")
+        raise BpcliError(f"--part: expected train, validation, test or all, found '{part}'"
+                         f"{did_you_mean(part, ('train', 'validation', 'test', 'all'))}")
     if part is not None and data is not None:
         raise BpcliError("--part chooses among the run's own data; give no DATA with it")
     loaded = _load(run)

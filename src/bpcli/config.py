@@ -30,7 +30,7 @@ TOP_KEYS = ("version", "name", "description", "inputs", "layers", "bias", "loss"
 LAYER_KEYS = ("size", "activation", "bias", "symbol", "letter", "weights", "biases")
 INIT_KEYS = ("scheme", "seed", "low", "high", "std", "bias", "values")
 DATA_KEYS = ("x", "y", "csv", "features", "target", "max_rows", "generator", "samples", "noise", "seed",
-             "classes", "validation", "split_seed", "standardize", "task")
+             "classes", "validation", "split_seed", "standardize", "task", "test", "test_seed")
 # the settings the command line can override: one range each, for the config file and the options alike
 RANGES = {"epochs": {"lo": 1, "hi": 10_000_000}, "lr": {"lo": 0, "lo_open": True, "hi": 1e6},
           "batch_size": {"lo": 1}, "seed": {"lo": 0}}
@@ -257,6 +257,14 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
             ck.problem(dp + ("validation",), f"{dcfg.validation:g} of {dataset.m} samples leaves "
                        f"{'no' if n_val < 1 else 'no training'} samples; use a fraction that keeps both parts "
                        "non-empty")
+
+    if dataset is not None and dcfg.test > 0:
+        n_test, n_val = int(round(dcfg.test * dataset.m)), int(round(dcfg.validation * dataset.m))
+        if n_test < 1 or n_test + n_val >= dataset.m:  # the same arithmetic as data.test_indices
+            ck.problem(dp + ("test",), f"{dcfg.test:g} of {dataset.m} samples leaves "
+                       f"{'no test' if n_test < 1 else 'no training'} samples"
+                       + (f" beside the {n_val} validation samples" if n_val and n_test >= 1 else "")
+                       + "; use a fraction that keeps every part non-empty")
 
     if dataset is not None and dcfg.source == "inline":
         check_stored_size(ck, dataset.x.size + dataset.y.size, layer_cfgs)

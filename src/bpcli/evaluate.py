@@ -143,18 +143,22 @@ def evaluate_table(loaded, table, all_classes: bool = False) -> Evaluation:
 
 
 def evaluate_part(loaded, part: str | None, all_classes: bool = False) -> Evaluation:
-    """evaluate on the run's own data: 'validation' (the default when the run holds some out), 'train' or 'all'."""
+    """evaluate on the run's own data: 'validation' (the default when the run holds some out), 'train', 'test'
+    (data.test's held-out rows) or 'all' (the training and validation parts; never the test part)."""
     from bpcli.errors import BpcliError
 
-    train, val = loaded.prepared.train, loaded.prepared.val
+    train, val, test = loaded.prepared.train, loaded.prepared.val, loaded.prepared.test
     part = part or ("validation" if val is not None else "train")
     if part == "validation" and val is None:
         raise BpcliError("--part validation: the run holds no validation data (data.validation is 0); "
                          "use --part train")
+    if part == "test" and test is None:
+        raise BpcliError("--part test: the run holds no test data (data.test is 0); use --part train or validation")
     if part == "all" and val is not None:
         data = Dataset(np.r_[train.x, val.x], np.r_[train.y, val.y], train.feature_names, train.target_names,
                        train.class_names, train.task)
     else:
-        data = val if part == "validation" else train
-    what = {"train": "the training data", "validation": "the validation data", "all": "all of the run's data"}[part]
+        data = {"validation": val, "test": test}.get(part, train)
+    what = {"train": "the training data", "validation": "the validation data", "test": "the held-out test data",
+            "all": "all of the run's data" if test is None else "the training and validation data"}[part]
     return evaluate(loaded, data, f"{what} ({data.m} samples)", all_classes)

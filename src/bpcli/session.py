@@ -261,5 +261,6 @@ def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path | None, on_
         s["train_metric"], s["val_loss"], s["val_metric"], s["seconds"], prepared.train.m,
         prepared.val.m if prepared.val is not None else 0, tuple(log.sample), prepared.train.class_names,
         s["weights_epoch"], s["penalty"], s["best_epoch"], settings_of(cfg),
+        n_test=prepared.test.m if prepared.test is not None else 0,
     )
 
