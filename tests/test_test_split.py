@@ -152,3 +152,15 @@ def test_a_test_part_that_leaves_no_training_rows_names_data_test(tmp_path):
     result = runner.invoke(app, ["train", str(path), "-q"])
     assert result.exit_code == 2
     assert "data.test" in result.stderr and "no training samples" in result.stderr
+
+
+def test_predict_on_the_run_marks_each_row_with_its_part(tmp_path):
+    path = config(tmp_path, IRIS, "iris", epochs=2)
+    assert runner.invoke(app, ["train", str(path), "-q", "--out", str(tmp_path / "r")]).exit_code == 0
+    rows = json.loads(runner.invoke(app, ["predict", str(tmp_path / "r"), "--json"]).stdout)["rows"]
+    _, data = load_config(path)
+    train, val, test = partition(data, 0.2, 0, 0.2, 0)
+    part = [r["carried"]["part"] for r in rows]
+    assert [i for i, p in enumerate(part) if p == "test"] == test.tolist()
+    assert [i for i, p in enumerate(part) if p == "validation"] == val.tolist()
+    assert part.count("train") == len(train) == 90
