@@ -152,3 +152,20 @@ def test_unknown_target_column_is_named(tmp_path):
     result = runner.invoke(app, ["train", str(IRIS), "--target", "specis"])
     assert result.exit_code == 2
     assert "'specis'" in result.stderr and "species" in result.stderr
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--activation", "sigmod"], "--activation: unknown activation 'sigmod' (did you mean 'sigmoid'?)"),
+    (["--activation", "softmax"], "--activation: softmax is for the output layer only"),
+    (["--lr", "-1"], "--lr: must be > 0, found -1"),
+    (["--epochs", "0"], "--epochs: must be at least 1, found 0"),
+])
+def test_bad_options_are_named_by_their_flag(args, message):
+    result = runner.invoke(app, ["train", str(IRIS), "--target", "species", "-q", *args])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"error: {message}")
+
+
+def test_activation_is_written_by_its_own_name():
+    doc = made_config(IRIS, "species", "--activation", "ReLU", "--hidden", "5")
+    assert doc["layers"][0] == {"size": 5, "activation": "relu"}

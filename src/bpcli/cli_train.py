@@ -129,10 +129,23 @@ def _csv_config(path: str | None, target: str, hidden: str | None, activation: s
     """The YAML text of the config made for CSV file `path` predicting column `target` (config_csv)."""
     from bpcli.config_csv import DEFAULTS, csv_config, csv_config_text, parse_hidden
 
+    from bpcli.activations import get_activation
+    from bpcli.config import load_config, with_overrides
+    from bpcli.errors import ConfigError
+
     if path is None:
         raise BpcliError("--target: give the CSV file to train on (bpcli train data.csv --target COLUMN)")
+    with_overrides(load_config()[0], epochs=epochs, lr=lr)  # the ranges a config has, named by option
+    act = DEFAULTS["activation"]
+    if activation is not None:
+        try:
+            act = get_activation(activation, where="--activation").name
+        except ConfigError as err:
+            raise BpcliError(err.problems[0]) from None
+        if act == "softmax":
+            raise BpcliError("--activation: softmax is for the output layer only (bpcli picks the output layer)")
     sizes = DEFAULTS["hidden"] if hidden is None else parse_hidden(hidden)
-    doc, kind = csv_config(path, target, hidden=sizes, activation=activation or DEFAULTS["activation"],
+    doc, kind = csv_config(path, target, hidden=sizes, activation=act,
                            epochs=epochs, lr=lr)
     return csv_config_text(doc, kind)
 
