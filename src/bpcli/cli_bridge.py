@@ -47,7 +47,8 @@ def export(
     if fmt == "onnx":
         raise BpcliError(ONNX_LEFT)
     loaded = load_run(resolve_run(run), epoch)
-    spec = spec_from_network(loaded.net, loaded.cfg.name, str(loaded.run_dir), loaded.prepared.scaling,
+    source = str(loaded.run_dir) + (f", epoch {epoch}" if epoch is not None else "")
+    spec = spec_from_network(loaded.net, loaded.cfg.name, source, loaded.prepared.scaling,
                              loaded.prepared.train.class_names)
     state = None
     if optimizer_state:
