@@ -91,7 +91,9 @@ def test_torch_continues_five_epochs_to_bpcli_sixth(tmp_path, which):
 def test_epoch_n_exports_that_snapshot_with_its_state(tmp_path):
     six = train(tmp_path, "adam_ce", 6)
     after = one_torch_step(export(six, tmp_path / "ex", "--epoch", "5"))
-    assert f"from {six}, epoch 5." in (tmp_path / "ex" / "model.py").read_text()
+    doc = json.loads(runner.invoke(app, ["export", str(six), "--epoch", "5", "--out", str(tmp_path / "ex2"),
+                                         "--json"]).stdout)
+    assert doc["source"] == f"{six}, epoch 5"
     for k, w in bpcli_weights(six).items():
         np.testing.assert_allclose(after[k], w, rtol=0, atol=1e-12, err_msg=k)
 
