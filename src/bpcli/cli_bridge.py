@@ -21,6 +21,13 @@ def export(
     to: Annotated[str, typer.Option("--to", help="pytorch: model.py (an nn.Module), weights.npz, names.json; "
                                     "numpy: predict.py, weights.npz, names.json. onnx is not built yet.")] = "pytorch",
     force: ForceOpt = False,
+    epoch: Annotated[Optional[int], typer.Option(
+        "--epoch", metavar="N", show_default=False,
+        help="The network as it was after epoch N (its snapshot) instead of the run's saved weights.")] = None,
+    optimizer_state: Annotated[bool, typer.Option(
+        "--optimizer-state", help="Also write the optimiser's state (optimizer.json, optimizer_state.npz) in the "
+        "layout of PyTorch's optimizer state_dict, and load_optimizer(model) in model.py: the next torch.optim "
+        "step is bpcli's next step.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Write a trained run as a PyTorch module or plain-numpy code, with its weights; needs no torch.
@@ -39,10 +46,20 @@ def export(
         raise BpcliError(f"--to: unknown format '{to}'{did_you_mean(to, FORMATS)}; expected pytorch or numpy")
     if fmt == "onnx":
         raise BpcliError(ONNX_LEFT)
-    loaded = load_run(resolve_run(run))
-    spec = spec_from_network(loaded.net, loaded.cfg.name, str(loaded.run_dir), loaded.prepared.scaling,
+    loaded = load_run(resolve_run(run), epoch)
+    source = str(loaded.run_dir) + (f", epoch {epoch}" if epoch is not None else "")
+    spec = spec_from_network(loaded.net, loaded.cfg.name, source, loaded.prepared.scaling,
                              loaded.prepared.train.class_names)
-    result = write_export(spec, fmt, out, force)
+    state = None
+    if optimizer_state:
+        from bpcli.export_state import optimizer_files
+        st = loaded.state
+        if st.weights_epoch is not None and st.weights_epoch != st.epoch:
+            raise BpcliError(f"--optimizer-state: the saved weights are epoch {st.weights_epoch}'s (the best "
+                             f"validation loss) but the optimiser's state is epoch {st.epoch}'s; give --epoch N "
+                             "for a snapshot whose weights and state belong together")
+        state = optimizer_files(loaded.net, loaded.cfg.train, st.buffers, st.step, spec.dtype)
+    result = write_export(spec, fmt, out, force, state)
     if json_out:
         emit_json(result.to_dict())
     else:

@@ -39,11 +39,26 @@ def train(
     history: Annotated[bool, typer.Option("--history", help="With --json: add every epoch's row of history.csv "
                                           "(by default the JSON is the summary with the first and last epochs).")
                        ] = False,
+    target_column: Annotated[Optional[str], typer.Option(
+        "--target", metavar="COLUMN", show_default=False,
+        help="CONFIG is a CSV file: predict this column from the others, with a config made to fit it (classes "
+             "or numbers, read from the column).")] = None,
+    hidden: Annotated[Optional[str], typer.Option(
+        metavar="SIZES", show_default=False, help="With --target: the hidden layers' sizes, e.g. 8,8 (default 8).")
+    ] = None,
+    activation: Annotated[Optional[str], typer.Option(
+        metavar="NAME", show_default=False, help="With --target: the hidden layers' activation (default tanh).")
+    ] = None,
+    print_config: Annotated[bool, typer.Option("--print-config", help="With --target: print the config made for "
+                                               "the CSV file and exit (save it to edit and train it).")] = False,
 ) -> None:
     """Train a network from a YAML config and write a run folder (weights, history, metrics).
 
     Shows the network, a progress bar on stderr, then a summary: the settings used (optimiser, learning rate, batches, epochs, seeds, weight decay, early stopping; the run folder's config.yaml holds them too), the loss at the final weights and the curve of each epoch's loss.
     A warning on stderr when the loss ended higher than it started.
+    With a CSV file and --target COLUMN, the config is made for it: classes (text labels, or few whole
+    numbers) get softmax + cross_entropy (one sigmoid + binary_cross_entropy for two classes), numbers an
+    identity output + squared_error; the run folder's config.yaml records it like any other run.
     Exit 0 when trained, 1 when the loss diverged, 130 when interrupted (the run is saved).
     """
     import signal
@@ -54,8 +69,22 @@ def train(
     if history and not json_out:
         raise BpcliError("--history adds every epoch to the JSON document; give --json with it "
                          "(the table's history is in the run folder's history.csv)")
+    text = None
+    if target_column is not None:
+        text = _csv_config(target, target_column, hidden, activation, epochs, lr)
+        if print_config:
+            print(text, end="")
+            return
+        epochs = lr = None  # in the config already
+    else:
+        given = [flag for flag, v in (("--hidden", hidden), ("--activation", activation),
+                                      ("--print-config", print_config or None)) if v is not None]
+        if given:
+            raise BpcliError(f"{given[0]}: makes a config for a CSV file; give the column to predict with "
+                             "--target COLUMN")
     s = session.open_session(target, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, out=out,
-                             overwrite=overwrite, resume=resolve_run(resume), from_epoch=from_epoch)
+                             overwrite=overwrite, resume=resolve_run(resume), from_epoch=from_epoch,
+                             config_text=text)
     err = err_console()
     if s.data is not None and s.data.note and not quiet:
         from rich.markup import escape
@@ -93,6 +122,32 @@ def train(
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
+
+
+def _csv_config(path: str | None, target: str, hidden: str | None, activation: str | None,
+                epochs: int | None, lr: float | None) -> str:
+    """The YAML text of the config made for CSV file `path` predicting column `target` (config_csv)."""
+    from bpcli.config_csv import DEFAULTS, csv_config, csv_config_text, parse_hidden
+
+    from bpcli.activations import get_activation
+    from bpcli.config import load_config, with_overrides
+    from bpcli.errors import ConfigError
+
+    if path is None:
+        raise BpcliError("--target: give the CSV file to train on (bpcli train data.csv --target COLUMN)")
+    with_overrides(load_config()[0], epochs=epochs, lr=lr)  # the ranges a config has, named by option
+    act = DEFAULTS["activation"]
+    if activation is not None:
+        try:
+            act = get_activation(activation, where="--activation").name
+        except ConfigError as err:
+            raise BpcliError(err.problems[0]) from None
+        if act == "softmax":
+            raise BpcliError("--activation: softmax is for the output layer only (bpcli picks the output layer)")
+    sizes = DEFAULTS["hidden"] if hidden is None else parse_hidden(hidden)
+    doc, kind = csv_config(path, target, hidden=sizes, activation=act,
+                           epochs=epochs, lr=lr)
+    return csv_config_text(doc, kind)
 
 
 def _report(result, s, json_out: bool, err, history: bool = False) -> None:

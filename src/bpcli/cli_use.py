@@ -92,28 +92,34 @@ def evaluate(
     run: UseRunArg,
     data: EvalDataArg = None,
     part: Annotated[Optional[str], typer.Option(
-        help="Without DATA: which of the run's data, train, validation or all. Default: validation when the run "
-             "holds some out, else train.", show_default=False, metavar="PART")] = None,
+        help="Without DATA: which of the run's data, train, validation, test (data.test's held-out rows) or all "
+             "(train and validation). Default: validation when the run holds some out, else train.",
+        show_default=False, metavar="PART")] = None,
     all_classes: Annotated[bool, typer.Option(
         "--all-classes", help="Average over every class of the run, also those neither in the data nor "
                               "predicted (default: the classes present, as scikit-learn).")] = False,
+    threshold: Annotated[Optional[float], typer.Option(
+        help="One sigmoid output: the class is the second where y' >= this (default 0.5); the confusion matrix, "
+             "accuracy and per-class scores follow it.", show_default=False, metavar="T")] = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Score a trained run on labelled data: loss, accuracy with a confusion matrix and per-class precision, recall and F1 (classification), or R^2 and mean absolute error (regression).
+    """Score a trained run on labelled data: loss, accuracy, balanced accuracy and ROC-AUC with a confusion matrix and per-class precision, recall and F1 (classification), or R^2 and mean absolute error (regression).
 
-    The numbers equal scikit-learn's: confusion_matrix (rows: true class), classification_report (0 where a ratio is 0/0; the macro and weighted averages over the classes present in the truth or the predictions, or every class with --all-classes), r2_score (variance-weighted over several outputs), mean_absolute_error. Exit 2 on bad data: a missing column, a value that is not a number, NaN, a label that is not one of the run's classes.
+    The numbers equal scikit-learn's: confusion_matrix (rows: true class), classification_report (0 where a ratio is 0/0; the macro and weighted averages over the classes present in the truth or the predictions, or every class with --all-classes), balanced_accuracy_score, roc_auc_score (one-vs-rest macro for 3+ classes; none when a class is missing from the truth), r2_score (variance-weighted over several outputs), mean_absolute_error. Exit 2 on bad data: a missing column, a value that is not a number, NaN, a label that is not one of the run's classes.
     """
     from bpcli.evaluate import evaluate_part, evaluate_table
 
-    if part is not None and part not in ("train", "validation", "all"):
+    if part is not None and part not in ("train", "validation", "test", "all"):
         from bpcli.errors import did_you_mean
-        raise BpcliError(f"--part: expected train, validation or all, found '{part}'"
-                         f"{did_you_mean(part, ('train', 'validation', 'all'))}")
+        raise BpcliError(f"--part: expected train, validation, test or all, found '{part}'"
+                         f"{did_you_mean(part, ('train', 'validation', 'test', 'all'))}")
     if part is not None and data is not None:
         raise BpcliError("--part chooses among the run's own data; give no DATA with it")
+    if threshold is not None and not 0 <= threshold <= 1:  # NaN fails too
+        raise BpcliError(f"--threshold: expected a number from 0 to 1 (a sigmoid output's cut), found {threshold:g}")
     loaded = _load(run)
-    res = (evaluate_table(loaded, _table(data), all_classes) if data is not None
-           else evaluate_part(loaded, part, all_classes))
+    res = (evaluate_table(loaded, _table(data), all_classes, threshold) if data is not None
+           else evaluate_part(loaded, part, all_classes, threshold))
     if json_out:
         emit_json(res.to_dict())
     else:

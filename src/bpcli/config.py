@@ -30,7 +30,7 @@ TOP_KEYS = ("version", "name", "description", "inputs", "layers", "bias", "loss"
 LAYER_KEYS = ("size", "activation", "bias", "symbol", "letter", "weights", "biases")
 INIT_KEYS = ("scheme", "seed", "low", "high", "std", "bias", "values")
 DATA_KEYS = ("x", "y", "csv", "features", "target", "max_rows", "generator", "samples", "noise", "seed",
-             "classes", "validation", "split_seed", "standardize", "task")
+             "classes", "validation", "split_seed", "standardize", "task", "test", "test_seed")
 # the settings the command line can override: one range each, for the config file and the options alike
 RANGES = {"epochs": {"lo": 1, "hi": 10_000_000}, "lr": {"lo": 0, "lo_open": True, "hi": 1e6},
           "batch_size": {"lo": 1}, "seed": {"lo": 0}}
@@ -258,6 +258,14 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
                        f"{'no' if n_val < 1 else 'no training'} samples; use a fraction that keeps both parts "
                        "non-empty")
 
+    if dataset is not None and dcfg.test > 0:
+        n_test, n_val = int(round(dcfg.test * dataset.m)), int(round(dcfg.validation * dataset.m))
+        if n_test < 1 or n_test + n_val >= dataset.m:  # the same arithmetic as data.test_indices
+            ck.problem(dp + ("test",), f"{dcfg.test:g} of {dataset.m} samples leaves "
+                       f"{'no test' if n_test < 1 else 'no training'} samples"
+                       + (f" beside the {n_val} validation samples" if n_val and n_test >= 1 else "")
+                       + "; use a fraction that keeps every part non-empty")
+
     if dataset is not None and dcfg.source == "inline":
         check_stored_size(ck, dataset.x.size + dataset.y.size, layer_cfgs)
 
@@ -366,5 +374,25 @@ def load_config(path: str | Path | None = None) -> tuple[NetConfig, data_mod.Dat
     except UnicodeDecodeError as err:
         line = raw[: err.start].count(b"\n") + 1
         raise ConfigError([f"{source}:{line}: the file is not UTF-8 text"]) from None
+    if p.suffix.lower() in (".csv", ".tsv") and not text.lstrip().startswith(("version:", "layers:", "#")):
+        raise ConfigError([f"{source}: is a CSV file, not a config; train on it with `bpcli train {path} --target "
+                           f"COLUMN` (the column to predict{_csv_columns(text)})"])
+    return load_config_text(text, source, p.resolve().parent)
+
+
+def load_config_text(text: str, source: str, base_dir: Path) -> tuple[NetConfig, data_mod.Dataset]:
+    """Read and validate a config given as YAML text (relative paths in it are relative to base_dir)."""
     doc, locs = read_yaml(text, source)
-    return parse(doc, source, locs, p.resolve().parent)
+    return parse(doc, source, locs, base_dir)
+
+
+def _csv_columns(text: str) -> str:
+    """', one of: a, b, c' from a CSV's header row, or '' when it has none that reads."""
+    import csv
+
+    try:
+        header = next(csv.reader([text.split("\n", 1)[0]]), [])
+    except csv.Error:
+        return ""
+    names = [h.strip() for h in header if h.strip()]
+    return f", one of: {', '.join(names[:20])}{', ...' if len(names) > 20 else ''}" if names else ""

@@ -13,6 +13,7 @@ from bpcli import data as data_mod
 from bpcli.checker import Checker, human_bytes, kind_of, matrix, short_repr
 from bpcli.config_classes import apply_class_names, has_text_labels, parse_class_names
 from bpcli.errors import BpcliError
+from bpcli.generators import generate
 from bpcli.schema import DataConfig
 from bpcli.yamlsrc import MAX_CONFIG_BYTES, format_path
 
@@ -26,6 +27,8 @@ def parse_data(ck: Checker, dd: dict, dp: tuple, base_dir: Path, inputs: list[st
     common = dict(
         validation=ck.number(dd, "validation", dp, 0.0, lo=0, hi=1, hi_open=True),
         split_seed=ck.integer(dd, "split_seed", dp, 0, lo=0),
+        test=ck.number(dd, "test", dp, 0.0, lo=0, hi=1, hi_open=True),
+        test_seed=ck.integer(dd, "test_seed", dp, 0, lo=0),
         standardize=ck.boolean(dd, "standardize", dp, False),
         task=ck.choice(dd, "task", dp, "auto", ("auto", "classification", "regression")),
     )
@@ -77,7 +80,8 @@ def parse_data(ck: Checker, dd: dict, dp: tuple, base_dir: Path, inputs: list[st
                 return None, DataConfig("csv", **common)
             max_rows = ck.integer(dd, "max_rows", dp, None, lo=1, allow_none=True)
             try:
-                dataset = data_mod.read_csv(full, features, target, n_out, format_path(dp + ("csv",)), max_rows)
+                dataset = data_mod.read_csv(full, features, target, n_out, format_path(dp + ("csv",)), max_rows,
+                                           as_labels=common["task"] == "classification")
             except BpcliError as err:
                 line = ck.locs.line(dp + ("csv",))
                 ck.problems.append(f"{ck.source}:{line}: {err}")
@@ -104,7 +108,7 @@ def parse_data(ck: Checker, dd: dict, dp: tuple, base_dir: Path, inputs: list[st
                 ck.problem(dp + ("samples",), f"{samples:,} samples would need {human_bytes(samples * width * 8)}; "
                            f"use at most {MAX_DATA_VALUES // width:,}")
                 return None, DataConfig("generator", **common)
-            dataset = data_mod.generate(gen, samples, noise, gseed, classes)
+            dataset = generate(gen, samples, noise, gseed, classes)
             if n_out == 1 and dataset.y.shape[1] == 2:  # two classes, one sigmoid output: 0/1 targets
                 dataset = data_mod.Dataset(dataset.x, dataset.y[:, 1:], dataset.feature_names, ("y",),
                                            dataset.class_names, dataset.task)

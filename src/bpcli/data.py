@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -90,19 +89,55 @@ def validation_indices(data: Dataset, fraction: float, seed: int) -> Array:
             f"data.validation: {fraction:g} of {m} samples leaves "
             f"{'no' if n_val < 1 else 'no training'} samples; use a fraction that keeps both parts non-empty"
         )
+    return _drawn(data, n_val, seed)
+
+
+def _drawn(data: Dataset, n: int, seed: int) -> Array:
+    """The sorted indices of n samples drawn with `seed`: stratified for classification (validation_indices)."""
+    m = data.m
     rng = np.random.default_rng(seed)
     if data.task != "classification":
-        return np.sort(rng.permutation(m)[:n_val])
+        return np.sort(rng.permutation(m)[:n])
     labels = class_labels(data.y)
     classes, counts = np.unique(labels, return_counts=True)
-    share = counts * (n_val / m)
+    share = counts * (n / m)
     take = np.floor(share).astype(int)
-    rest = n_val - int(take.sum())
+    rest = n - int(take.sum())
     order = sorted(range(len(classes)), key=lambda c: (-(share[c] - take[c]), c))  # largest remainder first
     for c in order[:rest]:
         take[c] += 1
     picked = [np.flatnonzero(labels == k)[rng.permutation(n)[:t]] for k, n, t in zip(classes, counts, take)]
     return np.sort(np.concatenate(picked))
+
+
+def test_indices(data: Dataset, fraction: float, validation: float, seed: int) -> Array:
+    """The sorted indices of the test part: round(fraction * m) samples, drawn first (stratified, with its own
+    seed) so the test rows do not depend on the validation split; both fractions are of all m samples."""
+    m = data.m
+    n_test, n_val = int(round(fraction * m)), int(round(validation * m)) if validation > 0 else 0
+    if n_test < 1 or n_test + n_val >= m:
+        raise DataError(f"data.test: {fraction:g} of {m} samples leaves "
+                        f"{'no test' if n_test < 1 else 'no training'} samples; use a fraction that keeps "
+                        "every part non-empty")
+    return _drawn(data, n_test, seed)
+
+
+def partition(data: Dataset, validation: float, split_seed: int, test: float = 0.0,
+              test_seed: int = 0) -> tuple[Array, Array | None, Array | None]:
+    """Sorted row indices of (train, validation, test): the test rows drawn first (test_indices), then
+    round(validation * m) validation rows from the rest, as validation_indices draws them; None for an empty part."""
+    m = data.m
+    if test <= 0:
+        if validation <= 0:
+            return np.arange(m), None, None
+        val = validation_indices(data, validation, split_seed)
+        return np.setdiff1d(np.arange(m), val), val, None
+    tst = test_indices(data, test, validation, test_seed)
+    rest = np.setdiff1d(np.arange(m), tst)
+    if validation <= 0:
+        return rest, None, tst
+    val = rest[_drawn(data.subset(rest), int(round(validation * m)), split_seed)]
+    return np.setdiff1d(rest, val), val, tst
 
 
 def split(data: Dataset, fraction: float, seed: int) -> tuple[Dataset, Dataset | None]:
@@ -122,19 +157,24 @@ class Prepared:
     train: Dataset
     val: Dataset | None
     scaling: Scaling | None
+    test: Dataset | None = None  # data.test: held out from training, early stopping and the scaling's fit
 
 
 def prepare(cfg: NetConfig, data: Dataset, scaling: Scaling | None = None) -> Prepared:
-    """Split off the validation part and standardise with training statistics (or the given ones)."""
-    train, val = split(data, cfg.data.validation, cfg.data.split_seed)
+    """Split off the test and validation parts and standardise with training statistics (or the given ones)."""
+    if cfg.data.test > 0:
+        idx = partition(data, cfg.data.validation, cfg.data.split_seed, cfg.data.test, cfg.data.test_seed)
+        train, val, test = (None if i is None else data.subset(i) for i in idx)
+    else:
+        (train, val), test = split(data, cfg.data.validation, cfg.data.split_seed), None
     if cfg.data.standardize:
         scaling = scaling or fit_scaling(train.x)
-        train = Dataset(scaling.apply(train.x), train.y, train.feature_names, train.target_names,
-                        train.class_names, train.task, train.note)
-        if val is not None:
-            val = Dataset(scaling.apply(val.x), val.y, val.feature_names, val.target_names,
-                          val.class_names, val.task, val.note)
-    return Prepared(train, val, scaling if cfg.data.standardize else None)
+
+        def scaled(d: Dataset | None) -> Dataset | None:
+            return None if d is None else Dataset(scaling.apply(d.x), d.y, d.feature_names, d.target_names,
+                                                  d.class_names, d.task, d.note)
+        train, val, test = scaled(train), scaled(val), scaled(test)
+    return Prepared(train, val, scaling if cfg.data.standardize else None, test)
 
 
 # --- CSV -------------------------------------------------------------------
@@ -162,10 +202,11 @@ def csv_header(reader, place: str, empty: str) -> list[str]:
 
 
 def read_csv(path, features: list[str] | None, target: list[str], n_out: int | None, where: str,
-             max_rows: int | None = None) -> Dataset:
+             max_rows: int | None = None, as_labels: bool = False) -> Dataset:
     """Read a CSV with a header row. Numeric feature columns; a target that is numeric or class labels.
 
     Labels are one-hot encoded over the sorted class names (or 0/1 for one output and two classes).
+    as_labels (data.task: classification): a single numeric target column is class labels too (1 and 2 -> 0/1).
     The file is streamed once into flat float64 buffers (8 bytes a value, no per-row Python lists);
     a single target column is kept as codes into its distinct values. Every problem names the line.
     """
@@ -273,7 +314,8 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
     note = f"{m:,} rows read from {path}" + (f" (stopped at data.max_rows: {max_rows:,})" if truncated else "")
     code_arr = np.frombuffer(codes, dtype=np.int64)
     numeric = labels is None or all(_is_float(t) for t in labels)
-    if numeric and not (len(target) == 1 and n_out is not None and n_out > 1):
+    as_labels = as_labels and len(target) == 1
+    if numeric and not as_labels and not (len(target) == 1 and n_out is not None and n_out > 1):
         if labels is not None:
             values = np.array([float(t) for t in labels], dtype=np.float64)
             y = values[code_arr][:, None]
@@ -284,6 +326,9 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
             raise DataError(f"{where}: {path}:{lines[int(bad[0])]}: target is NaN or infinite")
         return Dataset(x, y, tuple(features), tuple(target), None, infer_task(y), note)
     if labels is None:
+        if as_labels:
+            raise DataError(f"{where}: target '{target[0]}' has more than {MAX_LABELS:,} distinct values; too many "
+                            "for class labels (data.task: classification)")
         raise DataError(f"{where}: class labels need a single target column, found {len(target)}")
     classes = sorted(labels, key=lambda s: (not _is_float(s), float(s) if _is_float(s) else 0.0, s))
     if len(classes) < 2:
@@ -330,62 +375,6 @@ def _is_float(s: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-# --- generators ------------------------------------------------------------
-
-
-def generate(name: str, samples: int, noise: float, seed: int, classes: int = 3) -> Dataset:
-    """Built-in problems: 2-D classification (xor, and, or, circles, moons, spirals, blobs), 1-D sine."""
-    rng = np.random.default_rng(seed)
-    names2 = ("x1", "x2")
-    if name in ("xor", "and", "or"):
-        corners = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]])
-        truth = {"xor": [0, 1, 1, 0], "and": [0, 0, 0, 1], "or": [0, 1, 1, 1]}[name]
-        if samples <= 4 and noise == 0:
-            x, t = corners[:samples], np.array(truth[:samples], dtype=float)
-        else:
-            pick = np.arange(samples) % 4
-            rng.shuffle(pick)
-            x = corners[pick] + rng.normal(0.0, noise, size=(samples, 2))
-            t = np.array(truth, dtype=float)[pick]
-        return Dataset(x, t[:, None], names2, ("y",), ("0", "1"), "classification")
-    if name == "circles":
-        r = np.where(np.arange(samples) % 2 == 0, 1.0, 0.5)
-        ang = rng.uniform(0, 2 * np.pi, samples)
-        x = np.c_[r * np.cos(ang), r * np.sin(ang)] + rng.normal(0.0, noise, (samples, 2))
-        t = (r < 0.75).astype(float)
-        return Dataset(x, t[:, None], names2, ("y",), ("outer", "inner"), "classification")
-    if name == "moons":
-        lab = np.arange(samples) % 2
-        ang = rng.uniform(0, np.pi, samples)
-        x = np.where(lab[:, None] == 0, np.c_[np.cos(ang), np.sin(ang)],
-                     np.c_[1 - np.cos(ang), 0.5 - np.sin(ang)])
-        x = x + rng.normal(0.0, noise, (samples, 2))
-        return Dataset(x, lab[:, None].astype(float), names2, ("y",), ("upper", "lower"), "classification")
-    if name == "spirals":
-        k = max(2, classes)
-        lab = np.arange(samples) % k
-        r = rng.uniform(0.05, 1.0, samples)
-        theta = lab * 2 * np.pi / k + 4.0 * r + rng.normal(0.0, noise, samples)
-        x = np.c_[r * np.cos(theta), r * np.sin(theta)]
-        return _onehot(x, lab, k, names2)
-    if name == "blobs":
-        k = max(2, classes)
-        lab = np.arange(samples) % k
-        centres = np.c_[np.cos(2 * np.pi * np.arange(k) / k), np.sin(2 * np.pi * np.arange(k) / k)] * 2.0
-        x = centres[lab] + rng.normal(0.0, max(noise, 1e-3), (samples, 2))
-        return _onehot(x, lab, k, names2)
-    if name == "sine":
-        x = np.sort(rng.uniform(-math.pi, math.pi, samples))[:, None]
-        y = np.sin(x) + rng.normal(0.0, noise, (samples, 1))
-        return Dataset(x, y, ("x1",), ("y",), None, "regression")
-    raise DataError(f"unknown generator '{name}'")  # config validation makes this unreachable
-
-
-def _onehot(x: Array, lab: Array, k: int, names: tuple[str, ...]) -> Dataset:
-    classes = tuple(f"c{i}" for i in range(k))
-    return Dataset(x, one_hot(lab, k), names, classes, classes, "classification")
 
 
 def one_hot(codes: Array, k: int) -> Array:

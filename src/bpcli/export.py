@@ -67,7 +67,8 @@ def export_files(spec: ExportSpec, to: str) -> dict[str, bytes]:
 
 
 # what an export folder may hold for --force to replace it whole: the files of either format, Python's cache
-EXPORT_NAMES = frozenset({"model.py", "predict.py", "weights.npz", "names.json", "__pycache__"})
+EXPORT_NAMES = frozenset({"model.py", "predict.py", "weights.npz", "names.json", "__pycache__",
+                          "optimizer.json", "optimizer_state.npz"})
 
 
 def check_export_target(out_dir: Path, force: bool) -> bool:
@@ -145,15 +146,24 @@ def write_export(files: dict[str, bytes], out_dir: Path, force: bool = False) ->
             shutil.rmtree(aside, ignore_errors=True)
 
 
-def export(spec: ExportSpec, to: str, out_dir: Path, force: bool = False) -> ExportResult:
+def export(spec: ExportSpec, to: str, out_dir: Path, force: bool = False,
+           state: dict[str, bytes] | None = None) -> ExportResult:
     """Write the export into out_dir, which appears whole or not at all (write_export); an existing non-empty
-    folder only with force, and only an earlier export's."""
+    folder only with force, and only an earlier export's. state: the optimiser's files (export_state), with
+    load_optimizer added to model.py."""
     files = export_files(spec, to)
+    if state is not None:
+        from bpcli.export_state import LOADER
+        if to != "pytorch":
+            raise BpcliError("--optimizer-state: the optimiser's state is for PyTorch; give --to pytorch")
+        files = {**files, "model.py": files["model.py"] + LOADER.encode(), **state}
     out_dir = Path(out_dir)
     write_export(files, out_dir, force)
     n_params = sum(layer.W.size + (0 if layer.b is None else layer.b.size) for layer in spec.layers)
     usage = ("from model import load; net = load(); y_hat = net(torch.tensor(x))" if to == "pytorch"
              else "from predict import predict; y_hat = predict(x)")
+    if state is not None:
+        usage += "; opt = load_optimizer(net)"
     return ExportResult(spec.name, spec.source, to, str(out_dir), tuple((n, len(b)) for n, b in files.items()),
                         spec.sizes, tuple(layer.activation for layer in spec.layers), int(n_params), spec.dtype,
                         spec.mean is not None, spec.classes, usage)

@@ -166,12 +166,16 @@ def targets(table: Table, loaded, classes: tuple[str, ...] | None) -> np.ndarray
     return y
 
 
-def own_data(loaded) -> tuple[Dataset, np.ndarray | None]:
-    """The run's own data as it was read (unscaled, in file order) and the indices of its validation rows."""
+def own_data(loaded) -> tuple[Dataset, np.ndarray | None, np.ndarray | None]:
+    """The run's own data as it was read (unscaled, in file order) and the indices of its validation and test rows."""
     from bpcli.config import load_config
+    from bpcli.data import partition
     from bpcli.runs import CONFIG
 
     _, raw = load_config(loaded.run_dir / loaded.checkpoint / CONFIG)
-    frac = loaded.cfg.data.validation
-    val = validation_indices(raw, frac, loaded.cfg.data.split_seed) if frac > 0 else None
-    return raw, val
+    d = loaded.cfg.data
+    if d.test > 0:
+        _, val, test = partition(raw, d.validation, d.split_seed, d.test, d.test_seed)
+        return raw, val, test
+    val = validation_indices(raw, d.validation, d.split_seed) if d.validation > 0 else None
+    return raw, val, None

@@ -150,10 +150,10 @@ def predict_table(loaded, table) -> Prediction:
 
 
 def predict_own(loaded) -> Prediction:
-    """predict on the run's own data, in its order: each row's target and part (train or validation) carried."""
+    """predict on the run's own data, in its order: each row's target and part (train, validation or test) carried."""
     from bpcli.newdata import own_data, target_columns
 
-    raw, val = own_data(loaded)
+    raw, val, test = own_data(loaded)
     classes = class_names_of(loaded.prepared.train, loaded.net.n_outputs)
     columns = target_columns(loaded)
     if classes is not None:
@@ -161,8 +161,10 @@ def predict_own(loaded) -> Prediction:
     else:
         names = columns if len(columns) == raw.y.shape[1] else tuple(f"y{j + 1}" for j in range(raw.y.shape[1]))
         carried = [(n, tuple(repr(float(v)) for v in raw.y[:, j])) for j, n in enumerate(names)]
-    if val is not None:
+    if val is not None or test is not None:
         part = np.full(raw.m, "train", dtype=object)
-        part[val] = "validation"
+        for idx, name in ((val, "validation"), (test, "test")):
+            if idx is not None:
+                part[idx] = name
         carried.append(("part", tuple(part)))
     return predict(loaded, raw.x, "the run's data", tuple(carried))

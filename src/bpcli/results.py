@@ -28,6 +28,8 @@ def settings_of(cfg) -> dict:
     # init: the initial weights; train: the mini-batch shuffling; data: a generator's samples; split: validation
     out["seeds"] = {"init": cfg.init.seed, "train": t.seed, "data": d.seed if d.source == "generator" else None,
                     "split": d.split_seed if d.validation else None}
+    if d.test:
+        out["seeds"]["test"] = d.test_seed
     out["dtype"] = t.dtype
     return out
 
@@ -56,6 +58,7 @@ class TrainResult:
     penalty: float | None = None  # the L2 term weight_decay / 2 * sum ||W||^2 at the saved weights
     best_epoch: int | None = None  # the best validation loss's epoch, when early stopping watched it
     settings: dict | None = None  # settings_of(the config it trained with)
+    n_test: int = 0  # data.test's rows: held out, scored by `bpcli evaluate RUN --part test` only
 
     @property
     def losses(self) -> list[float]:
@@ -82,7 +85,7 @@ class TrainResult:
             "command": "train", "name": self.name, "config": self.source, "run_dir": self.run_dir,
             "status": self.status, "message": self.message, "epochs": self.epochs,
             "settings": self.settings, "loss_rose": self.loss_rose,
-            "samples": {"train": self.n_train, "validation": self.n_val},
+            "samples": {"train": self.n_train, "validation": self.n_val, "test": self.n_test},
             "final": {"loss": self.loss, "val_loss": self.val_loss, "metric": self.metric_name,
                       "train_metric": self.metric, "val_metric": self.val_metric, "penalty": self.penalty,
                       "objective": None if self.loss is None else self.loss + (self.penalty or 0.0)},

@@ -48,6 +48,8 @@ class DataConfig:
     class_names: tuple[str, ...] | None = None  # a classifier's outputs, in order (`classes: [names]` in YAML)
     validation: float = 0.0
     split_seed: int = 0  # the validation split's own seed: --seed and train.seed do not move it
+    test: float = 0.0  # the share of the samples held out as the test part (never trained or stopped on)
+    test_seed: int = 0  # the test split's own seed
     standardize: bool = False
     task: str = "auto"
 
@@ -106,6 +108,8 @@ class NetConfig:
                 d["biases"] = lc.biases
             layers.append(d)
         data = {k: v for k, v in asdict(self.data).items() if v is not None and k != "source"}
+        if not self.data.test:  # no test part: the keys left out, as before they existed
+            data.pop("test"), data.pop("test_seed")
         if data.pop("class_names", None) is not None:
             data["classes"] = list(self.data.class_names)
         train = asdict(self.train)

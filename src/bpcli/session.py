@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from bpcli.claim import Lock, check_target, commit, commit_new, lock_run, safe_name, stage
-from bpcli.config import load_config, with_overrides
+from bpcli.config import load_config, load_config_text, with_overrides
 from bpcli.data import Dataset, prepare
 from bpcli.errors import BpcliError, SaveError, received_signal
 from bpcli.history import HISTORY, HistoryLog, record_from_dict
@@ -48,11 +48,12 @@ class Session:
 def open_session(config: str | None = None, *, epochs: int | None = None, lr: float | None = None,
                  batch_size: int | None = None, seed: int | None = None, out: Path | None = None,
                  overwrite: bool = False, resume: Path | None = None, runs_base: Path = Path("runs"),
-                 from_epoch: int | None = None) -> Session:
+                 from_epoch: int | None = None, config_text: str | None = None) -> Session:
     """Load the config (or the run to resume) and apply the command-line overrides; nothing is written yet.
 
     --out is refused here if it holds anything without --overwrite, or anything but a bpcli run folder with it.
     from_epoch (with resume and out): a new run branched from the run's snapshot of that epoch.
+    config_text: the config as YAML text (`bpcli train data.csv --target y`); `config` then names where it came from.
     BpcliError for every problem.
     """
     if from_epoch is not None:
@@ -84,6 +85,14 @@ def open_session(config: str | None = None, *, epochs: int | None = None, lr: fl
                 lock.release()
             raise
         return Session(cfg, None, loaded, loaded.run_dir, lock=lock)
+    if config_text is not None:
+        if resume is not None:
+            raise BpcliError("--target makes a new config from a CSV file; give no --resume with it")
+        cfg, data = load_config_text(config_text, config or "<config text>", Path.cwd())
+        cfg = with_overrides(cfg, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, samples=data.m)
+        if out is not None:
+            check_target(out, overwrite)
+        return Session(cfg, data, None, out, runs_base, overwrite)
     if config is not None and ((Path(config) / "run.json").is_file() or (Path(config) / "config.yaml").is_file()):
         try:
             own = checkpoint_dir(config) / "config.yaml"
@@ -252,5 +261,6 @@ def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path | None, on_
         s["train_metric"], s["val_loss"], s["val_metric"], s["seconds"], prepared.train.m,
         prepared.val.m if prepared.val is not None else 0, tuple(log.sample), prepared.train.class_names,
         s["weights_epoch"], s["penalty"], s["best_epoch"], settings_of(cfg),
+        n_test=prepared.test.m if prepared.test is not None else 0,
     )
 

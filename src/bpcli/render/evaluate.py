@@ -18,7 +18,12 @@ def evaluate_view(res) -> Group:
     summary.add_row("loss", f"{fmt(res.loss)}  ({res.loss_name}, mean over {res.m} samples)")
     if res.classes is not None:
         right = int(res.confusion.trace())
-        summary.add_row("accuracy", f"{fmt_metric('accuracy', res.value)}  ({right} of {res.m} right)")
+        cut = f", y' >= {res.threshold:g} is the second class" if res.threshold is not None else ""
+        summary.add_row("accuracy", f"{fmt_metric('accuracy', res.value)}  ({right} of {res.m} right{cut})")
+        if res.balanced_accuracy is not None:
+            summary.add_row("balanced accuracy", f"{fmt_metric('accuracy', res.balanced_accuracy)}  "
+                            "(the mean recall over the classes in the truth)")
+            summary.add_row("ROC-AUC", ("-" if res.roc_auc is None else fmt(res.roc_auc, 4)) + f"  ({res.roc_auc_note})")
         parts = [head, summary, Text(), Text("Confusion matrix (rows: true class; columns: predicted class)",
                                              style="bold"), _confusion(res), Text(),
                  Text("Per class", style="bold"), _per_class(res)]

@@ -67,7 +67,11 @@ def train_view(res) -> Panel:
         t.add_row("seeds", seeds_text(s))
         t.add_row("weight decay", f"{s['weight_decay']:g}")
         t.add_row("early stopping", early_stopping_text(s))
-    t.add_row("samples", f"{res.n_train} train" + (f", {res.n_val} validation" if res.n_val else ""))
+    t.add_row("samples", f"{res.n_train} train" + (f", {res.n_val} validation" if res.n_val else "")
+              + (f", {res.n_test} test" if res.n_test else ""))
+    if res.n_test:  # the numbers below are the training and validation parts' only
+        t.add_row("", Text("the test part is held out: not trained, stopped or scaled on, and scored only by "
+                           "bpcli evaluate RUN --part test", style="dim"))
     at = weights_text(res)
     t.add_row("final loss", f"{fmt(res.loss)} train" + (f", {fmt(res.val_loss)} validation" if res.val_loss is not None
                                                          else "") + f", {at}")
