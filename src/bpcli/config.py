@@ -20,7 +20,7 @@ from bpcli.schema import FORMAT_VERSION, InitConfig, LayerConfig, NetConfig, Tra
 from bpcli.readable import NotReadable, open_regular
 from bpcli.yamlsrc import MAX_CONFIG_BYTES, Locations, as_bool, format_path, read_yaml
 
-OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
+OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
 DTYPES = ("float64", "float32")
 MAX_PARAMS = 50_000_000  # 400 MB of float64 weights: far beyond "small", refused before allocating
 MAX_LAYER = 1_000_000
@@ -35,7 +35,7 @@ DATA_KEYS = ("x", "y", "csv", "features", "target", "max_rows", "generator", "sa
 RANGES = {"epochs": {"lo": 1, "hi": 10_000_000}, "lr": {"lo": 0, "lo_open": True, "hi": 1e6},
           "batch_size": {"lo": 1}, "seed": {"lo": 0}}
 OPTIONS = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size", "seed": "--seed"}
-TRAIN_KEYS = ("optimizer", "lr", "epochs", "batch_size", "momentum", "beta1", "beta2", "epsilon", "seed",
+TRAIN_KEYS = ("optimizer", "lr", "epochs", "batch_size", "momentum", "beta1", "beta2", "epsilon", "alpha", "seed",
               "weight_decay", "early_stopping", "dtype", "snapshots")
 
 
@@ -187,15 +187,17 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
     bs = tr.get("batch_size")
     if isinstance(bs, str) and bs.lower() in ("full", "all"):
         bs = None
+    optimizer = ck.choice(tr, "optimizer", tp, "gd", OPTIMIZERS)
     train = TrainConfig(
-        optimizer=ck.choice(tr, "optimizer", tp, "gd", OPTIMIZERS),
+        optimizer=optimizer,
         lr=ck.number(tr, "lr", tp, 0.5, **RANGES["lr"]),
         epochs=ck.integer(tr, "epochs", tp, 1000, **RANGES["epochs"]),
         batch_size=ck.integer({"batch_size": bs}, "batch_size", tp, None, allow_none=True, **RANGES["batch_size"]),
         momentum=ck.number(tr, "momentum", tp, 0.9, lo=0, hi=1, hi_open=True),
         beta1=ck.number(tr, "beta1", tp, 0.9, lo=0, hi=1, hi_open=True),
         beta2=ck.number(tr, "beta2", tp, 0.999, lo=0, hi=1, hi_open=True),
-        epsilon=ck.number(tr, "epsilon", tp, 1e-8, lo=0, lo_open=True),
+        epsilon=ck.number(tr, "epsilon", tp, 1e-10 if optimizer == "adagrad" else 1e-8, lo=0, lo_open=True),
+        alpha=ck.number(tr, "alpha", tp, 0.99, lo=0, hi=1, hi_open=True),
         seed=ck.integer(tr, "seed", tp, 0, **RANGES["seed"]),
         weight_decay=ck.number(tr, "weight_decay", tp, 0.0, lo=0),
         patience=patience, min_delta=min_delta, restore_best=restore_best,

@@ -61,7 +61,8 @@ class TrainConfig:
     momentum: float = 0.9
     beta1: float = 0.9
     beta2: float = 0.999
-    epsilon: float = 1e-8
+    epsilon: float = 1e-8  # adam, adamw, rmsprop; adagrad's default is 1e-10 (PyTorch's)
+    alpha: float = 0.99  # rmsprop's smoothing constant (PyTorch's name and default)
     seed: int = 0
     weight_decay: float = 0.0
     patience: int | None = None  # early stopping on the validation data loss (the L2 penalty left out)
@@ -109,6 +110,8 @@ class NetConfig:
         if data.pop("class_names", None) is not None:
             data["classes"] = list(self.data.class_names)
         train = asdict(self.train)
+        if self.train.optimizer != "rmsprop":
+            train.pop("alpha")  # rmsprop's alone: every other config reads as it did
         patience, min_delta, restore = train.pop("patience"), train.pop("min_delta"), train.pop("restore_best")
         for k in ("snapshots", "snapshot_every", "snapshot_budget_mb"):
             train.pop(k)

@@ -20,7 +20,7 @@ from bpcli.model import build
 from bpcli.results import TrainResult, finite_or_none, settings_of
 from bpcli.runs import LoadedRun, checkpoint_dir, load_run, save_run
 from bpcli.schema import NetConfig
-from bpcli.optim import Optimizer
+from bpcli.optim import Optimizer, l2_coefficient
 from bpcli.snapshots import history_prefix, start_snapshots
 from bpcli.train import EpochRecord, TrainState, evaluate, fit, metric_name, stops_after
 
@@ -193,7 +193,7 @@ def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path | None, on_
         val_loss = val_metric = None
         if prepared.val is not None:
             val_loss, val_metric = evaluate(net, prepared.val)
-        wd = cfg.train.weight_decay
+        wd = l2_coefficient(cfg.train)  # adamw: decoupled decay, no penalty in the loss
         penalty = 0.5 * wd * sum(float(np.sum(W * W)) for W in net.W) if wd else None
         return finite_or_none({"status": state.status, "message": state.message, "epochs": state.epoch,
                                "metric": metric_name(prepared.train), "loss": loss, "train_metric": metric,

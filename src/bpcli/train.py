@@ -13,7 +13,7 @@ from bpcli.schema import TrainConfig
 from bpcli.data import Dataset, class_labels
 from bpcli.engine import Buffers, Gradients, Tape, backward, cost, forward, sample_losses
 from bpcli.model import Network
-from bpcli.optim import Optimizer
+from bpcli.optim import Optimizer, l2_coefficient
 
 Array = np.ndarray
 
@@ -230,7 +230,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     classification = train.task == "classification"
     ytrue = class_labels(y) if classification else None
     tally = _Tally(net, y, classification)
-    wd = settings.weight_decay
+    wd = l2_coefficient(settings)  # adamw's decay is no term of the loss: no penalty reported
     half_wd = 0.5 * wd
     buffers: dict[int, Buffers] = {}  # by batch rows: the full batches and the last, smaller one
     arrays = [a for pair in zip(net.W, net.b) for a in pair if a is not None]
