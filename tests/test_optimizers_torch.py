@@ -100,3 +100,27 @@ def test_adamw_decay_is_not_adam_with_l2(tmp_path):
     got = bpcli_weights(tmp_path, {"optimizer": "adamw", "lr": 0.05, "weight_decay": 0.5})
     coupled = torch_weights(lambda g: torch.optim.Adam(g, lr=0.05), 0.5)
     assert np.max(np.abs(got["A.W"] - coupled["A.W"])) > 1e-4
+
+
+def test_a_misspelt_optimiser_and_an_alpha_out_of_range_are_one_line_each(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config({"optimizer": "rmsprp", "alpha": 1.0, "lr": 0.1})))
+    res = CliRunner().invoke(app, ["train", str(path), "--out", str(tmp_path / "run"), "-q"])
+    assert 2 == res.exit_code
+    lines = res.stderr.strip().splitlines()
+    at = path.read_text().splitlines().index("  optimizer: rmsprp") + 1
+    assert [ln for ln in lines if "train.optimizer" in ln] == [
+        f"error: {path}:{at}: train.optimizer: unknown value 'rmsprp' (did you mean 'rmsprop'?); expected 'gd', "
+        "'sgd', 'momentum', 'nesterov', 'rmsprop', 'adagrad', 'adam' or 'adamw'"]
+    assert any("train.alpha: must be < 1, found 1" in ln for ln in lines), lines
+    assert "Traceback" not in res.output and not (tmp_path / "run").exists()
+
+
+def test_adagrad_defaults_to_pytorchs_epsilon_and_rmsprop_keeps_its_alpha_in_the_saved_config(tmp_path):
+    from bpcli.config import load_config
+    for opt, eps in (("adagrad", 1e-10), ("rmsprop", 1e-8), ("adam", 1e-8)):
+        path = tmp_path / f"{opt}.yaml"
+        path.write_text(yaml.safe_dump(config({"optimizer": opt, "lr": 0.1})))
+        cfg, _ = load_config(path)
+        assert (eps, 0.99) == (cfg.train.epsilon, cfg.train.alpha)
+        assert ("alpha" in cfg.to_dict()["train"]) == (opt == "rmsprop")

@@ -53,7 +53,7 @@ def explain(
     """Show the chain rule for a weight or bias: each factor of dC/dw with its value, sample by sample.
 
     The mean of the per-sample products is the gradient, checked against the engine's backward pass and a central difference.
-    Then comes the configured optimiser's next update (gd, momentum or Adam, with weight decay), every term with its number; a run's update continues its optimiser state (an early-stopped run holding its best epoch's weights with a later epoch's state is refused, naming the --epoch values that work). Without CONFIG or --run: the built-in seed network.
+    Then comes the configured optimiser's next update (gd, momentum, Nesterov, RMSprop, AdaGrad, Adam or AdamW, with weight decay), every term with its number; a run's update continues its optimiser state (an early-stopped run holding its best epoch's weights with a later epoch's state is refused, naming the --epoch values that work). Without CONFIG or --run: the built-in seed network.
     Exit 0 when the checks agree, 1 when the numeric check disagrees or a value is not finite, 3 when it is only inconclusive (the step cannot move the cost), 2 for bad input such as an unknown name.
     """
     from bpcli.explain import explain_many
