@@ -122,6 +122,11 @@ CASES = {  # each branched at a different epoch: 0, 1, a middle one, the one bef
     "rmsprop": "train: {optimizer: rmsprop, lr: 0.01, alpha: 0.9, epochs: 12, batch_size: 5, seed: 1}\n",
     "adagrad": "train: {optimizer: adagrad, lr: 0.1, epochs: 12, batch_size: 6}\n",
     "adamw": "train: {optimizer: adamw, lr: 0.05, epochs: 12, weight_decay: 0.1, batch_size: 4, seed: 5}\n",
+    # a schedule's lr continues mid-schedule: reduce-on-plateau's counters (lr, best, bad epochs, cooldown) are in
+    # every snapshot; watching the falling loss in max mode makes it cut the lr every few epochs
+    "plateau": "train: {optimizer: sgd, lr: 0.5, epochs: 12, batch_size: 5, schedule: {name: plateau, monitor: loss, "
+               "mode: max, patience: 1, cooldown: 1, factor: 0.5}}\n",
+    "cosine": "train: {optimizer: momentum, lr: 0.3, epochs: 12, batch_size: 7, schedule: {name: cosine, t_max: 8}}\n",
     # best epoch 3, stopped at 6: epochs 0, 4 and 6 kept, the branch from 4 stops at 6 again and restores 3
     "early-stopping": "train: {optimizer: adam, lr: 2.0, epochs: 40, batch_size: 3, early_stopping: {patience: 3}, "
                       "snapshots: {every: 4}}\n",

@@ -53,6 +53,31 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class ScheduleConfig:
+    """train.schedule: the learning rate per epoch (schedules.epoch_lr); the fields its name uses."""
+
+    name: str  # step | exponential | cosine | plateau
+    step_size: int = 10  # step: epochs between reductions
+    gamma: float = 0.1  # step, exponential: the factor
+    t_max: int = 100  # cosine: the epochs of the half period (default: train.epochs)
+    eta_min: float = 0.0  # cosine: the lowest lr
+    monitor: str = "val_loss"  # plateau: loss | val_loss | metric | val_metric
+    mode: str = "min"  # plateau: min (a loss) | max (accuracy, R^2)
+    factor: float = 0.1
+    patience: int = 10
+    threshold: float = 1e-4
+    threshold_mode: str = "rel"  # rel | abs
+    cooldown: int = 0
+    min_lr: float = 0.0
+
+    KEYS = {"step": ("step_size", "gamma"), "exponential": ("gamma",), "cosine": ("t_max", "eta_min"),
+            "plateau": ("monitor", "mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr")}
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **{k: getattr(self, k) for k in self.KEYS[self.name]}}
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     optimizer: str = "gd"
     lr: float = 0.5
@@ -72,6 +97,7 @@ class TrainConfig:
     snapshots: bool = True  # train.snapshots: off -> False
     snapshot_every: int | None = None  # train.snapshots: {every: N}; None: the stride the budget allows
     snapshot_budget_mb: float = 50.0  # train.snapshots: {budget_mb: X}
+    schedule: ScheduleConfig | None = None  # train.schedule; None: lr in every epoch
 
     def snapshots_dict(self):
         """train.snapshots as the config file gives it: 'off', {every: N} or {budget_mb: X}."""
@@ -116,6 +142,8 @@ class NetConfig:
         for k in ("snapshots", "snapshot_every", "snapshot_budget_mb"):
             train.pop(k)
         train["snapshots"] = self.train.snapshots_dict()
+        if train.pop("schedule") is not None:
+            train["schedule"] = self.train.schedule.to_dict()
         if patience is not None:
             train["early_stopping"] = {"patience": patience, "min_delta": min_delta, "restore_best": restore}
         init = asdict(self.init)

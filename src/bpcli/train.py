@@ -14,6 +14,7 @@ from bpcli.data import Dataset, class_labels
 from bpcli.engine import Buffers, Gradients, Tape, backward, cost, forward, sample_losses
 from bpcli.model import Network
 from bpcli.optim import Optimizer, l2_coefficient
+from bpcli.schedules import epoch_lr, monitored, plateau_step
 
 Array = np.ndarray
 
@@ -35,6 +36,7 @@ class EpochRecord:
     # weight_decay / 2 * sum_l ||W_l||^2, mean over the epoch's steps; the objective minimised is loss + penalty
     penalty: float | None = None
     best: bool = False  # the validation loss reached a new best at this epoch (early stopping's watch)
+    lr: float | None = None  # the learning rate in force during the epoch (train.schedule's; None: not recorded)
 
     @property
     def objective(self) -> float:
@@ -46,7 +48,7 @@ class EpochRecord:
             "val_metric": self.val_metric, "grad_norm": list(self.grad_norm),
             "weight_norm": list(self.weight_norm), "update_ratio": list(self.update_ratio),
             "saturation": list(self.saturation), "seconds": self.seconds, "penalty": self.penalty,
-            "best": self.best,
+            "best": self.best, "lr": self.lr,
         }
 
 
@@ -64,6 +66,7 @@ class TrainState:
     status: str = "running"  # running | completed | early_stopped | diverged | interrupted
     message: str = ""
     weights_epoch: int | None = None  # which epoch's weights the network holds at the end (None: the last)
+    plateau: tuple | None = None  # reduce-on-plateau's (lr, best, bad epochs, cooldown) after the last epoch
 
     BEST = "best:"  # buffers keyed best:A.W ... hold the best validation epoch's parameters (early stopping)
 
@@ -241,6 +244,9 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     rng_state = rng.bit_generator.state
     while state.epoch < settings.epochs:
         t0 = time.perf_counter()
+        lr = epoch_lr(settings, state.epoch + 1, state.plateau)  # the schedule's lr of this epoch
+        if lr != opt.lr:
+            opt.set_lr(lr)
         snap.take(arrays, opt.buffers, state.step, rng_state)
         order = epoch_order(rng, m, settings.batch_size)
         tally.reset()
@@ -315,8 +321,11 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             saturation=saturation(net, tape if full else forward(net, x[:SATURATION_SAMPLES])[1]),
             seconds=time.perf_counter() - t0,
             penalty=tally.penalty / tally.batches if wd else None,
-            best=improved,
+            best=improved, lr=lr,
         )
+        if settings.schedule is not None and settings.schedule.name == "plateau":  # the lr of the next epoch
+            state.plateau = plateau_step(settings.schedule, settings.lr, state.plateau,
+                                         monitored(settings.schedule, rec.loss, val_loss, rec.metric, val_metric))
         start_norms = norms
         if not full:
             rng_state = rng.bit_generator.state

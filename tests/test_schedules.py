@@ -1,0 +1,112 @@
+"""Learning-rate schedules against torch.optim.lr_scheduler: the lr of every epoch in history.csv equals the
+scheduler's (stepped once after each epoch), and the weights bpcli trains equal torch.optim.SGD stepped with those
+lrs and autograd's gradients (the network and the torch side from test_optimizers_torch)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from typer.testing import CliRunner
+
+from bpcli.cli import app
+from bpcli.runs import checkpoint_dir
+from conftest import read_history
+from test_optimizers_torch import STEPS, W1, config, torch_weights
+
+LR = 0.8
+
+
+def torch_lrs(make, metrics: list[float] | None = None) -> list[float]:
+    """The lr of each of STEPS epochs: the scheduler stepped after each (with the epoch's metric for plateau)."""
+    opt = torch.optim.SGD([torch.zeros(1, dtype=torch.float64, requires_grad=True)], lr=LR)
+    sched = make(opt)
+    lrs = []
+    for e in range(STEPS):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step(*([metrics[e]] if metrics is not None else []))
+    return lrs
+
+
+def train(tmp_path, schedule: dict, **data) -> tuple[dict, list[dict]]:
+    cfg = config({"optimizer": "sgd", "lr": LR, "schedule": schedule})
+    cfg["data"].update(data)
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, ["train", str(path), "--out", str(out), "-q", "--json"])
+    assert res.exit_code == 0, res.output
+    with np.load(checkpoint_dir(out) / "weights.npz", allow_pickle=False) as z:
+        return {k: z[k].copy() for k in ("A.W", "A.b", "B.W", "B.b")}, read_history(out)
+
+
+CASES = [
+    ({"name": "step", "step_size": 2, "gamma": 0.5}, lambda o: torch.optim.lr_scheduler.StepLR(o, 2, gamma=0.5)),
+    ({"name": "exponential", "gamma": 0.7}, lambda o: torch.optim.lr_scheduler.ExponentialLR(o, 0.7)),
+    ({"name": "cosine", "t_max": 4, "eta_min": 0.1},
+     lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=4, eta_min=0.1)),
+    ({"name": "cosine", "t_max": 3}, lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=3)),
+]
+
+
+@pytest.mark.parametrize("schedule,make", CASES, ids=[f"{c[0]['name']}-{i}" for i, c in enumerate(CASES)])
+def test_each_epochs_lr_and_the_weights_equal_torchs_scheduler(tmp_path, schedule, make):
+    got, rows = train(tmp_path, schedule)
+    want_lrs = torch_lrs(make)
+    assert len(set(want_lrs)) > 2  # the schedule moves the lr
+    np.testing.assert_allclose([r["lr"] for r in rows], want_lrs, rtol=1e-12, atol=0)
+    want = torch_weights(lambda g: torch.optim.SGD(g, lr=LR), lrs=want_lrs)
+    for k in want:
+        np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-14, err_msg=k)
+    assert np.max(np.abs(want["A.W"] - np.array(W1))) > 1e-3
+
+
+PLATEAU = [
+    # the training loss falls every epoch: watched with mode max it never improves, so the lr halves after
+    # patience + 1 epochs, then the cooldown holds the count at 0 for one epoch
+    ({"name": "plateau", "monitor": "loss", "mode": "max", "factor": 0.5, "patience": 1, "cooldown": 1},
+     dict(mode="max", factor=0.5, patience=1, cooldown=1), "loss", {}),
+    # the validation loss, min mode with an absolute threshold large enough that small gains do not count
+    ({"name": "plateau", "factor": 0.3, "patience": 0, "threshold": 0.002, "threshold_mode": "abs",
+      "min_lr": 0.1}, dict(factor=0.3, patience=0, threshold=0.002, threshold_mode="abs", min_lr=0.1), "val_loss",
+     {"validation": 0.4}),
+]
+
+
+@pytest.mark.parametrize("schedule,kwargs,watch,data", PLATEAU, ids=["loss-max-cooldown", "val-loss-abs-min-lr"])
+def test_reduce_on_plateau_follows_torchs_rule_on_the_runs_own_losses(tmp_path, schedule, kwargs, watch, data):
+    got, rows = train(tmp_path, schedule, **data)
+    values = [r[watch] for r in rows]  # the run's own monitored values: torch's scheduler is fed the same
+    want_lrs = torch_lrs(lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o, **kwargs), values)
+    assert len(set(want_lrs)) > 1
+    np.testing.assert_allclose([r["lr"] for r in rows], want_lrs, rtol=1e-12, atol=0)
+    if not data:  # all samples train: the weights are torch's SGD with these lrs
+        want = torch_weights(lambda g: torch.optim.SGD(g, lr=LR), lrs=want_lrs)
+        for k in want:
+            np.testing.assert_allclose(got[k], want[k], rtol=1e-12, atol=1e-14, err_msg=k)
+
+
+def test_a_run_without_a_schedule_records_its_constant_lr(tmp_path):
+    cfg = config({"optimizer": "adam", "lr": 0.05})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    res = CliRunner().invoke(app, ["train", str(path), "--out", str(tmp_path / "run"), "-q"])
+    assert res.exit_code == 0, res.output
+    assert [0.05] * STEPS == [r["lr"] for r in read_history(tmp_path / "run")]
+
+
+@pytest.mark.parametrize("schedule,message", [
+    ({"name": "stp"}, "train.schedule.name: unknown value 'stp' (did you mean 'step'?)"),
+    ({"name": "step"}, "train.schedule: missing key 'step_size'"),
+    ({"name": "exponential", "gamma": 1.5}, "train.schedule.gamma: must be <= 1, found 1.5"),
+    ({"name": "plateau", "monitor": "val_loss"}, "train.schedule.monitor: val_loss needs validation data"),
+    ({"name": "cosine", "gamma": 0.5}, "train.schedule.gamma: unknown key 'gamma'"),
+])
+def test_a_bad_schedule_is_one_line_naming_the_field(tmp_path, schedule, message):
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config({"optimizer": "sgd", "lr": 0.1, "schedule": schedule})))
+    res = CliRunner().invoke(app, ["train", str(path), "--out", str(tmp_path / "run"), "-q"])
+    assert 2 == res.exit_code and "Traceback" not in res.output
+    assert message in res.stderr, res.stderr
