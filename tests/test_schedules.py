@@ -11,6 +11,8 @@ import yaml
 from typer.testing import CliRunner
 
 from bpcli.cli import app
+from bpcli.config import load_config
+from bpcli.session import run_training
 from bpcli.runs import checkpoint_dir
 from conftest import read_history
 from test_optimizers_torch import STEPS, W1, config, torch_weights
@@ -110,3 +112,27 @@ def test_a_bad_schedule_is_one_line_naming_the_field(tmp_path, schedule, message
     res = CliRunner().invoke(app, ["train", str(path), "--out", str(tmp_path / "run"), "-q"])
     assert 2 == res.exit_code and "Traceback" not in res.output
     assert message in res.stderr, res.stderr
+
+
+def test_resuming_mid_plateau_from_the_checkpoint_continues_bit_for_bit(tmp_path):
+    """Six epochs (interrupted), then `train --resume` from run.json's checkpoint (plateau's counters there), equal
+    to twelve epochs in one go: every weight, the optimiser state and every epoch's lr and loss."""
+    cfg = config({"optimizer": "momentum", "lr": 0.5, "epochs": 12, "schedule": {
+        "name": "plateau", "monitor": "loss", "mode": "max", "factor": 0.5, "patience": 2, "cooldown": 1}})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    run = lambda *a: CliRunner().invoke(app, ["train", *map(str, a), "-q"])
+    assert 0 == run(path, "--out", tmp_path / "whole").exit_code
+    calls = iter(range(1, 100))  # interrupted in epoch 7 (one full-batch step an epoch): saved after epoch 6
+    cfg_, data = load_config(path)
+    run_training(cfg_, data, tmp_path / "half", should_stop=lambda: next(calls) > 6)
+    assert 6 == len(read_history(tmp_path / "half"))
+    r = run("--resume", tmp_path / "half")
+    assert 0 == r.exit_code, r.output
+    whole, half = read_history(tmp_path / "whole"), read_history(tmp_path / "half")
+    assert [(h["loss"], h["lr"]) for h in whole] == [(h["loss"], h["lr"]) for h in half]
+    assert len({h["lr"] for h in whole[6:]}) > 1  # the lr moves after the resume
+    for name in ("weights.npz", "state.npz"):
+        with np.load(checkpoint_dir(tmp_path / "whole") / name) as a, \
+                np.load(checkpoint_dir(tmp_path / "half") / name) as b:
+            assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files), name
