@@ -136,3 +136,25 @@ def test_resuming_mid_plateau_from_the_checkpoint_continues_bit_for_bit(tmp_path
         with np.load(checkpoint_dir(tmp_path / "whole") / name) as a, \
                 np.load(checkpoint_dir(tmp_path / "half") / name) as b:
             assert a.files == b.files and all(np.array_equal(a[k], b[k]) for k in a.files), name
+
+
+@pytest.mark.parametrize("schedule", [{"name": "step", "step_size": 2, "gamma": 0.5},
+                                      {"name": "plateau", "monitor": "loss", "mode": "max", "patience": 0,
+                                       "factor": 0.5}], ids=["step", "plateau"])
+def test_explain_and_step_at_epoch_n_use_the_lr_of_epoch_n_plus_1(tmp_path, schedule):
+    import json
+
+    from bpcli.runs import load_run
+    train(tmp_path, schedule)
+    run = tmp_path / "run"
+    rows = read_history(run)
+    for n in range(STEPS - 1):
+        r = CliRunner().invoke(app, ["explain", str(run), "--epoch", str(n), "-w", "v12", "--json"])
+        assert 0 == r.exit_code, r.output
+        u = json.loads(r.stdout)["explanations"][0]["update"]
+        after = load_run(run, n + 1).net
+        assert (rows[n]["lr"], after.get(after.resolve("v12"))) == (u["lr"], pytest.approx(u["new"], rel=1e-13))
+        s = CliRunner().invoke(app, ["step", str(run), "--epoch", str(n), "-w", "v12", "--json"])
+        assert 0 == s.exit_code, s.output
+        assert rows[n]["lr"] == json.loads(s.stdout)["lr"]
+    assert len({r["lr"] for r in rows}) > 2

@@ -85,8 +85,11 @@ def explain(
         source = f"{run_dir} after epoch {epoch}; {over}"
     later = (f"training reaches batch {batch} after {batch - 1} more step(s), at other weights; shown is the update "
              f"with this batch's gradient at the weights and optimiser state of epoch {epoch}") if batch and batch > 1 else ""
-    report = explain_many(net, x, y, names, cfg.train, None if sample is None else sample - 1, paths,
-                          buffers=state.buffers if state else None, step=state.step if state else 0,
+    from bpcli.schedules import in_force, schedule_note
+    done, plateau = (state.epoch, state.plateau) if state else (0, None)
+    later = "; ".join(n for n in (schedule_note(cfg.train, done, plateau), later) if n)
+    report = explain_many(net, x, y, names, in_force(cfg.train, done, plateau), None if sample is None else sample - 1,
+                          paths, buffers=state.buffers if state else None, step=state.step if state else 0,
                           class_names=prepared.train.class_names, update_note=later, title=cfg.name,
                           source=source, scaled=prepared.scaling is not None)
     if json_out:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 from bpcli.schema import ScheduleConfig, TrainConfig
 
@@ -28,6 +29,20 @@ def epoch_lr(s: TrainConfig, epoch: int, plateau: Plateau | None = None) -> floa
     if c.name == "cosine":
         return c.eta_min + (s.lr - c.eta_min) * (1 + math.cos(math.pi * t / c.t_max)) / 2
     return s.lr if plateau is None else plateau[0]
+
+
+def in_force(s: TrainConfig, epochs_done: int = 0, plateau: Plateau | None = None) -> TrainConfig:
+    """The settings of training's next step after `epochs_done` epochs: lr the schedule's lr of the next epoch
+    (explain's and step's update use it)."""
+    return s if s.schedule is None else replace(s, lr=epoch_lr(s, epochs_done + 1, plateau))
+
+
+def schedule_note(s: TrainConfig, epochs_done: int = 0, plateau: Plateau | None = None) -> str:
+    """'lr 0.025: the step schedule's lr in epoch 3 (train.lr 0.05)', or '' without a schedule."""
+    if s.schedule is None:
+        return ""
+    return (f"lr {epoch_lr(s, epochs_done + 1, plateau):.6g}: the {s.schedule.name} schedule's lr in epoch "
+            f"{epochs_done + 1} (train.lr {s.lr:g})")
 
 
 def monitored(c: ScheduleConfig, loss: float, val_loss: float | None, metric: float | None,
