@@ -158,3 +158,20 @@ def test_explain_and_step_at_epoch_n_use_the_lr_of_epoch_n_plus_1(tmp_path, sche
         assert 0 == s.exit_code, s.output
         assert rows[n]["lr"] == json.loads(s.stdout)["lr"]
     assert len({r["lr"] for r in rows}) > 2
+
+
+def test_the_lr_plot_draws_each_epochs_lr_and_only_when_it_changes(tmp_path):
+    from bpcli.plot import context
+    from bpcli.plot_curves import lr_figure, no_lr
+    from bpcli.runs import load_run
+    _, rows = train(tmp_path, {"name": "exponential", "gamma": 0.7})
+    ctx = context(load_run(tmp_path / "run"))
+    assert no_lr(ctx) is None
+    fig, title = lr_figure(ctx)
+    line = fig.axes[0].lines[0]
+    assert [r["lr"] for r in rows] == list(line.get_ydata()) and list(range(1, STEPS + 1)) == list(line.get_xdata())
+    cfg = config({"optimizer": "sgd", "lr": 0.1})
+    (tmp_path / "plain.yaml").write_text(yaml.safe_dump(cfg))
+    assert 0 == CliRunner().invoke(app, ["train", str(tmp_path / "plain.yaml"), "--out", str(tmp_path / "plain"),
+                                         "-q"]).exit_code
+    assert "" == no_lr(context(load_run(tmp_path / "plain")))  # a constant lr: no plot, nothing said
