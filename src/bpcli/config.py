@@ -36,7 +36,7 @@ RANGES = {"epochs": {"lo": 1, "hi": 10_000_000}, "lr": {"lo": 0, "lo_open": True
           "batch_size": {"lo": 1}, "seed": {"lo": 0}}
 OPTIONS = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size", "seed": "--seed"}
 TRAIN_KEYS = ("optimizer", "lr", "epochs", "batch_size", "momentum", "beta1", "beta2", "epsilon", "alpha", "seed",
-              "weight_decay", "early_stopping", "dtype", "snapshots", "schedule")
+              "weight_decay", "l1", "early_stopping", "dtype", "snapshots", "schedule")
 SCHEDULES = tuple(ScheduleConfig.KEYS)
 MONITORS = ("val_loss", "loss", "val_metric", "metric")
 
@@ -202,6 +202,7 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
         alpha=ck.number(tr, "alpha", tp, 0.99, lo=0, hi=1, hi_open=True),
         seed=ck.integer(tr, "seed", tp, 0, **RANGES["seed"]),
         weight_decay=ck.number(tr, "weight_decay", tp, 0.0, lo=0),
+        l1=ck.number(tr, "l1", tp, 0.0, lo=0),
         patience=patience, min_delta=min_delta, restore_best=restore_best,
         dtype=ck.choice(tr, "dtype", tp, "float64", DTYPES), **parse_snapshots(ck, tr, tp),
     )

@@ -45,10 +45,10 @@ def thin(records: list, epochs: int) -> list:
 def header(letters: list[str]) -> list[str]:
     return (["epoch", "loss", "val_loss", "metric", "val_metric", "seconds"]
             + [f"{k}_{c}" for k in ("grad_norm", "weight_norm", "update_ratio", "saturation") for c in letters]
-            + ["penalty", "best", "lr"])
+            + ["penalty", "best", "l1_penalty", "lr"])
 
 
-OLD_HEADER_CELLS = 1  # history.csv of runs made before the lr column: the header without its last cell
+OLD_HEADER_CELLS = 2  # history.csv of runs made before the l1_penalty and lr columns: the header without them
 
 
 def _opt(v) -> str:
@@ -59,7 +59,7 @@ def row(r: EpochRecord, lr_column: bool = True) -> str:
     cells = [str(r.epoch), repr(r.loss), _opt(r.val_loss), _opt(r.metric), _opt(r.val_metric), f"{r.seconds:.6f}"]
     for vals in (r.grad_norm, r.weight_norm, r.update_ratio, r.saturation):
         cells += [_opt(v) for v in vals]
-    cells += [_opt(r.penalty), str(int(r.best))] + ([_opt(r.lr)] if lr_column else [])
+    cells += [_opt(r.penalty), str(int(r.best))] + ([_opt(r.l1_penalty), _opt(r.lr)] if lr_column else [])
     return ",".join(cells) + "\n"
 
 
@@ -172,7 +172,8 @@ def record_from_dict(d, n_layers: int, epochs: int) -> EpochRecord:
                        layers("grad_norm"), layers("weight_norm"), layers("update_ratio"), layers("saturation"),
                        _number(d.get("seconds"), f"epoch {ep}: seconds", lo=0.0),
                        _number(d.get("penalty"), f"epoch {ep}: penalty", True, lo=0.0), _flag(d.get("best"), ep),
-                       _number(d.get("lr"), f"epoch {ep}: lr", True, lo=0.0))
+                       _number(d.get("lr"), f"epoch {ep}: lr", True, lo=0.0),
+                       _number(d.get("l1_penalty"), f"epoch {ep}: l1_penalty", True, lo=0.0))
 
 
 def _flag(v, ep: int) -> bool:
@@ -220,13 +221,14 @@ def read_prefix(path: Path, recorded: dict, letters: list[str], rows: int) -> tu
         try:
             if len(cells) != len(names) or cells[0] != str(i):
                 raise ValueError(f"row {i} is not epoch {i} with {len(names)} cells")
-            lr = cells.pop() if names[-1] == "lr" else None
+            lr, l1 = (cells.pop(), cells.pop()) if names[-1] == "lr" else (None, None)
             v = [None if c is None or not math.isfinite(float(c)) else float(c) for c in cells[1:-1]]
             layer = lambda k: v[5 + k * n: 5 + (k + 1) * n]
             records.append(record_from_dict(
                 {"epoch": i, "loss": v[0], "val_loss": v[1], "metric": v[2], "val_metric": v[3], "seconds": v[4],
                  "grad_norm": layer(0), "weight_norm": layer(1), "update_ratio": layer(2), "saturation": layer(3),
-                 "penalty": v[-1], "best": cells[-1] == "1", "lr": None if lr is None else float(lr)}, n, rows))
+                 "penalty": v[-1], "best": cells[-1] == "1", "lr": None if lr is None else float(lr),
+                 "l1_penalty": None if l1 is None else float(l1)}, n, rows))
         except ValueError as err:
             raise RunFolderError(f"{path}: damaged ({err})") from None
     end = sum(len(line) + 1 for line in lines[: rows + 1])

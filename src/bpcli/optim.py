@@ -13,6 +13,7 @@ Array = np.ndarray
 
 # The named terms Optimizer.step records for one parameter when asked to (trace): explain and step show them.
 #   value, gradient: the parameter and dC/dp before the step; decay: weight_decay * p (weights only);
+#   l1: l1 * sign(p), the L1 penalty's subgradient (weights only; 0 at p = 0), added to g for every optimiser;
 #   g: the gradient the update uses (gradient + decay); step: what is subtracted; new: the value after.
 #   momentum: v_prev, v (the velocity before and after); adam: m_prev, v_prev, m, v, c1 = 1 - beta1^t,
 #   c2 = 1 - beta2^t, m_hat, v_hat, denom = sqrt(v_hat) + epsilon.
@@ -25,14 +26,14 @@ Array = np.ndarray
 # checkpoint: m:KEY the first moment (adam, adamw) or the velocity (momentum, nesterov); v:KEY the second moment
 # (adam, adamw), the running average of g^2 (rmsprop) or the running sum of g^2 (adagrad). All start at zero.
 TERMS = {
-    "gd": ("value", "gradient", "decay", "g", "step", "new"),
-    "momentum": ("value", "gradient", "decay", "g", "v_prev", "v", "step", "new"),
-    "nesterov": ("value", "gradient", "decay", "g", "v_prev", "v", "look", "step", "new"),
-    "rmsprop": ("value", "gradient", "decay", "g", "v_prev", "v", "denom", "step", "new"),
-    "adagrad": ("value", "gradient", "decay", "g", "s_prev", "s", "denom", "step", "new"),
-    "adam": ("value", "gradient", "decay", "g", "m_prev", "v_prev", "m", "v", "c1", "c2", "m_hat", "v_hat",
+    "gd": ("value", "gradient", "decay", "l1", "g", "step", "new"),
+    "momentum": ("value", "gradient", "decay", "l1", "g", "v_prev", "v", "step", "new"),
+    "nesterov": ("value", "gradient", "decay", "l1", "g", "v_prev", "v", "look", "step", "new"),
+    "rmsprop": ("value", "gradient", "decay", "l1", "g", "v_prev", "v", "denom", "step", "new"),
+    "adagrad": ("value", "gradient", "decay", "l1", "g", "s_prev", "s", "denom", "step", "new"),
+    "adam": ("value", "gradient", "decay", "l1", "g", "m_prev", "v_prev", "m", "v", "c1", "c2", "m_hat", "v_hat",
              "denom", "step", "new"),
-    "adamw": ("value", "gradient", "g", "m_prev", "v_prev", "m", "v", "c1", "c2", "m_hat", "v_hat", "denom",
+    "adamw": ("value", "gradient", "l1", "g", "m_prev", "v_prev", "m", "v", "c1", "c2", "m_hat", "v_hat", "denom",
               "decay", "step", "new"),
 }
 TERMS["sgd"] = TERMS["gd"]
@@ -60,6 +61,11 @@ def hyper_of(s: TrainConfig) -> tuple[tuple[str, float], ...]:
     if s.optimizer in ("adam", "adamw"):
         return (("beta1", s.beta1), ("beta2", s.beta2), ("epsilon", s.epsilon))
     return ()
+
+
+def l1_of(s: TrainConfig) -> tuple[tuple[str, float], ...]:
+    """(("l1", coefficient),) when the L1 penalty is on, else (): shown and saved beside the optimiser's constants."""
+    return (("l1", s.l1),) if s.l1 else ()
 
 
 class Optimizer:
@@ -111,6 +117,12 @@ class Optimizer:
                 if rec is not None:
                     rec["decay"] = tmp.copy()
                 g = np.add(g, tmp, out=tmp)
+            if s.l1 and is_w:  # the L1 term's subgradient: g + l1 * sign(W), 0 where W = 0
+                l1 = np.sign(p)
+                l1 *= p.dtype.type(s.l1)
+                if rec is not None:
+                    rec["l1"] = l1.copy()
+                g = np.add(g, l1, out=tmp)
             if rec is not None:
                 rec["g"] = g.copy()
             if self.kind in ("gd", "sgd"):  # W <- W - lr * g

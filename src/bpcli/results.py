@@ -19,10 +19,13 @@ def finite_or_none(v):
 
 def settings_of(cfg) -> dict:
     """The training settings a run used (a NetConfig after the command line's overrides), as plain data."""
-    from bpcli.optim import hyper_of
+    from bpcli.optim import hyper_of, l1_of
     t, d = cfg.train, cfg.data
     out = {"optimizer": t.optimizer, "lr": t.lr, "batch_size": t.batch_size, "epochs": t.epochs, **dict(hyper_of(t))}
     out["weight_decay"] = t.weight_decay
+    out.update(l1_of(t))  # "l1" only when the L1 penalty is on
+    if t.schedule is not None:
+        out["schedule"] = t.schedule.to_dict()
     out["early_stopping"] = None if t.patience is None else {"patience": t.patience, "min_delta": t.min_delta,
                                                              "restore_best": t.restore_best}
     # init: the initial weights; train: the mini-batch shuffling; data: a generator's samples; split: validation
@@ -56,6 +59,7 @@ class TrainResult:
     penalty: float | None = None  # the L2 term weight_decay / 2 * sum ||W||^2 at the saved weights
     best_epoch: int | None = None  # the best validation loss's epoch, when early stopping watched it
     settings: dict | None = None  # settings_of(the config it trained with)
+    l1_penalty: float | None = None  # the L1 term l1 * sum |W| at the saved weights
 
     @property
     def losses(self) -> list[float]:
@@ -85,7 +89,9 @@ class TrainResult:
             "samples": {"train": self.n_train, "validation": self.n_val},
             "final": {"loss": self.loss, "val_loss": self.val_loss, "metric": self.metric_name,
                       "train_metric": self.metric, "val_metric": self.val_metric, "penalty": self.penalty,
-                      "objective": None if self.loss is None else self.loss + (self.penalty or 0.0)},
+                      "l1_penalty": self.l1_penalty,
+                      "objective": None if self.loss is None else
+                      self.loss + (self.penalty or 0.0) + (self.l1_penalty or 0.0)},
             "weights_epoch": self.weights_epoch, "best_epoch": self.best_epoch,
             "seconds": self.seconds,
             # the whole history stays in the run folder (history.csv), unless asked for: a long run must not

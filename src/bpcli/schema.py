@@ -90,6 +90,7 @@ class TrainConfig:
     alpha: float = 0.99  # rmsprop's smoothing constant (PyTorch's name and default)
     seed: int = 0
     weight_decay: float = 0.0
+    l1: float = 0.0  # the L1 penalty l1 * sum |W| (weights only); its subgradient l1 * sign(W), 0 at W = 0
     patience: int | None = None  # early stopping on the validation data loss (the L2 penalty left out)
     min_delta: float = 0.0
     restore_best: bool = True  # with early stopping: end on the weights of the best validation epoch
@@ -138,6 +139,8 @@ class NetConfig:
         train = asdict(self.train)
         if self.train.optimizer != "rmsprop":
             train.pop("alpha")  # rmsprop's alone: every other config reads as it did
+        if not self.train.l1:
+            train.pop("l1")
         patience, min_delta, restore = train.pop("patience"), train.pop("min_delta"), train.pop("restore_best")
         for k in ("snapshots", "snapshot_every", "snapshot_budget_mb"):
             train.pop(k)

@@ -17,7 +17,7 @@ from bpcli.data import Prepared
 from bpcli.engine import backward, forward
 from bpcli.errors import BpcliError
 from bpcli.model import Network
-from bpcli.optim import TERMS, hyper_of, preview_step
+from bpcli.optim import TERMS, hyper_of, l1_of, preview_step
 from bpcli.schedules import in_force
 from bpcli.schema import NetConfig
 from bpcli.train import TrainState, batching, epoch_order, evaluate, fit, training_rng
@@ -173,7 +173,7 @@ def take_steps(cfg: NetConfig, net: Network, prepared: Prepared, state: TrainSta
         status, message = "diverged", "a value became infinite or NaN: try a smaller learning rate"
     s = in_force(cfg.train, start_epoch, state.plateau if state else None)  # the lr of the first step's epoch
     return StepResult(
-        cfg.name, source, s.optimizer, s.lr, hyper_of(s), s.weight_decay, taken, batch, m, per, start_epoch, start_step,
+        cfg.name, source, s.optimizer, s.lr, hyper_of(s) + l1_of(s), s.weight_decay, taken, batch, m, per, start_epoch, start_step,
         start_epoch + (taken // per if taken % per == 0 else taken / per), cost0, cost1,
         "accuracy" if train.task == "classification" else "r2", metric0, metric1, tuple(params), status, message)
 

@@ -37,10 +37,11 @@ class EpochRecord:
     penalty: float | None = None
     best: bool = False  # the validation loss reached a new best at this epoch (early stopping's watch)
     lr: float | None = None  # the learning rate in force during the epoch (train.schedule's; None: not recorded)
+    l1_penalty: float | None = None  # l1 * sum_l sum |W_l|, mean over the epoch's steps (None: no L1 penalty)
 
     @property
     def objective(self) -> float:
-        return self.loss + (self.penalty or 0.0)
+        return self.loss + (self.penalty or 0.0) + (self.l1_penalty or 0.0)
 
     def to_dict(self) -> dict:
         return {
@@ -48,7 +49,7 @@ class EpochRecord:
             "val_metric": self.val_metric, "grad_norm": list(self.grad_norm),
             "weight_norm": list(self.weight_norm), "update_ratio": list(self.update_ratio),
             "saturation": list(self.saturation), "seconds": self.seconds, "penalty": self.penalty,
-            "best": self.best, "lr": self.lr,
+            "best": self.best, "lr": self.lr, "l1_penalty": self.l1_penalty,
         }
 
 
@@ -174,6 +175,7 @@ class _Tally:
 
     def reset(self) -> None:
         self.penalty = 0.0
+        self.l1_penalty = 0.0
         self.loss = 0.0
         self.score = 0.0
         self.grad_norm = [0.0] * self.n_layers
@@ -235,6 +237,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     tally = _Tally(net, y, classification)
     wd = l2_coefficient(settings)  # adamw's decay is no term of the loss: no penalty reported
     half_wd = 0.5 * wd
+    l1 = settings.l1
     buffers: dict[int, Buffers] = {}  # by batch rows: the full batches and the last, smaller one
     arrays = [a for pair in zip(net.W, net.b) for a in pair if a is not None]
     snap = _Snapshot(arrays, opt.buffers)
@@ -271,6 +274,8 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
                 tally.add(net, tape, yb, yt, grads)
                 if wd:  # the L2 term of the objective at the weights this step's gradient was taken at
                     tally.penalty += half_wd * sum(float(W.ravel().dot(W.ravel())) for W in net.W)
+                if l1:  # the L1 term, likewise
+                    tally.l1_penalty += l1 * sum(float(np.add.reduce(np.abs(W), axis=None)) for W in net.W)
                 state.step += 1
                 opt.step(opt.gradients(grads), state.step)
                 if should_stop():
@@ -321,7 +326,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             saturation=saturation(net, tape if full else forward(net, x[:SATURATION_SAMPLES])[1]),
             seconds=time.perf_counter() - t0,
             penalty=tally.penalty / tally.batches if wd else None,
-            best=improved, lr=lr,
+            best=improved, lr=lr, l1_penalty=tally.l1_penalty / tally.batches if l1 else None,
         )
         if settings.schedule is not None and settings.schedule.name == "plateau":  # the lr of the next epoch
             state.plateau = plateau_step(settings.schedule, settings.lr, state.plateau,

@@ -30,6 +30,8 @@ def settings_text(optimizer: str, lr: float, hyper, weight_decay: float) -> str:
         parts.append(f"eps = {fmt(h['epsilon'])}")
     if weight_decay:
         parts.append(f"{'decoupled ' if optimizer == 'adamw' else ''}weight decay wd = {fmt(weight_decay)}")
+    if "l1" in h:
+        parts.append(f"L1 penalty l1 = {fmt(h['l1'])}")
     return ", ".join(parts)
 
 
@@ -49,7 +51,15 @@ def update_lines(P: str, u) -> list[str]:
     lr = fmt(u.lr)
     lines = []
     G = f"dC/d{P}"
-    if u.weight_decay and u.optimizer != "adamw":  # adamw's decay is on the weight, below
+    if "l1" in T:  # the L1 term's subgradient l1 * sign(P) (0 at P = 0), with the L2 term when there is one
+        l2 = bool(u.weight_decay and u.optimizer != "adamw")
+        sym = f"dC/d{P}" + (f" + wd * {P}" if l2 else "") + f" + l1 * sign({P})"
+        nums = f"{num(u.gradient)}" + (f" + {fmt(u.weight_decay)} * {num(u.old)}" if l2 else "") + \
+            f" + {fmt(H['l1'])} * sign({num(u.old)})"
+        vals = f"{num(u.gradient)}" + (f" + {num(T['decay'])}" if l2 else "") + f" + {num(T['l1'])}"
+        lines.append(f"g = {sym} = {nums} = {vals} = {fmt(T['g'])}")
+        G = "g"
+    elif u.weight_decay and u.optimizer != "adamw":  # adamw's decay is on the weight, below
         lines.append(f"g = dC/d{P} + wd * {P} = {num(u.gradient)} + {fmt(u.weight_decay)} * {num(u.old)} "
                      f"= {num(u.gradient)} + {num(T['decay'])} = {fmt(T['g'])}")
         G = "g"
@@ -130,7 +140,15 @@ def _tex_lines(P: str, u, tex_num) -> list[str]:
 
     lr, dC = tex_num(u.lr), rf"\frac{{\partial C}}{{\partial {P}}}"
     lines, G = [], dC
-    if u.weight_decay and u.optimizer != "adamw":
+    if "l1" in T:  # the L1 term's subgradient (0 at P = 0), with the L2 term when there is one
+        l2 = bool(u.weight_decay and u.optimizer != "adamw")
+        sym = dC + (rf" + \lambda {P}" if l2 else "") + rf" + \lambda_1 \operatorname{{sign}}({P})"
+        nums = n(u.gradient) + (rf" + {tex_num(u.weight_decay)} \cdot {n(u.old)}" if l2 else "") + \
+            rf" + {tex_num(H['l1'])} \operatorname{{sign}}({n(u.old)})"
+        vals = n(u.gradient) + (f" + {n(T['decay'])}" if l2 else "") + f" + {n(T['l1'])}"
+        lines.append(rf"g = {sym} = {nums} = {vals} = {tex_num(T['g'])}")
+        G = "g"
+    elif u.weight_decay and u.optimizer != "adamw":
         lines.append(rf"g = {dC} + \lambda {P} = {n(u.gradient)} + {tex_num(u.weight_decay)} \cdot {n(u.old)} "
                      rf"= {n(u.gradient)} + {n(T['decay'])} = {tex_num(T['g'])}")
         G = "g"

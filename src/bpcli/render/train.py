@@ -71,8 +71,13 @@ def train_view(res) -> Panel:
     at = weights_text(res)
     t.add_row("final loss", f"{fmt(res.loss)} train" + (f", {fmt(res.val_loss)} validation" if res.val_loss is not None
                                                          else "") + f", {at}")
-    if res.penalty is not None:  # the objective minimised is the data loss plus the L2 term
+    if res.penalty is not None and res.l1_penalty is None:  # the objective is the data loss plus the L2 term
         t.add_row("", Text(f"data loss; + L2 penalty {fmt(res.penalty)} = objective {fmt(res.loss + res.penalty)}",
+                           style="dim"))
+    elif res.l1_penalty is not None:  # and the L1 term, each reported apart
+        l2 = f" + L2 penalty {fmt(res.penalty)}" if res.penalty is not None else ""
+        total = res.loss + (res.penalty or 0.0) + res.l1_penalty
+        t.add_row("", Text(f"data loss;{l2} + L1 penalty {fmt(res.l1_penalty)} = objective {fmt(total)}",
                            style="dim"))
     label = metric_label(res.metric_name)
     t.add_row(f"final {label}", fmt_metric(res.metric_name, res.metric) + " train"
