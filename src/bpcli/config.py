@@ -175,15 +175,19 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
     tp = ("train",)
     tr = ck.mapping(top.get("train"), tp, TRAIN_KEYS)
     es = tr.get("early_stopping")
-    patience, min_delta, restore_best = None, 0.0, True
+    patience, min_delta, restore_best, watch = None, 0.0, True, {}
     if isinstance(es, int) and not isinstance(es, bool):
         es = {"patience": es}
     if isinstance(es, dict):
         esp = tp + ("early_stopping",)
-        esd = ck.mapping(es, esp, ("patience", "min_delta", "restore_best"))
+        esd = ck.mapping(es, esp, ("patience", "min_delta", "restore_best", "monitor", "mode", "start"))
         patience = ck.integer(esd, "patience", esp, 10, lo=1)
         min_delta = ck.number(esd, "min_delta", esp, 0.0, lo=0)
         restore_best = ck.boolean(esd, "restore_best", esp, True)
+        stop_monitor = ck.choice(esd, "monitor", esp, "val_loss", ("val_loss", "val_metric"))
+        watch = {"stop_monitor": stop_monitor, "stop_start": ck.integer(esd, "start", esp, 0, lo=0),
+                 "stop_mode": ck.choice(esd, "mode", esp, "max" if stop_monitor == "val_metric" else "min",
+                                        ("min", "max"))}
     elif es is not None and as_bool(es) is not False:
         ck.problem(tp + ("early_stopping",), f"expected {{patience: N}} or a number, found {kind_of(es)}")
     bs = tr.get("batch_size")
@@ -203,7 +207,7 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
         seed=ck.integer(tr, "seed", tp, 0, **RANGES["seed"]),
         weight_decay=ck.number(tr, "weight_decay", tp, 0.0, lo=0),
         l1=ck.number(tr, "l1", tp, 0.0, lo=0),
-        patience=patience, min_delta=min_delta, restore_best=restore_best,
+        patience=patience, min_delta=min_delta, restore_best=restore_best, **watch,
         dtype=ck.choice(tr, "dtype", tp, "float64", DTYPES), **parse_snapshots(ck, tr, tp),
     )
     train = replace(train, schedule=_parse_schedule(ck, tr.get("schedule"), tp + ("schedule",), train.epochs))

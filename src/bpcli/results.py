@@ -26,7 +26,7 @@ def settings_of(cfg) -> dict:
     out.update(l1_of(t))  # "l1" only when the L1 penalty is on
     if t.schedule is not None:
         out["schedule"] = t.schedule.to_dict()
-    out["early_stopping"] = None if t.patience is None else {"patience": t.patience, "min_delta": t.min_delta,
+    out["early_stopping"] = None if t.patience is None else {**t.stop_watch(), "patience": t.patience, "min_delta": t.min_delta,
                                                              "restore_best": t.restore_best}
     # init: the initial weights; train: the mini-batch shuffling; data: a generator's samples; split: validation
     out["seeds"] = {"init": cfg.init.seed, "train": t.seed, "data": d.seed if d.source == "generator" else None,

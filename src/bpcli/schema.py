@@ -94,11 +94,19 @@ class TrainConfig:
     patience: int | None = None  # early stopping on the validation data loss (the L2 penalty left out)
     min_delta: float = 0.0
     restore_best: bool = True  # with early stopping: end on the weights of the best validation epoch
+    stop_monitor: str = "val_loss"  # early stopping watches val_loss or val_metric (accuracy, R^2)
+    stop_mode: str = "min"  # min: lower is better (a loss); max: higher is better (a metric)
+    stop_start: int = 0  # epochs 1..stop_start are not watched (neither best nor counted)
     dtype: str = "float64"
     snapshots: bool = True  # train.snapshots: off -> False
     snapshot_every: int | None = None  # train.snapshots: {every: N}; None: the stride the budget allows
     snapshot_budget_mb: float = 50.0  # train.snapshots: {budget_mb: X}
     schedule: ScheduleConfig | None = None  # train.schedule; None: lr in every epoch
+
+    def stop_watch(self) -> dict:
+        """Early stopping's monitor, mode and start where they differ from watching val_loss (min) from epoch 1."""
+        return {k: v for k, v, default in (("monitor", self.stop_monitor, "val_loss"), ("mode", self.stop_mode, "min"),
+                                           ("start", self.stop_start, 0)) if v != default}
 
     def snapshots_dict(self):
         """train.snapshots as the config file gives it: 'off', {every: N} or {budget_mb: X}."""
@@ -142,13 +150,15 @@ class NetConfig:
         if not self.train.l1:
             train.pop("l1")
         patience, min_delta, restore = train.pop("patience"), train.pop("min_delta"), train.pop("restore_best")
+        watch = {k: train.pop(f"stop_{k}") for k in ("monitor", "mode", "start")}
         for k in ("snapshots", "snapshot_every", "snapshot_budget_mb"):
             train.pop(k)
         train["snapshots"] = self.train.snapshots_dict()
         if train.pop("schedule") is not None:
             train["schedule"] = self.train.schedule.to_dict()
         if patience is not None:
-            train["early_stopping"] = {"patience": patience, "min_delta": min_delta, "restore_best": restore}
+            train["early_stopping"] = {"patience": patience, "min_delta": min_delta, "restore_best": restore,
+                                       **self.train.stop_watch()}
         init = asdict(self.init)
         if not init["values"]:
             init.pop("values")

@@ -312,7 +312,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
         val_loss = val_metric = None
         if val is not None:
             val_loss, val_metric = evaluate(net, val)
-        improved = _watch_best(net, state, settings, val_loss)
+        improved = _watch_best(net, state, settings, val_loss if settings.stop_monitor == "val_loss" else val_metric)
         ratios = []
         for W, W_start, d, n0 in zip(net.W, W0, diff, start_norms):
             np.subtract(W, W_start, out=d)
@@ -338,7 +338,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
         yield rec
         if _patience_out(state, settings):
             state.status = "early_stopped"
-            state.message = (f"validation loss did not improve for {settings.patience} epochs; "
+            state.message = (f"{_watched(settings)} did not improve for {settings.patience} epochs; "
                              f"stopped at epoch {state.epoch}")
             _end_on_best(net, state, settings)
             return
@@ -356,15 +356,21 @@ def stops_after(state: TrainState, settings: TrainConfig) -> bool:
     return state.epoch >= settings.epochs or _patience_out(state, settings)
 
 
-def _watch_best(net: Network, state: TrainState, settings: TrainConfig, val_loss: float | None) -> bool:
-    """Early stopping's bookkeeping after a finite epoch: True when val_loss is a new best (then, with
-    restore_best, the parameters are kept as TrainState.BEST buffers, saved with the run)."""
-    if val_loss is None or settings.patience is None:
+def _watch_best(net: Network, state: TrainState, settings: TrainConfig, value: float | None) -> bool:
+    """Early stopping's bookkeeping after a finite epoch: True when the watched value (val_loss or val_metric) is a
+    new best: the first watched epoch's, then (mode min) below best - min_delta or (max) above best + min_delta.
+    Epochs up to train.early_stopping.start are not watched. On a new best, with restore_best, the parameters are
+    kept as TrainState.BEST buffers, saved with the run; otherwise the bad epochs count up."""
+    if value is None or settings.patience is None or state.epoch <= settings.stop_start:
         return False
-    if not val_loss < state.best_val - settings.min_delta:
+    first = state.best_epoch <= settings.stop_start  # nothing watched yet: any finite value is the best so far
+    better = (first or (value < state.best_val - settings.min_delta
+                                              if settings.stop_mode == "min" else
+                                              value > state.best_val + settings.min_delta))
+    if not better:
         state.bad_epochs += 1
         return False
-    state.best_val, state.best_epoch, state.bad_epochs = val_loss, state.epoch, 0
+    state.best_val, state.best_epoch, state.bad_epochs = value, state.epoch, 0
     if settings.restore_best:
         for key, a in net.named_arrays().items():
             keep = state.buffers.get(TrainState.BEST + key)
@@ -386,4 +392,8 @@ def _end_on_best(net: Network, state: TrainState, settings: TrainConfig) -> None
     for key, a in net.named_arrays().items():
         np.copyto(a, state.buffers[TrainState.BEST + key])
     state.message = ((state.message + "; ") if state.message else "") + (
-        f"restored the weights of epoch {state.best_epoch}, the best validation loss ({state.best_val:.6g})")
+        f"restored the weights of epoch {state.best_epoch}, the best {_watched(settings)} ({state.best_val:.6g})")
+
+
+def _watched(settings: TrainConfig) -> str:
+    return "validation loss" if settings.stop_monitor == "val_loss" else "validation metric"
