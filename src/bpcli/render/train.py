@@ -15,7 +15,12 @@ def optimiser_text(s: dict, n_train: int) -> tuple[str, str]:
     constants ('' for gd and sgd)."""
     bs = s["batch_size"]
     batches = "full batch" if bs is None or bs >= n_train else f"batches of {bs}"
-    extra = ", ".join(f"{k} {s[k]:g}" for k in ("momentum", "beta1", "beta2", "epsilon") if k in s)
+    extra = ", ".join(f"{k} {s[k]:g}" for k in ("momentum", "alpha", "beta1", "beta2", "epsilon", "l1") if k in s)
+    sched = s.get("schedule")
+    if sched:  # the lr of each epoch: history.csv's lr column
+        extra = ", ".join(p for p in (extra, "schedule " + " ".join(
+            f"{v}" if k == "name" else f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in sched.items())) if p)
     return f"{s['optimizer']}, lr {s['lr']:g}, {batches}", extra
 
 
@@ -28,8 +33,9 @@ def early_stopping_text(s: dict) -> str:
     es = s["early_stopping"]
     if es is None:
         return "off"
+    watch = "".join(f", {k} {es[k]}" for k in ("monitor", "mode", "start") if k in es)  # where not the default
     return (f"patience {es['patience']}" + (f", min_delta {es['min_delta']:g}" if es["min_delta"] else "")
-            + (", best weights kept" if es["restore_best"] else ""))
+            + watch + (", best weights kept" if es["restore_best"] else ""))
 
 
 def weights_text(res) -> str:
