@@ -12,11 +12,11 @@ from bpcli import data as data_mod
 from bpcli.activations import get_activation
 from bpcli.checker import Checker, big_count, by_line, human_bytes, kind_of, short_repr
 from bpcli.config_data import check_stored_size, parse_data
-from bpcli.config_values import check_values, parse_snapshots
+from bpcli.config_values import check_values, parse_schedule, parse_snapshots
 from bpcli.errors import ConfigError, is_finite_number
 from bpcli.losses import get_loss
 from bpcli.model import BIAS_MODES, INIT_SCHEMES, LETTERS, SYMBOLS, letter_problem, symbol_problem
-from bpcli.schema import FORMAT_VERSION, InitConfig, LayerConfig, NetConfig, ScheduleConfig, TrainConfig
+from bpcli.schema import FORMAT_VERSION, InitConfig, LayerConfig, NetConfig, TrainConfig
 from bpcli.readable import NotReadable, open_regular
 from bpcli.yamlsrc import MAX_CONFIG_BYTES, Locations, as_bool, format_path, read_yaml
 
@@ -37,8 +37,7 @@ RANGES = {"epochs": {"lo": 1, "hi": 10_000_000}, "lr": {"lo": 0, "lo_open": True
 OPTIONS = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size", "seed": "--seed"}
 TRAIN_KEYS = ("optimizer", "lr", "epochs", "batch_size", "momentum", "beta1", "beta2", "epsilon", "alpha", "seed",
               "weight_decay", "l1", "early_stopping", "dtype", "snapshots", "schedule")
-SCHEDULES = tuple(ScheduleConfig.KEYS)
-MONITORS = ("val_loss", "loss", "val_metric", "metric")
+
 
 
 def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetConfig, data_mod.Dataset]:
@@ -210,7 +209,7 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
         patience=patience, min_delta=min_delta, restore_best=restore_best, **watch,
         dtype=ck.choice(tr, "dtype", tp, "float64", DTYPES), **parse_snapshots(ck, tr, tp),
     )
-    train = replace(train, schedule=_parse_schedule(ck, tr.get("schedule"), tp + ("schedule",), train.epochs))
+    train = replace(train, schedule=parse_schedule(ck, tr.get("schedule"), tp + ("schedule",), train.epochs))
 
     # inputs (names or a count)
     inputs_raw = top.get("inputs")
@@ -306,49 +305,6 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
     if ck.problems:
         raise ConfigError(by_line(ck.problems))
     return cfg, dataset
-
-
-def _parse_schedule(ck: Checker, raw: Any, path: tuple, epochs: int) -> ScheduleConfig | None:
-    """train.schedule: a name (step needs step_size, so {name: step, step_size: N}) or {name: ..., its keys}."""
-    if raw is None or as_bool(raw) is False:
-        return None
-    if isinstance(raw, str):
-        raw = {"name": raw}
-    if not isinstance(raw, dict):
-        ck.problem(path, f"expected {{name: {' | '.join(SCHEDULES)}, ...}}, found {kind_of(raw)}")
-        return None
-    name = ck.choice(raw, "name", path, "", SCHEDULES) if "name" in raw else None
-    if name is None:
-        ck.problem(path, f"missing key 'name' ({', '.join(SCHEDULES)})")
-        return None
-    if not name:
-        return None
-    keys = ScheduleConfig.KEYS[name]
-    ck.mapping(raw, path, ("name",) + keys)
-    d = ScheduleConfig(name)
-    if name == "step":
-        if "step_size" not in raw:
-            ck.problem(path, "missing key 'step_size' (the epochs between two reductions of lr)")
-        d = replace(d, step_size=ck.integer(raw, "step_size", path, 10, lo=1),
-                    gamma=ck.number(raw, "gamma", path, 0.1, lo=0, lo_open=True, hi=1))
-    elif name == "exponential":
-        if "gamma" not in raw:
-            ck.problem(path, "missing key 'gamma' (the factor lr is multiplied by after each epoch, e.g. 0.95)")
-        d = replace(d, gamma=ck.number(raw, "gamma", path, 0.95, lo=0, lo_open=True, hi=1))
-    elif name == "cosine":
-        d = replace(d, t_max=ck.integer(raw, "t_max", path, epochs, lo=1),
-                    eta_min=ck.number(raw, "eta_min", path, 0.0, lo=0))
-    else:
-        monitor = ck.choice(raw, "monitor", path, "val_loss", MONITORS)
-        d = replace(d, monitor=monitor,
-                    mode=ck.choice(raw, "mode", path, "max" if monitor.endswith("metric") else "min", ("min", "max")),
-                    factor=ck.number(raw, "factor", path, 0.1, lo=0, lo_open=True, hi=1, hi_open=True),
-                    patience=ck.integer(raw, "patience", path, 10, lo=0),
-                    threshold=ck.number(raw, "threshold", path, 1e-4, lo=0),
-                    threshold_mode=ck.choice(raw, "threshold_mode", path, "rel", ("rel", "abs")),
-                    cooldown=ck.integer(raw, "cooldown", path, 0, lo=0),
-                    min_lr=ck.number(raw, "min_lr", path, 0.0, lo=0))
-    return d
 
 
 def _batch_too_large(batch_size: int | None, m: int) -> str:
