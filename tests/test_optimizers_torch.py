@@ -10,6 +10,8 @@ with 0.  AdamW's decay is decoupled in both (p <- p - lr * wd * p before the Ada
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -124,3 +126,34 @@ def test_adagrad_defaults_to_pytorchs_epsilon_and_rmsprop_keeps_its_alpha_in_the
         cfg, _ = load_config(path)
         assert (eps, 0.99) == (cfg.train.epsilon, cfg.train.alpha)
         assert ("alpha" in cfg.to_dict()["train"]) == (opt == "rmsprop")
+
+
+@pytest.mark.parametrize("train,make", CASES[:4], ids=[c[0]["optimizer"] for c in CASES[:4]])
+def test_step_takes_torchs_five_steps_and_shows_each_term_of_the_first(tmp_path, train, make):
+    import json
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config({**train, "weight_decay": 0.05})))
+    r = CliRunner().invoke(app, ["step", str(path), "--steps", str(STEPS), "--json"])
+    assert 0 == r.exit_code, r.output
+    doc = json.loads(r.stdout)
+    want = torch_weights(make, 0.05)
+    by_name = {p["name"]: p for p in doc["parameters"]}
+    np.testing.assert_allclose([by_name[n]["new"] for n in ("w11", "w32", "v23")],
+                               [want["A.W"][0, 0], want["A.W"][2, 1], want["B.W"][1, 2]], rtol=1e-12)
+    own = {"nesterov": {"v_prev", "v", "look"}, "rmsprop": {"v_prev", "v", "denom"}, "adagrad": {"s_prev", "s", "denom"},
+           "adamw": {"m", "v", "m_hat", "v_hat", "denom", "decay"}}[train["optimizer"]]
+    first = by_name["w11"]["first_step"]
+    assert own | {"g", "step"} <= set(first)
+    # the first step's terms against its formula in plain floats (state zero before it)
+    g, lr, w = first["g"], train["lr"], by_name["w11"]["value"]
+    coupled = 0.0 if train["optimizer"] == "adamw" else 0.05  # adamw's decay is not in g
+    assert g == pytest.approx(by_name["w11"]["gradient"] + coupled * w, rel=1e-13)
+    expected = {
+        "nesterov": {"v": g, "look": g + train.get("momentum", 0.9) * g, "step": lr * (g + train.get("momentum", 0.9) * g)},
+        "rmsprop": {"v": (1 - 0.95) * g * g, "denom": math.sqrt((1 - 0.95) * g * g) + 1e-6,
+                    "step": lr * g / (math.sqrt((1 - 0.95) * g * g) + 1e-6)},
+        "adagrad": {"s": g * g, "denom": abs(g) + 1e-10, "step": lr * g / (abs(g) + 1e-10)},
+        "adamw": {"decay": lr * 0.05 * w, "m_hat": g, "v_hat": g * g, "step": lr * g / (abs(g) + 1e-8)},
+    }[train["optimizer"]]
+    for term, value in expected.items():
+        assert first[term] == pytest.approx(value, rel=1e-12), term

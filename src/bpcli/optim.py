@@ -1,5 +1,4 @@
-"""The optimisers: one in-place update per kind (gd and sgd, momentum, nesterov, rmsprop, adagrad, adam, adamw),
-with weight decay as a term (coupled: in g; adamw: decoupled, on the weight itself)."""
+"""The optimisers: one in-place update per kind (gd, sgd, momentum, nesterov, rmsprop, adagrad, adam, adamw)."""
 
 from __future__ import annotations
 
