@@ -89,7 +89,9 @@ def train_view(res) -> Panel:
     t.add_row(f"final {label}", fmt_metric(res.metric_name, res.metric) + " train"
               + (f", {fmt_metric(res.metric_name, res.val_metric)} validation" if res.val_metric is not None else ""))
     if res.weights_epoch is not None and res.weights_epoch != res.epochs:
-        t.add_row("weights", f"from epoch {res.weights_epoch} (best validation loss)")
+        watched = ((s or {}).get("early_stopping") or {}).get("monitor", "val_loss")
+        t.add_row("weights", f"from epoch {res.weights_epoch} (best validation "
+                             f"{'loss' if watched == 'val_loss' else metric_label(res.metric_name)})")
     losses = res.losses
     if losses:
         full = s is None or s["batch_size"] is None or s["batch_size"] >= res.n_train
