@@ -175,3 +175,38 @@ def test_the_lr_plot_draws_each_epochs_lr_and_only_when_it_changes(tmp_path):
     assert 0 == CliRunner().invoke(app, ["train", str(tmp_path / "plain.yaml"), "--out", str(tmp_path / "plain"),
                                          "-q"]).exit_code
     assert "" == no_lr(context(load_run(tmp_path / "plain")))  # a constant lr: no plot, nothing said
+
+
+def test_a_run_made_before_the_lr_column_resumes_and_branches_with_its_own_columns(tmp_path):
+    """history.csv of a run written before the l1_penalty and lr columns (its header and rows two cells shorter)
+    still loads, resumes and branches: new rows keep the file's own columns."""
+    import hashlib
+    import json
+
+    from bpcli.runs import canonical
+    cfg = config({"optimizer": "adam", "lr": 0.05, "epochs": 4})
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    calls = iter(range(1, 100))
+    cfg_, data = load_config(path)
+    run = tmp_path / "old"
+    run_training(cfg_, data, run, should_stop=lambda: next(calls) > 2)  # epochs 1 and 2, interrupted
+    hist = run / "history.csv"
+    lines = hist.read_text().splitlines()
+    assert lines[0].endswith(",l1_penalty,lr")
+    old = "".join(",".join(line.split(",")[:-2]) + "\n" for line in lines).encode()  # as an older bpcli wrote it
+    hist.write_bytes(old)
+    meta = json.loads((run / "run.json").read_text())
+    meta.pop("sha256")
+    meta["history"].update(bytes=len(old), sha256=hashlib.sha256(old).hexdigest())
+    (run / "run.json").write_text(json.dumps({**meta, "sha256": hashlib.sha256(canonical(meta)).hexdigest()}))
+    r = CliRunner().invoke(app, ["train", "--resume", str(run), "-q"])
+    assert 0 == r.exit_code, r.output
+    rows = hist.read_text().splitlines()
+    assert 5 == len(rows) and {len(row.split(",")) for row in rows} == {len(rows[0].split(","))}
+    assert rows[0] == lines[0].rsplit(",", 2)[0]
+    r = CliRunner().invoke(app, ["train", "--resume", str(run), "--from-epoch", "1", "--out", str(tmp_path / "b"),
+                                 "-q"])
+    assert 0 == r.exit_code, r.output
+    branched = (tmp_path / "b" / "history.csv").read_text().splitlines()
+    assert branched[:2] == rows[:2] and {len(row.split(",")) for row in branched} == {len(rows[0].split(","))}
