@@ -210,3 +210,24 @@ def test_a_run_made_before_the_lr_column_resumes_and_branches_with_its_own_colum
     assert 0 == r.exit_code, r.output
     branched = (tmp_path / "b" / "history.csv").read_text().splitlines()
     assert branched[:2] == rows[:2] and {len(row.split(",")) for row in branched} == {len(rows[0].split(","))}
+
+
+def test_the_weights_equal_a_plain_float_gradient_descent_loop_with_the_schedulers_lrs(tmp_path):
+    """The 2-2-1 network of test_optimizers, its chain rule in plain floats, stepped with torch's StepLR lrs."""
+    from test_optimizers import B1, BB, V, W1 as W1_221, assert_same, grads, trained
+    from test_optimizers import config as config_221
+    cfg = config_221("gd", 2.0, 7)
+    cfg["train"]["schedule"] = {"name": "step", "step_size": 3, "gamma": 0.25}
+    got = trained(tmp_path, cfg)
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=2.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, 3, gamma=0.25)
+    p = {"w11": W1_221[0][0], "w12": W1_221[0][1], "w21": W1_221[1][0], "w22": W1_221[1][1], "b1": B1[0],
+         "b2": B1[1], "v1": V[0], "v2": V[1], "bB": BB}
+    for _ in range(7):
+        lr = opt.param_groups[0]["lr"]
+        g = grads(p, [0, 1, 2, 3])
+        p = {k: p[k] - lr * g[k] for k in p}
+        opt.step()
+        sched.step()
+    assert_same(got, p)
+    assert {2.0, 0.5, 0.125} == {r["lr"] for r in read_history(tmp_path / "run")}
