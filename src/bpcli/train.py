@@ -306,7 +306,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
                     else f"loss became {'NaN' if np.isnan(loss) else 'infinite'}")
             state.message = (f"{what} at epoch {state.epoch + 1}; "
                              f"kept the weights of epoch {state.epoch}; try a smaller learning rate "
-                             f"(now {settings.lr:g})")
+                             f"(now {opt.lr:g})")
             return
         state.epoch += 1
         val_loss = val_metric = None
