@@ -60,13 +60,43 @@ def hand_grads(p: dict, rows: list[int] | None = None) -> dict:
 
 
 def hand_step(opt: str, p: dict, m: dict, v: dict, t: int, lr: float, wd: float, mu: float = 0.9,
-              b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> tuple[dict, dict]:
-    """One full-batch update of every parameter in place (p, m, v); returns the terms of each parameter."""
+              b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8, alpha: float = 0.99) -> tuple[dict, dict]:
+    """One full-batch update of every parameter in place (p, m, v); returns the terms of each parameter.
+    nesterov keeps its velocity in m; rmsprop its average of g^2 and adagrad its sum of g^2 in v; adamw's weight
+    decay is decoupled: lr * wd * p comes off the weight, g is the bare gradient."""
     g = hand_grads(p)
     terms = {}
     for k in p:
-        gk = g[k] + (wd * p[k] if k in WEIGHTS else 0.0)
-        if opt == "gd":
+        gk = g[k] + (wd * p[k] if k in WEIGHTS and opt != "adamw" else 0.0)
+        if opt == "nesterov":
+            v_prev = m[k]
+            m[k] = mu * m[k] + gk
+            look = gk + mu * m[k]
+            p[k] = p[k] - lr * look
+            terms[k] = {"g": gk, "v_prev": v_prev, "v": m[k], "look": look}
+        elif opt == "rmsprop":
+            v_prev = v[k]
+            v[k] = alpha * v[k] + (1 - alpha) * gk * gk
+            p[k] = p[k] - lr * gk / (math.sqrt(v[k]) + eps)
+            terms[k] = {"g": gk, "v_prev": v_prev, "v": v[k], "denom": math.sqrt(v[k]) + eps}
+        elif opt == "adagrad":
+            s_prev = v[k]
+            v[k] = v[k] + gk * gk
+            p[k] = p[k] - lr * gk / (math.sqrt(v[k]) + 1e-10)
+            terms[k] = {"g": gk, "s_prev": s_prev, "s": v[k], "denom": math.sqrt(v[k]) + 1e-10}
+        elif opt == "adamw":
+            m_prev, v_prev = m[k], v[k]
+            m[k] = b1 * m[k] + (1 - b1) * gk
+            v[k] = b2 * v[k] + (1 - b2) * gk * gk
+            m_hat = m[k] / (1 - b1**t)
+            v_hat = v[k] / (1 - b2**t)
+            decay = lr * wd * p[k] if k in WEIGHTS else 0.0
+            p[k] = p[k] - decay - lr * m_hat / (math.sqrt(v_hat) + eps)
+            terms[k] = {"g": gk, "m_prev": m_prev, "v_prev": v_prev, "m": m[k], "v": v[k], "m_hat": m_hat,
+                        "v_hat": v_hat}
+            if k in WEIGHTS and wd:
+                terms[k]["decay"] = decay
+        elif opt == "gd":
             p[k] = p[k] - lr * gk
             terms[k] = {"g": gk}
         elif opt == "momentum":
@@ -121,7 +151,9 @@ def saved_weights(run) -> dict:
 
 
 CASES = [("gd", 2.0, 0.0), ("gd", 0.5, 0.01), ("momentum", 0.5, 0.0), ("momentum", 0.3, 0.02),
-         ("adam", 0.05, 0.0), ("adam", 0.05, 0.01)]
+         ("adam", 0.05, 0.0), ("adam", 0.05, 0.01), ("nesterov", 0.5, 0.0), ("nesterov", 0.3, 0.02),
+         ("rmsprop", 0.01, 0.0), ("rmsprop", 0.01, 0.02), ("adagrad", 0.1, 0.0), ("adagrad", 0.1, 0.02),
+         ("adamw", 0.05, 0.0), ("adamw", 0.05, 0.1)]
 
 
 @pytest.mark.parametrize("opt,lr,wd", CASES)
@@ -142,7 +174,8 @@ def test_the_update_is_the_hand_written_formula_and_the_first_training_epoch(tmp
         assert (wd if name in WEIGHTS else 0.0) == u.weight_decay
 
 
-@pytest.mark.parametrize("opt,lr,wd", [("momentum", 0.3, 0.02), ("adam", 0.05, 0.01)])
+@pytest.mark.parametrize("opt,lr,wd", [("momentum", 0.3, 0.02), ("adam", 0.05, 0.01), ("nesterov", 0.3, 0.02),
+                                       ("rmsprop", 0.01, 0.02), ("adagrad", 0.1, 0.02), ("adamw", 0.05, 0.1)])
 def test_explaining_a_run_continues_its_optimiser_state(tmp_path, opt, lr, wd):
     """The update at epoch 2 is the weight change between epochs 2 and 3: it uses the run's velocity or m, v and
     t = 3; the same update from zero state (what explain showed before) is far off."""
@@ -203,7 +236,15 @@ def tex_form(s: str) -> str:
     return rf"{mant} \times 10^{{{int(ex)}}}"
 
 
-@pytest.mark.parametrize("opt", ["momentum", "adam"])
+SHOWN = {"momentum": {"v_prev"}, "adam": {"m", "m_hat", "v_hat"}, "nesterov": {"v_prev", "look"},
+         "rmsprop": {"v_prev", "denom", "step"}, "adagrad": {"s_prev", "s", "denom", "step"},
+         "adamw": {"m", "m_hat", "v_hat", "step"}}
+WORDS = {"momentum": ["mu = 0.9"], "nesterov": ["mu = 0.9"], "rmsprop": ["alpha = 0.99", "eps = 1e-08"],
+         "adagrad": ["eps = 1e-10"], "adam": ["beta1 = 0.9", "beta2 = 0.999", "eps = 1e-08", "t = 1"],
+         "adamw": ["beta1 = 0.9", "beta2 = 0.999", "eps = 1e-08", "t = 1", "decoupled weight decay"]}
+
+
+@pytest.mark.parametrize("opt", ["momentum", "adam", "nesterov", "rmsprop", "adagrad", "adamw"])
 def test_every_update_term_is_in_the_text_markdown_and_latex(tmp_path, opt):
     path = write(tmp_path, config(opt, 0.1, 0.01))
     doc = json.loads(runner.invoke(app, ["explain", str(path), "-w", "v1", "--json"]).stdout)
@@ -211,14 +252,14 @@ def test_every_update_term_is_in_the_text_markdown_and_latex(tmp_path, opt):
     text = runner.invoke(app, ["explain", str(path), "-w", "v1"], env={"COLUMNS": "80"}).stdout
     md = runner.invoke(app, ["explain", str(path), "-w", "v1", "--format", "markdown"]).stdout
     tex = runner.invoke(app, ["explain", str(path), "-w", "v1", "--format", "latex"]).stdout
-    shown = {"decay", "g", "v", "new"} | ({"v_prev"} if opt == "momentum" else {"m", "m_hat", "v_hat"})
+    shown = {"decay", "g", "new"} | ({"v"} if opt != "adagrad" else set()) | SHOWN[opt]
     for out in (text, md):
         for term in shown:
             value = u["new"] if term == "new" else u["terms"][term]
             assert (fmt(value) if out is text else tex_form(fmt(value))) in out, term
-    assert fmt(u["terms"]["m_hat"] if opt == "adam" else u["terms"]["v"]) in tex and fmt(u["new"]) in tex
-    words = ["mu = 0.9"] if opt == "momentum" else ["beta1 = 0.9", "beta2 = 0.999", "eps = 1e-08", "t = 1"]
-    assert all(w in text for w in words) and "wd = 0.01" in text
+    last = {"adam": "m_hat", "adamw": "m_hat", "adagrad": "s", "nesterov": "look"}.get(opt, "v")
+    assert tex_form(fmt(u["terms"][last])) in tex and tex_form(fmt(u["new"])) in tex
+    assert all(w in text for w in WORDS[opt]) and "wd = 0.01" in text, text
 
 
 def test_at_epoch_n_the_update_is_the_change_between_snapshots_n_and_n_plus_1(tmp_path):

@@ -116,6 +116,17 @@ CASES = {  # each branched at a different epoch: 0, 1, a middle one, the one bef
     "momentum": "train: {optimizer: momentum, lr: 0.2, momentum: 0.8, epochs: 12, batch_size: 7}\n",
     "adam": "train: {optimizer: adam, lr: 0.05, epochs: 12, batch_size: 4, seed: 2}\n",
     "weight-decay": "train: {optimizer: adam, lr: 0.05, epochs: 12, weight_decay: 0.1, batch_size: 6}\n",
+    # the newer optimisers' state (nesterov's velocity m:, rmsprop's average and adagrad's sum of g^2 in v:,
+    # adamw's m: and v:) saved with each snapshot and put back on resume
+    "nesterov": "train: {optimizer: nesterov, lr: 0.2, momentum: 0.8, epochs: 12, batch_size: 7, weight_decay: 0.01}\n",
+    "rmsprop": "train: {optimizer: rmsprop, lr: 0.01, alpha: 0.9, epochs: 12, batch_size: 5, seed: 1}\n",
+    "adagrad": "train: {optimizer: adagrad, lr: 0.1, epochs: 12, batch_size: 6}\n",
+    "adamw": "train: {optimizer: adamw, lr: 0.05, epochs: 12, weight_decay: 0.1, batch_size: 4, seed: 5}\n",
+    # a schedule's lr continues mid-schedule: reduce-on-plateau's counters (lr, best, bad epochs, cooldown) are in
+    # every snapshot; watching the falling loss in max mode makes it cut the lr every few epochs
+    "plateau": "train: {optimizer: sgd, lr: 0.5, epochs: 12, batch_size: 5, schedule: {name: plateau, monitor: loss, "
+               "mode: max, patience: 1, cooldown: 1, factor: 0.5}}\n",
+    "cosine": "train: {optimizer: momentum, lr: 0.3, epochs: 12, batch_size: 7, schedule: {name: cosine, t_max: 8}}\n",
     # best epoch 3, stopped at 6: epochs 0, 4 and 6 kept, the branch from 4 stops at 6 again and restores 3
     "early-stopping": "train: {optimizer: adam, lr: 2.0, epochs: 40, batch_size: 3, early_stopping: {patience: 3}, "
                       "snapshots: {every: 4}}\n",

@@ -54,7 +54,7 @@ def explain(
     """Show the chain rule for a weight or bias: each factor of dC/dw with its value, sample by sample.
 
     The mean of the per-sample products is the gradient, checked against the engine's backward pass and a central difference.
-    Then comes the configured optimiser's next update (gd, momentum or Adam, with weight decay), every term with its number; a run's update continues its optimiser state (an early-stopped run holding its best epoch's weights with a later epoch's state is refused, naming the --epoch values that work). Without CONFIG or --run: the built-in seed network.
+    Then comes the configured optimiser's next update (gd, momentum, Nesterov, RMSprop, AdaGrad, Adam or AdamW, with weight decay), every term with its number; a run's update continues its optimiser state (an early-stopped run holding its best epoch's weights with a later epoch's state is refused, naming the --epoch values that work). Without CONFIG or --run: the built-in seed network.
     Exit 0 when the checks agree, 1 when the numeric check disagrees or a value is not finite, 3 when it is only inconclusive (the step cannot move the cost), 2 for bad input such as an unknown name.
     """
     from bpcli.explain import explain_many
@@ -86,8 +86,11 @@ def explain(
         source = f"{run_dir} after epoch {epoch}; {over}"
     later = (f"training reaches batch {batch} after {batch - 1} more step(s), at other weights; shown is the update "
              f"with this batch's gradient at the weights and optimiser state of epoch {epoch}") if batch and batch > 1 else ""
-    report = explain_many(net, x, y, names, cfg.train, None if sample is None else sample - 1, paths,
-                          buffers=state.buffers if state else None, step=state.step if state else 0,
+    from bpcli.schedules import in_force, schedule_note
+    done, plateau = (state.epoch, state.plateau) if state else (0, None)
+    later = "; ".join(n for n in (schedule_note(cfg.train, done, plateau), later) if n)
+    report = explain_many(net, x, y, names, in_force(cfg.train, done, plateau), None if sample is None else sample - 1,
+                          paths, buffers=state.buffers if state else None, step=state.step if state else 0,
                           class_names=prepared.train.class_names, update_note=later, title=cfg.name,
                           source=source, scaled=prepared.scaling is not None)
     if json_out:

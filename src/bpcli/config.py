@@ -12,7 +12,7 @@ from bpcli import data as data_mod
 from bpcli.activations import get_activation
 from bpcli.checker import Checker, big_count, by_line, human_bytes, kind_of, short_repr
 from bpcli.config_data import check_stored_size, parse_data
-from bpcli.config_values import check_values, parse_snapshots
+from bpcli.config_values import check_values, parse_schedule, parse_snapshots
 from bpcli.errors import ConfigError, is_finite_number
 from bpcli.losses import get_loss
 from bpcli.model import BIAS_MODES, INIT_SCHEMES, LETTERS, SYMBOLS, letter_problem, symbol_problem
@@ -20,7 +20,7 @@ from bpcli.schema import FORMAT_VERSION, InitConfig, LayerConfig, NetConfig, Tra
 from bpcli.readable import NotReadable, read_capped
 from bpcli.yamlsrc import MAX_CONFIG_BYTES, Locations, as_bool, format_path, read_yaml
 
-OPTIMIZERS = ("gd", "sgd", "momentum", "adam")
+OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
 DTYPES = ("float64", "float32")
 MAX_PARAMS = 50_000_000  # 400 MB of float64 weights: far beyond "small", refused before allocating
 MAX_LAYER = 1_000_000
@@ -35,8 +35,9 @@ DATA_KEYS = ("x", "y", "csv", "features", "target", "max_rows", "generator", "sa
 RANGES = {"epochs": {"lo": 1, "hi": 10_000_000}, "lr": {"lo": 0, "lo_open": True, "hi": 1e6},
           "batch_size": {"lo": 1}, "seed": {"lo": 0}}
 OPTIONS = {"epochs": "--epochs", "lr": "--lr", "batch_size": "--batch-size", "seed": "--seed"}
-TRAIN_KEYS = ("optimizer", "lr", "epochs", "batch_size", "momentum", "beta1", "beta2", "epsilon", "seed",
-              "weight_decay", "early_stopping", "dtype", "snapshots")
+TRAIN_KEYS = ("optimizer", "lr", "epochs", "batch_size", "momentum", "beta1", "beta2", "epsilon", "alpha", "seed",
+              "weight_decay", "l1", "early_stopping", "dtype", "snapshots", "schedule")
+
 
 
 def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetConfig, data_mod.Dataset]:
@@ -173,34 +174,42 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
     tp = ("train",)
     tr = ck.mapping(top.get("train"), tp, TRAIN_KEYS)
     es = tr.get("early_stopping")
-    patience, min_delta, restore_best = None, 0.0, True
+    patience, min_delta, restore_best, watch = None, 0.0, True, {}
     if isinstance(es, int) and not isinstance(es, bool):
         es = {"patience": es}
     if isinstance(es, dict):
         esp = tp + ("early_stopping",)
-        esd = ck.mapping(es, esp, ("patience", "min_delta", "restore_best"))
+        esd = ck.mapping(es, esp, ("patience", "min_delta", "restore_best", "monitor", "mode", "start"))
         patience = ck.integer(esd, "patience", esp, 10, lo=1)
         min_delta = ck.number(esd, "min_delta", esp, 0.0, lo=0)
         restore_best = ck.boolean(esd, "restore_best", esp, True)
+        stop_monitor = ck.choice(esd, "monitor", esp, "val_loss", ("val_loss", "val_metric"))
+        watch = {"stop_monitor": stop_monitor, "stop_start": ck.integer(esd, "start", esp, 0, lo=0),
+                 "stop_mode": ck.choice(esd, "mode", esp, "max" if stop_monitor == "val_metric" else "min",
+                                        ("min", "max"))}
     elif es is not None and as_bool(es) is not False:
         ck.problem(tp + ("early_stopping",), f"expected {{patience: N}} or a number, found {kind_of(es)}")
     bs = tr.get("batch_size")
     if isinstance(bs, str) and bs.lower() in ("full", "all"):
         bs = None
+    optimizer = ck.choice(tr, "optimizer", tp, "gd", OPTIMIZERS)
     train = TrainConfig(
-        optimizer=ck.choice(tr, "optimizer", tp, "gd", OPTIMIZERS),
+        optimizer=optimizer,
         lr=ck.number(tr, "lr", tp, 0.5, **RANGES["lr"]),
         epochs=ck.integer(tr, "epochs", tp, 1000, **RANGES["epochs"]),
         batch_size=ck.integer({"batch_size": bs}, "batch_size", tp, None, allow_none=True, **RANGES["batch_size"]),
         momentum=ck.number(tr, "momentum", tp, 0.9, lo=0, hi=1, hi_open=True),
         beta1=ck.number(tr, "beta1", tp, 0.9, lo=0, hi=1, hi_open=True),
         beta2=ck.number(tr, "beta2", tp, 0.999, lo=0, hi=1, hi_open=True),
-        epsilon=ck.number(tr, "epsilon", tp, 1e-8, lo=0, lo_open=True),
+        epsilon=ck.number(tr, "epsilon", tp, 1e-10 if optimizer == "adagrad" else 1e-8, lo=0, lo_open=True),
+        alpha=ck.number(tr, "alpha", tp, 0.99, lo=0, hi=1, hi_open=True),
         seed=ck.integer(tr, "seed", tp, 0, **RANGES["seed"]),
         weight_decay=ck.number(tr, "weight_decay", tp, 0.0, lo=0),
-        patience=patience, min_delta=min_delta, restore_best=restore_best,
+        l1=ck.number(tr, "l1", tp, 0.0, lo=0),
+        patience=patience, min_delta=min_delta, restore_best=restore_best, **watch,
         dtype=ck.choice(tr, "dtype", tp, "float64", DTYPES), **parse_snapshots(ck, tr, tp),
     )
+    train = replace(train, schedule=parse_schedule(ck, tr.get("schedule"), tp + ("schedule",), train.epochs))
 
     # inputs (names or a count)
     inputs_raw = top.get("inputs")
@@ -251,6 +260,13 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
     too_large = _batch_too_large(train.batch_size, dataset.m) if dataset is not None else ""
     if too_large:
         ck.problem(tp + ("batch_size",), f"batch size {too_large} or leave it out for full batch")
+    if train.schedule is not None and train.schedule.monitor.startswith("val_") and dcfg.validation <= 0 \
+            and "schedule" in tr and isinstance(tr["schedule"], dict) and "monitor" in tr["schedule"]:
+        ck.problem(tp + ("schedule", "monitor"), f"{train.schedule.monitor} needs validation data; set "
+                   "data.validation (e.g. 0.2) or monitor loss")
+    if train.schedule is not None and train.schedule.name == "plateau" and dcfg.validation <= 0 \
+            and not (isinstance(tr.get("schedule"), dict) and "monitor" in tr["schedule"]):
+        train = replace(train, schedule=replace(train.schedule, monitor="loss"))  # nothing held out: the training loss
     if dataset is not None and dcfg.validation > 0:
         n_val = int(round(dcfg.validation * dataset.m))  # the same arithmetic as data.split
         if n_val < 1 or n_val >= dataset.m:

@@ -1,4 +1,4 @@
-"""Explicit weights, biases and init.values checked against the network a config builds (shapes, names, range)."""
+"""Config values checked beyond their type: explicit weights and init.values against the network, snapshots, schedule."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import numpy as np
 from bpcli.checker import Checker, kind_of, matrix, short_repr
 from bpcli.errors import did_you_mean, is_finite_number
 from bpcli.model import build, parse_name
-from bpcli.schema import NetConfig
+from bpcli.yamlsrc import as_bool
+from bpcli.schema import NetConfig, ScheduleConfig
 
 
 def check_values(ck: Checker, cfg: NetConfig) -> None:
@@ -86,3 +87,50 @@ def parse_snapshots(ck: Checker, tr: dict, tp: tuple) -> dict:
     if not d or not set(d) - {"every", "budget_mb"}:  # an unknown key is reported by mapping() already
         ck.problem(path, "expected every or budget_mb in the mapping, found neither")
     return {}
+
+
+SCHEDULES = tuple(ScheduleConfig.KEYS)
+MONITORS = ("val_loss", "loss", "val_metric", "metric")
+
+
+def parse_schedule(ck: Checker, raw: Any, path: tuple, epochs: int) -> ScheduleConfig | None:
+    """train.schedule: a name (step needs step_size, so {name: step, step_size: N}) or {name: ..., its keys}."""
+    if raw is None or as_bool(raw) is False:
+        return None
+    if isinstance(raw, str):
+        raw = {"name": raw}
+    if not isinstance(raw, dict):
+        ck.problem(path, f"expected {{name: {' | '.join(SCHEDULES)}, ...}}, found {kind_of(raw)}")
+        return None
+    name = ck.choice(raw, "name", path, "", SCHEDULES) if "name" in raw else None
+    if name is None:
+        ck.problem(path, f"missing key 'name' ({', '.join(SCHEDULES)})")
+        return None
+    if not name:
+        return None
+    keys = ScheduleConfig.KEYS[name]
+    ck.mapping(raw, path, ("name",) + keys)
+    d = ScheduleConfig(name)
+    if name == "step":
+        if "step_size" not in raw:
+            ck.problem(path, "missing key 'step_size' (the epochs between two reductions of lr)")
+        d = replace(d, step_size=ck.integer(raw, "step_size", path, 10, lo=1),
+                    gamma=ck.number(raw, "gamma", path, 0.1, lo=0, lo_open=True, hi=1))
+    elif name == "exponential":
+        if "gamma" not in raw:
+            ck.problem(path, "missing key 'gamma' (the factor lr is multiplied by after each epoch, e.g. 0.95)")
+        d = replace(d, gamma=ck.number(raw, "gamma", path, 0.95, lo=0, lo_open=True, hi=1))
+    elif name == "cosine":
+        d = replace(d, t_max=ck.integer(raw, "t_max", path, epochs, lo=1),
+                    eta_min=ck.number(raw, "eta_min", path, 0.0, lo=0))
+    else:
+        monitor = ck.choice(raw, "monitor", path, "val_loss", MONITORS)
+        d = replace(d, monitor=monitor,
+                    mode=ck.choice(raw, "mode", path, "max" if monitor.endswith("metric") else "min", ("min", "max")),
+                    factor=ck.number(raw, "factor", path, 0.1, lo=0, lo_open=True, hi=1, hi_open=True),
+                    patience=ck.integer(raw, "patience", path, 10, lo=0),
+                    threshold=ck.number(raw, "threshold", path, 1e-4, lo=0),
+                    threshold_mode=ck.choice(raw, "threshold_mode", path, "rel", ("rel", "abs")),
+                    cooldown=ck.integer(raw, "cooldown", path, 0, lo=0),
+                    min_lr=ck.number(raw, "min_lr", path, 0.0, lo=0))
+    return d

@@ -230,7 +230,9 @@ class Update:
 
     terms: (name, value) in optim.TERMS order: decay (weight_decay * p), g (the gradient the update uses),
     v_prev and v (momentum's velocity), m_prev, v_prev, m, v, c1 = 1 - beta1^t, c2 = 1 - beta2^t, m_hat, v_hat,
-    denom = sqrt(v_hat) + epsilon (adam), step (what is subtracted). hyper: momentum, or beta1, beta2, epsilon.
+    denom = sqrt(v_hat) + epsilon (adam), step (what is subtracted); l1 (l1 * sign(p)), look (nesterov's g + mu v),
+    s_prev and s (adagrad's sum of g^2), adamw's decay (lr * wd * p): optim.TERMS lists each optimiser's.
+    hyper: momentum, alpha, beta1, beta2, epsilon as the optimiser uses them (optim.hyper_of), and l1 when on.
     """
 
     optimizer: str

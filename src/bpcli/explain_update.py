@@ -8,7 +8,7 @@ import numpy as np
 from bpcli.engine import Gradients
 from bpcli.explain_result import Update
 from bpcli.model import Network, ParamRef
-from bpcli.optim import TERMS, hyper_of, preview_step
+from bpcli.optim import TERMS, hyper_of, l1_of, preview_step
 from bpcli.schema import TrainConfig
 
 
@@ -32,11 +32,11 @@ def next_update(net: Network, ref: ParamRef, grads: Gradients, s: TrainConfig, b
                      f"shown is the step with the gradient over all {m} samples")
     if not trainable:
         notes.insert(0, f"{ref.name} is frozen: training leaves it at {old:g}")
-        return Update(s.optimizer, False, old, gradient, old, float(s.lr), step + 1, wd, (), hyper_of(s),
+        return Update(s.optimizer, False, old, gradient, old, float(s.lr), step + 1, wd, (), hyper_of(s) + l1_of(s),
                       "; ".join(notes))
     trace = preview_step(net, s, grads, buffers, step)[f"{layer.letter}.{ref.kind}"]
     terms = tuple((name, float(np.asarray(trace[name])[ref.index])) for name in TERMS[s.optimizer]
                   if name in trace and name not in ("value", "gradient", "new"))
     new = float(trace["new"][ref.index])
-    return Update(s.optimizer, True, old, gradient, new, float(s.lr), step + 1, wd, terms, hyper_of(s),
+    return Update(s.optimizer, True, old, gradient, new, float(s.lr), step + 1, wd, terms, hyper_of(s) + l1_of(s),
                   "; ".join(notes))

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Callable
 
 from bpcli.errors import BpcliError
-from bpcli.plot_curves import (dynamics_figure, gradients_figure, loss_figure, metric_figure, no_history,
-                               no_metric)
+from bpcli.plot_curves import (dynamics_figure, gradients_figure, loss_figure, lr_figure, metric_figure, no_history,
+                               no_lr, no_metric)
 from bpcli.plot_data import boundary_figure, fit_figure, skip_data, surface_figure
 from bpcli.plot_figure import PlotContext, save_figure
 
@@ -37,6 +37,7 @@ class PlotKind:
 PLOTS = (
     PlotKind("loss", no_history, loss_figure, "loss"),
     PlotKind("metric", no_metric, metric_figure, "metric"),
+    PlotKind("lr", no_lr, lr_figure, "learning rate"),
     PlotKind("gradients", no_history, gradients_figure, "gradients"),
     PlotKind("dynamics", no_history, dynamics_figure, "dynamics"),
     PlotKind("boundary", skip_data("boundary"), boundary_figure, "decision boundary"),

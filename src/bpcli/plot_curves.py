@@ -34,6 +34,27 @@ def loss_figure(ctx: PlotContext):
     return fig, title
 
 
+def no_lr(ctx: PlotContext) -> str | None:
+    """The lr plot is drawn when the lr changed (a schedule); said nothing about otherwise."""
+    if not ctx.history:
+        return no_history(ctx)
+    return None if len({v for v in ctx.series("lr") if v is not None}) > 1 else ""
+
+
+def lr_figure(ctx: PlotContext):
+    """The learning rate in force in each epoch (train.schedule's), on a log axis when it spans more than 10x."""
+    lr = ctx.series("lr")
+    fig, (ax,) = new_figure(6.4, 4.0)
+    log = wants_log(lr)
+    ax.plot(*xy(ctx.epochs, lr, log), color="C3", drawstyle="steps-post", label="lr")
+    if log:
+        log_axis(ax)
+    title = f"{ctx.name}: learning rate per epoch" + (" (log scale)" if log else "")
+    labels(ax, title, "epoch", "learning rate in force")
+    ax.grid(True, alpha=0.3)
+    return fig, title
+
+
 def no_metric(ctx: PlotContext) -> str | None:
     if not ctx.history:
         return no_history(ctx)

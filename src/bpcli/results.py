@@ -19,11 +19,14 @@ def finite_or_none(v):
 
 def settings_of(cfg) -> dict:
     """The training settings a run used (a NetConfig after the command line's overrides), as plain data."""
-    from bpcli.optim import hyper_of
+    from bpcli.optim import hyper_of, l1_of
     t, d = cfg.train, cfg.data
     out = {"optimizer": t.optimizer, "lr": t.lr, "batch_size": t.batch_size, "epochs": t.epochs, **dict(hyper_of(t))}
     out["weight_decay"] = t.weight_decay
-    out["early_stopping"] = None if t.patience is None else {"patience": t.patience, "min_delta": t.min_delta,
+    out.update(l1_of(t))  # "l1" only when the L1 penalty is on
+    if t.schedule is not None:
+        out["schedule"] = t.schedule.to_dict()
+    out["early_stopping"] = None if t.patience is None else {**t.stop_watch(), "patience": t.patience, "min_delta": t.min_delta,
                                                              "restore_best": t.restore_best}
     # init: the initial weights; train: the mini-batch shuffling; data: a generator's samples; split: validation
     out["seeds"] = {"init": cfg.init.seed, "train": t.seed, "data": d.seed if d.source == "generator" else None,
@@ -59,6 +62,7 @@ class TrainResult:
     best_epoch: int | None = None  # the best validation loss's epoch, when early stopping watched it
     settings: dict | None = None  # settings_of(the config it trained with)
     n_test: int = 0  # data.test's rows: held out, scored by `bpcli evaluate RUN --part test` only
+    l1_penalty: float | None = None  # the L1 term l1 * sum |W| at the saved weights
 
     @property
     def losses(self) -> list[float]:
@@ -88,7 +92,9 @@ class TrainResult:
             "samples": {"train": self.n_train, "validation": self.n_val, "test": self.n_test},
             "final": {"loss": self.loss, "val_loss": self.val_loss, "metric": self.metric_name,
                       "train_metric": self.metric, "val_metric": self.val_metric, "penalty": self.penalty,
-                      "objective": None if self.loss is None else self.loss + (self.penalty or 0.0)},
+                      "l1_penalty": self.l1_penalty,
+                      "objective": None if self.loss is None else
+                      self.loss + (self.penalty or 0.0) + (self.l1_penalty or 0.0)},
             "weights_epoch": self.weights_epoch, "best_epoch": self.best_epoch,
             "seconds": self.seconds,
             # the whole history stays in the run folder (history.csv), unless asked for: a long run must not

@@ -100,6 +100,7 @@ def save_run(run_dir: Path, cfg: NetConfig, net: Network, prepared: Prepared, lo
         "epoch": state.epoch, "step": state.step, "status": state.status, "message": state.message,
         "rng_state": state.rng_state, "best_val": state.best_val if np.isfinite(state.best_val) else None,
         "bad_epochs": state.bad_epochs, "best_epoch": state.best_epoch, "weights_epoch": state.weights_epoch,
+        **({} if state.plateau is None else {"plateau": dict(zip(PLATEAU_KEYS, state.plateau))}),
         "files": {n: sha256(b) for n, b in files.items()},
         # when the run began and from which config, kept from its first checkpoint (read by `bpcli runs`)
         **_first(run_dir, previous, {"created": _now(), "config": cfg.path}),
@@ -366,6 +367,19 @@ def _state_from_meta(meta: dict, path: Path) -> TrainState:
     message = meta.get("message")
     if not isinstance(message, str) or len(message) > 10_000:
         raise RunFolderError(f"{path}: damaged (message is not text)")
+    plateau = meta.get("plateau")
+    if plateau is not None:
+        if not isinstance(plateau, dict) or tuple(plateau) != PLATEAU_KEYS or not _finite(plateau["lr"]) \
+                or not (plateau["best"] is None or _finite(plateau["best"])) \
+                or not all(isinstance(plateau[k], int) and not isinstance(plateau[k], bool) and plateau[k] >= 0
+                           for k in ("bad_epochs", "cooldown")):
+            raise RunFolderError(f"{path}: damaged (plateau is not reduce-on-plateau's {', '.join(PLATEAU_KEYS)})")
+        plateau = (float(plateau["lr"]), None if plateau["best"] is None else float(plateau["best"]),
+                   plateau["bad_epochs"], plateau["cooldown"])
     return TrainState(epoch=epoch, step=step, rng_state=rng_state,
                       best_val=float("inf") if best is None else float(best), bad_epochs=bad,
-                      status=status, message=message, best_epoch=best_epoch, weights_epoch=weights_epoch)
+                      status=status, message=message, best_epoch=best_epoch, weights_epoch=weights_epoch,
+                      plateau=plateau)
+
+
+PLATEAU_KEYS = ("lr", "best", "bad_epochs", "cooldown")  # run.json's "plateau": schedules.Plateau by name

@@ -55,6 +55,31 @@ class DataConfig:
 
 
 @dataclass(frozen=True)
+class ScheduleConfig:
+    """train.schedule: the learning rate per epoch (schedules.epoch_lr); the fields its name uses."""
+
+    name: str  # step | exponential | cosine | plateau
+    step_size: int = 10  # step: epochs between reductions
+    gamma: float = 0.1  # step, exponential: the factor
+    t_max: int = 100  # cosine: the epochs of the half period (default: train.epochs)
+    eta_min: float = 0.0  # cosine: the lowest lr
+    monitor: str = "val_loss"  # plateau: loss | val_loss | metric | val_metric
+    mode: str = "min"  # plateau: min (a loss) | max (accuracy, R^2)
+    factor: float = 0.1
+    patience: int = 10
+    threshold: float = 1e-4
+    threshold_mode: str = "rel"  # rel | abs
+    cooldown: int = 0
+    min_lr: float = 0.0
+
+    KEYS = {"step": ("step_size", "gamma"), "exponential": ("gamma",), "cosine": ("t_max", "eta_min"),
+            "plateau": ("monitor", "mode", "factor", "patience", "threshold", "threshold_mode", "cooldown", "min_lr")}
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, **{k: getattr(self, k) for k in self.KEYS[self.name]}}
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     optimizer: str = "gd"
     lr: float = 0.5
@@ -63,16 +88,27 @@ class TrainConfig:
     momentum: float = 0.9
     beta1: float = 0.9
     beta2: float = 0.999
-    epsilon: float = 1e-8
+    epsilon: float = 1e-8  # adam, adamw, rmsprop; adagrad's default is 1e-10 (PyTorch's)
+    alpha: float = 0.99  # rmsprop's smoothing constant (PyTorch's name and default)
     seed: int = 0
     weight_decay: float = 0.0
+    l1: float = 0.0  # the L1 penalty l1 * sum |W| (weights only); its subgradient l1 * sign(W), 0 at W = 0
     patience: int | None = None  # early stopping on the validation data loss (the L2 penalty left out)
     min_delta: float = 0.0
     restore_best: bool = True  # with early stopping: end on the weights of the best validation epoch
+    stop_monitor: str = "val_loss"  # early stopping watches val_loss or val_metric (accuracy, R^2)
+    stop_mode: str = "min"  # min: lower is better (a loss); max: higher is better (a metric)
+    stop_start: int = 0  # epochs 1..stop_start are not watched (neither best nor counted)
     dtype: str = "float64"
     snapshots: bool = True  # train.snapshots: off -> False
     snapshot_every: int | None = None  # train.snapshots: {every: N}; None: the stride the budget allows
     snapshot_budget_mb: float = 50.0  # train.snapshots: {budget_mb: X}
+    schedule: ScheduleConfig | None = None  # train.schedule; None: lr in every epoch
+
+    def stop_watch(self) -> dict:
+        """Early stopping's monitor, mode and start where they differ from watching val_loss (min) from epoch 1."""
+        return {k: v for k, v, default in (("monitor", self.stop_monitor, "val_loss"), ("mode", self.stop_mode, "min"),
+                                           ("start", self.stop_start, 0)) if v != default}
 
     def snapshots_dict(self):
         """train.snapshots as the config file gives it: 'off', {every: N} or {budget_mb: X}."""
@@ -113,12 +149,20 @@ class NetConfig:
         if data.pop("class_names", None) is not None:
             data["classes"] = list(self.data.class_names)
         train = asdict(self.train)
+        if self.train.optimizer != "rmsprop":
+            train.pop("alpha")  # rmsprop's alone: every other config reads as it did
+        if not self.train.l1:
+            train.pop("l1")
         patience, min_delta, restore = train.pop("patience"), train.pop("min_delta"), train.pop("restore_best")
+        watch = {k: train.pop(f"stop_{k}") for k in ("monitor", "mode", "start")}
         for k in ("snapshots", "snapshot_every", "snapshot_budget_mb"):
             train.pop(k)
         train["snapshots"] = self.train.snapshots_dict()
+        if train.pop("schedule") is not None:
+            train["schedule"] = self.train.schedule.to_dict()
         if patience is not None:
-            train["early_stopping"] = {"patience": patience, "min_delta": min_delta, "restore_best": restore}
+            train["early_stopping"] = {"patience": patience, "min_delta": min_delta, "restore_best": restore,
+                                       **self.train.stop_watch()}
         init = asdict(self.init)
         if not init["values"]:
             init.pop("values")

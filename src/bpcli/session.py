@@ -20,7 +20,7 @@ from bpcli.model import build
 from bpcli.results import TrainResult, finite_or_none, settings_of
 from bpcli.runs import LoadedRun, checkpoint_dir, load_run, save_run
 from bpcli.schema import NetConfig
-from bpcli.optim import Optimizer
+from bpcli.optim import Optimizer, l2_coefficient
 from bpcli.snapshots import history_prefix, start_snapshots
 from bpcli.train import EpochRecord, TrainState, evaluate, fit, metric_name, stops_after
 
@@ -202,11 +202,14 @@ def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path | None, on_
         val_loss = val_metric = None
         if prepared.val is not None:
             val_loss, val_metric = evaluate(net, prepared.val)
-        wd = cfg.train.weight_decay
+        wd = l2_coefficient(cfg.train)  # adamw: decoupled decay, no penalty in the loss
         penalty = 0.5 * wd * sum(float(np.sum(W * W)) for W in net.W) if wd else None
+        l1 = cfg.train.l1
+        l1_penalty = l1 * sum(float(np.sum(np.abs(W))) for W in net.W) if l1 else None
         return finite_or_none({"status": state.status, "message": state.message, "epochs": state.epoch,
                                "metric": metric_name(prepared.train), "loss": loss, "train_metric": metric,
                                "val_loss": val_loss, "val_metric": val_metric, "penalty": penalty,
+                               "l1_penalty": l1_penalty,
                                "weights_epoch": state.weights_epoch if state.weights_epoch is not None
                                else state.epoch, "best_epoch": state.best_epoch or None,
                                "seconds": time.perf_counter() - t0})
@@ -260,7 +263,7 @@ def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path | None, on_
         cfg.name, cfg.path, str(run_dir), state.status, state.message, state.epoch, s["metric"], s["loss"],
         s["train_metric"], s["val_loss"], s["val_metric"], s["seconds"], prepared.train.m,
         prepared.val.m if prepared.val is not None else 0, tuple(log.sample), prepared.train.class_names,
-        s["weights_epoch"], s["penalty"], s["best_epoch"], settings_of(cfg),
+        s["weights_epoch"], s["penalty"], s["best_epoch"], settings_of(cfg), l1_penalty=s.get("l1_penalty"),
         n_test=prepared.test.m if prepared.test is not None else 0,
     )
 

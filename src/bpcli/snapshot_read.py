@@ -12,7 +12,7 @@ import numpy as np
 from bpcli.errors import BpcliError, RunFolderError
 from bpcli.files import read_npz, read_regular, sha256
 from bpcli.model import Network
-from bpcli.snapshot_store import (CHUNK_NAME, SCALARS, WHOLE, array_keys, describe, expand, is_pcg64_state, key_shape,
+from bpcli.snapshot_store import (CHUNK_NAME, PLATEAU, SCALARS, WHOLE, array_keys, plateau_of, describe, expand, is_pcg64_state, key_shape,
                                   rng_state, size_text, snapshot_bytes)
 from bpcli.train import TrainState
 
@@ -86,8 +86,12 @@ def read_chunk(run_dir: Path, entry: dict, net: Network, keys: list[str]) -> dic
     r = arrays["rng"][arrays["rng_set"]]  # PCG64: an odd increment, has_uint32 0 or 1, a 32-bit uinteger
     if np.any(r[:, 3] % 2 != 1) or np.any(r[:, 4] > 1) or np.any(r[:, 5] >= 2**32):
         bad("a random generator state is not valid")
+    p = arrays.get(PLATEAU)
+    if p is not None and (p.shape != (k, 4) or p.dtype != np.float64 or np.any(np.isinf(p))
+                          or np.any(p[~np.isnan(p[:, 0])][:, [0, 2, 3]] < 0)):
+        bad("its reduce-on-plateau state is not (k, 4) numbers")
     for key in arrays:
-        if key in SCALARS:
+        if key in SCALARS or key == PLATEAU:
             continue
         if key not in keys:
             bad(f"array '{key[:40]}' does not belong to the network in config.yaml")
@@ -119,7 +123,7 @@ def state_at(arrays: dict[str, np.ndarray], i: int, net: Network) -> tuple[Netwo
     state = TrainState(epoch=int(arrays["epoch"][i]), step=int(arrays["step"][i]), buffers=buffers,
                        rng_state=rng,
                        best_val=best_val, best_epoch=int(arrays["best_epoch"][i]),
-                       bad_epochs=int(arrays["bad_epochs"][i]))
+                       bad_epochs=int(arrays["bad_epochs"][i]), plateau=plateau_of(arrays, i))
     return out, state
 
 

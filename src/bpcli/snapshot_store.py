@@ -25,6 +25,15 @@ SNAPSHOTS = "snapshots"
 CHUNK_NAME = re.compile(r"snapshots/(0|[1-9][0-9]{0,7})-(0|[1-9][0-9]{0,7})\.npz")
 WHOLE = ("epoch", "step", "bad_epochs", "best_epoch")  # int64 (k,)
 SCALARS = (*WHOLE, "best_val", "rng", "rng_set", "has_best")
+PLATEAU = "plateau"  # (k, 4) float64: lr, best, bad epochs, cooldown of reduce-on-plateau (only with that schedule)
+
+
+def plateau_of(arrays: dict, i: int) -> tuple | None:
+    """Snapshot i's reduce-on-plateau state (schedules.Plateau), None when the chunk holds none for it."""
+    p = arrays.get(PLATEAU)
+    if p is None or np.isnan(p[i, 0]):
+        return None
+    return (float(p[i, 0]), None if np.isnan(p[i, 1]) else float(p[i, 1]), int(p[i, 2]), int(p[i, 3]))
 SCALAR_BYTES = 8 * len(WHOLE) + 8 + 6 * 8 + 2  # best_val, rng (k, 6) and two flags, per snapshot
 BEST = TrainState.BEST
 
@@ -212,7 +221,7 @@ class Recorder:
             self._room(1)
         np.concatenate(src, out=self.block[i])
         self.counters.append((state.epoch, state.step, state.bad_epochs, state.best_epoch, state.best_val,
-                              state.rng_state))
+                              state.rng_state, state.plateau))
         self.has_best.append(self._best)
 
     def extend(self, arrays: dict[str, np.ndarray], upto: int) -> None:
@@ -226,7 +235,8 @@ class Recorder:
             rows[:, off: off + width] = arrays[key][:k].reshape(k, width) if key in arrays else 0
         for i in range(k):
             self.counters.append((*(int(arrays[w][i]) for w in WHOLE), float(arrays["best_val"][i]),
-                                  rng_state(arrays["rng"][i]) if arrays["rng_set"][i] else None))
+                                  rng_state(arrays["rng"][i]) if arrays["rng_set"][i] else None,
+                                  plateau_of(arrays, i)))
             self.has_best.append(bool(arrays["has_best"][i]))
 
     def pending(self) -> tuple[str, bytes, dict] | None:
@@ -242,6 +252,10 @@ class Recorder:
         arrays["rng"] = np.array([r for r, _ in rows], np.uint64).reshape(n, 6)
         arrays["rng_set"] = np.array([ok for _, ok in rows], bool)
         arrays["has_best"] = np.array(self.has_best, bool)
+        if any(c[6] is not None for c in self.counters):  # reduce-on-plateau's state, NaN where there is none
+            arrays[PLATEAU] = np.array([[np.nan] * 4 if c[6] is None else
+                                        [c[6][0], np.nan if c[6][1] is None else c[6][1], c[6][2], c[6][3]]
+                                        for c in self.counters], np.float64).reshape(n, 4)
         for k in self.keys:
             if not k.startswith(BEST) or any(self.has_best):
                 off = self.offsets[k]

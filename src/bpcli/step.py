@@ -17,7 +17,8 @@ from bpcli.data import Prepared
 from bpcli.engine import backward, forward
 from bpcli.errors import BpcliError
 from bpcli.model import Network
-from bpcli.optim import TERMS, hyper_of, preview_step
+from bpcli.optim import TERMS, hyper_of, l1_of, preview_step
+from bpcli.schedules import in_force
 from bpcli.schema import NetConfig
 from bpcli.train import TrainState, batching, epoch_order, evaluate, fit, training_rng
 
@@ -153,7 +154,7 @@ def take_steps(cfg: NetConfig, net: Network, prepared: Prepared, state: TrainSta
     x, y = train.x.astype(net.dtype)[rows], train.y.astype(net.dtype)[rows]
     with np.errstate(all="ignore"):
         grads = backward(net, forward(net, x)[1], y)
-        first = preview_step(net, cfg.train, grads, st.buffers, st.step)
+        first = preview_step(net, in_force(cfg.train, st.epoch, st.plateau), grads, st.buffers, st.step)
     after, taken, status, message = _drive_fit(cfg, net.copy(), prepared, st, k, per)
     with np.errstate(all="ignore"):
         (cost0, metric0), (cost1, metric1) = evaluate(net, train), evaluate(after, train)
@@ -170,9 +171,9 @@ def take_steps(cfg: NetConfig, net: Network, prepared: Prepared, state: TrainSta
                                 old, float(g), new - old, new, terms))
     if status == "ok" and not (all(math.isfinite(p.new) for p in params) and math.isfinite(cost1)):
         status, message = "diverged", "a value became infinite or NaN: try a smaller learning rate"
-    s = cfg.train
+    s = in_force(cfg.train, start_epoch, state.plateau if state else None)  # the lr of the first step's epoch
     return StepResult(
-        cfg.name, source, s.optimizer, s.lr, hyper_of(s), s.weight_decay, taken, batch, m, per, start_epoch, start_step,
+        cfg.name, source, s.optimizer, s.lr, hyper_of(s) + l1_of(s), s.weight_decay, taken, batch, m, per, start_epoch, start_step,
         start_epoch + (taken // per if taken % per == 0 else taken / per), cost0, cost1,
         "accuracy" if train.task == "classification" else "r2", metric0, metric1, tuple(params), status, message)
 

@@ -13,7 +13,8 @@ from bpcli.schema import TrainConfig
 from bpcli.data import Dataset, class_labels
 from bpcli.engine import Buffers, Gradients, Tape, backward, cost, forward, sample_losses
 from bpcli.model import Network
-from bpcli.optim import Optimizer
+from bpcli.optim import Optimizer, l2_coefficient
+from bpcli.schedules import epoch_lr, monitored, plateau_step
 
 Array = np.ndarray
 
@@ -35,10 +36,12 @@ class EpochRecord:
     # weight_decay / 2 * sum_l ||W_l||^2, mean over the epoch's steps; the objective minimised is loss + penalty
     penalty: float | None = None
     best: bool = False  # the validation loss reached a new best at this epoch (early stopping's watch)
+    lr: float | None = None  # the learning rate in force during the epoch (train.schedule's; None: not recorded)
+    l1_penalty: float | None = None  # l1 * sum_l sum |W_l|, mean over the epoch's steps (None: no L1 penalty)
 
     @property
     def objective(self) -> float:
-        return self.loss + (self.penalty or 0.0)
+        return self.loss + (self.penalty or 0.0) + (self.l1_penalty or 0.0)
 
     def to_dict(self) -> dict:
         return {
@@ -46,7 +49,7 @@ class EpochRecord:
             "val_metric": self.val_metric, "grad_norm": list(self.grad_norm),
             "weight_norm": list(self.weight_norm), "update_ratio": list(self.update_ratio),
             "saturation": list(self.saturation), "seconds": self.seconds, "penalty": self.penalty,
-            "best": self.best,
+            "best": self.best, "lr": self.lr, "l1_penalty": self.l1_penalty,
         }
 
 
@@ -64,6 +67,7 @@ class TrainState:
     status: str = "running"  # running | completed | early_stopped | diverged | interrupted
     message: str = ""
     weights_epoch: int | None = None  # which epoch's weights the network holds at the end (None: the last)
+    plateau: tuple | None = None  # reduce-on-plateau's (lr, best, bad epochs, cooldown) after the last epoch
 
     BEST = "best:"  # buffers keyed best:A.W ... hold the best validation epoch's parameters (early stopping)
 
@@ -171,6 +175,7 @@ class _Tally:
 
     def reset(self) -> None:
         self.penalty = 0.0
+        self.l1_penalty = 0.0
         self.loss = 0.0
         self.score = 0.0
         self.grad_norm = [0.0] * self.n_layers
@@ -230,8 +235,9 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     classification = train.task == "classification"
     ytrue = class_labels(y) if classification else None
     tally = _Tally(net, y, classification)
-    wd = settings.weight_decay
+    wd = l2_coefficient(settings)  # adamw's decay is no term of the loss: no penalty reported
     half_wd = 0.5 * wd
+    l1 = settings.l1
     buffers: dict[int, Buffers] = {}  # by batch rows: the full batches and the last, smaller one
     arrays = [a for pair in zip(net.W, net.b) for a in pair if a is not None]
     snap = _Snapshot(arrays, opt.buffers)
@@ -241,6 +247,9 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     rng_state = rng.bit_generator.state
     while state.epoch < settings.epochs:
         t0 = time.perf_counter()
+        lr = epoch_lr(settings, state.epoch + 1, state.plateau)  # the schedule's lr of this epoch
+        if lr != opt.lr:
+            opt.set_lr(lr)
         snap.take(arrays, opt.buffers, state.step, rng_state)
         order = epoch_order(rng, m, settings.batch_size)
         tally.reset()
@@ -265,6 +274,8 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
                 tally.add(net, tape, yb, yt, grads)
                 if wd:  # the L2 term of the objective at the weights this step's gradient was taken at
                     tally.penalty += half_wd * sum(float(W.ravel().dot(W.ravel())) for W in net.W)
+                if l1:  # the L1 term, likewise
+                    tally.l1_penalty += l1 * sum(float(np.add.reduce(np.abs(W), axis=None)) for W in net.W)
                 state.step += 1
                 opt.step(opt.gradients(grads), state.step)
                 if should_stop():
@@ -295,13 +306,13 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
                     else f"loss became {'NaN' if np.isnan(loss) else 'infinite'}")
             state.message = (f"{what} at epoch {state.epoch + 1}; "
                              f"kept the weights of epoch {state.epoch}; try a smaller learning rate "
-                             f"(now {settings.lr:g})")
+                             f"(now {opt.lr:g})")
             return
         state.epoch += 1
         val_loss = val_metric = None
         if val is not None:
             val_loss, val_metric = evaluate(net, val)
-        improved = _watch_best(net, state, settings, val_loss)
+        improved = _watch_best(net, state, settings, val_loss if settings.stop_monitor == "val_loss" else val_metric)
         ratios = []
         for W, W_start, d, n0 in zip(net.W, W0, diff, start_norms):
             np.subtract(W, W_start, out=d)
@@ -315,8 +326,11 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             saturation=saturation(net, tape if full else forward(net, x[:SATURATION_SAMPLES])[1]),
             seconds=time.perf_counter() - t0,
             penalty=tally.penalty / tally.batches if wd else None,
-            best=improved,
+            best=improved, lr=lr, l1_penalty=tally.l1_penalty / tally.batches if l1 else None,
         )
+        if settings.schedule is not None and settings.schedule.name == "plateau":  # the lr of the next epoch
+            state.plateau = plateau_step(settings.schedule, settings.lr, state.plateau,
+                                         monitored(settings.schedule, rec.loss, val_loss, rec.metric, val_metric))
         start_norms = norms
         if not full:
             rng_state = rng.bit_generator.state
@@ -324,7 +338,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
         yield rec
         if _patience_out(state, settings):
             state.status = "early_stopped"
-            state.message = (f"validation loss did not improve for {settings.patience} epochs; "
+            state.message = (f"{_watched(settings)} did not improve for {settings.patience} epochs; "
                              f"stopped at epoch {state.epoch}")
             _end_on_best(net, state, settings)
             return
@@ -342,15 +356,21 @@ def stops_after(state: TrainState, settings: TrainConfig) -> bool:
     return state.epoch >= settings.epochs or _patience_out(state, settings)
 
 
-def _watch_best(net: Network, state: TrainState, settings: TrainConfig, val_loss: float | None) -> bool:
-    """Early stopping's bookkeeping after a finite epoch: True when val_loss is a new best (then, with
-    restore_best, the parameters are kept as TrainState.BEST buffers, saved with the run)."""
-    if val_loss is None or settings.patience is None:
+def _watch_best(net: Network, state: TrainState, settings: TrainConfig, value: float | None) -> bool:
+    """Early stopping's bookkeeping after a finite epoch: True when the watched value (val_loss or val_metric) is a
+    new best: the first watched epoch's, then (mode min) below best - min_delta or (max) above best + min_delta.
+    Epochs up to train.early_stopping.start are not watched. On a new best, with restore_best, the parameters are
+    kept as TrainState.BEST buffers, saved with the run; otherwise the bad epochs count up."""
+    if value is None or settings.patience is None or state.epoch <= settings.stop_start:
         return False
-    if not val_loss < state.best_val - settings.min_delta:
+    first = state.best_epoch <= settings.stop_start  # nothing watched yet: any finite value is the best so far
+    better = (first or (value < state.best_val - settings.min_delta
+                                              if settings.stop_mode == "min" else
+                                              value > state.best_val + settings.min_delta))
+    if not better:
         state.bad_epochs += 1
         return False
-    state.best_val, state.best_epoch, state.bad_epochs = val_loss, state.epoch, 0
+    state.best_val, state.best_epoch, state.bad_epochs = value, state.epoch, 0
     if settings.restore_best:
         for key, a in net.named_arrays().items():
             keep = state.buffers.get(TrainState.BEST + key)
@@ -372,4 +392,8 @@ def _end_on_best(net: Network, state: TrainState, settings: TrainConfig) -> None
     for key, a in net.named_arrays().items():
         np.copyto(a, state.buffers[TrainState.BEST + key])
     state.message = ((state.message + "; ") if state.message else "") + (
-        f"restored the weights of epoch {state.best_epoch}, the best validation loss ({state.best_val:.6g})")
+        f"restored the weights of epoch {state.best_epoch}, the best {_watched(settings)} ({state.best_val:.6g})")
+
+
+def _watched(settings: TrainConfig) -> str:
+    return "validation loss" if settings.stop_monitor == "val_loss" else "validation metric"

@@ -14,6 +14,11 @@ from bpcli.render.wrap import Prose
 RULES = {  # the update each optimiser makes, for the line above the table
     "gd": "update = -lr * g", "sgd": "update = -lr * g",
     "momentum": "update = -lr * v with v = mu * v_prev + g",
+    "nesterov": "update = -lr * (g + mu * v) with v = mu * v_prev + g",
+    "rmsprop": "update = -lr * g / (sqrt(v) + eps) with v = alpha * v_prev + (1 - alpha) * g^2",
+    "adagrad": "update = -lr * g / (sqrt(s) + eps) with s = s_prev + g^2",
+    "adamw": "update = -lr * wd * p - lr * m_hat / (sqrt(v_hat) + eps) with m_hat = m / (1 - beta1^t), "
+             "v_hat = v / (1 - beta2^t)",
     "adam": "update = -lr * m_hat / (sqrt(v_hat) + eps) with m_hat = m / (1 - beta1^t), v_hat = v / (1 - beta2^t)",
 }
 
@@ -54,7 +59,8 @@ def step_view(r, max_rows: int = 20) -> Group:
     parts = [Prose(title), Prose(Text(what, style="bold")), Prose(Text(_where(r), style="dim")),
              Prose(Text(_batches(r), style="dim")), Text("")]
     rule = RULES.get(r.optimizer, "")
-    g = "g = dC/dp + wd * p for a weight, dC/dp for a bias" if r.weight_decay else "g = dC/dp"
+    g = ("g = dC/dp + wd * p for a weight, dC/dp for a bias" if r.weight_decay and r.optimizer != "adamw"
+         else "g = dC/dp" + (", wd * p for a weight only" if r.weight_decay else ""))
     parts.append(Prose(Text(f"{rule}, {g}", style="cyan")))
     if r.steps > 1:
         parts.append(Prose(Text(f"gradient: step 1's; change: after - value, the {r.steps} steps together",

@@ -15,7 +15,12 @@ def optimiser_text(s: dict, n_train: int) -> tuple[str, str]:
     constants ('' for gd and sgd)."""
     bs = s["batch_size"]
     batches = "full batch" if bs is None or bs >= n_train else f"batches of {bs}"
-    extra = ", ".join(f"{k} {s[k]:g}" for k in ("momentum", "beta1", "beta2", "epsilon") if k in s)
+    extra = ", ".join(f"{k} {s[k]:g}" for k in ("momentum", "alpha", "beta1", "beta2", "epsilon", "l1") if k in s)
+    sched = s.get("schedule")
+    if sched:  # the lr of each epoch: history.csv's lr column
+        extra = ", ".join(p for p in (extra, "schedule " + " ".join(
+            f"{v}" if k == "name" else f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}"
+            for k, v in sched.items())) if p)
     return f"{s['optimizer']}, lr {s['lr']:g}, {batches}", extra
 
 
@@ -28,8 +33,9 @@ def early_stopping_text(s: dict) -> str:
     es = s["early_stopping"]
     if es is None:
         return "off"
+    watch = "".join(f", {k} {es[k]}" for k in ("monitor", "mode", "start") if k in es)  # where not the default
     return (f"patience {es['patience']}" + (f", min_delta {es['min_delta']:g}" if es["min_delta"] else "")
-            + (", best weights kept" if es["restore_best"] else ""))
+            + watch + (", best weights kept" if es["restore_best"] else ""))
 
 
 def weights_text(res) -> str:
@@ -75,14 +81,21 @@ def train_view(res) -> Panel:
     at = weights_text(res)
     t.add_row("final loss", f"{fmt(res.loss)} train" + (f", {fmt(res.val_loss)} validation" if res.val_loss is not None
                                                          else "") + f", {at}")
-    if res.penalty is not None:  # the objective minimised is the data loss plus the L2 term
+    if res.penalty is not None and res.l1_penalty is None:  # the objective is the data loss plus the L2 term
         t.add_row("", Text(f"data loss; + L2 penalty {fmt(res.penalty)} = objective {fmt(res.loss + res.penalty)}",
+                           style="dim"))
+    elif res.l1_penalty is not None:  # and the L1 term, each reported apart
+        l2 = f" + L2 penalty {fmt(res.penalty)}" if res.penalty is not None else ""
+        total = res.loss + (res.penalty or 0.0) + res.l1_penalty
+        t.add_row("", Text(f"data loss;{l2} + L1 penalty {fmt(res.l1_penalty)} = objective {fmt(total)}",
                            style="dim"))
     label = metric_label(res.metric_name)
     t.add_row(f"final {label}", fmt_metric(res.metric_name, res.metric) + " train"
               + (f", {fmt_metric(res.metric_name, res.val_metric)} validation" if res.val_metric is not None else ""))
     if res.weights_epoch is not None and res.weights_epoch != res.epochs:
-        t.add_row("weights", f"from epoch {res.weights_epoch} (best validation loss)")
+        watched = ((s or {}).get("early_stopping") or {}).get("monitor", "val_loss")
+        t.add_row("weights", f"from epoch {res.weights_epoch} (best validation "
+                             f"{'loss' if watched == 'val_loss' else metric_label(res.metric_name)})")
     losses = res.losses
     if losses:
         full = s is None or s["batch_size"] is None or s["batch_size"] >= res.n_train
