@@ -28,6 +28,15 @@ CONFIGS = {
                 "{optimizer: adam, lr: 0.1, beta1: 0.8, beta2: 0.99, epsilon: 1e-6}"),
     "momentum": ("[{size: 4, activation: tanh}, {size: 3, activation: softmax}]", "cross_entropy",
                  "{optimizer: momentum, lr: 0.1, momentum: 0.7, weight_decay: 0.001}"),
+    "nesterov": ("[{size: 4, activation: tanh}, {size: 3, activation: softmax}]", "cross_entropy",
+                 "{optimizer: nesterov, lr: 0.1, momentum: 0.8, weight_decay: 0.002}"),
+    "rmsprop": ("[{size: 4, activation: tanh}, {size: 3, activation: softmax}]", "cross_entropy",
+                "{optimizer: rmsprop, lr: 0.01, alpha: 0.9, epsilon: 1e-7, weight_decay: 0.003}"),
+    "adagrad": ("[{size: 4, activation: sigmoid}, {size: 3, activation: sigmoid}]", "squared_error",
+                "{optimizer: adagrad, lr: 0.05, weight_decay: 0.001}"),
+    # AdamW's decay is decoupled and on the weights only: the biases' group has weight_decay 0
+    "adamw": ("[{size: 5, activation: tanh}, {size: 3, activation: softmax}]", "cross_entropy",
+              "{optimizer: adamw, lr: 0.05, weight_decay: 0.1}"),
 }
 
 

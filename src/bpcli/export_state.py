@@ -2,7 +2,8 @@
 
 optimizer.json holds the optimiser's class and param_groups (lr, betas, eps, weight_decay, ... and the module's
 parameter names in order); optimizer_state.npz holds each parameter's state ("0.exp_avg", "0.exp_avg_sq",
-"0.step" for Adam; "0.momentum_buffer" for momentum), read with allow_pickle=False. Weight decay is bpcli's L2
+"0.step" for Adam and AdamW; "0.square_avg" for RMSprop, "0.sum" for Adagrad, each with "0.step";
+"0.momentum_buffer" for momentum and nesterov), read with allow_pickle=False. Weight decay is bpcli's L2
 term on the weights only, so the biases are a second group with weight_decay 0.
 """
 
@@ -18,7 +19,11 @@ from bpcli.model import Network
 from bpcli.schema import TrainConfig
 
 STATE_FILES = ("optimizer.json", "optimizer_state.npz")
-TORCH_CLASS = {"gd": "SGD", "sgd": "SGD", "momentum": "SGD", "adam": "Adam"}
+TORCH_CLASS = {"gd": "SGD", "sgd": "SGD", "momentum": "SGD", "nesterov": "SGD", "rmsprop": "RMSprop",
+               "adagrad": "Adagrad", "adam": "Adam", "adamw": "AdamW"}
+# each torch class's per-parameter state from bpcli's buffers (m:KEY, v:KEY; see optim.BUFFERS) and its step count
+_STATE = {"Adam": (("exp_avg", "m"), ("exp_avg_sq", "v")), "AdamW": (("exp_avg", "m"), ("exp_avg_sq", "v")),
+          "RMSprop": (("square_avg", "v"),), "Adagrad": (("sum", "v"),)}
 
 
 def torch_name(layer, key: str) -> str:
@@ -40,12 +45,7 @@ def optimizer_files(net: Network, settings: TrainConfig, buffers: dict[str, np.n
         weights.append((f"{layer.letter}.W", torch_name(layer, ".W")))
         if b is not None and layer.bias_trainable:
             biases.append((f"{layer.letter}.b", torch_name(layer, ".b")))
-    if kind == "Adam":
-        hyper = {"lr": settings.lr, "betas": [settings.beta1, settings.beta2], "eps": settings.epsilon,
-                 "amsgrad": False, "maximize": False}
-    else:
-        hyper = {"lr": settings.lr, "momentum": settings.momentum if settings.optimizer == "momentum" else 0.0,
-                 "dampening": 0.0, "nesterov": False, "maximize": False}
+    hyper = _hyper(kind, settings)
     groups, arrays, index = [], {}, 0
     for params, wd in ((weights, settings.weight_decay), (biases, 0.0)):
         if not params:
@@ -53,15 +53,28 @@ def optimizer_files(net: Network, settings: TrainConfig, buffers: dict[str, np.n
         groups.append({**hyper, "weight_decay": wd, "params": list(range(index, index + len(params))),
                        "param_names": [name for _, name in params]})
         for key, _ in params:
-            if kind == "Adam":
-                arrays[f"{index}.exp_avg"] = buffers[f"m:{key}"].astype(dtype)
-                arrays[f"{index}.exp_avg_sq"] = buffers[f"v:{key}"].astype(dtype)
+            if kind in _STATE:
+                for field, buf in _STATE[kind]:
+                    arrays[f"{index}.{field}"] = buffers[f"{buf}:{key}"].astype(dtype)
                 arrays[f"{index}.step"] = np.array(float(steps))
-            elif settings.optimizer == "momentum" and steps > 0:  # before the first step torch has no buffer
+            elif settings.optimizer in ("momentum", "nesterov") and steps > 0:  # torch has no buffer before a step
                 arrays[f"{index}.momentum_buffer"] = buffers[f"m:{key}"].astype(dtype)
             index += 1
     doc = {"optimizer": kind, "bpcli_optimizer": settings.optimizer, "steps": steps, "param_groups": groups}
     return {"optimizer.json": (json.dumps(doc, indent=2) + "\n").encode(), "optimizer_state.npz": npz_bytes(arrays)}
+
+
+def _hyper(kind: str, s: TrainConfig) -> dict:
+    """The torch class's constructor arguments (but params and weight_decay) for bpcli's settings."""
+    if kind in ("Adam", "AdamW"):
+        return {"lr": s.lr, "betas": [s.beta1, s.beta2], "eps": s.epsilon, "amsgrad": False, "maximize": False}
+    if kind == "RMSprop":
+        return {"lr": s.lr, "alpha": s.alpha, "eps": s.epsilon, "momentum": 0.0, "centered": False,
+                "maximize": False}
+    if kind == "Adagrad":
+        return {"lr": s.lr, "lr_decay": 0.0, "initial_accumulator_value": 0.0, "eps": s.epsilon, "maximize": False}
+    return {"lr": s.lr, "momentum": s.momentum if s.optimizer in ("momentum", "nesterov") else 0.0,
+            "dampening": 0.0, "nesterov": s.optimizer == "nesterov", "maximize": False}
 
 
 # Appended to model.py when the state is exported: fixed text, no name from the config reaches it (the
