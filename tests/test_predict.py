@@ -130,6 +130,7 @@ def test_predict_without_data_lists_the_runs_own_rows_with_their_part(iris):
 BAD = {
     "wrong column": "sepal_length,sepal_widht,petal_length,petal_width\n5,3,1,0.2\n",
     "not a number": "sepal_length,sepal_width,petal_length,petal_width\n5,3,1,0.2\n5,abc,1,0.2\n",
+    "digit separator": "sepal_length,sepal_width,petal_length,petal_width\n5,3,1,0.2\n5,3_1,1,0.2\n",
     "nan": "sepal_length,sepal_width,petal_length,petal_width\n5,3,1,nan\n",
     "infinite": "sepal_length,sepal_width,petal_length,petal_width\n5,3,-inf,0.2\n",
     "missing value": "sepal_length,sepal_width,petal_length,petal_width\n5,,1,0.2\n",
