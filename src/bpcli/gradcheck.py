@@ -268,34 +268,31 @@ def _entries(base, l: int, kind: str, flat: Array, ana: Array, ab: Array, w: Arr
              extended_ok: bool, tick):
     """(numeric, bound, rel, code, passed) of the entries `flat` of W[l] or b[l]: the step --eps first, then,
     for the entries left undecided, the candidate steps (the smallest bound wins) and extended precision."""
-    h = np.full(flat.size, opt.eps)
-    out = judge_estimate(ana, estimate(entry_moves(base, l, kind, flat, h, tick)), ab, opt.tol,
-                         resolved_step(w, h))
+    return _refined(lambda i, h: entry_moves(base, l, kind, flat[i], h, tick if i.size == flat.size else None),
+                    (lambda i, h: extended_moves(base, l, kind, flat[i], h)) if extended_ok else None,
+                    ana, ab, lambda i, h: resolved_step(w[i], h), opt)
+
+
+def _refined(moves, extended, ana: Array, ab: Array, resolved, opt: GradcheckOptions):
+    """Judge P values with the step --eps; re-difference the undecided ones with each candidate step (and, when
+    `extended` is given, in longdouble), keeping per value the first decided result, else the smallest bound.
+
+    moves(i, h) -> Moves of the values i (indices) with steps h; resolved(i, h) -> bool per value."""
+    allp = np.arange(ana.size)
+    h = np.full(ana.size, opt.eps)
+    out = [np.array(v) for v in judge_estimate(ana, estimate(moves(allp, h)), ab, opt.tol, resolved(allp, h))]
     todo = np.flatnonzero(undecided(out[3]))
-    if todo.size:
-        out = [np.array(v) for v in out]
-        for c in CANDIDATES:
-            hc = np.full(todo.size, opt.eps * c)
-            new = judge_estimate(ana[todo], estimate(entry_moves(base, l, kind, flat[todo], hc)), ab[todo], opt.tol,
-                                 resolved_step(w[todo], hc))
-            better = ~undecided(new[3]) | ((new[1] < out[1][todo]) & undecided(out[3][todo]))
-            better &= undecided(out[3][todo])  # a decided entry stays decided
-            for v, nv in zip(out, new):
-                v[todo] = np.where(better, nv, v[todo])
-            todo = todo[undecided(out[3][todo])]
-            if not todo.size:
-                break
-        if todo.size and extended_ok:
-            for c in (1.0, 10.0):
-                hc = np.full(todo.size, opt.eps * c)
-                new = judge_estimate(ana[todo], estimate(extended_moves(base, l, kind, flat[todo], hc)), ab[todo],
-                                     opt.tol, resolved_step(w[todo], hc))
-                better = ~undecided(new[3]) | (new[1] < out[1][todo])
-                for v, nv in zip(out, new):
-                    v[todo] = np.where(better, nv, v[todo])
-                todo = todo[undecided(out[3][todo])]
-                if not todo.size:
-                    break
+    rounds = [(moves, c) for c in CANDIDATES] + ([(extended, c) for c in (1.0, 10.0, 100.0, 1000.0)]
+                                                  if extended is not None else [])
+    for fn, c in rounds:
+        if not todo.size:
+            break
+        hc = np.full(todo.size, opt.eps * c)
+        new = judge_estimate(ana[todo], estimate(fn(todo, hc)), ab[todo], opt.tol, resolved(todo, hc))
+        better = ~undecided(new[3]) | (new[1] < out[1][todo])
+        for v, nv in zip(out, new):
+            v[todo] = np.where(better, nv, v[todo])
+        todo = todo[undecided(out[3][todo])]
     return out
 
 
@@ -347,11 +344,11 @@ def _node_directions(base, l: int, grads, abound, opt: GradcheckOptions, tick) -
     v = U[:, :layer.n_in] @ base.tape[l].a_in.T  # (n_out, m): how z_j moves per unit step along u_j
     if with_b:
         v += U[:, -1:]
-    h = np.full(layer.n_out, opt.eps)
-    est = estimate(node_moves(base, l, np.arange(layer.n_out), v, h))
     ana = np.sum(U * G, axis=1)
-    resolved = np.all(resolved_step(W, opt.eps * U) | (U == 0), axis=1)
-    num, bound, rel, code, passed = judge_estimate(ana, est, np.sum(np.abs(U) * A, axis=1), opt.tol, resolved)
+    js = np.arange(layer.n_out)
+    num, bound, rel, code, passed = _refined(
+        lambda i, h: node_moves(base, l, js[i], v[i], h), None, ana, np.sum(np.abs(U) * A, axis=1),
+        lambda i, h: np.all(resolved_step(W[i], h[:, None] * U[i]) | (U[i] == 0), axis=1), opt)
     tick(layer.n_out)
     return [DirectionRow(f"{layer.letter} node {node_name(layer, j)}", layer.letter, j + 1, int(U.shape[1]),
                          float(ana[j]), float(num[j]), float(abs(ana[j] - num[j])), float(rel[j]),

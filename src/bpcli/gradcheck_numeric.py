@@ -18,7 +18,7 @@ from bpcli.model import Network
 
 Array = np.ndarray
 
-_BUDGET = 1 << 15  # elements per batched array: a chunk and its temporaries stay in cache
+_BUDGET = 1 << 16  # elements per batched array: a chunk and its temporaries stay in cache
 MOVES = np.array([1.0, -1.0, 0.5, -0.5])  # the copies per entry, in units of its step h
 
 
@@ -50,7 +50,9 @@ def naive_numeric_gradient(net: Network, x: Array, y: Array, eps: float = DEFAUL
 @dataclass
 class _Base:
     """The unperturbed pass: the engine's tape, its per-sample losses L0 (m,), and per layer l the size S[l]
-    of the numbers whose rounding reaches a loss value recomputed from layer l upward (mean over samples)."""
+    of the numbers whose rounding reaches a loss value recomputed from layer l upward (mean over samples);
+    S_node[l] the same for a copy in which one node of layer l moved (the rank-one update: layer l + 1's sums
+    are not recomputed from their terms)."""
 
     net: Network
     x: Array
@@ -58,8 +60,15 @@ class _Base:
     tape: tuple
     L0: Array
     S: list[float]
+    S_node: list[float]
     eps: float = float(np.finfo(np.float64).eps)
     extended: dict = field(default_factory=dict)
+
+    def y_rows(self, B: int) -> Array:
+        """y repeated for B copies of the batch, (B * m, n_out) F-ordered (cached: every full chunk has one B)."""
+        if self.extended.get("y_rows_B") != B:
+            self.extended.update(y_rows=np.tile(self.y.T, (1, B)).T, y_rows_B=B)
+        return self.extended["y_rows"]
 
 
 def make_base(net: Network, x: Array, y: Array, tape, grads) -> _Base:
@@ -72,17 +81,21 @@ def make_base(net: Network, x: Array, y: Array, tape, grads) -> _Base:
     from bpcli.engine import sample_losses
 
     L0 = sample_losses(net, tape[-1].z, tape[-1].a_out, y)
-    per = []
+    per, own = [], []
     for l, t in enumerate(tape):
         terms = np.abs(t.a_in) @ np.abs(net.W[l]).T
         if net.b[l] is not None:
             terms += np.abs(net.b[l])
         per.append(np.sum(np.abs(grads.dz[l]) * (terms + np.abs(t.z)), axis=1))
-    S, acc = [0.0] * len(tape), np.abs(L0)
-    for l in range(len(tape) - 1, -1, -1):
+        own.append(np.sum(np.abs(grads.dz[l] * t.z), axis=1))
+    n = len(tape)
+    S, S_node, acc = [0.0] * n, [0.0] * n, np.abs(L0)
+    for l in range(n - 1, -1, -1):
+        S[l] = float(np.mean(acc + per[l]))
+        rank_one = net.layers[l].activation.elementwise and l < n - 1
+        S_node[l] = float(np.mean(acc - per[l + 1] + own[l + 1] + own[l])) if rank_one else S[l]
         acc = acc + per[l]
-        S[l] = float(np.mean(acc))
-    return _Base(net, x, y, tape, L0, S)
+    return _Base(net, x, y, tape, L0, S, S_node)
 
 
 # --- kinks -----------------------------------------------------------------------------------
@@ -140,13 +153,15 @@ class _Watch:
 @dataclass
 class Moves:
     """For P entries: d (4, P) the mean over samples of L(theta + s h) - L0 for s in MOVES, and cross (4, P)
-    whether that move crossed a kink; h (P,) the steps; S the rounding size of the loss values."""
+    whether that move crossed a kink; h (P,) the steps; S the rounding size of the moved copies' loss values,
+    S1 that of L0 besides (a one-sided difference subtracts L0, computed by the full forward pass)."""
 
     d: Array
     cross: Array
     h: Array
     S: float
     eps: float
+    S1: float = 0.0
 
 
 def node_moves(base: _Base, l: int, js: Array, v: Array, h: Array, tick=None) -> Moves:
@@ -158,23 +173,27 @@ def node_moves(base: _Base, l: int, js: Array, v: Array, h: Array, tick=None) ->
     net, tape = base.net, base.tape
     P, m = v.shape
     d, cross = np.empty((4, P)), np.zeros((4, P), dtype=bool)
-    widths = [lay.n_out for lay in net.layers[l:]]
+    # the widest array a chunk makes decides how many entries go in one: 4 * per * m * width <= _BUDGET (a
+    # rank-one update never builds layer l's full sums)
+    widths = [lay.n_out for lay in net.layers[l + 1:]]
+    if not net.layers[l].activation.elementwise or l == len(net.layers) - 1:
+        widths.append(net.layers[l].n_out)
     per = max(1, _BUDGET // (4 * m * max(widths)))
-    z0 = tape[l].z
+    zj_all = tape[l].z[:, js].T[None] + (MOVES[:, None] * h[None])[:, :, None] * v[None]  # (4, P, m)
+    js4 = np.tile(js, 4).reshape(4, P)
     watch_on = has_kinks(net)
     for s0 in range(0, P, per):
         s = slice(s0, min(P, s0 + per))
         c = s.stop - s.start
-        step = (MOVES[:, None] * h[s][None])[:, :, None] * v[s][None]  # (4, c, m)
-        zj = (z0[:, js[s]].T[None] + step).reshape(4 * c, m)
         watch = _Watch(base, 4 * c, m) if watch_on else None
-        L = node_moved_losses(net, tape, base.y, l, np.tile(js[s], 4), zj, watch)
+        L = node_moved_losses(net, tape, base.y_rows(4 * c), l, js4[:, s].ravel(), zj_all[:, s].reshape(4 * c, m),
+                              watch)
         d[:, s] = np.mean(L - base.L0, axis=1).reshape(4, c)
         if watch is not None:
             cross[:, s] = watch.cross.reshape(4, c)
         if tick is not None:
             tick(c)
-    return Moves(d, cross, np.asarray(h, dtype=np.float64), base.S[l], base.eps)
+    return Moves(d, cross, np.asarray(h, dtype=np.float64), base.S_node[l], base.eps, base.S[l])
 
 
 def layer_moves(base: _Base, l: int, dZ: Array, h: float) -> Moves:
@@ -190,7 +209,7 @@ def layer_moves(base: _Base, l: int, dZ: Array, h: float) -> Moves:
     L = losses_from(net, l, Z.reshape(4 * D * m, n), yr, watch).reshape(4 * D, m)
     d = np.mean(L - base.L0, axis=1).reshape(4, D)
     cross = np.zeros((4, D), dtype=bool) if watch is None else watch.cross.reshape(4, D)
-    return Moves(d, cross, np.full(D, float(h)), base.S[l], base.eps)
+    return Moves(d, cross, np.full(D, float(h)), base.S[l], base.eps, base.S[l])
 
 
 # --- estimates ---------------------------------------------------------------------------------
@@ -218,18 +237,19 @@ def estimate(mv: Moves) -> Estimate:
     Central, when no move crossed a kink: D(s) = (C(+s h) - C(-s h)) / (2 s h), R = (4 D(h/2) - D(h)) / 3,
     bound = 6 eps S / h (rounding: each loss value off by up to eps S) + |D(h) - D(h/2)| / 3 (truncation).
     One-sided on each side that did not cross: D+(s) = (C(s h) - C0) / (s h), R+ = 2 D+(h/2) - D+(h),
-    bound = 10 eps S / h + |D+(h) - D+(h/2)|.
+    bound = 10 eps (S + S1) / h + |D+(h) - D+(h/2)| (C0 comes from the full forward pass: its own rounding).
     """
     d, h, r = mv.d, mv.h, mv.eps * mv.S
+    r1 = mv.eps * (mv.S + mv.S1) / 2
     with np.errstate(all="ignore"):
         D1 = (d[0] - d[1]) / (2 * h)
         D2 = (d[2] - d[3]) / h
         central = (4 * D2 - D1) / 3
         central_bound = 6 * r / h + np.abs(D1 - D2) / 3
         R1, R2 = d[0] / h, 2 * d[2] / h
-        right, right_bound = 2 * R2 - R1, 10 * r / h + np.abs(R1 - R2)
+        right, right_bound = 2 * R2 - R1, 10 * r1 / h + np.abs(R1 - R2)
         L1, L2 = -d[1] / h, -2 * d[3] / h
-        left, left_bound = 2 * L2 - L1, 10 * r / h + np.abs(L1 - L2)
+        left, left_bound = 2 * L2 - L1, 10 * r1 / h + np.abs(L1 - L2)
     crossed = np.any(mv.cross, axis=0)
     ok_right = ~mv.cross[0] & ~mv.cross[2]
     ok_left = ~mv.cross[1] & ~mv.cross[3]
@@ -249,7 +269,7 @@ def entry_moves(base: _Base, l: int, kind: str, flat: Array, h: Array, tick=None
         mv = layer_moves(base, l, np.ones((1, m, layer.n_out)), float(h[0]))
         if tick is not None:
             tick(P)
-        return Moves(np.repeat(mv.d, P, axis=1), np.repeat(mv.cross, P, axis=1), h, mv.S, mv.eps)
+        return Moves(np.repeat(mv.d, P, axis=1), np.repeat(mv.cross, P, axis=1), h, mv.S, mv.eps, mv.S1)
     if kind == "W":
         js, ks = np.unravel_index(flat, net.W[l].shape)
         v = tape[l].a_in.T[ks]  # (P, m): how z_j moves per unit of w_jk
@@ -285,7 +305,7 @@ def extended_moves(base: _Base, l: int, kind: str, flat: Array, h: Array) -> Mov
                 cross[i, p] = any(np.any(_crossed(lay.activation, t0.z, t1.z.astype(np.float64)))
                                   for lay, t0, t1 in zip(base.net.layers, base.tape, t))
         arr[idx] = w
-    return Moves(d, cross, h, base.S[l], float(np.finfo(ld).eps))
+    return Moves(d, cross, h, base.S[l], float(np.finfo(ld).eps), base.S[l])
 
 
 # --- the analytic side's own rounding ----------------------------------------------------------
@@ -293,34 +313,41 @@ def extended_moves(base: _Base, l: int, kind: str, flat: Array, h: Array) -> Mov
 
 def analytic_bounds(net: Network, tape, y: Array, grads) -> list[tuple[Array, Array | None]]:
     """Per layer (bound of dW (n_out, n_in), bound of db or None): how far rounding alone can move backprop's
-    gradient, eps * K * the mean over samples of the size of the terms the backward pass summed.
+    gradient, from the sizes of the terms the backward pass summed.
 
-    The size of the terms is carried down the same chain rule with absolute values: at the output |y'| + |y|
-    (+ |dL/dy'|), the sizes of y' - y and of the loss's derivative; through a layer |W|^T and |f'(z)| (|J| for
-    softmax).  K = 2 per layer the delta passed through plus log2 of the terms a sum adds up, plus 2.
+    Two parts, carried down the same chain rule with absolute values (|W|^T, |f'(z)|, |J| for softmax):
+      E  the error of the output delta's subtraction: 2 eps (|y'| + |y|) (+ |dL/dy'| when not fused), the
+         rounding of y' - y that makes a saturated output's delta uncertain however exact the rest is;
+      T  the size of the terms of each delta (|dz| at the output), times eps * K for the products and sums on
+         the way: K = 2 per layer the delta passed through + log2 of the terms a sum adds up + 2.
+    A gradient entry's bound is the mean over samples of (E + eps K T) |a_in|, plus eps |g| for its last rounding.
     """
     eps = float(np.finfo(np.float64).eps)
     n = len(net.layers)
     top = tape[-1]
-    T = np.abs(top.a_out) + np.abs(y)  # the size of y' - y (or of the loss's derivative)
+    dz = grads.dz[-1]
+    E = 2 * eps * (np.abs(top.a_out) + np.abs(y))
+    T = np.abs(dz)
     if not net.fused_output:
-        T = T + np.abs(grads.dy_hat)
-        T = _abs_vjp(net.layers[-1].activation, top.z, top.a_out, T)
+        E = _abs_vjp(net.layers[-1].activation, top.z, top.a_out, E + 2 * eps * np.abs(grads.dy_hat))
     m = y.shape[0]
     out: list = [None] * n
     for l in range(n - 1, -1, -1):
         t = tape[l]
         K = 2 * (n - l) + 2 + np.log2(m + 1) + np.log2(t.a_in.shape[1] + 1)
-        bW = eps * K * (T.T @ np.abs(t.a_in)) / m + eps * np.abs(grads.dW[l])
+        size = E + eps * K * T
+        bW = (size.T @ np.abs(t.a_in)) / m + eps * np.abs(grads.dW[l])
         bb = None
         if net.b[l] is not None:
-            bb = eps * K * np.sum(T, axis=0) / m + eps * np.abs(grads.db[l])
+            bb = np.sum(size, axis=0) / m + eps * np.abs(grads.db[l])
             if net.layers[l].shared_bias:
-                bb = np.array([eps * K * np.sum(T) / m])
+                bb = np.array([np.sum(size) / m]) + eps * np.abs(grads.db[l])
         out[l] = (bW, bb)
         if l > 0:
             below = tape[l - 1]
-            T = _abs_vjp(net.layers[l - 1].activation, below.z, below.a_out, T @ np.abs(net.W[l]))
+            act = net.layers[l - 1].activation
+            E = _abs_vjp(act, below.z, below.a_out, E @ np.abs(net.W[l]))
+            T = _abs_vjp(act, below.z, below.a_out, T @ np.abs(net.W[l]))
     return out
 
 

@@ -32,7 +32,7 @@ def _unit(kind: str, name: str, ana: Array, num: Array, at: Array, scale: Array,
     that could be checked; inconclusive only when none could (a point in a tail where f' is below the rounding
     noise carries no evidence, the others still do).  bound: each point's error bound (the numeric value's and
     the analytic one's rounding, eps * scale)."""
-    bound = bound + 4 * MACHINE_EPS * scale
+    bound = bound + 4 * MACHINE_EPS * scale + 6 * MACHINE_EPS * scale / eps  # + the rounding of f's own terms
     rel, code, passed = (np.ravel(v) for v in np.broadcast_arrays(*judge(ana, num, bound, tol)))
     checked = ~undecided(code)
     key = np.where(np.isfinite(rel), rel, np.inf)
