@@ -275,7 +275,8 @@ def _entries(base, l: int, kind: str, flat: Array, ana: Array, ab: Array, w: Arr
 
 def _refined(moves, extended, ana: Array, ab: Array, resolved, opt: GradcheckOptions):
     """Judge P values with the step --eps; re-difference the undecided ones with each candidate step (and, when
-    `extended` is given, in longdouble), keeping per value the first decided result, else the smallest bound.
+    `extended` is given, those still undecided in longdouble), keeping per value the decided result with the
+    smallest bound (else the smallest bound).
 
     moves(i, h) -> Moves of the values i (indices) with steps h; resolved(i, h) -> bool per value."""
     allp = np.arange(ana.size)
@@ -287,12 +288,17 @@ def _refined(moves, extended, ana: Array, ab: Array, resolved, opt: GradcheckOpt
     for fn, c in rounds:
         if not todo.size:
             break
+        if fn is extended:  # only what float64 could not decide goes to longdouble
+            todo = todo[undecided(out[3][todo])]
+            if not todo.size:
+                break
         hc = np.full(todo.size, opt.eps * c)
         new = judge_estimate(ana[todo], estimate(fn(todo, hc)), ab[todo], opt.tol, resolved(todo, hc))
-        better = ~undecided(new[3]) | (new[1] < out[1][todo])
+        was = undecided(out[3][todo])
+        now = undecided(new[3])
+        better = (~now & was) | ((now == was) & (new[1] < out[1][todo]))  # decided first, then the smaller bound
         for v, nv in zip(out, new):
             v[todo] = np.where(better, nv, v[todo])
-        todo = todo[undecided(out[3][todo])]
     return out
 
 

@@ -121,6 +121,26 @@ def has_kinks(net: Network) -> bool:
                                        for lay in net.layers)
 
 
+class _LossKinks:
+    """The loss's kinks in the shape _crossed reads (they sit at values of y' - y)."""
+
+    def __init__(self, kinks):
+        self.kinks, self.branches = kinks, None
+
+
+def _tape_crossed(base, tape) -> bool:
+    """Whether a whole perturbed tape lies across a kink from the base tape (activations, then the loss)."""
+    net = base.net
+    for lay, t0, t1 in zip(net.layers, base.tape, tape):
+        if np.any(_crossed(lay.activation, t0.z, t1.z.astype(np.float64))):
+            return True
+    if net.loss.kinks:
+        r0 = base.tape[-1].a_out - base.y
+        r1 = tape[-1].a_out.astype(np.float64) - base.y
+        return bool(np.any(_crossed(_LossKinks(net.loss.kinks), r0, r1)))
+    return False
+
+
 class _Watch:
     """Collects, per copy of a batch of B copies, whether its move crossed a kink anywhere above."""
 
@@ -140,11 +160,9 @@ class _Watch:
         if act.kinks or act.branches is not None:
             self.cross |= np.any(_crossed(act, tape[l].z[None], Z), axis=(1, 2))
         if l == len(net.layers) - 1 and net.loss.kinks:
-            class _LossKinks:  # the loss's kinks sit at values of y' - y
-                kinks, branches = net.loss.kinks, None
             r0 = tape[l].a_out - self.base.y
             r1 = act.fn(z).reshape(self.B, self.m, -1) - self.base.y[None]
-            self.cross |= np.any(_crossed(_LossKinks, r0[None], r1), axis=(1, 2))
+            self.cross |= np.any(_crossed(_LossKinks(net.loss.kinks), r0[None], r1), axis=(1, 2))
 
 
 # --- differences -------------------------------------------------------------------------------
@@ -302,8 +320,7 @@ def extended_moves(base: _Base, l: int, kind: str, flat: Array, h: Array) -> Mov
             t = forward(net_ld, x)[1]
             d[i, p] = float(np.mean(sample_losses(net_ld, t[-1].z, t[-1].a_out, y) - L0))
             if has_kinks(base.net):
-                cross[i, p] = any(np.any(_crossed(lay.activation, t0.z, t1.z.astype(np.float64)))
-                                  for lay, t0, t1 in zip(base.net.layers, base.tape, t))
+                cross[i, p] = _tape_crossed(base, t)
         arr[idx] = w
     return Moves(d, cross, h, base.S[l], float(np.finfo(ld).eps), base.S[l])
 
