@@ -346,7 +346,8 @@ def analytic_bounds(net: Network, tape, y: Array, grads) -> list[tuple[Array, Ar
     E = 2 * eps * (np.abs(top.a_out) + np.abs(y))
     T = np.abs(dz)
     if not net.fused_output:
-        E = _abs_vjp(net.layers[-1].activation, top.z, top.a_out, E + 2 * eps * np.abs(grads.dy_hat))
+        dy = 0.0 if grads.dy_hat is None else np.abs(grads.dy_hat)
+        E = _abs_vjp(net.layers[-1].activation, top.z, top.a_out, E + 2 * eps * dy)
     m = y.shape[0]
     out: list = [None] * n
     for l in range(n - 1, -1, -1):
