@@ -53,6 +53,7 @@ from bpcli.gradcheck_verdict import (  # noqa: F401
     VERDICTS,
     WRONG,
     judge,
+    judge_estimate,
     relative_error,
     resolved_step,
     undecided,
@@ -240,28 +241,6 @@ def _plan(net: Network, opt: GradcheckOptions, rng: np.random.Generator):
 CANDIDATES = (10.0, 100.0, 1000.0, 0.1, 0.01, 0.001)
 # An entry still undecided is differenced in numpy's longdouble when parameters * samples is at most this.
 EXTENDED_LIMIT = 20_000
-
-
-def judge_estimate(ana: Array, est, ab: Array, tol: float, resolved: Array | bool = True):
-    """(numeric, bound, rel, code, passed) of analytic values against an Estimate, ab the analytic side's
-    rounding bound.  Where every central difference crossed a kink, the one-sided differences that did not
-    cross decide: pass when backprop matches one of them (it takes one side's derivative at a kink), else
-    'kink' (inconclusive, never excused, never a failure: the two sides disagree with each other there)."""
-    num, bound = est.value.copy(), est.bound + ab
-    rel, code, passed = judge(ana, num, bound, tol, resolved=resolved)
-    if est.kink.any():
-        k = est.kink
-        rR, cR, pR = judge(ana, est.right, est.right_bound + ab, tol, resolved=resolved)
-        rL, cL, pL = judge(ana, est.left, est.left_bound + ab, tol, resolved=resolved)
-        use_right = pR | (~pL & np.isfinite(est.right) & ~(est.right_bound > est.left_bound))
-        side_num = np.where(use_right, est.right, est.left)
-        side_bound = np.where(use_right, est.right_bound, est.left_bound) + ab
-        side_rel = np.where(use_right, rR, rL)
-        side_code = np.where(pR, cR, np.where(pL, cL, KINK))
-        side_code = np.where(np.isfinite(ana), side_code, cR)  # a non-finite gradient fails at a kink too
-        num, bound = np.where(k, side_num, num), np.where(k, side_bound, bound)
-        rel, code, passed = np.where(k, side_rel, rel), np.where(k, side_code, code), np.where(k, pR | pL, passed)
-    return num, bound, rel, code, passed
 
 
 def _entries(base, l: int, kind: str, flat: Array, ana: Array, ab: Array, w: Array, opt: GradcheckOptions,
