@@ -183,3 +183,43 @@ def test_saturated_correct_networks_never_fail_and_mostly_pass():
         results.append(rep.verdict)
     assert "fail" not in results
     assert results.count("pass") >= 0.9 * len(results), results
+
+
+def test_a_correct_network_near_its_minimum_never_fails():
+    """Cost 7e-13 (targets the network's own outputs plus 1e-6 noise): gradients of 1e-8, judged in their own
+    terms against their own bounds, pass; no floor borrowed from the cost either way."""
+    rng = np.random.default_rng(7)
+    net = _net([3, 5, 2], ["tanh", "identity"], "squared_error", rng)
+    x = rng.normal(size=(16, 3))
+    from bpcli.engine import cost, forward
+    y = forward(net, x)[0] + 1e-6 * rng.normal(size=(16, 2))
+    assert cost(net, forward(net, x)[1], y) < 1e-12
+    rep = check(net, x, y, GradcheckOptions(mode="entries", all_entries=True, samples=None))
+    assert not rep.failed and "pass" == rep.verdict
+
+
+def sat_exact(w: tuple[float, float], b: float, x, y, k: int) -> float:
+    """dC/dtheta_k = mean_i (sigmoid(z_i) - y_i) * (x_ik, or 1 for the bias), each sigmoid in its stable form."""
+    total = 0.0
+    for xi, yi in zip(x, y):
+        z = w[0] * xi[0] + w[1] * xi[1] + b
+        s = 1 / (1 + math.exp(-z)) if z >= 0 else math.exp(z) / (1 + math.exp(z))
+        r = (math.exp(-z) / (1 + math.exp(-z)) * -1 if (yi[0] == 1 and z > 0) else s - yi[0])  # 1 - s, unrounded
+        total += r * (xi[k] if k < 2 else 1.0)
+    return total / len(x)
+
+
+def test_a_correct_network_in_saturation_never_fails():
+    """sigmoid + BCE at |z| of 47 to 57, labels equal to the predictions (gradients about 1e-21): backprop's
+    y' - y rounds where y' is 1 - 1e-25, and the bound says so: inconclusive, never a failure."""
+    net = Network(("x1", "x2"), (Layer("A", 2, 1, get_activation("sigmoid"), "on", "w"),),
+                  [np.array([[30.0, -20.0]])], [np.array([2.0])], get_loss("binary_cross_entropy"))
+    x = np.array([[1.5, -0.5], [-1.0, 1.0], [2.0, 0.5], [-1.5, 0.2]])
+    y = np.array([[1.0], [0.0], [1.0], [0.0]])
+    rep = check(net, x, y, GradcheckOptions(mode="entries", all_entries=True, samples=None))
+    assert not rep.failed and 1 != rep.exit_code
+    for r in rep.entries:
+        k = {"w1": 0, "w2": 1, "b_A": 2}[r.name]
+        exact = sat_exact((30.0, -20.0), 2.0, x.tolist(), y.tolist(), k)
+        assert abs(r.numeric - exact) <= r.bound  # the numeric side is right, within its bound
+        assert abs(r.analytic - r.numeric) <= 4 * r.bound  # and the gap is what the bound explains
