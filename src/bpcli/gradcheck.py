@@ -21,6 +21,8 @@ from bpcli.gradcheck_numeric import (
     estimate,
     extended_moves,
     layer_moves,
+    MOVES,
+    QUICK,
     make_base,
     naive_numeric_gradient,  # noqa: F401  (re-exported: the reference the tests and benchmarks use)
     node_moves,
@@ -247,37 +249,36 @@ def _entries(base, l: int, kind: str, flat: Array, ana: Array, ab: Array, w: Arr
              extended_ok: bool, tick):
     """(numeric, bound, rel, code, passed) of the entries `flat` of W[l] or b[l]: the step --eps first, then,
     for the entries left undecided, the candidate steps (the smallest bound wins) and extended precision."""
-    return _refined(lambda i, h: entry_moves(base, l, kind, flat[i], h, tick if i.size == flat.size else None),
+    return _refined(lambda i, h, mv=MOVES: entry_moves(base, l, kind, flat[i], h, tick if i.size == flat.size else None,
+                                                      mv),
                     (lambda i, h: extended_moves(base, l, kind, flat[i], h)) if extended_ok else None,
                     ana, ab, lambda i, h: resolved_step(w[i], h), opt)
 
 
 def _refined(moves, extended, ana: Array, ab: Array, resolved, opt: GradcheckOptions):
     """Judge P values with the step --eps; re-difference the undecided ones with each candidate step (and, when
-    `extended` is given, those still undecided in longdouble), keeping per value the decided result with the
-    smallest bound (else the smallest bound).
+    `extended` is given, those still undecided in longdouble), keeping per value the first decided result
+    (else the smallest bound).
 
-    moves(i, h) -> Moves of the values i (indices) with steps h; resolved(i, h) -> bool per value."""
+    moves(i, h, moves=MOVES) -> Moves of the values i (indices) with steps h; resolved(i, h) -> bool per value."""
     allp = np.arange(ana.size)
     h = np.full(ana.size, opt.eps)
-    out = [np.array(v) for v in judge_estimate(ana, estimate(moves(allp, h)), ab, opt.tol, resolved(allp, h))]
+    # the first pass: two moves per value, +h and +h/2 (one-sided, extrapolated); where that cannot decide, the
+    # four moves (both sides) at the same step, then the candidate steps
+    out = [np.array(v) for v in judge_estimate(ana, estimate(moves(allp, h, QUICK)), ab, opt.tol,
+                                               resolved(allp, h))]
     todo = np.flatnonzero(undecided(out[3]))
-    rounds = [(moves, c) for c in CANDIDATES] + ([(extended, c) for c in (1.0, 10.0, 100.0, 1000.0)]
-                                                  if extended is not None else [])
+    rounds = [(moves, c) for c in (1.0, *CANDIDATES)] + ([(extended, c) for c in (1.0, 10.0, 100.0, 1000.0)]
+                                                         if extended is not None else [])
     for fn, c in rounds:
         if not todo.size:
             break
-        if fn is extended:  # only what float64 could not decide goes to longdouble
-            todo = todo[undecided(out[3][todo])]
-            if not todo.size:
-                break
         hc = np.full(todo.size, opt.eps * c)
         new = judge_estimate(ana[todo], estimate(fn(todo, hc)), ab[todo], opt.tol, resolved(todo, hc))
-        was = undecided(out[3][todo])
-        now = undecided(new[3])
-        better = (~now & was) | ((now == was) & (new[1] < out[1][todo]))  # decided first, then the smaller bound
+        better = ~undecided(new[3]) | (new[1] < out[1][todo])  # decided first, else the smaller bound
         for v, nv in zip(out, new):
             v[todo] = np.where(better, nv, v[todo])
+        todo = todo[undecided(out[3][todo])]
     return out
 
 
@@ -332,7 +333,7 @@ def _node_directions(base, l: int, grads, abound, opt: GradcheckOptions, tick) -
     ana = np.sum(U * G, axis=1)
     js = np.arange(layer.n_out)
     num, bound, rel, code, passed = _refined(
-        lambda i, h: node_moves(base, l, js[i], v[i], h), None, ana, np.sum(np.abs(U) * A, axis=1),
+        lambda i, h, mv=MOVES: node_moves(base, l, js[i], v[i], h, None, mv), None, ana, np.sum(np.abs(U) * A, axis=1),
         lambda i, h: np.all(resolved_step(W[i], h[:, None] * U[i]) | (U[i] == 0), axis=1), opt)
     tick(layer.n_out)
     return [DirectionRow(f"{layer.letter} node {node_name(layer, j)}", layer.letter, j + 1, int(U.shape[1]),

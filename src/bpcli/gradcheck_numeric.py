@@ -20,6 +20,7 @@ Array = np.ndarray
 
 _BUDGET = 1 << 16  # elements per batched array: a chunk and its temporaries stay in cache
 MOVES = np.array([1.0, -1.0, 0.5, -0.5])  # the copies per entry, in units of its step h
+QUICK = np.array([1.0, 0.5])  # the first pass over many entries: one side, at h and h/2
 
 
 # --- the slow, obvious method ---------------------------------------------------------------
@@ -63,6 +64,18 @@ class _Base:
     S_node: list[float]
     eps: float = float(np.finfo(np.float64).eps)
     extended: dict = field(default_factory=dict)
+
+    def L0_from(self, l: int, rank_one: bool) -> Array:
+        """The unperturbed losses (m,) recomputed the way a moved copy is: from layer l + 1's sums (a rank-one
+        move of layer l) or from layer l's (cached), so a one-sided difference subtracts like from like."""
+        from bpcli.engine import losses_from
+
+        key = ("L0", l, rank_one)
+        if key not in self.extended:
+            k = l + 1 if rank_one else l
+            zT = np.ascontiguousarray(self.tape[k].z.T)
+            self.extended[key] = losses_from(self.net, k, zT.T, np.ascontiguousarray(self.y.T).T)
+        return self.extended[key]
 
     def y_rows(self, B: int) -> Array:
         """y repeated for B copies of the batch, (B * m, n_out) F-ordered (cached: every full chunk has one B)."""
@@ -172,7 +185,7 @@ class _Watch:
 class Moves:
     """For P entries: d (4, P) the mean over samples of L(theta + s h) - L0 for s in MOVES, and cross (4, P)
     whether that move crossed a kink; h (P,) the steps; S the rounding size of the moved copies' loss values,
-    S1 that of L0 besides (a one-sided difference subtracts L0, computed by the full forward pass)."""
+    S1 that of L0 besides (a one-sided difference subtracts L0, recomputed the way the copies are)."""
 
     d: Array
     cross: Array
@@ -180,38 +193,41 @@ class Moves:
     S: float
     eps: float
     S1: float = 0.0
+    moves: Array = field(default_factory=lambda: MOVES)  # MOVES, or QUICK (d and cross then have two rows)
 
 
-def node_moves(base: _Base, l: int, js: Array, v: Array, h: Array, tick=None) -> Moves:
-    """The four moves of P entries, each one moving node js[p] of layer l's weighted sums by s * h[p] * v[p]
+def node_moves(base: _Base, l: int, js: Array, v: Array, h: Array, tick=None, moves: Array = MOVES) -> Moves:
+    """The moves of P entries, each one moving node js[p] of layer l's weighted sums by s * h[p] * v[p], s in moves
     (v: (P, m), how z_j moves per unit of the parameter: a_in[:, k] for w_jk, 1 for b_j, a_in . u + u_b for a
     direction over the node's incoming weights and bias)."""
     from bpcli.engine import node_moved_losses
 
     net, tape = base.net, base.tape
     P, m = v.shape
-    d, cross = np.empty((4, P)), np.zeros((4, P), dtype=bool)
-    # the widest array a chunk makes decides how many entries go in one: 4 * per * m * width <= _BUDGET (a
+    k = moves.size
+    d, cross = np.empty((k, P)), np.zeros((k, P), dtype=bool)
+    # the widest array a chunk makes decides how many entries go in one: k * per * m * width <= _BUDGET (a
     # rank-one update never builds layer l's full sums)
     widths = [lay.n_out for lay in net.layers[l + 1:]]
     if not net.layers[l].activation.elementwise or l == len(net.layers) - 1:
         widths.append(net.layers[l].n_out)
-    per = max(1, _BUDGET // (4 * m * max(widths)))
-    zj_all = tape[l].z[:, js].T[None] + (MOVES[:, None] * h[None])[:, :, None] * v[None]  # (4, P, m)
-    js4 = np.tile(js, 4).reshape(4, P)
+    per = max(1, _BUDGET // (k * m * max(widths)))
+    zj_all = tape[l].z[:, js].T[None] + (moves[:, None] * h[None])[:, :, None] * v[None]  # (k, P, m)
+    jsk = np.tile(js, k).reshape(k, P)
     watch_on = has_kinks(net)
+    L0 = base.L0_from(l, net.layers[l].activation.elementwise and l < len(net.layers) - 1)
     for s0 in range(0, P, per):
         s = slice(s0, min(P, s0 + per))
         c = s.stop - s.start
-        watch = _Watch(base, 4 * c, m) if watch_on else None
-        L = node_moved_losses(net, tape, base.y_rows(4 * c), l, js4[:, s].ravel(), zj_all[:, s].reshape(4 * c, m),
+        watch = _Watch(base, k * c, m) if watch_on else None
+        L = node_moved_losses(net, tape, base.y_rows(k * c), l, jsk[:, s].ravel(), zj_all[:, s].reshape(k * c, m),
                               watch)
-        d[:, s] = np.mean(L - base.L0, axis=1).reshape(4, c)
+        d[:, s] = np.mean(L - L0, axis=1).reshape(k, c)
         if watch is not None:
-            cross[:, s] = watch.cross.reshape(4, c)
+            cross[:, s] = watch.cross.reshape(k, c)
         if tick is not None:
             tick(c)
-    return Moves(d, cross, np.asarray(h, dtype=np.float64), base.S_node[l], base.eps, base.S[l])
+    return Moves(d, cross, np.asarray(h, dtype=np.float64), base.S_node[l], base.eps, base.S_node[l], moves)
 
 
 def layer_moves(base: _Base, l: int, dZ: Array, h: float) -> Moves:
@@ -225,7 +241,7 @@ def layer_moves(base: _Base, l: int, dZ: Array, h: float) -> Moves:
     yr = np.broadcast_to(base.y, (4 * D,) + base.y.shape).reshape(4 * D * m, -1)
     watch = _Watch(base, 4 * D, m) if has_kinks(net) else None
     L = losses_from(net, l, Z.reshape(4 * D * m, n), yr, watch).reshape(4 * D, m)
-    d = np.mean(L - base.L0, axis=1).reshape(4, D)
+    d = np.mean(L - base.L0_from(l, False), axis=1).reshape(4, D)
     cross = np.zeros((4, D), dtype=bool) if watch is None else watch.cross.reshape(4, D)
     return Moves(d, cross, np.full(D, float(h)), base.S[l], base.eps, base.S[l])
 
@@ -250,15 +266,24 @@ class Estimate:
 
 
 def estimate(mv: Moves) -> Estimate:
-    """Richardson-extrapolated differences from the four moves, each with its error bound.
+    """Richardson-extrapolated differences from the four moves, each with its error bound (from the two QUICK
+    moves, the one-sided R+ alone: where it crossed a kink, nothing, for the four moves to decide).
 
     Central, when no move crossed a kink: D(s) = (C(+s h) - C(-s h)) / (2 s h), R = (4 D(h/2) - D(h)) / 3,
     bound = 6 eps S / h (rounding: each loss value off by up to eps S) + |D(h) - D(h/2)| / 3 (truncation).
     One-sided on each side that did not cross: D+(s) = (C(s h) - C0) / (s h), R+ = 2 D+(h/2) - D+(h),
-    bound = 10 eps (S + S1) / h + |D+(h) - D+(h/2)| (C0 comes from the full forward pass: its own rounding).
+    bound = 10 eps (S + S1) / 2h + |D+(h) - D+(h/2)| (C0 is recomputed the copies' way, with its own rounding).
     """
     d, h, r = mv.d, mv.h, mv.eps * mv.S
     r1 = mv.eps * (mv.S + mv.S1) / 2
+    if mv.moves.size == 2:
+        with np.errstate(all="ignore"):
+            R1, R2 = d[0] / h, 2 * d[1] / h
+            right, right_bound = 2 * R2 - R1, 10 * r1 / h + np.abs(R1 - R2)
+        crossed = np.any(mv.cross, axis=0)
+        nan = np.full_like(right, np.nan)
+        return Estimate(np.where(crossed, nan, right), np.where(crossed, np.inf, right_bound), crossed,
+                        nan, nan + np.inf, nan, nan + np.inf, h)
     with np.errstate(all="ignore"):
         D1 = (d[0] - d[1]) / (2 * h)
         D2 = (d[2] - d[3]) / h
@@ -277,14 +302,14 @@ def estimate(mv: Moves) -> Estimate:
                     np.where(crossed & ok_left, left, nan), np.where(crossed & ok_left, left_bound, np.inf), h)
 
 
-def entry_moves(base: _Base, l: int, kind: str, flat: Array, h: Array, tick=None) -> Moves:
-    """The four moves of the entries `flat` (flat indices) of W[l] or b[l], entry p by h[p]."""
+def entry_moves(base: _Base, l: int, kind: str, flat: Array, h: Array, tick=None, moves: Array = MOVES) -> Moves:
+    """The moves of the entries `flat` (flat indices) of W[l] or b[l], entry p by h[p]."""
     net, tape = base.net, base.tape
     layer = net.layers[l]
     P = flat.size
     m = base.x.shape[0]
     if kind == "b" and layer.shared_bias:  # one bias moves every weighted sum of the layer
-        mv = layer_moves(base, l, np.ones((1, m, layer.n_out)), float(h[0]))
+        mv = layer_moves(base, l, np.ones((1, m, layer.n_out)), float(h[0]))  # always the four moves
         if tick is not None:
             tick(P)
         return Moves(np.repeat(mv.d, P, axis=1), np.repeat(mv.cross, P, axis=1), h, mv.S, mv.eps, mv.S1)
@@ -293,7 +318,7 @@ def entry_moves(base: _Base, l: int, kind: str, flat: Array, h: Array, tick=None
         v = tape[l].a_in.T[ks]  # (P, m): how z_j moves per unit of w_jk
     else:
         js, v = flat, np.ones((P, m))
-    return node_moves(base, l, np.asarray(js), v, h, tick)
+    return node_moves(base, l, np.asarray(js), v, h, tick, moves)
 
 
 def extended_moves(base: _Base, l: int, kind: str, flat: Array, h: Array) -> Moves:
