@@ -12,7 +12,7 @@ import numpy as np
 
 from bpcli.engine import backward, forward
 from bpcli.errors import BpcliError, ConfigError, is_finite_number
-from bpcli.gradcheck_numeric import analytic_bounds
+from bpcli.gradcheck_rounding import analytic_bounds
 from bpcli.gradcheck_verdict import judge, undecided
 from bpcli.mistakes import MISTAKES, Context, Variant, all_variants
 from bpcli.model import Network

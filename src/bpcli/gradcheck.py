@@ -16,7 +16,6 @@ import numpy as np
 
 from bpcli.errors import BpcliError
 from bpcli.gradcheck_numeric import (
-    analytic_bounds,
     entry_moves,
     estimate,
     extended_moves,
@@ -43,6 +42,7 @@ from bpcli.gradcheck_report import (  # noqa: F401
     UnitRow,
 )
 from bpcli.gradcheck_formula import formula_units
+from bpcli.gradcheck_rounding import analytic_bounds
 from bpcli.gradcheck_units import check_units
 from bpcli.gradcheck_verdict import (  # noqa: F401
     EXIT_INCONCLUSIVE,

@@ -14,7 +14,7 @@ from bpcli.errors import BpcliError
 from bpcli.export_spec import ExportSpec, spec_from_network, torch_arrays
 from bpcli.gradcheck import _layer_summaries, _selection
 from bpcli.gradcheck_report import ArrayResult, GradcheckOptions, GradcheckReport
-from bpcli.gradcheck_numeric import analytic_bounds
+from bpcli.gradcheck_rounding import analytic_bounds
 from bpcli.gradcheck_verdict import SAFETY, judge
 from bpcli.model import Network
 
