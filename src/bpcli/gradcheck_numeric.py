@@ -114,19 +114,28 @@ def make_base(net: Network, x: Array, y: Array, tape, grads) -> _Base:
 # --- kinks -----------------------------------------------------------------------------------
 
 
+AT, ACROSS = 1, 2  # kink codes of a move: it left a kink it sat on (AT), it passed one (ACROSS); 0 neither
+
+
 def _crossed(act, z0: Array, z1: Array) -> Array:
-    """True where moving z0 -> z1 (same shape) passes a kink of the activation: a kink point strictly between
-    them, or the move leaving a kink to the right (as where(z > k, ...) changes piece there); for a formula,
-    a branch condition that differs between z0 and z1."""
-    hit = np.zeros(np.broadcast_shapes(z0.shape, z1.shape), dtype=bool)
+    """Kink codes (int8, elementwise) of moving z0 -> z1: ACROSS where a kink lies strictly between them (for a
+    formula: a branch condition differs between z1 and the value just past z0 on z1's side), AT where z0 sits
+    on a kink and moves (the function is smooth along the move, but may not be differentiable at z0)."""
+    shape = np.broadcast_shapes(np.shape(z0), np.shape(z1))
+    z0, z1 = np.broadcast_to(z0, shape), np.broadcast_to(z1, shape)
+    code = np.zeros(shape, dtype=np.int8)
+    moved = z1 != z0
     if act.kinks:
         lo, hi = np.minimum(z0, z1), np.maximum(z0, z1)
         for k in act.kinks:
-            hit |= ((lo < k) & (k < hi)) | ((z0 == k) & (z1 > z0))
+            code |= np.where((lo < k) & (k < hi), ACROSS, 0).astype(np.int8)
+            code |= np.where(moved & (z0 == k), AT, 0).astype(np.int8)
     if act.branches is not None:
-        b0, b1 = act.branches(np.broadcast_to(z0, hit.shape)), act.branches(np.broadcast_to(z1, hit.shape))
-        hit |= np.any(b0 != b1, axis=0)
-    return hit
+        past = np.nextafter(z0, z1)
+        b0, bp, b1 = act.branches(z0), act.branches(past), act.branches(z1)
+        code |= np.where(np.any(bp != b1, axis=0), ACROSS, 0).astype(np.int8)
+        code |= np.where(moved & np.any(b0 != bp, axis=0), AT, 0).astype(np.int8)
+    return code
 
 
 def has_kinks(net: Network) -> bool:
@@ -145,8 +154,9 @@ def _tape_crossed(base, tape) -> bool:
     """Whether a whole perturbed tape lies across a kink from the base tape (activations, then the loss)."""
     net = base.net
     for lay, t0, t1 in zip(net.layers, base.tape, tape):
-        if np.any(_crossed(lay.activation, t0.z, t1.z.astype(np.float64))):
-            return True
+        if lay.activation.kinks or lay.activation.branches is not None:
+            if np.any(_crossed(lay.activation, t0.z, t1.z.astype(np.float64))):
+                return True
     if net.loss.kinks:
         r0 = base.tape[-1].a_out - base.y
         r1 = tape[-1].a_out.astype(np.float64) - base.y
@@ -155,11 +165,11 @@ def _tape_crossed(base, tape) -> bool:
 
 
 class _Watch:
-    """Collects, per copy of a batch of B copies, whether its move crossed a kink anywhere above."""
+    """Collects, per copy of a batch of B copies, the kink codes (AT | ACROSS) of its move anywhere above."""
 
     def __init__(self, base: _Base, B: int, m: int):
         self.base, self.B, self.m = base, B, m
-        self.cross = np.zeros(B, dtype=bool)
+        self.cross = np.zeros(B, dtype=np.int8)
 
     def __call__(self, l: int, z) -> None:
         net, tape = self.base.net, self.base.tape
@@ -167,15 +177,16 @@ class _Watch:
         if isinstance(z, tuple):  # (js, zj): one node per copy
             js, zj = z
             if act.kinks or act.branches is not None:
-                self.cross |= np.any(_crossed(act, tape[l].z[:, js].T, zj), axis=1)
+                self.cross |= np.bitwise_or.reduce(_crossed(act, tape[l].z[:, js].T, zj), axis=1)
             return
         Z = z.reshape(self.B, self.m, -1)
         if act.kinks or act.branches is not None:
-            self.cross |= np.any(_crossed(act, tape[l].z[None], Z), axis=(1, 2))
+            self.cross |= np.bitwise_or.reduce(_crossed(act, tape[l].z[None], Z).reshape(self.B, -1), axis=1)
         if l == len(net.layers) - 1 and net.loss.kinks:
             r0 = tape[l].a_out - self.base.y
             r1 = act.fn(z).reshape(self.B, self.m, -1) - self.base.y[None]
-            self.cross |= np.any(_crossed(_LossKinks(net.loss.kinks), r0[None], r1), axis=(1, 2))
+            c = _crossed(_LossKinks(net.loss.kinks), r0[None], r1)
+            self.cross |= np.bitwise_or.reduce(c.reshape(self.B, -1), axis=1)
 
 
 # --- differences -------------------------------------------------------------------------------
@@ -205,7 +216,7 @@ def node_moves(base: _Base, l: int, js: Array, v: Array, h: Array, tick=None, mo
     net, tape = base.net, base.tape
     P, m = v.shape
     k = moves.size
-    d, cross = np.empty((k, P)), np.zeros((k, P), dtype=bool)
+    d, cross = np.empty((k, P)), np.zeros((k, P), dtype=np.int8)
     # the widest array a chunk makes decides how many entries go in one: k * per * m * width <= _BUDGET (a
     # rank-one update never builds layer l's full sums)
     widths = [lay.n_out for lay in net.layers[l + 1:]]
@@ -242,7 +253,7 @@ def layer_moves(base: _Base, l: int, dZ: Array, h: float) -> Moves:
     watch = _Watch(base, 4 * D, m) if has_kinks(net) else None
     L = losses_from(net, l, Z.reshape(4 * D * m, n), yr, watch).reshape(4 * D, m)
     d = np.mean(L - base.L0_from(l, False), axis=1).reshape(4, D)
-    cross = np.zeros((4, D), dtype=bool) if watch is None else watch.cross.reshape(4, D)
+    cross = np.zeros((4, D), dtype=np.int8) if watch is None else watch.cross.reshape(4, D)
     return Moves(d, cross, np.full(D, float(h)), base.S[l], base.eps, base.S[l])
 
 
@@ -263,6 +274,8 @@ class Estimate:
     left: Array
     left_bound: Array
     h: Array
+    right_at: Array | None = None  # the side's move left a kink it sat on: a mismatch there is not a failure
+    left_at: Array | None = None
 
 
 def estimate(mv: Moves) -> Estimate:
@@ -276,14 +289,17 @@ def estimate(mv: Moves) -> Estimate:
     """
     d, h, r = mv.d, mv.h, mv.eps * mv.S
     r1 = mv.eps * (mv.S + mv.S1) / 2
+    code = np.asarray(mv.cross)
     if mv.moves.size == 2:
         with np.errstate(all="ignore"):
             R1, R2 = d[0] / h, 2 * d[1] / h
             right, right_bound = 2 * R2 - R1, 10 * r1 / h + np.abs(R1 - R2)
-        crossed = np.any(mv.cross, axis=0)
+        across = np.any(code & ACROSS, axis=0)
+        at = np.any(code & AT, axis=0)
         nan = np.full_like(right, np.nan)
-        return Estimate(np.where(crossed, nan, right), np.where(crossed, np.inf, right_bound), crossed,
-                        nan, nan + np.inf, nan, nan + np.inf, h)
+        return Estimate(np.where(across | at, nan, right), np.where(across | at, np.inf, right_bound), across | at,
+                        np.where(across, nan, right), np.where(across, np.inf, right_bound), nan, nan + np.inf, h,
+                        at, np.zeros_like(at))
     with np.errstate(all="ignore"):
         D1 = (d[0] - d[1]) / (2 * h)
         D2 = (d[2] - d[3]) / h
@@ -293,13 +309,14 @@ def estimate(mv: Moves) -> Estimate:
         right, right_bound = 2 * R2 - R1, 10 * r1 / h + np.abs(R1 - R2)
         L1, L2 = -d[1] / h, -2 * d[3] / h
         left, left_bound = 2 * L2 - L1, 10 * r1 / h + np.abs(L1 - L2)
-    crossed = np.any(mv.cross, axis=0)
-    ok_right = ~mv.cross[0] & ~mv.cross[2]
-    ok_left = ~mv.cross[1] & ~mv.cross[3]
+    crossed = np.any(code != 0, axis=0)  # the central difference needs both sides clean
+    ok_right = ((code[0] | code[2]) & ACROSS) == 0
+    ok_left = ((code[1] | code[3]) & ACROSS) == 0
     nan = np.full_like(central, np.nan)
     return Estimate(np.where(crossed, nan, central), np.where(crossed, np.inf, central_bound), crossed,
                     np.where(crossed & ok_right, right, nan), np.where(crossed & ok_right, right_bound, np.inf),
-                    np.where(crossed & ok_left, left, nan), np.where(crossed & ok_left, left_bound, np.inf), h)
+                    np.where(crossed & ok_left, left, nan), np.where(crossed & ok_left, left_bound, np.inf), h,
+                    ((code[0] | code[2]) & AT) != 0, ((code[1] | code[3]) & AT) != 0)
 
 
 def entry_moves(base: _Base, l: int, kind: str, flat: Array, h: Array, tick=None, moves: Array = MOVES) -> Moves:
@@ -336,7 +353,7 @@ def extended_moves(base: _Base, l: int, kind: str, flat: Array, h: Array) -> Mov
     e = base.extended
     net_ld, x, y, L0 = e["net"], e["x"], e["y"], e["L0"]
     arr = net_ld.W[l] if kind == "W" else net_ld.b[l]
-    d, cross = np.empty((4, flat.size)), np.zeros((4, flat.size), dtype=bool)
+    d, cross = np.empty((4, flat.size)), np.zeros((4, flat.size), dtype=np.int8)
     for p, f in enumerate(flat):
         idx = np.unravel_index(int(f), arr.shape)
         w = arr[idx]
@@ -345,6 +362,6 @@ def extended_moves(base: _Base, l: int, kind: str, flat: Array, h: Array) -> Mov
             t = forward(net_ld, x)[1]
             d[i, p] = float(np.mean(sample_losses(net_ld, t[-1].z, t[-1].a_out, y) - L0))
             if has_kinks(base.net):
-                cross[i, p] = _tape_crossed(base, t)
+                cross[i, p] = ACROSS if _tape_crossed(base, t) else 0
         arr[idx] = w
     return Moves(d, cross, h, base.S[l], float(np.finfo(ld).eps), base.S[l])

@@ -85,21 +85,26 @@ def undecided(code: Array) -> Array:
 
 
 def judge_estimate(ana: Array, est, ab: Array, tol: float, resolved: Array | bool = True):
-    """(numeric, bound, rel, code, passed) of analytic values against an Estimate (gradcheck_numeric), ab the analytic side's
-    rounding bound.  Where every central difference crossed a kink, the one-sided differences that did not
-    cross decide: pass when backprop matches one of them (it takes one side's derivative at a kink), else
-    'kink' (inconclusive, never excused, never a failure: the two sides disagree with each other there)."""
+    """(numeric, bound, rel, code, passed) of analytic values against an Estimate (gradcheck_numeric), ab the
+    analytic side's rounding bound.  Where every central difference crossed a kink, the one-sided differences
+    that did not cross decide: pass when backprop matches one of them (it takes one side's derivative at a
+    kink), else 'kink' (inconclusive, never excused), unless a side whose move is smooth from w on disagrees:
+    a failure."""
     num, bound = est.value.copy(), est.bound + ab
     rel, code, passed = judge(ana, num, bound, tol, resolved=resolved)
     if est.kink.any():
         k = est.kink
         rR, cR, pR = judge(ana, est.right, est.right_bound + ab, tol, resolved=resolved)
         rL, cL, pL = judge(ana, est.left, est.left_bound + ab, tol, resolved=resolved)
-        use_right = pR | (~pL & np.isfinite(est.right) & ~(est.right_bound > est.left_bound))
+        # a side fails only where its move is smooth all the way from w (no element sat on a kink): there C has
+        # a derivative at w and backprop must give it; where one sat on a kink, only a match counts
+        fR = ~pR & ~undecided(cR) & ~np.asarray(est.right_at, dtype=bool) & np.isfinite(est.right)
+        fL = ~pL & ~undecided(cL) & ~np.asarray(est.left_at, dtype=bool) & np.isfinite(est.left)
+        use_right = pR | (~pL & (fR | (~fL & np.isfinite(est.right) & ~(est.right_bound > est.left_bound))))
         side_num = np.where(use_right, est.right, est.left)
         side_bound = np.where(use_right, est.right_bound, est.left_bound) + ab
         side_rel = np.where(use_right, rR, rL)
-        side_code = np.where(pR, cR, np.where(pL, cL, KINK))
+        side_code = np.where(pR, cR, np.where(pL, cL, np.where(fR, cR, np.where(fL, cL, KINK))))
         side_code = np.where(np.isfinite(ana), side_code, cR)  # a non-finite gradient fails at a kink too
         num, bound = np.where(k, side_num, num), np.where(k, side_bound, bound)
         rel, code, passed = np.where(k, side_rel, rel), np.where(k, side_code, code), np.where(k, pR | pL, passed)
