@@ -63,7 +63,7 @@ class _Base:
     S: list[float]
     S_node: list[float]
     eps: float = float(np.finfo(np.float64).eps)
-    extended: dict = field(default_factory=dict)
+    cache: dict = field(default_factory=dict)  # y repeated, baselines, the longdouble copy: made once
 
     def L0_from(self, l: int, rank_one: bool) -> Array:
         """The unperturbed losses (m,) recomputed the way a moved copy is: from layer l + 1's sums (a rank-one
@@ -71,17 +71,17 @@ class _Base:
         from bpcli.engine import losses_from
 
         key = ("L0", l, rank_one)
-        if key not in self.extended:
+        if key not in self.cache:
             k = l + 1 if rank_one else l
             zT = np.ascontiguousarray(self.tape[k].z.T)
-            self.extended[key] = losses_from(self.net, k, zT.T, np.ascontiguousarray(self.y.T).T)
-        return self.extended[key]
+            self.cache[key] = losses_from(self.net, k, zT.T, np.ascontiguousarray(self.y.T).T)
+        return self.cache[key]
 
     def y_rows(self, B: int) -> Array:
         """y repeated for B copies of the batch, (B * m, n_out) F-ordered (cached: every full chunk has one B)."""
-        if self.extended.get("y_rows_B") != B:
-            self.extended.update(y_rows=np.tile(self.y.T, (1, B)).T, y_rows_B=B)
-        return self.extended["y_rows"]
+        if self.cache.get("y_rows_B") != B:
+            self.cache.update(y_rows=np.tile(self.y.T, (1, B)).T, y_rows_B=B)
+        return self.cache["y_rows"]
 
 
 def make_base(net: Network, x: Array, y: Array, tape, grads) -> _Base:
@@ -345,13 +345,13 @@ def extended_moves(base: _Base, l: int, kind: str, flat: Array, h: Array) -> Mov
     from bpcli.engine import forward, sample_losses
 
     ld = np.longdouble
-    if "net" not in base.extended:
+    if "ld_net" not in base.cache:
         net_ld = base.net.astype(ld)
         x, y = base.x.astype(ld), base.y.astype(ld)
         t = forward(net_ld, x)[1]
-        base.extended.update(net=net_ld, x=x, y=y, L0=sample_losses(net_ld, t[-1].z, t[-1].a_out, y))
-    e = base.extended
-    net_ld, x, y, L0 = e["net"], e["x"], e["y"], e["L0"]
+        base.cache.update(ld_net=net_ld, ld_x=x, ld_y=y, ld_L0=sample_losses(net_ld, t[-1].z, t[-1].a_out, y))
+    e = base.cache
+    net_ld, x, y, L0 = e["ld_net"], e["ld_x"], e["ld_y"], e["ld_L0"]
     arr = net_ld.W[l] if kind == "W" else net_ld.b[l]
     d, cross = np.empty((4, flat.size)), np.zeros((4, flat.size), dtype=np.int8)
     for p, f in enumerate(flat):
