@@ -419,8 +419,9 @@ def test_json_shape():
     assert doc["options"]["eps"] == DEFAULT_EPS and doc["thresholds"]["pass"] == 1e-4
     assert len(doc["entries"]) == 9 and doc["checked"]["entries"] == 9
     e = doc["entries"][0]
-    assert set(e) == {"name", "layer", "kind", "analytic", "numeric", "abs_error", "rel_error", "bound", "verdict",
-                      "passed"}
+    assert set(e) == {"name", "layer", "kind", "analytic", "numeric", "abs_error", "rel_error", "bound", "step",
+                      "verdict", "passed"}
+    assert all(x["step"] == DEFAULT_EPS for x in doc["entries"])  # the seed needs no other step
     assert all(x["bound"] <= 1e-4 * max(abs(x["analytic"]), abs(x["numeric"])) for x in doc["entries"])  # passed
     assert e["abs_error"] == pytest.approx(abs(e["analytic"] - e["numeric"]))
     rels = [e["rel_error"] for e in doc["entries"]]

@@ -245,7 +245,7 @@ class _Builder:
         num, bound = row.numeric, row.bound
         if self.net.dtype != np.float64:  # the engine ran in float32: its own rounding, in its epsilon
             bound += float(np.finfo(self.net.dtype).eps) * 16 * abs(engine)
-        h = rep.options.eps
+        h = row.step
         abs_err = abs(num - engine)
         rel = relative_error(num, engine)
         if self.net.dtype == np.float64:  # the very entry gradcheck judged

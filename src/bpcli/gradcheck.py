@@ -166,9 +166,9 @@ def _check(net: Network, x: Array, y: Array, opt: GradcheckOptions, name: str, s
         ab = (abound[l][0] if kind == "W" else abound[l][1]).ravel()
         if do_entries:
             ana = g.ravel()[flat]
-            num, bound, rel, code, passed = _entries(base, l, kind, flat, ana, ab[flat], arr.ravel()[flat], opt,
+            num, bound, rel, code, passed, step = _entries(base, l, kind, flat, ana, ab[flat], arr.ravel()[flat], opt,
                                                      extended_ok, tick)
-            arrays.append(ArrayResult(layer, kind, flat, ana, num, rel, code, passed, bound))
+            arrays.append(ArrayResult(layer, kind, flat, ana, num, rel, code, passed, bound, step))
         if do_dirs:
             ana, num, bound, rel, code, passed = _along_directions(base, l, kind, flat, g, ab, opt.directions, rng,
                                                                    opt, tick)
@@ -260,13 +260,14 @@ def _refined(moves, extended, ana: Array, ab: Array, resolved, opt: GradcheckOpt
     `extended` is given, those still undecided in longdouble), keeping per value the first decided result
     (else the smallest bound).
 
-    moves(i, h, moves=MOVES) -> Moves of the values i (indices) with steps h; resolved(i, h) -> bool per value."""
+    moves(i, h, moves=MOVES) -> Moves of the values i (indices) with steps h; resolved(i, h) -> bool per value.
+    Returns (numeric, bound, rel, code, passed, step): step, the h each value's difference used."""
     allp = np.arange(ana.size)
     h = np.full(ana.size, opt.eps)
     # the first pass: two moves per value, +h and +h/2 (one-sided, extrapolated); where that cannot decide, the
     # four moves (both sides) at the same step, then the candidate steps
     out = [np.array(v) for v in judge_estimate(ana, estimate(moves(allp, h, QUICK)), ab, opt.tol,
-                                               resolved(allp, h))]
+                                               resolved(allp, h))] + [h.copy()]
     todo = np.flatnonzero(undecided(out[3]))
     rounds = [(moves, c) for c in (1.0, *CANDIDATES)] + ([(extended, c) for c in (1.0, 10.0, 100.0, 1000.0)]
                                                          if extended is not None else [])
@@ -274,7 +275,7 @@ def _refined(moves, extended, ana: Array, ab: Array, resolved, opt: GradcheckOpt
         if not todo.size:
             break
         hc = np.full(todo.size, opt.eps * c)
-        new = judge_estimate(ana[todo], estimate(fn(todo, hc)), ab[todo], opt.tol, resolved(todo, hc))
+        new = (*judge_estimate(ana[todo], estimate(fn(todo, hc)), ab[todo], opt.tol, resolved(todo, hc)), hc)
         better = ~undecided(new[3]) | (new[1] < out[1][todo])  # decided first, else the smaller bound
         for v, nv in zip(out, new):
             v[todo] = np.where(better, nv, v[todo])
@@ -332,7 +333,7 @@ def _node_directions(base, l: int, grads, abound, opt: GradcheckOptions, tick) -
         v += U[:, -1:]
     ana = np.sum(U * G, axis=1)
     js = np.arange(layer.n_out)
-    num, bound, rel, code, passed = _refined(
+    num, bound, rel, code, passed, _ = _refined(
         lambda i, h, mv=MOVES: node_moves(base, l, js[i], v[i], h, None, mv), None, ana, np.sum(np.abs(U) * A, axis=1),
         lambda i, h: np.all(resolved_step(W[i], h[:, None] * U[i]) | (U[i] == 0), axis=1), opt)
     tick(layer.n_out)

@@ -99,11 +99,12 @@ class EntryRow:
     verdict: str  # good | ok | suspicious | wrong | kink | not finite | inconclusive
     passed: bool
     bound: float = 0.0  # how far apart rounding and truncation alone can put the two values
+    step: float | None = None  # the step h the numeric value was differenced with
 
     def to_dict(self) -> dict:
         return {"name": self.name, "layer": self.layer, "kind": self.kind, "analytic": self.analytic,
                 "numeric": self.numeric, "abs_error": self.abs_error, "rel_error": self.rel_error,
-                "bound": self.bound, "verdict": self.verdict, "passed": self.passed}
+                "bound": self.bound, "step": self.step, "verdict": self.verdict, "passed": self.passed}
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class ArrayResult:
     verdict: Array  # int codes into VERDICTS
     passed: Array  # bool
     bound: Array | None = None  # each entry's error bound (numeric and analytic rounding, truncation)
+    step: Array | None = None  # each entry's step h (None when compared with another analytic value)
 
     @property
     def array(self) -> str:
@@ -134,7 +136,8 @@ class ArrayResult:
         a, n = float(self.analytic[i]), float(self.numeric[i])
         return EntryRow(self.name(i), self.layer.letter, "weight" if self.kind == "W" else "bias", a, n, abs(a - n),
                         float(self.rel_error[i]), VERDICTS[int(self.verdict[i])], bool(self.passed[i]),
-                        float(self.bound[i]) if self.bound is not None else 0.0)
+                        float(self.bound[i]) if self.bound is not None else 0.0,
+                        float(self.step[i]) if self.step is not None else None)
 
 
 @dataclass(frozen=True)
