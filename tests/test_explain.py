@@ -21,7 +21,7 @@ from bpcli.errors import NameError_
 from bpcli.explain import PATH_LIMIT, explain, explain_many, relative_error, tex_symbol
 from bpcli.losses import LOSSES
 from bpcli.model import build
-from bpcli.render import fmt
+from bpcli.render import fmt, fmt_error
 from bpcli.render.explain import explain_view
 
 from conftest import random_data, random_net
@@ -393,7 +393,7 @@ def test_json_parses_and_carries_every_number_the_table_shows(seed_cfg, args):
     assert "explain" == doc["command"]
     shown = set()
     for v in json_numbers(doc):
-        shown |= {fmt(v, d) for d in (6, 4, 3, 2)} | {fmt(-v, d) for d in (6, 4)}
+        shown |= {fmt(v, d) for d in (6, 4, 3, 2)} | {fmt(-v, d) for d in (6, 4)} | {fmt_error(v)}  # errors: 1 decimal
     text = runner.invoke(app, ["explain", str(seed_cfg), *args], env={"COLUMNS": "200"}).stdout
     missing = [tok for tok in NUMBER.findall(text) if tok not in shown and not (tok.isdigit() and int(tok) <= 10)]
     assert [] == missing

@@ -32,6 +32,8 @@ class Activation:
     latex: str
     grad_latex: str
     kinks: tuple[float, ...] = ()  # points of z where f is not differentiable
+    # a formula's branch conditions at z, stacked (k, *z.shape): f has a kink where one of them changes
+    branches: Callable[[Array], Array] | None = None
     elementwise: bool = True
     params: dict = field(default_factory=dict)
     saturates: str | None = None  # "sigmoid-like" or "relu-like": how the inspector reads it

@@ -145,9 +145,9 @@ def gradcheck(
 ) -> None:
     """Compare every backprop gradient with central differences (or PyTorch autograd), in float64.
 
-    Per parameter: backprop's value, the numeric one, the relative error |a - n| / max(|a|, |n|, floor) and a verdict: good below 1e-7, ok below 1e-4, suspicious below 1e-2, wrong above, or kink when the step crosses a point where an activation or the loss has no derivative (not a failure).
+    Per parameter: backprop's value a, the numeric one n with its error bound B (rounding and truncation of n, backprop's own rounding), and a verdict: fail when |a - n| > tol * max(|a|, |n|) + 4 B; pass when |a - n| and B are both within tol * max(|a|, |n|); inconclusive otherwise. A decided entry is named by its relative error: good below 1e-7, ok below 1e-4, suspicious below 1e-2, wrong above.
 
-    An entry is "not finite" (fails) when either value is inf or NaN, and "inconclusive" when the check cannot say: the step does not change the cost, eps is below what float64 resolves at the weight, or both values are within the rounding noise while they differ.
+    An entry is "not finite" (fails) when either value is inf or NaN, "inconclusive" when no step can be taken at the weight or the difference lies between the pass and fail lines, and "kink" (inconclusive, never excused) when every step crosses a point where an activation or the loss has no derivative and backprop matches neither one-sided difference.
 
     Exit 0 when everything passes, 1 when something fails, 3 when nothing fails but something is inconclusive, 2 on bad input (eps outside 1e-9 to 1e-3, tol outside 1e-10 to 1e-2, samples outside 1 to 100000, directions outside 1 to 1000).
     """

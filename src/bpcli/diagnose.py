@@ -16,6 +16,8 @@ from bpcli.checker import by_line
 from bpcli.readable import NotReadable, read_capped
 from bpcli.engine import backward, forward
 from bpcli.errors import BpcliError, ConfigError, is_finite_number
+from bpcli.gradcheck_rounding import analytic_bounds
+from bpcli.gradcheck_verdict import judge, undecided
 from bpcli.mistakes import MISTAKES, Context, Variant, all_variants
 from bpcli.model import Network
 from bpcli.yamlsrc import format_path, yaml11_hint
@@ -198,32 +200,35 @@ def diagnose(net: Network, x: Array, y: Array, answers: dict[str, float | str], 
     true = ctx.values(grads)
     variants = all_variants(ctx)
 
-    answered = []  # (name, engine, learner, written, figures, precision)
+    bounds = analytic_bounds(net, tape, y, grads)
+    answered = []  # (name, engine, learner, written, figures, precision, right by gradcheck's rule)
     for pname, key in refs.items():
         raw = answers[key]
         a = float(raw)
         written = raw.strip() if isinstance(raw, str) else repr(a)
         figures, half = written_precision(written)
-        answered.append((pname, true[pname], a, written, figures, max(half, REL_PRECISION * abs(a), FLOOR)))
+        ok = _not_failed(a, true[pname], net.resolve(pname), bounds, tol)
+        answered.append((pname, true[pname], a, written, figures, max(half, REL_PRECISION * abs(a), FLOOR), ok))
     # The sheet as a whole: the mistakes that match every wrong answer to its precision, preferring those that
     # also leave every right answer right. Among mistakes that give a row the same value, these win.
-    wrong = [r for r in answered if _rel(r[2], r[1]) > tol and abs(r[2] - r[1]) > r[5]]
-    right = [r for r in answered if _rel(r[2], r[1]) <= tol]
+    wrong = [r for r in answered if not r[6] and abs(r[2] - r[1]) > r[5]]
+    right = [r for r in answered if r[6]]
     explains = [v for v in variants if wrong and all(abs(v.values[r[0]] - r[2]) <= r[5] for r in wrong)]
     everywhere = [v for v in explains if all(_rel(v.values[r[0]], r[1]) <= tol for r in right)] or explains
     keep = {id(v) for v in everywhere}
-    rows = [_judge(pname, e, a, written, figures, prec, tol, variants, keep)
-            for pname, e, a, written, figures, prec in answered]
+    rows = [_judge(pname, e, a, written, figures, prec, ok, tol, variants, keep)
+            for pname, e, a, written, figures, prec, ok in answered]
     return DiagnoseReport(name, source, answers_source, int(x.shape[0]), None if sample is None else sample + 1,
                           tol, tuple(rows), tuple(v.label for v in everywhere))
 
 
-def _judge(pname: str, e: float, a: float, written: str, figures: int | None, prec: float, tol: float,
+def _judge(pname: str, e: float, a: float, written: str, figures: int | None, prec: float, ok: bool, tol: float,
            variants: list[Variant], keep: set[int]) -> AnswerRow:
-    """One answer's verdict and diagnosis; `keep`: ids of the variants that explain the whole sheet."""
+    """One answer's verdict (ok: gradcheck's rule did not fail it) and diagnosis; `keep`: ids of the variants
+    that explain the whole sheet."""
     rel = _rel(a, e)
     base = dict(name=pname, engine=e, learner=a, rel_error=rel, written=written, figures=figures, precision=prec)
-    if rel <= tol:
+    if ok:
         return AnswerRow(**base, right=True, findings=())
     if abs(a - e) <= prec:
         return AnswerRow(**base, right=False, findings=(), rule="rounded", margin=None, runner_up="the right value")
@@ -254,6 +259,14 @@ def _judge(pname: str, e: float, a: float, written: str, figures: int | None, pr
         return AnswerRow(**base, right=False, findings=tuple(_finding(v, pname) for v in near), rule="near",
                          margin=cands[0][0] / prec, runner_up=near[0].label)
     return AnswerRow(**base, right=False, findings=(), rule="none")
+
+
+def _not_failed(a: float, e: float, ref, bounds, tol: float) -> bool:
+    """gradcheck's rule (judge) on the learner's answer against the engine's value and its rounding bound: an
+    answer is wrong only when the verdict fails (it may also be right where the engine's own value is noise)."""
+    b = bounds[ref.layer][0 if ref.kind == "W" else 1]
+    _, code, passed = judge(a, e, float(np.asarray(b)[ref.index]), tol)
+    return bool(passed) or bool(undecided(code))
 
 
 def _finding(v: Variant, pname: str) -> Finding:

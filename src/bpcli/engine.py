@@ -65,9 +65,7 @@ def forward(net: Network, x: Array, buffers: Buffers | None = None) -> tuple[Arr
     a = x
     for l, (layer, W, b) in enumerate(zip(net.layers, net.W, net.b)):
         if buffers is None:
-            z = a @ W.T  # Step 4: the weighted sum z_j = sum_k w_jk a_k (+ b_j)
-            if b is not None:
-                z += b
+            z = _weighted_sum(a, W, b)
             a_out = layer.activation.fn(z)  # Step 3: the activation
         else:
             z = np.matmul(a, W.T, out=buffers.Z[l])
@@ -77,6 +75,61 @@ def forward(net: Network, x: Array, buffers: Buffers | None = None) -> tuple[Arr
         tape.append(LayerTape(a, z, a_out))
         a = a_out
     return a, tuple(tape)
+
+
+def _weighted_sum(a: Array, W: Array, b: Array | None, keep_layout: bool = False) -> Array:
+    """Step 4: the weighted sum z_j = sum_k w_jk a_k (+ b_j), for rows a: (rows, n_in) -> (rows, n_out); with
+    keep_layout an F-ordered a gives an F-ordered z (the same sums, as (W a^T)^T)."""
+    z = (W @ a.T).T if keep_layout and a.flags.f_contiguous and not a.flags.c_contiguous else a @ W.T
+    if b is not None:
+        z += b
+    return z
+
+
+def losses_from(net: Network, l: int, z: Array, y: Array, watch=None) -> Array:
+    """Per-row losses (rows,) of rows whose layer-l weighted sums are z: (rows, n_l), y: (rows, n_out).
+
+    The rest of `forward` (layer l's activation, the layers above, the loss) on any rows: gradcheck's numeric
+    side runs many perturbed copies of the batch through it at once, stacked as rows.  Given z as the
+    transpose of an (n_l, rows) array (F-ordered), every layer keeps that layout, in which the registry's
+    reductions over a row (softmax, the losses) run fastest.  watch(l2, z2), when given, sees each layer's
+    weighted sums on the way (gradcheck looks for kinks there).
+    """
+    last = len(net.layers) - 1
+    a = z
+    for l2 in range(l, last + 1):
+        if watch is not None:
+            watch(l2, z)
+        if l2 == last and net.fused_output:
+            return sample_losses(net, z, None, y)
+        a = net.layers[l2].activation.fn(z)
+        if l2 < last:
+            z = _weighted_sum(a, net.W[l2 + 1], net.b[l2 + 1], keep_layout=True)
+    return sample_losses(net, z, a, y)
+
+
+def node_moved_losses(net: Network, tape: Tape, y: Array, l: int, js: Array, zj: Array, watch=None) -> Array:
+    """Per-sample losses (B, m) of B copies of the batch in which node js[c] of layer l has the weighted sums
+    zj[c] (B, m) instead of tape[l].z[:, js[c]]; everything below layer l as in the tape.
+
+    The batched-perturbation entry point (gradcheck moves one parameter, or one node's incoming weights, per
+    copy): with an elementwise activation only a_j changes, so layer l + 1 gets the rank-one update
+    z' = z + W[l+1][:, j] * (a'_j - a_j) and losses_from runs the rest.  watch: as in losses_from.
+    """
+    B, m = zj.shape
+    layer = net.layers[l]
+    # y: (m, n_out), or already repeated for the B copies ((B * m, n_out): copy c's rows c * m ... c * m + m - 1)
+    yr = y if y.shape[0] == B * m else np.tile(y.T, (1, B)).T
+    t = tape[l]
+    if not layer.activation.elementwise or l == len(net.layers) - 1:
+        Z = np.repeat(t.z.T[:, None, :], B, axis=1)  # (n_l, B, m)
+        Z[js, np.arange(B), :] = zj
+        return losses_from(net, l, Z.reshape(-1, B * m).T, yr, watch).reshape(B, m)
+    if watch is not None:
+        watch(l, (js, zj))
+    da = layer.activation.fn(zj) - t.a_out[:, js].T  # (B, m): how a_j moved
+    Z = tape[l + 1].z.T[:, None, :] + net.W[l + 1][:, js][:, :, None] * da[None]  # (n_next, B, m)
+    return losses_from(net, l + 1, Z.reshape(-1, B * m).T, yr, watch).reshape(B, m)
 
 
 def predict(net: Network, x: Array) -> Array:

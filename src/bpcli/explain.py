@@ -37,8 +37,8 @@ from bpcli.explain_result import (  # noqa: F401
 from bpcli.explain_steps import _Names, derivation
 from bpcli.explain_tables import detail_lines, layer_deltas, sum_tables
 from bpcli.explain_update import next_update, settings_of
-from bpcli.gradcheck_numeric import naive_numeric_gradient
-from bpcli.gradcheck_verdict import VERDICTS, judge, resolved_step
+from bpcli.gradcheck_report import DEFAULT_TOL
+from bpcli.gradcheck_verdict import VERDICTS, judge
 from bpcli.gradcheck_verdict import relative_error as _relative_error
 from bpcli.model import Network, ParamRef
 from bpcli.schema import TrainConfig
@@ -230,25 +230,35 @@ class _Builder:
     # --- checks and the step -----------------------------------------------------------------
 
     def numeric_check(self, engine: float) -> NumericCheck:
-        """The central difference of this one parameter in float64, judged by gradcheck's rule (judge): within
-        1e-6 relative (1e-3 for a float32 network) or, for gradients near zero, 1e-9 absolute (1e-5)."""
+        """gradcheck's numeric value of this one parameter (float64, every sample, the step chosen as gradcheck
+        chooses it) with its error bound, and gradcheck's rule (judge) on the engine's gradient: the same
+        verdict gradcheck gives the same entry."""
+        from bpcli.gradcheck import GradcheckOptions, check
+
         net64 = self.net.astype(np.float64)
         x64, y64 = self.x.astype(np.float64), self.y.astype(np.float64)
-        p = float(net64.get(self.ref))
-        h = FD_STEP * max(1.0, abs(p)) if np.isfinite(p) else FD_STEP
+        tol = DEFAULT_TOL
         with np.errstate(all="ignore"):
-            num = float(naive_numeric_gradient(net64, x64, y64, h, [self.ref])[0])
+            rep = check(net64, x64, y64, GradcheckOptions(mode="entries", all_entries=True, samples=None, tol=tol,
+                                                          weights=(self.ref.name,)))
+        row = rep.arrays[0].row(0)
+        num, bound = row.numeric, row.bound
+        if self.net.dtype != np.float64:  # the engine ran in float32: its own rounding, in its epsilon
+            bound += float(np.finfo(self.net.dtype).eps) * 16 * abs(engine)
+        h = row.step
         abs_err = abs(num - engine)
         rel = relative_error(num, engine)
-        tol, allowance = (1e-6, 1e-9) if self.net.dtype == np.float64 else (1e-3, 1e-5)
-        _, code, passed = judge(engine, num, allowance / tol, tol, resolved=resolved_step(p, h))
+        if self.net.dtype == np.float64:  # the very entry gradcheck judged
+            code, passed = VERDICTS.index(row.verdict), row.passed
+        else:
+            _, code, passed = judge(engine, num, bound, tol)
         verdict = VERDICTS[int(code)]
         note = ""
         if verdict == "not finite":
             note = "the gradient or the cost is not finite at these weights (overflow)"
-        elif verdict == "inconclusive":
-            note = (f"the check cannot say: the step h did not change the cost, p +- h rounds to p, or both values "
-                    f"are within the {allowance:g} the check allows near zero")
+        elif verdict in ("inconclusive", "kink"):
+            note = (f"the check cannot say: the difference lies between the tolerance and the error bound "
+                    f"{bound:.3g}, or every step crossed a kink")
         elif not passed:
             kinked = [lay.activation.name for lay in self.net.layers[self.l:] if lay.activation.kinks]
             if self.net.loss.kinks:

@@ -182,6 +182,38 @@ class Formula:
     def latex(self) -> str:
         return _tex(self.tree.body)
 
+    def branches(self) -> Fn | None:
+        """The conditions at which this formula changes piece, as one function of the variables returning a
+        (k, *shape) bool stack, or None when it has no piece: where's comparison, the sign of abs's argument,
+        which of maximum's or minimum's arguments wins, whether clip's argument lies below or above its bounds.
+        Where one of them changes between two inputs, the formula may have a kink between them."""
+        comp = _Compiler(self.variables)
+        conds: list[Fn] = []
+        for node in ast.walk(self.tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+                continue
+            name, args = node.func.id, node.args
+            if name == "where":
+                conds.append(comp.compile(args[0], 0, cond_ok=True))
+            elif name == "abs":
+                e = comp.compile(args[0], 0)
+                conds.append(lambda env, e=e: e(env) > 0)
+            elif name in ("maximum", "minimum"):
+                p, q = comp.compile(args[0], 0), comp.compile(args[1], 0)
+                conds.append(lambda env, p=p, q=q: p(env) > q(env))
+            elif name == "clip":
+                e, lo, hi = (comp.compile(a, 0) for a in args)
+                conds.append(lambda env, e=e, lo=lo: e(env) > lo(env))
+                conds.append(lambda env, e=e, hi=hi: e(env) < hi(env))
+        if not conds:
+            return None
+
+        def branches(env) -> Array:
+            ref = env[self.variables[0]]
+            with np.errstate(all="ignore"):
+                return np.stack([np.broadcast_to(c(env), ref.shape) for c in conds])
+        return branches
+
 
 def parse_formula(text, variables: tuple[str, ...]) -> Formula:
     """Check `text` against the whitelist; FormulaError saying what is not allowed."""
@@ -302,8 +334,12 @@ def formula_activation(name, params: dict, where: str, taken: list[str]) -> dict
     def grad(z: Array, a: Array, out: Array | None = None) -> Array:
         return df(out, z=z, a=a)
 
+    pieces = f.branches()
+    branches = None if pieces is None else (lambda z: pieces({"z": z}))
+
     return dict(name=key, fn=fn, grad=grad, formula=f"f(z) = {f.text}", grad_formula=f"f'(z) = {df.text}",
-                latex=f"f(z) = {f.latex()}", grad_latex=f"f'(z) = {df.latex()}", params={"f": f.text, "df": df.text})
+                latex=f"f(z) = {f.latex()}", grad_latex=f"f'(z) = {df.latex()}", params={"f": f.text, "df": df.text},
+                branches=branches)
 
 
 def formula_loss(name, params: dict, where: str, taken: list[str]) -> dict:

@@ -15,13 +15,16 @@ from collections.abc import Callable
 import numpy as np
 
 from bpcli.errors import BpcliError
-# the pieces live in their own modules; they are re-exported because they are this module's API
-from bpcli.gradcheck_numeric import (  # noqa: F401
-    _Base,
-    _numeric_directions,
-    _numeric_entries,
-    cost_scale,
-    naive_numeric_gradient,
+from bpcli.gradcheck_numeric import (
+    entry_moves,
+    estimate,
+    extended_moves,
+    layer_moves,
+    MOVES,
+    QUICK,
+    make_base,
+    naive_numeric_gradient,  # noqa: F401  (re-exported: the reference the tests and benchmarks use)
+    node_moves,
 )
 from bpcli.gradcheck_report import (  # noqa: F401
     DEFAULT_CAP,
@@ -39,23 +42,25 @@ from bpcli.gradcheck_report import (  # noqa: F401
     UnitRow,
 )
 from bpcli.gradcheck_formula import formula_units
+from bpcli.gradcheck_rounding import analytic_bounds
 from bpcli.gradcheck_units import check_units
 from bpcli.gradcheck_verdict import (  # noqa: F401
     EXIT_INCONCLUSIVE,
-    FLOOR_FACTOR,
     INCONCLUSIVE,
     KINK,
     GOOD,
     MACHINE_EPS,
     OK,
+    SAFETY,
     VERDICTS,
     WRONG,
     judge,
+    judge_estimate,
     relative_error,
     resolved_step,
-    rounding_noise,
+    undecided,
 )
-from bpcli.model import Network
+from bpcli.model import Network, node_name
 
 Array = np.ndarray
 
@@ -136,12 +141,14 @@ def _check(net: Network, x: Array, y: Array, opt: GradcheckOptions, name: str, s
 
     y_hat, tape = forward(net, x)
     grads = backward(net, tape, y)
-    base = _Base(net, np.ascontiguousarray(x.T), np.ascontiguousarray(y.T), [np.ascontiguousarray(t.z.T) for t in tape],
-                 [np.ascontiguousarray(t.a_out.T) for t in tape])
+    base = make_base(net, x, y, tape, grads)
+    abound = analytic_bounds(net, tape, y, grads)
     base_cost = cost(net, tape, y)
-    floor = opt.floor if opt.floor is not None else FLOOR_FACTOR * rounding_noise(cost_scale(net, tape, grads, y), opt.eps)
+    extended_ok = net.n_params * x.shape[0] <= EXTENDED_LIMIT
 
+    node_dirs = sample_entries and do_entries
     total = int(sum(v.size for v in sel.values())) * do_entries + len(sel) * opt.directions * do_dirs
+    total += sum(net.layers[l].n_out for (l, k) in sel if k == "W") * node_dirs
     done = 0
 
     def tick(k: int) -> None:
@@ -156,27 +163,33 @@ def _check(net: Network, x: Array, y: Array, opt: GradcheckOptions, name: str, s
         layer = net.layers[l]
         g = grads.dW[l] if kind == "W" else grads.db[l]
         arr = net.W[l] if kind == "W" else net.b[l]
+        ab = (abound[l][0] if kind == "W" else abound[l][1]).ravel()
         if do_entries:
-            num, kink = _numeric_entries(base, l, kind, flat, opt.eps, tick)
             ana = g.ravel()[flat]
-            rel, code, passed = judge(ana, num, floor, opt.tol, kink, resolved_step(arr.ravel()[flat], opt.eps))
-            arrays.append(ArrayResult(layer, kind, flat, ana, num, rel, code, passed))
+            num, bound, rel, code, passed, step = _entries(base, l, kind, flat, ana, ab[flat], arr.ravel()[flat], opt,
+                                                     extended_ok, tick)
+            arrays.append(ArrayResult(layer, kind, flat, ana, num, rel, code, passed, bound, step))
         if do_dirs:
-            ana, num, kink, resolved = _along_directions(base, l, kind, flat, g, opt.directions, rng, opt.eps, tick)
-            rel, code, passed = judge(ana, num, floor, opt.tol, kink, resolved)
+            ana, num, bound, rel, code, passed = _along_directions(base, l, kind, flat, g, ab, opt.directions, rng,
+                                                                   opt, tick)
             for i in range(opt.directions):
                 directions.append(DirectionRow(f"{layer.letter}.{kind}", layer.letter, i + 1, int(flat.size),
                                                float(ana[i]), float(num[i]), float(abs(ana[i] - num[i])),
-                                               float(rel[i]), VERDICTS[code[i]], bool(passed[i])))
+                                               float(rel[i]), VERDICTS[code[i]], bool(passed[i]), float(bound[i])))
+        if node_dirs and kind == "W":
+            directions += _node_directions(base, l, grads, abound, opt, tick)
+    if node_dirs:
+        notes.append("node check: every node's incoming weights and bias moved together along their gradient "
+                     "(one direction per node), so a derivative wrong for one node fails whatever the sample")
 
-    unit_rows = tuple(check_units(opt.eps, opt.tol, opt.floor, opt.seed)) if units else ()
+    unit_rows = tuple(check_units(opt.eps, opt.tol, opt.seed)) if units else ()
     if units:  # the config's own formulas, on a grid and at this network's z values
-        unit_rows += tuple(formula_units(net, tape, y, opt.eps, opt.tol, opt.floor))
-    directions.sort(key=lambda r: (r.passed, r.verdict == "inconclusive", r.verdict != "kink", -_key(r.rel_error)))
+        unit_rows += tuple(formula_units(net, tape, y, opt.eps, opt.tol))
+    directions.sort(key=lambda r: (r.passed, r.verdict in ("inconclusive", "kink"), -_key(r.rel_error)))
     mode = "+".join(p for p, on in (("entries", do_entries), ("directional", do_dirs)) if on)
     return GradcheckReport(
         name, source, net.n_params, n_selected, x.shape[0], m_total, mode, sample_entries, tuple(notes), opt,
-        base_cost, floor, tuple(arrays), tuple(directions), _layer_summaries(net, sel, arrays, directions),
+        base_cost, SAFETY, tuple(arrays), tuple(directions), _layer_summaries(net, sel, arrays, directions),
         unit_rows, time.perf_counter() - t0,
     )
 
@@ -225,31 +238,109 @@ def _plan(net: Network, opt: GradcheckOptions, rng: np.random.Generator):
     return sel, do_entries, do_dirs, sample_entries, n_selected
 
 
-def _along_directions(base: _Base, l: int, kind: str, flat: Array, g: Array, D: int, rng: np.random.Generator,
-                      eps: float, tick) -> tuple[Array, Array, Array, Array]:
-    """(g . u, numeric, kink, resolved) for D random unit directions u over the entries `flat` of one array.
+# Candidate steps, in units of --eps, tried on an entry the first step left undecided (larger ones lower the
+# rounding, smaller ones the truncation and step off a kink); the one with the smallest error bound is kept.
+CANDIDATES = (10.0, 100.0, 1000.0, 0.1, 0.01, 0.001)
+# An entry still undecided is differenced in numpy's longdouble when parameters * samples is at most this.
+EXTENDED_LIMIT = 20_000
 
-    The directions are drawn and differenced a few at a time, so memory stays bounded whatever D is; the
-    random stream is the same as drawing all D at once.  A direction is resolved when float64 can take the
-    step eps * u_k at every entry it moves.
-    """
+
+def _entries(base, l: int, kind: str, flat: Array, ana: Array, ab: Array, w: Array, opt: GradcheckOptions,
+             extended_ok: bool, tick):
+    """(numeric, bound, rel, code, passed) of the entries `flat` of W[l] or b[l]: the step --eps first, then,
+    for the entries left undecided, the candidate steps (the smallest bound wins) and extended precision."""
+    return _refined(lambda i, h, mv=MOVES: entry_moves(base, l, kind, flat[i], h, tick if i.size == flat.size else None,
+                                                      mv),
+                    (lambda i, h: extended_moves(base, l, kind, flat[i], h)) if extended_ok else None,
+                    ana, ab, lambda i, h: resolved_step(w[i], h), opt)
+
+
+def _refined(moves, extended, ana: Array, ab: Array, resolved, opt: GradcheckOptions):
+    """Judge P values with the step --eps; re-difference the undecided ones with each candidate step (and, when
+    `extended` is given, those still undecided in longdouble), keeping per value the first decided result
+    (else the smallest bound).
+
+    moves(i, h, moves=MOVES) -> Moves of the values i (indices) with steps h; resolved(i, h) -> bool per value.
+    Returns (numeric, bound, rel, code, passed, step): step, the h each value's difference used."""
+    allp = np.arange(ana.size)
+    h = np.full(ana.size, opt.eps)
+    # the first pass: two moves per value, +h and +h/2 (one-sided, extrapolated); where that cannot decide, the
+    # four moves (both sides) at the same step, then the candidate steps
+    out = [np.array(v) for v in judge_estimate(ana, estimate(moves(allp, h, QUICK)), ab, opt.tol,
+                                               resolved(allp, h))] + [h.copy()]
+    todo = np.flatnonzero(undecided(out[3]))
+    rounds = [(moves, c) for c in (1.0, *CANDIDATES)] + ([(extended, c) for c in (1.0, 10.0, 100.0, 1000.0)]
+                                                         if extended is not None else [])
+    for fn, c in rounds:
+        if not todo.size:
+            break
+        hc = np.full(todo.size, opt.eps * c)
+        new = (*judge_estimate(ana[todo], estimate(fn(todo, hc)), ab[todo], opt.tol, resolved(todo, hc)), hc)
+        better = ~undecided(new[3]) | (new[1] < out[1][todo])  # decided first, else the smaller bound
+        for v, nv in zip(out, new):
+            v[todo] = np.where(better, nv, v[todo])
+        todo = todo[undecided(out[3][todo])]
+    return out
+
+
+def _along_directions(base, l: int, kind: str, flat: Array, g: Array, ab: Array, D: int,
+                      rng: np.random.Generator, opt: GradcheckOptions, tick):
+    """(g . u, numeric, bound, rel, code, passed) for D random unit directions u over the entries `flat` of one
+    array.  The directions are drawn and differenced a few at a time, so memory stays bounded whatever D is; the
+    random stream is the same as drawing all D at once.  A direction is resolved when float64 can take the step
+    eps * u_k at every entry it moves; its analytic bound is sum_k |u_k| times each entry's."""
     net = base.net
     arr = net.W[l] if kind == "W" else net.b[l]
     w = arr.ravel()[flat]
+    m = base.x.shape[0]
     width = max(lay.n_out for lay in net.layers[l:])
-    per = max(1, min(_DIR_BUDGET // max(arr.size, 1), _DIR_BUDGET // (2 * base.xT.shape[1] * width)))
-    ana, num, kink, resolved = (np.empty(D), np.empty(D), np.zeros(D, dtype=bool), np.zeros(D, dtype=bool))
+    per = max(1, min(_DIR_BUDGET // max(arr.size, 1), _DIR_BUDGET // (4 * m * width)))
+    outs = []
     for s in range(0, D, per):
         c = min(per, D - s)
         u = rng.standard_normal((c, flat.size))
         u /= np.linalg.norm(u, axis=1, keepdims=True)
         U = np.zeros((c, arr.size))
         U[:, flat] = u
-        num[s:s + c], kink[s:s + c] = _numeric_directions(base, l, kind, U.reshape((c,) + arr.shape), eps)
-        ana[s:s + c] = U @ g.ravel()  # the gradient's projection on each direction
-        resolved[s:s + c] = np.all(resolved_step(w, eps * u) | (u == 0), axis=1)
+        if kind == "W":
+            dZ = np.matmul(base.tape[l].a_in[None], U.reshape((c,) + arr.shape).transpose(0, 2, 1))  # (c, m, n)
+        elif net.layers[l].shared_bias:
+            dZ = np.broadcast_to(U[:, :, None], (c, m, net.layers[l].n_out)).copy()
+        else:
+            dZ = np.broadcast_to(U[:, None, :], (c, m, arr.size)).copy()
+        ana = U @ g.ravel()  # the gradient's projection on each direction
+        resolved = np.all(resolved_step(w, opt.eps * u) | (u == 0), axis=1)
+        est = estimate(layer_moves(base, l, dZ, opt.eps))
+        outs.append((ana, *judge_estimate(ana, est, np.abs(U) @ ab, opt.tol, resolved)))
         tick(c)
-    return ana, num, kink, resolved
+    return tuple(np.concatenate([o[i] for o in outs]) for i in range(6))
+
+
+def _node_directions(base, l: int, grads, abound, opt: GradcheckOptions, tick) -> list[DirectionRow]:
+    """Every node of layer l: its incoming weights and bias moved together along their gradient u = g / |g|
+    (all ones, normalised, where g is 0): two cost evaluations per node, the analytic value |g|."""
+    net = base.net
+    layer = net.layers[l]
+    gW, aW = grads.dW[l], abound[l][0]
+    with_b = net.b[l] is not None and not layer.shared_bias
+    G = np.concatenate([gW, grads.db[l][:, None]], axis=1) if with_b else gW
+    A = np.concatenate([aW, abound[l][1][:, None]], axis=1) if with_b else aW
+    W = np.concatenate([net.W[l], net.b[l][:, None]], axis=1) if with_b else net.W[l]
+    norm = np.linalg.norm(G, axis=1, keepdims=True)
+    U = np.where(norm > 0, G / np.where(norm > 0, norm, 1.0), 1.0 / np.sqrt(G.shape[1]))
+    v = U[:, :layer.n_in] @ base.tape[l].a_in.T  # (n_out, m): how z_j moves per unit step along u_j
+    if with_b:
+        v += U[:, -1:]
+    ana = np.sum(U * G, axis=1)
+    js = np.arange(layer.n_out)
+    num, bound, rel, code, passed, _ = _refined(
+        lambda i, h, mv=MOVES: node_moves(base, l, js[i], v[i], h, None, mv), None, ana, np.sum(np.abs(U) * A, axis=1),
+        lambda i, h: np.all(resolved_step(W[i], h[:, None] * U[i]) | (U[i] == 0), axis=1), opt)
+    tick(layer.n_out)
+    return [DirectionRow(f"{layer.letter} node {node_name(layer, j)}", layer.letter, j + 1, int(U.shape[1]),
+                         float(ana[j]), float(num[j]), float(abs(ana[j] - num[j])), float(rel[j]),
+                         VERDICTS[int(code[j])], bool(passed[j]), float(bound[j]), node=node_name(layer, j))
+            for j in range(layer.n_out)]
 
 
 def _key(rel: float) -> float:
@@ -284,7 +375,7 @@ def _layer_summaries(net: Network, sel: dict, arrays: list[ArrayResult],
             counts[d.verdict] += 1
         worst, worst_name = None, None
         for r in rs:
-            excused = (r.verdict == KINK) | (r.verdict == INCONCLUSIVE)
+            excused = undecided(r.verdict)
             rel = np.where(excused, -1.0, np.nan_to_num(r.rel_error, nan=np.inf))
             if rel.size and rel.max() >= 0 and (worst is None or rel.max() > worst):
                 i = int(np.argmax(rel))
@@ -292,8 +383,8 @@ def _layer_summaries(net: Network, sel: dict, arrays: list[ArrayResult],
         for d in ds:
             if d.verdict not in ("kink", "inconclusive") and (worst is None or _key(d.rel_error) > worst):
                 worst, worst_name = _key(d.rel_error), d.name
-        failed = int(sum(np.sum(~r.passed & (r.verdict != INCONCLUSIVE)) for r in rs)) + \
-            sum(not d.passed and d.verdict != "inconclusive" for d in ds)
+        failed = int(sum(np.sum(~r.passed & ~undecided(r.verdict)) for r in rs)) + \
+            sum(not d.passed and d.verdict not in ("inconclusive", "kink") for d in ds)
         out.append(LayerSummary(layer.letter, layer.activation.name, layer.n_params,
                                 int(sum(r.flat.size for r in rs)), len(ds), worst, worst_name, counts, failed))
     return tuple(out)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from bpcli.gradcheck_report import UnitRow
-from bpcli.gradcheck_verdict import FLOOR_FACTOR, INCONCLUSIVE, VERDICTS, judge, rounding_noise
+from bpcli.gradcheck_verdict import MACHINE_EPS, VERDICTS, judge, richardson, undecided
 
 Array = np.ndarray
 
@@ -17,16 +17,25 @@ GRID = np.linspace(-5.975, 5.975, 240)  # step 0.05, halfway between round numbe
 
 
 def _row(kind: str, name: str, ana: Array, num: Array, at: list[str], scale: Array, eps: float, tol: float,
-         floor: float | None) -> UnitRow:
-    """The first failing point in the given order, else the worst checked one."""
-    fl = FLOOR_FACTOR * rounding_noise(scale, eps) if floor is None else floor
-    rel, code, passed = (np.ravel(v) for v in np.broadcast_arrays(*judge(ana, num, fl, tol)))
-    failing = np.flatnonzero(~passed & (code != INCONCLUSIVE))
+         bound: Array, kink: Array | None = None, sides: tuple | None = None) -> UnitRow:
+    """The first failing point in the given order, else the worst checked one.  Where the step crosses a kink
+    (kink True) the one-sided differences in `sides` ((right, bound), (left, bound)) decide: a match with
+    either passes, else the point is a kink (inconclusive, never a failure)."""
+    bound = bound + 4 * MACHINE_EPS * scale
+    rel, code, passed = (np.ravel(v) for v in np.broadcast_arrays(*judge(ana, num, bound, tol)))
+    if kink is not None and kink.any():
+        (r, rb), (lf, lb) = sides
+        rR, cR, pR = judge(ana, r, rb + 4 * MACHINE_EPS * scale, tol)
+        rL, cL, pL = judge(ana, lf, lb + 4 * MACHINE_EPS * scale, tol)
+        rel = np.where(kink, np.where(pR | ~pL, rR, rL), rel)
+        code = np.where(kink, np.where(pR, cR, np.where(pL, cL, 4)), code)  # 4: kink
+        passed = np.where(kink, pR | pL, passed)
+    failing = np.flatnonzero(~passed & ~undecided(code))
     if failing.size:
         i = int(failing[0])
         where = f"first wrong {at[i]}"
     else:
-        checked = code != INCONCLUSIVE
+        checked = ~undecided(code)
         key = np.where(np.isfinite(rel) & checked, rel, -1.0)
         i = int(np.argmax(key)) if checked.any() else 0
         where = at[i]
@@ -34,7 +43,7 @@ def _row(kind: str, name: str, ana: Array, num: Array, at: list[str], scale: Arr
                    VERDICTS[int(code[i])], bool(passed[i]))
 
 
-def formula_units(net, tape, y: Array, eps: float, tol: float, floor: float | None = None) -> list[UnitRow]:
+def formula_units(net, tape, y: Array, eps: float, tol: float) -> list[UnitRow]:
     """One row per layer whose activation is a formula, and one for a formula loss.
 
     tape: the engine's forward pass on the checked samples (its z values are checked besides the grid).
@@ -46,14 +55,24 @@ def formula_units(net, tape, y: Array, eps: float, tol: float, floor: float | No
             continue
         z = np.unique(np.concatenate([GRID, np.ravel(t.z).astype(np.float64)]))  # sorted, so "first" is lowest z
         z = z[np.isfinite(z)]
+        from bpcli.gradcheck_numeric import _crossed
+
         with np.errstate(all="ignore"):
             a = act.fn(z)
             ana = act.grad(z, a)
-            num = (act.fn(z + eps) - act.fn(z - eps)) / (2 * eps)
+            f = {s: act.fn(z + s * eps) for s in (1.0, -1.0, 0.5, -0.5)}
+            scale = 1.0 + np.abs(z) + np.abs(a)
+            num, bound = richardson((f[1.0] - f[-1.0]) / (2 * eps), (f[0.5] - f[-0.5]) / eps, eps, scale)
+            R1, R2 = (f[1.0] - a) / eps, (f[0.5] - a) / (eps / 2)
+            L1, L2 = (a - f[-1.0]) / eps, (a - f[-0.5]) / (eps / 2)
+            one = 10 * MACHINE_EPS * scale / eps
+            cross = {s: _crossed(act, z, z + s * eps) for s in f}
+        kink = cross[1.0] | cross[-1.0] | cross[0.5] | cross[-0.5]
+        right = np.where(cross[1.0] | cross[0.5], np.nan, 2 * R2 - R1), one + np.abs(R1 - R2)
+        left = np.where(cross[-1.0] | cross[-0.5], np.nan, 2 * L2 - L1), one + np.abs(L1 - L2)
         at = [f"z={v:.6g}" for v in z]
-        scale = 1.0 + np.abs(z) + np.abs(a)
         rows.append(_row("activation", f"{act.name} (layer {layer.letter})", ana, num, at, scale, eps, tol,
-                         floor))
+                         bound, kink, (right, left)))
     loss = net.loss
     if "dL" in loss.params:
         top = tape[-1].a_out.astype(np.float64)
@@ -62,12 +81,13 @@ def formula_units(net, tape, y: Array, eps: float, tol: float, floor: float | No
         y_hat = np.concatenate([yg[: GRID.size] + GRID[:, None] / 3.0, top])
         with np.errstate(all="ignore"):
             ana = loss.grad(y_hat, yg)
-            num = np.stack([(loss.value(_moved(y_hat, j, eps), yg) - loss.value(_moved(y_hat, j, -eps), yg)) / (2 * eps)
-                            for j in range(y_hat.shape[1])], axis=1)
+            d = [np.stack([(loss.value(_moved(y_hat, j, h), yg) - loss.value(_moved(y_hat, j, -h), yg)) / (2 * h)
+                           for j in range(y_hat.shape[1])], axis=1) for h in (eps, eps / 2)]
             scale = 1.0 + np.abs(loss.value(y_hat, yg))[:, None] + np.abs(y_hat) + np.abs(yg)
+            num, bound = richardson(d[0], d[1], eps, scale)
         at = [f"y'={p:.6g} y={q:.6g}" for p, q in zip(y_hat.ravel(), yg.ravel())]
         rows.append(_row("loss", f"{loss.name} (your dL)", ana.ravel(), num.ravel(), at, scale.ravel(), eps, tol,
-                         floor))
+                         bound.ravel()))
     return rows
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bpcli.errors import BpcliError
-from bpcli.gradcheck_verdict import GOOD, INCONCLUSIVE, KINK, NOT_FINITE, OK, VERDICTS, WRONG, exit_code
+from bpcli.gradcheck_verdict import GOOD, INCONCLUSIVE, KINK, NOT_FINITE, OK, SAFETY, VERDICTS, WRONG, exit_code, undecided
 from bpcli.model import Layer, node_name, weight_name
 
 Array = np.ndarray
@@ -44,7 +44,6 @@ class GradcheckOptions:
     directions: int = DEFAULT_DIRECTIONS
     weights: tuple[str, ...] = ()
     seed: int = 0
-    floor: float | None = None  # None: FLOOR_FACTOR * the estimated rounding noise
 
     def validate(self) -> None:
         """BpcliError naming the option and its range when a value cannot work."""
@@ -67,8 +66,7 @@ class GradcheckOptions:
     def to_dict(self) -> dict:
         return {"eps": self.eps, "tol": self.tol, "samples": self.samples, "mode": self.mode,
                 "all": self.all_entries, "cap": self.cap, "sample_size": self.sample_size,
-                "directions": self.directions, "weights": list(self.weights), "seed": self.seed,
-                "floor": self.floor}
+                "directions": self.directions, "weights": list(self.weights), "seed": self.seed}
 
 
 def _number(v) -> bool:
@@ -77,6 +75,11 @@ def _number(v) -> bool:
 
 def _whole(v) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
+
+
+# The verdict rule, as the JSON states it (docs/gradcheck.md explains it).
+RULE = ("fail when |a - n| > tol * max(|a|, |n|) + safety * bound; pass when |a - n| <= tol * max(|a|, |n|) and "
+        "bound <= tol * max(|a|, |n|); inconclusive otherwise")
 
 
 # --- result objects ------------------------------------------------------------------------
@@ -95,11 +98,13 @@ class EntryRow:
     rel_error: float
     verdict: str  # good | ok | suspicious | wrong | kink | not finite | inconclusive
     passed: bool
+    bound: float = 0.0  # how far apart rounding and truncation alone can put the two values
+    step: float | None = None  # the step h the numeric value was differenced with
 
     def to_dict(self) -> dict:
         return {"name": self.name, "layer": self.layer, "kind": self.kind, "analytic": self.analytic,
                 "numeric": self.numeric, "abs_error": self.abs_error, "rel_error": self.rel_error,
-                "verdict": self.verdict, "passed": self.passed}
+                "bound": self.bound, "step": self.step, "verdict": self.verdict, "passed": self.passed}
 
 
 @dataclass(frozen=True)
@@ -114,6 +119,8 @@ class ArrayResult:
     rel_error: Array
     verdict: Array  # int codes into VERDICTS
     passed: Array  # bool
+    bound: Array | None = None  # each entry's error bound (numeric and analytic rounding, truncation)
+    step: Array | None = None  # each entry's step h (None when compared with another analytic value)
 
     @property
     def array(self) -> str:
@@ -128,7 +135,9 @@ class ArrayResult:
     def row(self, i: int) -> EntryRow:
         a, n = float(self.analytic[i]), float(self.numeric[i])
         return EntryRow(self.name(i), self.layer.letter, "weight" if self.kind == "W" else "bias", a, n, abs(a - n),
-                        float(self.rel_error[i]), VERDICTS[int(self.verdict[i])], bool(self.passed[i]))
+                        float(self.rel_error[i]), VERDICTS[int(self.verdict[i])], bool(self.passed[i]),
+                        float(self.bound[i]) if self.bound is not None else 0.0,
+                        float(self.step[i]) if self.step is not None else None)
 
 
 @dataclass(frozen=True)
@@ -145,15 +154,18 @@ class DirectionRow:
     rel_error: float
     verdict: str
     passed: bool
+    bound: float = 0.0  # how far apart rounding and truncation alone can put the two values
+    node: str | None = None  # a node check: the node whose incoming weights and bias moved together
 
     @property
     def name(self) -> str:
-        return f"{self.array} dir {self.index}"
+        return self.array if self.node else f"{self.array} dir {self.index}"
 
     def to_dict(self) -> dict:
         return {"array": self.array, "layer": self.layer, "index": self.index, "size": self.size,
-                "analytic": self.analytic, "numeric": self.numeric, "abs_error": self.abs_error,
-                "rel_error": self.rel_error, "verdict": self.verdict, "passed": self.passed}
+                "node": self.node, "analytic": self.analytic, "numeric": self.numeric,
+                "abs_error": self.abs_error, "rel_error": self.rel_error, "bound": self.bound,
+                "verdict": self.verdict, "passed": self.passed}
 
 
 @dataclass(frozen=True)
@@ -206,7 +218,7 @@ class GradcheckReport:
     notes: tuple[str, ...]
     options: GradcheckOptions
     cost: float
-    floor: float  # the relative-error floor used
+    safety: float  # the safety factor on each entry's error bound (gradcheck_verdict.SAFETY)
     arrays: tuple[ArrayResult, ...]  # the entries checked, array by array
     directions: tuple[DirectionRow, ...]  # worst first
     layers: tuple[LayerSummary, ...]
@@ -223,7 +235,7 @@ class GradcheckReport:
         at = np.concatenate([np.arange(r.flat.size) for r in self.arrays])
         rel = np.concatenate([np.nan_to_num(r.rel_error, nan=np.inf) for r in self.arrays])
         kink = np.concatenate([r.verdict == KINK for r in self.arrays])
-        unsure = np.concatenate([r.verdict == INCONCLUSIVE for r in self.arrays])
+        unsure = np.concatenate([undecided(r.verdict) for r in self.arrays])
         passed = np.concatenate([r.passed for r in self.arrays])
         order = np.lexsort((-rel, ~kink, unsure, passed))[:n]
         return [(self.arrays[which[o]], int(at[o])) for o in order]
@@ -243,19 +255,19 @@ class GradcheckReport:
     @property
     def failed_entries(self) -> list[EntryRow]:
         """Entries that fail: a band over the pass line, or not finite (inconclusive ones are apart)."""
-        return [r.row(i) for r in self.arrays for i in np.flatnonzero(~r.passed & (r.verdict != INCONCLUSIVE))]
+        return [r.row(i) for r in self.arrays for i in np.flatnonzero(~r.passed & ~undecided(r.verdict))]
 
     @property
     def inconclusive_entries(self) -> list[EntryRow]:
-        return [r.row(i) for r in self.arrays for i in np.flatnonzero(r.verdict == INCONCLUSIVE)]
+        return [r.row(i) for r in self.arrays for i in np.flatnonzero(undecided(r.verdict))]
 
     @property
     def failed_directions(self) -> list[DirectionRow]:
-        return [r for r in self.directions if not r.passed and r.verdict != "inconclusive"]
+        return [r for r in self.directions if not r.passed and r.verdict not in ("inconclusive", "kink")]
 
     @property
     def inconclusive_directions(self) -> list[DirectionRow]:
-        return [r for r in self.directions if r.verdict == "inconclusive"]
+        return [r for r in self.directions if r.verdict in ("inconclusive", "kink")]
 
     @property
     def failed_units(self) -> list[UnitRow]:
@@ -307,7 +319,7 @@ class GradcheckReport:
             "samples": {"used": self.n_samples, "total": self.n_samples_total},
             "options": self.options.to_dict(),
             "thresholds": {"good": GOOD, "ok": OK, "wrong": WRONG, "pass": self.options.tol},
-            "cost": self.cost, "floor": self.floor,
+            "cost": self.cost, "rule": RULE, "safety": self.safety,
             "checked": {"entries": self.n_entries, "directions": len(self.directions), "units": len(self.units)},
             "failed": {"entries": len(self.failed_entries), "directions": len(self.failed_directions),
                        "units": len(self.failed_units)},

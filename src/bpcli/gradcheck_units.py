@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from bpcli.gradcheck_report import DEFAULT_EPS, DEFAULT_TOL, UnitRow
-from bpcli.gradcheck_verdict import FLOOR_FACTOR, INCONCLUSIVE, VERDICTS, judge, rounding_noise
+from bpcli.gradcheck_verdict import MACHINE_EPS, VERDICTS, judge, richardson, undecided
 
 Array = np.ndarray
 
@@ -27,34 +27,39 @@ def _spread(rng: np.random.Generator, rows: int, cols: int, lo: float, hi: float
 
 
 def _unit(kind: str, name: str, ana: Array, num: Array, at: Array, scale: Array, eps: float, tol: float,
-          floor: float | None) -> UnitRow:
+          bound: Array) -> UnitRow:
     """The worst point of one unit: a failing point first, else the largest relative error among the points
     that could be checked; inconclusive only when none could (a point in a tail where f' is below the rounding
-    noise carries no evidence, the others still do).  The floor follows each point's own rounding noise unless
-    given."""
-    fl = FLOOR_FACTOR * rounding_noise(scale, eps) if floor is None else floor
-    rel, code, passed = (np.ravel(v) for v in np.broadcast_arrays(*judge(ana, num, fl, tol)))
-    checked = code != INCONCLUSIVE
+    noise carries no evidence, the others still do).  bound: each point's error bound (the numeric value's and
+    the analytic one's rounding, eps * scale)."""
+    bound = bound + 4 * MACHINE_EPS * scale + 6 * MACHINE_EPS * scale / eps  # + the rounding of f's own terms
+    rel, code, passed = (np.ravel(v) for v in np.broadcast_arrays(*judge(ana, num, bound, tol)))
+    checked = ~undecided(code)
     key = np.where(np.isfinite(rel), rel, np.inf)
     i = int(np.lexsort((-key, passed, ~checked if checked.any() else checked))[0])
     return UnitRow(kind, name, int(rel.size), float(rel[i]), float(np.abs(ana - num).ravel()[i]),
                    str(np.ravel(at)[i]), VERDICTS[int(code[i])], bool(passed[i]))
 
 
-def _columnwise(fn, v: Array, eps: float) -> Array:
-    """Central differences of fn (row-wise: (rows, n) -> (rows,) or (rows, k)) for each column j of v moved by
-    +-eps, stacked: (n, rows) or (n, rows, k)."""
-    out = []
+def _columnwise(fn, v: Array, eps: float) -> tuple[Array, Array]:
+    """Richardson-extrapolated central differences of fn (row-wise: (rows, n) -> (rows,) or (rows, k)) for each
+    column j of v moved by +-eps and +-eps/2, stacked: (n, rows) or (n, rows, k), with their bounds."""
+    vals, bounds = [], []
     for j in range(v.shape[1]):
-        vp, vm = v.copy(), v.copy()
-        vp[:, j] += eps
-        vm[:, j] -= eps
-        out.append((fn(vp) - fn(vm)) / (2 * eps))
-    return np.stack(out)
+        d = []
+        for h in (eps, eps / 2):
+            vp, vm = v.copy(), v.copy()
+            vp[:, j] += h
+            vm[:, j] -= h
+            fp, fm = fn(vp), fn(vm)
+            d.append((fp - fm) / (2 * h))
+        val, bd = richardson(d[0], d[1], eps, np.abs(fp) + np.abs(fm) + np.abs(fn(v)))
+        vals.append(val)
+        bounds.append(bd)
+    return np.stack(vals), np.stack(bounds)
 
 
-def check_units(eps: float = DEFAULT_EPS, tol: float = DEFAULT_TOL, floor: float | None = None,
-                seed: int = 0) -> list[UnitRow]:
+def check_units(eps: float = DEFAULT_EPS, tol: float = DEFAULT_TOL, seed: int = 0) -> list[UnitRow]:
     """Every registered activation (default parameters) and loss (every squared_error convention) on its own.
 
     Activations: f'(z), the layer's vjp and its Jacobian against central differences at 200 values of z in
@@ -71,36 +76,37 @@ def check_units(eps: float = DEFAULT_EPS, tol: float = DEFAULT_TOL, floor: float
         z = _spread(rng, 40, 5, -6.0, 6.0, act.kinks, 100 * eps)
         a = act.fn(z)
         da = rng.standard_normal(z.shape)
-        num_vjp = _columnwise(lambda v: np.sum(da * act.fn(v), axis=1), z, eps).T  # (rows, n): d(da . a)/dz
-        num_jac = np.transpose(_columnwise(act.fn, z, eps), (1, 2, 0))  # (rows, k, l): da_k / dz_l
+        num_vjp, b_vjp = (v.T for v in _columnwise(lambda v: np.sum(da * act.fn(v), axis=1), z, eps))  # d(da . a)/dz
+        num_jac, b_jac = (np.transpose(v, (1, 2, 0)) for v in _columnwise(act.fn, z, eps))  # (rows, k, l): da_k/dz_l
         at = np.char.add("z=", np.char.mod("%.4g", z))
         scale = 1.0 + np.abs(z) + np.abs(a)
-        parts = [(act.vjp(z, a, da), num_vjp, at, scale * (1 + np.abs(da))),
-                 (act.jacobian(z, a), num_jac, at[:, None, :], scale[:, None, :])]
+        parts = [(act.vjp(z, a, da), num_vjp, at, scale * (1 + np.abs(da)), b_vjp),
+                 (act.jacobian(z, a), num_jac, at[:, None, :], scale[:, None, :], b_jac)]
         if act.elementwise:
-            parts.append((act.grad(z, a), np.diagonal(num_jac, axis1=1, axis2=2), at, scale))
-        ana, num, where, sc = (np.concatenate([np.broadcast_to(p[i], p[1].shape).ravel() for p in parts])
-                               for i in range(4))
-        rows.append(_unit("activation", key, ana, num, where, sc, eps, tol, floor))
+            parts.append((act.grad(z, a), np.diagonal(num_jac, axis1=1, axis2=2), at, scale,
+                          np.diagonal(b_jac, axis1=1, axis2=2)))
+        ana, num, where, sc, bd = (np.concatenate([np.broadcast_to(p[i], p[1].shape).ravel() for p in parts])
+                                   for i in range(5))
+        rows.append(_unit("activation", key, ana, num, where, sc, eps, tol, bd))
 
     for key in list(ls.LOSSES):
         variants = [{"convention": c} for c in ls.SQUARED_CONVENTIONS] if key == "squared_error" else [{}]
         for params in variants:
             loss = ls.get_loss(key, params)
             y_hat, y = _loss_inputs(rng, loss, eps)
-            num = _columnwise(lambda v: loss.value(v, y), y_hat, eps).T
+            num, bd = (v.T for v in _columnwise(lambda v: loss.value(v, y), y_hat, eps))
             at = np.char.add(np.char.add("y'=", np.char.mod("%.4g", y_hat)), np.char.add(" y=", np.char.mod("%.4g", y)))
             scale = 1.0 + np.abs(loss.value(y_hat, y))[:, None] + np.abs(y_hat) + np.abs(y)
             label = key + "".join(f" ({v})" for v in params.values())
-            rows.append(_unit("loss", label, loss.grad(y_hat, y), num, at, scale, eps, tol, floor))
+            rows.append(_unit("loss", label, loss.grad(y_hat, y), num, at, scale, eps, tol, bd))
             if loss.fused_with:
                 act = acts.get_activation(loss.fused_with)
                 z = rng.normal(0, 2, size=y.shape)
-                num = _columnwise(lambda v: loss.value_z(v, y), z, eps).T  # the loss as training computes it
+                num, bd = (v.T for v in _columnwise(lambda v: loss.value_z(v, y), z, eps))  # as training computes it
                 at = np.char.add("z=", np.char.mod("%.4g", z))
                 scale = 1.0 + np.abs(loss.value_z(z, y))[:, None] + np.abs(z)
                 rows.append(_unit("fused", f"{loss.fused_with} + {key}", act.fn(z) - y, num, at, scale, eps, tol,
-                                  floor))
+                                  bd))
     return rows
 
 

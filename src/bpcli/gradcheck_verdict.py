@@ -1,4 +1,4 @@
-"""gradcheck's verdicts: relative error, the rounding noise of a central difference, and the verdict bands.
+"""gradcheck's verdicts: the one rule judging an analytic value against a numeric one and its error bound.
 
 The ground floor of the gradcheck modules: gradcheck_report, gradcheck_units, gradcheck and explain's check
 all import from here, and this imports nothing of bpcli.
@@ -21,11 +21,9 @@ KINK, NOT_FINITE, INCONCLUSIVE = 4, 5, 6  # codes into VERDICTS; 0-3 are the ban
 # 3 nothing failed but something could not be checked (inconclusive).  2 stays bad input.
 EXIT_PASSED, EXIT_FAILED, EXIT_INCONCLUSIVE = 0, 1, 3
 
-# Relative errors divide by max(|a|, |n|, floor).  The floor is FLOOR_FACTOR times the rounding noise that a
-# central difference of this cost can carry (machine epsilon * the cost's scale / eps): gradients smaller than
-# that are judged by their absolute error, since their last digits are noise; a trained network with a tiny
-# cost gets a tiny floor, so gradcheck stays sharp near a minimum.
-FLOOR_FACTOR = 1e7
+# The safety factor on an error bound: an entry fails only when its difference exceeds the tolerance by more
+# than SAFETY times what the numeric side's and the analytic side's own errors can explain.
+SAFETY = 4.0
 MACHINE_EPS = float(np.finfo(np.float64).eps)
 
 
@@ -39,11 +37,6 @@ def relative_error(analytic: Array, numeric: Array, floor: float | Array = 0.0) 
     return np.where(np.isfinite(a) & np.isfinite(n), out, np.nan)
 
 
-def rounding_noise(scale: float | Array, eps: float) -> float | Array:
-    """How far rounding alone can move a central difference of a function of size `scale` with step eps."""
-    return MACHINE_EPS * scale / eps
-
-
 def resolved_step(w: Array, step: float | Array) -> Array:
     """True where float64 can take the step at w: w + step and w - step both differ from w (elementwise)."""
     w = np.asarray(w, dtype=np.float64)
@@ -51,37 +44,82 @@ def resolved_step(w: Array, step: float | Array) -> Array:
         return (w + step != w) & (w - step != w)
 
 
-def judge(analytic: Array, numeric: Array, floor: float | Array, tol: float, kink: Array | bool = False,
+def judge(analytic: Array, numeric: Array, bound: float | Array, tol: float, kink: Array | bool = False,
           resolved: Array | bool = True) -> tuple[Array, Array, Array]:
-    """(rel, code, passed): the one verdict rule of every check (entries, directions, units, explain).
+    """(rel, code, passed): the one verdict rule of every check (entries, directions, units, explain, torch).
 
-    In order, the first that applies:
-      not finite    the analytic or the numeric value is inf or NaN (fails);
-      inconclusive  the step was not taken (w +- eps == w: eps is below what float64 resolves at w), or it did
-                    not change the cost (numeric exactly 0 while analytic is not), or the floor alone made the
-                    pass: both |a| and |n| lie within the absolute error the floor allows (tol * floor), so any
-                    value there, 0 or -a included, would have passed, while a and n differ by more than tol in
-                    their own terms (does not pass, does not count as wrong);
-      kink          the step crossed a kink and the entry misses the pass line (excused, passes);
-      a band        good / ok / suspicious / wrong from the relative error; passes when rel <= tol.
+    bound: how far the two values can be apart from rounding and truncation alone (the numeric value's error
+    estimate plus the analytic side's own rounding), per entry.  With diff = |a - n| and scale = max(|a|, |n|),
+    the entry itself (no floor taken from other entries):
+      not finite    a or n is inf or NaN (fails);
+      inconclusive  the step was not taken (w +- h == w), or the move crossed a kink (kink=True: code 'kink',
+                    counted as inconclusive, never excused), or neither rule below applies;
+      fail          diff > tol * scale + SAFETY * bound: more apart than the tolerance and the errors explain;
+      pass          diff <= tol * scale and bound <= tol * scale: agree, and the check could have seen a
+                    disagreement of tol (or both are exactly 0: the move changed nothing and backprop agrees).
+    A decided entry is named by its band of rel = diff / scale: good, ok, suspicious, wrong.
     """
     a = np.asarray(analytic, dtype=np.float64)
     n = np.asarray(numeric, dtype=np.float64)
-    floor = np.asarray(floor, dtype=np.float64)
-    floor = np.where(np.isfinite(floor), floor, 0.0)  # an overflowed noise estimate: compare without a floor
-    rel = relative_error(a, n, floor)
-    plain = relative_error(a, n)
+    bound = np.asarray(bound, dtype=np.float64)
+    rel = relative_error(a, n)
     with np.errstate(invalid="ignore", over="ignore"):
-        swallowed = (np.maximum(np.abs(a), np.abs(n)) <= tol * floor) & ~(plain <= tol)
-    code = np.select([~(rel <= WRONG), rel >= OK, rel >= GOOD], [3, 2, 1], 0)  # NaN counts as wrong
-    code = np.where(np.asarray(kink) & ~(rel <= tol), KINK, code)
-    code = np.where(swallowed & (rel <= tol), INCONCLUSIVE, code)
-    code = np.where(~np.asarray(resolved) | ((n == 0) & (a != 0)), INCONCLUSIVE, code)
+        diff = np.abs(a - n)
+        scale = np.maximum(np.abs(a), np.abs(n))
+        fail = diff > tol * scale + SAFETY * np.where(np.isnan(bound), np.inf, bound)
+        exact = (a == 0) & (n == 0)
+        ok = ((diff <= tol * scale) & (bound <= tol * scale)) | exact
+    code = np.select([~(rel <= WRONG), rel >= OK, rel >= GOOD], [3, 2, 1], 0)
+    code = np.where(fail | ok, code, INCONCLUSIVE)
+    code = np.where(np.asarray(kink) & ~ok, KINK, code)
+    code = np.where(~np.asarray(resolved), INCONCLUSIVE, code)
     code = np.where(np.isfinite(a) & np.isfinite(n), code, NOT_FINITE)
-    passed = (code == KINK) | ((code <= 3) & (rel <= tol))
+    passed = (code <= 3) & ok & ~fail
     return rel, code, passed
+
+
+def undecided(code: Array) -> Array:
+    """True where a verdict neither passed nor failed: inconclusive, or a kink no step could avoid."""
+    code = np.asarray(code)
+    return (code == INCONCLUSIVE) | (code == KINK)
+
+
+def judge_estimate(ana: Array, est, ab: Array, tol: float, resolved: Array | bool = True):
+    """(numeric, bound, rel, code, passed) of analytic values against an Estimate (gradcheck_numeric), ab the
+    analytic side's rounding bound.  Where every central difference crossed a kink, the one-sided differences
+    that did not cross decide: pass when backprop matches one of them (it takes one side's derivative at a
+    kink), else 'kink' (inconclusive, never excused), unless a side whose move is smooth from w on disagrees:
+    a failure."""
+    num, bound = est.value.copy(), est.bound + ab
+    rel, code, passed = judge(ana, num, bound, tol, resolved=resolved)
+    if est.kink.any():
+        k = est.kink
+        rR, cR, pR = judge(ana, est.right, est.right_bound + ab, tol, resolved=resolved)
+        rL, cL, pL = judge(ana, est.left, est.left_bound + ab, tol, resolved=resolved)
+        # a side fails only where its move is smooth all the way from w (no element sat on a kink): there C has
+        # a derivative at w and backprop must give it; where one sat on a kink, only a match counts
+        fR = ~pR & ~undecided(cR) & ~np.asarray(est.right_at, dtype=bool) & np.isfinite(est.right)
+        fL = ~pL & ~undecided(cL) & ~np.asarray(est.left_at, dtype=bool) & np.isfinite(est.left)
+        use_right = pR | (~pL & (fR | (~fL & np.isfinite(est.right) & ~(est.right_bound > est.left_bound))))
+        side_num = np.where(use_right, est.right, est.left)
+        side_bound = np.where(use_right, est.right_bound, est.left_bound) + ab
+        side_rel = np.where(use_right, rR, rL)
+        side_code = np.where(pR, cR, np.where(pL, cL, np.where(fR, cR, np.where(fL, cL, KINK))))
+        side_code = np.where(np.isfinite(ana), side_code, cR)  # a non-finite gradient fails at a kink too
+        num, bound = np.where(k, side_num, num), np.where(k, side_bound, bound)
+        rel, code, passed = np.where(k, side_rel, rel), np.where(k, side_code, code), np.where(k, pR | pL, passed)
+    return num, bound, rel, code, passed
 
 
 def exit_code(failed: bool, inconclusive: bool) -> int:
     """1 when something failed, else 3 when something could not be checked, else 0."""
     return EXIT_FAILED if failed else EXIT_INCONCLUSIVE if inconclusive else EXIT_PASSED
+
+
+def richardson(d_h: Array, d_h2: Array, h: float | Array, scale: float | Array, eps: float = MACHINE_EPS
+               ) -> tuple[Array, Array]:
+    """(value, bound) from central differences at h and h/2 of a function whose values have size `scale`:
+    R = (4 D(h/2) - D(h)) / 3, bound = 6 eps scale / h (rounding) + |D(h) - D(h/2)| / 3 (truncation)."""
+    d_h, d_h2 = np.asarray(d_h, dtype=np.float64), np.asarray(d_h2, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        return (4 * d_h2 - d_h) / 3, 6 * eps * np.asarray(scale) / h + np.abs(d_h - d_h2) / 3

@@ -14,7 +14,8 @@ from bpcli.errors import BpcliError
 from bpcli.export_spec import ExportSpec, spec_from_network, torch_arrays
 from bpcli.gradcheck import _layer_summaries, _selection
 from bpcli.gradcheck_report import ArrayResult, GradcheckOptions, GradcheckReport
-from bpcli.gradcheck_verdict import judge
+from bpcli.gradcheck_rounding import analytic_bounds
+from bpcli.gradcheck_verdict import SAFETY, judge
 from bpcli.model import Network
 
 Array = np.ndarray
@@ -88,8 +89,8 @@ def check_against_torch(net: Network, x: Array, y: Array, options: GradcheckOpti
                         source: str = "") -> GradcheckReport:
     """Every selected gradient entry of bpcli's backprop against PyTorch autograd of the same cost, in float64.
 
-    An entry's relative error is |a - t| / max(|a|, |t|, s), with s the size of the terms its sum adds up
-    (sum_i |dz_ij a_ik| / m): where the terms cancel, their rounding is all that can differ.
+    Judged by gradcheck's one rule (gradcheck_verdict.judge), each entry against its own bound: both sides are
+    analytic, so the bound is twice backprop's own rounding bound (gradcheck_numeric.analytic_bounds).
     """
     from bpcli.engine import backward, cost, forward
 
@@ -113,20 +114,18 @@ def check_against_torch(net: Network, x: Array, y: Array, options: GradcheckOpti
     _, tdW, tdb = torch_gradients(net, x, y)
     sel = _selection(net, tuple(opt.weights))
     m = x.shape[0]
-    arrays, floors = [], []
+    with np.errstate(all="ignore"):
+        abound = analytic_bounds(net, tape, y, grads)
+    arrays = []
     for (l, kind), flat in sel.items():
-        dz, a_in = np.abs(grads.dz[l]), np.abs(tape[l].a_in)
         if kind == "W":
-            ana, num, scale = grads.dW[l], tdW[l], dz.T @ a_in / m
+            ana, num, bound = grads.dW[l], tdW[l], abound[l][0]
         else:
-            ana, num = grads.db[l], tdb[l]
-            scale = np.array([dz.sum() / m]) if net.layers[l].shared_bias else dz.sum(axis=0) / m
-        a, n, s = ana.ravel()[flat], num.ravel()[flat], scale.ravel()[flat]
+            ana, num, bound = grads.db[l], tdb[l], abound[l][1]
+        a, n, s = ana.ravel()[flat], num.ravel()[flat], 2 * bound.ravel()[flat]
         rel, code, passed = judge(a, n, s, opt.tol)
-        arrays.append(ArrayResult(net.layers[l], kind, flat, a, n, rel, code, passed))
-        floors.append(s)
+        arrays.append(ArrayResult(net.layers[l], kind, flat, a, n, rel, code, passed, s))
     n_selected = int(sum(v.size for v in sel.values()))
-    floor = float(max((f.max() for f in floors if f.size), default=0.0))
     return GradcheckReport(name, source, net.n_params, n_selected, m, m_total, "torch", False, tuple(notes), opt,
-                           base_cost, floor, tuple(arrays), (), _layer_summaries(net, sel, arrays, []), (),
+                           base_cost, SAFETY, tuple(arrays), (), _layer_summaries(net, sel, arrays, []), (),
                            time.perf_counter() - t0, against=AGAINST)

@@ -95,11 +95,14 @@ class GradcheckView:
         if not wide:
             cols.remove("layer")
             cols.remove("abs err")
+        if any(not r.passed for r in rows):  # where the bound decides (a failure or an inconclusive entry)
+            cols.insert(cols.index("verdict"), "bound")
         for c in cols:
             t.add_column(c, justify="left" if c in ("name", "layer", "verdict") else "right", no_wrap=True)
         for r in rows:
             cells = {"name": Text(r.name), "layer": r.layer, "backprop": fmt(r.analytic),
                      other: fmt(r.numeric), "abs err": _sci(r.abs_error), "rel err": _sci(r.rel_error),
+                     "bound": _sci(r.bound),
                      "verdict": _verdict(r.verdict, r.passed)}
             t.add_row(*[cells[c] for c in cols])
         parts = [t]
@@ -115,11 +118,14 @@ class GradcheckView:
         cols = ["direction", "entries", "gradient . u", "numeric", "abs err", "rel err", "verdict"]
         if not wide:
             cols.remove("abs err")
+        if any(not d.passed for d in rows):
+            cols.insert(cols.index("verdict"), "bound")
         for c in cols:
             t.add_column(c, justify="left" if c in ("direction", "verdict") else "right", no_wrap=True)
         for d in rows:
             cells = {"direction": Text(d.name), "entries": str(d.size), "gradient . u": fmt(d.analytic),
                      "numeric": fmt(d.numeric), "abs err": _sci(d.abs_error), "rel err": _sci(d.rel_error),
+                     "bound": _sci(d.bound),
                      "verdict": _verdict(d.verdict, d.passed)}
             t.add_row(*[cells[c] for c in cols])
         parts = [t]
@@ -145,7 +151,7 @@ class GradcheckView:
 
     def _verdict(self) -> Text:
         res = self.res
-        kinks = f"; {res.n_kinks} at a kink, excused" if res.n_kinks else ""
+        kinks = f"; {res.n_kinks} at a kink no step could avoid (inconclusive)" if res.n_kinks else ""
         if res.passed:
             parts = []
             if res.arrays:
@@ -185,9 +191,9 @@ class GradcheckView:
         if unsure:
             lines.append(f"\n  {len(unsure)} inconclusive: ")
             lines.append(_names(unsure), style="bold")
-            lines.append(f"\n  the step did not change the cost, eps {res.options.eps:g} is below what float64 "
-                         "resolves at the weight, or the gradient is below the rounding noise (floor "
-                         f"{_sci(res.floor)}); exit code 3")
+            lines.append("\n  their difference lies between the tolerance and the error bound (rounding and "
+                         "truncation of the numeric value, rounding of backprop's), no step could be taken, or "
+                         "every step crossed a kink; exit code 3")
         fu = res.failed_units
         if fu:
             lines.append("\n  broken unit(s): ")
