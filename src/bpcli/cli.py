@@ -70,8 +70,6 @@ def explain(
         raise BpcliError("--json and --format are alternatives; give one of them")
     if standalone and fmt_name != "latex":
         raise BpcliError("--standalone makes a LaTeX document: give it with --format latex")
-    if sample is not None and sample < 1:
-        raise BpcliError(f"--sample: samples are numbered from 1, found {sample}")
     if batch is not None and epoch is None:
         raise BpcliError("--batch: give --epoch N too (batch K of epoch N+1, drawn as training drew it)")
     cfg, net, prepared, run_dir, state = load_target_state(target, config, run, epoch)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from bpcli.engine import backward, forward
-from bpcli.errors import BpcliError, ConfigError, is_finite_number
+from bpcli.errors import BpcliError, ConfigError, is_finite_number, sample_row
 from bpcli.mistakes import MISTAKES, Context, Variant, all_variants
 from bpcli.model import Network
 
@@ -107,8 +107,7 @@ def diagnose(net: Network, x: Array, y: Array, answers: dict[str, float], lr: fl
     if not (0 < tol < 1):
         raise BpcliError(f"--tol: must be between 0 and 1 (relative), found {tol:g}")
     if sample is not None:
-        if not 0 <= sample < x.shape[0]:
-            raise BpcliError(f"--sample: the data has {x.shape[0]} samples (1 to {x.shape[0]}), found {sample + 1}")
+        sample_row(sample + 1, x.shape[0])
         x, y = x[sample: sample + 1], y[sample: sample + 1]
     refs = {}
     problems = []

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from bpcli.engine import Gradients, Tape, backward, forward
-from bpcli.errors import BpcliError
+from bpcli.errors import BpcliError, sample_row
 # the result types are re-exported: they belong to this module's API
 from bpcli.explain_result import (  # noqa: F401
     tex_symbol,
@@ -85,9 +85,7 @@ def explain(net: Network, x: Array, y: Array, name: str, train: TrainConfig | fl
     m = x.shape[0]
     if m == 0:
         raise BpcliError("explain needs at least one sample; the data is empty")
-    if sample is not None and not 0 <= sample < m:
-        raise BpcliError(f"--sample: there is no sample {sample + 1}; the data has {m} (use 1 to {m})")
-    i = 0 if sample is None else sample
+    i = 0 if sample is None else sample_row(sample + 1, m)
     y_hat, tape = forward(net, x)
     grads = backward(net, tape, y)
     return _Builder(net, ref, x, y, y_hat, tape, grads, i, sample is not None, paths, settings_of(train), buffers,
