@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
+
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from bpcli.activations import ACTIVATIONS, get_activation
 from bpcli.cli import app
-from bpcli.errors import ArgumentError, sample_row
+from bpcli.config import load_config
+from bpcli.engine import forward
+from bpcli.errors import ArgumentError, ConfigError, sample_row
+from bpcli.losses import get_loss
+from bpcli.model import build
+from bpcli.optim import l2_penalty
+from bpcli.train import saturation
 
 runner = CliRunner()
 
@@ -30,3 +41,62 @@ def test_sample_row_counts_from_one_and_names_the_argument():
     assert "sample: there is no sample 5; the data has 4 samples, numbered from 1 to 4" == str(err.value)
     with pytest.raises(ArgumentError, match="the data has 1 sample, numbered from 1 to 1"):
         sample_row(0, 1)
+
+
+# --- the L2 penalty: one function for the epoch's records and the run's summary ----------------------------------
+
+def test_l2_penalty_is_half_the_decay_times_the_squared_weights():
+    W = [np.array([[0.5, -0.25], [0.75, 1.0]]), np.array([[1.5, -2.0]])]
+    squares = 0.25 + 0.0625 + 0.5625 + 1.0 + 2.25 + 4.0
+    assert 0.1 * squares == pytest.approx(l2_penalty(W, 0.2), rel=1e-15)
+    assert 0.0 == l2_penalty(W, 0.0)
+
+
+def test_history_and_summary_take_the_penalty_from_one_function():
+    """The epoch records (train) and the run's summary (session) report the L2 term through optim.l2_penalty."""
+    import bpcli.optim
+    import bpcli.session
+    import bpcli.train
+    assert bpcli.optim.l2_penalty is bpcli.train.l2_penalty is bpcli.session.l2_penalty
+
+
+# --- sigmoid-like activations: the derivative's peak comes from the registry --------------------------------------
+
+@pytest.mark.parametrize("name", [n for n in ACTIVATIONS if get_activation(n).saturates == "sigmoid-like"])
+def test_grad_peak_is_the_largest_derivative(name):
+    act = get_activation(name)
+    z = np.linspace(-8.0, 8.0, 160001)
+    h = 1e-5
+    numeric = (act.fn(z + h) - act.fn(z - h)) / (2 * h)  # central differences, independent of act.grad
+    assert act.grad_peak == pytest.approx(float(numeric.max()), rel=1e-9)
+
+
+def test_saturation_is_measured_against_the_registry_peak(tmp_path, monkeypatch):
+    """f'(4.36) = 0.01246 is below 5% of sigmoid's peak 1/4 (0.0125): saturated; against a peak of 0.2 it is not."""
+    (tmp_path / "c.yaml").write_text("inputs: 1\nlayers: [{size: 1, activation: sigmoid, weights: [[1.0]], "
+                                     "biases: [0.0]}]\ndata: {x: [[0.0]], y: [[0.0]]}\n")
+    net = build(load_config(tmp_path / "c.yaml")[0])
+    z = 4.36
+    s = 1.0 / (1.0 + math.exp(-z))
+    assert 0.01 < s * (1.0 - s) < 0.0125
+    _, tape = forward(net, np.full((4, 1), z))
+    assert (1.0,) == saturation(net, tape)
+    layer = net.layers[0]
+    flatter = dataclasses.replace(layer, activation=dataclasses.replace(layer.activation, grad_peak=0.2))
+    monkeypatch.setattr(net, "layers", [flatter])
+    assert (0.0,) == saturation(net, tape)
+
+
+# --- one lookup for activation and loss names ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("get, kind, typo, hint, word, entry, default", [
+    (get_activation, "activation", "sigmod", "sigmoid", "parameter", "elu", "alpha"),
+    (get_loss, "loss", "hubber", "huber", "option", "huber", "delta"),
+])
+def test_activation_and_loss_names_are_looked_up_alike(get, kind, typo, hint, word, entry, default):
+    with pytest.raises(ConfigError) as err:
+        get(typo, where="here")
+    assert str(err.value).startswith(f"here: unknown {kind} '{typo}' (did you mean '{hint}'?); expected one of ")
+    with pytest.raises(ConfigError) as err:
+        get(entry.upper(), {"beta": 1.0}, where="here")
+    assert f"here: {kind} '{entry}' has no {word} 'beta' ({word}s: '{default}')" == str(err.value)

@@ -24,6 +24,11 @@ TERMS = {
 TERMS["sgd"] = TERMS["gd"]
 
 
+def l2_penalty(W: list[Array], weight_decay: float) -> float:
+    """The objective's L2 term, weight_decay / 2 * sum_l ||W_l||^2; its gradient, weight_decay * W, is the decay term."""
+    return 0.5 * weight_decay * sum(float(w.ravel().dot(w.ravel())) for w in W)
+
+
 def hyper_of(s: TrainConfig) -> tuple[tuple[str, float], ...]:
     """The optimiser's constants besides lr and weight decay, as its update uses them: momentum's momentum,
     Adam's beta1, beta2 and epsilon; () for gradient descent."""

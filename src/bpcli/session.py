@@ -20,7 +20,7 @@ from bpcli.model import build
 from bpcli.results import TrainResult, finite_or_none, settings_of
 from bpcli.runs import LoadedRun, checkpoint_dir, load_run, save_run
 from bpcli.schema import NetConfig
-from bpcli.optim import Optimizer
+from bpcli.optim import Optimizer, l2_penalty
 from bpcli.snapshots import history_prefix, start_snapshots
 from bpcli.train import EpochRecord, TrainState, evaluate, fit, metric_name, stops_after
 
@@ -194,7 +194,7 @@ def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path | None, on_
         if prepared.val is not None:
             val_loss, val_metric = evaluate(net, prepared.val)
         wd = cfg.train.weight_decay
-        penalty = 0.5 * wd * sum(float(np.sum(W * W)) for W in net.W) if wd else None
+        penalty = l2_penalty(net.W, wd) if wd else None
         return finite_or_none({"status": state.status, "message": state.message, "epochs": state.epoch,
                                "metric": metric_name(prepared.train), "loss": loss, "train_metric": metric,
                                "val_loss": val_loss, "val_metric": val_metric, "penalty": penalty,

@@ -13,7 +13,7 @@ from bpcli.schema import TrainConfig
 from bpcli.data import Dataset, class_labels
 from bpcli.engine import Buffers, Gradients, Tape, backward, cost, forward, sample_losses
 from bpcli.model import Network
-from bpcli.optim import Optimizer
+from bpcli.optim import Optimizer, l2_penalty
 
 Array = np.ndarray
 
@@ -114,8 +114,7 @@ def saturation(net: Network, tape) -> tuple[float | None, ...]:
         m, n = t.z.shape
         if kind == "sigmoid-like":
             d = layer.activation.grad(t.z, t.a_out)
-            peak = 0.25 if layer.activation.name == "sigmoid" else 1.0
-            low = np.add.reduce(d < 0.05 * peak, axis=0)  # samples on which each unit is flat
+            low = np.add.reduce(d < 0.05 * layer.activation.grad_peak, axis=0)  # samples on which each unit is flat
             out.append(int(np.add.reduce(low / m > 0.9)) / n)
         elif kind == "relu-like":
             out.append(int(np.add.reduce(np.logical_and.reduce(t.z <= 0, axis=0))) / n)
@@ -231,7 +230,6 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     ytrue = class_labels(y) if classification else None
     tally = _Tally(net, y, classification)
     wd = settings.weight_decay
-    half_wd = 0.5 * wd
     buffers: dict[int, Buffers] = {}  # by batch rows: the full batches and the last, smaller one
     arrays = [a for pair in zip(net.W, net.b) for a in pair if a is not None]
     snap = _Snapshot(arrays, opt.buffers)
@@ -264,7 +262,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
                 grads = backward(net, tape, yb, buf)
                 tally.add(net, tape, yb, yt, grads)
                 if wd:  # the L2 term of the objective at the weights this step's gradient was taken at
-                    tally.penalty += half_wd * sum(float(W.ravel().dot(W.ravel())) for W in net.W)
+                    tally.penalty += l2_penalty(net.W, wd)
                 state.step += 1
                 opt.step(opt.gradients(grads), state.step)
                 if should_stop():
