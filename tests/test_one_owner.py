@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 
 import numpy as np
@@ -100,3 +101,24 @@ def test_activation_and_loss_names_are_looked_up_alike(get, kind, typo, hint, wo
     with pytest.raises(ConfigError) as err:
         get(entry.upper(), {"beta": 1.0}, where="here")
     assert f"here: {kind} '{entry}' has no {word} 'beta' ({word}s: '{default}')" == str(err.value)
+
+
+# --- init copies the data file the config parser finds, however the YAML spells it ---------------------------------
+
+def test_init_copies_the_csv_the_parser_reads(tmp_path, monkeypatch):
+    shipped = tmp_path / "shipped"
+    shipped.mkdir()
+    (shipped / "flow.yaml").write_text(  # a flow mapping and a comment naming another file: only the parser knows
+        "# csv: decoy.csv\ninputs: 1\nlayers: [{size: 1, activation: identity}]\n"
+        "data: {csv: 'points.csv', features: [u], target: [v]}\n")
+    (shipped / "points.csv").write_text("u,v\n0,1\n1,3\n")
+    (shipped / "decoy.csv").write_text("a,b\n")
+    import bpcli.config
+    monkeypatch.setattr(bpcli.config, "builtin_config_dir", lambda: shipped)
+    out = tmp_path / "out"
+    out.mkdir()
+    r = runner.invoke(app, ["init", "--example", "flow", str(out / "mine.yaml"), "--json"])
+    assert 0 == r.exit_code, r.output
+    assert [str(out / "points.csv")] == json.loads(r.stdout)["copied"]
+    assert "u,v\n0,1\n1,3\n" == (out / "points.csv").read_text()
+    assert not (out / "decoy.csv").exists()
