@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from bpcli.activations import ACTIVATIONS, get_activation
 from bpcli.cli import app
 from bpcli.config import load_config
-from bpcli.engine import forward
+from bpcli.engine import backward, forward
+from bpcli.explain import explain
 from bpcli.errors import ArgumentError, ConfigError, sample_row
 from bpcli.losses import get_loss
 from bpcli.model import build
@@ -122,3 +123,21 @@ def test_init_copies_the_csv_the_parser_reads(tmp_path, monkeypatch):
     assert [str(out / "points.csv")] == json.loads(r.stdout)["copied"]
     assert "u,v\n0,1\n1,3\n" == (out / "points.csv").read_text()
     assert not (out / "decoy.csv").exists()
+
+
+# --- explain's upstream sum dL/da is the engine's, not a second computation -----------------------------------------
+
+def test_explain_reads_the_upstream_sum_the_engine_computed():
+    cfg, data = load_config(None)  # the seed network: 2-2-1, sigmoid
+    net = build(cfg)
+    x, y = data.x, data.y
+    _, tape = forward(net, x)
+    g = backward(net, tape, y)
+    # dL_i/da_A1 = sum_q dL_i/dz_Bq * W_B[q, 0], written out with plain floats
+    hand = [sum(float(g.dz[1][i, q]) * float(net.W[1][q, 0]) for q in range(net.W[1].shape[0]))
+            for i in range(x.shape[0])]
+    np.testing.assert_allclose(g.da[0][:, 0], hand, rtol=1e-14)
+    assert g.da[1] is None
+    e = explain(net, x, y, "w11", 0.5)
+    (up,) = [f for f in e.compact if f.kind == "upstream"]
+    assert tuple(float(v) for v in g.da[0][:, 0]) == up.values

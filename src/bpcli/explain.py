@@ -162,7 +162,7 @@ class _Builder:
                                "sum_k dL/dy'k * dy'k/dz via the softmax Jacobian", _vals(self.g.dz[l][:, j])), inp]
             return self.output_factors(j) + [inp]
         O = N.out(l, j)
-        up = self.g.dz[l + 1] @ self.net.W[l + 1][:, j]  # upstream sum over the nodes node j feeds
+        up = self.g.da[l][:, j]  # the engine's upstream sum over the nodes node j feeds
         return [
             Factor(d_text("L", O), d_tex("L", O), "upstream",
                    f"sum over the {self.net.layers[l + 1].n_out} node(s) {node} feeds of delta * weight", _vals(up)),

@@ -65,7 +65,7 @@ def sum_tables(b: _Builder) -> list[SumTable]:
                    float(b.g.dz[l + 1][i, q] * net.W[l + 1][q, j]))
             for q in range(above.n_out)
         )
-        total = float(b.g.dz[l + 1][i] @ net.W[l + 1][:, j])
+        total = float(b.g.da[l][i, j])  # the engine's upstream sum
         A = "1" if b.ref.kind == "b" else N.src(l, b.ref.from_node)
         a_val = 1.0 if b.ref.kind == "b" else float(b.tape[l].a_in[i, b.ref.from_node])
         combine = (Operand(fp_text(node), float(b.fp[l][i, j])), Operand(f"dL/dz_{node}", float(b.g.dz[l][i, j])),
@@ -105,7 +105,7 @@ def layer_deltas(b: _Builder) -> list[LayerDeltas]:
                 fpv = float(b.fp[l2][i, q]) if b.mode == "elementwise" else None
                 nodes.append(NodeDelta(node, d_text("L", Y), up, fpv, delta))
             else:
-                up = float(b.g.dz[l2 + 1][i] @ net.W[l2 + 1][:, q])
+                up = float(b.g.da[l2][i, q])
                 nodes.append(NodeDelta(node, d_text("L", N.out(l2, q)), up, float(b.fp[l2][i, q]), delta))
         if l2 == n - 1:
             rule = {"fused": "dL/dz = y' - y (fused)", "elementwise": "dL/dz = dL/dy' * f'(z)",
