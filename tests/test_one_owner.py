@@ -15,10 +15,13 @@ from bpcli.cli import app
 from bpcli.config import load_config
 from bpcli.engine import backward, forward
 from bpcli.explain import explain
+from bpcli.explain_result import Update
 from bpcli.errors import ArgumentError, ConfigError, sample_row
 from bpcli.losses import get_loss
 from bpcli.model import build
 from bpcli.optim import l2_penalty
+from bpcli.render.explain_doc import tex_num
+from bpcli.render.explain_update import update_lines, update_tex_lines
 from bpcli.train import saturation
 
 runner = CliRunner()
@@ -141,3 +144,46 @@ def test_explain_reads_the_upstream_sum_the_engine_computed():
     e = explain(net, x, y, "w11", 0.5)
     (up,) = [f for f in e.compact if f.kind == "upstream"]
     assert tuple(float(v) for v in g.da[0][:, 0]) == up.values
+
+
+# --- the optimiser's update: one term list, rendered as text and as LaTeX ------------------------------------------
+
+def _adam_update() -> Update:
+    """Adam's first step (t = 1, no history) with decay, by hand: g = 0.2 + 0.1 * 0.5 = 0.25, m = 0.1 * g,
+    v = 0.001 * g^2, m_hat = g, v_hat = g^2, step = 0.01 * 0.25 / (0.25 + 1e-8)."""
+    T = {"decay": 0.05, "g": 0.25, "m_prev": 0.0, "v_prev": 0.0, "m": 0.025, "v": 6.25e-05, "c1": 0.1, "c2": 0.001,
+         "m_hat": 0.25, "v_hat": 0.0625, "denom": 0.25000001, "step": 0.01 * 0.25 / 0.25000001}
+    return Update("adam", True, 0.5, 0.2, 0.5 - T["step"], 0.01, 1, 0.1, tuple(T.items()),
+                  (("beta1", 0.9), ("beta2", 0.999), ("epsilon", 1e-8)), "")
+
+
+def test_adam_update_reads_the_same_in_text_and_latex():
+    assert [
+        "g = dC/dw11 + wd * w11 = 0.2 + 0.1 * 0.5 = 0.2 + 0.05 = 0.25",
+        "m = beta1 * m_prev + (1 - beta1) * g = 0.9 * 0 + (1 - 0.9) * 0.25 = 0.025",
+        "v = beta2 * v_prev + (1 - beta2) * g^2 = 0.999 * 0 + (1 - 0.999) * 0.25^2 = 6.25e-05",
+        "m_hat = m / (1 - beta1^t) = 0.025 / (1 - 0.9^1) = 0.025 / 0.1 = 0.25",
+        "v_hat = v / (1 - beta2^t) = 6.25e-05 / (1 - 0.999^1) = 6.25e-05 / 0.001 = 0.0625",
+        "w11 <- w11 - lr * m_hat / (sqrt(v_hat) + eps) = 0.5 - 0.01 * 0.25 / (sqrt(0.0625) + 1e-08) "
+        "= 0.5 - 0.01 * 0.25 / 0.25 = 0.5 - 0.01 = 0.49",
+    ] == update_lines("w11", _adam_update())
+    assert [
+        r"g = \frac{\partial C}{\partial w_{11}} + \lambda w_{11} = 0.2 + 0.1 \cdot 0.5 = 0.2 + 0.05 = 0.25",
+        r"m = \beta_1 m_{\mathrm{prev}} + (1 - \beta_1)\, g = 0.9 \cdot 0 + (1 - 0.9) \cdot 0.25 = 0.025",
+        r"v = \beta_2 v_{\mathrm{prev}} + (1 - \beta_2)\, g^2 = 0.999 \cdot 0 + (1 - 0.999) \cdot 0.25^2 "
+        r"= 6.25 \times 10^{-5}",
+        r"\hat m = \frac{m}{1 - \beta_1^{t}} = \frac{0.025}{1 - 0.9^{1}} = 0.25",
+        r"\hat v = \frac{v}{1 - \beta_2^{t}} = \frac{6.25 \times 10^{-5}}{1 - 0.999^{1}} = 0.0625",
+        r"\sqrt{\hat v} + \epsilon = \sqrt{0.0625} + 1 \times 10^{-8} = 0.25",
+        r"w_{11} \leftarrow w_{11} - \eta\,\frac{\hat m}{\sqrt{\hat v} + \epsilon} = 0.5 - 0.01 \cdot \frac{0.25}{0.25} "
+        r"= 0.5 - 0.01 = 0.49",
+    ] == update_tex_lines("w_{11}", _adam_update(), tex_num)
+
+
+def test_negative_factors_are_bracketed_in_both_forms():
+    """Plain descent, 0.3 - 0.1 * (-2e-05) = 0.300002: a negative factor in parentheses, and in LaTeX a power of ten."""
+    u = Update("gd", True, 0.3, -2e-05, 0.300002, 0.1, 1, 0.0, (("decay", 0.0), ("g", -2e-05), ("step", -2e-06)),
+               (), "")
+    assert ["b <- b - lr * dC/db = 0.3 - 0.1 * (-2e-05) = 0.300002"] == update_lines("b", u)
+    assert [r"b \leftarrow b - \eta\,\frac{\partial C}{\partial b} = 0.3 - 0.1 \cdot (-2 \times 10^{-5}) = 0.300002"] \
+        == update_tex_lines("b", u, tex_num)
