@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -249,10 +248,9 @@ def _write_mp4(d: Diagram, out: Path, fps: int, progress) -> None:
 
     from matplotlib import animation
 
-    from bpcli.files import _UMASK
+    from bpcli.files import temp_beside
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=out.suffix, dir=out.parent)
-    os.fchmod(fd, 0o666 & ~_UMASK)
+    fd, tmp = temp_beside(out, suffix=out.suffix)
     os.close(fd)
     w, h = (int(v) for v in d.fig.canvas.get_width_height())
     cmd = [animation.FFMpegWriter.bin_path(), "-y", "-loglevel", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",

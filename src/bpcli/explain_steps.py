@@ -3,80 +3,9 @@ network's symbols in the seed's spelling."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from bpcli.explain_context import ExplainContext
 from bpcli.explain_result import Factor, Step, d_tex, fp_tex, fp_text, tex_symbol
-from bpcli.model import Network, output_symbol, weight_name
-
-if TYPE_CHECKING:
-    from bpcli.explain import _Builder
-
-
-# index letters for "each node q of a layer" and "summed over the nodes r it feeds", in this order of preference;
-# never a letter the network uses as a weight symbol (a deep network's layers take q, r, p, ...), nor one with a
-# meaning of its own in explain's text (i: sample, j: shared bias, k: softmax output, m: sample count)
-INDEX_LETTERS = "qrpnhgatsuvwcdefl"
-
-
-class _Names:
-    """Symbols of one network, in the seed's spelling; the class each output node stands for."""
-
-    def __init__(self, net: Network, class_names: tuple[str, ...] | None = None):
-        self.net = net
-        self.n = len(net.layers)
-        used = {layer.symbol for layer in net.layers}
-        free = [c for c in INDEX_LETTERS if c not in used] + ["q", "r"]
-        self.q, self.r = free[0], free[1]
-        k = net.n_outputs
-        names = tuple(class_names or ())
-        # one output node per class, or a single output scoring the second of two classes (P(class 1))
-        self._classes = names if len(names) == k and k > 1 else names[1:] if k == 1 and len(names) == 2 else ()
-
-    def node_class(self, l: int, j: int) -> str | None:
-        """The class output node j stands for (layer l the output layer), or None."""
-        return self._classes[j] if l == self.n - 1 and self._classes else None
-
-    def label(self, l: int, j: int) -> str:
-        """The node's name, with its class beside it: B1 (class "setosa")."""
-        c = self.node_class(l, j)
-        return self.node(l, j) + (f' (class "{c}")' if c is not None else "")
-
-    def classes(self) -> tuple[tuple[str, str], ...]:
-        return tuple((self.node(self.n - 1, j), c) for j, c in enumerate(self._classes))
-
-    def node(self, l: int, j: int) -> str:
-        return self.net.node_name(l, j)
-
-    def out(self, l: int, j: int) -> str:
-        """The symbol of node j's output: y' / y'1 at the output layer, o1 / o_A1 below it."""
-        if l == self.n - 1:
-            return "y'" if self.net.n_outputs == 1 else f"y'{j + 1}"
-        return output_symbol(self.net, l, j)
-
-    def target(self, j: int) -> str:
-        return "y" if self.net.n_outputs == 1 else f"y{j + 1}"
-
-    def src(self, l: int, k: int) -> str:
-        return self.net.source_name(l, k)
-
-    def weight(self, l: int, j: int, k: int) -> str:
-        return weight_name(self.net.layers[l], j, k)
-
-    def generic(self, l: int) -> str:
-        """A node of layer l in general: B for a one-node layer, Bq otherwise."""
-        layer = self.net.layers[l]
-        return layer.letter if layer.n_out == 1 else f"{layer.letter}{self.q}"
-
-    def z_equation(self, l: int, j: int) -> str:
-        layer = self.net.layers[l]
-        terms = [f"{self.weight(l, j, k)}*{self.src(l, k)}" for k in range(min(layer.n_in, 4))]
-        if layer.n_in > 4:
-            terms.append("...")
-        if layer.shared_bias:
-            terms.append(f"b_{layer.letter}")
-        elif layer.has_bias:
-            terms.append(f"b_{self.node(l, j)}")
-        return f"z_{self.node(l, j)} = {' + '.join(terms)}"
+from bpcli.model import Network
 
 
 def _fused_reason(net: Network) -> str:
@@ -88,7 +17,7 @@ def _fused_reason(net: Network) -> str:
             "the engine uses this shortcut")
 
 
-def output_delta_step(b: _Builder, label: str) -> Step:
+def output_delta_step(b: ExplainContext, label: str) -> Step:
     """How the output layer's delta dL/dz is formed (for one node or each node q), and the classes its nodes
     stand for."""
     step = _output_delta_step(b, label)
@@ -100,7 +29,7 @@ def output_delta_step(b: _Builder, label: str) -> Step:
     return Step(step.label, step.text, step.tex, f"{step.note}; {nodes}: {said}")
 
 
-def _output_delta_step(b: _Builder, label: str) -> Step:
+def _output_delta_step(b: ExplainContext, label: str) -> Step:
     net, N, n = b.net, b.N, b.n
     many = net.n_outputs > 1
     g = N.generic(n - 1)
@@ -121,7 +50,7 @@ def _output_delta_step(b: _Builder, label: str) -> Step:
                 rf"\frac{{\partial L}}{{\partial z_{{{g}}}}} = {d_tex('L', Y)}\,{fp_tex(g)}",
                 f"loss {net.loss.name}: {net.loss.grad_formula}; {act.name}: {act.grad_formula}")
 
-def hidden_delta_step(b: _Builder, l: int, label: str) -> Step:
+def hidden_delta_step(b: ExplainContext, l: int, label: str) -> Step:
     """dL/dz of the nodes of hidden layer l from the deltas of layer l + 1."""
     net, N = b.net, b.N
     g = N.generic(l)
@@ -142,7 +71,7 @@ def hidden_delta_step(b: _Builder, l: int, label: str) -> Step:
             f"{w} is the weight from {g} into {up}")
     return Step(label, text, tex, note)
 
-def derivation(b: _Builder, paths_single: list[Factor] | None) -> tuple[list[Step], Step]:
+def derivation(b: ExplainContext, paths_single: list[Factor] | None) -> tuple[list[Step], Step]:
     net, N, ref, l, n = b.net, b.N, b.ref, b.l, b.n
     P = ref.name
     Pt = tex_symbol(P)

@@ -19,6 +19,14 @@ _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
 
+def temp_beside(path: Path, suffix: str = ".tmp") -> tuple[int, str]:
+    """(fd, name) of a new temporary file in path's folder, with the permissions of an ordinary new file
+    (mkstemp makes 0600), to be renamed over `path` when whole."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{Path(path).name}.", suffix=suffix, dir=Path(path).parent)
+    os.fchmod(fd, 0o666 & ~_UMASK)
+    return fd, tmp
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temporary file beside `path`, flush, fsync, then rename over it."""
     path = Path(path)
