@@ -14,7 +14,6 @@ from bpcli.schema import NetConfig
 Array = np.ndarray
 
 GENERATORS = ("xor", "and", "or", "circles", "moons", "spirals", "blobs", "sine")
-GENERATOR_INPUTS = {g: 2 for g in GENERATORS} | {"sine": 1}
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import numpy as np
 
 from bpcli.engine import backward, forward
 from bpcli.errors import BpcliError, ConfigError, is_finite_number, sample_row
-from bpcli.mistakes import MISTAKES, Context, Variant, all_variants
+from bpcli.mistakes import Context, Variant, all_variants
 from bpcli.model import Network
 
 Array = np.ndarray
@@ -246,7 +246,3 @@ def _read_csv(text: str, src: str) -> dict[str, float]:
     if not out:
         raise ConfigError([f"{src}: no answers found; write one row per parameter, name,value"])
     return out
-
-
-def mistake_titles() -> dict[str, str]:
-    return {k: title for k, (title, _) in MISTAKES.items()}

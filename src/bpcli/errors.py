@@ -57,12 +57,6 @@ class SaveError(BpcliError):
         self.reason = reason or message
 
 
-class DivergedError(BpcliError):
-    """The loss became NaN or infinite during training."""
-
-    exit_code = EXIT_FAILED
-
-
 def sample_row(number: int, m: int) -> int:
     """The 0-based row of sample `number` (counted from 1, as people count) among m samples: the one range check."""
     if not 1 <= number <= m:
