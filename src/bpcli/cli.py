@@ -1,9 +1,4 @@
-"""The Typer app: parse options, call the core, print a view or JSON, pick the exit code.
-
-Heavy imports (numpy and the engine) happen inside the commands, so `bpcli --help` stays quick.
-The commands live here (explain, gradcheck) and in cli_train.py and cli_inspect.py; all are registered below, in
-the order `bpcli --help` lists them.
-"""
+"""The explain and gradcheck commands, and every cli_*.py command registered on the app in `bpcli --help`'s order."""
 
 from __future__ import annotations
 

@@ -1,7 +1,4 @@
-"""What every command shares: the Typer app, the options declared once, error handling and loading a target.
-
-Only cli-layer modules (cli.py, cli_train.py, cli_inspect.py) import this; they are the only ones that print.
-"""
+"""What every command (cli*.py) shares: the Typer app, the options declared once, error handling, loading a target."""
 
 from __future__ import annotations
 

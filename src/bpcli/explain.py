@@ -2,7 +2,7 @@
 
 Nothing here recomputes the network a second way: the factors are the tape's z, a_in and a_out, the
 registry derivatives the engine itself calls (Loss.grad, Activation.grad / jacobian) and the engine's
-backpropagated deltas (Gradients.dz). The one independent computation is the central-difference
+backpropagated deltas and upstream sums (Gradients.dz, .da). The one independent computation is the central-difference
 check of the single parameter, in float64.
 """
 

@@ -1,5 +1,4 @@
-"""explain's symbolic derivation: the chain-rule steps for one parameter, in plain text and LaTeX, and the
-network's symbols in the seed's spelling."""
+"""explain's symbolic derivation: the chain-rule steps for one parameter, in plain text and LaTeX."""
 
 from __future__ import annotations
 

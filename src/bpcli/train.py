@@ -1,4 +1,4 @@
-"""Optimisers and the epoch loop, as a generator of per-epoch records."""
+"""The epoch loop (fit, a generator of per-epoch records) and what each epoch measures: cost, metric, saturation."""
 
 from __future__ import annotations
 

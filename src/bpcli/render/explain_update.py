@@ -1,5 +1,4 @@
-"""explain's update lines: the optimiser's next step of one parameter, every term with its number, written once
-and rendered as plain text or as LaTeX."""
+"""explain's update lines: the optimiser's next step of one parameter, written once, rendered as text or LaTeX."""
 
 from __future__ import annotations
 
