@@ -220,15 +220,13 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     rng = training_rng(settings, state)
     opt = Optimizer(net, settings, state.buffers)
     state.buffers = opt.buffers
-    dtype = net.dtype
-    x = train.x.astype(dtype, copy=False)  # once per fit: never a copy per epoch
-    y = train.y.astype(dtype, copy=False)
+    x = train.x.astype(net.dtype, copy=False)  # once per fit: never a copy per epoch
+    y = train.y.astype(net.dtype, copy=False)
     m = train.m
     bs, _ = batching(settings.batch_size, m)
     full = bs == m
-    classification = train.task == "classification"
-    ytrue = class_labels(y) if classification else None
-    tally = _Tally(net, y, classification)
+    ytrue = class_labels(y) if train.task == "classification" else None
+    tally = _Tally(net, y, ytrue is not None)
     wd = settings.weight_decay
     buffers: dict[int, Buffers] = {}  # by batch rows: the full batches and the last, smaller one
     arrays = [a for pair in zip(net.W, net.b) for a in pair if a is not None]
@@ -242,32 +240,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
         snap.take(arrays, opt.buffers, state.step, rng_state)
         order = epoch_order(rng, m, settings.batch_size)
         tally.reset()
-        interrupted = False
-        tape = None
-        # divergence is detected below, explicitly: no overflow warnings for the user
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
-            for start in range(0, m, bs):
-                if order is None:
-                    xb, yb, yt = x, y, ytrue
-                    rows = m
-                else:
-                    idx = order[start:start + bs]
-                    xb, yb = x[idx], y[idx]  # a gather: faster here than np.take into a buffer
-                    rows = idx.size
-                    yt = None if ytrue is None else ytrue[idx]
-                buf = buffers.get(rows)
-                if buf is None:
-                    buf = buffers[rows] = Buffers(net, rows)
-                _, tape = forward(net, xb, buf)
-                grads = backward(net, tape, yb, buf)
-                tally.add(net, tape, yb, yt, grads)
-                if wd:  # the L2 term of the objective at the weights this step's gradient was taken at
-                    tally.penalty += l2_penalty(net.W, wd)
-                state.step += 1
-                opt.step(opt.gradients(grads), state.step)
-                if should_stop():
-                    interrupted = True
-                    break
+        interrupted, tape = _take_steps(net, opt, state, tally, x, y, ytrue, order, bs, buffers, wd, should_stop)
         if interrupted:
             # back to the end of the last whole epoch: weights, optimiser and RNG agree
             snap.restore(arrays, opt.buffers, state)
@@ -276,21 +249,11 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             return
         loss = tally.loss / m
         norms = [_norm(W) for W in net.W]
-        # a finite ||W|| means every entry is finite; only when one is not do we look closer
-        finite = (math.isfinite(loss) and all(math.isfinite(v) for v in norms)
-                  and all(math.isfinite(b.dot(b)) for b in net.b if b is not None))
-        if not finite:
-            finite = np.isfinite(loss) and all(np.all(np.isfinite(a)) for a in arrays)
-        # the optimiser's buffers too (Adam's v holds squared gradients: 1e155 squared is inf while every
-        # weight and the loss are finite); a run saved with them could not be loaded or resumed
-        state_ok = all(math.isfinite(float(np.sum(b))) for b in opt.buffers.values()) or all(
-            np.all(np.isfinite(b)) for b in opt.buffers.values())
-        if not finite or not state_ok:
+        what = _divergence(loss, norms, net, arrays, opt.buffers)
+        if what:
             # back to the end of the last finite epoch, so the run folder stays loadable and consistent
             snap.restore(arrays, opt.buffers, state)
             state.status = "diverged"
-            what = ("the optimiser's running averages overflowed" if finite
-                    else f"loss became {'NaN' if np.isnan(loss) else 'infinite'}")
             state.message = (f"{what} at epoch {state.epoch + 1}; "
                              f"kept the weights of epoch {state.epoch}; try a smaller learning rate "
                              f"(now {settings.lr:g})")
@@ -300,10 +263,8 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
         if val is not None:
             val_loss, val_metric = evaluate(net, val)
         improved = _watch_best(net, state, settings, val_loss)
-        ratios = []
-        for W, W_start, d, n0 in zip(net.W, W0, diff, start_norms):
-            np.subtract(W, W_start, out=d)
-            ratios.append(float(_norm(d) / max(n0, 1e-12)))
+        ratios = [float(_norm(np.subtract(W, W_start, out=d)) / max(n0, 1e-12))
+                  for W, W_start, d, n0 in zip(net.W, W0, diff, start_norms)]
         rec = EpochRecord(
             epoch=state.epoch, loss=loss, val_loss=val_loss, metric=tally.metric(m, ytrue), val_metric=val_metric,
             grad_norm=tuple(g / max(tally.batches, 1) for g in tally.grad_norm),
@@ -328,6 +289,58 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             return
     state.status = "completed"
     _end_on_best(net, state, settings)
+
+
+def _take_steps(net: Network, opt: Optimizer, state: TrainState, tally: _Tally, x: Array, y: Array,
+                ytrue: Array | None, order: Array | None, bs: int, buffers: dict[int, Buffers], wd: float,
+                should_stop: Callable[[], bool]) -> tuple[bool, Tape | None]:
+    """One epoch's steps, batch by batch (forward, backward, tally, update): (interrupted, the last batch's tape).
+
+    order: the epoch's row order (None for full batch); buffers: Buffers by batch rows, filled in as needed.
+    """
+    m = x.shape[0]
+    tape = None
+    # divergence is detected after the epoch, explicitly: no overflow warnings for the user
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
+        for start in range(0, m, bs):
+            if order is None:
+                xb, yb, yt = x, y, ytrue
+                rows = m
+            else:
+                idx = order[start:start + bs]
+                xb, yb = x[idx], y[idx]  # a gather: faster here than np.take into a buffer
+                rows = idx.size
+                yt = None if ytrue is None else ytrue[idx]
+            buf = buffers.get(rows)
+            if buf is None:
+                buf = buffers[rows] = Buffers(net, rows)
+            _, tape = forward(net, xb, buf)
+            grads = backward(net, tape, yb, buf)
+            tally.add(net, tape, yb, yt, grads)
+            if wd:  # the L2 term of the objective at the weights this step's gradient was taken at
+                tally.penalty += l2_penalty(net.W, wd)
+            state.step += 1
+            opt.step(opt.gradients(grads), state.step)
+            if should_stop():
+                return True, tape
+    return False, tape
+
+
+def _divergence(loss: float, norms: list, net: Network, arrays: list[Array], buffers: dict[str, Array]) -> str:
+    """What went wrong when the epoch's loss, a weight or an optimiser buffer is not finite; '' when all are."""
+    # a finite ||W|| means every entry is finite; only when one is not do we look closer
+    finite = (math.isfinite(loss) and all(math.isfinite(v) for v in norms)
+              and all(math.isfinite(b.dot(b)) for b in net.b if b is not None))
+    if not finite:
+        finite = np.isfinite(loss) and all(np.all(np.isfinite(a)) for a in arrays)
+    # the optimiser's buffers too (Adam's v holds squared gradients: 1e155 squared is inf while every
+    # weight and the loss are finite); a run saved with them could not be loaded or resumed
+    state_ok = all(math.isfinite(float(np.sum(b))) for b in buffers.values()) or all(
+        np.all(np.isfinite(b)) for b in buffers.values())
+    if finite and state_ok:
+        return ""
+    return ("the optimiser's running averages overflowed" if finite
+            else f"loss became {'NaN' if np.isnan(loss) else 'infinite'}")
 
 
 def _patience_out(state: TrainState, settings: TrainConfig) -> bool:
