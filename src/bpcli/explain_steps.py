@@ -71,84 +71,107 @@ def hidden_delta_step(b: ExplainContext, l: int, label: str) -> Step:
     return Step(label, text, tex, note)
 
 def derivation(b: ExplainContext, paths_single: list[Factor] | None) -> tuple[list[Step], Step]:
-    net, N, ref, l, n = b.net, b.N, b.ref, b.l, b.n
+    """The chain-rule steps from dC/dp down to the layer's delta, and the whole of dL_i/dp in one line ("So").
+
+    paths_single: the factors of the one path from p to the loss, when there is only one.
+    """
+    ref, l, n = b.ref, b.l, b.n
     P = ref.name
     Pt = tex_symbol(P)
     steps = [Step("Step 1", f"dC/d{P} = 1/m * sum_i dL_i/d{P}",
                   rf"\frac{{\partial C}}{{\partial {Pt}}} = \frac{{1}}{{m}}\sum_{{i=1}}^{{m}} "
                   rf"\frac{{\partial L_i}}{{\partial {Pt}}}",
                   f"the cost C is the mean of the m = {b.m} sample losses L_i")]
-    act = b.layer.activation
     dLi = rf"\frac{{\partial L_i}}{{\partial {Pt}}}"
-    if len(b.nodes) > 1:  # shared bias
-        L = b.layer.letter
-        steps.append(Step("Step 2", f"dL_i/d{P} = sum_j dL_i/dz_{L}j * dz_{L}j/d{P}",
-                          rf"{dLi} = \sum_j \frac{{\partial L_i}}{{\partial z_{{{L}j}}}}"
-                          rf"\frac{{\partial z_{{{L}j}}}}{{\partial {Pt}}}",
-                          f"{P} is shared by all {b.layer.n_out} nodes of layer {L}, so its gradient "
-                          "sums over them"))
-        steps.append(Step("Step 3", f"dz_{L}j/d{P} = 1", rf"\frac{{\partial z_{{{L}j}}}}{{\partial {Pt}}} = 1",
-                          "the bias enters every weighted sum with input 1"))
-        k = 4
-        if l == n - 1:
-            steps.append(output_delta_step(b, f"Step {k}"))
-        else:
-            steps.append(hidden_delta_step(b, l, f"Step {k}"))
-            for l2 in range(l + 1, n - 1):
-                k += 1
-                steps.append(hidden_delta_step(b, l2, f"Step {k}"))
-            steps.append(output_delta_step(b, f"Step {k + 1}"))
-        chain = Step("So", f"dL_i/d{P} = sum_j dL/dz_{L}j * 1",
-                     rf"{dLi} = \sum_j \frac{{\partial L}}{{\partial z_{{{L}j}}}} \cdot 1", "")
-        return steps, chain
-
+    if len(b.nodes) > 1:
+        return _shared_bias_steps(b, steps, dLi)
     j = b.nodes[0]
-    node = N.node(l, j)
+    node = b.N.node(l, j)
     Z = f"z_{node}"
-    A = "1" if ref.kind == "b" else N.src(l, ref.from_node)
-    z_note = (f"the bias adds 1 * {P} to {Z}" if ref.kind == "b" else f"the weighted sum {N.z_equation(l, j)}")
+    A = "1" if ref.kind == "b" else b.N.src(l, ref.from_node)
+    z_note = (f"the bias adds 1 * {P} to {Z}" if ref.kind == "b" else f"the weighted sum {b.N.z_equation(l, j)}")
     step4 = Step("Step 4", f"d{Z}/d{P} = {A}", rf"\frac{{\partial {tex_symbol(Z)}}}{{\partial {Pt}}} = {tex_symbol(A)}",
                  z_note)
     if l == n - 1:
-        Y, T = N.out(l, j), N.target(j)
-        if b.mode == "elementwise":
-            steps += [
-                Step("Step 2", f"dL_i/d{P} = dL_i/d{Y} * d{Y}/d{P}",
-                     rf"{dLi} = \frac{{\partial L_i}}{{\partial {tex_symbol(Y)}}}\,"
-                     rf"\frac{{\partial {tex_symbol(Y)}}}{{\partial {Pt}}}",
-                     f"loss {net.loss.name}, {net.loss.formula}: {net.loss.grad_formula}"),
-                Step("Step 3", f"d{Y}/d{P} = {fp_text(node)} * d{Z}/d{P}",
-                     rf"\frac{{\partial {tex_symbol(Y)}}}{{\partial {Pt}}} = {fp_tex(node)}\,"
-                     rf"\frac{{\partial {tex_symbol(Z)}}}{{\partial {Pt}}}",
-                     f"{act.name}, {act.formula}: {act.grad_formula}"),
-                step4,
-            ]
-            chain = Step("So", f"dL_i/d{P} = dL/d{Y} * {fp_text(node)} * {A}",
-                         rf"{dLi} = {d_tex('L', Y)}\,{fp_tex(node)}\,{tex_symbol(A)}", "")
-        else:
-            s2 = Step("Step 2", f"dL_i/d{P} = dL_i/d{Z} * d{Z}/d{P}",
-                      rf"{dLi} = \frac{{\partial L_i}}{{\partial {tex_symbol(Z)}}}\,"
-                      rf"\frac{{\partial {tex_symbol(Z)}}}{{\partial {Pt}}}",
-                      f"loss {net.loss.name}, {net.loss.formula}; output {act.name}, {act.formula}")
-            if b.mode == "fused":
-                s3 = Step("Step 3", f"dL_i/d{Z} = {Y} - {T}",
-                          rf"\frac{{\partial L_i}}{{\partial {tex_symbol(Z)}}} = {tex_symbol(Y)} - {tex_symbol(T)}",
-                          _fused_reason(net))
-                chain = Step("So", f"dL_i/d{P} = ({Y} - {T}) * {A}",
-                             rf"{dLi} = ({tex_symbol(Y)} - {tex_symbol(T)})\,{tex_symbol(A)}", "")
-            else:
-                s3 = Step("Step 3", f"dL_i/d{Z} = sum_k dL/dy'k * dy'k/d{Z}",
-                          rf"\frac{{\partial L_i}}{{\partial {tex_symbol(Z)}}} = \sum_k "
-                          rf"\frac{{\partial L}}{{\partial y'_k}}\frac{{\partial y'_k}}{{\partial {tex_symbol(Z)}}}",
-                          f"the full softmax Jacobian: {act.grad_formula}; loss: {net.loss.grad_formula} "
-                          "(the y' - y shortcut holds only with cross_entropy)")
-                chain = Step("So", f"dL_i/d{P} = [sum_k dL/dy'k * dy'k/d{Z}] * {A}",
-                             rf"{dLi} = \Big[\sum_k \frac{{\partial L}}{{\partial y'_k}}"
-                             rf"\frac{{\partial y'_k}}{{\partial {tex_symbol(Z)}}}\Big]\,{tex_symbol(A)}", "")
-            steps += [s2, s3, step4]
-        return steps, chain
+        return _output_layer_steps(b, steps, step4, dLi, node, Z, A)
+    return _hidden_layer_steps(b, steps, step4, dLi, node, Z, A, paths_single)
 
-    # a hidden layer: through the node's output, then back from the loss layer by layer
+
+def _shared_bias_steps(b: ExplainContext, steps: list[Step], dLi: str) -> tuple[list[Step], Step]:
+    """A bias shared by a whole layer: the sum over the layer's nodes of their deltas."""
+    P, Pt, l, n = b.ref.name, tex_symbol(b.ref.name), b.l, b.n
+    L = b.layer.letter
+    steps.append(Step("Step 2", f"dL_i/d{P} = sum_j dL_i/dz_{L}j * dz_{L}j/d{P}",
+                      rf"{dLi} = \sum_j \frac{{\partial L_i}}{{\partial z_{{{L}j}}}}"
+                      rf"\frac{{\partial z_{{{L}j}}}}{{\partial {Pt}}}",
+                      f"{P} is shared by all {b.layer.n_out} nodes of layer {L}, so its gradient "
+                      "sums over them"))
+    steps.append(Step("Step 3", f"dz_{L}j/d{P} = 1", rf"\frac{{\partial z_{{{L}j}}}}{{\partial {Pt}}} = 1",
+                      "the bias enters every weighted sum with input 1"))
+    k = 4
+    if l == n - 1:
+        steps.append(output_delta_step(b, f"Step {k}"))
+    else:
+        steps.append(hidden_delta_step(b, l, f"Step {k}"))
+        for l2 in range(l + 1, n - 1):
+            k += 1
+            steps.append(hidden_delta_step(b, l2, f"Step {k}"))
+        steps.append(output_delta_step(b, f"Step {k + 1}"))
+    chain = Step("So", f"dL_i/d{P} = sum_j dL/dz_{L}j * 1",
+                 rf"{dLi} = \sum_j \frac{{\partial L}}{{\partial z_{{{L}j}}}} \cdot 1", "")
+    return steps, chain
+
+
+
+def _output_layer_steps(b: ExplainContext, steps: list[Step], step4: Step, dLi: str, node: str, Z: str,
+                        A: str) -> tuple[list[Step], Step]:
+    """A parameter of the output layer: the loss's derivative, then the activation's (or the fused shortcut)."""
+    net, N, P, Pt, l, j, act = b.net, b.N, b.ref.name, tex_symbol(b.ref.name), b.l, b.nodes[0], b.layer.activation
+    Y, T = N.out(l, j), N.target(j)
+    if b.mode == "elementwise":
+        steps += [
+            Step("Step 2", f"dL_i/d{P} = dL_i/d{Y} * d{Y}/d{P}",
+                 rf"{dLi} = \frac{{\partial L_i}}{{\partial {tex_symbol(Y)}}}\,"
+                 rf"\frac{{\partial {tex_symbol(Y)}}}{{\partial {Pt}}}",
+                 f"loss {net.loss.name}, {net.loss.formula}: {net.loss.grad_formula}"),
+            Step("Step 3", f"d{Y}/d{P} = {fp_text(node)} * d{Z}/d{P}",
+                 rf"\frac{{\partial {tex_symbol(Y)}}}{{\partial {Pt}}} = {fp_tex(node)}\,"
+                 rf"\frac{{\partial {tex_symbol(Z)}}}{{\partial {Pt}}}",
+                 f"{act.name}, {act.formula}: {act.grad_formula}"),
+            step4,
+        ]
+        chain = Step("So", f"dL_i/d{P} = dL/d{Y} * {fp_text(node)} * {A}",
+                     rf"{dLi} = {d_tex('L', Y)}\,{fp_tex(node)}\,{tex_symbol(A)}", "")
+    else:
+        s2 = Step("Step 2", f"dL_i/d{P} = dL_i/d{Z} * d{Z}/d{P}",
+                  rf"{dLi} = \frac{{\partial L_i}}{{\partial {tex_symbol(Z)}}}\,"
+                  rf"\frac{{\partial {tex_symbol(Z)}}}{{\partial {Pt}}}",
+                  f"loss {net.loss.name}, {net.loss.formula}; output {act.name}, {act.formula}")
+        if b.mode == "fused":
+            s3 = Step("Step 3", f"dL_i/d{Z} = {Y} - {T}",
+                      rf"\frac{{\partial L_i}}{{\partial {tex_symbol(Z)}}} = {tex_symbol(Y)} - {tex_symbol(T)}",
+                      _fused_reason(net))
+            chain = Step("So", f"dL_i/d{P} = ({Y} - {T}) * {A}",
+                         rf"{dLi} = ({tex_symbol(Y)} - {tex_symbol(T)})\,{tex_symbol(A)}", "")
+        else:
+            s3 = Step("Step 3", f"dL_i/d{Z} = sum_k dL/dy'k * dy'k/d{Z}",
+                      rf"\frac{{\partial L_i}}{{\partial {tex_symbol(Z)}}} = \sum_k "
+                      rf"\frac{{\partial L}}{{\partial y'_k}}\frac{{\partial y'_k}}{{\partial {tex_symbol(Z)}}}",
+                      f"the full softmax Jacobian: {act.grad_formula}; loss: {net.loss.grad_formula} "
+                      "(the y' - y shortcut holds only with cross_entropy)")
+            chain = Step("So", f"dL_i/d{P} = [sum_k dL/dy'k * dy'k/d{Z}] * {A}",
+                         rf"{dLi} = \Big[\sum_k \frac{{\partial L}}{{\partial y'_k}}"
+                         rf"\frac{{\partial y'_k}}{{\partial {tex_symbol(Z)}}}\Big]\,{tex_symbol(A)}", "")
+        steps += [s2, s3, step4]
+    return steps, chain
+
+
+
+def _hidden_layer_steps(b: ExplainContext, steps: list[Step], step4: Step, dLi: str, node: str, Z: str, A: str,
+                        paths_single: list[Factor] | None) -> tuple[list[Step], Step]:
+    """A parameter of a hidden layer: through the node's output, then back from the loss layer by layer."""
+    net, N, P, Pt, l, n, j = b.net, b.N, b.ref.name, tex_symbol(b.ref.name), b.l, b.n, b.nodes[0]
+    act = b.layer.activation
     O = N.out(l, j)
     above = net.layers[l + 1]
     steps += [
