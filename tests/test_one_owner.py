@@ -187,3 +187,24 @@ def test_negative_factors_are_bracketed_in_both_forms():
     assert ["b <- b - lr * dC/db = 0.3 - 0.1 * (-2e-05) = 0.300002"] == update_lines("b", u)
     assert [r"b \leftarrow b - \eta\,\frac{\partial C}{\partial b} = 0.3 - 0.1 \cdot (-2 \times 10^{-5}) = 0.300002"] \
         == update_tex_lines("b", u, tex_num)
+
+
+# --- the core names its argument; the command line says the flag ---------------------------------------------------
+
+def test_core_names_out_and_the_cli_says_the_flag(tmp_path):
+    from bpcli.animate import check_out
+    from bpcli.claim import check_target
+    from bpcli.plot import make_folder
+
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for call, problem in ((lambda: check_target(afile, False), f"{afile} exists and is not a folder; choose another path"),
+                          (lambda: make_folder(afile), f"{afile} is a file, not a folder"),
+                          (lambda: check_out(tmp_path / "a.txt"), "give a file ending in .gif, .svg or .mp4; found 'a.txt'")):
+        with pytest.raises(ArgumentError) as err:
+            call()
+        assert ("out", f"out: {problem}") == (err.value.argument, str(err.value))
+    r = runner.invoke(app, ["train", "--out", str(afile)])
+    assert (2, f"error: --out: {afile} exists and is not a folder; choose another path") == (r.exit_code, r.stderr.strip())
+    r = runner.invoke(app, ["train", "--out", str(afile), "--json"])
+    assert f"--out: {afile} exists and is not a folder; choose another path" == json.loads(r.stdout)["error"]["message"]

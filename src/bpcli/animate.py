@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bpcli.errors import BpcliError
+from bpcli.errors import ArgumentError, BpcliError
 from bpcli.figures import new_figure
 from bpcli.trajectory import Along, along, frame_indices
 
@@ -48,16 +48,16 @@ def check_out(out: Path) -> str:
     """The animation format of `out` from its suffix; BpcliError for another suffix or a missing writer."""
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
-        raise BpcliError(f"--out: give a file ending in .gif, .svg or .mp4; found '{out.name}'")
+        raise ArgumentError("out", f"give a file ending in .gif, .svg or .mp4; found '{out.name}'")
     if out.is_dir():
-        raise BpcliError(f"--out: {out} is a folder; give a file name such as {out / 'learn.gif'}")
+        raise ArgumentError("out", f"{out} is a folder; give a file name such as {out / 'learn.gif'}")
     if not out.parent.is_dir():
-        raise BpcliError(f"--out: folder {out.parent} does not exist")
+        raise ArgumentError("out", f"folder {out.parent} does not exist")
     if suffix == ".mp4":
         from matplotlib import animation
         if not animation.writers.is_available("ffmpeg"):
-            raise BpcliError("--out: writing .mp4 needs ffmpeg, which is not installed (or not on the PATH); "
-                             "write a .gif or .svg instead")
+            raise ArgumentError("out", "writing .mp4 needs ffmpeg, which is not installed (or not on the PATH); "
+                                "write a .gif or .svg instead")
     return suffix[1:]
 
 
@@ -271,7 +271,7 @@ def _write_mp4(d: Diagram, out: Path, fps: int, progress) -> None:
             problem = proc.stderr.read().decode(errors="replace").strip()
         if proc.returncode:
             last = problem.splitlines()[-1] if problem else f"exit status {proc.returncode}"
-            raise BpcliError(f"--out: ffmpeg could not write the MP4 ({last})")
+            raise ArgumentError("out", f"ffmpeg could not write the MP4 ({last})")
         os.replace(tmp, out)
     finally:
         if os.path.exists(tmp):

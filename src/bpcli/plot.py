@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from bpcli.errors import BpcliError
+from bpcli.errors import ArgumentError, BpcliError
 from bpcli.plot_curves import (dynamics_figure, gradients_figure, loss_figure, metric_figure, no_history,
                                no_metric)
 from bpcli.plot_data import boundary_figure, fit_figure, skip_data, surface_figure
@@ -111,11 +111,11 @@ def make_folder(out: Path) -> None:
     if out.is_dir():
         return
     if out.exists():
-        raise BpcliError(f"--out: {out} is a file, not a folder")
+        raise ArgumentError("out", f"{out} is a file, not a folder")
     try:
         out.mkdir(parents=True)
     except FileExistsError:  # a parent is a file, or a race with another process
-        raise BpcliError(f"--out: cannot create the folder {out} (a file is in the way)") from None
+        raise ArgumentError("out", f"cannot create the folder {out} (a file is in the way)") from None
 
 
 def plot_run(loaded, out_dir: str | Path | None = None, formats: tuple[str, ...] = FORMATS, dpi: int = 100,
