@@ -96,7 +96,7 @@ def check_kinds(only: tuple[str, ...] | None) -> None:
     from bpcli.errors import did_you_mean
     bad = [k for k in only or () if k not in KINDS]
     if bad:
-        raise BpcliError(f"--only: unknown plot '{bad[0]}'{did_you_mean(bad[0], KINDS)}; choose from {', '.join(KINDS)}")
+        raise ArgumentError("only", f"unknown plot '{bad[0]}'{did_you_mean(bad[0], KINDS)}; choose from {', '.join(KINDS)}")
 
 
 def context(loaded) -> PlotContext:
