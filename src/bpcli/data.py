@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
 
-from bpcli.errors import DataError
+from bpcli.errors import DataError, did_you_mean
 from bpcli.schema import NetConfig
 
 Array = np.ndarray
@@ -168,8 +170,6 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
     The file is streamed once into flat float64 buffers (8 bytes a value, no per-row Python lists);
     a single target column is kept as codes into its distinct values. Every problem names the line.
     """
-    import io
-
     from bpcli.readable import NotReadable, open_regular
 
     try:
@@ -186,9 +186,7 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
             header = csv_header(reader, f"{where}: {path}",
                                 f"{where}: {path} is empty (expected a header row and data rows)")
             features = _feature_columns(header, features, target, where, path)
-            f_idx = [header.index(c) for c in features]
-            t_idx = [header.index(c) for c in target]
-            n_f = len(f_idx)
+            f_idx, t_idx = [header.index(c) for c in features], [header.index(c) for c in target]
             xbuf, ybuf, codes, lines, labels, truncated = _stream_rows(reader, header, f_idx, t_idx, where, path,
                                                                        max_rows)
         except UnicodeDecodeError:
@@ -198,10 +196,10 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
     m = len(lines)
     if m == 0:
         raise DataError(f"{where}: {path} has a header but no data rows")
-    x = np.frombuffer(xbuf, dtype=np.float64).reshape(m, n_f)
+    x = np.frombuffer(xbuf, dtype=np.float64).reshape(m, len(f_idx))
     bad = np.flatnonzero(~np.isfinite(x))
     if bad.size:
-        r, c = divmod(int(bad[0]), n_f)
+        r, c = divmod(int(bad[0]), x.shape[1])
         raise DataError(f"{where}: {path}:{lines[r]}: column '{features[c]}' is {x[r, c]} (NaN or infinite)")
     note = f"{m:,} rows read from {path}" + (f" (stopped at data.max_rows: {max_rows:,})" if truncated else "")
     code_arr = np.frombuffer(codes, dtype=np.int64)
@@ -219,12 +217,8 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
     return _labelled(x, labels, code_arr, features, target, n_out, where, note)
 
 
-def _stream_rows(reader, header: list[str], f_idx: list[int], t_idx: list[int], where: str, path,
-                 max_rows: int | None):
-    """Stream the data rows into flat buffers: (x values, numeric targets, label codes, line numbers, the
-    labels (None when the target is numeric), whether data.max_rows cut the file short)."""
-    from array import array
-
+def _stream_rows(reader, header: list[str], f_idx: list[int], t_idx: list[int], where: str, path, max_rows: int | None):
+    """The data rows in flat buffers: (x, numeric y, label codes, line numbers, labels or None, cut by max_rows)."""
     width, n_f = len(header), len(f_idx)
     max_m = MAX_DATA_VALUES // (n_f + len(t_idx))
     xbuf, ybuf, codes, lines = array("d"), array("d"), array("q"), array("q")
@@ -283,11 +277,8 @@ def _feature_columns(header: list[str], features: list[str] | None, target: list
     """The feature columns (all but the target when not named), each checked to be in the header."""
     missing = [c for c in (features or []) + target if c not in header]
     if missing:
-        from bpcli.errors import did_you_mean
-        hint = did_you_mean(missing[0], header)
-        raise DataError(
-            f"{where}: column '{missing[0]}' is not in {path}{hint}; its columns are: {', '.join(header)}"
-        )
+        raise DataError(f"{where}: column '{missing[0]}' is not in {path}{did_you_mean(missing[0], header)}; "
+                        f"its columns are: {', '.join(header)}")
     if features is None:
         features = [h for h in header if h not in target]
     both = [c for c in features if c in target]
@@ -300,8 +291,7 @@ def _feature_columns(header: list[str], features: list[str] | None, target: list
 
 def _labelled(x: Array, labels: dict[str, int] | None, code_arr: Array, features: list[str], target: list[str],
               n_out: int | None, where: str, note: str) -> Dataset:
-    """A classification Dataset from a label column: codes (order of first appearance) -> sorted classes, then
-    0/1 for one output and two classes, else one-hot."""
+    """A classifier's Dataset from a label column: 0/1 for one output and two classes, else one-hot, sorted."""
     m = x.shape[0]
     if labels is None:
         raise DataError(f"{where}: class labels need a single target column, found {len(target)}")
@@ -331,8 +321,6 @@ def _labelled(x: Array, labels: dict[str, int] | None, code_arr: Array, features
 
 def _label_floats(labels: dict[str, int], codes, where: str, path, name: str):
     """Switch a target column from labels to numbers: the float of each row's label so far."""
-    from array import array
-
     try:
         values = [float(t) for t in labels]
     except ValueError:
