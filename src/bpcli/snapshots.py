@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bpcli.errors import ArgumentError, BpcliError
+from bpcli.errors import ArgumentError
 from bpcli.runs import LoadedRun, load_run
 from bpcli.snapshot_read import kept, read_chunk
 from bpcli.model import Network
