@@ -318,11 +318,11 @@ def _speed_flags(net: Network, g: list, u: list, ep: list[int], w: list[int], va
 
 def _shrink_hint(net: Network, l: int, out: int) -> str:
     """Why the gradient shrinks between layer l and the output, and what to try."""
-    squash = sorted({net.layers[k].activation.name for k in range(l, out)
-                     if net.layers[k].activation.saturates == "sigmoid-like"})
+    acts = {net.layers[k].activation.name: net.layers[k].activation for k in range(l, out)}
+    squash = sorted(name for name, act in acts.items() if act.saturates == "sigmoid-like")
     if "sigmoid" in squash:
-        return ("sigmoid's derivative is at most 0.25, so every sigmoid layer shrinks the gradient on its way "
-                "down: consider ReLU with He initialisation, fewer layers, or Adam")
+        return (f"sigmoid's derivative is at most {acts['sigmoid'].grad_peak:g}, so every sigmoid layer shrinks the "
+                "gradient on its way down: consider ReLU with He initialisation, fewer layers, or Adam")
     if squash:
         return (f"{' and '.join(squash)} units in their flat range shrink the gradient: consider ReLU with He "
                 "initialisation or smaller initial weights")
