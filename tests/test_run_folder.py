@@ -361,7 +361,8 @@ def test_the_second_of_two_claims_on_one_folder_is_refused_and_the_first_kept(tm
     commit(a, x, overwrite=False)
     with pytest.raises(BpcliError) as err:
         commit(b, x, overwrite=False)
-    assert str(err.value) == f"--out: {x} was just written by another bpcli run; choose another folder or add --overwrite"
+    # the core names its argument (out); the command line says it as the flag, --out
+    assert str(err.value) == f"out: {x} was just written by another bpcli run; choose another folder or add --overwrite"
     with pytest.raises(BpcliError) as err:  # even with --overwrite, while the first one holds it
         commit(b, x, overwrite=True)
     assert str(err.value).endswith("is being written by another bpcli process right now; wait for it to finish "

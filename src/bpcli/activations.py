@@ -37,6 +37,7 @@ class Activation:
     elementwise: bool = True
     params: dict = field(default_factory=dict)
     saturates: str | None = None  # "sigmoid-like" or "relu-like": how the inspector reads it
+    grad_peak: float | None = None  # the largest f'(z) of a sigmoid-like f: saturation is measured against it
 
     def vjp(self, z: Array, a: Array, da: Array, out: Array | None = None) -> Array:
         """dz = da * f'(z) elementwise; softmax uses its Jacobian. z, a, da: (m, n)."""
@@ -129,7 +130,7 @@ def _sigmoid_act() -> Activation:
         "sigmoid", _sigmoid, _sigmoid_grad,
         "f(z) = 1 / (1 + e^(-z))", "f'(z) = f(z) * (1 - f(z))",
         r"f(z) = \frac{1}{1 + e^{-z}}", r"f'(z) = f(z)\,(1 - f(z))",
-        saturates="sigmoid-like",
+        saturates="sigmoid-like", grad_peak=0.25,  # f'(0) = 1/4
     )
 
 
@@ -138,7 +139,7 @@ def _tanh() -> Activation:
         "tanh", lambda z, out=None: np.tanh(z, out=out), _tanh_grad,
         "f(z) = tanh(z)", "f'(z) = 1 - f(z)^2",
         r"f(z) = \tanh(z)", r"f'(z) = 1 - f(z)^2",
-        saturates="sigmoid-like",
+        saturates="sigmoid-like", grad_peak=1.0,  # f'(0) = 1
     )
 
 
@@ -257,6 +258,26 @@ ACTIVATIONS: dict[str, ActivationSpec] = {
 ALIASES = {"linear": "identity", "swish": "silu", "logistic": "sigmoid", "none": "identity"}
 
 
+def registry_entry(kind: str, name: str, registry: dict, aliases: dict[str, str], params: dict | None, where: str,
+                   word: str = "parameter"):
+    """(key, spec, params) of `name` in an activation or loss registry (aliases and case folded), the params'
+    names checked against the spec's defaults; ConfigError naming `where`, with a did-you-mean hint, if unknown."""
+    key = aliases.get(str(name).lower(), str(name).lower())
+    spec = registry.get(key)
+    if spec is None:
+        names = list(registry) + list(aliases)
+        raise ConfigError([
+            f"{where}: unknown {kind} '{name}'{did_you_mean(name, names)}; expected one of {one_of(registry)}"
+        ])
+    params = dict(params or {})
+    unknown = set(params) - set(spec.defaults)
+    if unknown:
+        bad = sorted(unknown, key=str)[0]
+        allowed = one_of(spec.defaults) if spec.defaults else "none"
+        raise ConfigError([f"{where}: {kind} '{key}' has no {word} '{bad}' ({word}s: {allowed})"])
+    return key, spec, params
+
+
 def get_activation(name: str, params: dict | None = None, where: str = "activation") -> Activation:
     """The registry entry for `name` with its parameters bound; ConfigError if unknown.
 
@@ -265,20 +286,7 @@ def get_activation(name: str, params: dict | None = None, where: str = "activati
     if params and ("f" in params or "df" in params):
         from bpcli.formula import formula_activation  # only configs with a formula pay for the parser
         return Activation(**formula_activation(name, params, where, list(ACTIVATIONS) + list(ALIASES)))
-    key = ALIASES.get(str(name).lower(), str(name).lower())
-    spec = ACTIVATIONS.get(key)
-    if spec is None:
-        names = list(ACTIVATIONS) + list(ALIASES)
-        raise ConfigError([
-            f"{where}: unknown activation '{name}'{did_you_mean(name, names)}; "
-            f"expected one of {one_of(ACTIVATIONS)}"
-        ])
-    params = dict(params or {})
-    unknown = set(params) - set(spec.defaults)
-    if unknown:
-        bad = sorted(unknown, key=str)[0]
-        allowed = one_of(spec.defaults) if spec.defaults else "none"
-        raise ConfigError([f"{where}: activation '{key}' has no parameter '{bad}' (parameters: {allowed})"])
+    _, spec, params = registry_entry("activation", name, ACTIVATIONS, ALIASES, params, where)
     for k, v in params.items():
         if not is_finite_number(v):
             raise ConfigError([f"{where}.{k}: expected a finite number, found {v!r}"])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bpcli.errors import BpcliError
+from bpcli.errors import ArgumentError, BpcliError
 from bpcli.figures import new_figure
 from bpcli.trajectory import Along, along, frame_indices
 
@@ -51,13 +51,13 @@ def check_out(out: Path, replace: bool = False) -> str:
 
     suffix = out.suffix.lower()
     if suffix not in FORMATS:
-        raise BpcliError(f"--out: give a file ending in .gif, .svg or .mp4; found '{out.name}'")
+        raise ArgumentError("out", f"give a file ending in .gif, .svg or .mp4; found '{out.name}'")
     check_output(out, replace, example="learn.gif")
     if suffix == ".mp4":
         from matplotlib import animation
         if not animation.writers.is_available("ffmpeg"):
-            raise BpcliError("--out: writing .mp4 needs ffmpeg, which is not installed (or not on the PATH); "
-                             "write a .gif or .svg instead")
+            raise ArgumentError("out", "writing .mp4 needs ffmpeg, which is not installed (or not on the PATH); "
+                                "write a .gif or .svg instead")
     return suffix[1:]
 
 
@@ -270,7 +270,7 @@ def _write_mp4(d: Diagram, out: Path, fps: int, progress, replace: bool = False)
             problem = proc.stderr.read().decode(errors="replace").strip()
         if proc.returncode:
             last = problem.splitlines()[-1] if problem else f"exit status {proc.returncode}"
-            raise BpcliError(f"--out: ffmpeg could not write the MP4 ({last})")
+            raise ArgumentError("out", f"ffmpeg could not write the MP4 ({last})")
         commit_output(tmp, out, replace)
     finally:
         if os.path.exists(tmp):

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bpcli.errors import BpcliError
+from bpcli.errors import ArgumentError, BpcliError
 
 try:
     import fcntl
@@ -98,18 +98,18 @@ def check_target(out: Path, overwrite: bool) -> None:
     if not out.exists() and not out.is_symlink():
         return
     if not out.is_dir() or out.is_symlink():
-        raise BpcliError(f"--out: {out} exists and is not a folder; choose another path")
+        raise ArgumentError("out", f"{out} exists and is not a folder; choose another path")
     if not any(out.iterdir()):
         return
     if not overwrite:
-        raise BpcliError(f"--out: {out} already exists; choose another folder or add --overwrite")
+        raise ArgumentError("out", f"{out} already exists; choose another folder or add --overwrite")
     if not is_bpcli_run(out):
-        raise BpcliError(f"--out: {out} is not a bpcli run folder (no run.json written by bpcli); "
-                         "--overwrite replaces only run folders, never other files")
+        raise ArgumentError("out", f"{out} is not a bpcli run folder (no run.json written by bpcli); "
+                            "--overwrite replaces only run folders, never other files")
     foreign = foreign_entries(out)
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise BpcliError(f"--out: {out} holds files bpcli did not write ({shown}); refusing to overwrite it")
+        raise ArgumentError("out", f"{out} holds files bpcli did not write ({shown}); refusing to overwrite it")
 
 
 def stage(parent: Path, target: Path | None = None) -> tuple[Path, Lock]:
@@ -119,7 +119,7 @@ def stage(parent: Path, target: Path | None = None) -> tuple[Path, Lock]:
     """
     def refuse(err: OSError):
         if target is not None:
-            raise BpcliError(f"--out: cannot create {target}: {err.strerror}") from None
+            raise ArgumentError("out", f"cannot create {target}: {err.strerror}") from None
         raise BpcliError(f"{parent}: cannot create the runs folder ({err.strerror}); choose one with --out") from None
 
     try:
@@ -179,9 +179,9 @@ def commit(staged: Path, target: Path, overwrite: bool) -> None:
             except OSError:
                 pass
         if err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
-            raise BpcliError(f"--out: {target} was just written by another bpcli run; "
-                             "choose another folder or add --overwrite") from None
-        raise BpcliError(f"--out: cannot create {target} ({err.strerror})") from None
+            raise ArgumentError("out", f"{target} was just written by another bpcli run; "
+                                "choose another folder or add --overwrite") from None
+        raise ArgumentError("out", f"cannot create {target} ({err.strerror})") from None
     finally:
         if old_lock is not None:
             old_lock.release()

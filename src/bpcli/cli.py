@@ -1,9 +1,4 @@
-"""The Typer app: parse options, call the core, print a view or JSON, pick the exit code.
-
-Heavy imports (numpy and the engine) happen inside the commands, so `bpcli --help` stays quick.
-The commands live here (explain, gradcheck) and in cli_train.py and cli_inspect.py; all are registered below, in
-the order `bpcli --help` lists them.
-"""
+"""The explain and gradcheck commands, and every cli_*.py command registered on the app in `bpcli --help`'s order."""
 
 from __future__ import annotations
 
@@ -71,8 +66,6 @@ def explain(
         raise BpcliError("--json and --format are alternatives; give one of them")
     if standalone and fmt_name != "latex":
         raise BpcliError("--standalone makes a LaTeX document: give it with --format latex")
-    if sample is not None and sample < 1:
-        raise BpcliError(f"--sample: samples are numbered from 1, found {sample}")
     if batch is not None and epoch is None:
         raise BpcliError("--batch: give --epoch N too (batch K of epoch N+1, drawn as training drew it)")
     cfg, net, prepared, run_dir, state = load_target_state(target, config, run, epoch)

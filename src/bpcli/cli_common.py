@@ -1,7 +1,4 @@
-"""What every command shares: the Typer app, the options declared once, error handling and loading a target.
-
-Only cli-layer modules (cli.py, cli_train.py, cli_inspect.py) import this; they are the only ones that print.
-"""
+"""What every command (cli*.py) shares: the Typer app, the options declared once, error handling, loading a target."""
 
 from __future__ import annotations
 
@@ -17,7 +14,7 @@ import typer
 
 from bpcli import __version__
 from bpcli.cli_group import BpcliGroup, print_error_json
-from bpcli.errors import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, BpcliError, Interrupted
+from bpcli.errors import EXIT_BAD_INPUT, EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, ArgumentError, BpcliError, Interrupted
 
 app = typer.Typer(
     name="bpcli",
@@ -159,8 +156,8 @@ def handles_errors(fn):
                     sys.stdout.flush()
                     return result
                 except BpcliError as err:
-                    error(str(err), err.exit_code)
-                    fail(str(err), err.exit_code)
+                    error(as_flags(err), err.exit_code)
+                    fail(as_flags(err), err.exit_code)
                 except Interrupted as err:
                     error(str(err), err.exit_code)
                     err_console().print(str(err), markup=False, soft_wrap=True)
@@ -183,6 +180,13 @@ def handles_errors(fn):
             _report_warnings(caught)
 
     return wrapper
+
+
+def as_flags(err: BpcliError) -> str:
+    """The error's message as the user typed the command: an argument the core names (`sample`) is its flag."""
+    if isinstance(err, ArgumentError):
+        return f"--{err.argument.replace('_', '-')}: {err.problem}"
+    return str(err)
 
 
 OUT_OF_MEMORY = "out of memory: the network or the data is too large for this machine"

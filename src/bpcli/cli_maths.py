@@ -40,8 +40,6 @@ def diagnose(
                          "bpcli diagnose [CONFIG|RUN] ANSWERS")
     answers_path = paths[-1]
     answers, meta = read_answers(answers_path)
-    if sample is not None and sample < 1:
-        raise BpcliError(f"--sample: samples are numbered from 1, found {sample}")
     if len(paths) == 1 and meta:
         from bpcli.exercise import load_sheet, sheet_from_meta
         cfg, net, prepared = load_sheet(sheet_from_meta(meta, answers_path))

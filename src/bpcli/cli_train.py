@@ -225,10 +225,11 @@ def init(
     except OSError as err:
         raise BpcliError(f"{path}: cannot write ({err.strerror})") from None
     copied = []
-    import re
-    for m in re.finditer(r"^\s*csv:\s*(\S+)", text, re.M):
-        src = builtin_config_dir() / m.group(1)
-        dst = path.parent / m.group(1)
+    from bpcli.config import load_config
+    csv = load_config(shipped[example])[0].data.csv  # the data file as the config parser resolves it
+    for rel in [Path(csv).relative_to(shipped[example].resolve().parent)] if csv else []:
+        src = builtin_config_dir() / rel
+        dst = path.parent / rel
         if src.exists() and not os.path.lexists(dst):  # a data file already there is the user's: kept
             try:
                 write_output(dst, src.read_text(), False, "")

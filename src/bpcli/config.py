@@ -58,70 +58,106 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
     name = ck.string(top, "name", (), Path(source).stem) or "network"
     description = ck.string(top, "description", (), "") or ""
     default_bias = ck.choice(top, "bias", (), "on", BIAS_MODES)
+    layer_cfgs = _parse_layers(ck, top.get("layers"), default_bias)
+    loss_name, loss_params = _parse_loss(ck, top.get("loss", "squared_error"), layer_cfgs)
+    init = _parse_init(ck, top.get("init"))
+    train = _parse_train(ck, top.get("train"))
+    inputs = _parse_inputs(ck, top.get("inputs"))
+    dp = ("data",)
+    dd = ck.mapping(top.get("data"), dp, DATA_KEYS)
+    n_out = layer_cfgs[-1].size if layer_cfgs else None
+    dataset, dcfg = parse_data(ck, dd, dp, base_dir, inputs, n_out)
+    if dataset is not None and inputs is None:
+        inputs = list(dataset.feature_names)
+    if inputs is None and not ck.problems:
+        ck.problem(("inputs",), "missing: give the number of inputs or their names (or a data section)")
+    if dataset is not None:
+        _check_data_fits(ck, dataset, dcfg, dd, inputs, layer_cfgs, loss_name, train)
+    train = _schedule_fits(ck, train, top.get("train"), dcfg)
+    if layer_cfgs:
+        _check_size(ck, layer_cfgs, inputs, dataset)
+    if ck.problems:
+        raise ConfigError(by_line(ck.problems))
+    cfg = NetConfig(name, source, tuple(inputs), tuple(layer_cfgs), loss_name, loss_params, init,
+                    dcfg, train, description)
+    check_values(ck, cfg)
+    if ck.problems:
+        raise ConfigError(by_line(ck.problems))
+    return cfg, dataset
 
-    # layers
-    layers_raw = top.get("layers")
+
+def _add_located(ck: Checker, path: tuple, err: ConfigError) -> None:
+    """A registry's problems (they name their config path already) with the file and line of `path`."""
+    line = ck.locs.line(path)
+    for msg in err.problems:
+        ck.problems.append(f"{ck.source}:{line}: {msg}" if line else f"{ck.source}: {msg}")
+
+
+def _parse_layers(ck: Checker, layers_raw: Any, default_bias: str) -> list[LayerConfig]:
+    """The `layers:` list: size, activation (from the registry), bias mode, symbol and letter of each."""
     layer_cfgs: list[LayerConfig] = []
     if layers_raw is None:
         ck.problem(("layers",), "missing: give a list of layers, e.g. [{size: 2, activation: sigmoid}, ...]")
-    elif not isinstance(layers_raw, list) or not layers_raw:
+        return layer_cfgs
+    if not isinstance(layers_raw, list) or not layers_raw:
         found = "an empty list" if layers_raw == [] else kind_of(layers_raw)
         ck.problem(("layers",), f"expected a non-empty list of layers, found {found}")
-    elif len(layers_raw) > len(SYMBOLS):
+        return layer_cfgs
+    if len(layers_raw) > len(SYMBOLS):
         ck.problem(("layers",), f"at most {len(SYMBOLS)} layers are supported, found {len(layers_raw)}")
-    else:
-        for i, raw in enumerate(layers_raw):
-            p = ("layers", i)
-            if isinstance(raw, int) and not isinstance(raw, bool):
-                raw = {"size": raw}
-            lay = ck.mapping(raw, p, LAYER_KEYS)
-            if not isinstance(raw, dict):
-                continue
-            # no upper bound here: the size check below refuses absurd layers with the memory they need
-            size = ck.integer(lay, "size", p, None, lo=1) if "size" in lay else None
-            if "size" not in lay:
-                ck.problem(p, "missing key 'size' (the number of nodes)")
-            act = lay.get("activation", "sigmoid")
-            act_params: dict = {}
-            if isinstance(act, dict):
-                act_params = {k: v for k, v in act.items() if k != "name"}
-                act = act.get("name")
-            act_name = None
-            if not isinstance(act, str):
-                ck.problem(p + ("activation",), f"expected an activation name, found {kind_of(act)}")
-            else:
-                try:
-                    act_name = get_activation(act, act_params, where=format_path(p + ("activation",))).name
-                except ConfigError as err:
-                    for msg in err.problems:
-                        line = locs.line(p + ("activation",))
-                        ck.problems.append(f"{source}:{line}: {msg}" if line else f"{source}: {msg}")
-            bias = ck.choice(lay, "bias", p, default_bias, BIAS_MODES)
-            symbol = ck.string(lay, "symbol", p, SYMBOLS[i])
-            symbol = SYMBOLS[i] if symbol is None else symbol
-            if symbol_problem(symbol):
-                ck.problem(p + ("symbol",), symbol_problem(symbol))
-            letter = ck.string(lay, "letter", p, LETTERS[i])
-            letter = LETTERS[i] if letter is None else letter
-            if letter_problem(letter):
-                ck.problem(p + ("letter",), letter_problem(letter))
-            layer_cfgs.append(LayerConfig(size or 1, act_name or "sigmoid", act_params, bias, symbol,
-                                          letter, lay.get("weights"), lay.get("biases")))
-        symbols = [lc.symbol for lc in layer_cfgs]
-        letters = [lc.letter for lc in layer_cfgs]
-        for i, lc in enumerate(layer_cfgs):
-            if symbols.index(lc.symbol) != i:
-                ck.problem(("layers", i, "symbol"), f"symbol '{lc.symbol}' is already used by layer {symbols.index(lc.symbol)}")
-            if letters.index(lc.letter) != i:
-                ck.problem(("layers", i, "letter"), f"letter '{lc.letter}' is already used by layer {letters.index(lc.letter)}")
-            if lc.activation == "softmax" and i != len(layer_cfgs) - 1:
-                ck.problem(("layers", i, "activation"), "softmax is supported on the output layer only")
-        if layer_cfgs and layer_cfgs[-1].activation == "softmax" and layer_cfgs[-1].size < 2:
-            ck.problem(("layers", len(layer_cfgs) - 1, "size"), "a softmax layer needs at least 2 nodes "
-                       "(with 1 node it always outputs 1); use sigmoid for a single output")
+        return layer_cfgs
+    for i, raw in enumerate(layers_raw):
+        p = ("layers", i)
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            raw = {"size": raw}
+        lay = ck.mapping(raw, p, LAYER_KEYS)
+        if not isinstance(raw, dict):
+            continue
+        # no upper bound here: the size check refuses absurd layers with the memory they need
+        size = ck.integer(lay, "size", p, None, lo=1) if "size" in lay else None
+        if "size" not in lay:
+            ck.problem(p, "missing key 'size' (the number of nodes)")
+        act = lay.get("activation", "sigmoid")
+        act_params: dict = {}
+        if isinstance(act, dict):
+            act_params = {k: v for k, v in act.items() if k != "name"}
+            act = act.get("name")
+        act_name = None
+        if not isinstance(act, str):
+            ck.problem(p + ("activation",), f"expected an activation name, found {kind_of(act)}")
+        else:
+            try:
+                act_name = get_activation(act, act_params, where=format_path(p + ("activation",))).name
+            except ConfigError as err:
+                _add_located(ck, p + ("activation",), err)
+        bias = ck.choice(lay, "bias", p, default_bias, BIAS_MODES)
+        symbol = ck.string(lay, "symbol", p, SYMBOLS[i])
+        symbol = SYMBOLS[i] if symbol is None else symbol
+        if symbol_problem(symbol):
+            ck.problem(p + ("symbol",), symbol_problem(symbol))
+        letter = ck.string(lay, "letter", p, LETTERS[i])
+        letter = LETTERS[i] if letter is None else letter
+        if letter_problem(letter):
+            ck.problem(p + ("letter",), letter_problem(letter))
+        layer_cfgs.append(LayerConfig(size or 1, act_name or "sigmoid", act_params, bias, symbol,
+                                      letter, lay.get("weights"), lay.get("biases")))
+    symbols = [lc.symbol for lc in layer_cfgs]
+    letters = [lc.letter for lc in layer_cfgs]
+    for i, lc in enumerate(layer_cfgs):
+        if symbols.index(lc.symbol) != i:
+            ck.problem(("layers", i, "symbol"), f"symbol '{lc.symbol}' is already used by layer {symbols.index(lc.symbol)}")
+        if letters.index(lc.letter) != i:
+            ck.problem(("layers", i, "letter"), f"letter '{lc.letter}' is already used by layer {letters.index(lc.letter)}")
+        if lc.activation == "softmax" and i != len(layer_cfgs) - 1:
+            ck.problem(("layers", i, "activation"), "softmax is supported on the output layer only")
+    if layer_cfgs and layer_cfgs[-1].activation == "softmax" and layer_cfgs[-1].size < 2:
+        ck.problem(("layers", len(layer_cfgs) - 1, "size"), "a softmax layer needs at least 2 nodes "
+                   "(with 1 node it always outputs 1); use sigmoid for a single output")
+    return layer_cfgs
 
-    # loss
-    loss_raw = top.get("loss", "squared_error")
+
+def _parse_loss(ck: Checker, loss_raw: Any, layer_cfgs: list[LayerConfig]) -> tuple[str, dict]:
+    """The `loss:` name and options (from the registry), checked against the output layer's activation."""
     loss_params: dict = {}
     if isinstance(loss_raw, dict):
         loss_params = {k: v for k, v in loss_raw.items() if k != "name"}
@@ -133,9 +169,7 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
         try:
             loss_name = get_loss(loss_raw, loss_params).name
         except ConfigError as err:
-            line = locs.line(("loss",))
-            for msg in err.problems:
-                ck.problems.append(f"{source}:{line}: {msg}" if line else f"{source}: {msg}")
+            _add_located(ck, ("loss",), err)
     if layer_cfgs:
         out_act = layer_cfgs[-1].activation
         if loss_name == "binary_cross_entropy" and out_act not in ("sigmoid", "softmax"):
@@ -148,10 +182,13 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
             # -y log(y') is 0 whenever y = 0: half of a two-class problem would never be learned
             ck.problem(("loss",), "cross_entropy with one sigmoid output ignores every sample whose target is 0 "
                        "(its -y log(y') is 0 there); use binary_cross_entropy")
+    return loss_name, loss_params
 
-    # init
+
+def _parse_init(ck: Checker, init_raw: Any) -> InitConfig:
+    """The `init:` scheme, its constants and seed, and explicit values by parameter name."""
     ip = ("init",)
-    ini = ck.mapping(top.get("init"), ip, INIT_KEYS)
+    ini = ck.mapping(init_raw, ip, INIT_KEYS)
     values = ini.get("values") or {}
     if not isinstance(values, dict):
         ck.problem(ip + ("values",), f"expected a mapping of parameter name to value, found {kind_of(values)}")
@@ -169,10 +206,13 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
     init = InitConfig(**{**asdict(init), "scheme": init.scheme.replace("glorot", "xavier")})
     if init.low >= init.high and init.scheme == "uniform":
         ck.problem(ip + ("low",), f"low ({init.low:g}) must be below high ({init.high:g})")
+    return init
 
-    # train
+
+def _parse_train(ck: Checker, train_raw: Any) -> TrainConfig:
+    """The `train:` settings: optimiser and its constants, epochs, batches, early stopping, dtype, snapshots."""
     tp = ("train",)
-    tr = ck.mapping(top.get("train"), tp, TRAIN_KEYS)
+    tr = ck.mapping(train_raw, tp, TRAIN_KEYS)
     es = tr.get("early_stopping")
     patience, min_delta, restore_best, watch = None, 0.0, True, {}
     if isinstance(es, int) and not isinstance(es, bool):
@@ -209,41 +249,37 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
         patience=patience, min_delta=min_delta, restore_best=restore_best, **watch,
         dtype=ck.choice(tr, "dtype", tp, "float64", DTYPES), **parse_snapshots(ck, tr, tp),
     )
-    train = replace(train, schedule=parse_schedule(ck, tr.get("schedule"), tp + ("schedule",), train.epochs))
+    return replace(train, schedule=parse_schedule(ck, tr.get("schedule"), tp + ("schedule",), train.epochs))
 
-    # inputs (names or a count)
-    inputs_raw = top.get("inputs")
-    inputs: list[str] | None = None
+
+def _parse_inputs(ck: Checker, inputs_raw: Any) -> list[str] | None:
+    """The `inputs:` names, or x1..xN for a count; None when not given (the data's columns then name them)."""
     if isinstance(inputs_raw, int) and not isinstance(inputs_raw, bool):
         if 1 <= inputs_raw <= MAX_LAYER:
-            inputs = [f"x{k + 1}" for k in range(inputs_raw)]
-        else:
-            ck.problem(("inputs",), f"must be between 1 and {MAX_LAYER}, found {inputs_raw}")
+            return [f"x{k + 1}" for k in range(inputs_raw)]
+        ck.problem(("inputs",), f"must be between 1 and {MAX_LAYER}, found {inputs_raw}")
     elif isinstance(inputs_raw, list):
         if not inputs_raw or not all(isinstance(s, (str, int)) and not isinstance(s, bool) for s in inputs_raw):
             ck.problem(("inputs",), "expected a non-empty list of input names")
         elif len(set(map(str, inputs_raw))) != len(inputs_raw):
             ck.problem(("inputs",), "input names must be different from each other")
         else:
-            inputs = [str(s) for s in inputs_raw]
+            return [str(s) for s in inputs_raw]
     elif inputs_raw is not None:
         ck.problem(("inputs",), f"expected a number of inputs or a list of names, found {kind_of(inputs_raw)}")
+    return None
 
-    # data
+
+def _check_data_fits(ck: Checker, dataset: data_mod.Dataset, dcfg, dd: dict, inputs: list[str] | None,
+                     layer_cfgs: list[LayerConfig], loss_name: str, train: TrainConfig) -> None:
+    """The data against the network: input and output columns, the loss's conditions on the targets, the batch
+    size and the validation split."""
     dp = ("data",)
-    dd = ck.mapping(top.get("data"), dp, DATA_KEYS)
     n_out = layer_cfgs[-1].size if layer_cfgs else None
-    dataset, dcfg = parse_data(ck, dd, dp, base_dir, inputs, n_out)
-
-    if dataset is not None and inputs is None:
-        inputs = list(dataset.feature_names)
-    if inputs is None and not ck.problems:
-        ck.problem(("inputs",), "missing: give the number of inputs or their names (or a data section)")
-
-    if dataset is not None and inputs is not None and dataset.x.shape[1] != len(inputs):
+    if inputs is not None and dataset.x.shape[1] != len(inputs):
         ck.problem(("inputs",), f"the network has {len(inputs)} inputs but the data has "
                    f"{dataset.x.shape[1]} feature columns")
-    if dataset is not None and np.all(np.isfinite(dataset.y)):
+    if np.all(np.isfinite(dataset.y)):
         # the losses' own conditions on the targets; the y' - y shortcut of softmax + cross-entropy needs rows
         # that are probability distributions, else its gradient would be silently wrong
         if loss_name in ("cross_entropy", "binary_cross_entropy") and (np.any(dataset.y < 0) or np.any(dataset.y > 1)):
@@ -254,65 +290,65 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
             bad = int(np.argmax(np.abs(dataset.y.sum(axis=1) - 1.0)))
             ck.problem(dp + ("y",) if "y" in dd else dp, f"softmax with cross_entropy needs each target row to add "
                        f"up to 1 (one-hot or probabilities); row {bad} adds up to {float(dataset.y[bad].sum()):g}")
-    if dataset is not None and n_out is not None and dataset.y.shape[1] != n_out:
+    if n_out is not None and dataset.y.shape[1] != n_out:
         ck.problem(("layers", len(layer_cfgs) - 1, "size"), f"the output layer has {big_count(n_out)} nodes but the "
                    f"targets have {dataset.y.shape[1]} columns")
-    too_large = _batch_too_large(train.batch_size, dataset.m) if dataset is not None else ""
+    too_large = _batch_too_large(train.batch_size, dataset.m)
     if too_large:
-        ck.problem(tp + ("batch_size",), f"batch size {too_large} or leave it out for full batch")
-    if train.schedule is not None and train.schedule.monitor.startswith("val_") and dcfg.validation <= 0 \
-            and "schedule" in tr and isinstance(tr["schedule"], dict) and "monitor" in tr["schedule"]:
-        ck.problem(tp + ("schedule", "monitor"), f"{train.schedule.monitor} needs validation data; set "
-                   "data.validation (e.g. 0.2) or monitor loss")
-    if train.schedule is not None and train.schedule.name == "plateau" and dcfg.validation <= 0 \
-            and not (isinstance(tr.get("schedule"), dict) and "monitor" in tr["schedule"]):
-        train = replace(train, schedule=replace(train.schedule, monitor="loss"))  # nothing held out: the training loss
-    if dataset is not None and dcfg.validation > 0:
+        ck.problem(("train", "batch_size"), f"batch size {too_large} or leave it out for full batch")
+    if dcfg.validation > 0:
         n_val = int(round(dcfg.validation * dataset.m))  # the same arithmetic as data.split
         if n_val < 1 or n_val >= dataset.m:
             ck.problem(dp + ("validation",), f"{dcfg.validation:g} of {dataset.m} samples leaves "
                        f"{'no' if n_val < 1 else 'no training'} samples; use a fraction that keeps both parts "
                        "non-empty")
 
-    if dataset is not None and dcfg.test > 0:
+    if dcfg.test > 0:
         n_test, n_val = int(round(dcfg.test * dataset.m)), int(round(dcfg.validation * dataset.m))
         if n_test < 1 or n_test + n_val >= dataset.m:  # the same arithmetic as data.test_indices
             ck.problem(dp + ("test",), f"{dcfg.test:g} of {dataset.m} samples leaves "
                        f"{'no test' if n_test < 1 else 'no training'} samples"
                        + (f" beside the {n_val} validation samples" if n_val and n_test >= 1 else "")
                        + "; use a fraction that keeps every part non-empty")
-
-    if dataset is not None and dcfg.source == "inline":
+    if dcfg.source == "inline":
         check_stored_size(ck, dataset.x.size + dataset.y.size, layer_cfgs)
 
-    # sizes: refuse absurd networks before allocating anything
-    if layer_cfgs:
-        n_params, fan_in = 0, len(inputs) if inputs else 1
-        for lc in layer_cfgs:
-            n_params += lc.size * (fan_in + 1)
-            fan_in = lc.size
-        too_wide = [i for i, lc in enumerate(layer_cfgs) if lc.size > MAX_LAYER]
-        if n_params > MAX_PARAMS or too_wide:
-            at = ("layers", too_wide[0], "size") if too_wide else ("layers",)
-            ck.problem(at, f"this network has {big_count(n_params)} parameters and would need "
-                       f"{human_bytes(n_params * 8)} for its weights alone; bpcli is for small networks "
-                       f"(at most {MAX_PARAMS:,} parameters and {MAX_LAYER:,} nodes per layer)")
-        elif dataset is not None:
-            need = dataset.m * sum(lc.size for lc in layer_cfgs) * 3 * 8
-            if need > MAX_PASS_BYTES:
-                ck.problem(("layers",), f"one pass over the {dataset.m:,} samples would need {human_bytes(need)} "
-                           f"for the layer values (z, a and dz of every node for every sample); "
-                           f"use fewer samples (data.max_rows) or smaller layers (at most "
-                           f"{human_bytes(MAX_PASS_BYTES)})")
 
-    if ck.problems:
-        raise ConfigError(by_line(ck.problems))
-    cfg = NetConfig(name, source, tuple(inputs), tuple(layer_cfgs), loss_name, loss_params, init,
-                    dcfg, train, description)
-    check_values(ck, cfg)
-    if ck.problems:
-        raise ConfigError(by_line(ck.problems))
-    return cfg, dataset
+def _schedule_fits(ck: Checker, train: TrainConfig, train_raw: Any, dcfg) -> TrainConfig:
+    """The schedule against the data: a validation value it is told to watch needs validation data; plateau
+    told nothing watches the training loss when nothing is held out."""
+    if train.schedule is None or dcfg.validation > 0:
+        return train
+    given = isinstance(train_raw, dict) and isinstance(train_raw.get("schedule"), dict) \
+        and "monitor" in train_raw["schedule"]
+    if given and train.schedule.monitor.startswith("val_"):
+        ck.problem(("train", "schedule", "monitor"), f"{train.schedule.monitor} needs validation data; set "
+                   "data.validation (e.g. 0.2) or monitor loss")
+    if not given and train.schedule.name == "plateau":
+        return replace(train, schedule=replace(train.schedule, monitor="loss"))  # nothing held out: the training loss
+    return train
+
+
+def _check_size(ck: Checker, layer_cfgs: list[LayerConfig], inputs: list[str] | None,
+                dataset: data_mod.Dataset | None) -> None:
+    """Refuse absurd networks before allocating anything: the parameters, and one pass's layer values."""
+    n_params, fan_in = 0, len(inputs) if inputs else 1
+    for lc in layer_cfgs:
+        n_params += lc.size * (fan_in + 1)
+        fan_in = lc.size
+    too_wide = [i for i, lc in enumerate(layer_cfgs) if lc.size > MAX_LAYER]
+    if n_params > MAX_PARAMS or too_wide:
+        at = ("layers", too_wide[0], "size") if too_wide else ("layers",)
+        ck.problem(at, f"this network has {big_count(n_params)} parameters and would need "
+                   f"{human_bytes(n_params * 8)} for its weights alone; bpcli is for small networks "
+                   f"(at most {MAX_PARAMS:,} parameters and {MAX_LAYER:,} nodes per layer)")
+    elif dataset is not None:
+        need = dataset.m * sum(lc.size for lc in layer_cfgs) * 3 * 8
+        if need > MAX_PASS_BYTES:
+            ck.problem(("layers",), f"one pass over the {dataset.m:,} samples would need {human_bytes(need)} "
+                       f"for the layer values (z, a and dz of every node for every sample); "
+                       f"use fewer samples (data.max_rows) or smaller layers (at most "
+                       f"{human_bytes(MAX_PASS_BYTES)})")
 
 
 def _batch_too_large(batch_size: int | None, m: int) -> str:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import csv
+import io
+from array import array
 from dataclasses import dataclass
 
 import numpy as np
 
-from bpcli.errors import DataError
+from bpcli.errors import DataError, did_you_mean
 from bpcli.schema import NetConfig
 
 Array = np.ndarray
 
 GENERATORS = ("xor", "and", "or", "circles", "moons", "spirals", "blobs", "sine")
-GENERATOR_INPUTS = {g: 2 for g in GENERATORS} | {"sine": 1}
 
 
 @dataclass(frozen=True)
@@ -210,10 +211,6 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
     The file is streamed once into flat float64 buffers (8 bytes a value, no per-row Python lists);
     a single target column is kept as codes into its distinct values. Every problem names the line.
     """
-    from array import array
-
-    import io
-
     from bpcli.readable import NotReadable, open_regular
 
     try:
@@ -229,76 +226,10 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
             reader = csv.reader(fh)
             header = csv_header(reader, f"{where}: {path}",
                                 f"{where}: {path} is empty (expected a header row and data rows)")
-            missing = [c for c in (features or []) + target if c not in header]
-            if missing:
-                from bpcli.errors import did_you_mean
-                hint = did_you_mean(missing[0], header)
-                raise DataError(
-                    f"{where}: column '{missing[0]}' is not in {path}{hint}; its columns are: {', '.join(header)}"
-                )
-            if features is None:
-                features = [h for h in header if h not in target]
-            both = [c for c in features if c in target]
-            if both:
-                raise DataError(f"{where}: column '{both[0]}' is both a feature and the target")
-            if not features:
-                raise DataError(f"{where}: {path} has no feature columns besides the target {', '.join(target)}")
-            f_idx = [header.index(c) for c in features]
-            t_idx = [header.index(c) for c in target]
-            width, n_f = len(header), len(f_idx)
-            max_m = MAX_DATA_VALUES // (n_f + len(t_idx))
-            xbuf, ybuf, codes, lines = array("d"), array("d"), array("q"), array("q")
-            labels: dict[str, int] | None = {} if len(t_idx) == 1 else None
-            t0 = t_idx[0]
-            truncated = False
-            for row in reader:
-                if len(row) != width:
-                    if not row or all(not c.strip() for c in row):
-                        continue
-                    raise DataError(f"{where}: {path}:{reader.line_num}: row has {len(row)} fields, "
-                                    f"the header has {width}")
-                if max_rows is not None and len(lines) >= max_rows:
-                    truncated = True
-                    break
-                if len(lines) >= max_m:
-                    raise DataError(f"{where}: {path} has more than {max_m:,} rows of {n_f + len(t_idx)} values "
-                                    f"(over {MAX_DATA_VALUES * 8 // 2**20:,} MiB); read part of it with "
-                                    f"data.max_rows: {max_m:,}")
-                try:
-                    xbuf.extend([float(row[i]) for i in f_idx])
-                    if "_" in "".join(row) and not all(_is_float(row[i]) for i in f_idx):
-                        raise ValueError  # Python's float reads 5_1 as 51: a number is written without _
-                except ValueError:
-                    i = next(i for i in f_idx if not _is_float(row[i]))
-                    what = f"'{row[i]}' is not a number" if row[i].strip() else "the value is missing"
-                    raise DataError(f"{where}: {path}:{reader.line_num}: column '{header[i]}': {what}") from None
-                lines.append(reader.line_num)
-                if labels is not None:
-                    t = row[t0].strip()
-                    c = labels.get(t)
-                    if c is None:
-                        if not t:
-                            raise DataError(f"{where}: {path}:{reader.line_num}: column '{target[0]}': "
-                                            "the target value is missing")
-                        if len(labels) < MAX_LABELS:
-                            c = labels[t] = len(labels)
-                        else:  # too many distinct values for class labels: numeric from here on
-                            ybuf = _label_floats(labels, codes, where, path, target[0])
-                            labels = None
-                    if labels is not None:
-                        codes.append(c)
-                        continue
-                try:
-                    ybuf.extend([float(row[i]) for i in t_idx])
-                    if "_" in "".join(row) and not all(_is_float(row[i]) for i in t_idx):
-                        raise ValueError
-                except ValueError:
-                    i = next(i for i in t_idx if not _is_float(row[i]))
-                    raise DataError(f"{where}: {path}:{reader.line_num}: column '{header[i]}': '{row[i]}' is not "
-                                    f"a number" + (" (targets of several columns must be numbers)"
-                                                   if len(t_idx) > 1 else
-                                                   f" (more than {MAX_LABELS:,} distinct values: not class labels)")
-                                    ) from None
+            features = _feature_columns(header, features, target, where, path)
+            f_idx, t_idx = [header.index(c) for c in features], [header.index(c) for c in target]
+            xbuf, ybuf, codes, lines, labels, truncated = _stream_rows(reader, header, f_idx, t_idx, where, path,
+                                                                       max_rows)
         except UnicodeDecodeError:
             raise DataError(f"{where}: {path} is not UTF-8 text") from None
         except csv.Error as err:
@@ -306,10 +237,10 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
     m = len(lines)
     if m == 0:
         raise DataError(f"{where}: {path} has a header but no data rows")
-    x = np.frombuffer(xbuf, dtype=np.float64).reshape(m, n_f)
+    x = np.frombuffer(xbuf, dtype=np.float64).reshape(m, len(f_idx))
     bad = np.flatnonzero(~np.isfinite(x))
     if bad.size:
-        r, c = divmod(int(bad[0]), n_f)
+        r, c = divmod(int(bad[0]), x.shape[1])
         raise DataError(f"{where}: {path}:{lines[r]}: column '{features[c]}' is {x[r, c]} (NaN or infinite)")
     note = f"{m:,} rows read from {path}" + (f" (stopped at data.max_rows: {max_rows:,})" if truncated else "")
     code_arr = np.frombuffer(codes, dtype=np.int64)
@@ -325,6 +256,89 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
         if bad.size:
             raise DataError(f"{where}: {path}:{lines[int(bad[0])]}: target is NaN or infinite")
         return Dataset(x, y, tuple(features), tuple(target), None, infer_task(y), note)
+    return _labelled(x, labels, code_arr, features, target, n_out, where, note, as_labels)
+
+
+def _stream_rows(reader, header: list[str], f_idx: list[int], t_idx: list[int], where: str, path, max_rows: int | None):
+    """The data rows in flat buffers: (x, numeric y, label codes, line numbers, labels or None, cut by max_rows)."""
+    width, n_f = len(header), len(f_idx)
+    max_m = MAX_DATA_VALUES // (n_f + len(t_idx))
+    xbuf, ybuf, codes, lines = array("d"), array("d"), array("q"), array("q")
+    labels: dict[str, int] | None = {} if len(t_idx) == 1 else None
+    t0 = t_idx[0]
+    truncated = False
+    target = [header[i] for i in t_idx]
+    for row in reader:
+        if len(row) != width:
+            if not row or all(not c.strip() for c in row):
+                continue
+            raise DataError(f"{where}: {path}:{reader.line_num}: row has {len(row)} fields, "
+                            f"the header has {width}")
+        if max_rows is not None and len(lines) >= max_rows:
+            truncated = True
+            break
+        if len(lines) >= max_m:
+            raise DataError(f"{where}: {path} has more than {max_m:,} rows of {n_f + len(t_idx)} values "
+                            f"(over {MAX_DATA_VALUES * 8 // 2**20:,} MiB); read part of it with "
+                            f"data.max_rows: {max_m:,}")
+        try:
+            xbuf.extend([float(row[i]) for i in f_idx])
+            if "_" in "".join(row) and not all(_is_float(row[i]) for i in f_idx):
+                raise ValueError  # Python's float reads 5_1 as 51: a number is written without _
+        except ValueError:
+            i = next(i for i in f_idx if not _is_float(row[i]))
+            what = f"'{row[i]}' is not a number" if row[i].strip() else "the value is missing"
+            raise DataError(f"{where}: {path}:{reader.line_num}: column '{header[i]}': {what}") from None
+        lines.append(reader.line_num)
+        if labels is not None:
+            t = row[t0].strip()
+            c = labels.get(t)
+            if c is None:
+                if not t:
+                    raise DataError(f"{where}: {path}:{reader.line_num}: column '{target[0]}': "
+                                    "the target value is missing")
+                if len(labels) < MAX_LABELS:
+                    c = labels[t] = len(labels)
+                else:  # too many distinct values for class labels: numeric from here on
+                    ybuf = _label_floats(labels, codes, where, path, target[0])
+                    labels = None
+            if labels is not None:
+                codes.append(c)
+                continue
+        try:
+            ybuf.extend([float(row[i]) for i in t_idx])
+            if "_" in "".join(row) and not all(_is_float(row[i]) for i in t_idx):
+                raise ValueError
+        except ValueError:
+            i = next(i for i in t_idx if not _is_float(row[i]))
+            raise DataError(f"{where}: {path}:{reader.line_num}: column '{header[i]}': '{row[i]}' is not "
+                            f"a number" + (" (targets of several columns must be numbers)"
+                                           if len(t_idx) > 1 else
+                                           f" (more than {MAX_LABELS:,} distinct values: not class labels)")
+                            ) from None
+    return xbuf, ybuf, codes, lines, labels, truncated
+
+
+def _feature_columns(header: list[str], features: list[str] | None, target: list[str], where: str, path) -> list[str]:
+    """The feature columns (all but the target when not named), each checked to be in the header."""
+    missing = [c for c in (features or []) + target if c not in header]
+    if missing:
+        raise DataError(f"{where}: column '{missing[0]}' is not in {path}{did_you_mean(missing[0], header)}; "
+                        f"its columns are: {', '.join(header)}")
+    if features is None:
+        features = [h for h in header if h not in target]
+    both = [c for c in features if c in target]
+    if both:
+        raise DataError(f"{where}: column '{both[0]}' is both a feature and the target")
+    if not features:
+        raise DataError(f"{where}: {path} has no feature columns besides the target {', '.join(target)}")
+    return features
+
+
+def _labelled(x: Array, labels: dict[str, int] | None, code_arr: Array, features: list[str], target: list[str],
+              n_out: int | None, where: str, note: str, as_labels: bool = False) -> Dataset:
+    """A classifier's Dataset from a label column: 0/1 for one output and two classes, else one-hot, sorted."""
+    m = x.shape[0]
     if labels is None:
         if as_labels:
             raise DataError(f"{where}: target '{target[0]}' has more than {MAX_LABELS:,} distinct values; too many "
@@ -356,8 +370,6 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
 
 def _label_floats(labels: dict[str, int], codes, where: str, path, name: str):
     """Switch a target column from labels to numbers: the float of each row's label so far."""
-    from array import array
-
     try:
         values = [float(t) for t in labels]
     except ValueError:

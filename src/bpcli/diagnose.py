@@ -15,10 +15,10 @@ import numpy as np
 from bpcli.checker import by_line
 from bpcli.readable import NotReadable, read_capped
 from bpcli.engine import backward, forward
-from bpcli.errors import BpcliError, ConfigError, is_finite_number
+from bpcli.errors import BpcliError, ConfigError, is_finite_number, sample_row
 from bpcli.gradcheck_rounding import analytic_bounds
 from bpcli.gradcheck_verdict import judge, undecided
-from bpcli.mistakes import MISTAKES, Context, Variant, all_variants
+from bpcli.mistakes import Context, Variant, all_variants
 from bpcli.model import Network
 from bpcli.yamlsrc import format_path, yaml11_hint
 
@@ -175,8 +175,7 @@ def diagnose(net: Network, x: Array, y: Array, answers: dict[str, float | str], 
     if not (0 < tol < 1):
         raise BpcliError(f"--tol: must be between 0 and 1 (relative), found {tol:g}")
     if sample is not None:
-        if not 0 <= sample < x.shape[0]:
-            raise BpcliError(f"--sample: the data has {x.shape[0]} samples (1 to {x.shape[0]}), found {sample + 1}")
+        sample_row(sample + 1, x.shape[0])
         x, y = x[sample: sample + 1], y[sample: sample + 1]
     refs = {}
     problems = []
@@ -380,6 +379,3 @@ def _looks_numeric(cell: str) -> bool:
         return False
     return True
 
-
-def mistake_titles() -> dict[str, str]:
-    return {k: title for k, (title, _) in MISTAKES.items()}

@@ -58,7 +58,6 @@ def network_dot(net: Network, title: str, trace=None, max_edges: int = MAX_EDGES
     if n_edges > max_edges:
         raise BpcliError(f"--dot draws every weight, and this network has {n_edges} (at most {max_edges} "
                          "make a readable drawing); use `bpcli show` for the list of parameters")
-    wmax = max((float(abs(W).max()) for W in net.W if W.size), default=1.0) or 1.0
     nodes_by_name = {}
     edges_by_name = {}
     if trace is not None:
@@ -109,19 +108,7 @@ def network_dot(net: Network, title: str, trace=None, max_edges: int = MAX_EDGES
             decls.append(f"{nid(l, j)} [label={_html_node(rows, node, fill)}];")
         lines += _column(layer.letter, f"layer {layer.letter} ({layer.activation.name})", decls,
                          [nid(l, j) for j in range(layer.n_out)])
-    for l, layer in enumerate(net.layers):
-        for j in range(layer.n_out):
-            for k in range(layer.n_in):
-                w = float(net.W[l][j, k])
-                name = weight_name(layer, j, k)
-                text = f"{name} = {_num(w)}"
-                if trace is not None:
-                    text += f"\ndL/d{name} = {_num(edges_by_name[(layer.letter, name)].grad)}"
-                src = in_ids[k] if l == 0 else nid(l - 1, k)
-                colour = "#2166ac" if w >= 0 else "#b2182b"
-                width = 0.6 + 2.4 * abs(w) / wmax
-                lines.append(f"  {src} -> {nid(l, j)} [label={quote(text)}, color={quote(colour)}, "
-                             f"fontcolor={quote(colour)}, penwidth={width:.2f}];")
+    lines += _weight_edges(net, in_ids, nid, None if trace is None else edges_by_name)
     if trace is not None:
         out = net.layers[last]
         rows = [(f"y{'' if out.n_out == 1 else k + 1}", _num(v)) for k, v in enumerate(trace.target)]
@@ -135,6 +122,27 @@ def network_dot(net: Network, title: str, trace=None, max_edges: int = MAX_EDGES
             lines.append(f"  {nid(last, j)} -> loss [label={quote(text)}, style=dashed, color=gray40];")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def _weight_edges(net: Network, in_ids: list[str], nid, grads: dict | None) -> list[str]:
+    """One edge per weight, labelled `name = value` (and the sample's dL/dw when grads are given), blue for
+    positive and red for negative, thicker the larger |w| is beside the largest."""
+    wmax = max((float(abs(W).max()) for W in net.W if W.size), default=1.0) or 1.0
+    lines = []
+    for l, layer in enumerate(net.layers):
+        for j in range(layer.n_out):
+            for k in range(layer.n_in):
+                w = float(net.W[l][j, k])
+                name = weight_name(layer, j, k)
+                text = f"{name} = {_num(w)}"
+                if grads is not None:
+                    text += f"\ndL/d{name} = {_num(grads[(layer.letter, name)].grad)}"
+                src = in_ids[k] if l == 0 else nid(l - 1, k)
+                colour = "#2166ac" if w >= 0 else "#b2182b"
+                width = 0.6 + 2.4 * abs(w) / wmax
+                lines.append(f"  {src} -> {nid(l, j)} [label={quote(text)}, color={quote(colour)}, "
+                             f"fontcolor={quote(colour)}, penwidth={width:.2f}];")
+    return lines
 
 
 def _column(key: str, title: str, decls: list[str], ids: list[str]) -> list[str]:

@@ -179,18 +179,13 @@ def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, stat
     u = [_series(history, "update_ratio", l) for l in range(L)]
     s = [_series(history, "saturation", l) for l in range(L)]
     idx = _trace_idx(n)
-    findings: list[Finding] = []
-
-    def kind_of(l: int) -> str | None:
-        k = net.layers[l].activation.saturates
-        return {"sigmoid-like": "saturating", "relu-like": "relu"}.get(k)
 
     layers = []
     for l, layer in enumerate(net.layers):
         g_last = g[l][-1] if E else None
         sat = [x for x in s[l] if x is not None]
         layers.append(LayerDynamics(
-            layer.letter, layer.activation.name, layer.n_out, kind_of(l),
+            layer.letter, layer.activation.name, layer.n_out, _kind(layer),
             g[l][0] if E else None, g_last,
             _ratio(g_last, g[out][-1] if E else None) if l != out else 1.0,
             _ratio(g_last, g[l + 1][-1]) if l < out and E else None,
@@ -199,6 +194,34 @@ def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, stat
             tuple(g[l][i] for i in idx), tuple(u[l][i] for i in idx), tuple(s[l][i] for i in idx),
         ))
 
+    findings: list[Finding] = []
+    vanishing = _gradient_flags(net, g, u, ep, w, findings)
+    _unit_flags(net, s, ep, w, findings)
+    _speed_flags(net, g, u, ep, w, vanishing, findings)
+    losses = [_num(h.get("loss")) for h in history]
+    first = losses[0] if losses else None
+    last = losses[-1] if losses else None
+    if E >= 10 and first is not None and last is not None and last > STUCK * first:
+        findings.append(Finding("stuck", None, 1, E, f"the training loss hardly fell: {first:.4g} -> {last:.4g} "
+                                f"over {E} epochs", "read the layer flags above for the cause"))
+    if status == "diverged":
+        findings.append(Finding("diverged", None, E + 1, 1, f"the loss became NaN or infinite after epoch {E}",
+                                "lower the learning rate"))
+    findings.sort(key=lambda f: (f.kind in ("stuck", "diverged"), f.epoch, f.layer or ""))
+    return InspectResult(name, run_dir, status, E, first, last, out_letter, tuple(layers), tuple(findings),
+                         tuple(ep[i] for i in idx), _summary(layers, findings, E))
+
+
+def _kind(layer) -> str | None:
+    """'saturating' (sigmoid-like), 'relu' (relu-like) or None: which unit flags a layer's activation can raise."""
+    return {"sigmoid-like": "saturating", "relu-like": "relu"}.get(layer.activation.saturates)
+
+
+def _gradient_flags(net: Network, g: list, u: list, ep: list[int], w: list[int], findings: list[Finding]) -> set[int]:
+    """Vanishing or exploding gradients, each hidden layer's against the output layer's; the vanishing layers."""
+    n, E, L = len(ep), (ep[-1] if ep else 0), len(net.layers)
+    out = L - 1
+    out_letter = net.layers[out].letter
     vanishing: set[int] = set()
     for l in range(out):
         ratios = [_ratio(g[l][e], g[out][e]) for e in range(n)]
@@ -224,8 +247,15 @@ def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, stat
                 hint = "exploding gradients: lower the learning rate, use Xavier/He initialisation or fewer layers"
             findings.append(Finding(kind, letter, start, held, msg, hint))
 
+    return vanishing
+
+
+def _unit_flags(net: Network, s: list, ep: list[int], w: list[int], findings: list[Finding]) -> None:
+    """Saturated (sigmoid-like) or dead (relu-like) units that stay so."""
+    E = ep[-1] if ep else 0
+    out = len(net.layers) - 1
     for l, layer in enumerate(net.layers):
-        k = kind_of(l)
+        k = _kind(layer)
         if k is None or (l == out and net.fused_output):
             continue  # a confident sigmoid/softmax output under cross-entropy still passes y' - y back
         limit = SATURATED if k == "saturating" else DEAD
@@ -249,6 +279,14 @@ def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, stat
             hint = "consider a smaller learning rate, leaky_relu, or a small positive init.bias"
             findings.append(Finding("dead", layer.letter, start, held, msg, hint))
 
+
+
+def _speed_flags(net: Network, g: list, u: list, ep: list[int], w: list[int], vanishing: set[int],
+                 findings: list[Finding]) -> None:
+    """Layers whose weights change far slower than the fastest layer's, or by more than their own size."""
+    n, E, L = len(ep), (ep[-1] if ep else 0), len(net.layers)
+    out = L - 1
+    out_letter = net.layers[out].letter
     for l, layer in enumerate(net.layers):
         if l in vanishing:
             continue  # already said, with its update speed
@@ -277,27 +315,14 @@ def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, stat
             findings.append(Finding("jumpy", layer.letter, start, held, msg,
                                     "updates this large bounce around: lower the learning rate"))
 
-    losses = [_num(h.get("loss")) for h in history]
-    first = losses[0] if losses else None
-    last = losses[-1] if losses else None
-    if E >= 10 and first is not None and last is not None and last > STUCK * first:
-        findings.append(Finding("stuck", None, 1, E, f"the training loss hardly fell: {first:.4g} -> {last:.4g} "
-                                f"over {E} epochs", "read the layer flags above for the cause"))
-    if status == "diverged":
-        findings.append(Finding("diverged", None, E + 1, 1, f"the loss became NaN or infinite after epoch {E}",
-                                "lower the learning rate"))
-    findings.sort(key=lambda f: (f.kind in ("stuck", "diverged"), f.epoch, f.layer or ""))
-    return InspectResult(name, run_dir, status, E, first, last, out_letter, tuple(layers), tuple(findings),
-                         tuple(ep[i] for i in idx), _summary(layers, findings, E))
-
 
 def _shrink_hint(net: Network, l: int, out: int) -> str:
     """Why the gradient shrinks between layer l and the output, and what to try."""
-    squash = sorted({net.layers[k].activation.name for k in range(l, out)
-                     if net.layers[k].activation.saturates == "sigmoid-like"})
+    acts = {net.layers[k].activation.name: net.layers[k].activation for k in range(l, out)}
+    squash = sorted(name for name, act in acts.items() if act.saturates == "sigmoid-like")
     if "sigmoid" in squash:
-        return ("sigmoid's derivative is at most 0.25, so every sigmoid layer shrinks the gradient on its way "
-                "down: consider ReLU with He initialisation, fewer layers, or Adam")
+        return (f"sigmoid's derivative is at most {acts['sigmoid'].grad_peak:g}, so every sigmoid layer shrinks the "
+                "gradient on its way down: consider ReLU with He initialisation, fewer layers, or Adam")
     if squash:
         return (f"{' and '.join(squash)} units in their flat range shrink the gradient: consider ReLU with He "
                 "initialisation or smaller initial weights")

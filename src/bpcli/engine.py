@@ -33,12 +33,14 @@ class Gradients(NamedTuple):
 
     dz[l]: (m, n_out), the per-sample deltas dL_i/dz of each layer (not divided by m);
     these are what explain reads.
+    da[l]: (m, n_out), dL_i/da of layer l's outputs, the upstream sum dz[l + 1] @ W[l + 1]; None for the output layer.
     """
 
     dW: list[Array]
     db: list[Array | None]
     dz: list[Array]
     dy_hat: Array | None  # dL_i/dy', (m, n_out); None when the fused shortcut skipped it
+    da: list[Array | None]
 
 
 class Buffers:
@@ -176,6 +178,7 @@ def backward(net: Network, tape: Tape, y: Array, buffers: Buffers | None = None)
     dW: list[Array] = [None] * n  # type: ignore[list-item]
     db: list[Array | None] = [None] * n
     dzs: list[Array] = [None] * n  # type: ignore[list-item]
+    das: list[Array | None] = [None] * n
     dz, dy_hat = output_delta(net, tape, y) if buf is None else output_delta(net, tape, y, buf.DZ[-1])
     inv_m = np.dtype(net.dtype).type(1.0 / m)
     for l in range(n - 1, -1, -1):
@@ -193,7 +196,7 @@ def backward(net: Network, tape: Tape, y: Array, buffers: Buffers | None = None)
             db[l] = np.multiply(g, inv_m, out=g)
         if l > 0:
             # the upstream sum over the nodes this layer feeds, then this layer's activation
-            da = np.matmul(dz, net.W[l], out=None if buf is None else buf.DA[l - 1])
+            da = das[l - 1] = np.matmul(dz, net.W[l], out=None if buf is None else buf.DA[l - 1])
             below = tape[l - 1]
             dz = _vjp(net.layers[l - 1].activation, below.z, below.a_out, da, None if buf is None else buf.DZ[l - 1])
-    return Gradients(dW, db, dzs, dy_hat)
+    return Gradients(dW, db, dzs, dy_hat, das)

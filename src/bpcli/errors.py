@@ -19,6 +19,14 @@ class BpcliError(Exception):
     exit_code = EXIT_BAD_INPUT
 
 
+class ArgumentError(BpcliError):
+    """A bad argument, named as the core names it (`sample`); the CLI says it as the flag (`--sample`)."""
+
+    def __init__(self, argument: str, problem: str):
+        self.argument, self.problem = argument, problem
+        super().__init__(f"{argument}: {problem}")
+
+
 class ConfigError(BpcliError):
     """One or more problems in a config file, all gathered before reporting."""
 
@@ -49,10 +57,12 @@ class SaveError(BpcliError):
         self.reason = reason or message
 
 
-class DivergedError(BpcliError):
-    """The loss became NaN or infinite during training."""
-
-    exit_code = EXIT_FAILED
+def sample_row(number: int, m: int) -> int:
+    """The 0-based row of sample `number` (counted from 1, as people count) among m samples: the one range check."""
+    if not 1 <= number <= m:
+        raise ArgumentError("sample", f"there is no sample {number}; the data has {m} sample{'' if m == 1 else 's'}, "
+                                      f"numbered from 1 to {m}")
+    return number - 1
 
 
 def printable(text: str) -> str:

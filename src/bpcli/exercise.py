@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bpcli.errors import BpcliError
+from bpcli.errors import ArgumentError, BpcliError
 from bpcli.model import LETTERS, SYMBOLS, Layer, weight_name
 
 MAX_NODES = 4
@@ -42,22 +42,22 @@ def parse_size(text: str) -> tuple[int, ...]:
     try:
         size = tuple(int(p) for p in parts)
     except ValueError:
-        raise BpcliError(f"--size: expected node counts joined by '-', e.g. 2-2-1, found '{text}'") from None
+        raise ArgumentError("size", f"expected node counts joined by '-', e.g. 2-2-1, found '{text}'") from None
     if not 3 <= len(size) <= 5 or not all(1 <= n <= MAX_NODES for n in size):
-        raise BpcliError(f"--size: give 2 to 4 layers after the inputs, each of 1 to {MAX_NODES} nodes "
-                         f"(e.g. 2-2-1 or 2-3-2-1), found '{text}'")
+        raise ArgumentError("size", f"give 2 to 4 layers after the inputs, each of 1 to {MAX_NODES} nodes "
+                                    f"(e.g. 2-2-1 or 2-3-2-1), found '{text}'")
     return size
 
 
 def make_sheet(seed: int = 0, size: str = "2-2-1", activation: str = "sigmoid", samples: int | None = None) -> Sheet:
     """The sheet for these settings: weights in steps of 0.1, inputs in steps of 0.5, targets 0 or 1."""
     if seed < 0:
-        raise BpcliError(f"--seed: must be 0 or more, found {seed}")
+        raise ArgumentError("seed", f"must be 0 or more, found {seed}")
     act = str(activation).lower()
     if act not in ACTIVATIONS:
-        raise BpcliError(f"--activation: choose one of {', '.join(ACTIVATIONS)}; found '{activation}'")
+        raise ArgumentError("activation", f"choose one of {', '.join(ACTIVATIONS)}; found '{activation}'")
     if samples is not None and not 1 <= samples <= 4:
-        raise BpcliError(f"--samples: 1 to 4 samples fit on a sheet, found {samples}")
+        raise ArgumentError("samples", f"1 to 4 samples fit on a sheet, found {samples}")
     sizes = parse_size(size)
     rng = np.random.default_rng(seed)
     m = int(samples if samples is not None else rng.integers(1, 3))

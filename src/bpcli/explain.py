@@ -2,7 +2,7 @@
 
 Nothing here recomputes the network a second way: the factors are the tape's z, a_in and a_out, the
 registry derivatives the engine itself calls (Loss.grad, Activation.grad / jacobian) and the engine's
-backpropagated deltas (Gradients.dz). The one independent computation is the central-difference
+backpropagated deltas and upstream sums (Gradients.dz, .da). The one independent computation is the central-difference
 check of the single parameter, in float64.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from bpcli.engine import Gradients, Tape, backward, forward
-from bpcli.errors import BpcliError
+from bpcli.engine import backward, forward
+from bpcli.errors import BpcliError, sample_row
 # the result types are re-exported: they belong to this module's API
 from bpcli.explain_result import (  # noqa: F401
     tex_symbol,
@@ -34,7 +34,8 @@ from bpcli.explain_result import (  # noqa: F401
     Explanation,
     ExplainReport,
 )
-from bpcli.explain_steps import _Names, derivation
+from bpcli.explain_context import ExplainContext
+from bpcli.explain_steps import derivation
 from bpcli.explain_tables import detail_lines, layer_deltas, sum_tables
 from bpcli.explain_update import next_update, settings_of
 from bpcli.gradcheck_report import DEFAULT_TOL
@@ -50,12 +51,6 @@ FD_STEP = 1e-5  # central-difference step, scaled by max(1, |p|)
 
 
 # --- helpers over the network --------------------------------------------------------------------
-
-
-def _output_mode(net: Network) -> str:
-    if net.fused_output:
-        return "fused"
-    return "elementwise" if net.layers[-1].activation.elementwise else "softmax_jacobian"
 
 
 def relative_error(a: float, b: float) -> float:
@@ -85,40 +80,15 @@ def explain(net: Network, x: Array, y: Array, name: str, train: TrainConfig | fl
     m = x.shape[0]
     if m == 0:
         raise BpcliError("explain needs at least one sample; the data is empty")
-    if sample is not None and not 0 <= sample < m:
-        raise BpcliError(f"--sample: there is no sample {sample + 1}; the data has {m} (use 1 to {m})")
-    i = 0 if sample is None else sample
+    i = 0 if sample is None else sample_row(sample + 1, m)
     y_hat, tape = forward(net, x)
     grads = backward(net, tape, y)
     return _Builder(net, ref, x, y, y_hat, tape, grads, i, sample is not None, paths, settings_of(train), buffers,
                     step, class_names, update_note).build()
 
 
-class _Builder:
-    """Assembles one Explanation from the tape and the engine's gradients."""
-
-    def __init__(self, net, ref: ParamRef, x, y, y_hat, tape: Tape, grads: Gradients, i: int, sample_given: bool,
-                 want_paths: bool, settings: TrainConfig, buffers: dict | None, step: int,
-                 class_names: tuple[str, ...] | None, update_note: str = ""):
-        self.net, self.ref, self.x, self.y, self.y_hat = net, ref, x, y, y_hat
-        self.tape, self.g, self.i = tape, grads, i
-        self.sample_given, self.want_paths = sample_given, want_paths
-        self.settings, self.buffers, self.step, self.update_note = settings, buffers, step, update_note
-        self.N = _Names(net, class_names)
-        self.n = len(net.layers)
-        self.l = ref.layer
-        self.layer = net.layers[ref.layer]
-        self.m = x.shape[0]
-        self.mode = _output_mode(net)
-        # the nodes of layer l whose delta reaches p: one node, or all of them for a shared bias
-        self.nodes = list(range(self.layer.n_out)) if ref.to_node is None else [ref.to_node]
-        # f'(z) of every elementwise layer, from the same registry function the engine's vjp uses
-        self.fp: list[Array | None] = [
-            lay.activation.grad(t.z, t.a_out) if lay.activation.elementwise else None
-            for lay, t in zip(net.layers, tape)
-        ]
-        top = net.layers[-1]
-        self.jac = None if top.activation.elementwise else top.activation.jacobian(tape[-1].z, tape[-1].a_out)
+class _Builder(ExplainContext):
+    """Assembles one Explanation from the context: the factors, the paths, the checks and the update."""
 
     # --- factor columns ---------------------------------------------------------------------
 
@@ -164,7 +134,7 @@ class _Builder:
                                "sum_k dL/dy'k * dy'k/dz via the softmax Jacobian", _vals(self.g.dz[l][:, j])), inp]
             return self.output_factors(j) + [inp]
         O = N.out(l, j)
-        up = self.g.dz[l + 1] @ self.net.W[l + 1][:, j]  # upstream sum over the nodes node j feeds
+        up = self.g.da[l][:, j]  # the engine's upstream sum over the nodes node j feeds
         return [
             Factor(d_text("L", O), d_tex("L", O), "upstream",
                    f"sum over the {self.net.layers[l + 1].n_out} node(s) {node} feeds of delta * weight", _vals(up)),
@@ -173,14 +143,6 @@ class _Builder:
         ]
 
     # --- paths ------------------------------------------------------------------------------
-
-    def path_count(self) -> int:
-        c = len(self.nodes)
-        for l2 in range(self.l + 1, self.n):
-            c *= self.net.layers[l2].n_out
-        if self.mode == "softmax_jacobian":
-            c *= self.net.n_outputs
-        return c
 
     def enumerate_paths(self) -> list[tuple[list[str], list[Factor]]]:
         """Every path from p to the loss as (nodes, factors loss first). Only call when path_count is small."""

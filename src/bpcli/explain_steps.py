@@ -1,82 +1,10 @@
-"""explain's symbolic derivation: the chain-rule steps for one parameter, in plain text and LaTeX, and the
-network's symbols in the seed's spelling."""
+"""explain's symbolic derivation: the chain-rule steps for one parameter, in plain text and LaTeX."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
+from bpcli.explain_context import ExplainContext
 from bpcli.explain_result import Factor, Step, d_tex, fp_tex, fp_text, tex_symbol
-from bpcli.model import Network, output_symbol, weight_name
-
-if TYPE_CHECKING:
-    from bpcli.explain import _Builder
-
-
-# index letters for "each node q of a layer" and "summed over the nodes r it feeds", in this order of preference;
-# never a letter the network uses as a weight symbol (a deep network's layers take q, r, p, ...), nor one with a
-# meaning of its own in explain's text (i: sample, j: shared bias, k: softmax output, m: sample count)
-INDEX_LETTERS = "qrpnhgatsuvwcdefl"
-
-
-class _Names:
-    """Symbols of one network, in the seed's spelling; the class each output node stands for."""
-
-    def __init__(self, net: Network, class_names: tuple[str, ...] | None = None):
-        self.net = net
-        self.n = len(net.layers)
-        used = {layer.symbol for layer in net.layers}
-        free = [c for c in INDEX_LETTERS if c not in used] + ["q", "r"]
-        self.q, self.r = free[0], free[1]
-        k = net.n_outputs
-        names = tuple(class_names or ())
-        # one output node per class, or a single output scoring the second of two classes (P(class 1))
-        self._classes = names if len(names) == k and k > 1 else names[1:] if k == 1 and len(names) == 2 else ()
-
-    def node_class(self, l: int, j: int) -> str | None:
-        """The class output node j stands for (layer l the output layer), or None."""
-        return self._classes[j] if l == self.n - 1 and self._classes else None
-
-    def label(self, l: int, j: int) -> str:
-        """The node's name, with its class beside it: B1 (class "setosa")."""
-        c = self.node_class(l, j)
-        return self.node(l, j) + (f' (class "{c}")' if c is not None else "")
-
-    def classes(self) -> tuple[tuple[str, str], ...]:
-        return tuple((self.node(self.n - 1, j), c) for j, c in enumerate(self._classes))
-
-    def node(self, l: int, j: int) -> str:
-        return self.net.node_name(l, j)
-
-    def out(self, l: int, j: int) -> str:
-        """The symbol of node j's output: y' / y'1 at the output layer, o1 / o_A1 below it."""
-        if l == self.n - 1:
-            return "y'" if self.net.n_outputs == 1 else f"y'{j + 1}"
-        return output_symbol(self.net, l, j)
-
-    def target(self, j: int) -> str:
-        return "y" if self.net.n_outputs == 1 else f"y{j + 1}"
-
-    def src(self, l: int, k: int) -> str:
-        return self.net.source_name(l, k)
-
-    def weight(self, l: int, j: int, k: int) -> str:
-        return weight_name(self.net.layers[l], j, k)
-
-    def generic(self, l: int) -> str:
-        """A node of layer l in general: B for a one-node layer, Bq otherwise."""
-        layer = self.net.layers[l]
-        return layer.letter if layer.n_out == 1 else f"{layer.letter}{self.q}"
-
-    def z_equation(self, l: int, j: int) -> str:
-        layer = self.net.layers[l]
-        terms = [f"{self.weight(l, j, k)}*{self.src(l, k)}" for k in range(min(layer.n_in, 4))]
-        if layer.n_in > 4:
-            terms.append("...")
-        if layer.shared_bias:
-            terms.append(f"b_{layer.letter}")
-        elif layer.has_bias:
-            terms.append(f"b_{self.node(l, j)}")
-        return f"z_{self.node(l, j)} = {' + '.join(terms)}"
+from bpcli.model import Network
 
 
 def _fused_reason(net: Network) -> str:
@@ -88,7 +16,7 @@ def _fused_reason(net: Network) -> str:
             "the engine uses this shortcut")
 
 
-def output_delta_step(b: _Builder, label: str) -> Step:
+def output_delta_step(b: ExplainContext, label: str) -> Step:
     """How the output layer's delta dL/dz is formed (for one node or each node q), and the classes its nodes
     stand for."""
     step = _output_delta_step(b, label)
@@ -100,7 +28,7 @@ def output_delta_step(b: _Builder, label: str) -> Step:
     return Step(step.label, step.text, step.tex, f"{step.note}; {nodes}: {said}")
 
 
-def _output_delta_step(b: _Builder, label: str) -> Step:
+def _output_delta_step(b: ExplainContext, label: str) -> Step:
     net, N, n = b.net, b.N, b.n
     many = net.n_outputs > 1
     g = N.generic(n - 1)
@@ -121,7 +49,7 @@ def _output_delta_step(b: _Builder, label: str) -> Step:
                 rf"\frac{{\partial L}}{{\partial z_{{{g}}}}} = {d_tex('L', Y)}\,{fp_tex(g)}",
                 f"loss {net.loss.name}: {net.loss.grad_formula}; {act.name}: {act.grad_formula}")
 
-def hidden_delta_step(b: _Builder, l: int, label: str) -> Step:
+def hidden_delta_step(b: ExplainContext, l: int, label: str) -> Step:
     """dL/dz of the nodes of hidden layer l from the deltas of layer l + 1."""
     net, N = b.net, b.N
     g = N.generic(l)
@@ -142,85 +70,108 @@ def hidden_delta_step(b: _Builder, l: int, label: str) -> Step:
             f"{w} is the weight from {g} into {up}")
     return Step(label, text, tex, note)
 
-def derivation(b: _Builder, paths_single: list[Factor] | None) -> tuple[list[Step], Step]:
-    net, N, ref, l, n = b.net, b.N, b.ref, b.l, b.n
+def derivation(b: ExplainContext, paths_single: list[Factor] | None) -> tuple[list[Step], Step]:
+    """The chain-rule steps from dC/dp down to the layer's delta, and the whole of dL_i/dp in one line ("So").
+
+    paths_single: the factors of the one path from p to the loss, when there is only one.
+    """
+    ref, l, n = b.ref, b.l, b.n
     P = ref.name
     Pt = tex_symbol(P)
     steps = [Step("Step 1", f"dC/d{P} = 1/m * sum_i dL_i/d{P}",
                   rf"\frac{{\partial C}}{{\partial {Pt}}} = \frac{{1}}{{m}}\sum_{{i=1}}^{{m}} "
                   rf"\frac{{\partial L_i}}{{\partial {Pt}}}",
                   f"the cost C is the mean of the m = {b.m} sample losses L_i")]
-    act = b.layer.activation
     dLi = rf"\frac{{\partial L_i}}{{\partial {Pt}}}"
-    if len(b.nodes) > 1:  # shared bias
-        L = b.layer.letter
-        steps.append(Step("Step 2", f"dL_i/d{P} = sum_j dL_i/dz_{L}j * dz_{L}j/d{P}",
-                          rf"{dLi} = \sum_j \frac{{\partial L_i}}{{\partial z_{{{L}j}}}}"
-                          rf"\frac{{\partial z_{{{L}j}}}}{{\partial {Pt}}}",
-                          f"{P} is shared by all {b.layer.n_out} nodes of layer {L}, so its gradient "
-                          "sums over them"))
-        steps.append(Step("Step 3", f"dz_{L}j/d{P} = 1", rf"\frac{{\partial z_{{{L}j}}}}{{\partial {Pt}}} = 1",
-                          "the bias enters every weighted sum with input 1"))
-        k = 4
-        if l == n - 1:
-            steps.append(output_delta_step(b, f"Step {k}"))
-        else:
-            steps.append(hidden_delta_step(b, l, f"Step {k}"))
-            for l2 in range(l + 1, n - 1):
-                k += 1
-                steps.append(hidden_delta_step(b, l2, f"Step {k}"))
-            steps.append(output_delta_step(b, f"Step {k + 1}"))
-        chain = Step("So", f"dL_i/d{P} = sum_j dL/dz_{L}j * 1",
-                     rf"{dLi} = \sum_j \frac{{\partial L}}{{\partial z_{{{L}j}}}} \cdot 1", "")
-        return steps, chain
-
+    if len(b.nodes) > 1:
+        return _shared_bias_steps(b, steps, dLi)
     j = b.nodes[0]
-    node = N.node(l, j)
+    node = b.N.node(l, j)
     Z = f"z_{node}"
-    A = "1" if ref.kind == "b" else N.src(l, ref.from_node)
-    z_note = (f"the bias adds 1 * {P} to {Z}" if ref.kind == "b" else f"the weighted sum {N.z_equation(l, j)}")
+    A = "1" if ref.kind == "b" else b.N.src(l, ref.from_node)
+    z_note = (f"the bias adds 1 * {P} to {Z}" if ref.kind == "b" else f"the weighted sum {b.N.z_equation(l, j)}")
     step4 = Step("Step 4", f"d{Z}/d{P} = {A}", rf"\frac{{\partial {tex_symbol(Z)}}}{{\partial {Pt}}} = {tex_symbol(A)}",
                  z_note)
     if l == n - 1:
-        Y, T = N.out(l, j), N.target(j)
-        if b.mode == "elementwise":
-            steps += [
-                Step("Step 2", f"dL_i/d{P} = dL_i/d{Y} * d{Y}/d{P}",
-                     rf"{dLi} = \frac{{\partial L_i}}{{\partial {tex_symbol(Y)}}}\,"
-                     rf"\frac{{\partial {tex_symbol(Y)}}}{{\partial {Pt}}}",
-                     f"loss {net.loss.name}, {net.loss.formula}: {net.loss.grad_formula}"),
-                Step("Step 3", f"d{Y}/d{P} = {fp_text(node)} * d{Z}/d{P}",
-                     rf"\frac{{\partial {tex_symbol(Y)}}}{{\partial {Pt}}} = {fp_tex(node)}\,"
-                     rf"\frac{{\partial {tex_symbol(Z)}}}{{\partial {Pt}}}",
-                     f"{act.name}, {act.formula}: {act.grad_formula}"),
-                step4,
-            ]
-            chain = Step("So", f"dL_i/d{P} = dL/d{Y} * {fp_text(node)} * {A}",
-                         rf"{dLi} = {d_tex('L', Y)}\,{fp_tex(node)}\,{tex_symbol(A)}", "")
-        else:
-            s2 = Step("Step 2", f"dL_i/d{P} = dL_i/d{Z} * d{Z}/d{P}",
-                      rf"{dLi} = \frac{{\partial L_i}}{{\partial {tex_symbol(Z)}}}\,"
-                      rf"\frac{{\partial {tex_symbol(Z)}}}{{\partial {Pt}}}",
-                      f"loss {net.loss.name}, {net.loss.formula}; output {act.name}, {act.formula}")
-            if b.mode == "fused":
-                s3 = Step("Step 3", f"dL_i/d{Z} = {Y} - {T}",
-                          rf"\frac{{\partial L_i}}{{\partial {tex_symbol(Z)}}} = {tex_symbol(Y)} - {tex_symbol(T)}",
-                          _fused_reason(net))
-                chain = Step("So", f"dL_i/d{P} = ({Y} - {T}) * {A}",
-                             rf"{dLi} = ({tex_symbol(Y)} - {tex_symbol(T)})\,{tex_symbol(A)}", "")
-            else:
-                s3 = Step("Step 3", f"dL_i/d{Z} = sum_k dL/dy'k * dy'k/d{Z}",
-                          rf"\frac{{\partial L_i}}{{\partial {tex_symbol(Z)}}} = \sum_k "
-                          rf"\frac{{\partial L}}{{\partial y'_k}}\frac{{\partial y'_k}}{{\partial {tex_symbol(Z)}}}",
-                          f"the full softmax Jacobian: {act.grad_formula}; loss: {net.loss.grad_formula} "
-                          "(the y' - y shortcut holds only with cross_entropy)")
-                chain = Step("So", f"dL_i/d{P} = [sum_k dL/dy'k * dy'k/d{Z}] * {A}",
-                             rf"{dLi} = \Big[\sum_k \frac{{\partial L}}{{\partial y'_k}}"
-                             rf"\frac{{\partial y'_k}}{{\partial {tex_symbol(Z)}}}\Big]\,{tex_symbol(A)}", "")
-            steps += [s2, s3, step4]
-        return steps, chain
+        return _output_layer_steps(b, steps, step4, dLi, node, Z, A)
+    return _hidden_layer_steps(b, steps, step4, dLi, node, Z, A, paths_single)
 
-    # a hidden layer: through the node's output, then back from the loss layer by layer
+
+def _shared_bias_steps(b: ExplainContext, steps: list[Step], dLi: str) -> tuple[list[Step], Step]:
+    """A bias shared by a whole layer: the sum over the layer's nodes of their deltas."""
+    P, Pt, l, n = b.ref.name, tex_symbol(b.ref.name), b.l, b.n
+    L = b.layer.letter
+    steps.append(Step("Step 2", f"dL_i/d{P} = sum_j dL_i/dz_{L}j * dz_{L}j/d{P}",
+                      rf"{dLi} = \sum_j \frac{{\partial L_i}}{{\partial z_{{{L}j}}}}"
+                      rf"\frac{{\partial z_{{{L}j}}}}{{\partial {Pt}}}",
+                      f"{P} is shared by all {b.layer.n_out} nodes of layer {L}, so its gradient "
+                      "sums over them"))
+    steps.append(Step("Step 3", f"dz_{L}j/d{P} = 1", rf"\frac{{\partial z_{{{L}j}}}}{{\partial {Pt}}} = 1",
+                      "the bias enters every weighted sum with input 1"))
+    k = 4
+    if l == n - 1:
+        steps.append(output_delta_step(b, f"Step {k}"))
+    else:
+        steps.append(hidden_delta_step(b, l, f"Step {k}"))
+        for l2 in range(l + 1, n - 1):
+            k += 1
+            steps.append(hidden_delta_step(b, l2, f"Step {k}"))
+        steps.append(output_delta_step(b, f"Step {k + 1}"))
+    chain = Step("So", f"dL_i/d{P} = sum_j dL/dz_{L}j * 1",
+                 rf"{dLi} = \sum_j \frac{{\partial L}}{{\partial z_{{{L}j}}}} \cdot 1", "")
+    return steps, chain
+
+
+
+def _output_layer_steps(b: ExplainContext, steps: list[Step], step4: Step, dLi: str, node: str, Z: str,
+                        A: str) -> tuple[list[Step], Step]:
+    """A parameter of the output layer: the loss's derivative, then the activation's (or the fused shortcut)."""
+    net, N, P, Pt, l, j, act = b.net, b.N, b.ref.name, tex_symbol(b.ref.name), b.l, b.nodes[0], b.layer.activation
+    Y, T = N.out(l, j), N.target(j)
+    if b.mode == "elementwise":
+        steps += [
+            Step("Step 2", f"dL_i/d{P} = dL_i/d{Y} * d{Y}/d{P}",
+                 rf"{dLi} = \frac{{\partial L_i}}{{\partial {tex_symbol(Y)}}}\,"
+                 rf"\frac{{\partial {tex_symbol(Y)}}}{{\partial {Pt}}}",
+                 f"loss {net.loss.name}, {net.loss.formula}: {net.loss.grad_formula}"),
+            Step("Step 3", f"d{Y}/d{P} = {fp_text(node)} * d{Z}/d{P}",
+                 rf"\frac{{\partial {tex_symbol(Y)}}}{{\partial {Pt}}} = {fp_tex(node)}\,"
+                 rf"\frac{{\partial {tex_symbol(Z)}}}{{\partial {Pt}}}",
+                 f"{act.name}, {act.formula}: {act.grad_formula}"),
+            step4,
+        ]
+        chain = Step("So", f"dL_i/d{P} = dL/d{Y} * {fp_text(node)} * {A}",
+                     rf"{dLi} = {d_tex('L', Y)}\,{fp_tex(node)}\,{tex_symbol(A)}", "")
+    else:
+        s2 = Step("Step 2", f"dL_i/d{P} = dL_i/d{Z} * d{Z}/d{P}",
+                  rf"{dLi} = \frac{{\partial L_i}}{{\partial {tex_symbol(Z)}}}\,"
+                  rf"\frac{{\partial {tex_symbol(Z)}}}{{\partial {Pt}}}",
+                  f"loss {net.loss.name}, {net.loss.formula}; output {act.name}, {act.formula}")
+        if b.mode == "fused":
+            s3 = Step("Step 3", f"dL_i/d{Z} = {Y} - {T}",
+                      rf"\frac{{\partial L_i}}{{\partial {tex_symbol(Z)}}} = {tex_symbol(Y)} - {tex_symbol(T)}",
+                      _fused_reason(net))
+            chain = Step("So", f"dL_i/d{P} = ({Y} - {T}) * {A}",
+                         rf"{dLi} = ({tex_symbol(Y)} - {tex_symbol(T)})\,{tex_symbol(A)}", "")
+        else:
+            s3 = Step("Step 3", f"dL_i/d{Z} = sum_k dL/dy'k * dy'k/d{Z}",
+                      rf"\frac{{\partial L_i}}{{\partial {tex_symbol(Z)}}} = \sum_k "
+                      rf"\frac{{\partial L}}{{\partial y'_k}}\frac{{\partial y'_k}}{{\partial {tex_symbol(Z)}}}",
+                      f"the full softmax Jacobian: {act.grad_formula}; loss: {net.loss.grad_formula} "
+                      "(the y' - y shortcut holds only with cross_entropy)")
+            chain = Step("So", f"dL_i/d{P} = [sum_k dL/dy'k * dy'k/d{Z}] * {A}",
+                         rf"{dLi} = \Big[\sum_k \frac{{\partial L}}{{\partial y'_k}}"
+                         rf"\frac{{\partial y'_k}}{{\partial {tex_symbol(Z)}}}\Big]\,{tex_symbol(A)}", "")
+        steps += [s2, s3, step4]
+    return steps, chain
+
+
+
+def _hidden_layer_steps(b: ExplainContext, steps: list[Step], step4: Step, dLi: str, node: str, Z: str, A: str,
+                        paths_single: list[Factor] | None) -> tuple[list[Step], Step]:
+    """A parameter of a hidden layer: through the node's output, then back from the loss layer by layer."""
+    net, N, P, Pt, l, n, j = b.net, b.N, b.ref.name, tex_symbol(b.ref.name), b.l, b.n, b.nodes[0]
+    act = b.layer.activation
     O = N.out(l, j)
     above = net.layers[l + 1]
     steps += [

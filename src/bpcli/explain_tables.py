@@ -3,17 +3,12 @@ gradient or the softmax Jacobian, and every layer's deltas."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from bpcli.explain_result import (DetailLine, LayerDeltas, NodeDelta, Operand, SumRow, SumTable, d_text,
+from bpcli.explain_context import ExplainContext
+from bpcli.explain_result import (DetailLine, Factor, LayerDeltas, NodeDelta, Operand, SumRow, SumTable, d_text,
                                   fp_text)
 
-if TYPE_CHECKING:
-    from bpcli.explain import _Builder
-    from bpcli.explain_result import Factor
 
-
-def detail_lines(b: _Builder, columns: list[Factor]) -> list[DetailLine]:
+def detail_lines(b: ExplainContext, columns: list[Factor]) -> list[DetailLine]:
     """Each factor at the detail sample with the numbers it is computed from."""
     N, i, n = b.N, b.i, b.n
     where = {N.node(l2, q): (l2, q) for l2 in range(n) for q in range(b.net.layers[l2].n_out)}
@@ -42,7 +37,7 @@ def detail_lines(b: _Builder, columns: list[Factor]) -> list[DetailLine]:
         lines.append(DetailLine(f.symbol, f.values[i], f.rule, tuple(ops)))
     return lines
 
-def sum_tables(b: _Builder) -> list[SumTable]:
+def sum_tables(b: ExplainContext) -> list[SumTable]:
     """The sums at the detail sample: the upstream sum of node j, the softmax Jacobian, a shared bias."""
     net, N, i, l, n = b.net, b.N, b.i, b.l, b.n
     tables = []
@@ -65,7 +60,7 @@ def sum_tables(b: _Builder) -> list[SumTable]:
                    float(b.g.dz[l + 1][i, q] * net.W[l + 1][q, j]))
             for q in range(above.n_out)
         )
-        total = float(b.g.dz[l + 1][i] @ net.W[l + 1][:, j])
+        total = float(b.g.da[l][i, j])  # the engine's upstream sum
         A = "1" if b.ref.kind == "b" else N.src(l, b.ref.from_node)
         a_val = 1.0 if b.ref.kind == "b" else float(b.tape[l].a_in[i, b.ref.from_node])
         combine = (Operand(fp_text(node), float(b.fp[l][i, j])), Operand(f"dL/dz_{node}", float(b.g.dz[l][i, j])),
@@ -88,7 +83,7 @@ def sum_tables(b: _Builder) -> list[SumTable]:
                                Operand(f"dL_{i + 1}/d{b.ref.name}", float(b.g.dz[-1][i, j]) * a_val)))
     return tables
 
-def layer_deltas(b: _Builder) -> list[LayerDeltas]:
+def layer_deltas(b: ExplainContext) -> list[LayerDeltas]:
     """Every layer's deltas at the detail sample, from the output layer down to the parameter's layer."""
     net, N, i, n = b.net, b.N, b.i, b.n
     out = []
@@ -105,7 +100,7 @@ def layer_deltas(b: _Builder) -> list[LayerDeltas]:
                 fpv = float(b.fp[l2][i, q]) if b.mode == "elementwise" else None
                 nodes.append(NodeDelta(node, d_text("L", Y), up, fpv, delta))
             else:
-                up = float(b.g.dz[l2 + 1][i] @ net.W[l2 + 1][:, q])
+                up = float(b.g.da[l2][i, q])
                 nodes.append(NodeDelta(node, d_text("L", N.out(l2, q)), up, float(b.fp[l2][i, q]), delta))
         if l2 == n - 1:
             rule = {"fused": "dL/dz = y' - y (fused)", "elementwise": "dL/dz = dL/dy' * f'(z)",

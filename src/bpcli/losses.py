@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from bpcli.errors import ConfigError, did_you_mean, is_finite_number, one_of
+from bpcli.activations import registry_entry
 
 Array = np.ndarray
 
@@ -232,19 +233,7 @@ def get_loss(name: str, params: dict | None = None, where: str = "loss") -> Loss
     if params and ("L" in params or "dL" in params):
         from bpcli.formula import formula_loss  # only configs with a formula pay for the parser
         return Loss(**formula_loss(name, params, where, list(LOSSES) + list(ALIASES)))
-    key = ALIASES.get(str(name).lower(), str(name).lower())
-    spec = LOSSES.get(key)
-    if spec is None:
-        names = list(LOSSES) + list(ALIASES)
-        raise ConfigError([
-            f"{where}: unknown loss '{name}'{did_you_mean(name, names)}; expected one of {one_of(LOSSES)}"
-        ])
-    params = dict(params or {})
-    unknown = set(params) - set(spec.defaults)
-    if unknown:
-        bad = sorted(unknown, key=str)[0]
-        allowed = one_of(spec.defaults) if spec.defaults else "none"
-        raise ConfigError([f"{where}: loss '{key}' has no option '{bad}' (options: {allowed})"])
+    _, spec, params = registry_entry("loss", name, LOSSES, ALIASES, params, where, word="option")
     for k, v in params.items():
         if k == "convention":
             if not isinstance(v, str):

@@ -47,6 +47,11 @@ def l2_coefficient(s: TrainConfig) -> float:
     return 0.0 if s.optimizer in DECOUPLED else s.weight_decay
 
 
+def l2_penalty(W: list[Array], weight_decay: float) -> float:
+    """The objective's L2 term, weight_decay / 2 * sum_l ||W_l||^2; its gradient, weight_decay * W, is the decay term."""
+    return 0.5 * weight_decay * sum(float(w.ravel().dot(w.ravel())) for w in W)
+
+
 def hyper_of(s: TrainConfig) -> tuple[tuple[str, float], ...]:
     """The optimiser's constants besides lr and weight decay, as its update uses them: momentum's (and
     nesterov's) momentum, rmsprop's alpha and epsilon, adagrad's epsilon, Adam's (and AdamW's) beta1, beta2 and

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from bpcli.errors import BpcliError
+from bpcli.errors import ArgumentError, BpcliError
 from bpcli.plot_curves import (dynamics_figure, gradients_figure, loss_figure, lr_figure, metric_figure, no_history,
                                no_lr, no_metric)
 from bpcli.plot_data import boundary_figure, fit_figure, skip_data, surface_figure
@@ -97,7 +97,7 @@ def check_kinds(only: tuple[str, ...] | None) -> None:
     from bpcli.errors import did_you_mean
     bad = [k for k in only or () if k not in KINDS]
     if bad:
-        raise BpcliError(f"--only: unknown plot '{bad[0]}'{did_you_mean(bad[0], KINDS)}; choose from {', '.join(KINDS)}")
+        raise ArgumentError("only", f"unknown plot '{bad[0]}'{did_you_mean(bad[0], KINDS)}; choose from {', '.join(KINDS)}")
 
 
 def context(loaded) -> PlotContext:
@@ -112,11 +112,11 @@ def make_folder(out: Path) -> None:
     if out.is_dir():
         return
     if out.exists():
-        raise BpcliError(f"--out: {out} is a file, not a folder")
+        raise ArgumentError("out", f"{out} is a file, not a folder")
     try:
         out.mkdir(parents=True)
     except FileExistsError:  # a parent is a file, or a race with another process
-        raise BpcliError(f"--out: cannot create the folder {out} (a file is in the way)") from None
+        raise ArgumentError("out", f"cannot create the folder {out} (a file is in the way)") from None
 
 
 def plot_run(loaded, out_dir: str | Path | None = None, formats: tuple[str, ...] = FORMATS, dpi: int = 100,

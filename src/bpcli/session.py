@@ -20,7 +20,7 @@ from bpcli.model import build
 from bpcli.results import TrainResult, finite_or_none, settings_of
 from bpcli.runs import LoadedRun, checkpoint_dir, load_run, save_run
 from bpcli.schema import NetConfig
-from bpcli.optim import Optimizer, l2_coefficient
+from bpcli.optim import Optimizer, l2_coefficient, l2_penalty
 from bpcli.snapshots import history_prefix, start_snapshots
 from bpcli.train import EpochRecord, TrainState, evaluate, fit, metric_name, stops_after
 
@@ -203,7 +203,7 @@ def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path | None, on_
         if prepared.val is not None:
             val_loss, val_metric = evaluate(net, prepared.val)
         wd = l2_coefficient(cfg.train)  # adamw: decoupled decay, no penalty in the loss
-        penalty = 0.5 * wd * sum(float(np.sum(W * W)) for W in net.W) if wd else None
+        penalty = l2_penalty(net.W, wd) if wd else None
         l1 = cfg.train.l1
         l1_penalty = l1 * sum(float(np.sum(np.abs(W))) for W in net.W) if l1 else None
         return finite_or_none({"status": state.status, "message": state.message, "epochs": state.epoch,
@@ -215,27 +215,8 @@ def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path | None, on_
                                "seconds": time.perf_counter() - t0})
 
     if resume is None or branch:
-        staged, lock = stage(run_dir.parent if run_dir is not None else runs_base, run_dir)
-        log = None
-        try:
-            letters = [layer.letter for layer in net.layers]
-            log = HistoryLog.create(staged / HISTORY, letters, *history_prefix(resume) if branch else ())
-            try:
-                ckpt = save_run(staged, cfg, net, prepared, log, state, summary(), None, snaps)
-            except SaveError as err:
-                where = run_dir if run_dir is not None else runs_base / safe_name(cfg.name)
-                raise SaveError(f"{where}: cannot save the run ({err.reason}); nothing was written") from None
-            if run_dir is None:
-                run_dir = commit_new(staged, runs_base, cfg.name)
-            else:
-                commit(staged, run_dir, overwrite)
-        except BaseException:
-            if log is not None:
-                log.close()
-            shutil.rmtree(staged, ignore_errors=True)
-            lock.release()
-            raise
-        log.path = run_dir / HISTORY
+        run_dir, log, ckpt, lock = _new_run(cfg, net, prepared, state, snaps, summary(), run_dir, runs_base,
+                                            overwrite, resume if branch else None)
     else:
         lock = None
     last_save = time.perf_counter()
@@ -267,3 +248,31 @@ def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path | None, on_
         n_test=prepared.test.m if prepared.test is not None else 0,
     )
 
+
+def _new_run(cfg: NetConfig, net, prepared, state: TrainState, snaps, first: dict, run_dir: Path | None,
+             runs_base: Path, overwrite: bool, branched_from: LoadedRun | None):
+    """Build a new run's epoch 0 whole in a hidden folder and put it in place with one rename (run_dir, or a new
+    folder in runs_base): (run_dir, its history log, the checkpoint, the lock held); nothing is left on failure."""
+    staged, lock = stage(run_dir.parent if run_dir is not None else runs_base, run_dir)
+    log = None
+    try:
+        letters = [layer.letter for layer in net.layers]
+        log = HistoryLog.create(staged / HISTORY, letters,
+                                *history_prefix(branched_from) if branched_from is not None else ())
+        try:
+            ckpt = save_run(staged, cfg, net, prepared, log, state, first, None, snaps)
+        except SaveError as err:
+            where = run_dir if run_dir is not None else runs_base / safe_name(cfg.name)
+            raise SaveError(f"{where}: cannot save the run ({err.reason}); nothing was written") from None
+        if run_dir is None:
+            run_dir = commit_new(staged, runs_base, cfg.name)
+        else:
+            commit(staged, run_dir, overwrite)
+    except BaseException:
+        if log is not None:
+            log.close()
+        shutil.rmtree(staged, ignore_errors=True)
+        lock.release()
+        raise
+    log.path = run_dir / HISTORY
+    return run_dir, log, ckpt, lock

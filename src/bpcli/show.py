@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from bpcli.errors import BpcliError
+from bpcli.errors import sample_row
 from bpcli.model import Network, node_name, weight_name
 
 
@@ -208,11 +208,9 @@ def trace_sample(net: Network, x: np.ndarray, y: np.ndarray, index: int, scaling
     """Run sample `index` (1-based) of x (m, n_in), y (m, n_out) forward and backward through `net`."""
     from bpcli.engine import backward, forward, sample_losses
 
-    m = int(x.shape[0])
-    if not 1 <= index <= m:
-        raise BpcliError(f"--sample: choose a training sample from 1 to {m}, found {index}")
-    xi = x[index - 1:index].astype(net.dtype, copy=False)
-    yi = y[index - 1:index].astype(net.dtype, copy=False)
+    i = sample_row(index, int(x.shape[0]))
+    xi = x[i:i + 1].astype(net.dtype, copy=False)
+    yi = y[i:i + 1].astype(net.dtype, copy=False)
     y_hat, tape = forward(net, xi)
     grads = backward(net, tape, yi)  # with one sample, dW is exactly dL_i/dW
     last = len(net.layers) - 1
@@ -242,5 +240,5 @@ def trace_sample(net: Network, x: np.ndarray, y: np.ndarray, index: int, scaling
         raw = tuple((nm, float(v)) for nm, v in zip(names, r))
     loss = float(sample_losses(net, tape[-1].z, y_hat, yi)[0])  # the engine's L_i: a fused pair from z, exactly
     dy = tuple(float(v) for v in grads.dy_hat[0]) if grads.dy_hat is not None else None
-    return SampleTrace(index, m, tuple((nm, float(v)) for nm, v in zip(names, xi[0])), raw,
+    return SampleTrace(index, int(x.shape[0]), tuple((nm, float(v)) for nm, v in zip(names, xi[0])), raw,
                        tuple(float(v) for v in yi[0]), loss, dy, tuple(layers), tuple(edges))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bpcli.errors import BpcliError
+from bpcli.errors import ArgumentError
 from bpcli.runs import LoadedRun, load_run
 from bpcli.snapshot_read import kept, read_chunk
 from bpcli.model import Network
@@ -111,15 +111,15 @@ def epoch_batch(loaded: LoadedRun, k: int) -> BatchRows:
 def _batch_rows(s: TrainConfig, state: TrainState, m: int, epoch: int | None, run_dir: Path, k: int) -> BatchRows:
     """epoch_batch's rows from the pieces of a run loaded at `epoch` (its settings, state and training size)."""
     if epoch is None:
-        raise BpcliError("--batch: give --epoch N too (the batch is one of epoch N+1's, as training drew it)")
+        raise ArgumentError("batch", "give --epoch N too (the batch is one of epoch N+1's, as training drew it)")
     order = epoch_order(training_rng(s, state), m, s.batch_size)
     if order is None:
-        raise BpcliError(f"--batch: {run_dir} trained on full batches (all {m} samples each step); "
-                         "leave --batch out")
+        raise ArgumentError("batch", f"{run_dir} trained on full batches (all {m} samples each step); "
+                                     "leave --batch out")
     _, n = batching(s.batch_size, m)
     if not 1 <= k <= n:
-        raise BpcliError(f"--batch: epoch {epoch + 1} has batches 1 to {n} ({m} samples, batch_size "
-                         f"{s.batch_size}), found {k}")
+        raise ArgumentError("batch", f"epoch {epoch + 1} has batches 1 to {n} ({m} samples, batch_size "
+                                     f"{s.batch_size}), found {k}")
     return BatchRows(order[(k - 1) * s.batch_size: k * s.batch_size], k, n, epoch + 1)
 
 

@@ -1,4 +1,4 @@
-"""Optimisers and the epoch loop, as a generator of per-epoch records."""
+"""The epoch loop (fit, a generator of per-epoch records) and what each epoch measures: cost, metric, saturation."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from bpcli.schema import TrainConfig
 from bpcli.data import Dataset, class_labels
 from bpcli.engine import Buffers, Gradients, Tape, backward, cost, forward, sample_losses
 from bpcli.model import Network
-from bpcli.optim import Optimizer, l2_coefficient
+from bpcli.optim import Optimizer, l2_coefficient, l2_penalty
 from bpcli.schedules import epoch_lr, monitored, plateau_step
 
 Array = np.ndarray
@@ -118,8 +118,7 @@ def saturation(net: Network, tape) -> tuple[float | None, ...]:
         m, n = t.z.shape
         if kind == "sigmoid-like":
             d = layer.activation.grad(t.z, t.a_out)
-            peak = 0.25 if layer.activation.name == "sigmoid" else 1.0
-            low = np.add.reduce(d < 0.05 * peak, axis=0)  # samples on which each unit is flat
+            low = np.add.reduce(d < 0.05 * layer.activation.grad_peak, axis=0)  # samples on which each unit is flat
             out.append(int(np.add.reduce(low / m > 0.9)) / n)
         elif kind == "relu-like":
             out.append(int(np.add.reduce(np.logical_and.reduce(t.z <= 0, axis=0))) / n)
@@ -226,9 +225,8 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     rng = training_rng(settings, state)
     opt = Optimizer(net, settings, state.buffers)
     state.buffers = opt.buffers
-    dtype = net.dtype
-    x = train.x.astype(dtype, copy=False)  # once per fit: never a copy per epoch
-    y = train.y.astype(dtype, copy=False)
+    x = train.x.astype(net.dtype, copy=False)  # once per fit: never a copy per epoch
+    y = train.y.astype(net.dtype, copy=False)
     m = train.m
     bs, _ = batching(settings.batch_size, m)
     full = bs == m
@@ -236,7 +234,6 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     ytrue = class_labels(y) if classification else None
     tally = _Tally(net, y, classification)
     wd = l2_coefficient(settings)  # adamw's decay is no term of the loss: no penalty reported
-    half_wd = 0.5 * wd
     l1 = settings.l1
     buffers: dict[int, Buffers] = {}  # by batch rows: the full batches and the last, smaller one
     arrays = [a for pair in zip(net.W, net.b) for a in pair if a is not None]
@@ -273,7 +270,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
                 grads = backward(net, tape, yb, buf)
                 tally.add(net, tape, yb, yt, grads)
                 if wd:  # the L2 term of the objective at the weights this step's gradient was taken at
-                    tally.penalty += half_wd * sum(float(W.ravel().dot(W.ravel())) for W in net.W)
+                    tally.penalty += l2_penalty(net.W, wd)
                 if l1:  # the L1 term, likewise
                     tally.l1_penalty += l1 * sum(float(np.add.reduce(np.abs(W), axis=None)) for W in net.W)
                 state.step += 1
@@ -289,21 +286,11 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             return
         loss = tally.loss / m
         norms = [_norm(W) for W in net.W]
-        # a finite ||W|| means every entry is finite; only when one is not do we look closer
-        finite = (math.isfinite(loss) and all(math.isfinite(v) for v in norms)
-                  and all(math.isfinite(b.dot(b)) for b in net.b if b is not None))
-        if not finite:
-            finite = np.isfinite(loss) and all(np.all(np.isfinite(a)) for a in arrays)
-        # the optimiser's buffers too (Adam's v holds squared gradients: 1e155 squared is inf while every
-        # weight and the loss are finite); a run saved with them could not be loaded or resumed
-        state_ok = all(math.isfinite(float(np.sum(b))) for b in opt.buffers.values()) or all(
-            np.all(np.isfinite(b)) for b in opt.buffers.values())
-        if not finite or not state_ok:
+        what = _divergence(loss, norms, net, arrays, opt.buffers)
+        if what:
             # back to the end of the last finite epoch, so the run folder stays loadable and consistent
             snap.restore(arrays, opt.buffers, state)
             state.status = "diverged"
-            what = ("the optimiser's running averages overflowed" if finite
-                    else f"loss became {'NaN' if np.isnan(loss) else 'infinite'}")
             state.message = (f"{what} at epoch {state.epoch + 1}; "
                              f"kept the weights of epoch {state.epoch}; try a smaller learning rate "
                              f"(now {opt.lr:g})")
@@ -344,6 +331,23 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             return
     state.status = "completed"
     _end_on_best(net, state, settings)
+
+
+def _divergence(loss: float, norms: list, net: Network, arrays: list[Array], buffers: dict[str, Array]) -> str:
+    """What went wrong when the epoch's loss, a weight or an optimiser buffer is not finite; '' when all are."""
+    # a finite ||W|| means every entry is finite; only when one is not do we look closer
+    finite = (math.isfinite(loss) and all(math.isfinite(v) for v in norms)
+              and all(math.isfinite(b.dot(b)) for b in net.b if b is not None))
+    if not finite:
+        finite = np.isfinite(loss) and all(np.all(np.isfinite(a)) for a in arrays)
+    # the optimiser's buffers too (Adam's v holds squared gradients: 1e155 squared is inf while every
+    # weight and the loss are finite); a run saved with them could not be loaded or resumed
+    state_ok = all(math.isfinite(float(np.sum(b))) for b in buffers.values()) or all(
+        np.all(np.isfinite(b)) for b in buffers.values())
+    if finite and state_ok:
+        return ""
+    return ("the optimiser's running averages overflowed" if finite
+            else f"loss became {'NaN' if np.isnan(loss) else 'infinite'}")
 
 
 def _patience_out(state: TrainState, settings: TrainConfig) -> bool:

@@ -20,7 +20,7 @@ def product_text(values) -> str:
     return " * ".join(num(v) for v in values)
 
 
-def _plural(n: int, word: str) -> str:
+def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
@@ -30,7 +30,7 @@ def label(e, node: str) -> str:
     return node if c is None else f'{node} (class "{c}")'
 
 
-def _where_text(e) -> str:
+def where_text(e) -> str:
     if e.kind == "weight":
         return f"the weight of layer {e.layer} from {e.from_node} into node {label(e, e.to_node)}"
     if e.to_node.startswith("all of"):
@@ -60,7 +60,7 @@ class _Fitted:
         return Measurement.get(console, options, self.candidates[-1]())
 
 
-def _sample_rows(e, max_rows: int = MAX_ROWS) -> list[int | None]:
+def sample_rows(e, max_rows: int = MAX_ROWS) -> list[int | None]:
     """Which samples the table shows: the first max_rows, plus the detail sample; None marks a gap."""
     rows: list[int | None] = list(range(min(e.m, max_rows)))
     if e.sample_given and e.sample >= max_rows:
@@ -90,7 +90,7 @@ def sample_table(e, columns, inputs: bool, outputs: bool, factors: bool = True) 
     if factors:
         t.add_column(Text(f"dL_i/d{e.name}"), justify="right", no_wrap=True, style="bold")
     tail = 1 if factors else 0
-    for i in _sample_rows(e):
+    for i in sample_rows(e):
         if i is None:
             t.add_row("...", *[""] * (len(ctx) + len(cols) + tail))
             continue
@@ -209,10 +209,10 @@ def _delta_table(ld, e) -> Group:
 def _paths_view(e) -> Group:
     p = e.paths
     if p.listed is None:
-        return Group(Prose(Text(f"{_plural(p.count, 'path')} lead from {e.name} to the loss, more than {p.limit}: "
+        return Group(Prose(Text(f"{plural(p.count, 'path')} lead from {e.name} to the loss, more than {p.limit}: "
                                   "not listed (the sums above add them up layer by layer)", style="dim")))
     i = e.sample + 1
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=Text(f"{_plural(p.count, 'path')} from {e.name} to the loss"),
+    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, title=Text(f"{plural(p.count, 'path')} from {e.name} to the loss"),
               title_justify="left", title_style="bold")
     t.add_column("#", justify="right", no_wrap=True, style="dim")
     t.add_column("path")
@@ -271,21 +271,21 @@ def explanation_view(e, name: str = "", source: str = "", scaled: bool = False) 
     """Everything about one parameter: the steps, the per-sample table, the sums, the checks."""
     title = Text(f"dC/d{e.name}", style="bold magenta")
     title.append(f": {e.name} = {fmt(e.value)}", style="bold")
-    title.append(f" is {_where_text(e)}")
+    title.append(f" is {where_text(e)}")
     sub = Text(f"{name}  ({source})  " if name else "", style="dim")
-    sub.append(f"{_plural(e.m, 'sample')}" + (", inputs standardised as in training" if scaled else ""), style="dim")
+    sub.append(f"{plural(e.m, 'sample')}" + (", inputs standardised as in training" if scaled else ""), style="dim")
     if e.dtype != "float64":
         sub.append(f", computed in {e.dtype}", style="dim")
     parts = [Prose(title), Prose(sub), Text(""), _steps_grid(e), Text("")]
     parts += [Prose(Text(f"Every factor at every sample (dL_i/d{e.name} is their product):", style="bold")),
               Text("")]
     parts += [_fitted_sample_table(e), Text("")]
-    shown = len([r for r in _sample_rows(e) if r is not None])
+    shown = len([r for r in sample_rows(e) if r is not None])
     if e.m > shown:
         lo, hi = min(e.products), max(e.products)
         parts.append(Prose(Text(f"showing {shown} of {e.m} samples (all of them in --json); dL_i/d{e.name} ranges "
                                   f"from {fmt(lo)} to {fmt(hi)}", style="dim")))
-    parts.append(Prose(f"mean over the {_plural(e.m, 'sample')}: dC/d{e.name} = 1/{e.m} * sum_i dL_i/d{e.name} "
+    parts.append(Prose(f"mean over the {plural(e.m, 'sample')}: dC/d{e.name} = 1/{e.m} * sum_i dL_i/d{e.name} "
                          f"= {fmt(e.mean)}"))
     sums = [s for s in e.sums if e.sample_given or len(s.rows) > 1]
     if sums:

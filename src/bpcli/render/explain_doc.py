@@ -6,7 +6,7 @@ import re
 
 from bpcli.explain_result import tex_escape, tex_symbol
 from bpcli.render import fmt, fmt_error
-from bpcli.render.explain import MAX_ROWS, _plural, _sample_rows, _where_text
+from bpcli.render.explain import MAX_ROWS, plural, sample_rows, where_text
 from bpcli.render.explain_update import update_header, update_tex_lines
 from bpcli.render.tex_layout import fit_aligns, standalone as to_document, tex_table
 
@@ -56,7 +56,7 @@ def explain_markdown(report) -> str:
     for e in report.explanations:
         P = e.name
         out.append(f"### The gradient of the cost with respect to `{P}`\n")
-        out.append(f"`{P}` is {_md_escape(_where_text(e))} of the network {_md_code(report.name)}; "
+        out.append(f"`{P}` is {_md_escape(where_text(e))} of the network {_md_code(report.name)}; "
                    f"its value is {fmt(e.value)}. "
                    f"The cost is the mean over m = {e.m} samples"
                    + (" (inputs standardised as in training)." if report.scaled else "."))
@@ -73,7 +73,7 @@ def explain_markdown(report) -> str:
             [f"`dL_i/d{P}`"]
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "|".join("---:" for _ in head) + "|")
-        for i in _sample_rows(e):
+        for i in sample_rows(e):
             if i is None:
                 out.append("| ... |" + " |" * (len(head) - 1))
                 continue
@@ -101,7 +101,7 @@ def explain_markdown(report) -> str:
                    f"relative error {fmt_error(e.numeric.rel_error)}.\n")
         if e.paths is not None and e.paths.listed is not None:
             thin = r"\,"
-            out.append(f"The {_plural(e.paths.count, 'path')} from `{P}` to the loss, averaged over the samples:\n")
+            out.append(f"The {plural(e.paths.count, 'path')} from `{P}` to the loss, averaged over the samples:\n")
             for n, t in enumerate(e.paths.listed, 1):
                 out.append(f"{n}. {_md_code(' -> '.join(t.nodes))}: ${thin.join(t.tex)}$ contributes "
                            f"{fmt(t.contribution)}")
@@ -170,7 +170,7 @@ def explain_latex(report, standalone: bool = False) -> str:
     for e in report.explanations:
         P = tex_symbol(e.name)
         out.append(rf"\subsection*{{The gradient of the cost with respect to ${P}$}}")
-        out.append(f"${P}$ is {_tex_text(_where_text(e))} of the network \\texttt{{{_tex_text(report.name)}}}; "
+        out.append(f"${P}$ is {_tex_text(where_text(e))} of the network \\texttt{{{_tex_text(report.name)}}}; "
                    f"its value is ${tex_num(e.value)}$. The cost is the mean over $m = {e.m}$ samples.")
         out.append(r"\begin{align*}")
         lines = []
@@ -184,7 +184,7 @@ def explain_latex(report, standalone: bool = False) -> str:
             [rf"$\frac{{\partial L_i}}{{\partial {P}}}$"]
         rows = [None if i is None else [str(i + 1)] + [f"${tex_num(c[2][i])}$" for c in ctx]
                 + [f"${tex_num(f.values[i])}$" for f in cols] + [f"${tex_num(e.products[i])}$"]
-                for i in _sample_rows(e)]
+                for i in sample_rows(e)]
         out += tex_table(heads, rows, (rf"mean $= \partial C/\partial {P}$", f"${tex_num(e.mean)}$"))
         out.append(r"\begin{align*}")
         lines = [f"  {_tex_eq_line(e, e.sample).replace(' = ', ' &= ', 1)}"]
@@ -206,7 +206,7 @@ def explain_latex(report, standalone: bool = False) -> str:
                       f"{tex_num(t.contribution)}" for t in e.paths.listed]
             out.append(" \\\\\n".join(plines))
             out.append(r"\end{align*}")
-            out.append(f"The {_plural(e.paths.count, 'path')} (contributions averaged over the samples) add up to "
+            out.append(f"The {plural(e.paths.count, 'path')} (contributions averaged over the samples) add up to "
                        f"${tex_num(e.paths.total)}$.")
         out.append("")
     text = fit_aligns("\n".join(out).rstrip() + "\n")

@@ -98,7 +98,7 @@ def update_lines(P: str, u) -> list[str]:
             f"v_hat = v / (1 - beta2^t) = {fmt(T['v'])} / (1 - {b2}^{t}) = {fmt(T['v'])} / {fmt(T['c2'])} "
             f"= {fmt(T['v_hat'])}",
         ]
-        if "decay" in T:  # adamw: lr * wd * P off the weight first, then the Adam step
+        if u.optimizer == "adamw":  # lr * wd * P off the weight first, then the Adam step
             lines += [
                 f"lr * wd * {P} = {lr} * {fmt(u.weight_decay)} * {num(u.old)} = {fmt(T['decay'])}",
                 f"{P} <- {P} - lr * wd * {P} - lr * m_hat / (sqrt(v_hat) + eps) = {old} - {num(T['decay'])} - {lr} * "
@@ -193,7 +193,7 @@ def _tex_lines(P: str, u, tex_num) -> list[str]:
             rf"\sqrt{{\hat v}} + \epsilon = \sqrt{{{tex_num(T['v_hat'])}}} + {tex_num(H['epsilon'])} "
             rf"= {tex_num(T['denom'])}",
         ]
-        if "decay" in T:  # adamw: eta lambda P off the weight first, then the Adam step
+        if u.optimizer == "adamw":  # eta lambda P off the weight first, then the Adam step
             lines += [
                 rf"\eta \lambda {P} = {lr} \cdot {tex_num(u.weight_decay)} \cdot {n(u.old)} = {tex_num(T['decay'])}",
                 rf"{P} \leftarrow {P} - \eta \lambda {P} - \eta\,\frac{{\hat m}}{{\sqrt{{\hat v}} + \epsilon}} = {old} "
