@@ -417,10 +417,18 @@ def test_a_signal_in_the_first_moments_leaves_a_loadable_run_or_none_and_says_wh
         while not _signal_catching(p.pid, signal.SIGTERM):
             assert time.monotonic() < deadline and p.poll() is None
             time.sleep(0.001)
-        procs.append((p, sig, time.monotonic() + delay))
+        if delay == 0.0:  # frozen the moment its handlers are set, long before numpy is in: the signal waits
+            p.send_signal(signal.SIGSTOP)  # for it, so "nothing was saved" is reached however busy the machine
+            p.send_signal(sig)
+            p.send_signal(signal.SIGCONT)
+        else:
+            procs.append((p, sig, time.monotonic() + delay))
+            continue
+        procs.append((p, sig, 0.0))
     for p, sig, at in sorted(procs, key=lambda t: t[2]):
-        time.sleep(max(0.0, at - time.monotonic()))
-        p.send_signal(sig)
+        if at:
+            time.sleep(max(0.0, at - time.monotonic()))
+            p.send_signal(sig)
     for sig in (signal.SIGINT, signal.SIGTERM):  # and once the run folder has just appeared
         i = len(procs)
         p = _popen(["train", "cfg.yaml", "--out", f"r{i}", "-q"], tmp_path)
@@ -446,6 +454,41 @@ def test_a_signal_in_the_first_moments_leaves_a_loadable_run_or_none_and_says_wh
     resumed = next(tmp_path / f"r{i}" for i in range(len(procs)) if (tmp_path / f"r{i}").exists())
     assert _cli("train", "--resume", resumed, "--epochs", load_run(resumed).state.epoch + 2, "-q").exit_code == 0
     assert outcomes == {"saved", "nothing"}, outcomes  # both sides of the switch were reached
+
+
+# A signal that lands inside numpy's C start-up comes out of the import wrapped (ImportError, RuntimeError), with
+# the handler's Interrupted as its cause or context; or it is swallowed there and only received_signal remembers it.
+_WRAPPED_AT_STARTUP = """
+import os, signal, sys
+import bpcli.__main__ as entry
+
+class SignalInsideImport:  # the signal arrives while bpcli.cli is being imported, and the import wraps it
+    def find_spec(self, name, path=None, target=None):
+        if name != "bpcli.cli":
+            return None
+        try:
+            os.kill(os.getpid(), signal.SIG%s)
+            for _ in range(10**6):
+                pass
+        except BaseException as err:
+            if %r:
+                raise RuntimeError("initialisation of an extension failed") from err
+        raise ImportError("numpy C-extensions failed")  # the handler's exception swallowed: only the record is left
+
+sys.meta_path.insert(0, SignalInsideImport())
+sys.argv = ["bpcli", "--help"]
+entry.main()
+"""
+
+
+@pytest.mark.parametrize("sig", ["INT", "TERM"])
+@pytest.mark.parametrize("wrapped", [True, False])
+def test_a_signal_inside_the_start_up_imports_is_the_usual_interruption_not_a_traceback(tmp_path, sig, wrapped):
+    proc = subprocess.run([sys.executable, "-c", _WRAPPED_AT_STARTUP % (sig, wrapped)], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 128 + getattr(signal, "SIG" + sig), proc.stderr
+    assert proc.stderr == "interrupted: nothing was saved (stopped before the run folder was written)\n"
+    assert proc.stdout == ""
 
 
 def test_run_files_get_the_usual_permissions(tmp_path):
