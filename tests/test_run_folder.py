@@ -222,6 +222,21 @@ FILE_CASES = [
     ("scaling.json", lambda b, run: b'{"mean": [0, 0], "std": [1, 0]}', "scaling.json: damaged (std must be above 0)"),
     ("scaling.json", lambda b, run: b'{"mean": [0, 0], "std": [1, NaN]}',
      "scaling.json: damaged (expected mean and std lists of 2 numbers)"),
+    # values each within JSON, wrong for the run: a metric beyond float range, limits that are not the data's
+    ("metrics.json", lambda b, run: b.replace(b'"loss":', b'"loss": 1' + b"0" * 400 + b', "x":', 1),
+     "metrics.json: damaged (loss is 1000000000000000000000000000000000000000, expected a finite number)"),
+    ("metrics.json", lambda b, run: b.replace(b'"val_metric":', b'"val_metric": 1e400, "x":', 1),
+     "metrics.json: damaged (val_metric is inf, expected a finite number)"),
+    ("metrics.json", lambda b, run: b.replace(b'"epochs": 6', b'"epochs": -6', 1),
+     "metrics.json: damaged (epochs is -6, expected a whole number of epochs)"),
+    ("scaling.json", lambda b, run: b'{"mean": [1e308, 0], "std": [1e-308, 1]}',
+     "scaling.json: damaged (mean and std are not those of the training data in config.yaml)"),
+    ("scaling.json", lambda b, run: json.dumps({k: [v[0] * 1.001, v[1]] for k, v in json.loads(b).items()}).encode(),
+     "scaling.json: damaged (mean and std are not those of the training data in config.yaml)"),
+    ("state.npz", lambda b, run: _npz({}),
+     "state.npz: damaged (arrays m:A.W, m:A.b, m:B.W, m:B.b of the momentum optimiser's state are missing)"),
+    ("state.npz", lambda b, run: _npz({k: v for k, v in np.load(io.BytesIO(b)).items() if k != "m:B.b"}),
+     "state.npz: damaged (arrays m:B.b of the momentum optimiser's state are missing)"),
     ("history-sample.json", lambda b, run: b'{"0": {"epoch": 1}}',
      "history-sample.json: damaged (expected a list of records, found dict)"),
     ("history-sample.json", lambda b, run: json.dumps(json.loads(b)[:-1]).encode(),
@@ -243,6 +258,67 @@ def test_each_checkpoint_file_is_checked_by_value_after_its_checksum(run, name, 
     assert msg.startswith(f"error: {ck / expected.split(':')[0]}:"), msg
     assert expected.split(": ", 1)[1] in msg, msg
     assert not Path("/tmp/bpcli-pwned").exists()
+
+
+def test_a_metric_beyond_float_range_is_one_line_in_compare_and_a_damaged_row_in_runs(run, good_run):
+    ck = checkpoint_dir(run)
+    (ck / "metrics.json").write_bytes((ck / "metrics.json").read_bytes().replace(b'"loss":', b'"loss": 1' + b"0" * 400
+                                                                                + b', "x":', 1))
+    _rerecord(run)
+    r = _cli("compare", good_run, run)
+    assert r.exit_code == 2 and "Traceback" not in r.output and len(r.stderr.splitlines()) == 1, r.output
+    assert r.stderr.startswith(f"error: cannot compare: {ck / 'metrics.json'}: damaged (loss is 1000"), r.stderr
+    r = _cli("runs", run.parent, "--json")
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.stdout)["runs"]
+    assert (row["ok"], row["status"], row["loss"]) == (False, "damaged: metrics.json", None)
+    assert row["problem"].startswith(f"{ck / 'metrics.json'}: damaged (loss is 1000")
+
+
+def test_a_scaling_that_is_not_the_datas_is_one_line_in_plot(run, tmp_path):
+    ck = checkpoint_dir(run)
+    (ck / "scaling.json").write_text('{"mean": [1e308, 0], "std": [1e-308, 1]}')  # NaN axis limits, before
+    _rerecord(run)
+    r = _cli("plot", run, "--out", tmp_path / "p.png")
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    errors = [ln for ln in r.stderr.splitlines() if not ln.startswith("plot: reading")]  # the progress line
+    assert errors == [f"error: {ck / 'scaling.json'}: damaged (mean and std are not those of the training data in "
+                      f"config.yaml); start afresh with `bpcli train {ck / 'config.yaml'}`"]
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_an_emptied_optimiser_state_is_never_resumed_from_zero(tmp_path):
+    run = _interrupted(tmp_path)
+    ck = checkpoint_dir(run)
+    before = (run / "history.csv").read_bytes()
+    (ck / "state.npz").write_bytes(_npz({}))
+    _rerecord(run)
+    r = _cli("train", "--resume", run, "-q")
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
+    assert r.stderr.startswith(f"error: {ck / 'state.npz'}: damaged (arrays m:A.W, m:A.b, m:B.W, m:B.b of the "
+                               "momentum optimiser's state are missing)")
+    assert (run / "history.csv").read_bytes() == before  # nothing appended
+
+
+@pytest.mark.parametrize("keep,why", [
+    ([0, 2, 3], "row 1 is not epoch 1"),
+    ([0, 1, 2], "it holds 2 whole rows, run.json records 3"),
+    ([0, 1, 2, 3, 2, 3], "row 4 is not epoch 4"),
+], ids=["a-row-gone", "fewer", "glued"])
+def test_a_history_whose_rows_disagree_with_run_json_is_not_resumed(tmp_path, keep, why):
+    """history.csv rewritten (its size and SHA-256 recorded again): rows missing, fewer than run.json's count, or
+    rows glued on from elsewhere; resuming would continue a history that is not this run's."""
+    import hashlib
+    run = _interrupted(tmp_path)
+    lines = (run / "history.csv").read_bytes().split(b"\n")
+    new = b"".join(lines[i] + b"\n" for i in keep)
+    (run / "history.csv").write_bytes(new)
+    m = json.loads((run / "run.json").read_text())
+    _rerecord(run, history={**m["history"], "bytes": len(new), "sha256": hashlib.sha256(new).hexdigest()})
+    r = _cli("train", "--resume", run, "-q")
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
+    assert r.stderr == f"error: {run / 'history.csv'}: damaged ({why}); the run cannot be continued\n"
+    assert (run / "history.csv").read_bytes() == new
 
 
 @pytest.mark.parametrize("name", ["run.json", "weights.npz", "metrics.json"])

@@ -62,7 +62,7 @@ def read_row(d: Path) -> RunRow:
     """One folder's row: run.json (its own checksum and fields) and the checkpoint's metrics.json (its SHA-256)."""
     from bpcli.claim import held
     from bpcli.files import read_regular, sha256
-    from bpcli.runs import MAX_JSON, METRICS, checkpoint_dir, parse_json, read_manifest
+    from bpcli.runs import MAX_JSON, METRICS, checkpoint_dir, metrics_from_json, parse_json, read_manifest
 
     quick = quick_manifest(d)
     created = created_at(d, quick)
@@ -80,11 +80,9 @@ def read_row(d: Path) -> RunRow:
         blob = read_regular(metrics_path, MAX_JSON, METRICS)
         if sha256(blob) != m["files"][METRICS]:
             return bad(f"damaged: {METRICS} does not match run.json")
-        metrics = parse_json(metrics_path, blob)
+        metrics = metrics_from_json(parse_json(metrics_path, blob), metrics_path)
     except BpcliError as err:
         return bad("damaged: " + _short(str(err), d), str(err))
-    if not isinstance(metrics, dict):
-        return bad(f"damaged: {METRICS} is not an object")
     num = lambda k: metrics.get(k) if isinstance(metrics.get(k), (int, float)) and not isinstance(
         metrics.get(k), bool) else None
     epochs = m.get("epoch") if isinstance(m.get("epoch"), int) else None

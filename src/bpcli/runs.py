@@ -298,6 +298,8 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> LoadedRun:
     if cfg.data.standardize != (scaling is not None):
         raise RunFolderError(f"{ck / CONFIG}: standardize does not match the checkpoint's files{afresh}")
     net = load_weights(ck / WEIGHTS, build(cfg), blobs[WEIGHTS])
+    if scaling is not None:
+        _check_scaling(scaling, cfg, data, ck / SCALING, afresh)
     prepared = prepare(cfg, data, scaling)
     state = _state_from_meta(m, meta_path)
     if m["history"]["rows"] != state.epoch:
@@ -313,16 +315,72 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> LoadedRun:
         kind, _, key = k.partition(":")
         if kind not in ("m", "v", "best") or key not in expected or v.shape != expected[key].shape \
                 or v.dtype.kind != "f" or not np.all(np.isfinite(v)):
-            raise RunFolderError(f"{ck / STATE}: array '{k}' does not fit the network in {CONFIG}{afresh}")
+            raise RunFolderError(f"{ck / STATE}: array '{str(k)[:40]}' does not fit the network in {CONFIG}{afresh}")
+    missing = [k for k in state_keys(net, cfg, state) if k not in arrays]
+    if missing:  # a resume from it would restart the optimiser's moments from zero, silently
+        raise RunFolderError(f"{ck / STATE}: damaged (arrays {', '.join(missing[:4])}"
+                             f"{' ...' if len(missing) > 4 else ''} of the {cfg.train.optimizer} optimiser's state "
+                             f"are missing){afresh}")
     state.buffers = {k: v.astype(net.dtype) for k, v in arrays.items()}
-    metrics = parse_json(ck / METRICS, blobs[METRICS])
-    if not isinstance(metrics, dict):
-        raise RunFolderError(f"{ck / METRICS}: damaged (expected a JSON object){afresh}")
+    metrics = metrics_from_json(parse_json(ck / METRICS, blobs[METRICS]), ck / METRICS, afresh)
     loaded = LoadedRun(d, cfg, net, prepared, [r.to_dict() for r in sample], state, metrics, m["checkpoint"],
                        m["history"], chunks_of(m, meta_path))
     if epoch is None:
         return loaded
     return at_epoch(loaded, epoch)
+
+
+def state_keys(net: Network, cfg: NetConfig, state: TrainState) -> list[str]:
+    """The arrays state.npz must hold: the optimiser's buffers (as optim.Optimizer makes them from epoch 0), and the
+    best epoch's parameters once early stopping with restore_best has seen a best epoch."""
+    from bpcli.optim import Optimizer
+    keys = sorted(Optimizer(net, cfg.train).buffers)
+    if cfg.train.patience is not None and cfg.train.restore_best and state.best_epoch > 0:
+        keys += [TrainState.BEST + k for k in net.named_arrays()]
+    return keys
+
+
+def _check_scaling(scaling: Scaling, cfg: NetConfig, data, path: Path, afresh: str) -> None:
+    """scaling.json must hold the training data's own mean and std (bpcli computed them from the data config.yaml
+    holds): anything else standardises every input wrongly, or overflows."""
+    from bpcli.data import fit_scaling, split
+    fitted = fit_scaling(split(data, cfg.data.validation, cfg.data.split_seed)[0].x)
+    if not (np.allclose(scaling.std, fitted.std, rtol=1e-9, atol=0)
+            and np.allclose(scaling.mean, fitted.mean, rtol=1e-9, atol=1e-9 * fitted.std)):
+        raise RunFolderError(f"{path}: damaged (mean and std are not those of the training data in {CONFIG}){afresh}")
+
+
+METRIC_NUMBERS = ("loss", "train_metric", "val_loss", "val_metric", "penalty", "seconds")
+METRIC_COUNTS = ("epochs", "weights_epoch", "best_epoch")
+
+
+def metrics_from_json(doc, path: Path, afresh: str = "") -> dict:
+    """metrics.json checked by type and range (every number finite and within float range, the counts whole, the
+    metric's name one bpcli writes); RunFolderError naming the file and the field if not."""
+    def bad(what: str):
+        raise RunFolderError(f"{path}: damaged ({what}){afresh}")
+
+    if not isinstance(doc, dict):
+        bad("expected a JSON object")
+    out = dict(doc)
+    for key in METRIC_NUMBERS:
+        v = doc.get(key)
+        if v is None:
+            continue
+        if not _finite(v):
+            bad(f"{key} is {str(v)[:40]}, expected a finite number")
+        out[key] = float(v)
+    for key in METRIC_COUNTS:
+        v = doc.get(key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**53):
+            bad(f"{key} is {str(v)[:40]}, expected a whole number of epochs")
+    if doc.get("metric") not in (None, "accuracy", "r2"):
+        bad(f"metric is {str(doc.get('metric'))[:40]!r}, expected 'accuracy' or 'r2'")
+    if doc.get("status") not in (None, *STATUSES):
+        bad(f"status is {str(doc.get('status'))[:40]!r}")
+    if not isinstance(doc.get("message", ""), str):
+        bad("message is not text")
+    return out
 
 
 def _finite(v) -> bool:
