@@ -118,3 +118,48 @@ def test_the_stored_size_estimate_bounds_the_real_config_yaml():
 def test_one_limit_for_reading_a_config_and_a_run_back():
     import bpcli.config as config
     assert config.MAX_CONFIG_BYTES is MAX_CONFIG_BYTES
+
+
+# --- user text that reached a traceback: a header that is not UTF-8, a name matplotlib or XML cannot take ---------
+
+
+def test_import_with_a_csv_whose_header_is_not_utf8_is_one_line(tmp_path):
+    np.savez(tmp_path / "state.npz", **{"0.weight": np.ones((3, 2)), "0.bias": np.zeros(3),
+                                        "2.weight": np.ones((1, 3)), "2.bias": np.zeros(1)})
+    (tmp_path / "x.csv").write_bytes(b"\xff\xfea,b,y\n1,2,3\n")  # UTF-16's byte-order mark, then Latin-1 text
+    args = ["import", "state.npz", "--arch", "2-3-1", "--activations", "tanh,identity", "-o", "out.yaml",
+            "--data", "x.csv"]
+    proc, _ = _bpcli(args, tmp_path)
+    assert (proc.returncode, proc.stderr) == (2, "error: --data: x.csv:1: the header row is not UTF-8 text\n")
+    assert not (tmp_path / "out.yaml").exists()
+
+
+def test_import_takes_the_target_from_a_quoted_header_field(tmp_path):
+    np.savez(tmp_path / "state.npz", **{"0.weight": np.ones((1, 2)), "0.bias": np.zeros(1)})
+    (tmp_path / "x.csv").write_text('x1,x2,"the, y"\n1,2,3\n4,5,6\n')  # the quotes were kept in the name
+    proc, _ = _bpcli(["import", "state.npz", "--arch", "2-1", "--activations", "identity", "-o", "out.yaml",
+                      "--data", "x.csv"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load((tmp_path / "out.yaml").read_text())["data"]["target"] == "the, y"
+
+
+NAMED = ("inputs: [a, b]\nlayers: [{size: 2, activation: tanh}, {size: 1, activation: sigmoid}]\n"
+         "loss: binary_cross_entropy\ndata: {generator: xor}\ntrain: {epochs: 3, lr: 0.1, snapshots: {every: 1}}\n")
+
+
+@pytest.mark.parametrize("name,shown", [("ctl\x01name", "ctl\\x01name"), ("cost $\\frac$ x", "cost $\\frac$ x")],
+                         ids=["control-character", "mathtext"])
+def test_a_run_name_with_a_control_character_or_dollars_is_drawn_as_written(tmp_path, name, shown):
+    """animate --out a.svg failed parsing its own SVG (a raw \\x01 is not XML) and plot/animate raised on '$\\frac$'
+    (matplotlib's mathtext); the name is drawn as written, the control character as \\x01."""
+    import xml.etree.ElementTree as ET
+    (tmp_path / "cfg.yaml").write_text(f"name: {yaml.safe_dump(name).splitlines()[0]}\n" + NAMED)
+    assert runner.invoke(app, ["train", str(tmp_path / "cfg.yaml"), "-q", "--out", str(tmp_path / "run")]).exit_code == 0
+    r = runner.invoke(app, ["animate", str(tmp_path / "run"), "--out", str(tmp_path / "a.svg")])
+    assert r.exit_code == 0, r.output
+    texts = "".join(ET.parse(tmp_path / "a.svg").getroot().itertext())
+    assert f"{shown}: epoch 3 of 3" in texts
+    r = runner.invoke(app, ["plot", str(tmp_path / "run"), "--out", str(tmp_path / "p"), "--format", "svg"])
+    assert r.exit_code == 0, r.output
+    title = "".join(ET.parse(tmp_path / "p" / "loss.svg").getroot().itertext())
+    assert f"{shown}: loss per epoch" in title

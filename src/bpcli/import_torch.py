@@ -6,6 +6,7 @@ holds the weights explicitly, so explain, gradcheck and show --dot work on the n
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from dataclasses import dataclass
@@ -200,8 +201,16 @@ def data_section(data: str, target: str | None, out: Path, n_out: int | None = N
         if not p.is_file():
             raise DataError(f"--data: data file not found: {p}")
         if target is None:
-            with open(p, encoding="utf-8-sig") as fh:
-                header = fh.readline().strip().split(",")
+            with open(p, "rb") as fh:
+                first = fh.readline(1 << 20)
+            try:
+                header = next(csv.reader([first.decode("utf-8-sig").strip()]), None)
+            except UnicodeDecodeError:
+                raise DataError(f"--data: {p}:1: the header row is not UTF-8 text") from None
+            except csv.Error as err:
+                raise DataError(f"--data: {p}:1: the header row is not CSV ({err})") from None
+            if not header or not header[-1].strip():
+                raise DataError(f"--data: {p}:1: no header row naming the columns (the last is the target)")
             target = header[-1].strip()
         return {"csv": str(p.resolve()), "target": target}, f"{p} (target {target})"
     raise DataError(f"--data: '{data}' is neither a file nor a generator; give a CSV file (with --target), an .npz "
