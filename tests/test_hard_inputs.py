@@ -163,3 +163,83 @@ def test_a_run_name_with_a_control_character_or_dollars_is_drawn_as_written(tmp_
     assert r.exit_code == 0, r.output
     title = "".join(ET.parse(tmp_path / "p" / "loss.svg").getroot().itertext())
     assert f"{shown}: loss per epoch" in title
+
+
+# --- limits that hold: the parameter limit every command serves, tables that stop, checks within a budget -------
+
+
+@pytest.mark.parametrize("width,params,ok", [(9970, 3 * 1000 + 1001 * 9970 + (9970 + 1), True),
+                                             (9980, 3 * 1000 + 1001 * 9980 + (9980 + 1), False)])
+def test_the_parameter_limit_is_ten_million(tmp_path, width, params, ok):
+    """2 inputs -> 1000 -> width -> 1: 9,992,941 parameters load, 10,002,961 are refused (the limit was 50
+    million, where `show` took 11.7 GB and `export` 10.4 GB)."""
+    (tmp_path / "cfg.yaml").write_text(f"inputs: 2\nlayers: [1000, {width}, 1]\ndata: {{generator: xor}}\n")
+    if ok:
+        assert load_config(tmp_path / "cfg.yaml")[0].layers[1].size == width
+        return
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "cfg.yaml")
+    [problem] = err.value.problems
+    assert f"this network has {params:,} parameters" in problem
+    assert problem.endswith("(at most 10,000,000 parameters and 1,000,000 nodes per layer)")
+
+
+WIDE = "inputs: 2\nlayers: [400, 300, {size: 1, activation: sigmoid}]\nloss: binary_cross_entropy\ndata: {generator: xor}\n"
+
+
+def test_show_builds_rows_for_the_first_100000_parameters_only(tmp_path):
+    """121,801 parameters: 2*400 + 400 in A, 400*300 + 300 in B, 300 + 1 in C; the 100,000th is B's weight
+    98,799 (0-based) after A's 1,200: node 98,799 // 400 + 1 = 247, input 98,799 % 400 + 1 = 400."""
+    from bpcli.model import build
+    from bpcli.show import describe
+    (tmp_path / "cfg.yaml").write_text(WIDE)
+    cfg, _ = load_config(tmp_path / "cfg.yaml")
+    res = describe(build(cfg), cfg.name, cfg.path)
+    assert (res.n_params, len(res.params)) == (121_801, 100_000)
+    assert (res.params[0].name, res.params[1199].name, res.params[-1].name) == ("w11", "b_A400", "v247_400")
+    assert res.to_dict()["parameters_listed"] == 100_000
+    r = runner.invoke(app, ["show", str(tmp_path / "cfg.yaml")])
+    assert r.exit_code == 0, r.output
+    assert "... and 121741 more parameters (the first 100,000 in --json)" in r.stdout
+
+
+def test_step_lists_the_first_100000_parameters_or_any_asked_for(tmp_path):
+    (tmp_path / "cfg.yaml").write_text(WIDE)
+    r = runner.invoke(app, ["step", str(tmp_path / "cfg.yaml"), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = __import__("json").loads(r.stdout)
+    assert (doc["n_params"], doc["parameters_listed"], len(doc["parameters"])) == (121_801, 100_000, 100_000)
+    r = runner.invoke(app, ["step", str(tmp_path / "cfg.yaml"), "--json", "-w", "u300,v300_400,u300"])
+    assert r.exit_code == 0, r.output
+    doc = __import__("json").loads(r.stdout)
+    assert [p["name"] for p in doc["parameters"]] == ["v300_400", "u300"] and "parameters_listed" not in doc
+
+
+DEEP = ("inputs: 2\nlayers: [{size: 1000, activation: tanh}, {size: 1000, activation: tanh}, {size: 1000, "
+        "activation: tanh}, {size: 1, activation: sigmoid}]\nloss: binary_cross_entropy\n"
+        "data: {generator: moons, samples: 200}\n")
+
+
+def test_gradcheck_refuses_a_check_estimated_beyond_its_budget_before_starting(tmp_path):
+    """2,006,001 entries on 64 samples, estimated at 47 minutes: it used to start (16 million parameters were
+    estimated at 271,677 s and carried on)."""
+    (tmp_path / "deep.yaml").write_text(DEEP)
+    proc, seconds = _bpcli(["gradcheck", "deep.yaml", "--all"], tmp_path, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("error: --budget: this check of 2,006,001 entries and directions is estimated at ")
+    assert "more than --budget 600; give --budget " in line and line.endswith("(without --all, or --weight NAME)")
+    assert proc.stdout == ""
+
+
+def test_the_gradcheck_budget_holds_at_its_edge_for_a_small_network(tmp_path):
+    from bpcli.gradcheck import GradcheckOptions, estimate_seconds
+    from bpcli.model import build
+    (tmp_path / "cfg.yaml").write_text("inputs: 2\nlayers: [3, 1]\ndata: {generator: xor}\n")
+    cfg, data = load_config(tmp_path / "cfg.yaml")
+    _, seconds = estimate_seconds(build(cfg), data.m, GradcheckOptions(all_entries=True))
+    for budget, code in ((seconds, 0), (seconds * 0.999, 2), (0, 2), (float("nan"), 2)):
+        r = runner.invoke(app, ["gradcheck", str(tmp_path / "cfg.yaml"), "--all", "--budget", repr(budget)])
+        assert r.exit_code == code, (budget, r.output)
+        if code == 2:
+            assert r.stderr.startswith("error: --budget: ") and len(r.stderr.splitlines()) == 1, r.stderr
