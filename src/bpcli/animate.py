@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from bpcli.errors import BpcliError
-from bpcli.figures import new_figure, plain
+from bpcli.figure_text import plain
+from bpcli.figures import new_figure
 from bpcli.trajectory import Along, along, frame_indices
 
 FORMATS = (".gif", ".mp4", ".svg")

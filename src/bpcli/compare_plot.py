@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bpcli.figures import plain
+from bpcli.figure_text import plain
 from bpcli.plot_figure import labels, legend_outside, log_axis, new_figure, xy
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bpcli.figures import plain
+from bpcli.figure_text import plain
 from bpcli.plot_figure import PlotContext, arrange, labels, legend_in_free_corner, legend_outside, new_figure
 
 GRID = 200  # points per axis of the decision-boundary grid

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bpcli.figures import plain
+from bpcli.figure_text import plain
 
 # margins in inches: room for the y tick labels and label on the left, the x label below, the title above
 LEFT, RIGHT, BOTTOM, TOP, GAP = 0.85, 0.2, 0.55, 0.4, 0.12

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bpcli.figures import new_figure, plain
+from bpcli.figure_text import plain
+from bpcli.figures import new_figure
 from bpcli.plot_figure import labels, legend_outside, save_figure
 from bpcli.trajectory import Along, along, frame_indices, layer_names, series
 

@@ -62,7 +62,8 @@ def read_row(d: Path) -> RunRow:
     """One folder's row: run.json (its own checksum and fields) and the checkpoint's metrics.json (its SHA-256)."""
     from bpcli.claim import held
     from bpcli.files import read_regular, sha256
-    from bpcli.runs import MAX_JSON, METRICS, checkpoint_dir, metrics_from_json, parse_json, read_manifest
+    from bpcli.run_values import metrics_from_json
+    from bpcli.runs import MAX_JSON, METRICS, checkpoint_dir, parse_json, read_manifest
 
     quick = quick_manifest(d)
     created = created_at(d, quick)

@@ -27,6 +27,7 @@ from bpcli.files import atomic_write_bytes, fsync_dir, npz_bytes, read_npz, read
 from bpcli.history import HISTORY, SAMPLE, HistoryLog, sample_from_json
 from bpcli.model import Network, build
 from bpcli.results import finite_or_none
+from bpcli.run_values import STATUSES, check_scaling, metrics_from_json, state_keys
 from bpcli.schema import NetConfig
 from bpcli.snapshot_read import at_epoch, chunks_of
 from bpcli.snapshot_store import Recorder, is_pcg64_state
@@ -35,7 +36,6 @@ from bpcli.train import TrainState
 RUN_FORMAT = 2  # format 1: flat files renamed one by one, train_state.json, history.json
 WEIGHTS, STATE, CONFIG, SCALING, METRICS = "weights.npz", "state.npz", "config.yaml", "scaling.json", "metrics.json"
 REQUIRED = (CONFIG, WEIGHTS, STATE, METRICS, SAMPLE)
-STATUSES = ("running", "completed", "early_stopped", "diverged", "interrupted")
 CHECKPOINT_NAME = re.compile(r"epoch-(0|[1-9][0-9]{0,7})(\.[1-9][0-9]{0,3})?")
 MAX_JSON = 8_000_000  # no file bpcli writes as JSON comes near this (a sample of 2,050 records of 100 layers)
 
@@ -299,7 +299,7 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> LoadedRun:
         raise RunFolderError(f"{ck / CONFIG}: standardize does not match the checkpoint's files{afresh}")
     net = load_weights(ck / WEIGHTS, build(cfg), blobs[WEIGHTS])
     if scaling is not None:
-        _check_scaling(scaling, cfg, data, ck / SCALING, afresh)
+        check_scaling(scaling, cfg, data, ck / SCALING, afresh)
     prepared = prepare(cfg, data, scaling)
     state = _state_from_meta(m, meta_path)
     if m["history"]["rows"] != state.epoch:
@@ -328,59 +328,6 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> LoadedRun:
     if epoch is None:
         return loaded
     return at_epoch(loaded, epoch)
-
-
-def state_keys(net: Network, cfg: NetConfig, state: TrainState) -> list[str]:
-    """The arrays state.npz must hold: the optimiser's buffers (as optim.Optimizer makes them from epoch 0), and the
-    best epoch's parameters once early stopping with restore_best has seen a best epoch."""
-    from bpcli.optim import Optimizer
-    keys = sorted(Optimizer(net, cfg.train).buffers)
-    if cfg.train.patience is not None and cfg.train.restore_best and state.best_epoch > 0:
-        keys += [TrainState.BEST + k for k in net.named_arrays()]
-    return keys
-
-
-def _check_scaling(scaling: Scaling, cfg: NetConfig, data, path: Path, afresh: str) -> None:
-    """scaling.json must hold the training data's own mean and std (bpcli computed them from the data config.yaml
-    holds): anything else standardises every input wrongly, or overflows."""
-    from bpcli.data import fit_scaling, split
-    fitted = fit_scaling(split(data, cfg.data.validation, cfg.data.split_seed)[0].x)
-    if not (np.allclose(scaling.std, fitted.std, rtol=1e-9, atol=0)
-            and np.allclose(scaling.mean, fitted.mean, rtol=1e-9, atol=1e-9 * fitted.std)):
-        raise RunFolderError(f"{path}: damaged (mean and std are not those of the training data in {CONFIG}){afresh}")
-
-
-METRIC_NUMBERS = ("loss", "train_metric", "val_loss", "val_metric", "penalty", "seconds")
-METRIC_COUNTS = ("epochs", "weights_epoch", "best_epoch")
-
-
-def metrics_from_json(doc, path: Path, afresh: str = "") -> dict:
-    """metrics.json checked by type and range (every number finite and within float range, the counts whole, the
-    metric's name one bpcli writes); RunFolderError naming the file and the field if not."""
-    def bad(what: str):
-        raise RunFolderError(f"{path}: damaged ({what}){afresh}")
-
-    if not isinstance(doc, dict):
-        bad("expected a JSON object")
-    out = dict(doc)
-    for key in METRIC_NUMBERS:
-        v = doc.get(key)
-        if v is None:
-            continue
-        if not _finite(v):
-            bad(f"{key} is {str(v)[:40]}, expected a finite number")
-        out[key] = float(v)
-    for key in METRIC_COUNTS:
-        v = doc.get(key)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2**53):
-            bad(f"{key} is {str(v)[:40]}, expected a whole number of epochs")
-    if doc.get("metric") not in (None, "accuracy", "r2"):
-        bad(f"metric is {str(doc.get('metric'))[:40]!r}, expected 'accuracy' or 'r2'")
-    if doc.get("status") not in (None, *STATUSES):
-        bad(f"status is {str(doc.get('status'))[:40]!r}")
-    if not isinstance(doc.get("message", ""), str):
-        bad("message is not text")
-    return out
 
 
 def _finite(v) -> bool:
