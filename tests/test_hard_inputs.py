@@ -243,3 +243,11 @@ def test_the_gradcheck_budget_holds_at_its_edge_for_a_small_network(tmp_path):
         assert r.exit_code == code, (budget, r.output)
         if code == 2:
             assert r.stderr.startswith("error: --budget: ") and len(r.stderr.splitlines()) == 1, r.stderr
+
+
+def test_compare_with_a_symlink_loop_for_a_run_is_one_line(tmp_path):
+    """Found by the command fuzzer: compare resolved the folders' names before loading them (a RuntimeError)."""
+    os.symlink("loop", tmp_path / "loop")
+    r = runner.invoke(app, ["compare", str(tmp_path / "loop"), str(tmp_path / "loop")])
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
+    assert r.stderr.startswith("error: cannot compare: "), r.stderr

@@ -275,6 +275,17 @@ def test_a_metric_beyond_float_range_is_one_line_in_compare_and_a_damaged_row_in
     assert row["problem"].startswith(f"{ck / 'metrics.json'}: damaged (loss is 1000")
 
 
+@pytest.mark.parametrize("field,value", [("epoch", -1), ("status", "[red]done"), ("best_epoch", 99)])
+def test_runs_lists_a_run_json_whose_fields_are_out_of_range_as_damaged(run, field, value):
+    """Found by the command fuzzer: `runs` checked run.json's checksum only and listed epoch -1 as a run."""
+    _rerecord(run, **{field: value})
+    r = _cli("runs", run.parent, "--json")
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.stdout)["runs"]
+    assert (row["ok"], row["status"], row["epochs"]) == (False, "damaged: run.json", None)
+    assert row["problem"].startswith(f"{run / 'run.json'}: damaged (")
+
+
 def test_a_scaling_that_is_not_the_datas_is_one_line_in_plot(run, tmp_path):
     ck = checkpoint_dir(run)
     (ck / "scaling.json").write_text('{"mean": [1e308, 0], "std": [1e-308, 1]}')  # NaN axis limits, before

@@ -63,7 +63,7 @@ def read_row(d: Path) -> RunRow:
     from bpcli.claim import held
     from bpcli.files import read_regular, sha256
     from bpcli.run_values import metrics_from_json
-    from bpcli.runs import MAX_JSON, METRICS, checkpoint_dir, parse_json, read_manifest
+    from bpcli.runs import MAX_JSON, METRICS, checkpoint_dir, parse_json, read_manifest, state_from_meta
 
     quick = quick_manifest(d)
     created = created_at(d, quick)
@@ -77,6 +77,7 @@ def read_row(d: Path) -> RunRow:
         return bad("damaged: run.json unreadable" if (d / "run.json").exists() else "not a run folder")
     try:
         m = read_manifest(d)
+        state_from_meta(m, d / "run.json")  # epoch, status and the rest by type and range, as loading checks them
         metrics_path = checkpoint_dir(d) / METRICS
         blob = read_regular(metrics_path, MAX_JSON, METRICS)
         if sha256(blob) != m["files"][METRICS]:

@@ -301,7 +301,7 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> LoadedRun:
     if scaling is not None:
         check_scaling(scaling, cfg, data, ck / SCALING, afresh)
     prepared = prepare(cfg, data, scaling)
-    state = _state_from_meta(m, meta_path)
+    state = state_from_meta(m, meta_path)
     if m["history"]["rows"] != state.epoch:
         raise RunFolderError(f"{meta_path}: says epoch {state.epoch} but history.csv holds "
                              f"{m['history']['rows']} epochs")
@@ -335,7 +335,7 @@ def _finite(v) -> bool:
     return is_finite_number(v)
 
 
-def _state_from_meta(meta: dict, path: Path) -> TrainState:
+def state_from_meta(meta: dict, path: Path) -> TrainState:
     """TrainState from run.json, each field checked by type and range; RunFolderError naming the file if not."""
     def whole(key: str) -> int:
         v = meta.get(key)
