@@ -578,6 +578,39 @@ def test_a_signal_inside_the_start_up_imports_is_the_usual_interruption_not_a_tr
     assert proc.stdout == ""
 
 
+_LOST_IN_A_FINALISER = """
+import os, signal, sys
+import bpcli.__main__ as entry
+
+class Finaliser:  # the signal lands in a finaliser (as in importlib's module-lock callback): Python cannot raise it
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(10**6):
+            pass
+
+class SignalInsideImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "bpcli.cli":
+            Finaliser()
+        return None
+
+sys.meta_path.insert(0, SignalInsideImport())
+sys.argv = ["bpcli", "train", "cfg.yaml", "--out", "r", "-q"]
+entry.main()
+"""
+
+
+def test_a_start_up_signal_lost_in_a_finaliser_stops_the_run_without_a_traceback(tmp_path):
+    """Python prints an exception raised in a finaliser as "Exception ignored in ...", with a traceback; the
+    signal is kept (errors.received_signal) and the run stops at epoch 0, saved, with the usual one line."""
+    (tmp_path / "cfg.yaml").write_text(IRIS_LIKE.replace("epochs: 6", "epochs: 100000"))
+    proc = subprocess.run([sys.executable, "-c", _LOST_IN_A_FINALISER], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr == "interrupted: state after epoch 0 saved in r; continue with `bpcli train --resume r`\n"
+    assert load_run(tmp_path / "r").state.epoch == 0
+
+
 def test_run_files_get_the_usual_permissions(tmp_path):
     old = os.umask(0o022)
     try:

@@ -15,8 +15,17 @@ def _interrupt(signum, frame):
     raise Interrupted(signum)
 
 
+def _unraisable(info) -> None:
+    """A signal whose Interrupted lands in a finaliser or an import lock's callback is printed by Python as
+    "Exception ignored in ...", a traceback: received_signal holds it, and the session stops on it instead."""
+    if isinstance(info.exc_value, Interrupted):
+        return
+    sys.__unraisablehook__(info)
+
+
 def main() -> None:
     """Ctrl-C or SIGTERM before a run is saved is one line and exit 128 + signal, never a traceback."""
+    sys.unraisablehook = _unraisable
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, _interrupt)
     try:
