@@ -118,3 +118,136 @@ def test_the_stored_size_estimate_bounds_the_real_config_yaml():
 def test_one_limit_for_reading_a_config_and_a_run_back():
     import bpcli.config as config
     assert config.MAX_CONFIG_BYTES is MAX_CONFIG_BYTES
+
+
+# --- user text that reached a traceback: a header that is not UTF-8, a name matplotlib or XML cannot take ---------
+
+
+def test_import_with_a_csv_whose_header_is_not_utf8_is_one_line(tmp_path):
+    np.savez(tmp_path / "state.npz", **{"0.weight": np.ones((3, 2)), "0.bias": np.zeros(3),
+                                        "2.weight": np.ones((1, 3)), "2.bias": np.zeros(1)})
+    (tmp_path / "x.csv").write_bytes(b"\xff\xfea,b,y\n1,2,3\n")  # UTF-16's byte-order mark, then Latin-1 text
+    args = ["import", "state.npz", "--arch", "2-3-1", "--activations", "tanh,identity", "-o", "out.yaml",
+            "--data", "x.csv"]
+    proc, _ = _bpcli(args, tmp_path)
+    assert (proc.returncode, proc.stderr) == (2, "error: --data: x.csv:1: the header row is not UTF-8 text\n")
+    assert not (tmp_path / "out.yaml").exists()
+
+
+def test_import_takes_the_target_from_a_quoted_header_field(tmp_path):
+    np.savez(tmp_path / "state.npz", **{"0.weight": np.ones((1, 2)), "0.bias": np.zeros(1)})
+    (tmp_path / "x.csv").write_text('x1,x2,"the, y"\n1,2,3\n4,5,6\n')  # the quotes were kept in the name
+    proc, _ = _bpcli(["import", "state.npz", "--arch", "2-1", "--activations", "identity", "-o", "out.yaml",
+                      "--data", "x.csv"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load((tmp_path / "out.yaml").read_text())["data"]["target"] == "the, y"
+
+
+NAMED = ("inputs: [a, b]\nlayers: [{size: 2, activation: tanh}, {size: 1, activation: sigmoid}]\n"
+         "loss: binary_cross_entropy\ndata: {generator: xor}\ntrain: {epochs: 3, lr: 0.1, snapshots: {every: 1}}\n")
+
+
+@pytest.mark.parametrize("name,shown", [("ctl\x01name", "ctl\\x01name"), ("cost $\\frac$ x", "cost $\\frac$ x")],
+                         ids=["control-character", "mathtext"])
+def test_a_run_name_with_a_control_character_or_dollars_is_drawn_as_written(tmp_path, name, shown):
+    """animate --out a.svg failed parsing its own SVG (a raw \\x01 is not XML) and plot/animate raised on '$\\frac$'
+    (matplotlib's mathtext); the name is drawn as written, the control character as \\x01."""
+    import xml.etree.ElementTree as ET
+    (tmp_path / "cfg.yaml").write_text(f"name: {yaml.safe_dump(name).splitlines()[0]}\n" + NAMED)
+    assert runner.invoke(app, ["train", str(tmp_path / "cfg.yaml"), "-q", "--out", str(tmp_path / "run")]).exit_code == 0
+    r = runner.invoke(app, ["animate", str(tmp_path / "run"), "--out", str(tmp_path / "a.svg")])
+    assert r.exit_code == 0, r.output
+    texts = "".join(ET.parse(tmp_path / "a.svg").getroot().itertext())
+    assert f"{shown}: epoch 3 of 3" in texts
+    r = runner.invoke(app, ["plot", str(tmp_path / "run"), "--out", str(tmp_path / "p"), "--format", "svg"])
+    assert r.exit_code == 0, r.output
+    title = "".join(ET.parse(tmp_path / "p" / "loss.svg").getroot().itertext())
+    assert f"{shown}: loss per epoch" in title
+
+
+# --- limits that hold: the parameter limit every command serves, tables that stop, checks within a budget -------
+
+
+@pytest.mark.parametrize("width,params,ok", [(9970, 3 * 1000 + 1001 * 9970 + (9970 + 1), True),
+                                             (9980, 3 * 1000 + 1001 * 9980 + (9980 + 1), False)])
+def test_the_parameter_limit_is_ten_million(tmp_path, width, params, ok):
+    """2 inputs -> 1000 -> width -> 1: 9,992,941 parameters load, 10,002,961 are refused (the limit was 50
+    million, where `show` took 11.7 GB and `export` 10.4 GB)."""
+    (tmp_path / "cfg.yaml").write_text(f"inputs: 2\nlayers: [1000, {width}, 1]\ndata: {{generator: xor}}\n")
+    if ok:
+        assert load_config(tmp_path / "cfg.yaml")[0].layers[1].size == width
+        return
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "cfg.yaml")
+    [problem] = err.value.problems
+    assert f"this network has {params:,} parameters" in problem
+    assert problem.endswith("(at most 10,000,000 parameters and 1,000,000 nodes per layer)")
+
+
+WIDE = "inputs: 2\nlayers: [400, 300, {size: 1, activation: sigmoid}]\nloss: binary_cross_entropy\ndata: {generator: xor}\n"
+
+
+def test_show_builds_rows_for_the_first_100000_parameters_only(tmp_path):
+    """121,801 parameters: 2*400 + 400 in A, 400*300 + 300 in B, 300 + 1 in C; the 100,000th is B's weight
+    98,799 (0-based) after A's 1,200: node 98,799 // 400 + 1 = 247, input 98,799 % 400 + 1 = 400."""
+    from bpcli.model import build
+    from bpcli.show import describe
+    (tmp_path / "cfg.yaml").write_text(WIDE)
+    cfg, _ = load_config(tmp_path / "cfg.yaml")
+    res = describe(build(cfg), cfg.name, cfg.path)
+    assert (res.n_params, len(res.params)) == (121_801, 100_000)
+    assert (res.params[0].name, res.params[1199].name, res.params[-1].name) == ("w11", "b_A400", "v247_400")
+    assert res.to_dict()["parameters_listed"] == 100_000
+    r = runner.invoke(app, ["show", str(tmp_path / "cfg.yaml")])
+    assert r.exit_code == 0, r.output
+    assert "... and 121741 more parameters (the first 100,000 in --json)" in r.stdout
+
+
+def test_step_lists_the_first_100000_parameters_or_any_asked_for(tmp_path):
+    (tmp_path / "cfg.yaml").write_text(WIDE)
+    r = runner.invoke(app, ["step", str(tmp_path / "cfg.yaml"), "--json"])
+    assert r.exit_code == 0, r.output
+    doc = __import__("json").loads(r.stdout)
+    assert (doc["n_params"], doc["parameters_listed"], len(doc["parameters"])) == (121_801, 100_000, 100_000)
+    r = runner.invoke(app, ["step", str(tmp_path / "cfg.yaml"), "--json", "-w", "u300,v300_400,u300"])
+    assert r.exit_code == 0, r.output
+    doc = __import__("json").loads(r.stdout)
+    assert [p["name"] for p in doc["parameters"]] == ["v300_400", "u300"] and "parameters_listed" not in doc
+
+
+DEEP = ("inputs: 2\nlayers: [{size: 1000, activation: tanh}, {size: 1000, activation: tanh}, {size: 1000, "
+        "activation: tanh}, {size: 1, activation: sigmoid}]\nloss: binary_cross_entropy\n"
+        "data: {generator: moons, samples: 200}\n")
+
+
+def test_gradcheck_refuses_a_check_estimated_beyond_its_budget_before_starting(tmp_path):
+    """2,006,001 entries on 64 samples, estimated at 47 minutes: it used to start (16 million parameters were
+    estimated at 271,677 s and carried on)."""
+    (tmp_path / "deep.yaml").write_text(DEEP)
+    proc, seconds = _bpcli(["gradcheck", "deep.yaml", "--all"], tmp_path, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    [line] = proc.stderr.splitlines()
+    assert line.startswith("error: --budget: this check of 2,006,001 entries and directions is estimated at ")
+    assert "more than --budget 600; give --budget " in line and line.endswith("(without --all, or --weight NAME)")
+    assert proc.stdout == ""
+
+
+def test_the_gradcheck_budget_holds_at_its_edge_for_a_small_network(tmp_path):
+    from bpcli.gradcheck import GradcheckOptions, estimate_seconds
+    from bpcli.model import build
+    (tmp_path / "cfg.yaml").write_text("inputs: 2\nlayers: [3, 1]\ndata: {generator: xor}\n")
+    cfg, data = load_config(tmp_path / "cfg.yaml")
+    _, seconds = estimate_seconds(build(cfg), data.m, GradcheckOptions(all_entries=True))
+    for budget, code in ((seconds, 0), (seconds * 0.999, 2), (0, 2), (float("nan"), 2)):
+        r = runner.invoke(app, ["gradcheck", str(tmp_path / "cfg.yaml"), "--all", "--budget", repr(budget)])
+        assert r.exit_code == code, (budget, r.output)
+        if code == 2:
+            assert r.stderr.startswith("error: --budget: ") and len(r.stderr.splitlines()) == 1, r.stderr
+
+
+def test_compare_with_a_symlink_loop_for_a_run_is_one_line(tmp_path):
+    """Found by the command fuzzer: compare resolved the folders' names before loading them (a RuntimeError)."""
+    os.symlink("loop", tmp_path / "loop")
+    r = runner.invoke(app, ["compare", str(tmp_path / "loop"), str(tmp_path / "loop")])
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
+    assert r.stderr.startswith("error: cannot compare: "), r.stderr

@@ -222,6 +222,21 @@ FILE_CASES = [
     ("scaling.json", lambda b, run: b'{"mean": [0, 0], "std": [1, 0]}', "scaling.json: damaged (std must be above 0)"),
     ("scaling.json", lambda b, run: b'{"mean": [0, 0], "std": [1, NaN]}',
      "scaling.json: damaged (expected mean and std lists of 2 numbers)"),
+    # values each within JSON, wrong for the run: a metric beyond float range, limits that are not the data's
+    ("metrics.json", lambda b, run: b.replace(b'"loss":', b'"loss": 1' + b"0" * 400 + b', "x":', 1),
+     "metrics.json: damaged (loss is 1000000000000000000000000000000000000000, expected a finite number)"),
+    ("metrics.json", lambda b, run: b.replace(b'"val_metric":', b'"val_metric": 1e400, "x":', 1),
+     "metrics.json: damaged (val_metric is inf, expected a finite number)"),
+    ("metrics.json", lambda b, run: b.replace(b'"epochs": 6', b'"epochs": -6', 1),
+     "metrics.json: damaged (epochs is -6, expected a whole number of epochs)"),
+    ("scaling.json", lambda b, run: b'{"mean": [1e308, 0], "std": [1e-308, 1]}',
+     "scaling.json: damaged (mean and std are not those of the training data in config.yaml)"),
+    ("scaling.json", lambda b, run: json.dumps({k: [v[0] * 1.001, v[1]] for k, v in json.loads(b).items()}).encode(),
+     "scaling.json: damaged (mean and std are not those of the training data in config.yaml)"),
+    ("state.npz", lambda b, run: _npz({}),
+     "state.npz: damaged (arrays m:A.W, m:A.b, m:B.W, m:B.b of the momentum optimiser's state are missing)"),
+    ("state.npz", lambda b, run: _npz({k: v for k, v in np.load(io.BytesIO(b)).items() if k != "m:B.b"}),
+     "state.npz: damaged (arrays m:B.b of the momentum optimiser's state are missing)"),
     ("history-sample.json", lambda b, run: b'{"0": {"epoch": 1}}',
      "history-sample.json: damaged (expected a list of records, found dict)"),
     ("history-sample.json", lambda b, run: json.dumps(json.loads(b)[:-1]).encode(),
@@ -243,6 +258,78 @@ def test_each_checkpoint_file_is_checked_by_value_after_its_checksum(run, name, 
     assert msg.startswith(f"error: {ck / expected.split(':')[0]}:"), msg
     assert expected.split(": ", 1)[1] in msg, msg
     assert not Path("/tmp/bpcli-pwned").exists()
+
+
+def test_a_metric_beyond_float_range_is_one_line_in_compare_and_a_damaged_row_in_runs(run, good_run):
+    ck = checkpoint_dir(run)
+    (ck / "metrics.json").write_bytes((ck / "metrics.json").read_bytes().replace(b'"loss":', b'"loss": 1' + b"0" * 400
+                                                                                + b', "x":', 1))
+    _rerecord(run)
+    r = _cli("compare", good_run, run)
+    assert r.exit_code == 2 and "Traceback" not in r.output and len(r.stderr.splitlines()) == 1, r.output
+    assert r.stderr.startswith(f"error: cannot compare: {ck / 'metrics.json'}: damaged (loss is 1000"), r.stderr
+    r = _cli("runs", run.parent, "--json")
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.stdout)["runs"]
+    assert (row["ok"], row["status"], row["loss"]) == (False, "damaged: metrics.json", None)
+    assert row["problem"].startswith(f"{ck / 'metrics.json'}: damaged (loss is 1000")
+
+
+@pytest.mark.parametrize("field,value", [("epoch", -1), ("status", "[red]done"), ("best_epoch", 99)])
+def test_runs_lists_a_run_json_whose_fields_are_out_of_range_as_damaged(run, field, value):
+    """Found by the command fuzzer: `runs` checked run.json's checksum only and listed epoch -1 as a run."""
+    _rerecord(run, **{field: value})
+    r = _cli("runs", run.parent, "--json")
+    assert r.exit_code == 0, r.output
+    (row,) = json.loads(r.stdout)["runs"]
+    assert (row["ok"], row["status"], row["epochs"]) == (False, "damaged: run.json", None)
+    assert row["problem"].startswith(f"{run / 'run.json'}: damaged (")
+
+
+def test_a_scaling_that_is_not_the_datas_is_one_line_in_plot(run, tmp_path):
+    ck = checkpoint_dir(run)
+    (ck / "scaling.json").write_text('{"mean": [1e308, 0], "std": [1e-308, 1]}')  # NaN axis limits, before
+    _rerecord(run)
+    r = _cli("plot", run, "--out", tmp_path / "p.png")
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    errors = [ln for ln in r.stderr.splitlines() if not ln.startswith("plot: reading")]  # the progress line
+    assert errors == [f"error: {ck / 'scaling.json'}: damaged (mean and std are not those of the training data in "
+                      f"config.yaml); start afresh with `bpcli train {ck / 'config.yaml'}`"]
+    assert not (tmp_path / "p.png").exists()
+
+
+def test_an_emptied_optimiser_state_is_never_resumed_from_zero(tmp_path):
+    run = _interrupted(tmp_path)
+    ck = checkpoint_dir(run)
+    before = (run / "history.csv").read_bytes()
+    (ck / "state.npz").write_bytes(_npz({}))
+    _rerecord(run)
+    r = _cli("train", "--resume", run, "-q")
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
+    assert r.stderr.startswith(f"error: {ck / 'state.npz'}: damaged (arrays m:A.W, m:A.b, m:B.W, m:B.b of the "
+                               "momentum optimiser's state are missing)")
+    assert (run / "history.csv").read_bytes() == before  # nothing appended
+
+
+@pytest.mark.parametrize("keep,why", [
+    ([0, 2, 3], "row 1 is not epoch 1"),
+    ([0, 1, 2], "it holds 2 whole rows, run.json records 3"),
+    ([0, 1, 2, 3, 2, 3], "row 4 is not epoch 4"),
+], ids=["a-row-gone", "fewer", "glued"])
+def test_a_history_whose_rows_disagree_with_run_json_is_not_resumed(tmp_path, keep, why):
+    """history.csv rewritten (its size and SHA-256 recorded again): rows missing, fewer than run.json's count, or
+    rows glued on from elsewhere; resuming would continue a history that is not this run's."""
+    import hashlib
+    run = _interrupted(tmp_path)
+    lines = (run / "history.csv").read_bytes().split(b"\n")
+    new = b"".join(lines[i] + b"\n" for i in keep)
+    (run / "history.csv").write_bytes(new)
+    m = json.loads((run / "run.json").read_text())
+    _rerecord(run, history={**m["history"], "bytes": len(new), "sha256": hashlib.sha256(new).hexdigest()})
+    r = _cli("train", "--resume", run, "-q")
+    assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
+    assert r.stderr == f"error: {run / 'history.csv'}: damaged ({why}); the run cannot be continued\n"
+    assert (run / "history.csv").read_bytes() == new
 
 
 @pytest.mark.parametrize("name", ["run.json", "weights.npz", "metrics.json"])
@@ -418,10 +505,18 @@ def test_a_signal_in_the_first_moments_leaves_a_loadable_run_or_none_and_says_wh
         while not _signal_catching(p.pid, signal.SIGTERM):
             assert time.monotonic() < deadline and p.poll() is None
             time.sleep(0.001)
-        procs.append((p, sig, time.monotonic() + delay))
+        if delay == 0.0:  # frozen the moment its handlers are set, long before numpy is in: the signal waits
+            p.send_signal(signal.SIGSTOP)  # for it, so "nothing was saved" is reached however busy the machine
+            p.send_signal(sig)
+            p.send_signal(signal.SIGCONT)
+        else:
+            procs.append((p, sig, time.monotonic() + delay))
+            continue
+        procs.append((p, sig, 0.0))
     for p, sig, at in sorted(procs, key=lambda t: t[2]):
-        time.sleep(max(0.0, at - time.monotonic()))
-        p.send_signal(sig)
+        if at:
+            time.sleep(max(0.0, at - time.monotonic()))
+            p.send_signal(sig)
     for sig in (signal.SIGINT, signal.SIGTERM):  # and once the run folder has just appeared
         i = len(procs)
         p = _popen(["train", "cfg.yaml", "--out", f"r{i}", "-q"], tmp_path)
@@ -447,6 +542,74 @@ def test_a_signal_in_the_first_moments_leaves_a_loadable_run_or_none_and_says_wh
     resumed = next(tmp_path / f"r{i}" for i in range(len(procs)) if (tmp_path / f"r{i}").exists())
     assert _cli("train", "--resume", resumed, "--epochs", load_run(resumed).state.epoch + 2, "-q").exit_code == 0
     assert outcomes == {"saved", "nothing"}, outcomes  # both sides of the switch were reached
+
+
+# A signal that lands inside numpy's C start-up comes out of the import wrapped (ImportError, RuntimeError), with
+# the handler's Interrupted as its cause or context; or it is swallowed there and only received_signal remembers it.
+_WRAPPED_AT_STARTUP = """
+import os, signal, sys
+import bpcli.__main__ as entry
+
+class SignalInsideImport:  # the signal arrives while bpcli.cli is being imported, and the import wraps it
+    def find_spec(self, name, path=None, target=None):
+        if name != "bpcli.cli":
+            return None
+        try:
+            os.kill(os.getpid(), signal.SIG%s)
+            for _ in range(10**6):
+                pass
+        except BaseException as err:
+            if %r:
+                raise RuntimeError("initialisation of an extension failed") from err
+        raise ImportError("numpy C-extensions failed")  # the handler's exception swallowed: only the record is left
+
+sys.meta_path.insert(0, SignalInsideImport())
+sys.argv = ["bpcli", "--help"]
+entry.main()
+"""
+
+
+@pytest.mark.parametrize("sig", ["INT", "TERM"])
+@pytest.mark.parametrize("wrapped", [True, False])
+def test_a_signal_inside_the_start_up_imports_is_the_usual_interruption_not_a_traceback(tmp_path, sig, wrapped):
+    proc = subprocess.run([sys.executable, "-c", _WRAPPED_AT_STARTUP % (sig, wrapped)], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 128 + getattr(signal, "SIG" + sig), proc.stderr
+    assert proc.stderr == "interrupted: nothing was saved (stopped before the run folder was written)\n"
+    assert proc.stdout == ""
+
+
+_LOST_IN_A_FINALISER = """
+import os, signal, sys
+import bpcli.__main__ as entry
+
+class Finaliser:  # the signal lands in a finaliser (as in importlib's module-lock callback): Python cannot raise it
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        for _ in range(10**6):
+            pass
+
+class SignalInsideImport:
+    def find_spec(self, name, path=None, target=None):
+        if name == "bpcli.cli":
+            Finaliser()
+        return None
+
+sys.meta_path.insert(0, SignalInsideImport())
+sys.argv = ["bpcli", "train", "cfg.yaml", "--out", "r", "-q"]
+entry.main()
+"""
+
+
+def test_a_start_up_signal_lost_in_a_finaliser_stops_the_run_without_a_traceback(tmp_path):
+    """Python prints an exception raised in a finaliser as "Exception ignored in ...", with a traceback; the
+    signal is kept (errors.received_signal) and the run stops at epoch 0, saved, with the usual one line."""
+    (tmp_path / "cfg.yaml").write_text(IRIS_LIKE.replace("epochs: 6", "epochs: 100000"))
+    proc = subprocess.run([sys.executable, "-c", _LOST_IN_A_FINALISER], cwd=tmp_path,
+                          env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 143, proc.stderr
+    assert proc.stderr == "interrupted: state after epoch 0 saved in r; continue with `bpcli train --resume r`\n"
+    assert load_run(tmp_path / "r").state.epoch == 0
 
 
 def test_run_files_get_the_usual_permissions(tmp_path):

@@ -182,7 +182,7 @@ def test_absurd_layer_is_refused_with_the_memory_it_needs(tmp_path):
     # 10^9 * (2 + 1) + 1 * (10^9 + 1) parameters, 8 bytes each
     assert err.value.problems == [
         f"{tmp_path / 'cfg.yaml'}:2: layers[0].size: this network has 4,000,000,001 parameters and would "
-        "need 29.8 GiB for its weights alone; bpcli is for small networks (at most 50,000,000 parameters "
+        "need 29.8 GiB for its weights alone; bpcli is for small networks (at most 10,000,000 parameters "
         "and 1,000,000 nodes per layer)"]
 
 

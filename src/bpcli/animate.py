@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from bpcli.errors import ArgumentError, BpcliError
+from bpcli.figure_text import plain
 from bpcli.figures import new_figure
 from bpcli.trajectory import Along, along, frame_indices
 
@@ -68,15 +69,15 @@ class Diagram:
         import matplotlib
         from matplotlib.collections import LineCollection
 
-        self.net, self.al, self.title, self.classification = net, al, title, classification
+        self.net, self.al, self.title, self.classification = net, al, plain(title), classification
         self.fig = fig = new_figure(9.0, 4.2)
         fig.set_dpi(dpi)
         # fixed places (a layout engine measures every label, which costs as much as drawing the figure)
         ax = fig.add_axes((0.01, 0.22, 0.50, 0.64))
         self.curve = fig.add_axes((0.60, 0.14, 0.38, 0.72))
         self.ax = ax
-        columns = [list(net.input_names)] + [[net.node_name(l, j) for j in range(la.n_out)]
-                                             for l, la in enumerate(net.layers)]
+        columns = [[plain(n) for n in net.input_names]] + [[plain(net.node_name(l, j)) for j in range(la.n_out)]
+                                                           for l, la in enumerate(net.layers)]
         tallest = max(len(c) for c in columns)
         # each column spread over the height (at most 2 units apart); the axes are 0.64 of 4.2 inches: 194 points
         gap = [min(tallest / len(col), 2.0) for col in columns]
@@ -127,7 +128,7 @@ class Diagram:
                 # edges into one node meet there and edges from one node part there: each edge's name sits at
                 # its own distance along it, by the node it comes from
                 t = 0.3 + 0.4 * k / max(net.layers[l].n_in - 1, 1)
-                self.labels.append(ax.text(x0 + t * (x1 - x0), y0 + t * (y1 - y0), refs[(l, j, k)], ha="center",
+                self.labels.append(ax.text(x0 + t * (x1 - x0), y0 + t * (y1 - y0), plain(refs[(l, j, k)]), ha="center",
                                            va="center", fontsize="x-small", color="0.2", zorder=5))
         ax.set_xlim(-left, len(columns) - 0.55)
         ax.set_ylim(-tallest / 2 - 0.1, tallest / 2 + 0.1)

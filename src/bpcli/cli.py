@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import math
 from typing import Annotated, Optional
 
 import typer
@@ -126,6 +127,8 @@ def gradcheck(
         help="Only random directions (a handful of passes whatever the size), or only entry by entry. "
              "Default: entries, plus directions above 5000 parameters.", show_default=False)] = None,
     directions: Annotated[int, typer.Option(help="Random unit directions per parameter array.")] = 4,
+    budget: Annotated[float, typer.Option(
+        help="Seconds the check may be estimated to take; a longer one is refused before it starts.")] = 600,
     units: Annotated[bool, typer.Option("--units", help="Also check every registered activation and loss on its "
                                                         "own, to pin a broken derivative to its function.")] = False,
     weight: WeightOpt = None,
@@ -144,13 +147,16 @@ def gradcheck(
 
     Exit 0 when everything passes, 1 when something fails, 3 when nothing fails but something is inconclusive, 2 on bad input (eps outside 1e-9 to 1e-3, tol outside 1e-10 to 1e-2, samples outside 1 to 100000, directions outside 1 to 1000).
     """
-    from bpcli.gradcheck import DEFAULT_TOL, GradcheckOptions, check, estimate_seconds
+    from bpcli.gradcheck import DEFAULT_TOL, GradcheckOptions, budget_needed, check, duration_text, estimate_seconds
 
     if rows < 0:
         raise BpcliError(f"--rows: must be 0 or more, found {rows}")
+    if not (math.isfinite(budget) and budget > 0):
+        raise BpcliError(f"--budget: give the seconds the check may take (above 0), found {budget:g}")
     if against is not None:
         refused = [o for o, given in (("--all", all_), ("--directional/--entries", directional is not None),
-                                      ("--units", units), ("--eps", eps != 1e-5), ("--directions", directions != 4))
+                                      ("--units", units), ("--eps", eps != 1e-5), ("--directions", directions != 4),
+                                      ("--budget", budget != 600))
                    if given]
         return gradcheck_against(against, target, config, run, samples=samples, tol=tol, seed=seed, rows=rows,
                                  weights=tuple(split_names(weight or [])), json_out=json_out, refused=refused,
@@ -169,6 +175,11 @@ def gradcheck(
     resolve_weights(net, names)
     data = prepared.train
     checks, seconds = estimate_seconds(net, data.x.shape[0], opts)
+    need = budget_needed(seconds, budget)
+    if need is not None:
+        raise BpcliError(f"--budget: this check of {checks:,} entries and directions is estimated at "
+                         f"{duration_text(seconds)} ({seconds:,.0f} s), more than --budget {budget:g}; give --budget "
+                         f"{need} to run it anyway, or check fewer entries (without --all, or --weight NAME)")
     with _gradcheck_progress(checks, seconds) as tick:
         where = f"{run_dir} after epoch {epoch}" if epoch is not None else str(run_dir) if run_dir else cfg.path
         report = check(net, data.x, data.y, opts, cfg.name, where, units=units,

@@ -54,11 +54,7 @@ def step(
                              f"{out}` continues a run in place)")
         check_target(out, overwrite)
     where = (str(run_dir) + (f" after epoch {epoch}" if epoch is not None else "")) if run_dir else cfg.path
-    result = take_steps(cfg, net, prepared, state, steps, where)
-    if names:
-        import dataclasses
-        result = dataclasses.replace(result, params=tuple(p for p in result.params if p.name in
-                                                          {net.resolve(nm).name for nm in names}))
+    result = take_steps(cfg, net, prepared, state, steps, where, names)
     if out is not None and result.status == "ok":
         source = None if run_dir is not None else (str(config) if config is not None else target)
         save_steps(source, run_dir, epoch, result.steps, steps_per_epoch(cfg, m)[1], out, overwrite)

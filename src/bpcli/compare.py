@@ -161,13 +161,13 @@ def compare_runs(run_dirs: list[str | Path]) -> CompareResult:
     if len(run_dirs) < 2:
         raise BpcliError(f"compare needs at least two run folders, found {len(run_dirs)}")
     dirs = [Path(d) for d in run_dirs]
-    labels = _labels(dirs)
     loaded = []
     for d in dirs:
         try:
             loaded.append(load_run(d))
         except RunFolderError as err:  # the loader's line names the folder or file at fault
             raise RunFolderError(f"cannot compare: {err}") from None
+    labels = _labels(dirs)  # after loading: resolving a symlink loop raises
     runs = tuple(summarize(r, lab) for r, lab in zip(loaded, labels))
     diffs = tuple(differences([r.cfg.to_dict() for r in loaded]))
     notes = []

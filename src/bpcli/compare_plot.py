@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from bpcli.figure_text import plain
 from bpcli.plot_figure import labels, legend_outside, log_axis, new_figure, xy
 
 
@@ -17,7 +18,7 @@ def compare_figure(res):
     any_val = False
     for i, r in enumerate(runs):
         c, colour = r.curves, f"C{i % 10}"
-        axes[0].plot(*xy(c["epoch"], c["loss"], log), color=colour, label=r.label)
+        axes[0].plot(*xy(c["epoch"], c["loss"], log), color=colour, label=plain(r.label))
         if any(v is not None for v in c["val_loss"]):
             any_val = True
             axes[0].plot(*xy(c["epoch"], c["val_loss"], log), color=colour, linestyle="--")

@@ -22,7 +22,7 @@ from bpcli.yamlsrc import MAX_CONFIG_BYTES, Locations, as_bool, format_path, rea
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")
 DTYPES = ("float64", "float32")
-MAX_PARAMS = 50_000_000  # 400 MB of float64 weights: far beyond "small", refused before allocating
+MAX_PARAMS = 10_000_000  # 80 MB of float64 weights; every command serves it in at most ~2.2 GB (docs/safety.md)
 MAX_LAYER = 1_000_000
 MAX_PASS_BYTES = 4 * 2**30  # z, a and dz of every layer for one pass over all samples
 

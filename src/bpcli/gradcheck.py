@@ -388,3 +388,18 @@ def _layer_summaries(net: Network, sel: dict, arrays: list[ArrayResult],
         out.append(LayerSummary(layer.letter, layer.activation.name, layer.n_params,
                                 int(sum(r.flat.size for r in rs)), len(ds), worst, worst_name, counts, failed))
     return tuple(out)
+
+
+
+def budget_needed(seconds: float, budget: float) -> int | None:
+    """None when a check estimated at `seconds` (estimate_seconds') fits in `budget` seconds; else a budget that
+    would let it start (the estimate with half again for its error)."""
+    return None if seconds <= budget else max(int(budget) + 1, math.ceil(seconds * 1.5))
+
+
+def duration_text(seconds: float) -> str:
+    """'3 days', '5 hours', '12 minutes' or '40 s'."""
+    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds >= 2 * size:
+            return f"{seconds / size:.0f} {unit}"
+    return f"{seconds:.0f} s"

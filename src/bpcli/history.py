@@ -89,17 +89,32 @@ class HistoryLog:
             fh = open(path, "r+b")
         except OSError as err:
             raise RunFolderError(f"{path}: cannot open the history ({err.strerror})") from None
-        left = recorded["bytes"]
-        while left:
-            chunk = fh.read(min(left, 1 << 20))
-            if not chunk:
-                break
-            digest.update(chunk)
-            left -= len(chunk)
-        if left or digest.hexdigest() != recorded["sha256"]:
+        left, rows, tail = recorded["bytes"], -1, b""  # rows: lines ended so far, the header not counted
+        wrong = None  # the first row that is not the next epoch: a resume would glue two histories together
+        try:
+            while left:
+                chunk = fh.read(min(left, 1 << 20))
+                if not chunk:
+                    break
+                digest.update(chunk)
+                left -= len(chunk)
+                *lines, tail = (tail + chunk).split(b"\n")
+                for line in lines:
+                    if wrong is None and rows >= 0 and not line.startswith(b"%d," % (rows + 1)):
+                        wrong = f"row {rows + 1} is not epoch {rows + 1}"
+                    rows += 1
+                if len(tail) > 1 << 20:
+                    tail, wrong = b"", wrong or "a line longer than 1 MB"
+            if left or digest.hexdigest() != recorded["sha256"]:
+                raise RunFolderError(f"{path}: does not match the checksum recorded in run.json "
+                                     "(the file was changed after the run was saved)")
+            if wrong is None and (tail or rows != recorded["rows"]):
+                wrong = f"it holds {max(rows, 0)} whole rows, run.json records {recorded['rows']}"
+            if wrong is not None:
+                raise RunFolderError(f"{path}: damaged ({wrong}); the run cannot be continued")
+        except BaseException:
             fh.close()
-            raise RunFolderError(f"{path}: does not match the checksum recorded in run.json "
-                                 "(the file was changed after the run was saved)")
+            raise
         fh.truncate(recorded["bytes"])  # rows after the checkpoint, or a torn last row
         fh.seek(0)
         first = fh.readline()
@@ -211,6 +226,9 @@ def read_prefix(path: Path, recorded: dict, letters: list[str], rows: int) -> tu
         names = names[:-OLD_HEADER_CELLS]  # a run made before the lr column: its rows have no lr
     if lines[0].decode("utf-8", "replace").split(",") != names or len(lines) < rows + 2:
         raise RunFolderError(f"{path}: damaged (the header or the number of rows is not what run.json records)")
+    for i, line in enumerate(lines[1: rows + 1], start=1):  # the rows copied into a branch: epochs 1 to rows
+        if not line.startswith(b"%d," % i):
+            raise RunFolderError(f"{path}: damaged (row {i} is not epoch {i})")
     n = len(letters)
     records = []
     s = stride(rows)

@@ -6,7 +6,6 @@ holds the weights explicitly, so explain, gradcheck and show --dot work on the n
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 

@@ -32,6 +32,8 @@ BIAS_MODES = ("on", "off", "frozen", "shared", "shared_frozen")  # shared_frozen
 RESERVED_SYMBOLS = ("o", "x", "y", "z")  # node outputs o1, inputs x1, targets y, and z: never weight symbols
 MAX_SYMBOL = 16
 
+LISTED_PARAMS = 100_000  # parameters show and step list by name: a row each costs ~1 kB, a large network has millions
+
 
 def symbol_problem(symbol: str) -> str | None:
     """Why `symbol` cannot name a layer's weights, or None when it can (see the module docstring)."""
@@ -172,17 +174,19 @@ class Network:
 
     def param_refs(self) -> list[ParamRef]:
         """Every scalar parameter, layer by layer, weights then biases."""
-        refs: list[ParamRef] = []
+        return list(self.iter_param_refs())
+
+    def iter_param_refs(self):
+        """param_refs one at a time (a list of a large network's refs takes gigabytes)."""
         for l, layer in enumerate(self.layers):
             for j in range(layer.n_out):
                 for k in range(layer.n_in):
-                    refs.append(ParamRef(weight_name(layer, j, k), l, "W", j, k))
+                    yield ParamRef(weight_name(layer, j, k), l, "W", j, k)
             if layer.shared_bias:
-                refs.append(ParamRef(f"b_{layer.letter}", l, "b", None, None))
+                yield ParamRef(f"b_{layer.letter}", l, "b", None, None)
             elif layer.has_bias:
                 for j in range(layer.n_out):
-                    refs.append(ParamRef(f"b_{node_name(layer, j)}", l, "b", j, None))
-        return refs
+                    yield ParamRef(f"b_{node_name(layer, j)}", l, "b", j, None)
 
     def param_names(self) -> list[str]:
         return [r.name for r in self.param_refs()]

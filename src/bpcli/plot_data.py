@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from bpcli.figure_text import plain
 from bpcli.plot_figure import PlotContext, arrange, labels, legend_in_free_corner, legend_outside, new_figure
 
 GRID = 200  # points per axis of the decision-boundary grid
@@ -123,7 +124,7 @@ def boundary_figure(ctx: PlotContext):
                 pick = (y[:, 0] >= 0.5) == bool(c)
                 if np.any(pick):
                     ax.scatter(x[pick, 0], x[pick, 1], s=22, marker=marker, color=colour, edgecolors="white",
-                               linewidths=0.6, label=f"{classes[c]} ({label})")
+                               linewidths=0.6, label=f"{plain(classes[c])} ({label})")
         title = f"{ctx.name}: decision boundary (y' = 0.5)"
     else:
         from matplotlib.colors import ListedColormap
@@ -140,7 +141,7 @@ def boundary_figure(ctx: PlotContext):
                 pick = idx == c
                 if np.any(pick):
                     ax.scatter(x[pick, 0], x[pick, 1], s=22, marker=marker, color=base[c], edgecolors="white",
-                               linewidths=0.6, label=f"{classes[c]} ({label})")
+                               linewidths=0.6, label=f"{plain(classes[c])} ({label})")
         title = f"{ctx.name}: decision regions (the most likely class)"
     return _finish(fig, ax, ctx, title, g1, g2)
 

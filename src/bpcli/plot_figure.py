@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from bpcli.figure_text import plain
+
 # margins in inches: room for the y tick labels and label on the left, the x label below, the title above
 LEFT, RIGHT, BOTTOM, TOP, GAP = 0.85, 0.2, 0.55, 0.4, 0.12
 
@@ -74,11 +76,11 @@ def new_figure(w: float, h: float, rows: int = 1, sharex: bool = False):
 def labels(ax, title: str, xlabel: str | None = None, ylabel: str | None = None) -> None:
     """Title and axis labels; the title sits at a fixed height (no ticks on top), which spares matplotlib a
     search for tick labels above the axes at every draw."""
-    ax.set_title(title, y=1.0, pad=6)
+    ax.set_title(plain(title), y=1.0, pad=6)
     if xlabel is not None:
-        ax.set_xlabel(xlabel)
+        ax.set_xlabel(plain(xlabel))
     if ylabel is not None:
-        ax.set_ylabel(ylabel)
+        ax.set_ylabel(plain(ylabel))
 
 
 def log_axis(ax) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bpcli.figure_text import plain
 from bpcli.figures import new_figure
 from bpcli.plot_figure import labels, legend_outside, save_figure
 from bpcli.trajectory import Along, along, frame_indices, layer_names, series
@@ -64,7 +65,7 @@ def histograms_figure(al: Along, letters: list[str], title: str, n: int = HIST_E
                 ax.set_xlabel("value")
             if c == 0:
                 ax.set_ylabel("epoch")
-    fig.suptitle(f"{title}: how each layer's weights and gradients are spread, epoch by epoch", y=1 - 0.12 / h,
+    fig.suptitle(f"{plain(title)}: how each layer's weights and gradients are spread, epoch by epoch", y=1 - 0.12 / h,
                  va="top")
     return fig
 

@@ -62,7 +62,8 @@ def read_row(d: Path) -> RunRow:
     """One folder's row: run.json (its own checksum and fields) and the checkpoint's metrics.json (its SHA-256)."""
     from bpcli.claim import held
     from bpcli.files import read_regular, sha256
-    from bpcli.runs import MAX_JSON, METRICS, checkpoint_dir, parse_json, read_manifest
+    from bpcli.run_values import metrics_from_json
+    from bpcli.runs import MAX_JSON, METRICS, checkpoint_dir, parse_json, read_manifest, state_from_meta
 
     quick = quick_manifest(d)
     created = created_at(d, quick)
@@ -78,15 +79,14 @@ def read_row(d: Path) -> RunRow:
         return bad("damaged: run.json unreadable", _unreadable(d / "run.json"))
     try:
         m = read_manifest(d)
+        state_from_meta(m, d / "run.json")  # epoch, status and the rest by type and range, as loading checks them
         metrics_path = checkpoint_dir(d) / METRICS
         blob = read_regular(metrics_path, MAX_JSON, METRICS)
         if sha256(blob) != m["files"][METRICS]:
             return bad(f"damaged: {METRICS} does not match run.json")
-        metrics = parse_json(metrics_path, blob)
+        metrics = metrics_from_json(parse_json(metrics_path, blob), metrics_path)
     except BpcliError as err:
         return bad("damaged: " + _short(str(err), d), str(err))
-    if not isinstance(metrics, dict):
-        return bad(f"damaged: {METRICS} is not an object")
     num = lambda k: metrics.get(k) if isinstance(metrics.get(k), (int, float)) and not isinstance(
         metrics.get(k), bool) else None
     epochs = m.get("epoch") if isinstance(m.get("epoch"), int) else None

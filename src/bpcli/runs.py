@@ -26,6 +26,7 @@ from bpcli.files import atomic_write_bytes, fsync_dir, npz_bytes, read_npz, read
 from bpcli.history import HISTORY, SAMPLE, HistoryLog, sample_from_json
 from bpcli.model import Network, build
 from bpcli.results import finite_or_none
+from bpcli.run_values import STATUSES, check_scaling, metrics_from_json, state_keys
 from bpcli.schema import NetConfig
 from bpcli.snapshot_read import at_epoch, chunks_of
 from bpcli.snapshot_store import Recorder, is_pcg64_state
@@ -35,7 +36,6 @@ from bpcli.yamlsrc import dump_yaml
 RUN_FORMAT = 2  # format 1: flat files renamed one by one, train_state.json, history.json
 WEIGHTS, STATE, CONFIG, SCALING, METRICS = "weights.npz", "state.npz", "config.yaml", "scaling.json", "metrics.json"
 REQUIRED = (CONFIG, WEIGHTS, STATE, METRICS, SAMPLE)
-STATUSES = ("running", "completed", "early_stopped", "diverged", "interrupted")
 CHECKPOINT_NAME = re.compile(r"epoch-(0|[1-9][0-9]{0,7})(\.[1-9][0-9]{0,3})?")
 MAX_JSON = 8_000_000  # no file bpcli writes as JSON comes near this (a sample of 2,050 records of 100 layers)
 
@@ -307,8 +307,10 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> LoadedRun:
     if cfg.data.standardize != (scaling is not None):
         raise RunFolderError(f"{ck / CONFIG}: standardize does not match the checkpoint's files{afresh}")
     net = load_weights(ck / WEIGHTS, build(cfg), blobs[WEIGHTS])
+    if scaling is not None:
+        check_scaling(scaling, cfg, data, ck / SCALING, afresh)
     prepared = prepare(cfg, data, scaling)
-    state = _state_from_meta(m, meta_path)
+    state = state_from_meta(m, meta_path)
     if m["history"]["rows"] != state.epoch:
         raise RunFolderError(f"{meta_path}: says epoch {state.epoch} but history.csv holds "
                              f"{m['history']['rows']} epochs")
@@ -323,11 +325,14 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> LoadedRun:
         kind, _, key = k.partition(":")
         if kind not in ("m", "v", "best") or key not in expected or v.shape != expected[key].shape \
                 or v.dtype.kind != "f" or not np.all(np.isfinite(v)):
-            raise RunFolderError(f"{ck / STATE}: array '{k}' does not fit the network in {CONFIG}{afresh}")
+            raise RunFolderError(f"{ck / STATE}: array '{str(k)[:40]}' does not fit the network in {CONFIG}{afresh}")
+    missing = [k for k in state_keys(net, cfg, state) if k not in arrays]
+    if missing:  # a resume from it would restart the optimiser's moments from zero, silently
+        raise RunFolderError(f"{ck / STATE}: damaged (arrays {', '.join(missing[:4])}"
+                             f"{' ...' if len(missing) > 4 else ''} of the {cfg.train.optimizer} optimiser's state "
+                             f"are missing){afresh}")
     state.buffers = {k: v.astype(net.dtype) for k, v in arrays.items()}
-    metrics = parse_json(ck / METRICS, blobs[METRICS])
-    if not isinstance(metrics, dict):
-        raise RunFolderError(f"{ck / METRICS}: damaged (expected a JSON object){afresh}")
+    metrics = metrics_from_json(parse_json(ck / METRICS, blobs[METRICS]), ck / METRICS, afresh)
     loaded = LoadedRun(d, cfg, net, prepared, [r.to_dict() for r in sample], state, metrics, m["checkpoint"],
                        m["history"], chunks_of(m, meta_path))
     if epoch is None:
@@ -340,7 +345,7 @@ def _finite(v) -> bool:
     return is_finite_number(v)
 
 
-def _state_from_meta(meta: dict, path: Path) -> TrainState:
+def state_from_meta(meta: dict, path: Path) -> TrainState:
     """TrainState from run.json, each field checked by type and range; RunFolderError naming the file if not."""
     def whole(key: str) -> int:
         v = meta.get(key)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
 from bpcli.errors import sample_row
-from bpcli.model import Network, node_name, weight_name
+from bpcli.model import LISTED_PARAMS, Network, node_name, weight_name
 
 
 @dataclass(frozen=True)
@@ -40,7 +41,7 @@ class ShowResult:
     source: str
     inputs: tuple[str, ...]
     layers: tuple[LayerRow, ...]
-    params: tuple[ParamRow, ...]
+    params: tuple[ParamRow, ...]  # the first LISTED_PARAMS of the network's n_params
     diagram: str
     equations: tuple[str, ...]
     loss: str
@@ -76,7 +77,7 @@ class ShowResult:
                 for p in self.params
             ],
             "n_params": self.n_params, "diagram": self.diagram, "equations": list(self.equations),
-        } | extra
+        } | extra | ({"parameters_listed": len(self.params)} if len(self.params) < self.n_params else {})
 
 
 def _join(names: list[str], limit: int = 6) -> str:
@@ -94,7 +95,7 @@ def describe(net: Network, name: str, source: str, max_equations: int = 12,
         for layer in net.layers
     )
     params = []
-    for ref in net.param_refs():
+    for ref in itertools.islice(net.iter_param_refs(), LISTED_PARAMS):
         layer = net.layers[ref.layer]
         trainable = ref.kind == "W" or layer.bias_trainable
         to = node_name(layer, ref.to_node) if ref.to_node is not None else f"all of {layer.letter}"

@@ -7,6 +7,7 @@ through the training session (so `bpcli train --resume` continues it bit for bit
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 from bpcli.data import Prepared
 from bpcli.engine import backward, forward
 from bpcli.errors import BpcliError
-from bpcli.model import Network
+from bpcli.model import LISTED_PARAMS, Network
 from bpcli.optim import TERMS, hyper_of, l1_of, preview_step
 from bpcli.schedules import in_force
 from bpcli.schema import NetConfig
@@ -69,10 +70,11 @@ class StepResult:
     metric: str
     metric_before: float | None
     metric_after: float | None
-    params: tuple[ParamStep, ...]
+    params: tuple[ParamStep, ...]  # those asked for, else the first LISTED of the network's n_params
     status: str  # ok | diverged (exit 1) | stopped (early stopping ended the steps sooner)
     message: str
     out: str | None = None  # the run folder written with --out
+    n_params: int | None = None  # the network's parameters (None: those asked for with --weight)
 
     @property
     def exit_code(self) -> int:
@@ -89,7 +91,8 @@ class StepResult:
             "cost": {"before": self.cost_before, "after": self.cost_after},
             "metric": {"name": self.metric, "before": self.metric_before, "after": self.metric_after},
             "parameters": [p.to_dict() for p in self.params], "out": self.out,
-        }
+        } | ({"n_params": self.n_params, "parameters_listed": len(self.params)}
+             if self.n_params is not None and len(self.params) < self.n_params else {})
 
 
 def steps_per_epoch(cfg: NetConfig, m: int) -> tuple[int, int]:
@@ -136,11 +139,12 @@ def check_one_state(run_dir, state: TrainState | None, command: str, then: str =
 
 
 def take_steps(cfg: NetConfig, net: Network, prepared: Prepared, state: TrainState | None, k: int,
-               source: str = "") -> StepResult:
+               source: str = "", names: list[str] | None = None) -> StepResult:
     """K steps of cfg's optimiser from `net` and the optimiser state `state` (None: a config's initial state),
     taken by train.fit on copies (mini-batches in the seeded shuffle, exactly as `bpcli train`).
 
     The first step is also taken with optim.preview_step on the first batch, for its gradient and terms.
+    names: the parameters to list (any spelling net.resolve takes); None: the first LISTED.
     """
     train = prepared.train
     m = train.m
@@ -159,7 +163,12 @@ def take_steps(cfg: NetConfig, net: Network, prepared: Prepared, state: TrainSta
     with np.errstate(all="ignore"):
         (cost0, metric0), (cost1, metric1) = evaluate(net, train), evaluate(after, train)
     params = []
-    for ref in net.param_refs():
+    if names:  # each once, in the network's order
+        asked = {r.name: r for r in map(net.resolve, names)}.values()
+        refs = sorted(asked, key=lambda r: (r.layer, r.kind != "W", r.to_node or 0, r.from_node or 0))
+    else:
+        refs = itertools.islice(net.iter_param_refs(), LISTED_PARAMS)
+    for ref in refs:
         layer = net.layers[ref.layer]
         key = f"{layer.letter}.{ref.kind}"
         old, new = float(net.get(ref)), float(after.get(ref))
@@ -169,13 +178,15 @@ def take_steps(cfg: NetConfig, net: Network, prepared: Prepared, state: TrainSta
                       if t in rec and t not in ("value", "gradient", "new"))
         params.append(ParamStep(ref.name, layer.letter, "weight" if ref.kind == "W" else "bias", key in first,
                                 old, float(g), new - old, new, terms))
-    if status == "ok" and not (all(math.isfinite(p.new) for p in params) and math.isfinite(cost1)):
+    if status == "ok" and not (all(np.all(np.isfinite(a)) for a in after.named_arrays().values())
+                               and math.isfinite(cost1)):
         status, message = "diverged", "a value became infinite or NaN: try a smaller learning rate"
     s = in_force(cfg.train, start_epoch, state.plateau if state else None)  # the lr of the first step's epoch
     return StepResult(
         cfg.name, source, s.optimizer, s.lr, hyper_of(s) + l1_of(s), s.weight_decay, taken, batch, m, per, start_epoch, start_step,
         start_epoch + (taken // per if taken % per == 0 else taken / per), cost0, cost1,
-        "accuracy" if train.task == "classification" else "r2", metric0, metric1, tuple(params), status, message)
+        "accuracy" if train.task == "classification" else "r2", metric0, metric1, tuple(params), status, message,
+        n_params=None if names else net.n_params)
 
 
 def _drive_fit(cfg: NetConfig, net: Network, prepared: Prepared, state: TrainState, k: int,

@@ -70,8 +70,9 @@ def show_view(res, max_params: int = 60, compact: bool = False, max_equations: i
         name = Text(p.name) if p.trainable else Text(p.name + " (frozen)", style="dim")
         params.add_row(name, p.layer, Text(p.to_node), Text(p.from_node), f"{p.value:.6g}")
     parts = [head, diagram, *eqs, loss, layers, params]
-    if len(res.params) > max_params:
-        parts.append(Text(f"... and {len(res.params) - max_params} more parameters (all of them in --json)", style="dim"))
+    if res.n_params > max_params:
+        where = "all of them" if len(res.params) == res.n_params else f"the first {len(res.params):,}"
+        parts.append(Text(f"... and {res.n_params - max_params} more parameters ({where} in --json)", style="dim"))
     if res.snapshots:
         parts.append(snapshots_line(res.snapshots, res.epoch))
     return Group(*parts)
