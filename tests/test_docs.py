@@ -13,7 +13,7 @@ What is tested (also written in docs/development.md):
   `<!-- doc-test: skip REASON -->` before a block leaves it out;
   `<!-- doc-test: needs PROGRAM -->` before a block runs it only where PROGRAM is installed;
   `<!-- doc-test: file NAME -->` before a fenced block writes that block's text to NAME in the scratch folder;
-  `<!-- doc-test: setup` ... `-->` runs the shell lines in between, silently, where it stands.
+  `<!-- doc-test: setup` ... `-->` runs the shell script in between (one bash), silently, where it stands.
 
 `BPCLI_DOCS_UPDATE=1 pytest -m docs tests/test_docs.py` rewrites each example's output with what the tool
 prints now (keeping the `...` elisions where the lines around them are still found); review with `git diff`.
@@ -236,8 +236,7 @@ def check_doc(path: Path, base: Path, update: bool = False) -> list[str]:
             (work / step.name).write_text(step.text, encoding="utf-8")
             continue
         if step.kind == "setup":
-            for shell in step.text.split("\n"):
-                run(shell, work, env)
+            run(step.text, work, env)
             continue
         if step.skip or any(shutil.which(n) is None for n in step.needs):
             continue
