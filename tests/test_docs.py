@@ -12,6 +12,7 @@ What is tested (also written in docs/development.md):
 - HTML comments steer the test and are invisible in the rendered doc:
   `<!-- doc-test: skip REASON -->` before a block leaves it out;
   `<!-- doc-test: needs PROGRAM -->` before a block runs it only where PROGRAM is installed;
+  `<!-- doc-test: terminal -->` before a block runs it on a pseudo-terminal 80 columns wide (tables, not CSV);
   `<!-- doc-test: file NAME -->` before a fenced block writes that block's text to NAME in the scratch folder;
   `<!-- doc-test: setup` ... `-->` runs the shell script in between (one bash), silently, where it stands.
 
@@ -39,7 +40,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 UPDATE = os.environ.get("BPCLI_DOCS_UPDATE") == "1"
 ELLIPSIS = "..."
 _FENCE = re.compile(r"^(\s*)(```+)(\w*)\s*$")
-_DIRECTIVE = re.compile(r"^<!-- doc-test: (skip|needs|file|setup)\b ?(.*?)(-->)?\s*$")
+_DIRECTIVE = re.compile(r"^<!-- doc-test: (skip|needs|file|setup|terminal)\b ?(.*?)(-->)?\s*$")
 
 
 @dataclass
@@ -61,6 +62,7 @@ class Step:
     name: str = ""                # the file's name
     skip: str = ""                # why the block is left out ("" when it runs)
     needs: list[str] = field(default_factory=list)
+    terminal: bool = False        # run on a pseudo-terminal 80 columns wide (what a user sees typing it)
 
 
 def parse(text: str) -> list[Step]:
@@ -100,7 +102,8 @@ def parse(text: str) -> list[Step]:
         if "file" in pending:
             steps.append(Step("file", i + 1, name=pending["file"], text="\n".join(body) + "\n"))
         elif body and body[0].startswith("$ "):
-            step = Step("example", i + 1, skip=pending.get("skip", ""), needs=pending.get("needs", "").split())
+            step = Step("example", i + 1, skip=pending.get("skip", ""), needs=pending.get("needs", "").split(),
+                        terminal="terminal" in pending)
             k = 0
             while k < len(body):
                 shell = body[k][2:]
@@ -121,6 +124,7 @@ _RULES = [
     (re.compile(r"\b(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) +\d{1,2} +\d\d:\d\d\b"), "<date>"),
     (re.compile(r"\b\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d(\.\d+)?)?(Z|[+-]\d\d:?\d\d)?"), "<date>"),
     (re.compile(r"\b\d+(\.\d+)? KB\b"), "<size>"),
+    (re.compile(r"^(\s*seconds)[\d.\s]+$"), r"\1 <secs>"),
     (re.compile(r"─+"), "─"),
     (re.compile(r"\s+"), " "),
 ]
@@ -169,7 +173,7 @@ def matches(expected: list[str], actual: list[str]) -> bool:
 
 def regenerate(expected: list[str], actual: list[str], scratch: str = "") -> list[str]:
     """The new expected lines: the actual output, with each `...` kept where the lines around it are found."""
-    actual = [line.rstrip() for line in actual if not _PROGRESS.search(line)]
+    actual = [line.rstrip() for line in actual]
     if ELLIPSIS not in expected:
         return actual
     segments: list[list[str]] = [[]]
@@ -217,8 +221,38 @@ def scratch_folder(base: Path) -> tuple[Path, dict]:
     return work, env
 
 
-def run(shell: str, cwd: Path, env: dict) -> list[str]:
+def _run_on_terminal(shell: str, cwd: Path, env: dict) -> str:
+    """The command run with stdout and stderr on a pseudo-terminal of 80 x 50; what it wrote there."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 80, 0, 0))
+    p = subprocess.Popen(["bash", "-c", shell], cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=slave,
+                         stderr=slave, close_fds=True)
+    os.close(slave)
+    chunks = []
+    while True:
+        try:
+            data = os.read(master, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        chunks.append(data)
+    p.wait(timeout=300)
+    os.close(master)
+    text = b"".join(chunks).decode("utf-8", "replace").replace("\r\n", "\n")
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", text)
+    return "\n".join(line.rsplit("\r", 1)[-1] for line in text.split("\n"))
+
+
+def run(shell: str, cwd: Path, env: dict, terminal: bool = False) -> list[str]:
     """The command's stdout and stderr, together, as lines."""
+    if terminal:
+        out = _run_on_terminal(shell, cwd, env)
+        return out.rstrip("\n").split("\n") if out.strip() else []
     p = subprocess.run(["bash", "-c", shell], cwd=cwd, env=env, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, text=True, timeout=300)
     return p.stdout.rstrip("\n").split("\n") if p.stdout.strip() else []
@@ -241,7 +275,7 @@ def check_doc(path: Path, base: Path, update: bool = False) -> list[str]:
         if step.skip or any(shutil.which(n) is None for n in step.needs):
             continue
         for cmd in step.commands:
-            actual = run(cmd.shell, work, env)
+            actual = run(cmd.shell, work, env, step.terminal)
             if matches(normalise(cmd.expected, scratch), normalise(actual, scratch)):
                 continue
             if update:
