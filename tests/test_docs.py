@@ -150,7 +150,7 @@ def matches(expected: list[str], actual: list[str]) -> bool:
     """Whether the normalised actual lines fit the expected ones, each `...` standing for any lines."""
     segments: list[list[str]] = [[]]
     for line in expected:
-        if line == ELLIPSIS:
+        if line.strip() == ELLIPSIS:
             segments.append([])
         else:
             segments[-1].append(line)
@@ -174,11 +174,12 @@ def matches(expected: list[str], actual: list[str]) -> bool:
 def regenerate(expected: list[str], actual: list[str], scratch: str = "") -> list[str]:
     """The new expected lines: the actual output, with each `...` kept where the lines around it are found."""
     actual = [line.rstrip() for line in actual]
-    if ELLIPSIS not in expected:
+    marks = [line for line in expected if line.strip() == ELLIPSIS]
+    if not marks:
         return actual
     segments: list[list[str]] = [[]]
     for line in expected:
-        if line == ELLIPSIS:
+        if line.strip() == ELLIPSIS:
             segments.append([])
         else:
             segments[-1].append(line)
@@ -187,17 +188,20 @@ def regenerate(expected: list[str], actual: list[str], scratch: str = "") -> lis
     pos = len(segments[0])
     tail = len(segments[-1])
     stop = max(pos, len(actual) - tail)
-    for seg in segments[1:-1]:
+    for n, seg in enumerate(segments[1:-1]):
         key = norm(seg[:1], scratch)
         found = next((p for p in range(pos, stop) if key and norm([actual[p]], scratch) == key), None)
-        out.append(ELLIPSIS)
+        out.append(marks[n])
         if found is None:
             out.extend(seg)
             continue
         out.extend(actual[found:found + len(seg)])
         pos = found + len(seg)
-    out.append(ELLIPSIS)
-    out.extend(actual[stop:] if tail else [])
+    out.append(marks[-1])
+    if tail:
+        key = norm(segments[-1][:1], scratch)
+        found = next((p for p in range(pos, len(actual)) if key and norm([actual[p]], scratch) == key), None)
+        out.extend(actual[min(stop, found) if found is not None else stop:])
     return out
 
 
@@ -362,6 +366,7 @@ def test_update_rewrites_the_output_and_keeps_the_elision(tmp_path: Path) -> Non
 def test_ellipsis_matches_any_number_of_lines() -> None:
     assert matches(["a", "...", "d"], ["a", "b", "c", "d"])
     assert matches(["a", "...", "d"], ["a", "d"])
+    assert matches(["a", "  ...", "d"], ["a", "b", "d"])
     assert matches(["a", "...", "c", "...", "e"], ["a", "b", "c", "d", "e"])
     assert not matches(["a", "...", "x", "...", "e"], ["a", "b", "c", "d", "e"])
     assert not matches(["a", "b"], ["a", "b", "c"])
