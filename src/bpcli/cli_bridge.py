@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli_common import JsonOpt, RunArg, emit_gradcheck, emit_json, handles_errors, load_target, out_console
+from bpcli.cli_common import LATEST, JsonOpt, RunArg, emit_gradcheck, emit_json, handles_errors, load_target, out_console
 from bpcli.errors import BpcliError
 
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite what is already there.")]
@@ -15,9 +15,9 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite what is alrea
 
 @handles_errors
 def export(
-    run: RunArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="The folder to write (created; refused if it holds "
                                       "anything, unless --force).", show_default=False)],
+    run: RunArg = LATEST,
     to: Annotated[str, typer.Option("--to", help="pytorch: model.py (an nn.Module), weights.npz, names.json; "
                                     "numpy: predict.py, weights.npz, names.json. onnx is not built yet.")] = "pytorch",
     force: ForceOpt = False,

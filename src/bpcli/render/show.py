@@ -71,7 +71,7 @@ def show_view(res, max_params: int = 60, compact: bool = False, max_equations: i
         params.add_row(name, p.layer, Text(p.to_node), Text(p.from_node), f"{p.value:.6g}")
     parts = [head, diagram, *eqs, loss, layers, params]
     if len(res.params) > max_params:
-        parts.append(Text(f"... and {len(res.params) - max_params} more parameters (all of them in --json)", style="dim"))
+        parts.append(Text(f"... and {len(res.params) - max_params} more parameters (--all lists them; all are in --json)", style="dim"))
     if res.snapshots:
         parts.append(snapshots_line(res.snapshots, res.epoch))
     return Group(*parts)
