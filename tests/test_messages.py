@@ -1,0 +1,37 @@
+"""A wrong file gets a message that says what the file is and what the command expected."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from bpcli.cli import app
+
+runner = CliRunner()
+
+
+def _err(*args: str) -> str:
+    r = runner.invoke(app, list(args))
+    assert 2 == r.exit_code, (args, r.stdout, r.stderr)
+    assert "" == r.stdout
+    return r.stderr
+
+
+def test_train_on_a_csv_says_it_is_data_and_names_target():
+    assert ("error: configs/iris.csv is a CSV data file, not a YAML config: name it in a config's data.csv "
+            "(`bpcli init my.yaml` writes one), or train on it with `bpcli train configs/iris.csv --target COLUMN`\n"
+            == _err("train", "configs/iris.csv"))
+
+
+def test_predict_on_a_config_says_data_is_a_csv_of_inputs(tmp_path):
+    run = tmp_path / "r"
+    assert 0 == runner.invoke(app, ["train", "-q", "--epochs", "2", "-o", str(run)]).exit_code
+    for command in ("predict", "evaluate"):
+        assert ("error: configs/iris.yaml is a YAML config; DATA is a CSV file of inputs (a header row naming the "
+                "run's input columns, then one row per sample)\n" == _err(command, str(run), "configs/iris.yaml"))
+
+
+def test_a_missing_run_folder_is_named_as_one():
+    expected = "error: runs/nosuch: no such run folder or config file (`bpcli runs` lists the runs)\n"
+    assert expected == _err("show", "runs/nosuch")
+    assert expected == _err("explain", "runs/nosuch", "-w", "v1")
+    assert "error: nosuch.yaml: config file not found\n" == _err("show", "nosuch.yaml")
