@@ -35,3 +35,14 @@ def test_a_missing_run_folder_is_named_as_one():
     assert expected == _err("show", "runs/nosuch")
     assert expected == _err("explain", "runs/nosuch", "-w", "v1")
     assert "error: nosuch.yaml: config file not found\n" == _err("show", "nosuch.yaml")
+
+
+def test_gradcheck_against_torch_says_on_stderr_that_it_loads_pytorch():
+    import pytest
+    pytest.importorskip("torch")
+    r = runner.invoke(app, ["gradcheck", "--against", "torch", "--rows", "1"])
+    assert 0 == r.exit_code
+    assert "gradcheck: loading PyTorch\n" == r.stderr
+    assert "PASS: 9 entries agree with PyTorch autograd" in r.stdout
+    quiet = runner.invoke(app, ["gradcheck", "--against", "torch", "--json"])
+    assert 0 == quiet.exit_code and "" == quiet.stderr
