@@ -6,7 +6,7 @@ What is tested (also written in docs/development.md):
   together), the lines after it up to the next `$ ` line are its expected output;
 - a line `...` in an expected output stands for any number of lines (zero or more);
 - the comparison ignores what legitimately varies: timings (`2.44 s`, `0:00:00`), dates, the scratch
-  folder's path, progress bars, how many spaces or box rules pad a line;
+  folder's path (written `/tmp/bpcli-docs` in a doc), progress bars, how many spaces or box rules pad a line;
 - the examples of one file run in order, in one scratch folder holding a copy of `configs/` and an empty
   `docs/img/`: each file's runs are its own;
 - HTML comments steer the test and are invisible in the rendered doc:
@@ -39,6 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 UPDATE = os.environ.get("BPCLI_DOCS_UPDATE") == "1"
 ELLIPSIS = "..."
+DOC_SCRATCH = "/tmp/bpcli-docs"  # how a doc writes the scratch folder's path
 _FENCE = re.compile(r"^(\s*)(```+)(\w*)\s*$")
 _DIRECTIVE = re.compile(r"^<!-- doc-test: (skip|needs|file|setup|terminal)\b ?(.*?)(-->)?\s*$")
 
@@ -138,6 +139,7 @@ def normalise(lines: list[str], scratch: str = "") -> list[str]:
             continue
         if scratch:
             line = line.replace(scratch, "<tmp>")
+        line = line.replace(DOC_SCRATCH, "<tmp>")
         for pattern, repl in _RULES:
             line = pattern.sub(repl, line)
         line = line.strip().rstrip("│").strip()
@@ -288,7 +290,7 @@ def check_doc(path: Path, base: Path, update: bool = False) -> list[str]:
             problems.append(f"{path.name}:{cmd.start}: $ {cmd.shell}\n" + "\n".join(diff))
     if update and edits:
         for start, end, new in sorted(edits, reverse=True):
-            lines[start:end] = [line.replace(scratch, "/tmp/bpcli-docs") for line in new]
+            lines[start:end] = [line.replace(scratch, DOC_SCRATCH) for line in new]
         path.write_text("\n".join(lines), encoding="utf-8")
     return problems
 
