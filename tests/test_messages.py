@@ -46,3 +46,25 @@ def test_gradcheck_against_torch_says_on_stderr_that_it_loads_pytorch():
     assert "PASS: 9 entries agree with PyTorch autograd" in r.stdout
     quiet = runner.invoke(app, ["gradcheck", "--against", "torch", "--json"])
     assert 0 == quiet.exit_code and "" == quiet.stderr
+
+
+def _curve_lines(run, *args):
+    import csv
+    import re
+
+    r = runner.invoke(app, ["train", "-q", "-o", str(run), *args], env={"COLUMNS": "80"})
+    assert 0 == r.exit_code, r.stderr
+    span = re.search(r"the curve spans (\S+) to (\S+)", r.stdout)
+    with open(run / "history.csv", newline="") as fh:
+        losses = [float(row["loss"]) for row in csv.DictReader(fh)]
+    return r.stdout, (float(span.group(1)), float(span.group(2))), (min(losses), max(losses))
+
+
+def test_the_loss_curve_prints_its_span_and_is_linear_when_the_loss_hardly_moved(tmp_path):
+    import pytest
+    out, span, truth = _curve_lines(tmp_path / "flat", "--epochs", "20")  # 0.1309 -> 0.1289: under 2 decades
+    assert "each epoch's loss before its step, linear scale" in out and "log scale" not in out
+    assert span == pytest.approx(truth, rel=1e-5)  # six significant figures
+    out, span, truth = _curve_lines(tmp_path / "steep")  # 0.1309 -> 0.00066: over two decades
+    assert "each epoch's loss before its step, log scale" in out
+    assert span == pytest.approx(truth, rel=1e-5)
