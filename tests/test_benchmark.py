@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # run apart: `pytest -m slow` (.ci/run runs the group beside the suite)
 def test_quick_benchmark_runs_every_workload_and_notes_missing_peers(tmp_path):
     out = tmp_path / "bench.json"
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))

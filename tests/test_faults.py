@@ -331,6 +331,7 @@ def _four(cfg):
     return with_overrides(cfg, epochs=4, samples=3)
 
 
+@pytest.mark.slow  # run apart: `pytest -m slow` (.ci/run runs the group beside the suite)
 def test_sigkill_at_every_step_of_a_checkpoint_leaves_the_old_or_the_new_epoch(saved_run, tmp_path):
     """A real process killed at each file-system call of its checkpoints (one more epoch, two switches):
     the run always loads at an epoch it saved, and resumes to the same weights as a run never killed."""

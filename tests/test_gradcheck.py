@@ -387,7 +387,7 @@ def _seed():
 
 @pytest.mark.parametrize("args,message", [
     (["--eps", "0"], "--eps"), (["--eps", "-1e-5"], "--eps"), (["--eps", "nan"], "--eps"),
-    (["--tol", "0"], "--tol"), (["--samples", "0"], "--samples"), (["--directions", "0"], "--directions"),
+    (["--tol", "0"], "--tol"), (["--n-samples", "0"], "--n-samples"), (["--directions", "0"], "--directions"),
     (["--all", "--directional"], "--all"), (["--weight", "v9"], "unknown parameter 'v9'"),
     (["--weight", ","], "--weight"), (["nope.yaml"], "not found"),
 ])

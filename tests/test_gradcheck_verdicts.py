@@ -195,7 +195,7 @@ def test_explain_never_agrees_about_a_non_finite_or_unresolved_value():
     (["--directions", "1000000000"], "--directions: must be from 1 to 1000"),
     (["--directions", "100000000000000000000"], "--directions: must be from 1 to 1000"),
     (["--tol", "0.5"], "--tol: must be from 1e-10 to 0.01"), (["--tol", "1e-12"], "--tol"),
-    (["--samples", "1000000"], "--samples: must be from 1 to 100000"),
+    (["--n-samples", "1000000"], "--n-samples: must be from 1 to 100000"),
 ])
 def test_options_outside_their_range_are_refused_with_the_range(args, message):
     res = runner.invoke(app, ["gradcheck", *args])

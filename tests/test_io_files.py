@@ -218,6 +218,7 @@ def _export_killed_at(k: int, run: Path, out: Path, counter: Path) -> None:
     export(spec, "numpy", out, force=True)
 
 
+@pytest.mark.slow  # run apart: `pytest -m slow` (.ci/run runs the group beside the suite)
 def test_sigkill_at_every_step_of_an_export_leaves_no_partial_export(made, tmp_path):
     """A process killed at each file-system call of an export over an earlier one: the folder is the earlier
     export or the new one, whole, or (killed between the two renames) not there; never part of one, never a .tmp."""

@@ -389,17 +389,17 @@ def test_overwrite_never_touches_a_folder_bpcli_did_not_write(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     (tmp_path / "weights.npz").write_bytes(b"my own weights")
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
-    r = _cli("train", "config.yaml", "--out", ".", "--overwrite", "-q", cwd=tmp_path)
+    r = _cli("train", "config.yaml", "--out", ".", "--force", "-q", cwd=tmp_path)
     assert r.exit_code == 2
     assert r.stderr == ("error: --out: . is not a bpcli run folder (no run.json written by bpcli); "
-                        "--overwrite replaces only run folders, never other files\n")
+                        "--force replaces only run folders, never other files\n")
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # byte for byte, nothing added
 
 
 def test_overwrite_refuses_a_run_folder_holding_a_users_file(run):
     (run / "notes.txt").write_text("mine")
     before = {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()}
-    r = _cli("train", "-q", "--out", run, "--overwrite")
+    r = _cli("train", "-q", "--out", run, "--force")
     assert r.exit_code == 2
     assert r.stderr == (f"error: --out: {run} holds files bpcli did not write (notes.txt); refusing to overwrite it\n")
     assert {str(p): p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
@@ -407,7 +407,7 @@ def test_overwrite_refuses_a_run_folder_holding_a_users_file(run):
 
 def test_overwrite_replaces_a_run_whole_leaving_none_of_its_files(run):
     (checkpoint_dir(run) / "loss.png").write_bytes(b"png")  # what `bpcli plot` writes there
-    r = _cli("train", "-q", "--epochs", "2", "--out", run, "--overwrite")  # the seed: no scaling.json
+    r = _cli("train", "-q", "--epochs", "2", "--out", run, "--force")  # the seed: no scaling.json
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in run.iterdir()) == ["epoch-2", "history.csv", "run.json", "snapshots"]
     assert "scaling.json" not in {p.name for p in (run / "epoch-2").iterdir()}
@@ -449,7 +449,7 @@ def test_the_second_of_two_claims_on_one_folder_is_refused_and_the_first_kept(tm
     with pytest.raises(BpcliError) as err:
         commit(b, x, overwrite=False)
     # the core names its argument (out); the command line says it as the flag, --out
-    assert str(err.value) == f"out: {x} was just written by another bpcli run; choose another folder or add --overwrite"
+    assert str(err.value) == f"out: {x} was just written by another bpcli run; choose another folder or add --force"
     with pytest.raises(BpcliError) as err:  # even with --overwrite, while the first one holds it
         commit(b, x, overwrite=True)
     assert str(err.value).endswith("is being written by another bpcli process right now; wait for it to finish "

@@ -147,9 +147,10 @@ def test_train_names_its_folder_last(tmp_path):
     assert str(tmp_path / "r") in res.stdout.strip().splitlines()[-1]
 
 
-def test_long_names_fold_and_every_number_stays_whole_at_80_columns():
-    """A long run name gets what the numbers leave (it folds); before, deep_sigmoid beside six-digit losses
-    pushed the table to 82 columns and Rich cut the last column to 'v' and '50.'."""
+def test_long_names_stay_whole_on_their_own_lines_and_every_number_stays_whole_at_80_columns():
+    """A run name longer than the numbers leave goes on its own line, whole (names are copied into the next
+    command; they once folded into 'deep_rel / u'); before that, deep_sigmoid beside six-digit losses pushed the
+    table to 82 columns and Rich cut the last column to 'v' and '50.'."""
     from rich.console import Console
 
     from bpcli.render.runs import runs_view
@@ -166,9 +167,8 @@ def test_long_names_fold_and_every_number_stays_whole_at_80_columns():
         for cell in ("0.000664", "0.000712", "100.0%", "50.0%", "12345", "early stopped", "val", "metric"):
             assert all(cell in ln for ln in text.splitlines() if "Nov 30" in ln) or cell in ("val", "metric"), cell
         assert text.count("early stopped") == 2 and text.count("100.0%") == 2 and text.count("50.0%") == 2, text
-        names = "".join(ln.split()[0] for ln in text.splitlines()[4:] if ln.strip() and not ln.startswith(
-            ("metric:", "the config")))
-        assert "deep_sigmoid_with_a_much_longer_namedeep_relu" == names, text  # folded, nothing lost
+        assert ["deep_sigmoid_with_a_much_longer_name", "deep_relu"] == [
+            ln for ln in text.splitlines() if ln.startswith("deep")], text  # each whole, on its own line
 
 
 def test_a_run_whose_process_was_killed_is_listed_as_killed_not_running(tmp_path):

@@ -90,6 +90,7 @@ def test_data_path_is_relative_to_the_config_not_the_working_folder(tmp_path):
     assert saved.prepared.train.m == 4
 
 
+@pytest.mark.slow  # run apart: `pytest -m slow` (.ci/run runs the group beside the suite)
 def test_a_big_csv_is_read_once_and_says_how_many_rows(tmp_path):
     """500,000 rows (2,000,000 take about 4 s, see docs/safety.md): every value right, the count in the note."""
     n = 500_000
@@ -109,6 +110,7 @@ def test_a_big_csv_is_read_once_and_says_how_many_rows(tmp_path):
     assert seconds < 30  # about 2 s alone; generous for a shared machine
 
 
+@pytest.mark.slow  # run apart: `pytest -m slow` (.ci/run runs the group beside the suite)
 def test_csv_memory_is_bytes_per_value_not_python_objects(tmp_path):
     """Peak Python allocation while reading 20,000 rows: under 80 bytes a row (lists of floats took ~450)."""
     n = 20_000

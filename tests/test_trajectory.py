@@ -217,7 +217,7 @@ def test_plot_weights_command_draws_both_pictures_and_names_bad_input(seed_run, 
     assert (tmp_path / "weights.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     bad = _cli("plot", str(seed_run.run), "--weights", "v1,w13")
     assert 2 == bad.exit_code
-    assert "--weights: unknown parameter 'w13' (did you mean" in bad.stderr
+    assert "--weight: unknown parameter 'w13' (did you mean" in bad.stderr
     bad = _cli("plot", str(seed_run.run), "--layer", "Q")
     assert 2 == bad.exit_code and "--layer: unknown layer 'Q'" in bad.stderr
 

@@ -94,7 +94,7 @@ def foreign_entries(folder: Path) -> list[str]:
 
 
 def check_target(out: Path, overwrite: bool) -> None:
-    """Refuse --out before any work: an existing non-empty folder without --overwrite, or one bpcli did not write."""
+    """Refuse --out before any work: an existing non-empty folder without --force, or one bpcli did not write."""
     if not out.exists() and not out.is_symlink():
         return
     if not out.is_dir() or out.is_symlink():
@@ -102,10 +102,10 @@ def check_target(out: Path, overwrite: bool) -> None:
     if not any(out.iterdir()):
         return
     if not overwrite:
-        raise ArgumentError("out", f"{out} already exists; choose another folder or add --overwrite")
+        raise ArgumentError("out", f"{out} already exists; choose another folder or add --force")
     if not is_bpcli_run(out):
         raise ArgumentError("out", f"{out} is not a bpcli run folder (no run.json written by bpcli); "
-                            "--overwrite replaces only run folders, never other files")
+                            "--force replaces only run folders, never other files")
     foreign = foreign_entries(out)
     if foreign:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
@@ -180,7 +180,7 @@ def commit(staged: Path, target: Path, overwrite: bool) -> None:
                 pass
         if err.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
             raise ArgumentError("out", f"{target} was just written by another bpcli run; "
-                                "choose another folder or add --overwrite") from None
+                                "choose another folder or add --force") from None
         raise ArgumentError("out", f"cannot create {target} ({err.strerror})") from None
     finally:
         if old_lock is not None:

@@ -113,7 +113,7 @@ def gradcheck(
     run: RunOpt = None,
     epoch: EpochOpt = None,
     samples: Annotated[Optional[int], typer.Option(
-        help="Check on N samples of the training data (a seeded random subset). Default: all, at most 64.",
+        "--n-samples", metavar="N", help="Check on N samples of the training data (a seeded random subset). Default: all, at most 64.",
         show_default=False)] = None,
     eps: Annotated[float, typer.Option(help="Central-difference step: (C(w + eps) - C(w - eps)) / 2 eps; "
                                        "from 1e-9 to 1e-3.")] = 1e-5,
@@ -132,11 +132,16 @@ def gradcheck(
     units: Annotated[bool, typer.Option("--units", help="Also check every registered activation and loss on its "
                                                         "own, to pin a broken derivative to its function.")] = False,
     weight: WeightOpt = None,
-    seed: Annotated[int, typer.Option(help="Seed for the sample subset, sampled entries and directions.")] = 0,
+    seed: Annotated[int, typer.Option("--subset-seed", help="Seed for the sample subset, sampled entries and "
+                                                          "directions.")] = 0,
     rows: Annotated[int, typer.Option(help="Entries to list in the table (all of them are in --json).")] = 20,
     against: Annotated[Optional[str], typer.Option(
         help="torch: compare with PyTorch autograd of the same cost (the exported model.py, float64, every sample) "
              "instead of central differences. Needs torch: pip install 'bpcli[torch]'.", show_default=False)] = None,
+    samples_old: Annotated[Optional[int], typer.Option("--samples", hidden=True, help="The old name of --n-samples.")
+                           ] = None,
+    seed_old: Annotated[Optional[int], typer.Option("--seed", hidden=True, help="The old name of --subset-seed.")
+                        ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Compare every backprop gradient with central differences (or PyTorch autograd), in float64.
@@ -148,6 +153,9 @@ def gradcheck(
     Exit 0 when everything passes, 1 when something fails, 3 when nothing fails but something is inconclusive, 2 on bad input (eps outside 1e-9 to 1e-3, tol outside 1e-10 to 1e-2, samples outside 1 to 100000, directions outside 1 to 1000).
     """
     from bpcli.gradcheck import DEFAULT_TOL, GradcheckOptions, budget_needed, check, duration_text, estimate_seconds
+
+    samples = samples if samples_old is None else samples_old
+    seed = seed if seed_old is None else seed_old
 
     if rows < 0:
         raise BpcliError(f"--rows: must be 0 or more, found {rows}")

@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli_common import JsonOpt, RunArg, emit_gradcheck, emit_json, handles_errors, load_target, out_console
+from bpcli.cli_common import (LATEST, JsonOpt, RunArg, emit_gradcheck, emit_json, err_console, handles_errors, load_target,
+                               out_console)
 from bpcli.errors import BpcliError
 
 ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite what is already there.")]
@@ -15,9 +16,9 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite what is alrea
 
 @handles_errors
 def export(
-    run: RunArg,
     out: Annotated[Path, typer.Option("--out", "-o", help="The folder to write (created; refused if it holds "
                                       "anything, unless --force).", show_default=False)],
+    run: RunArg = LATEST,
     to: Annotated[str, typer.Option("--to", help="pytorch: model.py (an nn.Module), weights.npz, names.json; "
                                     "numpy: predict.py, weights.npz, names.json. onnx is not built yet.")] = "pytorch",
     force: ForceOpt = False,
@@ -126,5 +127,7 @@ def gradcheck_against(against: str, target, config, run, *, samples: Optional[in
     cfg, net, prepared, run_dir = load_target(target, config, run, epoch)
     data = prepared.train
     where = f"{run_dir} after epoch {epoch}" if epoch is not None else str(run_dir) if run_dir else cfg.path
+    if not json_out:  # importing torch takes seconds: say what the wait is
+        err_console().print("gradcheck: loading PyTorch", markup=False, highlight=False, soft_wrap=True)
     report = check_against_torch(net, data.x, data.y, opts, cfg.name, where)
     emit_gradcheck(report, json_out, rows)

@@ -43,8 +43,9 @@ RunOpt = Annotated[Optional[Path], typer.Option("--run", help="A run folder made
                                                 show_default=False)]
 ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="A config file (same as the positional).",
                                                    show_default=False)]
-RunArg = Annotated[Path, typer.Argument(help="A run folder made by `bpcli train`.", show_default=False,
-                                        metavar="RUN")]
+RunArg = Annotated[Path, typer.Argument(help="A run folder made by `bpcli train`. Default: latest, the newest "
+                                        "run folder in runs/.", show_default=False, metavar="RUN")]
+LATEST = Path("latest")
 EpochOpt = Annotated[Optional[int], typer.Option(
     "--epoch", metavar="N", show_default=False,
     help="The run as it was after epoch N (0 = initial weights); `bpcli show RUN` lists the epochs kept.")]

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli_common import (EpochOpt, ForceOpt, JsonOpt, RunArg, TargetArg, emit_json, emit_text, err_console, handles_errors, load_target,
+from bpcli.cli_common import (LATEST, EpochOpt, ForceOpt, JsonOpt, RunArg, TargetArg, emit_json, emit_text, err_console, handles_errors, load_target,
                               out_console)
 from bpcli.errors import EXIT_FAILED, BpcliError
 
@@ -25,11 +25,13 @@ def show(
     format_: Annotated[str, typer.Option("--format", help="text (tables) or dot (Graphviz graph on stdout).")] = "text",
     dot: Annotated[bool, typer.Option("--dot", help="Same as --format dot.")] = False,
     out: Annotated[Optional[Path], typer.Option(
-        help="Write the graph to FILE: .dot/.gv as text, .svg/.png/.pdf rendered with Graphviz (implies --dot).",
+        "--out", "-o", help="Write the graph to FILE: .dot/.gv as text, .svg/.png/.pdf rendered with Graphviz (implies --dot).",
         show_default=False, metavar="FILE")] = None,
     render: Annotated[bool, typer.Option(
         "--render", help="Render the graph to network.svg (in the run folder, else here) with Graphviz.")] = False,
     force: ForceOpt = False,
+    all_: Annotated[bool, typer.Option("--all", help="List every parameter (the table stops at 60 otherwise).")
+                    ] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """List the layers, every parameter name with its value, and the network diagram.
@@ -63,7 +65,7 @@ def show(
         if json_out:
             emit_json(res.to_dict())
         else:
-            out_console().print(show_view(res))
+            out_console().print(show_view(res, max_params=len(res.params) if all_ else 60))
         return
     from bpcli.dot import TEXT_SUFFIXES, network_dot, render_dot
 
@@ -99,21 +101,23 @@ def show(
 
 @handles_errors
 def plot(
-    run: RunArg,
+    run: RunArg = LATEST,
     format_: Annotated[str, typer.Option("--format", help="png, svg or both.")] = "png",
     out: Annotated[Optional[Path], typer.Option(
-        help="Folder for the images, created when missing (default: the run folder).", show_default=False)] = None,
+        "--out", "-o", help="Folder for the images, created when missing (default: the run folder).", show_default=False)] = None,
     dpi: Annotated[int, typer.Option(help="Resolution of the PNG files.")] = 100,
     only: Annotated[Optional[str], typer.Option(
         help="Comma-separated plots to draw: loss, metric, gradients, dynamics, boundary, surface, fit.",
         show_default=False)] = None,
     weights: Annotated[Optional[list[str]], typer.Option(
-        "--weights", metavar="NAMES", show_default=False,
+        "--weight", "-w", metavar="NAMES", show_default=False,
         help="Draw these parameters (v1,w11 ...) and their gradients over the kept epochs (weights.png), and "
              "their layers' histograms (histograms.png); other plots only with --only.")] = None,
     layer: Annotated[Optional[list[str]], typer.Option(
         "--layer", metavar="A", show_default=False,
         help="The same for every parameter of layer A (its histograms only, above 24 parameters).")] = None,
+    weights_old: Annotated[Optional[list[str]], typer.Option("--weights", hidden=True, help="The old name of --weight.")
+                           ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Draw a run as PNG files (or SVG) in its folder: loss and metric curves, gradient norm per layer, update speed and saturated units per layer, and the decision boundary (two inputs), regression surface or fitted curve.
@@ -123,6 +127,7 @@ def plot(
     from bpcli.plot import check_kinds, plot_run, require_matplotlib
     from bpcli.runs import load_run
 
+    weights = [*(weights or []), *(weights_old or [])] or None
     formats = {"png": ("png",), "svg": ("svg",), "both": ("png", "svg")}.get(format_.lower())
     if formats is None:
         raise BpcliError(f"--format: expected png, svg or both, found '{format_}'")
@@ -164,7 +169,7 @@ def _progress_line(console):
 
 @handles_errors
 def inspect(
-    run: RunArg,
+    run: RunArg = LATEST,
     epoch: EpochOpt = None,
     check: Annotated[bool, typer.Option("--check", help="Exit 1 when anything is flagged.")] = False,
     json_out: JsonOpt = False,

@@ -65,8 +65,8 @@ def exercise(
     seed: Annotated[int, typer.Option(help="Same seed, same sheet.")] = 0,
     size: Annotated[str, typer.Option(help="Inputs and nodes per layer, e.g. 2-2-1 or 2-3-2-1.")] = "2-2-1",
     activation: Annotated[str, typer.Option(help="sigmoid, tanh, relu or identity, for every layer.")] = "sigmoid",
-    samples: Annotated[Optional[int], typer.Option(help="1 to 4 samples (default: 1 or 2, from the seed).",
-                                                   show_default=False)] = None,
+    samples: Annotated[Optional[int], typer.Option("--n-samples", metavar="N", show_default=False,
+                                                   help="1 to 4 samples (default: 1 or 2, from the seed).")] = None,
     format_: Annotated[str, typer.Option("--format", help="markdown or latex.")] = "markdown",
     answers: Annotated[bool, typer.Option("--answers", help="Add the key: explain's worked derivation of every "
                                           "question, with its numbers.")] = False,
@@ -74,6 +74,8 @@ def exercise(
         "--config-out", help="Also write the sheet's network as a config file (for train, explain, diagnose); "
         "an existing file only with --force.", show_default=False)] = None,
     force: ForceOpt = False,
+    samples_old: Annotated[Optional[int], typer.Option("--samples", hidden=True, help="The old name of --n-samples.")
+                           ] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Write a backprop worksheet: a small network with round-number weights, one or two samples, and questions such as "compute dC/dv1".
@@ -82,6 +84,7 @@ def exercise(
     """
     from bpcli.exercise import load_sheet, make_sheet
 
+    samples = samples if samples_old is None else samples_old
     fmt = FORMATS.get(format_.lower())
     if fmt is None:
         raise BpcliError(f"--format: choose markdown or latex, found '{format_}'")

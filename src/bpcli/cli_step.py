@@ -24,9 +24,11 @@ def step(
     weight: WeightOpt = None,
     rows: Annotated[int, typer.Option(help="Parameters to list in the table (all of them are in --json).")] = 20,
     out: Annotated[Optional[Path], typer.Option(
-        help="Save the state after the steps as a new run folder that `bpcli train --resume` continues (K must be a "
+        "--out", "-o", help="Save the state after the steps as a new run folder that `bpcli train --resume` continues (K must be a "
              "whole number of epochs); a run stepped is never rewritten.", show_default=False)] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow --out to replace an existing run folder.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Let --out replace an existing run folder (only one bpcli wrote, "
+                                        "holding nothing else).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", hidden=True, help="The old name of --force.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Take K steps of the configured optimiser and show every parameter: value, gradient, update, new value.
@@ -37,6 +39,7 @@ def step(
     """
     from bpcli.step import check_one_state, check_steps, save_steps, steps_per_epoch, take_steps
 
+    overwrite = overwrite or force
     if rows < 0:
         raise BpcliError(f"--rows: must be 0 or more, found {rows}")
     names = split_names(weight or [])

@@ -25,9 +25,11 @@ def train(
                                                       show_default=False)] = None,
     seed: Annotated[Optional[int], typer.Option(help="Override both init.seed and train.seed.",
                                                 show_default=False)] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Run folder to write (default: runs/<name>, never reused).",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder to write (default: runs/<name>, never reused).",
                                                 show_default=False)] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow --out to replace an existing run folder.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Let --out replace an existing run folder (only one bpcli wrote, "
+                                        "holding nothing else).")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", hidden=True, help="The old name of --force.")] = False,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder to its epoch count.",
                                                    show_default=False)] = None,
     from_epoch: Annotated[Optional[int], typer.Option(
@@ -66,6 +68,7 @@ def train(
     from bpcli import session
     from bpcli.latest import resolve_run
 
+    overwrite = overwrite or force
     if history and not json_out:
         raise BpcliError("--history adds every epoch to the JSON document; give --json with it "
                          "(the table's history is in the run folder's history.csv)")

@@ -50,7 +50,7 @@ def predict(
     run: UseRunArg,
     data: DataArg = None,
     out: Annotated[Optional[Path], typer.Option(
-        help="Write the CSV (the JSON with --json) to FILE instead of stdout, whole or not at all; never over "
+        "--out", "-o", help="Write the CSV (the JSON with --json) to FILE instead of stdout, whole or not at all; never over "
              "DATA, an existing file (without --force), a device or a symbolic link.",
         show_default=False, metavar="FILE")] = None,
     force: ForceOpt = False,

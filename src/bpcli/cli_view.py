@@ -18,7 +18,7 @@ def view(
         help="A run folder made by `bpcli train` (default: latest, the newest in runs/) or a config file (.yaml), "
              "shown as initialised.", metavar="RUN|CONFIG")] = "latest",
     out: Annotated[Optional[Path], typer.Option(
-        help="The HTML file to write. Default: view.html in the run folder (for a config: in this folder).",
+        "--out", "-o", help="The HTML file to write. Default: view.html in the run folder (for a config: in this folder).",
         show_default=False, metavar="FILE")] = None,
     force: ForceOpt = False,
     json_out: JsonOpt = False,

@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli_common import ForceOpt, JsonOpt, RunArg, emit_json, err_console, handles_errors, out_console, split_names
+from bpcli.cli_common import LATEST, ForceOpt, JsonOpt, RunArg, emit_json, err_console, handles_errors, out_console, split_names
 from bpcli.errors import BpcliError, NameError_
 
 
@@ -18,7 +18,7 @@ def compare(
     runs: Annotated[list[Path], typer.Argument(help="Two or more run folders made by `bpcli train`.",
                                                show_default=False, metavar="RUN RUN...")],
     out: Annotated[Optional[Path], typer.Option(
-        help="Also draw every run's loss and metric curves, overlaid, into FILE (.png, .svg or .pdf).",
+        "--out", "-o", help="Also draw every run's loss and metric curves, overlaid, into FILE (.png, .svg or .pdf).",
         show_default=False, metavar="FILE")] = None,
     dpi: Annotated[int, typer.Option(help="Resolution of a PNG picture.")] = 100,
     force: ForceOpt = False,
@@ -54,9 +54,9 @@ def compare(
 
 @handles_errors
 def animate(
-    run: RunArg,
+    run: RunArg = LATEST,
     out: Annotated[Optional[Path], typer.Option(
-        help="The file to write: .gif (Pillow), .svg (animated with SMIL, plays in a browser) or .mp4 (needs "
+        "--out", "-o", help="The file to write: .gif (Pillow), .svg (animated with SMIL, plays in a browser) or .mp4 (needs "
              "ffmpeg). Default: learn.gif in the run folder.", show_default=False, metavar="FILE")] = None,
     frames: Annotated[int, typer.Option(help="At most this many frames, evenly spread over the run's kept "
                                              "snapshots (the first and the last always among them).")] = 100,
@@ -135,7 +135,7 @@ def plot_weights(loaded, names: list[str], layers: list[str], out: Optional[Path
         try:
             loaded.net.resolve(name)
         except NameError_ as err:
-            raise NameError_(f"--weights: {err}") from None
+            raise NameError_(f"--weight: {err}") from None
     for letter in layers:
         layer_names(loaded.net, letter)
     traj = _trajectory(loaded)

@@ -48,6 +48,10 @@ def parse(doc: Any, source: str, locs: Locations, base_dir: Path) -> tuple[NetCo
                            f"on line {line}; keep one")
     if doc is None:
         raise ConfigError([f"{source}: the config is empty; start from `bpcli init`"])
+    if not isinstance(doc, dict) and source.lower().endswith(".csv"):
+        raise ConfigError([f"{source} is a CSV data file, not a YAML config: name it in a config's data.csv "
+                           f"(`bpcli init my.yaml` writes one), or train on it with `bpcli train {source} --target "
+                           "COLUMN`"])
     if not isinstance(doc, dict):
         raise ConfigError([f"{source}:1: expected a mapping with keys such as layers, loss, data, found {kind_of(doc)}"])
     top = ck.mapping(doc, (), TOP_KEYS)
@@ -414,6 +418,8 @@ def load_config(path: str | Path | None = None) -> tuple[NetConfig, data_mod.Dat
         if err.kind == "large":
             raise too_big from None
         if err.kind == "missing":
+            if not p.suffix or "runs" in p.parts:  # no .yaml: it was meant as a run folder
+                raise ConfigError([f"{source}: no such run folder or config file (`bpcli runs` lists the runs)"]) from None
             raise ConfigError([f"{source}: config file not found"]) from None
         if err.kind == "folder":
             hint = " (or use --run for a run folder)" if (p / "config.yaml").is_file() else ""

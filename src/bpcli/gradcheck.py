@@ -129,7 +129,7 @@ def _check(net: Network, x: Array, y: Array, opt: GradcheckOptions, name: str, s
         idx = np.sort(rng.choice(m_total, size=opt.samples, replace=False))
         x, y = x[idx], y[idx]
         notes.append(f"{opt.samples} of {m_total} samples, chosen at random (seed {opt.seed}); "
-                     f"--samples changes this")
+                     f"--n-samples changes this")
 
     sel, do_entries, do_dirs, sample_entries, n_selected = _plan(net, opt, rng)
     if sample_entries:

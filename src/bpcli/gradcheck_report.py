@@ -19,7 +19,7 @@ DEFAULT_TOL = OK
 DEFAULT_CAP = 5000  # above this many parameters, entries are sampled unless --all
 DEFAULT_SAMPLE = 1000  # entries sampled above the cap
 DEFAULT_DIRECTIONS = 4  # random directions per parameter array
-DEFAULT_SAMPLES = 64  # data samples used unless --samples says otherwise
+DEFAULT_SAMPLES = 64  # data samples used unless --n-samples says otherwise
 
 # The ranges the options are refused outside of (docs/gradcheck.md says why).  On the 120 smooth random
 # networks of the test suite, correct gradients above 1e-3 miss the default pass line at eps 1e-10 (107 of
@@ -55,13 +55,13 @@ class GradcheckOptions:
         if not (_number(self.tol) and lo <= self.tol <= hi):
             raise BpcliError(f"--tol: must be from {lo:g} to {hi:g}, found {self.tol}")
         if self.samples is not None and not (_whole(self.samples) and 1 <= self.samples <= SAMPLES_MAX):
-            raise BpcliError(f"--samples: must be from 1 to {SAMPLES_MAX}, found {self.samples}")
+            raise BpcliError(f"--n-samples: must be from 1 to {SAMPLES_MAX}, found {self.samples}")
         if self.mode not in ("auto", "entries", "directional"):
             raise BpcliError(f"mode: expected 'auto', 'entries' or 'directional', found {self.mode!r}")
         if not (_whole(self.directions) and 1 <= self.directions <= DIRECTIONS_MAX):
             raise BpcliError(f"--directions: must be from 1 to {DIRECTIONS_MAX}, found {self.directions}")
         if not (_whole(self.seed) and 0 <= self.seed < 2**63):
-            raise BpcliError(f"--seed: must be from 0 to 2**63 - 1, found {self.seed}")
+            raise BpcliError(f"--subset-seed: must be from 0 to 2**63 - 1, found {self.seed}")
 
     def to_dict(self) -> dict:
         return {"eps": self.eps, "tol": self.tol, "samples": self.samples, "mode": self.mode,

@@ -102,6 +102,9 @@ def read_table(path: str | Path, stdin=None) -> Table:
     from bpcli.readable import CappedStream, NotReadable, open_capped
 
     source = "<stdin>" if str(path) == STDIN else str(path)
+    if Path(path).suffix.lower() in (".yaml", ".yml"):
+        raise DataError(f"{path} is a YAML config; DATA is a CSV file of inputs (a header row naming the run's "
+                        "input columns, then one row per sample)")
     if str(path) == STDIN:  # capped like a file: an endless stdin stops at MAX_TABLE_BYTES
         capped = io.BufferedReader(CappedStream(stdin, MAX_TABLE_BYTES, source, "DATA file"))
         fh = io.TextIOWrapper(capped, newline="", encoding="utf-8-sig")

@@ -51,7 +51,7 @@ def open_session(config: str | None = None, *, epochs: int | None = None, lr: fl
                  from_epoch: int | None = None, config_text: str | None = None) -> Session:
     """Load the config (or the run to resume) and apply the command-line overrides; nothing is written yet.
 
-    --out is refused here if it holds anything without --overwrite, or anything but a bpcli run folder with it.
+    --out is refused here if it holds anything without --force, or anything but a bpcli run folder with it.
     from_epoch (with resume and out): a new run branched from the run's snapshot of that epoch.
     config_text: the config as YAML text (`bpcli train data.csv --target y`); `config` then names where it came from.
     BpcliError for every problem.
@@ -66,7 +66,7 @@ def open_session(config: str | None = None, *, epochs: int | None = None, lr: fl
             raise BpcliError(f"--out: a resumed run continues in its own folder ({resume}); give no --out with "
                              "--resume, or branch a new run with --from-epoch N --out NEW")
         if overwrite:
-            raise BpcliError("--overwrite: a resumed run continues in its own folder; give no --overwrite with --resume")
+            raise BpcliError("--force: a resumed run continues in its own folder; give no --force with --resume")
         lock = lock_run(resume) if Path(resume).is_dir() else None
         try:
             loaded = load_run(resume)

@@ -53,28 +53,59 @@ def _name_width(runs, width: int, wide: bool) -> int:
     return max(6, min(24, left))
 
 
+def _column_widths(runs) -> list[int]:
+    """The widest cell of each column after the name (heading included), so separate tables line up."""
+    widths = [len(h) for h in HEADS]
+    for r in runs:
+        for i, c in enumerate(_cells(r)):
+            widths[i] = max(widths[i], len(c), 13 if i == 1 else 0)
+    return widths
+
+
 def runs_view(res, width: int = 80) -> Group:
     """The runs, newest first: name, created, status, epochs, final losses and metrics, and (from 110 columns
     on) the config each was trained from."""
     if not res.runs:
         return Group(Text(f"no run folders in {res.folder}; `bpcli train CONFIG` makes one"))
     wide = width >= 110
-    t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0))  # columns 2 apart
-    # numbers never wrap; a long name or status folds within its column, which gets what the others leave
-    t.add_column("run", overflow="fold", max_width=_name_width(res.runs, width, wide))
-    t.add_column("created", no_wrap=True)
-    t.add_column("status", overflow="fold", min_width=13, max_width=18)  # "early stopped" on one line
-    t.add_column("epochs", justify="right", no_wrap=True)
-    for col in ("loss", "val\nloss", "metric", "val\nmetric"):
-        t.add_column(col, justify="right", no_wrap=True)
-    if wide:
-        t.add_column("config", overflow="fold")
-    for r in res.runs:
+    # numbers never wrap and names never break (they are copied into the next command): when the longest name
+    # does not fit beside the numbers, every name goes on its own line above its numbers
+    room = _name_width(res.runs, width, wide)
+    own_line = max(len(r.name) for r in res.runs) > room
+    widths = _column_widths(res.runs)
+
+    def table(header: bool) -> Table:
+        t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0),  # columns 2 apart
+                  show_header=header)
+        if not own_line:
+            t.add_column("run", no_wrap=True)
+        t.add_column("created", no_wrap=True, min_width=widths[0] if own_line else None)
+        t.add_column("status", overflow="fold", min_width=min(widths[1], 18) if own_line else 13,
+                     max_width=18)  # "early stopped" on one line
+        for i, col in enumerate(("epochs", "loss", "val\nloss", "metric", "val\nmetric")):
+            t.add_column(col, justify="right", no_wrap=True, min_width=widths[i + 2] if own_line else None)
+        if wide:
+            t.add_column("config", overflow="fold")
+        return t
+
+    def row(r) -> list:
         status = Text(r.status.replace("_", " "), style=None if r.ok else "red")
+        name = [] if own_line else [Text(r.name)]
         if not r.ok:
-            t.add_row(Text(r.name), local_time(r.created), status, *[""] * (6 if wide else 5))
-            continue
-        t.add_row(Text(r.name), *_cells(r)[:1], status, *_cells(r)[2:], *([Text(r.config or "-")] if wide else []))
+            return [*name, local_time(r.created), status, *[""] * (6 if wide else 5)]
+        return [*name, *_cells(r)[:1], status, *_cells(r)[2:], *([Text(r.config or "-")] if wide else [])]
+
+    if own_line:
+        parts = [table(True)]
+        for r in res.runs:
+            t = table(False)
+            t.add_row(*row(r))
+            parts += [Text(r.name, style="bold"), t]
+        t = Group(*parts)
+    else:
+        t = table(True)
+        for r in res.runs:
+            t.add_row(*row(r))
     n = len(res.runs)
     notes = [Text(f"{r.name}: {r.problem}", style="dim") for r in res.runs if not r.ok and r.problem != r.status]
     notes += [Text(f"{r.name}: killed (its process ended without saving its stop); `bpcli train --resume "

@@ -72,7 +72,7 @@ def show_view(res, max_params: int = 60, compact: bool = False, max_equations: i
     parts = [head, diagram, *eqs, loss, layers, params]
     if res.n_params > max_params:
         where = "all of them" if len(res.params) == res.n_params else f"the first {len(res.params):,}"
-        parts.append(Text(f"... and {res.n_params - max_params} more parameters ({where} in --json)", style="dim"))
+        parts.append(Text(f"... and {res.n_params - max_params} more parameters (--all lists them; {where} in --json)", style="dim"))
     if res.snapshots:
         parts.append(snapshots_line(res.snapshots, res.epoch))
     return Group(*parts)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -99,11 +101,18 @@ def train_view(res) -> Panel:
     losses = res.losses
     if losses:
         full = s is None or s["batch_size"] is None or s["batch_size"] >= res.n_train
-        t.add_row("epoch loss", Text(sparkline(losses), style="cyan"))
+        finite = [v for v in losses if v is not None and math.isfinite(v)]
+        # the curve stretches from its lowest to its highest value: a log scale only past two decades, and the
+        # lowest value printed, so a run that hardly moved does not look like a steep drop
+        log = bool(finite) and min(finite) > 0 and max(finite) > 100 * min(finite)
+        t.add_row("epoch loss", Text(sparkline(losses, log=log), style="cyan"))
         t.add_row("", Text(f"{fmt(losses[0])} in epoch 1 -> {fmt(losses[-1])} in epoch {res.history[-1].epoch}",
                            style="dim"))
-        t.add_row("", Text("each epoch's loss before its step, log scale" if full else
-                           "each epoch's mean over its batches, log scale", style="dim"))
+        scale = "log scale" if log else "linear scale"
+        t.add_row("", Text(f"each epoch's loss before its step, {scale}" if full else
+                           f"each epoch's mean over its batches, {scale}", style="dim"))
+        if finite:
+            t.add_row("", Text(f"the curve spans {fmt(min(finite))} to {fmt(max(finite))}", style="dim"))
     if res.run_dir:
         t.add_row("run folder", Text(res.run_dir, overflow="fold"))
     return Panel(t, title=Text(f"trained {res.name}"), title_align="left", expand=False)
