@@ -200,7 +200,7 @@ def test_show_builds_rows_for_the_first_100000_parameters_only(tmp_path):
     assert res.to_dict()["parameters_listed"] == 100_000
     r = runner.invoke(app, ["show", str(tmp_path / "cfg.yaml")])
     assert r.exit_code == 0, r.output
-    assert "... and 121741 more parameters (the first 100,000 in --json)" in r.stdout
+    assert "... and 121741 more parameters (--all and --json list the first 100,000)" in r.stdout
 
 
 def test_step_lists_the_first_100000_parameters_or_any_asked_for(tmp_path):

@@ -17,9 +17,9 @@ def _err(*args: str) -> str:
 
 
 def test_train_on_a_csv_says_it_is_data_and_names_target():
-    assert ("error: configs/iris.csv is a CSV data file, not a YAML config: name it in a config's data.csv "
-            "(`bpcli init my.yaml` writes one), or train on it with `bpcli train configs/iris.csv --target COLUMN`\n"
-            == _err("train", "configs/iris.csv"))
+    assert ("error: configs/iris.csv: is a CSV file, not a config; train on it with `bpcli train configs/iris.csv "
+            "--target COLUMN` (the column to predict, one of: sepal_length, sepal_width, petal_length, petal_width, "
+            "species)\n" == _err("train", "configs/iris.csv"))
 
 
 def test_predict_on_a_config_says_data_is_a_csv_of_inputs(tmp_path):

@@ -71,8 +71,9 @@ def show_view(res, max_params: int = 60, compact: bool = False, max_equations: i
         params.add_row(name, p.layer, Text(p.to_node), Text(p.from_node), f"{p.value:.6g}")
     parts = [head, diagram, *eqs, loss, layers, params]
     if res.n_params > max_params:
-        where = "all of them" if len(res.params) == res.n_params else f"the first {len(res.params):,}"
-        parts.append(Text(f"... and {res.n_params - max_params} more parameters (--all lists them; {where} in --json)", style="dim"))
+        how = ("--all lists them; all are in --json" if len(res.params) == res.n_params
+               else f"--all and --json list the first {len(res.params):,}")
+        parts.append(Text(f"... and {res.n_params - max_params} more parameters ({how})", style="dim"))
     if res.snapshots:
         parts.append(snapshots_line(res.snapshots, res.epoch))
     return Group(*parts)
