@@ -15,6 +15,7 @@ from bpcli.engine import Buffers, Gradients, Tape, backward, cost, forward, samp
 from bpcli.model import Network
 from bpcli.optim import Optimizer, l2_coefficient
 from bpcli.schedules import epoch_lr, monitored, plateau_step
+from bpcli.stride import measured, stats_every
 
 Array = np.ndarray
 
@@ -30,14 +31,16 @@ class EpochRecord:
     val_metric: float | None
     grad_norm: tuple[float, ...]  # ||dC/dW|| per layer, mean over the epoch's batches
     weight_norm: tuple[float, ...]  # ||W|| per layer at the end of the epoch
-    update_ratio: tuple[float, ...]  # ||W_end - W_start|| / ||W_start|| per layer
-    saturation: tuple[float | None, ...]  # share of saturated (sigmoid/tanh) or dead (relu) units, else None
+    update_ratio: tuple[float | None, ...]  # ||W_end - W_start|| / ||W_start|| per layer (None: not measured)
+    # share of saturated (sigmoid/tanh) or dead (relu) units, None for other activations or when not measured
+    saturation: tuple[float | None, ...]
     seconds: float
     # weight_decay / 2 * sum_l ||W_l||^2, mean over the epoch's steps; the objective minimised is loss + penalty
     penalty: float | None = None
     best: bool = False  # the validation loss reached a new best at this epoch (early stopping's watch)
     lr: float | None = None  # the learning rate in force during the epoch (train.schedule's; None: not recorded)
     l1_penalty: float | None = None  # l1 * sum_l sum |W_l|, mean over the epoch's steps (None: no L1 penalty)
+    stats_every: int | None = None  # update_ratio and saturation measured every this many epochs (stride.py)
 
     @property
     def objective(self) -> float:
@@ -50,6 +53,7 @@ class EpochRecord:
             "weight_norm": list(self.weight_norm), "update_ratio": list(self.update_ratio),
             "saturation": list(self.saturation), "seconds": self.seconds, "penalty": self.penalty,
             "best": self.best, "lr": self.lr, "l1_penalty": self.l1_penalty,
+            "stats_every": self.stats_every,
         }
 
 
@@ -162,11 +166,8 @@ class _Snapshot:
 
 
 class _Tally:
-    """The per-epoch statistics, added up batch by batch: the one place they are computed.
-
-    loss: sum of L_i; score: correct count (classification) or sum of squared residuals (regression);
-    grad_norm: sum over batches of ||dC/dW|| per layer.
-    """
+    """The per-epoch statistics, added up batch by batch: the one place they are computed. loss: sum of L_i;
+    score: correct count or sum of squared residuals; grad_norm: sum over batches of ||dC/dW|| per layer."""
 
     def __init__(self, net: Network, y: Array, classification: bool):
         self.ss_tot = 0.0 if classification else total_squares(y)
@@ -230,7 +231,8 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     x = train.x.astype(dtype, copy=False)  # once per fit: never a copy per epoch
     y = train.y.astype(dtype, copy=False)
     m = train.m
-    bs, _ = batching(settings.batch_size, m)
+    bs, steps = batching(settings.batch_size, m)
+    every = stats_every(steps)
     full = bs == m
     classification = train.task == "classification"
     ytrue = class_labels(y) if classification else None
@@ -313,20 +315,19 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
         if val is not None:
             val_loss, val_metric = evaluate(net, val)
         improved = _watch_best(net, state, settings, val_loss if settings.stop_monitor == "val_loss" else val_metric)
-        ratios = []
-        for W, W_start, d, n0 in zip(net.W, W0, diff, start_norms):
-            np.subtract(W, W_start, out=d)
-            ratios.append(float(_norm(d) / max(n0, 1e-12)))
+        ratios, sat = (None,) * len(net.W), (None,) * len(net.W)
+        if measured(state.epoch, every):
+            ratios = tuple(float(_norm(np.subtract(W, W_start, out=d)) / max(n0, 1e-12))
+                           for W, W_start, d, n0 in zip(net.W, W0, diff, start_norms))
+            # a unit is dead when it is off on the data, not on one (maybe tiny) last batch
+            sat = saturation(net, tape if full else forward(net, x[:SATURATION_SAMPLES])[1])
         rec = EpochRecord(
             epoch=state.epoch, loss=loss, val_loss=val_loss, metric=tally.metric(m, ytrue), val_metric=val_metric,
             grad_norm=tuple(g / max(tally.batches, 1) for g in tally.grad_norm),
             weight_norm=tuple(float(v) for v in norms),
-            update_ratio=tuple(ratios),
-            # a unit is dead when it is off on the data, not on one (maybe tiny) last batch
-            saturation=saturation(net, tape if full else forward(net, x[:SATURATION_SAMPLES])[1]),
-            seconds=time.perf_counter() - t0,
+            update_ratio=ratios, saturation=sat, seconds=time.perf_counter() - t0,
             penalty=tally.penalty / tally.batches if wd else None,
-            best=improved, lr=lr, l1_penalty=tally.l1_penalty / tally.batches if l1 else None,
+            best=improved, lr=lr, l1_penalty=tally.l1_penalty / tally.batches if l1 else None, stats_every=every,
         )
         if settings.schedule is not None and settings.schedule.name == "plateau":  # the lr of the next epoch
             state.plateau = plateau_step(settings.schedule, settings.lr, state.plateau,
