@@ -35,3 +35,36 @@ def test_shipped_configs_train_to_the_pinned_losses_bit_for_bit(name):
     losses, metric = PINNED[name]
     assert losses == [r.loss for r in recs]
     assert metric == recs[-1].metric
+
+
+def test_update_ratios_and_saturation_are_taken_on_the_declared_stride_and_inspect_says_so(tmp_path):
+    """The seed (4 samples, full batch: one step an epoch) measures them at epoch 1 and every 64th epoch
+    (64 steps apart); history.csv records the stride on every row and `inspect` names it."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from bpcli.cli import app
+    from conftest import read_history
+
+    runner = CliRunner()
+    run = tmp_path / "r"
+    assert 0 == runner.invoke(app, ["train", "--epochs", "130", "-q", "--out", str(run)]).exit_code
+    rows = read_history(run)
+    assert [64.0] * 130 == [r["stats_every"] for r in rows]
+    measured = [r["epoch"] for r in rows if r["update_ratio"] != [None, None]]
+    assert [1, 64, 128] == measured
+    assert measured == [r["epoch"] for r in rows if r["saturation"] != [None, None]]
+    # a measured ratio is ||W_end - W_start|| / ||W_start||, here from the snapshots of epochs 63 and 64
+    import numpy as np
+
+    from bpcli.snapshots import trajectory
+    t = trajectory(run)
+    W63, W64 = (t.params["A.W"][t.epochs.tolist().index(e)] for e in (63, 64))
+    expected = float(np.sqrt(np.sum((W64 - W63) ** 2)) / np.sqrt(np.sum(W63 ** 2)))
+    np.testing.assert_allclose(rows[63]["update_ratio"][0], expected, rtol=1e-12)
+    doc = json.loads(runner.invoke(app, ["inspect", str(run), "--json"]).stdout)
+    assert (64, 128) == (doc["stats_every"], doc["stats_last"])
+    text = runner.invoke(app, ["inspect", str(run)], env={"COLUMNS": "200"}).stdout
+    assert "measured every 64 epochs" in text
+    assert "epoch 128" in text  # the units table's last column is the last measured epoch
