@@ -11,11 +11,12 @@ import numpy as np
 
 from bpcli.schema import TrainConfig
 from bpcli.data import Dataset, class_labels
-from bpcli.engine import Buffers, Gradients, Tape, backward, cost, forward, sample_losses
+from bpcli.engine import Buffers, backward, cost, forward
 from bpcli.model import Network
 from bpcli.optim import Optimizer, l2_coefficient
 from bpcli.schedules import epoch_lr, monitored, plateau_step
 from bpcli.stride import measured, stats_every
+from bpcli.tally import Tally, metric_of, norm as _norm, score, total_squares
 
 Array = np.ndarray
 
@@ -80,27 +81,6 @@ def metric_name(data: Dataset) -> str:
     return "accuracy" if data.task == "classification" else "r2"
 
 
-def score(y_hat: Array, y: Array, labels: Array | None) -> float:
-    """What the metric adds up: the samples classified right (labels: data.class_labels(y), the rule being a
-    0.5 threshold for one output and the arg-max otherwise), or the sum of squared residuals (labels None)."""
-    if labels is not None:
-        return float(np.add.reduce(class_labels(y_hat) == labels))
-    r = (y_hat - y).ravel()
-    return float(r.dot(r))
-
-
-def total_squares(y: Array) -> float:
-    """SS_tot = sum (y - mean y)^2 over every output (R^2 pooled, scikit-learn's 'variance_weighted')."""
-    return float(np.sum((y - y.mean(axis=0)) ** 2))
-
-
-def metric_of(total: float, m: int, labels: Array | None, ss_tot: float) -> float | None:
-    """Accuracy = correct / m, or R^2 = 1 - SS_res / SS_tot (None when the targets do not vary)."""
-    if labels is not None:
-        return total / m
-    return 1.0 - total / ss_tot if ss_tot > 0 else None
-
-
 def evaluate(net: Network, data: Dataset) -> tuple[float, float | None]:
     """(cost, metric) of the network on a whole data set."""
     with np.errstate(over="ignore", invalid="ignore"):
@@ -132,13 +112,6 @@ def saturation(net: Network, tape) -> tuple[float | None, ...]:
     return tuple(out)
 
 
-def _norm(a: Array):
-    """||a||: sqrt(a . a) as one BLAS dot (a Python float for float64, a numpy float32 for float32)."""
-    r = a.ravel(order="K")
-    d = r.dot(r)
-    return math.sqrt(d) if r.dtype == np.float64 else np.sqrt(d)
-
-
 class _Snapshot:
     """The parameters, optimiser buffers, step count and RNG state at the start of an epoch: the one
     rollback, used when an epoch is interrupted or its loss is not finite."""
@@ -163,35 +136,6 @@ class _Snapshot:
         for k, v in self.buffers.items():
             np.copyto(buffers[k], v)
         state.step, state.rng_state = self.step, self.rng_state
-
-
-class _Tally:
-    """The per-epoch statistics, added up batch by batch: the one place they are computed. loss: sum of L_i;
-    score: correct count or sum of squared residuals; grad_norm: sum over batches of ||dC/dW|| per layer."""
-
-    def __init__(self, net: Network, y: Array, classification: bool):
-        self.ss_tot = 0.0 if classification else total_squares(y)
-        self.n_layers = len(net.layers)
-        self.reset()
-
-    def reset(self) -> None:
-        self.penalty = 0.0
-        self.l1_penalty = 0.0
-        self.loss = 0.0
-        self.score = 0.0
-        self.grad_norm = [0.0] * self.n_layers
-        self.batches = 0
-
-    def add(self, net: Network, tape: Tape, y: Array, labels: Array | None, grads: Gradients) -> None:
-        top = tape[-1]
-        self.loss += float(np.add.reduce(sample_losses(net, top.z, top.a_out, y), axis=None))
-        self.score += score(top.a_out, y, labels)
-        for l, dW in enumerate(grads.dW):
-            self.grad_norm[l] += float(_norm(dW))
-        self.batches += 1
-
-    def metric(self, m: int, labels: Array | None) -> float | None:
-        return metric_of(self.score, m, labels, self.ss_tot)
 
 
 def training_rng(settings: TrainConfig, state: TrainState) -> np.random.Generator:
@@ -236,7 +180,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     full = bs == m
     classification = train.task == "classification"
     ytrue = class_labels(y) if classification else None
-    tally = _Tally(net, y, classification)
+    tally = Tally(net, y, classification, bs)
     wd = l2_coefficient(settings)  # adamw's decay is no term of the loss: no penalty reported
     half_wd = 0.5 * wd
     l1 = settings.l1
@@ -273,7 +217,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
                     buf = buffers[rows] = Buffers(net, rows)
                 _, tape = forward(net, xb, buf)
                 grads = backward(net, tape, yb, buf)
-                tally.add(net, tape, yb, yt, grads)
+                tally.add(net, tape, yb, yt, grads, start)
                 if wd:  # the L2 term of the objective at the weights this step's gradient was taken at
                     tally.penalty += half_wd * sum(float(W.ravel().dot(W.ravel())) for W in net.W)
                 if l1:  # the L1 term, likewise
@@ -289,6 +233,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             state.status = "interrupted"
             state.message = f"interrupted during epoch {state.epoch + 1}; saved the state after epoch {state.epoch}"
             return
+        tally.close(net, y, ytrue, order)
         loss = tally.loss / m
         norms = [_norm(W) for W in net.W]
         # a finite ||W|| means every entry is finite; only when one is not do we look closer
