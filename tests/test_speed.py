@@ -68,3 +68,44 @@ def test_update_ratios_and_saturation_are_taken_on_the_declared_stride_and_inspe
     text = runner.invoke(app, ["inspect", str(run)], env={"COLUMNS": "200"}).stdout
     assert "measured every 64 epochs" in text
     assert "epoch 128" in text  # the units table's last column is the last measured epoch
+
+
+def test_blas_threads_default_to_one_and_bpcli_threads_overrides():
+    from bpcli.blas import THREAD_VARS, ThreadsError, set_blas_threads
+
+    env: dict[str, str] = {}
+    assert 1 == set_blas_threads(env)
+    assert {v: "1" for v in THREAD_VARS} == env
+    env = {"BPCLI_THREADS": " 2 ", "OMP_NUM_THREADS": "4"}
+    assert 2 == set_blas_threads(env)
+    assert ["2"] * len(THREAD_VARS) == [env[v] for v in THREAD_VARS]
+    env = {"OMP_NUM_THREADS": "4"}  # the user's own setting stands
+    assert set_blas_threads(env) is None
+    assert {"OMP_NUM_THREADS": "4"} == env
+    env = {"BPCLI_THREADS": ""}  # set but empty: as if unset
+    assert 1 == set_blas_threads(env)
+    for bad in ("0", "-1", "two", "1.5"):
+        with pytest.raises(ThreadsError, match=f"BPCLI_THREADS is '{bad}'; expected a whole number"):
+            set_blas_threads({"BPCLI_THREADS": bad})
+
+
+def test_the_bpcli_command_runs_numpy_on_the_threads_asked_for_and_rejects_a_bad_count():
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("threadpoolctl")
+    probe = ("import sys; from bpcli.blas import set_blas_threads; set_blas_threads(); import numpy; "
+             "from threadpoolctl import threadpool_info; "
+             "print(sorted({p['num_threads'] for p in threadpool_info() if p['internal_api'] == 'openblas'}))")
+    env = {k: v for k, v in os.environ.items() if k not in ("BPCLI_THREADS", "OMP_NUM_THREADS",
+                                                           "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    one = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert "[1]" == one.stdout.strip(), one.stderr
+    two = subprocess.run([sys.executable, "-c", probe], env=dict(env, BPCLI_THREADS="2"), capture_output=True,
+                         text=True)
+    assert "[2]" == two.stdout.strip(), two.stderr
+    bad = subprocess.run([sys.executable, "-m", "bpcli", "--help"], env=dict(env, BPCLI_THREADS="many"),
+                         capture_output=True, text=True)
+    assert (2, "", "error: BPCLI_THREADS is 'many'; expected a whole number of threads, 1 or more\n") == (
+        bad.returncode, bad.stdout, bad.stderr)

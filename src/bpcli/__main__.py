@@ -19,6 +19,12 @@ def main() -> None:
     """Ctrl-C or SIGTERM before a run is saved is one line and exit 128 + signal, never a traceback."""
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, _interrupt)
+    from bpcli.blas import ThreadsError, set_blas_threads
+    try:
+        set_blas_threads()  # before numpy is imported: the BLAS reads its thread count once, then
+    except ThreadsError as err:
+        sys.stderr.write(f"error: {err}\n")
+        sys.exit(2)
     try:
         from bpcli.cli import app
         app()
