@@ -109,3 +109,12 @@ def test_the_bpcli_command_runs_numpy_on_the_threads_asked_for_and_rejects_a_bad
                          capture_output=True, text=True)
     assert (2, "", "error: BPCLI_THREADS is 'many'; expected a whole number of threads, 1 or more\n") == (
         bad.returncode, bad.stdout, bad.stderr)
+
+
+def test_the_history_sample_json_is_null_where_a_value_overflowed_and_plain_otherwise():
+    from bpcli.runs import _sample_json
+
+    assert b'[{"loss":0.5,"grad_norm":[1.0,2.5]}]' == _sample_json([{"loss": 0.5, "grad_norm": (1.0, 2.5)}])
+    nan, inf = float("nan"), float("inf")
+    assert b'[{"loss":0.5,"metric":null,"grad_norm":[null,2.5]}]' == _sample_json(
+        [{"loss": 0.5, "metric": nan, "grad_norm": (-inf, 2.5)}])
