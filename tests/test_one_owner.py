@@ -214,7 +214,7 @@ def test_core_names_out_and_the_cli_says_the_flag(tmp_path):
     ({"seed": -1}, ["--seed", "-1"], "seed", "must be 0 or more, found -1"),
     ({"size": "2-2"}, ["--size", "2-2"], "size",
      "give 2 to 4 layers after the inputs, each of 1 to 4 nodes (e.g. 2-2-1 or 2-3-2-1), found '2-2'"),
-    ({"samples": 9}, ["--samples", "9"], "samples", "1 to 4 samples fit on a sheet, found 9"),
+    ({"samples": 9}, ["--n-samples", "9"], "samples", "1 to 4 samples fit on a sheet, found 9"),
 ])
 def test_exercise_names_its_argument_and_the_cli_the_flag(kwargs, args, argument, problem):
     from bpcli.exercise import make_sheet
@@ -222,4 +222,5 @@ def test_exercise_names_its_argument_and_the_cli_the_flag(kwargs, args, argument
         make_sheet(**kwargs)
     assert (argument, f"{argument}: {problem}") == (err.value.argument, str(err.value))
     r = runner.invoke(app, ["exercise", *args])
-    assert (2, f"error: --{argument}: {problem}") == (r.exit_code, r.stderr.strip())
+    flag = args[0]  # the core names its argument (samples); the command line says its flag (--n-samples)
+    assert (2, f"error: {flag}: {problem}") == (r.exit_code, r.stderr.strip())

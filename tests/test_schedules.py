@@ -177,9 +177,11 @@ def test_the_lr_plot_draws_each_epochs_lr_and_only_when_it_changes(tmp_path):
     assert "" == no_lr(context(load_run(tmp_path / "plain")))  # a constant lr: no plot, nothing said
 
 
-def test_a_run_made_before_the_lr_column_resumes_and_branches_with_its_own_columns(tmp_path):
-    """history.csv of a run written before the l1_penalty and lr columns (its header and rows two cells shorter)
-    still loads, resumes and branches: new rows keep the file's own columns."""
+@pytest.mark.parametrize("cells,last", [(3, ",best"), (1, ",l1_penalty,lr")])
+def test_a_run_made_before_the_lr_column_resumes_and_branches_with_its_own_columns(tmp_path, cells, last):
+    """history.csv of a run written before the l1_penalty, lr and stats_every columns (its header and rows three
+    cells shorter), or before stats_every alone (one cell), still loads, resumes and branches: new rows keep the
+    file's own columns."""
     import hashlib
     import json
 
@@ -193,8 +195,9 @@ def test_a_run_made_before_the_lr_column_resumes_and_branches_with_its_own_colum
     run_training(cfg_, data, run, should_stop=lambda: next(calls) > 2)  # epochs 1 and 2, interrupted
     hist = run / "history.csv"
     lines = hist.read_text().splitlines()
-    assert lines[0].endswith(",l1_penalty,lr")
-    old = "".join(",".join(line.split(",")[:-2]) + "\n" for line in lines).encode()  # as an older bpcli wrote it
+    assert lines[0].endswith(",l1_penalty,lr,stats_every")
+    old = "".join(",".join(line.split(",")[:-cells]) + "\n" for line in lines).encode()  # as an older bpcli wrote it
+    assert old.split(b"\n")[0].endswith(last.encode())
     hist.write_bytes(old)
     meta = json.loads((run / "run.json").read_text())
     meta.pop("sha256")
@@ -204,7 +207,8 @@ def test_a_run_made_before_the_lr_column_resumes_and_branches_with_its_own_colum
     assert 0 == r.exit_code, r.output
     rows = hist.read_text().splitlines()
     assert 5 == len(rows) and {len(row.split(",")) for row in rows} == {len(rows[0].split(","))}
-    assert rows[0] == lines[0].rsplit(",", 2)[0]
+    assert rows[0] == lines[0].rsplit(",", cells)[0]
+    assert 0 == CliRunner().invoke(app, ["inspect", str(run)]).exit_code
     r = CliRunner().invoke(app, ["train", "--resume", str(run), "--from-epoch", "1", "--out", str(tmp_path / "b"),
                                  "-q"])
     assert 0 == r.exit_code, r.output

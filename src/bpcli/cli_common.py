@@ -183,10 +183,14 @@ def handles_errors(fn):
     return wrapper
 
 
+# the arguments the core names whose flag is spelt otherwise (a count of samples is --n-samples, never --samples)
+FLAG_OF = {"samples": "--n-samples"}
+
+
 def as_flags(err: BpcliError) -> str:
     """The error's message as the user typed the command: an argument the core names (`sample`) is its flag."""
     if isinstance(err, ArgumentError):
-        return f"--{err.argument.replace('_', '-')}: {err.problem}"
+        return f"{FLAG_OF.get(err.argument, '--' + err.argument.replace('_', '-'))}: {err.problem}"
     return str(err)
 
 

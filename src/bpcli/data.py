@@ -161,13 +161,19 @@ class Prepared:
     test: Dataset | None = None  # data.test: held out from training, early stopping and the scaling's fit
 
 
-def prepare(cfg: NetConfig, data: Dataset, scaling: Scaling | None = None) -> Prepared:
-    """Split off the test and validation parts and standardise with training statistics (or the given ones)."""
+def parts(cfg: NetConfig, data: Dataset) -> tuple[Dataset, Dataset | None, Dataset | None]:
+    """(train, validation, test) as the config splits the data: the test rows first, then the validation rows."""
     if cfg.data.test > 0:
         idx = partition(data, cfg.data.validation, cfg.data.split_seed, cfg.data.test, cfg.data.test_seed)
         train, val, test = (None if i is None else data.subset(i) for i in idx)
-    else:
-        (train, val), test = split(data, cfg.data.validation, cfg.data.split_seed), None
+        return train, val, test
+    train, val = split(data, cfg.data.validation, cfg.data.split_seed)
+    return train, val, None
+
+
+def prepare(cfg: NetConfig, data: Dataset, scaling: Scaling | None = None) -> Prepared:
+    """Split off the test and validation parts and standardise with training statistics (or the given ones)."""
+    train, val, test = parts(cfg, data)
     if cfg.data.standardize:
         scaling = scaling or fit_scaling(train.x)
 

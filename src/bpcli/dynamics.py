@@ -7,6 +7,7 @@ how often it held since, with a plain-words hint.
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -85,6 +86,8 @@ class InspectResult:
     findings: tuple[Finding, ...]
     trace_epochs: tuple[int, ...]
     summary: str
+    stats_every: int | None = None  # update ratios and saturation measured every this many epochs (None: each)
+    stats_last: int | None = None  # the last epoch they were measured at
 
     @property
     def healthy(self) -> bool:
@@ -98,6 +101,7 @@ class InspectResult:
             "findings": [f.to_dict() for f in self.findings],
             "layers": [la.to_dict() for la in self.layers],
             "trace_epochs": list(self.trace_epochs),
+            "stats_every": self.stats_every, "stats_last": self.stats_last,
             "thresholds": {"vanishing": VANISHING, "exploding": EXPLODING, "saturated": SATURATED, "dead": DEAD,
                            "slow": SLOW, "jumpy": JUMPY, "stuck": STUCK, "persist": PERSIST},
         }
@@ -176,9 +180,20 @@ def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, stat
     out = L - 1
     out_letter = net.layers[out].letter
     g = [_series(history, "grad_norm", l) for l in range(L)]
-    u = [_series(history, "update_ratio", l) for l in range(L)]
-    s = [_series(history, "saturation", l) for l in range(L)]
     idx = _trace_idx(n)
+    # update ratios and saturation exist at the measured epochs only (a stride, history's stats_every): their
+    # series, epochs and weights are those epochs'
+    hm = [h for h in history if any(_num(v) is not None for v in h.get("update_ratio") or [])] or history[-1:]
+    every = _num(history[-1].get("stats_every")) if history else None
+    ep_m = [int(h.get("epoch", 0)) for h in hm] if len(hm) < n else ep
+    w_m = [b - a for a, b in zip([0] + ep_m, ep_m)]
+    u = [_series(hm, "update_ratio", l) for l in range(L)]
+    s = [_series(hm, "saturation", l) for l in range(L)]
+    # a strided series' trace holds, at each trace epoch, its latest measurement (at or before that epoch)
+    last_at = [max(bisect.bisect_right(ep_m, ep[i]) - 1, 0) for i in idx]
+
+    def trace(series: list) -> tuple:
+        return tuple(series[j] for j in last_at) if series else ()
 
     layers = []
     for l, layer in enumerate(net.layers):
@@ -191,13 +206,13 @@ def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, stat
             _ratio(g_last, g[l + 1][-1]) if l < out and E else None,
             s[l][-1] if E else None, max(sat) if sat else None,
             _median(u[l]), u[l][-1] if E else None,
-            tuple(g[l][i] for i in idx), tuple(u[l][i] for i in idx), tuple(s[l][i] for i in idx),
+            tuple(g[l][i] for i in idx), trace(u[l]), trace(s[l]),
         ))
 
     findings: list[Finding] = []
-    vanishing = _gradient_flags(net, g, u, ep, w, findings)
-    _unit_flags(net, s, ep, w, findings)
-    _speed_flags(net, g, u, ep, w, vanishing, findings)
+    vanishing = _gradient_flags(net, g, u, ep, w, ep_m, findings)
+    _unit_flags(net, s, ep_m, w_m, E, findings)
+    _speed_flags(net, g, u, ep, ep_m, w_m, vanishing, findings)
     losses = [_num(h.get("loss")) for h in history]
     first = losses[0] if losses else None
     last = losses[-1] if losses else None
@@ -209,7 +224,8 @@ def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, stat
                                 "lower the learning rate"))
     findings.sort(key=lambda f: (f.kind in ("stuck", "diverged"), f.epoch, f.layer or ""))
     return InspectResult(name, run_dir, status, E, first, last, out_letter, tuple(layers), tuple(findings),
-                         tuple(ep[i] for i in idx), _summary(layers, findings, E))
+                         tuple(ep[i] for i in idx), _summary(layers, findings, E),
+                         int(every) if every else None, ep_m[-1] if ep_m else None)
 
 
 def _kind(layer) -> str | None:
@@ -217,8 +233,10 @@ def _kind(layer) -> str | None:
     return {"sigmoid-like": "saturating", "relu-like": "relu"}.get(layer.activation.saturates)
 
 
-def _gradient_flags(net: Network, g: list, u: list, ep: list[int], w: list[int], findings: list[Finding]) -> set[int]:
-    """Vanishing or exploding gradients, each hidden layer's against the output layer's; the vanishing layers."""
+def _gradient_flags(net: Network, g: list, u: list, ep: list[int], w: list[int], ep_m: list[int],
+                    findings: list[Finding]) -> set[int]:
+    """Vanishing or exploding gradients, each hidden layer's against the output layer's; the vanishing layers.
+    g is per history epoch (ep, w); u per measured epoch (ep_m)."""
     n, E, L = len(ep), (ep[-1] if ep else 0), len(net.layers)
     out = L - 1
     out_letter = net.layers[out].letter
@@ -235,7 +253,9 @@ def _gradient_flags(net: Network, g: list, u: list, ep: list[int], w: list[int],
             letter = net.layers[l].letter
             if kind == "vanishing":
                 vanishing.add(l)
-                upd = _ratio(_median(u[l][i:]), _median(u[out][i:]))
+                since = [e >= ep[i] for e in ep_m]
+                upd = _ratio(_median([x for x, c in zip(u[l], since) if c]),
+                             _median([x for x, c in zip(u[out], since) if c]))
                 msg = (f"layer {letter}: gradient {fraction(typical)} of output layer {out_letter}'s from epoch {start}"
                        f" ({held} of {E - start + 1} epochs)")
                 if upd is not None:
@@ -250,9 +270,9 @@ def _gradient_flags(net: Network, g: list, u: list, ep: list[int], w: list[int],
     return vanishing
 
 
-def _unit_flags(net: Network, s: list, ep: list[int], w: list[int], findings: list[Finding]) -> None:
-    """Saturated (sigmoid-like) or dead (relu-like) units that stay so."""
-    E = ep[-1] if ep else 0
+def _unit_flags(net: Network, s: list, ep: list[int], w: list[int], E: int, findings: list[Finding]) -> None:
+    """Saturated (sigmoid-like) or dead (relu-like) units that stay so (s, ep, w: at the measured epochs; E: the
+    run's last epoch)."""
     out = len(net.layers) - 1
     for l, layer in enumerate(net.layers):
         k = _kind(layer)
@@ -281,9 +301,10 @@ def _unit_flags(net: Network, s: list, ep: list[int], w: list[int], findings: li
 
 
 
-def _speed_flags(net: Network, g: list, u: list, ep: list[int], w: list[int], vanishing: set[int],
+def _speed_flags(net: Network, g: list, u: list, ep: list[int], ep_m: list[int], w_m: list[int], vanishing: set[int],
                  findings: list[Finding]) -> None:
-    """Layers whose weights change far slower than the fastest layer's, or by more than their own size."""
+    """Layers whose weights change far slower than the fastest layer's, or by more than their own size (g per
+    history epoch ep; u per measured epoch ep_m, w_m)."""
     n, E, L = len(ep), (ep[-1] if ep else 0), len(net.layers)
     out = L - 1
     out_letter = net.layers[out].letter
@@ -291,23 +312,23 @@ def _speed_flags(net: Network, g: list, u: list, ep: list[int], w: list[int], va
         if l in vanishing:
             continue  # already said, with its update speed
         rel = []
-        for e in range(n):
+        for e in range(len(ep_m)):
             fastest = max((u[k][e] for k in range(L) if u[k][e] is not None), default=None)
             rel.append(_ratio(u[l][e], fastest))
-        hit = _persistent([r is not None and r < SLOW for r in rel], ep, w)
+        hit = _persistent([r is not None and r < SLOW for r in rel], ep_m, w_m)
         if hit is not None:
             i, start, held = hit
             typical = _median([r for r in rel[i:] if r is not None and r < SLOW])
             msg = (f"layer {layer.letter}: weights change {fraction(typical)} as fast as the fastest layer's "
                    f"from epoch {start} ({held} of {E - start + 1} epochs)")
-            grad = _median([_ratio(g[l][e], g[out][e]) for e in range(i, n)])
+            grad = _median([_ratio(g[l][e], g[out][e]) for e in range(n) if ep[e] >= ep_m[i]])
             if l < out and grad is not None and grad < 1:
                 msg += f"; its gradient is {fraction(grad)} of output layer {out_letter}'s"
                 hint = _shrink_hint(net, l, out)
             else:
                 hint = "this layer hardly learns: check its initial weights' scale, or try Adam"
             findings.append(Finding("slow", layer.letter, start, held, msg, hint))
-        hit = _persistent([x is not None and x > JUMPY for x in u[l]], ep, w)
+        hit = _persistent([x is not None and x > JUMPY for x in u[l]], ep_m, w_m)
         if hit is not None:
             i, start, held = hit
             msg = (f"layer {layer.letter}: weights change by more than their own size per epoch from epoch {start} "

@@ -131,7 +131,8 @@ def evaluate(loaded, data: Dataset, source: str, all_classes: bool = False,
     threshold (one sigmoid output only): the class is 1 where y' >= threshold (0.5 when None).
     """
     from bpcli.model import node_name
-    from bpcli.train import evaluate as cost_and_metric, metric_name, metric_of, score, total_squares
+    from bpcli.tally import metric_of, score, total_squares
+    from bpcli.train import evaluate as cost_and_metric, metric_name
 
     net = loaded.net
     loss, value = cost_and_metric(net, data)

@@ -57,7 +57,7 @@ def make_sheet(seed: int = 0, size: str = "2-2-1", activation: str = "sigmoid", 
     if act not in ACTIVATIONS:
         raise ArgumentError("activation", f"choose one of {', '.join(ACTIVATIONS)}; found '{activation}'")
     if samples is not None and not 1 <= samples <= 4:
-        raise ArgumentError("n_samples", f"1 to 4 samples fit on a sheet, found {samples}")
+        raise ArgumentError("samples", f"1 to 4 samples fit on a sheet, found {samples}")
     sizes = parse_size(size)
     rng = np.random.default_rng(seed)
     m = int(samples if samples is not None else rng.integers(1, 3))

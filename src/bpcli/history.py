@@ -45,21 +45,23 @@ def thin(records: list, epochs: int) -> list:
 def header(letters: list[str]) -> list[str]:
     return (["epoch", "loss", "val_loss", "metric", "val_metric", "seconds"]
             + [f"{k}_{c}" for k in ("grad_norm", "weight_norm", "update_ratio", "saturation") for c in letters]
-            + ["penalty", "best", "l1_penalty", "lr"])
+            + ["penalty", "best", "l1_penalty", "lr", "stats_every"])
 
 
-OLD_HEADER_CELLS = 2  # history.csv of runs made before the l1_penalty and lr columns: the header without them
+OLD_HEADER_CELLS = 3  # history.csv of runs made before the l1_penalty and lr columns: the header without them
+STRIDE_CELLS = 1  # runs made before the stats_every column (update_ratio and saturation at every epoch)
 
 
 def _opt(v) -> str:
     return "" if v is None else repr(float(v))
 
 
-def row(r: EpochRecord, lr_column: bool = True) -> str:
+def row(r: EpochRecord, lr_column: bool = True, stride_column: bool = True) -> str:
     cells = [str(r.epoch), repr(r.loss), _opt(r.val_loss), _opt(r.metric), _opt(r.val_metric), f"{r.seconds:.6f}"]
     for vals in (r.grad_norm, r.weight_norm, r.update_ratio, r.saturation):
         cells += [_opt(v) for v in vals]
     cells += [_opt(r.penalty), str(int(r.best))] + ([_opt(r.l1_penalty), _opt(r.lr)] if lr_column else [])
+    cells += ["" if r.stats_every is None else str(r.stats_every)] if stride_column else []
     return ",".join(cells) + "\n"
 
 
@@ -69,6 +71,7 @@ class HistoryLog:
     def __init__(self, path: Path, fh, digest, nbytes: int, rows: int, sample: list[EpochRecord]):
         self.path, self.fh, self.digest, self.bytes, self.rows, self.sample = path, fh, digest, nbytes, rows, sample
         self.lr_column = True  # False for the history of a run made before the lr column: its rows stay as they were
+        self.stride_column = True  # likewise the stats_every column
 
     @classmethod
     def create(cls, path: Path, letters: list[str], prefix: bytes | None = None, sample: list[EpochRecord] = (),
@@ -78,7 +81,9 @@ class HistoryLog:
         fh = open(path, "xb")  # a new file in a new run folder: the umask gives 0644
         log = cls(path, fh, hashlib.sha256(), 0, rows, list(sample))
         log._write(prefix if prefix is not None else (",".join(header(letters)) + "\n").encode())
-        log.lr_column = prefix is None or prefix.split(b"\n", 1)[0].endswith(b",lr")
+        first = b"" if prefix is None else prefix.split(b"\n", 1)[0]
+        log.lr_column = prefix is None or first.endswith((b",lr", b",lr,stats_every"))
+        log.stride_column = prefix is None or first.endswith(b",stats_every")
         return log
 
     @classmethod
@@ -120,7 +125,8 @@ class HistoryLog:
         first = fh.readline()
         fh.seek(recorded["bytes"])
         log = cls(path, fh, digest, recorded["bytes"], recorded["rows"], sample)
-        log.lr_column = first.rstrip(b"\n").endswith(b",lr")
+        log.lr_column = first.rstrip(b"\n").endswith((b",lr", b",lr,stats_every"))
+        log.stride_column = first.rstrip(b"\n").endswith(b",stats_every")
         return log
 
     def _write(self, data: bytes) -> None:
@@ -129,7 +135,7 @@ class HistoryLog:
         self.bytes += len(data)
 
     def append(self, rec: EpochRecord) -> None:
-        self._write(row(rec, self.lr_column).encode())
+        self._write(row(rec, self.lr_column, self.stride_column).encode())
         self.rows += 1
         prev = self.sample[-1].epoch if self.sample else None
         self.sample.append(rec)
@@ -188,7 +194,13 @@ def record_from_dict(d, n_layers: int, epochs: int) -> EpochRecord:
                        _number(d.get("seconds"), f"epoch {ep}: seconds", lo=0.0),
                        _number(d.get("penalty"), f"epoch {ep}: penalty", True, lo=0.0), _flag(d.get("best"), ep),
                        _number(d.get("lr"), f"epoch {ep}: lr", True, lo=0.0),
-                       _number(d.get("l1_penalty"), f"epoch {ep}: l1_penalty", True, lo=0.0))
+                       _number(d.get("l1_penalty"), f"epoch {ep}: l1_penalty", True, lo=0.0), _every(d.get("stats_every"), ep))
+
+
+def _every(v, ep: int) -> int | None:
+    if v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 1):
+        return v
+    raise ValueError(f"epoch {ep}: stats_every is not a whole number of epochs")
 
 
 def _flag(v, ep: int) -> bool:
@@ -222,8 +234,9 @@ def read_prefix(path: Path, recorded: dict, letters: list[str], rows: int) -> tu
                              "(the file was changed after the run was saved)")
     lines = data.split(b"\n")
     names = header(letters)
-    if lines[0].decode("utf-8", "replace").split(",") == names[:-OLD_HEADER_CELLS]:
-        names = names[:-OLD_HEADER_CELLS]  # a run made before the lr column: its rows have no lr
+    for old in (OLD_HEADER_CELLS, STRIDE_CELLS):
+        if lines[0].decode("utf-8", "replace").split(",") == names[:-old]:
+            names = names[:-old]  # a run made before the lr (or the stats_every) column: its rows have none
     if lines[0].decode("utf-8", "replace").split(",") != names or len(lines) < rows + 2:
         raise RunFolderError(f"{path}: damaged (the header or the number of rows is not what run.json records)")
     for i, line in enumerate(lines[1: rows + 1], start=1):  # the rows copied into a branch: epochs 1 to rows
@@ -239,14 +252,16 @@ def read_prefix(path: Path, recorded: dict, letters: list[str], rows: int) -> tu
         try:
             if len(cells) != len(names) or cells[0] != str(i):
                 raise ValueError(f"row {i} is not epoch {i} with {len(names)} cells")
-            lr, l1 = (cells.pop(), cells.pop()) if names[-1] == "lr" else (None, None)
+            every = cells.pop() if names[-1] == "stats_every" else None
+            lr, l1 = (cells.pop(), cells.pop()) if names[-1] in ("lr", "stats_every") else (None, None)
             v = [None if c is None or not math.isfinite(float(c)) else float(c) for c in cells[1:-1]]
             layer = lambda k: v[5 + k * n: 5 + (k + 1) * n]
             records.append(record_from_dict(
                 {"epoch": i, "loss": v[0], "val_loss": v[1], "metric": v[2], "val_metric": v[3], "seconds": v[4],
                  "grad_norm": layer(0), "weight_norm": layer(1), "update_ratio": layer(2), "saturation": layer(3),
                  "penalty": v[-1], "best": cells[-1] == "1", "lr": None if lr is None else float(lr),
-                 "l1_penalty": None if l1 is None else float(l1)}, n, rows))
+                 "l1_penalty": None if l1 is None else float(l1),
+                 "stats_every": None if every is None else int(every)}, n, rows))
         except ValueError as err:
             raise RunFolderError(f"{path}: damaged ({err})") from None
     end = sum(len(line) + 1 for line in lines[: rows + 1])

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bpcli.data import Scaling, fit_scaling, split
+from bpcli.data import Scaling, fit_scaling, parts
 from bpcli.errors import RunFolderError, is_finite_number
 from bpcli.model import Network
 from bpcli.optim import Optimizer
@@ -29,7 +29,7 @@ def state_keys(net: Network, cfg: NetConfig, state: TrainState) -> list[str]:
 def check_scaling(scaling: Scaling, cfg: NetConfig, data, path: Path, afresh: str) -> None:
     """scaling.json must hold the training data's own mean and std (bpcli computed them from the data config.yaml
     holds): anything else standardises every input wrongly, or overflows."""
-    fitted = fit_scaling(split(data, cfg.data.validation, cfg.data.split_seed)[0].x)
+    fitted = fit_scaling(parts(cfg, data)[0].x)  # the training rows, as data.prepare fits them
     if not (np.allclose(scaling.std, fitted.std, rtol=1e-9, atol=0)
             and np.allclose(scaling.mean, fitted.mean, rtol=1e-9, atol=1e-9 * fitted.std)):
         raise RunFolderError(f"{path}: damaged (mean and std are not those of the training data in config.yaml){afresh}")

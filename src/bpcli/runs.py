@@ -73,6 +73,15 @@ def _json_bytes(obj) -> bytes:
     return json.dumps(obj, indent=1, allow_nan=False).encode()
 
 
+def _sample_json(docs: list[dict]) -> bytes:
+    """The history sample as compact JSON; an overflowing R^2 or gradient norm is null (finite_or_none, only
+    walked when some value is not finite: the same bytes, without a pass over thousands of records)."""
+    try:
+        return json.dumps(docs, separators=(",", ":"), allow_nan=False).encode()
+    except ValueError:
+        return json.dumps(finite_or_none(docs), separators=(",", ":"), allow_nan=False).encode()
+
+
 def save_run(run_dir: Path, cfg: NetConfig, net: Network, prepared: Prepared, log: HistoryLog,
              state: TrainState, summary: dict, previous: str | None, snaps: Recorder | None = None) -> str:
     """Write a checkpoint as one switch: a new epoch-N folder, history.csv synced, then run.json renamed over the
@@ -86,8 +95,7 @@ def save_run(run_dir: Path, cfg: NetConfig, net: Network, prepared: Prepared, lo
     files[WEIGHTS] = npz_bytes({k: np.asarray(v, dtype=np.float64) for k, v in net.named_arrays().items()})
     files[STATE] = npz_bytes({k: np.asarray(v) for k, v in state.buffers.items()})
     files[METRICS] = _json_bytes(finite_or_none(summary))
-    files[SAMPLE] = json.dumps(finite_or_none([r.to_dict() for r in log.sample]), separators=(",", ":"),
-                               allow_nan=False).encode()  # an overflowing R^2 or gradient norm is null
+    files[SAMPLE] = _sample_json([r.to_dict() for r in log.sample])
     if prepared.scaling is not None:
         files[SCALING] = _json_bytes(prepared.scaling.to_dict())
     name, k = f"epoch-{state.epoch}", 2

@@ -11,10 +11,12 @@ import numpy as np
 
 from bpcli.schema import TrainConfig
 from bpcli.data import Dataset, class_labels
-from bpcli.engine import Buffers, Gradients, Tape, backward, cost, forward, sample_losses
+from bpcli.engine import Buffers, backward, cost, forward
 from bpcli.model import Network
 from bpcli.optim import Optimizer, l2_coefficient, l2_penalty
 from bpcli.schedules import epoch_lr, monitored, plateau_step
+from bpcli.stride import measured, stats_every
+from bpcli.tally import Tally, metric_of, norm as _norm, score, total_squares
 
 Array = np.ndarray
 
@@ -30,14 +32,16 @@ class EpochRecord:
     val_metric: float | None
     grad_norm: tuple[float, ...]  # ||dC/dW|| per layer, mean over the epoch's batches
     weight_norm: tuple[float, ...]  # ||W|| per layer at the end of the epoch
-    update_ratio: tuple[float, ...]  # ||W_end - W_start|| / ||W_start|| per layer
-    saturation: tuple[float | None, ...]  # share of saturated (sigmoid/tanh) or dead (relu) units, else None
+    update_ratio: tuple[float | None, ...]  # ||W_end - W_start|| / ||W_start|| per layer (None: not measured)
+    # share of saturated (sigmoid/tanh) or dead (relu) units, None for other activations or when not measured
+    saturation: tuple[float | None, ...]
     seconds: float
     # weight_decay / 2 * sum_l ||W_l||^2, mean over the epoch's steps; the objective minimised is loss + penalty
     penalty: float | None = None
     best: bool = False  # the validation loss reached a new best at this epoch (early stopping's watch)
     lr: float | None = None  # the learning rate in force during the epoch (train.schedule's; None: not recorded)
     l1_penalty: float | None = None  # l1 * sum_l sum |W_l|, mean over the epoch's steps (None: no L1 penalty)
+    stats_every: int | None = None  # update_ratio and saturation measured every this many epochs (stride.py)
 
     @property
     def objective(self) -> float:
@@ -50,6 +54,7 @@ class EpochRecord:
             "weight_norm": list(self.weight_norm), "update_ratio": list(self.update_ratio),
             "saturation": list(self.saturation), "seconds": self.seconds, "penalty": self.penalty,
             "best": self.best, "lr": self.lr, "l1_penalty": self.l1_penalty,
+            "stats_every": self.stats_every,
         }
 
 
@@ -74,27 +79,6 @@ class TrainState:
 
 def metric_name(data: Dataset) -> str:
     return "accuracy" if data.task == "classification" else "r2"
-
-
-def score(y_hat: Array, y: Array, labels: Array | None) -> float:
-    """What the metric adds up: the samples classified right (labels: data.class_labels(y), the rule being a
-    0.5 threshold for one output and the arg-max otherwise), or the sum of squared residuals (labels None)."""
-    if labels is not None:
-        return float(np.add.reduce(class_labels(y_hat) == labels))
-    r = (y_hat - y).ravel()
-    return float(r.dot(r))
-
-
-def total_squares(y: Array) -> float:
-    """SS_tot = sum (y - mean y)^2 over every output (R^2 pooled, scikit-learn's 'variance_weighted')."""
-    return float(np.sum((y - y.mean(axis=0)) ** 2))
-
-
-def metric_of(total: float, m: int, labels: Array | None, ss_tot: float) -> float | None:
-    """Accuracy = correct / m, or R^2 = 1 - SS_res / SS_tot (None when the targets do not vary)."""
-    if labels is not None:
-        return total / m
-    return 1.0 - total / ss_tot if ss_tot > 0 else None
 
 
 def evaluate(net: Network, data: Dataset) -> tuple[float, float | None]:
@@ -127,13 +111,6 @@ def saturation(net: Network, tape) -> tuple[float | None, ...]:
     return tuple(out)
 
 
-def _norm(a: Array):
-    """||a||: sqrt(a . a) as one BLAS dot (a Python float for float64, a numpy float32 for float32)."""
-    r = a.ravel(order="K")
-    d = r.dot(r)
-    return math.sqrt(d) if r.dtype == np.float64 else np.sqrt(d)
-
-
 class _Snapshot:
     """The parameters, optimiser buffers, step count and RNG state at the start of an epoch: the one
     rollback, used when an epoch is interrupted or its loss is not finite."""
@@ -158,38 +135,6 @@ class _Snapshot:
         for k, v in self.buffers.items():
             np.copyto(buffers[k], v)
         state.step, state.rng_state = self.step, self.rng_state
-
-
-class _Tally:
-    """The per-epoch statistics, added up batch by batch: the one place they are computed.
-
-    loss: sum of L_i; score: correct count (classification) or sum of squared residuals (regression);
-    grad_norm: sum over batches of ||dC/dW|| per layer.
-    """
-
-    def __init__(self, net: Network, y: Array, classification: bool):
-        self.ss_tot = 0.0 if classification else total_squares(y)
-        self.n_layers = len(net.layers)
-        self.reset()
-
-    def reset(self) -> None:
-        self.penalty = 0.0
-        self.l1_penalty = 0.0
-        self.loss = 0.0
-        self.score = 0.0
-        self.grad_norm = [0.0] * self.n_layers
-        self.batches = 0
-
-    def add(self, net: Network, tape: Tape, y: Array, labels: Array | None, grads: Gradients) -> None:
-        top = tape[-1]
-        self.loss += float(np.add.reduce(sample_losses(net, top.z, top.a_out, y), axis=None))
-        self.score += score(top.a_out, y, labels)
-        for l, dW in enumerate(grads.dW):
-            self.grad_norm[l] += float(_norm(dW))
-        self.batches += 1
-
-    def metric(self, m: int, labels: Array | None) -> float | None:
-        return metric_of(self.score, m, labels, self.ss_tot)
 
 
 def training_rng(settings: TrainConfig, state: TrainState) -> np.random.Generator:
@@ -228,11 +173,12 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     x = train.x.astype(net.dtype, copy=False)  # once per fit: never a copy per epoch
     y = train.y.astype(net.dtype, copy=False)
     m = train.m
-    bs, _ = batching(settings.batch_size, m)
+    bs, steps = batching(settings.batch_size, m)
+    every = stats_every(steps)
     full = bs == m
     classification = train.task == "classification"
     ytrue = class_labels(y) if classification else None
-    tally = _Tally(net, y, classification)
+    tally = Tally(net, y, classification, bs)
     wd = l2_coefficient(settings)  # adamw's decay is no term of the loss: no penalty reported
     l1 = settings.l1
     buffers: dict[int, Buffers] = {}  # by batch rows: the full batches and the last, smaller one
@@ -268,7 +214,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
                     buf = buffers[rows] = Buffers(net, rows)
                 _, tape = forward(net, xb, buf)
                 grads = backward(net, tape, yb, buf)
-                tally.add(net, tape, yb, yt, grads)
+                tally.add(net, tape, yb, yt, grads, start)
                 if wd:  # the L2 term of the objective at the weights this step's gradient was taken at
                     tally.penalty += l2_penalty(net.W, wd)
                 if l1:  # the L1 term, likewise
@@ -284,6 +230,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             state.status = "interrupted"
             state.message = f"interrupted during epoch {state.epoch + 1}; saved the state after epoch {state.epoch}"
             return
+        tally.close(net, y, ytrue, order)
         loss = tally.loss / m
         norms = [_norm(W) for W in net.W]
         what = _divergence(loss, norms, net, arrays, opt.buffers)
@@ -300,20 +247,19 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
         if val is not None:
             val_loss, val_metric = evaluate(net, val)
         improved = _watch_best(net, state, settings, val_loss if settings.stop_monitor == "val_loss" else val_metric)
-        ratios = []
-        for W, W_start, d, n0 in zip(net.W, W0, diff, start_norms):
-            np.subtract(W, W_start, out=d)
-            ratios.append(float(_norm(d) / max(n0, 1e-12)))
+        ratios, sat = (None,) * len(net.W), (None,) * len(net.W)
+        if measured(state.epoch, every):
+            ratios = tuple(float(_norm(np.subtract(W, W_start, out=d)) / max(n0, 1e-12))
+                           for W, W_start, d, n0 in zip(net.W, W0, diff, start_norms))
+            # a unit is dead when it is off on the data, not on one (maybe tiny) last batch
+            sat = saturation(net, tape if full else forward(net, x[:SATURATION_SAMPLES])[1])
         rec = EpochRecord(
             epoch=state.epoch, loss=loss, val_loss=val_loss, metric=tally.metric(m, ytrue), val_metric=val_metric,
             grad_norm=tuple(g / max(tally.batches, 1) for g in tally.grad_norm),
             weight_norm=tuple(float(v) for v in norms),
-            update_ratio=tuple(ratios),
-            # a unit is dead when it is off on the data, not on one (maybe tiny) last batch
-            saturation=saturation(net, tape if full else forward(net, x[:SATURATION_SAMPLES])[1]),
-            seconds=time.perf_counter() - t0,
+            update_ratio=ratios, saturation=sat, seconds=time.perf_counter() - t0,
             penalty=tally.penalty / tally.batches if wd else None,
-            best=improved, lr=lr, l1_penalty=tally.l1_penalty / tally.batches if l1 else None,
+            best=improved, lr=lr, l1_penalty=tally.l1_penalty / tally.batches if l1 else None, stats_every=every,
         )
         if settings.schedule is not None and settings.schedule.name == "plateau":  # the lr of the next epoch
             state.plateau = plateau_step(settings.schedule, settings.lr, state.plateau,

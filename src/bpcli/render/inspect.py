@@ -59,7 +59,7 @@ def inspect_view(res) -> Group:
     units.add_column("sat./dead", justify="right", no_wrap=True)
     units.add_column("most", justify="right", no_wrap=True)
     units.add_column("update", justify="right", no_wrap=True)
-    units.add_column(f"epoch {last}", justify="right", no_wrap=True)
+    units.add_column(f"epoch {res.stats_last or last}", justify="right", no_wrap=True)
     units.add_column("over time (log)", no_wrap=True)
     fastest = max((la.update_median for la in res.layers if la.update_median is not None), default=None)
     for la in res.layers:
@@ -76,7 +76,10 @@ def inspect_view(res) -> Group:
     note = Text(f"vs {out}: the layer's gradient / output layer {out}'s at epoch {last} (below 1/100: vanishing). "
                 "vs next: / the next layer's (below 1: it shrank on the way down). "
                 "sat./dead: saturated sigmoid/tanh or never-active ReLU units at the end, most: the most at any "
-                "epoch. update: ||change of W|| / ||W|| per epoch, median over the run.", style="dim")
+                "epoch. update: ||change of W|| / ||W|| per epoch, median over the run."
+                + (f" sat./dead and update are measured every {res.stats_every} epochs (epoch 1 and every "
+                   f"{res.stats_every}th; the last at epoch {res.stats_last})." if (res.stats_every or 1) > 1 else ""),
+                style="dim")
     parts += [grads, units, note, Text("")]
     if res.findings:
         parts.append(Text(res.summary, style="bold red"))
