@@ -28,13 +28,13 @@ def main() -> None:
     sys.unraisablehook = _unraisable
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, _interrupt)
-    from bpcli.blas import ThreadsError, set_blas_threads
-    try:
-        set_blas_threads()  # before numpy is imported: the BLAS reads its thread count once, then
-    except ThreadsError as err:
-        sys.stderr.write(f"error: {err}\n")
-        sys.exit(2)
-    try:
+    try:  # everything from here on, a signal included, ends in one line
+        from bpcli.blas import ThreadsError, set_blas_threads
+        try:
+            set_blas_threads()  # before numpy is imported: the BLAS reads its thread count once, then
+        except ThreadsError as err:
+            sys.stderr.write(f"error: {err}\n")
+            sys.exit(2)
         from bpcli.cli import app
         app()
     except BaseException as err:
