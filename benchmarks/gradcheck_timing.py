@@ -16,11 +16,13 @@ import time
 
 import numpy as np
 
-from bpcli.activations import get_activation
-from bpcli.engine import cost, forward
-from bpcli.gradcheck import GradcheckOptions, check, naive_numeric_gradient
-from bpcli.losses import get_loss
-from bpcli.model import LETTERS, SYMBOLS, Layer, Network
+from bpcli.nn.activations import get_activation
+from bpcli.nn.engine import cost, forward
+from bpcli.gradcheck.report import GradcheckOptions
+from bpcli.gradcheck.check import check
+from bpcli.gradcheck.numeric import naive_numeric_gradient
+from bpcli.nn.losses import get_loss
+from bpcli.nn.model import LETTERS, SYMBOLS, Layer, Network
 
 
 def make_net(rng: np.random.Generator, sizes=(64, 64, 10)) -> Network:

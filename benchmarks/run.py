@@ -35,15 +35,17 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from bpcli.activations import get_activation  # noqa: E402
-from bpcli.blas import DEFAULT_THREADS  # noqa: E402
+from bpcli.nn.activations import get_activation  # noqa: E402
+from bpcli.nn.blas import DEFAULT_THREADS  # noqa: E402
 from bpcli.schema import TrainConfig  # noqa: E402
-from bpcli.data import Dataset  # noqa: E402
-from bpcli.engine import cost, forward  # noqa: E402
-from bpcli.gradcheck import GradcheckOptions, check, naive_numeric_gradient  # noqa: E402
-from bpcli.losses import get_loss  # noqa: E402
-from bpcli.model import LETTERS, SYMBOLS, Layer, Network  # noqa: E402
-from bpcli.train import TrainState, fit  # noqa: E402
+from bpcli.data.dataset import Dataset  # noqa: E402
+from bpcli.nn.engine import cost, forward  # noqa: E402
+from bpcli.gradcheck.report import GradcheckOptions  # noqa: E402
+from bpcli.gradcheck.check import check  # noqa: E402
+from bpcli.gradcheck.numeric import naive_numeric_gradient  # noqa: E402
+from bpcli.nn.losses import get_loss  # noqa: E402
+from bpcli.nn.model import LETTERS, SYMBOLS, Layer, Network  # noqa: E402
+from bpcli.training.fit import TrainState, fit  # noqa: E402
 
 try:
     import torch
@@ -499,7 +501,7 @@ def run_gradcheck(quick: bool, repeats: int) -> dict:
 
 
 def _cli_has(command: str) -> bool:
-    from bpcli.cli import app
+    from bpcli.cli.app import app
     return any((c.name or c.callback.__name__) == command for c in app.registered_commands)
 
 
@@ -576,10 +578,10 @@ def _train_run(config: Path, epochs: int, snapshots: bool) -> tuple[float, float
     import tempfile
     from dataclasses import replace
 
-    from bpcli.config import load_config, with_overrides
-    from bpcli.session import run_training
-    from bpcli.snapshot_store import Recorder
-    from bpcli.snapshots import available_epochs
+    from bpcli.config.loader import load_config, with_overrides
+    from bpcli.runs.session import run_training
+    from bpcli.runs.snapshot_store import Recorder
+    from bpcli.runs.snapshots import available_epochs
     cfg, data = load_config(config)
     cfg = with_overrides(cfg, epochs=epochs, samples=data.m)
     cfg = replace(cfg, train=replace(cfg.train, snapshots=snapshots))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bpcli.activations import get_activation
-from bpcli.losses import get_loss
-from bpcli.model import LETTERS, SYMBOLS, Layer, Network
+from bpcli.nn.activations import get_activation
+from bpcli.nn.losses import get_loss
+from bpcli.nn.model import LETTERS, SYMBOLS, Layer, Network
 
 def outputs_for(loss: str) -> list[str]:
     """Output activations a loss is tested with (softmax and sigmoid for the cross-entropies)."""
@@ -17,8 +17,8 @@ def outputs_for(loss: str) -> list[str]:
 
 def activation_loss_triples() -> list[tuple[str, str, str]]:
     """(hidden, output, loss) for every hidden activation with every output/loss pair."""
-    from bpcli.activations import ACTIVATIONS
-    from bpcli.losses import LOSSES
+    from bpcli.nn.activations import ACTIVATIONS
+    from bpcli.nn.losses import LOSSES
     return [(h, o, l) for l in LOSSES for o in outputs_for(l) for h in ACTIVATIONS if h != "softmax"]
 
 
@@ -121,8 +121,8 @@ def train_shipped(tmp, name: str, epochs: int):
     """A shipped config (configs/NAME.yaml) trained `epochs` epochs into tmp/name; returns the run folder."""
     import dataclasses
 
-    from bpcli.config import builtin_config_dir, load_config
-    from bpcli.session import run_training
+    from bpcli.config.loader import builtin_config_dir, load_config
+    from bpcli.runs.session import run_training
     cfg, ds = load_config(builtin_config_dir() / f"{name}.yaml")
     run_training(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, epochs=epochs)), ds, tmp / name)
     return tmp / name

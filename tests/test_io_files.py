@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from bpcli.cli import app
+from bpcli.cli.app import app
 
 SRC = str(Path(__file__).resolve().parents[1] / "src")
 runner = CliRunner()
@@ -29,7 +29,7 @@ DEVICE = os.makedev(1, 3)  # the numbers of /dev/null: a private copy, so nothin
 @pytest.fixture(scope="module")
 def made(tmp_path_factory):
     """A trained seed run (with snapshots), a DATA file for it, and a state file for import."""
-    from conftest import train_shipped
+    from tests.conftest import train_shipped
     tmp = tmp_path_factory.mktemp("io")
     run = train_shipped(tmp, "seed", 20)
     (tmp / "data.csv").write_text("x1,x2\n0,1\n1,1\n")
@@ -199,8 +199,9 @@ FS_CALLS = ("open", "mkdir", "rename", "replace", "unlink", "rmdir", "link")
 
 def _export_killed_at(k: int, run: Path, out: Path, counter: Path) -> None:
     """In a forked child: export with SIGKILL at the k-th file-system call (k = 0: count them)."""
-    from bpcli.export import export, spec_from_network
-    from bpcli.runs import load_run
+    from bpcli.bridge.export import export
+    from bpcli.bridge.export_spec import spec_from_network
+    from bpcli.runs.store import load_run
 
     loaded = load_run(run)
     spec = spec_from_network(loaded.net, loaded.cfg.name, str(run), loaded.prepared.scaling,
@@ -222,8 +223,9 @@ def _export_killed_at(k: int, run: Path, out: Path, counter: Path) -> None:
 def test_sigkill_at_every_step_of_an_export_leaves_no_partial_export(made, tmp_path):
     """A process killed at each file-system call of an export over an earlier one: the folder is the earlier
     export or the new one, whole, or (killed between the two renames) not there; never part of one, never a .tmp."""
-    from bpcli.export import export_files, spec_from_network
-    from bpcli.runs import load_run
+    from bpcli.bridge.export import export_files
+    from bpcli.bridge.export_spec import spec_from_network
+    from bpcli.runs.store import load_run
 
     _, run = made
     loaded = load_run(run)
@@ -363,7 +365,7 @@ def test_a_sparse_answers_file_is_refused_before_it_is_read(tmp_path):
 
 
 def test_stdin_is_capped_like_a_file(made, monkeypatch):
-    from bpcli import newdata
+    from bpcli.analysis import newdata
     _, run = made
     monkeypatch.setattr(newdata, "MAX_TABLE_BYTES", 1000, raising=False)
     rows = "x1,x2\n" + "0,1\n" * 1000  # 4,006 bytes
@@ -384,9 +386,9 @@ def test_a_run_weights_file_of_many_members_is_refused_by_their_total(made, tmp_
     network's arrays may have: refused from the headers for their total, before any is expanded."""
     import shutil
 
-    from test_run_folder import _rerecord
+    from tests.runs.test_run_folder import _rerecord
 
-    from bpcli.runs import checkpoint_dir
+    from bpcli.runs.store import checkpoint_dir
     _, run = made
     shutil.copytree(run, tmp_path / "run")
     weights = checkpoint_dir(tmp_path / "run") / "weights.npz"

@@ -10,19 +10,19 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from bpcli.activations import ACTIVATIONS, get_activation
-from bpcli.cli import app
-from bpcli.config import load_config
-from bpcli.engine import backward, forward
-from bpcli.explain import explain
-from bpcli.explain_result import Update
+from bpcli.nn.activations import ACTIVATIONS, get_activation
+from bpcli.cli.app import app
+from bpcli.config.loader import load_config
+from bpcli.nn.engine import backward, forward
+from bpcli.explain.chain import explain
+from bpcli.explain.result import Update
 from bpcli.errors import ArgumentError, ConfigError, sample_row
-from bpcli.losses import get_loss
-from bpcli.model import build
-from bpcli.optim import l2_penalty
+from bpcli.nn.losses import get_loss
+from bpcli.nn.model import build
+from bpcli.training.optim import l2_penalty
 from bpcli.render.explain_doc import tex_num
 from bpcli.render.explain_update import update_lines, update_tex_lines
-from bpcli.train import saturation
+from bpcli.training.fit import saturation
 
 runner = CliRunner()
 
@@ -59,10 +59,10 @@ def test_l2_penalty_is_half_the_decay_times_the_squared_weights():
 
 def test_history_and_summary_take_the_penalty_from_one_function():
     """The epoch records (train) and the run's summary (session) report the L2 term through optim.l2_penalty."""
-    import bpcli.optim
-    import bpcli.session
-    import bpcli.train
-    assert bpcli.optim.l2_penalty is bpcli.train.l2_penalty is bpcli.session.l2_penalty
+    import bpcli.training.optim
+    import bpcli.runs.session
+    import bpcli.training.fit
+    assert bpcli.training.optim.l2_penalty is bpcli.training.fit.l2_penalty is bpcli.runs.session.l2_penalty
 
 
 # --- sigmoid-like activations: the derivative's peak comes from the registry --------------------------------------
@@ -117,8 +117,8 @@ def test_init_copies_the_csv_the_parser_reads(tmp_path, monkeypatch):
         "data: {csv: 'points.csv', features: [u], target: [v]}\n")
     (shipped / "points.csv").write_text("u,v\n0,1\n1,3\n")
     (shipped / "decoy.csv").write_text("a,b\n")
-    import bpcli.config
-    monkeypatch.setattr(bpcli.config, "builtin_config_dir", lambda: shipped)
+    import bpcli.config.loader
+    monkeypatch.setattr(bpcli.config.loader, "builtin_config_dir", lambda: shipped)
     out = tmp_path / "out"
     out.mkdir()
     r = runner.invoke(app, ["init", "--example", "flow", str(out / "mine.yaml"), "--json"])
@@ -192,9 +192,9 @@ def test_negative_factors_are_bracketed_in_both_forms():
 # --- the core names its argument; the command line says the flag ---------------------------------------------------
 
 def test_core_names_out_and_the_cli_says_the_flag(tmp_path):
-    from bpcli.animate import check_out
-    from bpcli.claim import check_target
-    from bpcli.plot import make_folder
+    from bpcli.plots.animate import check_out
+    from bpcli.runs.claim import check_target
+    from bpcli.plots.plot import make_folder
 
     afile = tmp_path / "afile"
     afile.write_text("x")
@@ -217,7 +217,7 @@ def test_core_names_out_and_the_cli_says_the_flag(tmp_path):
     ({"samples": 9}, ["--n-samples", "9"], "samples", "1 to 4 samples fit on a sheet, found 9"),
 ])
 def test_exercise_names_its_argument_and_the_cli_the_flag(kwargs, args, argument, problem):
-    from bpcli.exercise import make_sheet
+    from bpcli.teach.exercise import make_sheet
     with pytest.raises(ArgumentError) as err:
         make_sheet(**kwargs)
     assert (argument, f"{argument}: {problem}") == (err.value.argument, str(err.value))

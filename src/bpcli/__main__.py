@@ -29,13 +29,13 @@ def main() -> None:
     for s in (signal.SIGINT, signal.SIGTERM):
         signal.signal(s, _interrupt)
     try:  # everything from here on, a signal included, ends in one line
-        from bpcli.blas import ThreadsError, set_blas_threads
+        from bpcli.nn.blas import ThreadsError, set_blas_threads
         try:
             set_blas_threads()  # before numpy is imported: the BLAS reads its thread count once, then
         except ThreadsError as err:
             sys.stderr.write(f"error: {err}\n")
             sys.exit(2)
-        from bpcli.cli import app
+        from bpcli.cli.app import app
         app()
     except BaseException as err:
         stop = _interruption(err)

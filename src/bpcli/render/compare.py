@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from bpcli.render import fmt, fmt_metric, metric_label
+from bpcli.render.numbers import fmt, fmt_metric, metric_label
 
 CELL = 22  # the widest a config value's cell grows before it is shortened with "..."
 NARROW = 10  # ... and how far it may be shortened to fit more runs side by side

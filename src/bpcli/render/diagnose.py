@@ -7,7 +7,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from bpcli.render import fmt
+from bpcli.render.numbers import fmt
 from bpcli.render.wrap import Prose
 
 

@@ -7,7 +7,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from bpcli.render import fmt, fmt_metric, metric_label
+from bpcli.render.numbers import fmt, fmt_metric, metric_label
 
 
 def evaluate_view(res) -> Group:

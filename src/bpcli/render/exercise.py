@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bpcli.model import LETTERS, SYMBOLS, Layer, node_name, weight_name
+from bpcli.nn.model import LETTERS, SYMBOLS, Layer, node_name, weight_name
 from bpcli.prose import wrap
 
 FORMULAS = {

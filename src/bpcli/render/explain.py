@@ -8,7 +8,7 @@ from rich.measure import Measurement
 from rich.table import Table
 from rich.text import Text
 
-from bpcli.render import fmt, fmt_error
+from bpcli.render.numbers import fmt, fmt_error
 from bpcli.render.explain_update import num, update_header, update_lines
 from bpcli.render.wrap import Prose
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from bpcli.explain_result import tex_escape, tex_symbol
-from bpcli.render import fmt, fmt_error
+from bpcli.explain.result import tex_escape, tex_symbol
+from bpcli.render.numbers import fmt, fmt_error
 from bpcli.render.explain import MAX_ROWS, plural, sample_rows, where_text
 from bpcli.render.explain_update import update_header, update_tex_lines
 from bpcli.render.tex_layout import fit_aligns, standalone as to_document, tex_table

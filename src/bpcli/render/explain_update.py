@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from bpcli.render import digits_apart, fmt
+from bpcli.render.numbers import digits_apart, fmt
 
 NAMES = {"gd": "gradient descent", "sgd": "stochastic gradient descent", "momentum": "gradient descent with momentum",
          "nesterov": "Nesterov momentum", "rmsprop": "RMSprop", "adagrad": "AdaGrad", "adam": "Adam",

@@ -7,7 +7,7 @@ from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.table import Table
 from rich.text import Text
 
-from bpcli.render import fmt, fmt_error as _sci
+from bpcli.render.numbers import fmt, fmt_error as _sci
 
 STYLE = {"good": "green", "ok": "green", "suspicious": "yellow", "wrong": "bold red", "kink": "cyan",
          "not finite": "bold red", "inconclusive": "magenta"}

@@ -7,7 +7,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from bpcli.render import fmt, sparkline
+from bpcli.render.numbers import fmt, sparkline
 
 
 def _sci(v: float | None) -> str:
@@ -15,7 +15,7 @@ def _sci(v: float | None) -> str:
 
 
 def _ratio(v: float | None) -> str:
-    from bpcli.dynamics import fraction
+    from bpcli.analysis.inspect import fraction
     return "-" if v is None else fraction(v)
 
 
@@ -29,7 +29,7 @@ def _table(title: str) -> Table:
 
 def inspect_view(res) -> Group:
     """Per-layer gradient and unit tables, then the findings in plain words (InspectResult)."""
-    from bpcli.dynamics import DEAD, SATURATED, SLOW, VANISHING
+    from bpcli.analysis.inspect import DEAD, SATURATED, SLOW, VANISHING
 
     head = Text.assemble(("inspect ", "bold"), (res.name, "bold"), f"  {res.run_dir}", style="")
     loss = (f"{res.epochs} epochs ({res.status.replace('_', ' ')}), training loss "

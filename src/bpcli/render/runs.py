@@ -9,7 +9,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from bpcli.render import fmt, fmt_metric
+from bpcli.render.numbers import fmt, fmt_metric
 
 
 def local_time(iso: str, now: datetime | None = None) -> str:

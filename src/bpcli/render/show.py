@@ -121,7 +121,7 @@ def snapshots_line(s: dict, epoch: int | None) -> Text | Group:
     weights the run itself holds when early stopping put back the best."""
     if not s["count"]:
         return Text(f"snapshots: none kept ({s['why']})", style="dim")
-    from bpcli.snapshot_store import size_text
+    from bpcli.runs.snapshot_store import size_text
     line = Text.assemble(("snapshots: ", "bold"), f"epochs {s['epochs']} ({s['count']:,} kept, "
                          f"{size_text(s['bytes'])})")
     if s["weights_epoch"] is not None and s["weights_epoch"] != s["epochs_trained"]:

@@ -7,7 +7,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
-from bpcli.render import digits_apart, fmt, fmt_metric, metric_label
+from bpcli.render.numbers import digits_apart, fmt, fmt_metric, metric_label
 from bpcli.render.explain_update import NAMES, settings_text
 from bpcli.render.wrap import Prose
 

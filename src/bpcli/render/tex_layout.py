@@ -2,7 +2,7 @@
 split, and the preamble of a standalone document (`explain --format latex --standalone`).
 
 Widths are estimates in points at 10 pt (Computer Modern), from the LaTeX source: close enough to decide where
-to break; the pdflatex test (tests/test_latex_doc.py) checks that nothing ends up wider than the page.
+to break; the pdflatex test (tests/explain/test_latex_doc.py) checks that nothing ends up wider than the page.
 """
 
 from __future__ import annotations

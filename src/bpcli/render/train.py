@@ -8,7 +8,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from bpcli.render import fmt, fmt_metric, metric_label, sparkline
+from bpcli.render.numbers import fmt, fmt_metric, metric_label, sparkline
 from bpcli.render.wrap import Prose
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import json
 
-from bpcli.results import finite_or_none
+from bpcli.training.results import finite_or_none
 
 
 def page_json(data: dict) -> str:

@@ -1,0 +1,1 @@
+"""Reading a network or a run: show, dot, inspect, compare, evaluate, predict, trajectories."""

@@ -1,0 +1,1 @@
+"""The Typer app: one module per command group (parse, call, emit)."""

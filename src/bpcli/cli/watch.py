@@ -1,0 +1,162 @@
+"""The commands that watch learning over time: compare (runs side by side) and animate (a run's epochs)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from bpcli.cli.common import (
+    LATEST, ForceOpt, JsonOpt, RunArg, emit_json, err_console, handles_errors, out_console, split_names,
+)
+from bpcli.errors import BpcliError, NameError_
+
+
+@handles_errors
+def compare(
+    runs: Annotated[list[Path], typer.Argument(help="Two or more run folders made by `bpcli train`.",
+                                               show_default=False, metavar="RUN RUN...")],
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="Also draw every run's loss and metric curves, overlaid, into FILE (.png, .svg or .pdf).",
+        show_default=False, metavar="FILE")] = None,
+    dpi: Annotated[int, typer.Option(help="Resolution of a PNG picture.")] = 100,
+    force: ForceOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Set runs side by side: what differs in their configs (as dotted keys: train.lr), their final numbers and each run's `bpcli inspect` verdict.
+
+    Runs are columns (the best final loss and metric in green); runs that do not fit the terminal's width are shown in groups. --out FILE.png overlays their curves.
+    """
+    from bpcli.analysis.compare import compare_runs
+
+    fmt = None
+    if out is not None:
+        from bpcli.plots.picture import check_out_file
+        from bpcli.plots.plot import require_matplotlib
+        fmt = check_out_file(out, replace=force)
+        require_matplotlib()
+    if not 10 <= dpi <= 600:
+        raise BpcliError(f"--dpi: must be between 10 and 600, found {dpi}")
+    from bpcli.runs.latest import resolve_run
+    res = compare_runs([resolve_run(r) for r in runs])
+    if fmt is not None:
+        from bpcli.plots.compare import compare_figure
+        from bpcli.plots.picture import save_picture
+        save_picture(compare_figure(res), out, dpi, force)
+        res = dataclasses.replace(res, written=(str(out),))
+    if json_out:
+        emit_json(res.to_dict())
+    else:
+        from bpcli.render.compare import compare_view
+        out_console().print(compare_view(res))
+
+
+@handles_errors
+def animate(
+    run: RunArg = LATEST,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", "-o", help="The file to write: .gif (Pillow), .svg (animated with SMIL, plays in a browser) or .mp4 (needs "
+             "ffmpeg). Default: learn.gif in the run folder.", show_default=False, metavar="FILE")] = None,
+    frames: Annotated[int, typer.Option(help="At most this many frames, evenly spread over the run's kept "
+                                             "snapshots (the first and the last always among them).")] = 100,
+    fps: Annotated[int, typer.Option(help="Frames per second.")] = 10,
+    dpi: Annotated[int, typer.Option(help="Resolution of GIF and MP4 frames (80: 720 x 336 pixels).")] = 80,
+    force: ForceOpt = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Animate a run: the network diagram epoch by epoch (edge width = |weight|, dashed when negative; colour = the gradient dC/dw, red positive, blue negative) beside the loss curve.
+
+    The frames come from the weight snapshots `bpcli train` keeps; each frame's gradients are computed again at its weights on the training data. Needs matplotlib: pip install 'bpcli[plot]'.
+    """
+    from bpcli.plots.animate import animate_run, check_out
+    from bpcli.plots.plot import require_matplotlib
+
+    for option, value, lo, hi in (("--frames", frames, 1, 1000), ("--fps", fps, 1, 60), ("--dpi", dpi, 20, 300)):
+        if not lo <= value <= hi:
+            raise BpcliError(f"{option}: must be between {lo} and {hi}, found {value}")
+    require_matplotlib()
+    if out is not None:
+        check_out(out, force)  # before loading anything: a .mp4 without ffmpeg is one line at once
+    loaded, traj = _run_and_trajectory(run)
+    target = out if out is not None else loaded.run_dir / "learn.gif"
+    with _progress("animate", "frames") as tick:
+        res = animate_run(loaded.net, loaded.cfg.name, loaded.prepared.train, loaded.history, traj, target,
+                          frames, fps, dpi, str(loaded.run_dir), tick, replace=force)
+    if json_out:
+        emit_json(res.to_dict())
+    else:
+        from bpcli.render.animate import animate_view
+        out_console().print(animate_view(res))
+
+
+def _run_and_trajectory(run: Path):
+    """The run (`latest` resolved, checked as every command checks it) and its kept weight snapshots."""
+    from bpcli.runs.latest import resolve_run
+    from bpcli.runs.store import load_run
+
+    loaded = load_run(resolve_run(run))
+    return loaded, _trajectory(loaded)
+
+
+def _trajectory(loaded):
+    """Every weight snapshot the run keeps; BpcliError when it keeps none."""
+    from bpcli.runs.snapshot_read import none_kept
+    from bpcli.runs.snapshots import trajectory
+
+    every, chunks = loaded.snapshots  # run.json's, checked when the run was loaded
+    if not chunks:
+        raise BpcliError(f"{loaded.run_dir} keeps no weight snapshots ({none_kept(loaded.cfg, loaded.net, every)}), "
+                         "so there are no epochs to draw")
+    return trajectory(loaded)  # the run as loaded: not read a second time
+
+
+@contextlib.contextmanager
+def _progress(what: str, unit: str):
+    """A progress line on stderr (Rich drops it when stderr is not a terminal); yields progress(done, total)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeRemainingColumn(),
+                  console=err_console(), transient=True) as bar:
+        task = bar.add_task(what, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def plot_weights(loaded, names: list[str], layers: list[str], out: Optional[Path], formats: tuple[str, ...],
+                 dpi: int, kinds: tuple[str, ...] | None, progress=None):
+    """`plot RUN --weights NAMES --layer A` for a loaded run: the weight plots (and the plots --only names, if
+    given) as a PlotResult. The caller checked formats, dpi and kinds; progress(kind, i, n) as plot_run's."""
+    from bpcli.plots.plot import PlotFile, PlotResult, make_folder, plot_run
+    from bpcli.plots.weights import draw_weight_plots, pick_parameters
+    from bpcli.analysis.trajectory import layer_names
+
+    names, layers = split_names(names), split_names(layers)
+    for name in names:  # every name checked before anything is read or drawn
+        try:
+            loaded.net.resolve(name)
+        except NameError_ as err:
+            raise NameError_(f"--weight: {err}") from None
+    for letter in layers:
+        layer_names(loaded.net, letter)
+    traj = _trajectory(loaded)
+    out_dir = Path(out if out is not None else loaded.run_dir)
+    picked, letters, _ = pick_parameters(loaded.net, names, layers)
+    mine = bool(picked) + bool(letters)  # the weights and histograms pictures, drawn after plot_run's
+    before = [0]
+
+    def counted(kind: str, i: int, n: int) -> None:  # one count over plot_run's plots and these
+        before[0] = n
+        if progress is not None:
+            progress(kind, i, n + mine)
+
+    if kinds:
+        res = plot_run(loaded, out_dir, formats, dpi, kinds, counted)
+    else:
+        make_folder(out_dir)
+        res = PlotResult(loaded.cfg.name, str(loaded.run_dir), str(out_dir), (), ())
+    drawn, notes = draw_weight_plots(loaded, traj, names, layers, out_dir, formats, dpi,
+                                     lambda kind, i, n: counted(kind, before[0] + i, before[0]))
+    return dataclasses.replace(res, files=res.files + tuple(PlotFile(*f) for f in drawn),
+                               skipped=res.skipped + tuple(notes))

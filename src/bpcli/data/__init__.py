@@ -1,0 +1,1 @@
+"""Samples: where they come from (inline, CSV, generators), their preparation and class names."""

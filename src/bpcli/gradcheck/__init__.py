@@ -1,0 +1,1 @@
+"""gradcheck: backprop's gradients against central differences, with verdicts and reports."""

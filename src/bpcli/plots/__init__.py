@@ -1,0 +1,1 @@
+"""matplotlib figures and animations of runs."""

@@ -1,0 +1,1 @@
+"""Training: the epoch loop, the optimisers' updates and the training results."""

@@ -1,0 +1,1 @@
+"""bpcli's tests, one folder per package of src/bpcli."""

@@ -1,0 +1,146 @@
+"""bpcli compare: config differences, final numbers, inspect verdicts and overlaid curves of several runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from bpcli.cli.app import app
+from bpcli.analysis.compare import compare_runs, differences
+from bpcli.plots.compare import compare_figure
+from bpcli.config.loader import builtin_config_dir, load_config
+from bpcli.analysis.inspect import inspect_run
+from bpcli.render.compare import compare_view
+from bpcli.runs.store import load_run
+from bpcli.runs.session import run_training
+
+from tests.conftest import read_history
+
+runner = CliRunner()
+
+
+def _train(tmp: Path, folder: str, config: str = "seed", epochs: int = 20, lr: float | None = None,
+           hidden: str | None = None) -> Path:
+    cfg, ds = load_config(builtin_config_dir() / f"{config}.yaml")
+    train = dataclasses.replace(cfg.train, epochs=epochs, **({"lr": lr} if lr is not None else {}))
+    layers = cfg.layers
+    if hidden is not None:
+        layers = (dataclasses.replace(layers[0], activation=hidden),) + tuple(layers[1:])
+    run_training(dataclasses.replace(cfg, train=train, layers=layers), ds, tmp / folder)
+    return tmp / folder
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict[str, Path]:
+    tmp = tmp_path_factory.mktemp("compare")
+    return {"base": _train(tmp, "base"), "changed": _train(tmp, "changed", lr=0.5, hidden="tanh"),
+            "third": _train(tmp, "third", epochs=30), "sine": _train(tmp, "sine", "sine", epochs=5)}
+
+
+def test_differences_are_exactly_what_was_changed(runs):
+    res = compare_runs([runs["base"], runs["changed"]])
+    assert {d.key: d.values for d in res.differences} == {"train.lr": (2.0, 0.5),
+                                                          "layers[0].activation": ("sigmoid", "tanh")}
+    out = runner.invoke(app, ["compare", str(runs["base"]), str(runs["changed"]), "--json"])
+    assert 0 == out.exit_code, out.output
+    doc = json.loads(out.stdout)
+    assert [{"key": "layers[0].activation", "values": ["sigmoid", "tanh"], "present": [True, True]},
+            {"key": "train.lr", "values": [2.0, 0.5], "present": [True, True]}] == doc["differences"]
+
+
+def test_differences_of_plain_configs_name_missing_keys_and_lists():
+    a = {"train": {"lr": 0.1, "epochs": 5}, "inputs": ["x1", "x2"], "layers": [{"size": 2}, {"size": 1}]}
+    b = {"train": {"lr": 0.1, "epochs": 5, "early_stopping": {"patience": 3}}, "inputs": ["x1", "x3"],
+         "layers": [{"size": 2}, {"size": 1}, {"size": 1}]}
+    found = {d.key: (d.values, d.present) for d in differences([a, b])}
+    assert {"train.early_stopping.patience": ((None, 3), (False, True)),
+            "inputs": ((["x1", "x2"], ["x1", "x3"]), (True, True)),
+            "layers[2].size": ((None, 1), (False, True))} == found
+    assert [] == differences([a, a])
+    # a key set to null (batch_size: null) is not the same as no key at all
+    assert [("batch_size", (None, None), (True, False))] == [
+        (d.key, d.values, d.present) for d in differences([{"batch_size": None}, {}])]
+    # 1 and 1.0 are the same number; true and 1 are not the same setting
+    assert [] == differences([{"lr": 1}, {"lr": 1.0}])
+    assert ["x"] == [d.key for d in differences([{"x": True}, {"x": 1}])]
+
+
+def test_final_numbers_and_verdicts_are_each_runs_own(runs):
+    res = compare_runs([runs["base"], runs["third"]])
+    for r, folder in zip(res.runs, (runs["base"], runs["third"])):
+        loaded = load_run(folder)
+        metrics = json.loads((folder / loaded.checkpoint / "metrics.json").read_text())
+        assert (metrics["loss"], metrics["train_metric"], metrics["epochs"]) == (r.loss, r.train_metric, r.epochs)
+        verdict = inspect_run(loaded.net, loaded.history, loaded.cfg.name, str(folder), loaded.state.status)
+        assert (verdict.healthy, verdict.summary) == (r.healthy, r.verdict)
+        assert [h["loss"] for h in read_history(folder)] == r.curves["loss"]
+    assert (20, 30) == (res.runs[0].epochs, res.runs[1].epochs)
+    assert [("train.epochs", (20, 30))] == [(d.key, d.values) for d in res.differences]
+
+
+def test_runs_with_different_metrics_are_said_to_differ(runs):
+    out = runner.invoke(app, ["compare", str(runs["base"]), str(runs["sine"]), "--json"])
+    assert 0 == out.exit_code, out.output
+    doc = json.loads(out.stdout)
+    assert ["accuracy", "r2"] == [r["metric"] for r in doc["runs"]]
+    assert any("different metrics" in n and "base" in n and "sine" in n for n in doc["notes"])
+    text = runner.invoke(app, ["compare", str(runs["base"]), str(runs["sine"])], env={"COLUMNS": "100"}).stdout
+    assert "different metrics" in text
+    assert "accuracy (train)" in text and "R^2 (train)" in text
+
+
+def test_a_damaged_run_is_one_clear_error(runs, tmp_path):
+    import shutil
+    broken = tmp_path / "broken"
+    shutil.copytree(runs["third"], broken)
+    ck = next(broken.glob("epoch-*"))
+    (ck / "weights.npz").write_bytes(b"not a weights file")
+    out = runner.invoke(app, ["compare", str(runs["base"]), str(broken)])
+    assert 2 == out.exit_code
+    lines = out.stderr.strip().splitlines()
+    assert 1 == len(lines)
+    assert "weights.npz" in lines[0] and "Traceback" not in out.output
+    one = runner.invoke(app, ["compare", str(runs["base"])])
+    assert 2 == one.exit_code and "at least two" in one.stderr
+
+
+def _render(res, width: int) -> str:
+    con = Console(file=__import__("io").StringIO(), width=width, color_system=None)
+    con.print(compare_view(res))
+    return con.file.getvalue()
+
+
+def test_four_runs_fit_80_columns_and_more_are_split_into_groups(runs):
+    four = compare_runs([runs["base"], runs["changed"], runs["third"], runs["base"]])
+    text = _render(four, 80)
+    assert max(len(ln) for ln in text.splitlines()) <= 80
+    assert "…" not in text
+    assert "do not fit" not in text
+    five = compare_runs([runs["base"], runs["changed"], runs["third"], runs["sine"], runs["base"]])
+    text = _render(five, 80)
+    assert max(len(ln) for ln in text.splitlines()) <= 80
+    assert "do not fit side by side" in text
+    assert "…" not in text
+
+
+def test_the_curve_picture_holds_each_runs_losses(runs, tmp_path):
+    res = compare_runs([runs["base"], runs["third"]])
+    fig = compare_figure(res)
+    from tests.plots.test_pictures import _check_layout  # plot's own layout check
+    assert 1 == _check_layout(fig)
+    lines = fig.axes[0].get_lines()
+    for line, folder in zip(lines, (runs["base"], runs["third"])):
+        h = read_history(folder)
+        assert [r["epoch"] for r in h] == list(line.get_xdata())
+        assert [r["loss"] for r in h] == list(line.get_ydata())
+    out = runner.invoke(app, ["compare", str(runs["base"]), str(runs["third"]), "--out", str(tmp_path / "c.png"),
+                              "--dpi", "30"])
+    assert 0 == out.exit_code, out.output
+    assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    bad = runner.invoke(app, ["compare", str(runs["base"]), str(runs["third"]), "--out", str(tmp_path / "c.gif")])
+    assert 2 == bad.exit_code and ".png" in bad.stderr

@@ -1,0 +1,1 @@
+"""Tests of bpcli.cli: the commands end to end."""

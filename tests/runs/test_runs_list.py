@@ -1,0 +1,201 @@
+"""bpcli runs (the run folders, newest first, read from run.json and metrics.json alone) and `latest` for a RUN."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bpcli.cli.app import app
+
+runner = CliRunner()
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def invoke(*args, input=None):
+    return runner.invoke(app, [str(a) for a in args], input=input)
+
+
+def train(out: Path, *extra) -> None:
+    res = invoke("train", "--epochs", 20, "--out", out, "-q", *extra)
+    assert res.exit_code == 0, res.output
+
+
+@pytest.fixture(scope="module")
+def three(tmp_path_factory) -> Path:
+    """runs/ with b, a, c trained in that order (names not in creation order), then b's run.json touched."""
+    base = tmp_path_factory.mktemp("three")
+    for name in ("b", "a", "c"):
+        train(base / "runs" / name)
+    later = time.time() + 100
+    os.utime(base / "runs" / "b" / "run.json", (later, later))  # changed last, created first
+    return base
+
+
+def listing(folder: Path) -> list[dict]:
+    res = invoke("runs", folder, "--json")
+    assert res.exit_code == 0, res.output
+    return json.loads(res.stdout)["runs"]
+
+
+def test_runs_are_listed_newest_first_with_what_training_saved(three):
+    runs = listing(three / "runs")
+    assert ["c", "a", "b"] == [r["name"] for r in runs]
+    assert runs[0]["created"] > runs[1]["created"] > runs[2]["created"]
+    for r in runs:
+        ck = Path(r["path"]) / json.loads((Path(r["path"]) / "run.json").read_text())["checkpoint"]
+        metrics = json.loads((ck / "metrics.json").read_text())
+        assert (True, "completed", 20, "<built-in seed.yaml>") == (r["ok"], r["status"], r["epochs"], r["config"])
+        assert (metrics["loss"], metrics["train_metric"], metrics["metric"]) == (r["loss"], r["train_metric"],
+                                                                                 r["metric"])
+
+
+def test_runs_reads_no_weights_or_data(three, tmp_path):
+    import shutil
+    copy = tmp_path / "runs"
+    shutil.copytree(three / "runs", copy)
+    for ck in copy.glob("*/epoch-*"):
+        for name in ("weights.npz", "state.npz", "config.yaml", "history-sample.json"):
+            (ck / name).unlink()
+    assert [True] * 3 == [r["ok"] for r in listing(copy)]
+
+
+def test_damaged_and_foreign_folders_get_a_short_status(three, tmp_path):
+    import shutil
+    base = tmp_path / "runs"
+    shutil.copytree(three / "runs", base)
+    m = json.loads((base / "a" / "run.json").read_text())
+    m["epoch"] += 1  # changed without its checksum
+    (base / "a" / "run.json").write_text(json.dumps(m))
+    (base / "b" / "run.json").write_text("{not json")
+    ck = base / "c" / m["checkpoint"]
+    (ck / "metrics.json").write_text("{}")
+    (base / "mine").mkdir()
+    (base / "mine" / "notes.txt").write_text("hello")
+    (base / "old").mkdir()
+    (base / "old" / "train_state.json").write_text("{}")
+    (base / "a-file.txt").write_text("not a folder")
+    (base / ".bpcli-new-x").mkdir()  # a run being staged
+    runs = {r["name"]: r for r in listing(base)}
+    assert {"a", "b", "c", "mine", "old"} == set(runs)
+    assert not any(r["ok"] for r in runs.values())
+    assert all(r["status"].startswith("damaged") for n, r in runs.items() if n in "abc")
+    assert "checksum" in runs["a"]["problem"] and "metrics.json" in runs["c"]["problem"]
+    text = invoke("runs", base)
+    assert text.exit_code == 0 and "Traceback" not in text.output
+    assert all(name in text.stdout for name in runs)
+
+
+def test_the_runs_table_is_clean_text_at_80_and_120_columns(three):
+    for width in ("80", "120"):
+        res = runner.invoke(app, ["runs", str(three / "runs")], env={"COLUMNS": width})
+        lines = res.stdout.splitlines()
+        assert all(len(ln) <= int(width) and ln == ln.rstrip() for ln in lines), res.stdout
+        assert "\x1b" not in res.stdout and 3 == sum(ln.split()[0] in "abc" for ln in lines if ln.split())
+
+
+def test_runs_of_a_missing_folder_is_one_line_exit_2(tmp_path):
+    res = invoke("runs", tmp_path / "nowhere")
+    assert 2 == res.exit_code and 1 == len(res.stderr.strip().splitlines())
+
+
+# --- latest -------------------------------------------------------------------------------
+
+
+def source_of(*args) -> str:
+    res = invoke("show", *args, "--json")
+    assert res.exit_code == 0, res.output
+    return Path(json.loads(res.stdout)["source"]).name
+
+
+def test_latest_is_the_newest_run_everywhere_a_run_is_taken(three, monkeypatch):
+    monkeypatch.chdir(three)
+    assert "c" == source_of("latest") == source_of("runs/latest") == source_of(three / "runs" / "latest")
+    res = invoke("explain", "--run", "latest", "--weight", "v1", "--json")
+    assert Path(json.loads(res.stdout)["source"]).name == "c"
+    assert json.loads(invoke("inspect", "latest", "--json").stdout)["run_dir"].endswith("c")
+    assert json.loads(invoke("predict", "latest", "--json").stdout)["run"].endswith("c")
+    assert json.loads(invoke("evaluate", "latest", "--part", "train", "--json").stdout)["run"].endswith("c")
+    resumed = invoke("train", "--resume", "latest")  # completed: nothing to resume, said of the run it found
+    assert 2 == resumed.exit_code and "runs/c" in resumed.stderr
+
+
+def test_a_real_folder_called_latest_wins(three, tmp_path, monkeypatch):
+    import shutil
+    shutil.copytree(three / "runs", tmp_path / "runs")
+    shutil.copytree(three / "runs" / "b", tmp_path / "runs" / "latest")  # a copy of the oldest run
+    m = json.loads((tmp_path / "runs" / "latest" / "run.json").read_text())
+    monkeypatch.chdir(tmp_path)
+    assert "latest" == source_of("runs/latest")
+    assert m["created"] == next(r for r in listing(Path("runs")) if r["name"] == "latest")["created"]
+
+
+def test_latest_without_runs_is_one_line_exit_2(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for args in (["show", "latest"], ["predict", "latest"], ["inspect", "elsewhere/latest"]):
+        res = invoke(*args)
+        assert 2 == res.exit_code and 1 == len(res.stderr.strip().splitlines()), res.stderr
+
+
+def test_train_names_its_folder_last(tmp_path):
+    res = invoke("train", "--epochs", 5, "--out", tmp_path / "r", "-q")
+    assert res.exit_code == 0
+    assert str(tmp_path / "r") in res.stdout.strip().splitlines()[-1]
+
+
+def test_long_names_stay_whole_on_their_own_lines_and_every_number_stays_whole_at_80_columns():
+    """A run name longer than the numbers leave goes on its own line, whole (names are copied into the next
+    command; they once folded into 'deep_rel / u'); before that, deep_sigmoid beside six-digit losses pushed the
+    table to 82 columns and Rich cut the last column to 'v' and '50.'."""
+    from rich.console import Console
+
+    from bpcli.render.runs import runs_view
+    from bpcli.runs.listing import RunRow, RunsList
+
+    rows = tuple(RunRow(name, f"runs/{name}", "2026-11-30T03:00:00+00:00", "early_stopped", True, 12345,
+                        "accuracy", 0.000664321, 0.000712345, 1.0, 0.5)
+                 for name in ("deep_sigmoid_with_a_much_longer_name", "deep_relu"))
+    for width in (80, 100):
+        console = Console(width=width, record=True, file=open(os.devnull, "w"))
+        console.print(runs_view(RunsList("runs", rows), width=width))
+        text = console.export_text()
+        assert all(len(ln) <= width for ln in text.splitlines()), text
+        for cell in ("0.000664", "0.000712", "100.0%", "50.0%", "12345", "early stopped", "val", "metric"):
+            assert all(cell in ln for ln in text.splitlines() if "Nov 30" in ln) or cell in ("val", "metric"), cell
+        assert text.count("early stopped") == 2 and text.count("100.0%") == 2 and text.count("50.0%") == 2, text
+        assert ["deep_sigmoid_with_a_much_longer_name", "deep_relu"] == [
+            ln for ln in text.splitlines() if ln.startswith("deep")], text  # each whole, on its own line
+
+
+def test_a_run_whose_process_was_killed_is_listed_as_killed_not_running(tmp_path):
+    """run.json says running while training; once the process is gone without saving its stop (SIGKILL),
+    `runs` says killed and how to continue, since no process holds the folder's lock any more."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = Path(__file__).resolve().parents[2] / "src"
+    p = subprocess.Popen([sys.executable, "-m", "bpcli", "train", "--epochs", "1000000", "--out", "runs/r", "-q"],
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(src)}, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "runs" / "r" / "run.json").exists():
+            assert p.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        live = json.loads(runner.invoke(app, ["runs", str(tmp_path / "runs"), "--json"]).stdout)
+        assert ["running"] == [r["status"] for r in live["runs"]]
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=30)
+    dead = json.loads(runner.invoke(app, ["runs", str(tmp_path / "runs"), "--json"]).stdout)
+    assert ["killed"] == [r["status"] for r in dead["runs"]]
+    text = runner.invoke(app, ["runs", str(tmp_path / "runs")]).stdout
+    assert "bpcli train --resume" in text
+    assert runner.invoke(app, ["train", "--resume", str(tmp_path / "runs" / "r"), "--epochs", "1", "-q"]).exit_code \
+        in (0, 2)  # resumable (or already past epoch 1: a clear refusal), never a traceback
