@@ -117,9 +117,9 @@ def _update_pieces(P: _Sp, u) -> list[tuple]:
         acc = "v" if u.optimizer == "rmsprop" else "s"
         if u.optimizer == "rmsprop":
             a = _Num(H["alpha"])
-            lines.append(("v = ", _Sp("alpha * ", r"\alpha\, "), _PREV["v"], " + ", _Sp("(1 - alpha) * ", r"(1 - \alpha)\, "),
-                          G2, " = ", a, _TIMES, _paren(T["v_prev"]), " + (1 - ", a, ")", _TIMES, g, "^2 = ",
-                          _Num(T["v"])))
+            lines.append(("v = ", _Sp("alpha * ", r"\alpha\, "), _PREV["v"], " + ",
+                          _Sp("(1 - alpha) * ", r"(1 - \alpha)\, "), G2, " = ", a, _TIMES, _paren(T["v_prev"]),
+                          " + (1 - ", a, ")", _TIMES, g, "^2 = ", _Num(T["v"])))
         else:
             lines.append(("s = ", _PREV["s"], " + ", G2, " = ", _paren(T["s_prev"]), " + ", g, "^2 = ", _Num(T["s"])))
         eps, root = _Num(H["epsilon"]), _Sqrt((_Num(T[acc]),))
@@ -180,14 +180,15 @@ def _adam_pieces(P: _Sp, u, G, G2, old: _Num, new: _Num, lr: _Num) -> list[tuple
         (_Only("tex", (_Sqrt((v_hat,)), " + ", _EPS, " = ", root, " + ", eps, " = ", _Num(T["denom"]))),),
     ]
     decay_sym, decay = (), ()
-    if u.optimizer == "adamw":  # lr * wd * P off the weight first, then the Adam step
+    if u.optimizer == "adamw" and u.weight_decay:  # lr * wd * P off the weight first, then the Adam step
         decay_sym, decay = (" - ", _Sp("lr * wd * ", r"\eta \lambda "), P), (" - ", _paren(T["decay"]))
         lines.append((_Sp("lr * wd * ", r"\eta \lambda "), P, " = ", lr, _TIMES, _Num(u.weight_decay), _TIMES,
                       _paren(u.old), " = ", _Num(T["decay"])))
     by_denom = (" = ", old, *decay, " - ", lr, _TIMES,
                 _Frac((_Num(T["m_hat"], paren_text=True),), (_Num(T["denom"]),), False))
     lines.append((P, _ARROW, P, *decay_sym, " - ", _LR, _Frac((m_hat,), (_Sqrt((v_hat,)), " + ", _EPS)),
-                  _Only("text", (" = ", old, *decay, " - ", lr, " * ", _paren(T["m_hat"]), " / (", root, " + ", eps, ")")),
+                  _Only("text", (" = ", old, *decay, " - ", lr, " * ", _paren(T["m_hat"]), " / (", root, " + ", eps,
+                                 ")")),
                   _Only("tex", by_denom) if decay else by_denom,  # adamw's text skips the step by denom
                   " = ", old, *decay, " - ", _paren(T["step"]), " = ", new))
     return lines
