@@ -33,7 +33,6 @@ STILL_LONG = {  # function -> its length when the package moved (def line to las
     "bpcli.bridge.export_torch:torch_source": 86,
     "bpcli.gradcheck.check:_check": 82,
     "bpcli.plots.animate:Diagram.__init__": 81,
-    "bpcli.render.explain_update:_tex_lines": 81,
 }
 STILL_TANGLED: set[frozenset[str]] = set()
 

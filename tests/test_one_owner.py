@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 
 import numpy as np
 import pytest
@@ -19,7 +20,8 @@ from bpcli.explain.result import Update
 from bpcli.errors import ArgumentError, ConfigError, sample_row
 from bpcli.nn.losses import get_loss
 from bpcli.nn.model import build
-from bpcli.training.optim import l2_penalty
+from bpcli.training.optim import TERMS, l2_penalty
+from bpcli.render.numbers import fmt
 from bpcli.render.explain_doc import tex_num
 from bpcli.render.explain_update import update_lines, update_tex_lines
 from bpcli.training.fit import saturation
@@ -180,6 +182,25 @@ def test_adam_update_reads_the_same_in_text_and_latex():
     ] == update_tex_lines("w_{11}", _adam_update(), tex_num)
 
 
+def test_adamw_without_weight_decay_is_adams_step():
+    """AdamW on a bias (or with weight_decay 0) decays nothing: no decay term is recorded and the lines are Adam's.
+    First step by hand: g = 0.2, m = 0.1 * g, v = 0.001 * g^2, m_hat = g, v_hat = g^2, step = 0.01 * 0.2 / 0.2."""
+    T = {"g": 0.2, "m_prev": 0.0, "v_prev": 0.0, "m": 0.02, "v": 4e-05, "c1": 0.1, "c2": 0.001, "m_hat": 0.2,
+         "v_hat": 0.04, "denom": 0.20000001, "step": 0.01 * 0.2 / 0.20000001}
+    u = Update("adamw", True, 0.5, 0.2, 0.5 - T["step"], 0.01, 1, 0.0, tuple(T.items()),
+               (("beta1", 0.9), ("beta2", 0.999), ("epsilon", 1e-8)), "")
+    assert [
+        "m = beta1 * m_prev + (1 - beta1) * dC/db = 0.9 * 0 + (1 - 0.9) * 0.2 = 0.02",
+        "v = beta2 * v_prev + (1 - beta2) * (dC/db)^2 = 0.999 * 0 + (1 - 0.999) * 0.2^2 = 4e-05",
+        "m_hat = m / (1 - beta1^t) = 0.02 / (1 - 0.9^1) = 0.02 / 0.1 = 0.2",
+        "v_hat = v / (1 - beta2^t) = 4e-05 / (1 - 0.999^1) = 4e-05 / 0.001 = 0.04",
+        "b <- b - lr * m_hat / (sqrt(v_hat) + eps) = 0.5 - 0.01 * 0.2 / (sqrt(0.04) + 1e-08) "
+        "= 0.5 - 0.01 * 0.2 / 0.2 = 0.5 - 0.01 = 0.49",
+    ] == update_lines("b", u)
+    assert r"b \leftarrow b - \eta\,\frac{\hat m}{\sqrt{\hat v} + \epsilon} = 0.5 - 0.01 \cdot \frac{0.2}{0.2} " \
+        r"= 0.5 - 0.01 = 0.49" == update_tex_lines("b", u, tex_num)[-1]
+
+
 def test_negative_factors_are_bracketed_in_both_forms():
     """Plain descent, 0.3 - 0.1 * (-2e-05) = 0.300002: a negative factor in parentheses, and in LaTeX a power of ten."""
     u = Update("gd", True, 0.3, -2e-05, 0.300002, 0.1, 1, 0.0, (("decay", 0.0), ("g", -2e-05), ("step", -2e-06)),
@@ -187,6 +208,54 @@ def test_negative_factors_are_bracketed_in_both_forms():
     assert ["b <- b - lr * dC/db = 0.3 - 0.1 * (-2e-05) = 0.300002"] == update_lines("b", u)
     assert [r"b \leftarrow b - \eta\,\frac{\partial C}{\partial b} = 0.3 - 0.1 \cdot (-2 \times 10^{-5}) = 0.300002"] \
         == update_tex_lines("b", u, tex_num)
+
+
+_NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?:e[-+]?\d+)?")
+
+
+def _numbers(line: str, P: str) -> list[float]:
+    """The numbers a line shows (the parameter's symbol left out; LaTeX's 1.2 \\times 10^{-5} read as 1.2e-5)."""
+    line = re.sub(r"(-?\d+(?:\.\d+)?) \\times 10\^\{(-?\d+)\}", r"\1e\2", line.replace(P, "P"))
+    return [float(s) for s in _NUMBER.findall(line)]
+
+
+def _updates(optimizer: str):
+    """The seed network's next update of w11 (a weight) and b_B (a bias) with `optimizer`, each with and without
+    weight decay and the L1 term, at the third step with nonzero optimiser state (so every term has a number)."""
+    cfg, data = load_config(None)
+    net = build(cfg)
+    buffers = {f"{kind}:{key}": np.full_like(p, 0.03 * (i + 1))
+               for i, (kind, (key, p)) in enumerate((k, kp) for k in "mv" for kp in
+                                                      (("A.W", net.W[0]), ("A.b", net.b[0]), ("B.W", net.W[1]),
+                                                       ("B.b", net.b[1])))}
+    for wd, l1 in ((0.0, 0.0), (0.01, 0.0), (0.0, 0.003), (0.01, 0.003)):
+        train = dataclasses.replace(cfg.train, optimizer=optimizer, lr=0.05, weight_decay=wd, l1=l1)
+        for name in ("w11", "b_B"):
+            e = explain(net, data.x, data.y, name, train, buffers={k: v.copy() for k, v in buffers.items()}, step=2)
+            yield f"{optimizer} wd={wd} l1={l1} {name}", e.update
+
+
+@pytest.mark.parametrize("optimizer", sorted(TERMS))
+def test_text_and_latex_show_the_same_steps_and_numbers(optimizer):
+    """One list of pieces, two renderings: line for line the same numbers. The only steps one form has alone: the
+    LaTeX writes sqrt(v) + eps = denom as its own line (the text inline in the update's line), and the text writes
+    the bias corrections' division out (m / c1, v / c2); adamw's text goes from sqrt(v_hat) + eps to the step."""
+    for case, u in _updates(optimizer):
+        text, tex = update_lines("w11", u), update_tex_lines("w_{11}", u, tex_num)
+        roots = [ln for ln in tex if ln.startswith(r"\sqrt")]
+        assert len(roots) == (optimizer in ("rmsprop", "adagrad", "adam", "adamw")), case
+        shared = [ln for ln in tex if ln not in roots]
+        assert len(text) == len(shared) >= 1, case
+        inline, denom = set(), set()  # sqrt(v) + eps's numbers, which the text writes in the update's line; = denom
+        for ln in roots:
+            *inline_numbers, result = _numbers(ln, "w_{11}")
+            inline |= set(inline_numbers)
+            denom.add(result)
+        written_out = {float(fmt(u.term("c1"))), float(fmt(u.term("c2")))} if "c1" in dict(u.terms) else set()
+        text_skips = denom if optimizer == "adamw" else set()  # adamw's text goes from the sqrt to the step
+        for a, b in zip(text, shared):
+            na, nb = set(_numbers(a, "w11")), set(_numbers(b, "w_{11}"))
+            assert na - nb <= inline | written_out and nb - na <= text_skips, (case, a, b)
 
 
 # --- the core names its argument; the command line says the flag ---------------------------------------------------

@@ -1,9 +1,11 @@
-"""explain's update lines: the configured optimiser's next step of one parameter, every term with its number
-(plain text here; explain_doc writes the same lines in LaTeX)."""
+"""explain's update lines: the configured optimiser's next step of one parameter, every term with its number,
+written once and rendered as plain text or as LaTeX."""
 
 from __future__ import annotations
 
-from bpcli.render.numbers import digits_apart, fmt
+from dataclasses import dataclass
+
+from bpcli.render.numbers import DIGITS, digits_apart, fmt
 
 NAMES = {"gd": "gradient descent", "sgd": "stochastic gradient descent", "momentum": "gradient descent with momentum",
          "nesterov": "Nesterov momentum", "rmsprop": "RMSprop", "adagrad": "AdaGrad", "adam": "Adam",
@@ -41,170 +43,204 @@ def update_header(u) -> str:
             f"{settings_text(u.optimizer, u.lr, u.hyper, u.weight_decay)}, training step t = {u.t}")
 
 
+# The update's lines are written once, as lists of pieces, and rendered as plain text or as LaTeX: a str is the same
+# in both, _Sp spells a symbol each way, _Num is one of the update's numbers, _Frac and _Sqrt are the layouts that
+# differ, and _Only keeps a step that one form writes out and the other skips.
+
+
+@dataclass(frozen=True)
+class _Sp:
+    text: str
+    tex: str
+
+
+@dataclass(frozen=True)
+class _Num:
+    value: float
+    paren_text: bool = False  # negative numbers in parentheses (a factor inside a product)
+    paren_tex: bool = False
+    digits: int = DIGITS
+
+
+@dataclass(frozen=True)
+class _Frac:
+    num: tuple
+    den: tuple
+    paren: bool = True  # the plain-text denominator in parentheses
+
+
+@dataclass(frozen=True)
+class _Sqrt:
+    arg: tuple
+
+
+@dataclass(frozen=True)
+class _Only:
+    form: str  # "text" or "tex"
+    pieces: tuple
+
+
+def _paren(v: float) -> _Num:
+    return _Num(v, True, True)
+
+
+_TIMES = _Sp(" * ", r" \cdot ")
+_ARROW = _Sp(" <- ", r" \leftarrow ")
+_LR = _Sp("lr * ", r"\eta\,")
+_EPS = _Sp("eps", r"\epsilon")
+_PREV = {"m": _Sp("m_prev", r"m_{\mathrm{prev}}"), "v": _Sp("v_prev", r"v_{\mathrm{prev}}"),
+         "s": _Sp("s_prev", r"s_{\mathrm{prev}}")}
+
+
+def _update_pieces(P: _Sp, u) -> list[tuple]:
+    """The update of parameter P, one tuple of pieces per line (a line wrapped in _Only is one form's alone)."""
+    T, H = dict(u.terms), dict(u.hyper)
+    d = digits_apart(u.old, u.new)
+    old, new, lr = _Num(u.old, digits=d), _Num(u.new, digits=d), _Num(u.lr)
+    lines: list[tuple] = []
+    G = _gradient_line(P, u, lines)
+    g = _paren(T["g"])
+    G2 = "g^2" if G == "g" else (_Sp("(", r"\left("), G, _Sp(")^2", r"\right)^2"))
+    if u.optimizer in ("momentum", "nesterov"):
+        mu = _Num(H["momentum"])
+        lines.append(("v = ", _Sp("mu * ", r"\mu\, "), _PREV["v"], " + ", G, " = ", mu, _TIMES, _paren(T["v_prev"]),
+                      " + ", g, " = ", _Num(T["v"])))
+        if u.optimizer == "momentum":
+            lines.append((P, _ARROW, P, " - ", _Sp("lr * v", r"\eta\, v"), " = ", old, " - ", lr, _TIMES,
+                          _paren(T["v"]), " = ", new))
+        else:  # the step looks ahead: g + mu * v
+            lines += [(G, " + ", _Sp("mu * v", r"\mu\, v"), " = ", g, " + ", mu, _TIMES, _paren(T["v"]), " = ",
+                       _Num(T["look"])),
+                      (P, _ARROW, P, " - ", _Sp("lr * (", r"\eta\,\left("), G, " + ", _Sp("mu * v)", r"\mu\, v\right)"),
+                       " = ", old, " - ", lr, _TIMES, _paren(T["look"]), " = ", new)]
+    elif u.optimizer in ("rmsprop", "adagrad"):
+        acc = "v" if u.optimizer == "rmsprop" else "s"
+        if u.optimizer == "rmsprop":
+            a = _Num(H["alpha"])
+            lines.append(("v = ", _Sp("alpha * ", r"\alpha\, "), _PREV["v"], " + ",
+                          _Sp("(1 - alpha) * ", r"(1 - \alpha)\, "), G2, " = ", a, _TIMES, _paren(T["v_prev"]),
+                          " + (1 - ", a, ")", _TIMES, g, "^2 = ", _Num(T["v"])))
+        else:
+            lines.append(("s = ", _PREV["s"], " + ", G2, " = ", _paren(T["s_prev"]), " + ", g, "^2 = ", _Num(T["s"])))
+        eps, root = _Num(H["epsilon"]), _Sqrt((_Num(T[acc]),))
+        lines += [
+            (_Only("tex", (_Sqrt((acc,)), " + ", _EPS, " = ", root, " + ", eps, " = ", _Num(T["denom"]))),),
+            (P, _ARROW, P, " - ", _LR, _Frac((G,), (_Sqrt((acc,)), " + ", _EPS)),
+             _Only("text", (" = ", old, " - ", lr, " * ", g, " / (", root, " + ", eps, ")")),
+             " = ", old, " - ", lr, _TIMES, _Frac((_Num(T["g"], paren_text=True),), (_Num(T["denom"]),), False),
+             " = ", old, " - ", _paren(T["step"]), " = ", new),
+        ]
+    elif u.optimizer in ("adam", "adamw"):
+        lines += _adam_pieces(P, u, G, G2, old, new, lr)
+    else:
+        lines.append((P, _ARROW, P, " - ", _LR, G, " = ", old, " - ", lr, _TIMES, g, " = ", new))
+    return lines
+
+
+def _gradient_line(P: _Sp, u, lines: list[tuple]):
+    """The gradient the update uses, as the line g = dC/dP + wd * P + l1 * sign(P) when the L2 term (coupled weight
+    decay, not adamw's) or the L1 term's subgradient (0 at P = 0) is added to it; returns its symbol."""
+    T, H = dict(u.terms), dict(u.hyper)
+    dC = _Sp(f"dC/d{P.text}", rf"\frac{{\partial C}}{{\partial {P.tex}}}")
+    l2, l1 = bool(u.weight_decay and u.optimizer != "adamw"), "l1" in T
+    if not (l2 or l1):
+        return dC
+    grad, value = _paren(u.gradient), _paren(u.old)
+    sym, nums, vals = ["g = ", dC], [" = ", grad], [" = ", grad]
+    if l2:
+        sym += [" + ", _Sp("wd * ", r"\lambda "), P]
+        nums += [" + ", _Num(u.weight_decay), _TIMES, value]
+        vals += [" + ", _paren(T["decay"])]
+    if l1:
+        sign = _Sp(" * sign(", r" \operatorname{sign}(")
+        sym += [" + ", _Sp("l1", r"\lambda_1"), sign, P, ")"]
+        nums += [" + ", _Num(H["l1"]), sign, value, ")"]
+        vals += [" + ", _paren(T["l1"])]
+    lines.append((*sym, *nums, *vals, " = ", _Num(T["g"])))
+    return "g"
+
+
+def _adam_pieces(P: _Sp, u, G, G2, old: _Num, new: _Num, lr: _Num) -> list[tuple]:
+    """Adam's moments, their bias corrections and the step; adamw first takes lr * wd * P off the weight."""
+    T, H = dict(u.terms), dict(u.hyper)
+    b1, b2, eps, t, g = _Num(H["beta1"]), _Num(H["beta2"]), _Num(H["epsilon"]), u.t, _paren(T["g"])
+    m_hat, v_hat = _Sp("m_hat", r"\hat m"), _Sp("v_hat", r"\hat v")
+    root = _Sqrt((_Num(T["v_hat"]),))
+    lines = [
+        ("m = ", _Sp("beta1 * m_prev + (1 - beta1) * ", r"\beta_1 m_{\mathrm{prev}} + (1 - \beta_1)\, "), G,
+         " = ", b1, _TIMES, _paren(T["m_prev"]), " + (1 - ", b1, ")", _TIMES, g, " = ", _Num(T["m"])),
+        ("v = ", _Sp("beta2 * v_prev + (1 - beta2) * ", r"\beta_2 v_{\mathrm{prev}} + (1 - \beta_2)\, "), G2,
+         " = ", b2, _TIMES, _paren(T["v_prev"]), " + (1 - ", b2, ")", _TIMES, g, "^2 = ", _Num(T["v"])),
+        (m_hat, " = ", _Frac(("m",), ("1 - ", _Sp("beta1^t", r"\beta_1^{t}"))), " = ",
+         _Frac((_Num(T["m"]),), ("1 - ", b1, _Sp(f"^{t}", f"^{{{t}}}"))),
+         _Only("text", (" = ", _Num(T["m"]), " / ", _Num(T["c1"]))), " = ", _Num(T["m_hat"])),
+        (v_hat, " = ", _Frac(("v",), ("1 - ", _Sp("beta2^t", r"\beta_2^{t}"))), " = ",
+         _Frac((_Num(T["v"]),), ("1 - ", b2, _Sp(f"^{t}", f"^{{{t}}}"))),
+         _Only("text", (" = ", _Num(T["v"]), " / ", _Num(T["c2"]))), " = ", _Num(T["v_hat"])),
+        (_Only("tex", (_Sqrt((v_hat,)), " + ", _EPS, " = ", root, " + ", eps, " = ", _Num(T["denom"]))),),
+    ]
+    decay_sym, decay = (), ()
+    if u.optimizer == "adamw" and u.weight_decay:  # lr * wd * P off the weight first, then the Adam step
+        decay_sym, decay = (" - ", _Sp("lr * wd * ", r"\eta \lambda "), P), (" - ", _paren(T["decay"]))
+        lines.append((_Sp("lr * wd * ", r"\eta \lambda "), P, " = ", lr, _TIMES, _Num(u.weight_decay), _TIMES,
+                      _paren(u.old), " = ", _Num(T["decay"])))
+    by_denom = (" = ", old, *decay, " - ", lr, _TIMES,
+                _Frac((_Num(T["m_hat"], paren_text=True),), (_Num(T["denom"]),), False))
+    lines.append((P, _ARROW, P, *decay_sym, " - ", _LR, _Frac((m_hat,), (_Sqrt((v_hat,)), " + ", _EPS)),
+                  _Only("text", (" = ", old, *decay, " - ", lr, " * ", _paren(T["m_hat"]), " / (", root, " + ", eps,
+                                 ")")),
+                  _Only("tex", by_denom) if decay else by_denom,  # adamw's text skips the step by denom
+                  " = ", old, *decay, " - ", _paren(T["step"]), " = ", new))
+    return lines
+
+
+def _render(pieces, form: str, number) -> str:
+    """One line of pieces in `form` ("text" or "tex"); number(value, digits) spells a number in that form."""
+    out = []
+    for p in pieces:
+        if isinstance(p, str):
+            out.append(p)
+        elif isinstance(p, _Sp):
+            out.append(p.text if form == "text" else p.tex)
+        elif isinstance(p, _Num):
+            s = number(p.value, p.digits)
+            if form == "text":
+                paren = p.paren_text and s.startswith("-")
+            else:  # a power of ten (1.2 \times 10^{-5}) too
+                paren = p.paren_tex and (s.startswith("-") or "times" in s)
+            out.append(f"({s})" if paren else s)
+        elif isinstance(p, _Frac):
+            num, den = _render(p.num, form, number), _render(p.den, form, number)
+            if form == "tex":
+                out.append(rf"\frac{{{num}}}{{{den}}}")
+            else:
+                out.append(f"{num} / ({den})" if p.paren else f"{num} / {den}")
+        elif isinstance(p, _Sqrt):
+            arg = _render(p.arg, form, number)
+            out.append(f"sqrt({arg})" if form == "text" else rf"\sqrt{{{arg}}}")
+        elif isinstance(p, _Only):
+            out.append(_render(p.pieces, form, number) if p.form == form else "")
+        else:  # a nested group of pieces
+            out.append(_render(p, form, number))
+    return "".join(out)
+
+
 def update_lines(P: str, u) -> list[str]:
     """The update of parameter P as formulas with their numbers, one line per quantity, the last the new value."""
     if not u.trainable:
         return []
-    d = digits_apart(u.old, u.new)
-    old, new = fmt(u.old, d), fmt(u.new, d)
-    T, H = dict(u.terms), dict(u.hyper)
-    lr = fmt(u.lr)
-    lines = []
-    G = f"dC/d{P}"
-    if "l1" in T:  # the L1 term's subgradient l1 * sign(P) (0 at P = 0), with the L2 term when there is one
-        l2 = bool(u.weight_decay and u.optimizer != "adamw")
-        sym = f"dC/d{P}" + (f" + wd * {P}" if l2 else "") + f" + l1 * sign({P})"
-        nums = f"{num(u.gradient)}" + (f" + {fmt(u.weight_decay)} * {num(u.old)}" if l2 else "") + \
-            f" + {fmt(H['l1'])} * sign({num(u.old)})"
-        vals = f"{num(u.gradient)}" + (f" + {num(T['decay'])}" if l2 else "") + f" + {num(T['l1'])}"
-        lines.append(f"g = {sym} = {nums} = {vals} = {fmt(T['g'])}")
-        G = "g"
-    elif u.weight_decay and u.optimizer != "adamw":  # adamw's decay is on the weight, below
-        lines.append(f"g = dC/d{P} + wd * {P} = {num(u.gradient)} + {fmt(u.weight_decay)} * {num(u.old)} "
-                     f"= {num(u.gradient)} + {num(T['decay'])} = {fmt(T['g'])}")
-        G = "g"
-    g = num(T["g"])
-    if u.optimizer == "momentum":
-        mu = fmt(H["momentum"])
-        lines.append(f"v = mu * v_prev + {G} = {mu} * {num(T['v_prev'])} + {g} = {fmt(T['v'])}")
-        lines.append(f"{P} <- {P} - lr * v = {old} - {lr} * {num(T['v'])} = {new}")
-    elif u.optimizer == "nesterov":
-        mu = fmt(H["momentum"])
-        lines += [f"v = mu * v_prev + {G} = {mu} * {num(T['v_prev'])} + {g} = {fmt(T['v'])}",
-                  f"{G} + mu * v = {g} + {mu} * {num(T['v'])} = {fmt(T['look'])}",
-                  f"{P} <- {P} - lr * ({G} + mu * v) = {old} - {lr} * {num(T['look'])} = {new}"]
-    elif u.optimizer in ("rmsprop", "adagrad"):
-        G2 = "g^2" if G == "g" else f"({G})^2"
-        eps = fmt(H["epsilon"])
-        if u.optimizer == "rmsprop":
-            a = fmt(H["alpha"])
-            lines.append(f"v = alpha * v_prev + (1 - alpha) * {G2} = {a} * {num(T['v_prev'])} + (1 - {a}) * {g}^2 "
-                         f"= {fmt(T['v'])}")
-            acc = "v"
-        else:
-            lines.append(f"s = s_prev + {G2} = {num(T['s_prev'])} + {g}^2 = {fmt(T['s'])}")
-            acc = "s"
-        lines.append(f"{P} <- {P} - lr * {G} / (sqrt({acc}) + eps) = {old} - {lr} * {g} / (sqrt({fmt(T[acc])}) + {eps}) "
-                     f"= {old} - {lr} * {g} / {fmt(T['denom'])} = {old} - {num(T['step'])} = {new}")
-    elif u.optimizer in ("adam", "adamw"):
-        b1, b2, eps, t = fmt(H["beta1"]), fmt(H["beta2"]), fmt(H["epsilon"]), u.t
-        G2 = "g^2" if G == "g" else f"({G})^2"
-        lines += [
-            f"m = beta1 * m_prev + (1 - beta1) * {G} = {b1} * {num(T['m_prev'])} + (1 - {b1}) * {g} = {fmt(T['m'])}",
-            f"v = beta2 * v_prev + (1 - beta2) * {G2} = {b2} * {num(T['v_prev'])} + (1 - {b2}) * {g}^2 "
-            f"= {fmt(T['v'])}",
-            f"m_hat = m / (1 - beta1^t) = {fmt(T['m'])} / (1 - {b1}^{t}) = {fmt(T['m'])} / {fmt(T['c1'])} "
-            f"= {fmt(T['m_hat'])}",
-            f"v_hat = v / (1 - beta2^t) = {fmt(T['v'])} / (1 - {b2}^{t}) = {fmt(T['v'])} / {fmt(T['c2'])} "
-            f"= {fmt(T['v_hat'])}",
-        ]
-        if u.optimizer == "adamw":  # lr * wd * P off the weight first, then the Adam step
-            lines += [
-                f"lr * wd * {P} = {lr} * {fmt(u.weight_decay)} * {num(u.old)} = {fmt(T['decay'])}",
-                f"{P} <- {P} - lr * wd * {P} - lr * m_hat / (sqrt(v_hat) + eps) = {old} - {num(T['decay'])} - {lr} * "
-                f"{num(T['m_hat'])} / (sqrt({fmt(T['v_hat'])}) + {eps}) = {old} - {num(T['decay'])} - {num(T['step'])} "
-                f"= {new}",
-            ]
-            return lines
-        lines += [
-            f"{P} <- {P} - lr * m_hat / (sqrt(v_hat) + eps) = {old} - {lr} * {num(T['m_hat'])} / "
-            f"(sqrt({fmt(T['v_hat'])}) + {eps}) = {old} - {lr} * {num(T['m_hat'])} / {fmt(T['denom'])} "
-            f"= {old} - {num(T['step'])} = {new}",
-        ]
-    else:
-        lines.append(f"{P} <- {P} - lr * {G} = {old} - {lr} * {g} = {new}")
-    return lines
+    lines = (_render(line, "text", fmt) for line in _update_pieces(_Sp(P, P), u))
+    return [ln for ln in lines if ln]
 
 
 def update_tex_lines(P: str, u, tex_num, align: bool = False) -> list[str]:
     """The update lines in LaTeX (P: the parameter's LaTeX symbol; tex_num: the LaTeX number formatter); align:
     rows for align*, each with its & (the update's before its arrow, so the left column stays narrow)."""
-    lines = _tex_lines(P, u, tex_num)
+    if not u.trainable:
+        return []
+    lines = [ln for ln in (_render(line, "tex", tex_num) for line in _update_pieces(_Sp(P, P), u)) if ln]
     if not align:
         return lines
     arrow = rf"{P} \leftarrow "
     return [ln.replace(arrow, rf"{P} &\leftarrow ", 1) if ln.startswith(arrow) else ln.replace(" = ", " &= ", 1)
             for ln in lines]
-
-
-def _tex_lines(P: str, u, tex_num) -> list[str]:
-    if not u.trainable:
-        return []
-    d = digits_apart(u.old, u.new)
-    old, new = tex_num(u.old, d), tex_num(u.new, d)
-    T, H = dict(u.terms), dict(u.hyper)
-
-    def n(v: float) -> str:  # a number inside a formula: negative ones in parentheses
-        s = tex_num(v)
-        return f"({s})" if s.startswith("-") or "times" in s else s
-
-    lr, dC = tex_num(u.lr), rf"\frac{{\partial C}}{{\partial {P}}}"
-    lines, G = [], dC
-    if "l1" in T:  # the L1 term's subgradient (0 at P = 0), with the L2 term when there is one
-        l2 = bool(u.weight_decay and u.optimizer != "adamw")
-        sym = dC + (rf" + \lambda {P}" if l2 else "") + rf" + \lambda_1 \operatorname{{sign}}({P})"
-        nums = n(u.gradient) + (rf" + {tex_num(u.weight_decay)} \cdot {n(u.old)}" if l2 else "") + \
-            rf" + {tex_num(H['l1'])} \operatorname{{sign}}({n(u.old)})"
-        vals = n(u.gradient) + (f" + {n(T['decay'])}" if l2 else "") + f" + {n(T['l1'])}"
-        lines.append(rf"g = {sym} = {nums} = {vals} = {tex_num(T['g'])}")
-        G = "g"
-    elif u.weight_decay and u.optimizer != "adamw":
-        lines.append(rf"g = {dC} + \lambda {P} = {n(u.gradient)} + {tex_num(u.weight_decay)} \cdot {n(u.old)} "
-                     rf"= {n(u.gradient)} + {n(T['decay'])} = {tex_num(T['g'])}")
-        G = "g"
-    g = n(T["g"])
-    if u.optimizer == "momentum":
-        mu = tex_num(H["momentum"])
-        lines.append(rf"v = \mu\, v_{{\mathrm{{prev}}}} + {G} = {mu} \cdot {n(T['v_prev'])} + {g} = {tex_num(T['v'])}")
-        lines.append(rf"{P} \leftarrow {P} - \eta\, v = {old} - {lr} \cdot {n(T['v'])} = {new}")
-    elif u.optimizer == "nesterov":
-        mu = tex_num(H["momentum"])
-        lines += [rf"v = \mu\, v_{{\mathrm{{prev}}}} + {G} = {mu} \cdot {n(T['v_prev'])} + {g} = {tex_num(T['v'])}",
-                  rf"{G} + \mu\, v = {g} + {mu} \cdot {n(T['v'])} = {tex_num(T['look'])}",
-                  rf"{P} \leftarrow {P} - \eta\,\left({G} + \mu\, v\right) = {old} - {lr} \cdot {n(T['look'])} "
-                  rf"= {new}"]
-    elif u.optimizer in ("rmsprop", "adagrad"):
-        G2 = "g^2" if G == "g" else rf"\left({G}\right)^2"
-        if u.optimizer == "rmsprop":
-            a = tex_num(H["alpha"])
-            lines.append(rf"v = \alpha\, v_{{\mathrm{{prev}}}} + (1 - \alpha)\, {G2} = {a} \cdot {n(T['v_prev'])} "
-                         rf"+ (1 - {a}) \cdot {g}^2 = {tex_num(T['v'])}")
-            acc = "v"
-        else:
-            lines.append(rf"s = s_{{\mathrm{{prev}}}} + {G2} = {n(T['s_prev'])} + {g}^2 = {tex_num(T['s'])}")
-            acc = "s"
-        lines += [
-            rf"\sqrt{{{acc}}} + \epsilon = \sqrt{{{tex_num(T[acc])}}} + {tex_num(H['epsilon'])} = {tex_num(T['denom'])}",
-            rf"{P} \leftarrow {P} - \eta\,\frac{{{G}}}{{\sqrt{{{acc}}} + \epsilon}} = {old} - {lr} \cdot "
-            rf"\frac{{{tex_num(T['g'])}}}{{{tex_num(T['denom'])}}} = {old} - {n(T['step'])} = {new}",
-        ]
-    elif u.optimizer in ("adam", "adamw"):
-        b1, b2, t = tex_num(H["beta1"]), tex_num(H["beta2"]), u.t
-        G2 = "g^2" if G == "g" else rf"\left({G}\right)^2"
-        lines += [
-            rf"m = \beta_1 m_{{\mathrm{{prev}}}} + (1 - \beta_1)\, {G} = {b1} \cdot {n(T['m_prev'])} + (1 - {b1}) "
-            rf"\cdot {g} = {tex_num(T['m'])}",
-            rf"v = \beta_2 v_{{\mathrm{{prev}}}} + (1 - \beta_2)\, {G2} = {b2} \cdot {n(T['v_prev'])} + (1 - {b2}) "
-            rf"\cdot {g}^2 = {tex_num(T['v'])}",
-            rf"\hat m = \frac{{m}}{{1 - \beta_1^{{t}}}} = \frac{{{tex_num(T['m'])}}}{{1 - {b1}^{{{t}}}}} "
-            rf"= {tex_num(T['m_hat'])}",
-            rf"\hat v = \frac{{v}}{{1 - \beta_2^{{t}}}} = \frac{{{tex_num(T['v'])}}}{{1 - {b2}^{{{t}}}}} "
-            rf"= {tex_num(T['v_hat'])}",
-            rf"\sqrt{{\hat v}} + \epsilon = \sqrt{{{tex_num(T['v_hat'])}}} + {tex_num(H['epsilon'])} "
-            rf"= {tex_num(T['denom'])}",
-        ]
-        if u.optimizer == "adamw":  # eta lambda P off the weight first, then the Adam step
-            lines += [
-                rf"\eta \lambda {P} = {lr} \cdot {tex_num(u.weight_decay)} \cdot {n(u.old)} = {tex_num(T['decay'])}",
-                rf"{P} \leftarrow {P} - \eta \lambda {P} - \eta\,\frac{{\hat m}}{{\sqrt{{\hat v}} + \epsilon}} = {old} "
-                rf"- {n(T['decay'])} - {lr} \cdot \frac{{{tex_num(T['m_hat'])}}}{{{tex_num(T['denom'])}}} = {old} "
-                rf"- {n(T['decay'])} - {n(T['step'])} = {new}",
-            ]
-            return lines
-        lines += [
-            rf"{P} \leftarrow {P} - \eta\,\frac{{\hat m}}{{\sqrt{{\hat v}} + \epsilon}} = {old} - {lr} \cdot "
-            rf"\frac{{{tex_num(T['m_hat'])}}}{{{tex_num(T['denom'])}}} = {old} - {n(T['step'])} = {new}",
-        ]
-    else:
-        lines.append(rf"{P} \leftarrow {P} - \eta\,{G} = {old} - {lr} \cdot {g} = {new}")
-    return lines
