@@ -49,8 +49,10 @@ def test_differences_are_exactly_what_was_changed(runs):
     out = runner.invoke(app, ["compare", str(runs["base"]), str(runs["changed"]), "--json"])
     assert 0 == out.exit_code, out.output
     doc = json.loads(out.stdout)
-    assert [{"key": "layers[0].activation", "values": ["sigmoid", "tanh"], "present": [True, True]},
-            {"key": "train.lr", "values": [2.0, 0.5], "present": [True, True]}] == doc["differences"]
+    assert [{"key": "layers[0].activation", "values": ["sigmoid", "tanh"], "present": [True, True],
+             "applies": [True, True]},
+            {"key": "train.lr", "values": [2.0, 0.5], "present": [True, True], "applies": [True, True]}
+            ] == doc["differences"]
 
 
 def test_differences_of_plain_configs_name_missing_keys_and_lists():
@@ -144,3 +146,41 @@ def test_the_curve_picture_holds_each_runs_losses(runs, tmp_path):
     assert (tmp_path / "c.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     bad = runner.invoke(app, ["compare", str(runs["base"]), str(runs["third"]), "--out", str(tmp_path / "c.gif")])
     assert 2 == bad.exit_code and ".png" in bad.stderr
+
+
+@pytest.fixture(scope="module")
+def csv_and_generator(tmp_path_factory) -> list[Path]:
+    from tests.conftest import train_shipped
+    tmp = tmp_path_factory.mktemp("sources")
+    return [train_shipped(tmp, "iris", 3), train_shipped(tmp, "xor", 3)]
+
+
+def test_keys_another_data_source_reads_are_not_applicable(csv_and_generator):
+    iris, xor = csv_and_generator
+    doc = json.loads(runner.invoke(app, ["compare", str(iris), str(xor), "--json"]).stdout)
+    found = {d["key"]: d["applies"] for d in doc["differences"]}
+    # iris reads a CSV: the generator's keys mean nothing for it, and the CSV's nothing for xor
+    for key in ("data.samples", "data.noise", "data.generator"):
+        assert [False, True] == found[key], key
+    for key in ("data.csv", "data.features", "data.target"):
+        assert [True, False] == found[key], key
+    assert [True, True] == found["train.optimizer"]
+    text = runner.invoke(app, ["compare", str(iris), str(xor)], env={"COLUMNS": "80"}).stdout
+    rows = {ln.split()[0]: ln.split()[1:] for ln in text.splitlines() if ln.startswith(" data.")}
+    assert ["n/a", "0.0"] == rows["data.noise"]  # xor's noise is 0.0; iris has none
+    assert ["n/a", "4"] == rows["data.samples"]
+    assert "n/a" == rows["data.csv"][-1]
+
+
+def test_keys_are_never_cut_at_80_columns(csv_and_generator):
+    iris, xor = csv_and_generator
+    doc = json.loads(runner.invoke(app, ["compare", str(iris), str(xor), "--json"]).stdout)
+    text = runner.invoke(app, ["compare", str(iris), str(xor)], env={"COLUMNS": "80"}).stdout
+    assert max(len(ln) for ln in text.splitlines()) <= 80
+    firsts = [ln.split()[0] for ln in text.splitlines() if ln.strip()]
+    for d in doc["differences"]:
+        assert d["key"] in firsts, d["key"]  # e.g. train.early_stopping.restore_best, in full
+    # a long value wraps onto the next lines instead: the CSV's path is all there
+    value = next(d["values"][0] for d in doc["differences"] if d["key"] == "data.csv")
+    block = text[text.index(" data.csv"):text.index(" data.features")].split()
+    assert value == "".join(t for t in block if t not in ("data.csv", "n/a")) or len(value) > 50

@@ -199,3 +199,56 @@ def test_a_run_whose_process_was_killed_is_listed_as_killed_not_running(tmp_path
     assert "bpcli train --resume" in text
     assert runner.invoke(app, ["train", "--resume", str(tmp_path / "runs" / "r"), "--epochs", "1", "-q"]).exit_code \
         in (0, 2)  # resumable (or already past epoch 1: a clear refusal), never a traceback
+
+
+def _words(text: str) -> set[str]:
+    return {w for ln in text.splitlines() for w in ln.split()}
+
+
+def test_names_and_config_paths_are_never_broken_at_80_and_120_columns(tmp_path):
+    """At 120 columns the config column once folded a long path mid-word ('.../folde' / 'r/of/...'): it is
+    shortened from the left at a folder boundary, its file name always whole; run names stay whole at 80 and 120."""
+    deep = tmp_path / "some" / "rather" / "long" / "folder" / "of" / "configs"
+    deep.mkdir(parents=True)
+    config = deep / "a_long_config_name_for_testing.yaml"
+    config.write_text((CONFIGS / "seed.yaml").read_text())
+    runs = tmp_path / "runs"
+    for name, cfg in (("long", config), ("seed", CONFIGS / "seed.yaml")):
+        res = invoke("train", cfg, "--epochs", 3, "--out", runs / name, "-q")
+        assert res.exit_code == 0, res.output
+    for width in (80, 120):
+        text = runner.invoke(app, ["runs", str(runs)], env={"COLUMNS": str(width)}).stdout
+        lines = text.splitlines()
+        assert all(len(ln) <= width for ln in lines), text
+        assert {"long", "seed"} <= _words(text), text  # each name whole on one line
+        if width == 120:
+            # every path piece shown is whole: the shown path (its lines joined) is a left-cut of the real one
+            cell = [ln[ln.index("…"):].strip() if "…" in ln else ln.strip() for ln in lines
+                    if "…" in ln or ln.strip() == config.name]
+            shown = "".join(cell)
+            assert shown.startswith("…/") and shown.endswith("/" + config.name), text  # the file name whole
+            assert str(config).endswith(shown[1:]), text
+    # a longer run name leaves the file name no room at 120: no config column, and the note says where it shows
+    res = invoke("train", CONFIGS / "seed.yaml", "--epochs", 3, "--out", runs / "worked_example_run", "-q")
+    assert res.exit_code == 0, res.output
+    text = runner.invoke(app, ["runs", str(runs)], env={"COLUMNS": "120"}).stdout
+    assert "worked_example_run" in _words(text) and "config" not in text.splitlines()[2], text
+    at = int(text.split("on a terminal ")[1].split()[0])
+    text = runner.invoke(app, ["runs", str(runs)], env={"COLUMNS": str(at)}).stdout
+    assert all(len(ln) <= at for ln in text.splitlines()), text
+    assert config.name in _words(text) or "/" + config.name in text, text  # whole: on its own line, or after "/"
+
+
+def test_a_run_made_by_step_out_is_listed_as_stepped_with_its_steps(tmp_path):
+    runs = tmp_path / "runs"
+    res = invoke("step", CONFIGS / "seed.yaml", "-k", 3, "--out", runs / "s")
+    assert res.exit_code == 0, res.output
+    rows = listing(runs)
+    assert [("stepped", 3, 3)] == [(r["status"], r["steps"], r["epochs"]) for r in rows]
+    text = runner.invoke(app, ["runs", str(runs)], env={"COLUMNS": "120"}).stdout
+    assert "interrupted" not in text and "stepped" in text.splitlines()[4], text
+    assert "3 steps" in text and "bpcli train --resume" in text, text
+    # resumed, it is a training run again: its status is training's
+    res = invoke("train", "--resume", runs / "s", "-q")
+    assert res.exit_code == 0, res.output
+    assert [("completed", None)] == [(r["status"], r["steps"]) for r in listing(runs)]

@@ -15,9 +15,12 @@ class Difference:
     key: str
     values: tuple  # one per run, in the order given (None where a run's config lacks the key)
     present: tuple[bool, ...]  # False where a run's config lacks the key
+    applies: tuple[bool, ...] = ()  # False where the key means nothing for that run (data.noise of a CSV run)
 
     def to_dict(self) -> dict:
-        return {"key": self.key, "values": list(self.values), "present": list(self.present)}
+        applies = self.applies or (True,) * len(self.values)
+        return {"key": self.key, "values": list(self.values), "present": list(self.present),
+                "applies": list(applies)}
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,30 @@ def flatten(cfg: dict, prefix: str = "") -> dict:
     return out
 
 
+# the data keys each source reads; the others' (kept in a resolved config at their defaults) mean nothing for it
+SOURCE_KEYS = {"inline": ("data.x", "data.y"), "csv": ("data.csv", "data.features", "data.target", "data.max_rows"),
+               "generator": ("data.generator", "data.samples", "data.noise", "data.seed")}
+
+
+def _source(flat: dict) -> str | None:
+    """Which data source a flattened config reads: the source whose naming key it holds."""
+    for source, key in (("csv", "data.csv"), ("generator", "data.generator"), ("inline", "data.x")):
+        if key in flat:
+            return source
+    return None
+
+
+def applies(key: str, flat: dict) -> bool:
+    """False for a data key that only another data source reads (data.noise in a CSV run's config)."""
+    source = _source(flat)
+    return source is None or not any(key in keys for s, keys in SOURCE_KEYS.items() if s != source)
+
+
 def differences(configs: list[dict]) -> list[Difference]:
-    """Every dotted key whose value is not the same in all configs, in the order the keys first appear."""
+    """Every dotted key whose value is not the same in all configs, in the order the keys first appear.
+
+    A key a run's data source does not read is not applicable there: it differs only from a run it applies to.
+    """
     flat = [flatten(c) for c in configs]
     keys: list[str] = []
     for f in flat:
@@ -104,8 +129,10 @@ def differences(configs: list[dict]) -> list[Difference]:
     for k in keys:
         vals = tuple(f.get(k) for f in flat)
         present = tuple(k in f for f in flat)
-        if len(set(present)) > 1 or any(_differ(vals[0], v) for v in vals[1:]):
-            found.append(Difference(k, vals, present))
+        used = tuple(applies(k, f) for f in flat)
+        seen = [(p, v) for p, v, u in zip(present, vals, used) if u]
+        if len(set(used)) > 1 or len({p for p, _ in seen}) > 1 or any(_differ(seen[0][1], v) for _, v in seen[1:]):
+            found.append(Difference(k, vals, present, used))
     return found
 
 

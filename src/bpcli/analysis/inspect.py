@@ -35,8 +35,8 @@ class LayerDynamics:
     kind: str | None  # "saturating" (sigmoid/tanh), "relu" or None: what `saturation` measures
     grad_first: float
     grad_last: float
-    vs_output: float | None  # grad_last / output layer's grad_last
-    vs_next: float | None  # grad_last / the next layer's: below 1, the gradient shrank through that layer
+    vs_output: float | None  # grad_last / output layer's grad_last: at the last epoch, not a median
+    vs_next: float | None  # grad_last / the next layer's (last epoch): below 1, it shrank through that layer
     saturation_last: float | None
     saturation_max: float | None
     update_median: float | None  # ||W_end - W_start|| / ||W_start|| per epoch, median over epochs
@@ -67,10 +67,12 @@ class Finding:
     epochs: int  # in how many epochs it held from then on
     message: str
     hint: str
+    value: float | None = None  # the ratio the message quotes (None: it quotes none)
+    measure: str | None = None  # what that ratio is, as the message labels it
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "layer": self.layer, "epoch": self.epoch, "epochs": self.epochs,
-                "message": self.message, "hint": self.hint}
+                "message": self.message, "hint": self.hint, "value": self.value, "measure": self.measure}
 
 
 @dataclass(frozen=True)
@@ -251,21 +253,20 @@ def _gradient_flags(net: Network, g: list, u: list, ep: list[int], w: list[int],
             i, start, held = hit
             typical = _median([r for r in ratios[i:] if test(r)])
             letter = net.layers[l].letter
+            measure = _held_measure(held, E - start + 1)
+            msg = (f"layer {letter}: gradient {fraction(typical)} of output layer {out_letter}'s from epoch {start}"
+                   f" ({measure})")
             if kind == "vanishing":
                 vanishing.add(l)
                 since = [e >= ep[i] for e in ep_m]
                 upd = _ratio(_median([x for x, c in zip(u[l], since) if c]),
                              _median([x for x, c in zip(u[out], since) if c]))
-                msg = (f"layer {letter}: gradient {fraction(typical)} of output layer {out_letter}'s from epoch {start}"
-                       f" ({held} of {E - start + 1} epochs)")
                 if upd is not None:
-                    msg += f"; its weights change {fraction(upd)} as fast as {out_letter}'s"
+                    msg += f"; its weights change {fraction(upd)} as fast as {out_letter}'s (median since epoch {start})"
                 hint = _shrink_hint(net, l, out)
             else:
-                msg = (f"layer {letter}: gradient {fraction(typical)} of output layer {out_letter}'s from epoch {start}"
-                       f" ({held} of {E - start + 1} epochs)")
                 hint = "exploding gradients: lower the learning rate, use Xavier/He initialisation or fewer layers"
-            findings.append(Finding(kind, letter, start, held, msg, hint))
+            findings.append(Finding(kind, letter, start, held, msg, hint, typical, measure))
 
     return vanishing
 
@@ -319,15 +320,16 @@ def _speed_flags(net: Network, g: list, u: list, ep: list[int], ep_m: list[int],
         if hit is not None:
             i, start, held = hit
             typical = _median([r for r in rel[i:] if r is not None and r < SLOW])
+            measure = _held_measure(held, E - start + 1)
             msg = (f"layer {layer.letter}: weights change {fraction(typical)} as fast as the fastest layer's "
-                   f"from epoch {start} ({held} of {E - start + 1} epochs)")
+                   f"from epoch {start} ({measure})")
             grad = _median([_ratio(g[l][e], g[out][e]) for e in range(n) if ep[e] >= ep_m[i]])
             if l < out and grad is not None and grad < 1:
-                msg += f"; its gradient is {fraction(grad)} of output layer {out_letter}'s"
+                msg += f"; its gradient is {fraction(grad)} of output layer {out_letter}'s (median since epoch {start})"
                 hint = _shrink_hint(net, l, out)
             else:
                 hint = "this layer hardly learns: check its initial weights' scale, or try Adam"
-            findings.append(Finding("slow", layer.letter, start, held, msg, hint))
+            findings.append(Finding("slow", layer.letter, start, held, msg, hint, typical, measure))
         hit = _persistent([x is not None and x > JUMPY for x in u[l]], ep_m, w_m)
         if hit is not None:
             i, start, held = hit
@@ -335,6 +337,11 @@ def _speed_flags(net: Network, g: list, u: list, ep: list[int], ep_m: list[int],
                    f"({held} of {E - start + 1} epochs)")
             findings.append(Finding("jumpy", layer.letter, start, held, msg,
                                     "updates this large bounce around: lower the learning rate"))
+
+
+def _held_measure(held: int, since: int) -> str:
+    """How a finding's quoted ratio was measured: the median over the epochs the condition held."""
+    return f"median over the {held} of {since} epochs it held"
 
 
 def _shrink_hint(net: Network, l: int, out: int) -> str:

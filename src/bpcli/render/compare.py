@@ -11,17 +11,20 @@ from rich.text import Text
 
 from bpcli.render.numbers import fmt, fmt_metric, metric_label
 
-CELL = 22  # the widest a config value's cell grows before it is shortened with "..."
-NARROW = 10  # ... and how far it may be shortened to fit more runs side by side
-KEY = 28  # the widest a key's cell grows
+CELL = 22  # the widest a config value's column grows before its values wrap
+NARROW = 10  # ... and how narrow it may get to fit more runs side by side
+LINES = 3  # a value longer than this many lines of its column is shortened with "..."
 
 
 def _clip(text: str, n: int) -> str:
     return text if len(text) <= n else text[: n - 3] + "..."
 
 
-def value_text(v, present: bool = True) -> str:
-    """A config value as a cell: '-' where the config lacks the key, YAML's spelling otherwise."""
+def value_text(v, present: bool = True, applies: bool = True) -> str:
+    """A config value as a cell: 'n/a' where the key means nothing for the run, '-' where the config lacks it,
+    YAML's spelling otherwise."""
+    if not applies:
+        return "n/a"
     if not present:
         return "-"
     if v is None:
@@ -36,8 +39,9 @@ def value_text(v, present: bool = True) -> str:
 
 
 def _rows(res, cell: int) -> tuple[list[tuple[str, list[Text]]], list[tuple[str, list[Text]]]]:
-    """(config difference rows, final number rows): each a key and one cell per run (values cut at `cell`)."""
-    diffs = [(d.key, [Text(_clip(value_text(v, p), cell)) for v, p in zip(d.values, d.present)])
+    """(config difference rows, final number rows): each a key and one cell per run (values wrap at `cell`)."""
+    diffs = [(d.key, [Text(_clip(value_text(v, p, a), LINES * cell), style="" if a else "dim")
+                      for v, p, a in zip(d.values, d.present, d.applies or (True,) * len(d.values))])
              for d in res.differences]
     runs = res.runs
     kinds = list(dict.fromkeys(r.metric for r in runs))
@@ -76,21 +80,28 @@ def _rows(res, cell: int) -> tuple[list[tuple[str, list[Text]]], list[tuple[str,
     return diffs, numbers
 
 
-def _table(title: str, labels: list[str], rows: list[tuple[str, list[Text]]], cols: list[int]) -> Table:
+def _table(title: str, labels: list[str], rows: list[tuple[str, list[Text]]], cols: list[int],
+           cell: int | None = None) -> Table:
+    """Keys in full on the left; a run per column, its values wrapped at `cell` (None: never wrapped)."""
     t = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
-    t.add_column("", no_wrap=True, max_width=KEY, overflow="ellipsis")
+    t.add_column("", no_wrap=True, min_width=max([len(k) for k, _ in rows] + [0]))
     for i in cols:
-        t.add_column(Text(labels[i]), justify="right", no_wrap=True)
+        if cell is None:
+            t.add_column(Text(labels[i]), justify="right", no_wrap=True)
+        else:
+            t.add_column(Text(labels[i]), justify="right", max_width=max(cell, len(labels[i])), overflow="fold")
     for key, cells in rows:
-        t.add_row(Text(_clip(key, KEY)), *(cells[i] for i in cols))
+        t.add_row(Text(key), *(cells[i] for i in cols))
     return t
 
 
-def _groups(labels: list[str], rows, width: int) -> list[list[int]]:
-    """Runs in groups whose columns fit `width` (each run's column as wide as its widest cell)."""
+def _groups(labels: list[str], diffs, numbers, width: int, cell: int) -> list[list[int]]:
+    """Runs in groups whose columns fit `width` (each run's column as wide as its widest cell, values at most
+    `cell`)."""
     # SIMPLE_HEAD without padded edges: 1 + key + 1, then per column a separator, 2 of padding and the cells
-    key = max([len(_clip(k, KEY)) for k, _ in rows] + [0]) + 2
-    need = [max([len(labels[i])] + [c[i].cell_len for _, c in rows]) + 3 for i in range(len(labels))]
+    key = max([len(k) for k, _ in diffs + numbers] + [0]) + 2
+    need = [max([len(labels[i])] + [min(c[i].cell_len, cell) for _, c in diffs] + [c[i].cell_len for _, c in numbers])
+            + 3 for i in range(len(labels))]
     groups: list[list[int]] = [[]]
     used = key
     for i, w in enumerate(need):
@@ -115,7 +126,7 @@ class CompareView:
         # values are shortened (down to NARROW characters) before runs are split into groups
         for cell in range(CELL, NARROW - 1, -1):
             diffs, numbers = _rows(res, cell)
-            groups = _groups(labels, diffs + numbers, width)
+            groups = _groups(labels, diffs, numbers, width, cell)
             if len(groups) == 1:
                 break
         yield Text.assemble(("compare ", "bold"), (f"{len(res.runs)} runs", "bold"))
@@ -130,7 +141,7 @@ class CompareView:
                        f"in {len(groups)} groups (--json has them all)", style="dim")
         for cols in groups:
             if diffs:
-                yield _table("Config differences", labels, diffs, cols)
+                yield _table("Config differences", labels, diffs, cols, cell)
             yield _table("Final numbers", labels, numbers, cols)
         for r in res.runs:
             if r.findings:

@@ -45,8 +45,8 @@ def inspect_view(res) -> Group:
     grads.add_column("layer", no_wrap=True)
     grads.add_column("epoch 1", justify="right", no_wrap=True)
     grads.add_column(f"epoch {last}", justify="right", no_wrap=True)
-    grads.add_column(f"vs {out}", justify="right", no_wrap=True)
-    grads.add_column("vs next", justify="right", no_wrap=True)
+    grads.add_column(f"vs {out}\nat {last}", justify="right", no_wrap=True)
+    grads.add_column(f"vs next\nat {last}", justify="right", no_wrap=True)
     grads.add_column("over time (log)", no_wrap=True)
     for la in res.layers:
         weak = la.vs_output is not None and la.vs_output < VANISHING
@@ -58,7 +58,7 @@ def inspect_view(res) -> Group:
     units.add_column("layer", no_wrap=True)
     units.add_column("sat./dead", justify="right", no_wrap=True)
     units.add_column("most", justify="right", no_wrap=True)
-    units.add_column("update", justify="right", no_wrap=True)
+    units.add_column("update\nmedian", justify="right", no_wrap=True)
     units.add_column(f"epoch {res.stats_last or last}", justify="right", no_wrap=True)
     units.add_column("over time (log)", no_wrap=True)
     fastest = max((la.update_median for la in res.layers if la.update_median is not None), default=None)

@@ -62,6 +62,32 @@ def _column_widths(runs) -> list[int]:
     return widths
 
 
+def short_path(path: str, room: int) -> str:
+    """A path in lines of at most `room` characters, never broken inside a name: whole when it fits, else shortened
+    from the left with an ellipsis at a folder boundary ('…/configs/iris.yaml'); when even '…/' and the file name
+    do not fit, the folders (shortened so) on a line above the file name."""
+    if len(path) <= room:
+        return path
+    head, sep, base = path.rpartition("/")
+    if not sep or not head:
+        return path  # one name: never cut (the column's ellipsis is the last resort)
+    if len(base) + 2 <= room:
+        tail = path[len(path) - (room - 1):]
+        return "…" + tail[tail.find("/"):]
+    return short_path(head + "/", room) + "\n" + base
+
+
+def _config_room(runs, widths: list[int], width: int, names: bool) -> int:
+    """What the config column has left of `width` beside the numbers and (names) the run names, columns 2 apart."""
+    name = max([len("run")] + [len(r.name) for r in runs]) + 2 if names else 0
+    status = min(max(widths[1], 13), 18)
+    return width - name - sum(widths) + widths[1] - status - 2 * len(widths)
+
+
+def _file_name(path: str | None) -> int:
+    return len((path or "-").rpartition("/")[2])
+
+
 def runs_view(res, width: int = 80) -> Group:
     """The runs, newest first: name, created, status, epochs, final losses and metrics, and (from 110 columns
     on) the config each was trained from."""
@@ -73,6 +99,14 @@ def runs_view(res, width: int = 80) -> Group:
     room = _name_width(res.runs, width, wide)
     own_line = max(len(r.name) for r in res.runs) > room
     widths = _column_widths(res.runs)
+    # a config path is shortened from the left, never cut inside a name: no config column when a file name
+    # itself does not fit (then the note says how wide a terminal shows it)
+    room_config = _config_room(res.runs, widths, width, not own_line)
+    need = max(_file_name(r.config) for r in res.runs)
+    if wide and need > room_config:
+        wide = False
+        room = _name_width(res.runs, width, wide)
+        own_line = max(len(r.name) for r in res.runs) > room
 
     def table(header: bool) -> Table:
         t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0),  # columns 2 apart
@@ -85,7 +119,7 @@ def runs_view(res, width: int = 80) -> Group:
         for i, col in enumerate(("epochs", "loss", "val\nloss", "metric", "val\nmetric")):
             t.add_column(col, justify="right", no_wrap=True, min_width=widths[i + 2] if own_line else None)
         if wide:
-            t.add_column("config", overflow="fold")
+            t.add_column("config", no_wrap=True, overflow="ellipsis")
         return t
 
     def row(r) -> list:
@@ -93,7 +127,8 @@ def runs_view(res, width: int = 80) -> Group:
         name = [] if own_line else [Text(r.name)]
         if not r.ok:
             return [*name, local_time(r.created), status, *[""] * (6 if wide else 5)]
-        return [*name, *_cells(r)[:1], status, *_cells(r)[2:], *([Text(r.config or "-")] if wide else [])]
+        config = [Text(short_path(r.config or "-", room_config))] if wide else []
+        return [*name, *_cells(r)[:1], status, *_cells(r)[2:], *config]
 
     if own_line:
         parts = [table(True)]
@@ -110,8 +145,12 @@ def runs_view(res, width: int = 80) -> Group:
     notes = [Text(f"{r.name}: {r.problem}", style="dim") for r in res.runs if not r.ok and r.problem != r.status]
     notes += [Text(f"{r.name}: killed (its process ended without saving its stop); `bpcli train --resume "
                    f"{r.path}` continues from epoch {r.epochs}", style="dim") for r in res.runs if r.status == "killed"]
+    notes += [Text(f"{r.name}: stepped (made by `bpcli step --out`, {r.steps} step{'s' if r.steps != 1 else ''}); "
+                   f"`bpcli train --resume {r.path}` continues it", style="dim") for r in res.runs
+              if r.status == "stepped"]
     notes += [Text("metric: accuracy for a classifier, R^2 for regression", style="dim")]
     if not wide:
-        notes.append(Text("the config of each run: with --json, or on a terminal 110 columns wide", style="dim"))
+        at = max(110, width + need - room_config) if width >= 110 else 110
+        notes.append(Text(f"the config of each run: with --json, or on a terminal {at} columns wide", style="dim"))
     return Group(Text.assemble((f"{n} run folder{'s' if n != 1 else ''}", "bold"), f" in {res.folder}, newest first"),
                  t, *notes)

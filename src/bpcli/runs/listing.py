@@ -28,12 +28,13 @@ class RunRow:
     val_metric: float | None = None
     config: str | None = None  # the config it was trained from (None for runs from before it was recorded)
     problem: str | None = None  # what is wrong with a folder that is not ok, in full
+    steps: int | None = None  # status "stepped": the steps `bpcli step --out` took to make it
 
     def to_dict(self) -> dict:
         return {"name": self.name, "path": self.path, "created": self.created, "status": self.status, "ok": self.ok,
                 "epochs": self.epochs, "metric": self.metric, "loss": self.loss, "val_loss": self.val_loss,
                 "train_metric": self.train_metric, "val_metric": self.val_metric, "config": self.config,
-                "problem": self.problem}
+                "problem": self.problem, "steps": self.steps}
 
 
 @dataclass(frozen=True)
@@ -93,10 +94,14 @@ def read_row(d: Path) -> RunRow:
     status = str(m.get("status"))
     if status == "running" and not held(d):  # no process trains into it: it ended without saving its stop
         status = "killed"
+    steps = m.get("stepped") if isinstance(m.get("stepped"), int) and not isinstance(m.get("stepped"), bool) else None
+    if status == "interrupted" and steps is not None:  # stopped where `bpcli step --out` was asked to stop
+        status = "stepped"
     return RunRow(d.name, str(d), created, status, True, epochs,
                   metrics.get("metric") if isinstance(metrics.get("metric"), str) else None, num("loss"),
                   num("val_loss"), num("train_metric"), num("val_metric"),
-                  m.get("config") if isinstance(m.get("config"), str) else None)
+                  m.get("config") if isinstance(m.get("config"), str) else None,
+                  steps=steps if status == "stepped" else None)
 
 
 def _unreadable(path: Path) -> str | None:

@@ -175,17 +175,19 @@ def _throttled(on_epoch: OnEpoch, every: float):
 
 def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path | None, on_epoch: OnEpoch | None = None,
                  should_stop: Callable[[], bool] = lambda: False, resume: LoadedRun | None = None,
-                 checkpoint_seconds: float = 30.0, *, runs_base: Path = Path("runs"), overwrite: bool = False) -> TrainResult:
+                 checkpoint_seconds: float = 30.0, *, runs_base: Path = Path("runs"), overwrite: bool = False,
+                 stepped: int | None = None) -> TrainResult:
     """Train, checkpointing into the run folder at epoch 0, now and then, and at the end; returns a TrainResult.
 
     A new run is built whole (its epoch 0) in a hidden folder beside `run_dir` (or in runs_base) and appears under
     its name with one rename, so every run folder that exists is loadable and resumable; a stop asked for before
-    then still saves epoch 0 (status interrupted).
+    then still saves epoch 0 (status interrupted). `stepped`: the K steps of `bpcli step --out` whose stop this is,
+    recorded in run.json when should_stop ends the run.
     """
     branch = resume is not None and resume.epoch is not None  # a new run, from a snapshot of another
     if resume is not None:
         net, prepared, state = resume.net, resume.prepared, resume.state
-        state.status, state.message = "running", ""
+        state.status, state.message, state.stepped = "running", "", None
     else:
         net, prepared, state = build(cfg), prepare(cfg, data), TrainState()
     state.buffers = Optimizer(net, cfg.train, state.buffers).buffers  # the optimiser's state exists from epoch 0
@@ -234,6 +236,8 @@ def run_training(cfg: NetConfig, data: Dataset | None, run_dir: Path | None, on_
                     last_save = time.perf_counter()
         if snaps.every and snaps.pending_last() != state.epoch:
             snaps.take(net, state)  # interrupted or diverged: the last whole epoch, rolled back to
+        if stepped is not None and state.status == "interrupted":
+            state.stepped = stepped
         s = summary()
         save_run(run_dir, cfg, net, prepared, log, state, s, ckpt, snaps)
     finally:

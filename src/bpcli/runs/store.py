@@ -109,6 +109,7 @@ def save_run(run_dir: Path, cfg: NetConfig, net: Network, prepared: Prepared, lo
         "rng_state": state.rng_state, "best_val": state.best_val if np.isfinite(state.best_val) else None,
         "bad_epochs": state.bad_epochs, "best_epoch": state.best_epoch, "weights_epoch": state.weights_epoch,
         **({} if state.plateau is None else {"plateau": dict(zip(PLATEAU_KEYS, state.plateau))}),
+        **({} if state.stepped is None else {"stepped": state.stepped}),  # made by step --out, K steps
         "files": {n: sha256(b) for n, b in files.items()},
         # when the run began and from which config, kept from its first checkpoint (read by `bpcli runs`)
         **_first(run_dir, previous, {"created": _now(), "config": cfg.path}),

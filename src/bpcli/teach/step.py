@@ -235,7 +235,7 @@ def save_steps(target: str | None, run_dir: Path | None, epoch: int | None, k: i
     if run_dir is None:
         s = open_session(target, out=out, overwrite=overwrite)
         cfg = with_overrides(s.cfg, epochs=k // per) if k // per > s.cfg.train.epochs else s.cfg
-        run_training(cfg, s.data, out, should_stop=stop, overwrite=overwrite)
+        run_training(cfg, s.data, out, should_stop=stop, overwrite=overwrite, stepped=k)
         return
     from bpcli.runs.claim import check_target
     check_target(out, overwrite)
@@ -244,7 +244,7 @@ def save_steps(target: str | None, run_dir: Path | None, epoch: int | None, k: i
         loaded = replace(loaded, epoch=loaded.state.epoch)
     epochs = loaded.state.epoch + k // per
     cfg = with_overrides(loaded.cfg, epochs=epochs) if epochs > loaded.cfg.train.epochs else loaded.cfg
-    run_training(cfg, None, out, should_stop=stop, resume=loaded, overwrite=overwrite)
+    run_training(cfg, None, out, should_stop=stop, resume=loaded, overwrite=overwrite, stepped=k)
 
 
 def _stop_after(k: int):

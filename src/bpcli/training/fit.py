@@ -73,6 +73,7 @@ class TrainState:
     message: str = ""
     weights_epoch: int | None = None  # which epoch's weights the network holds at the end (None: the last)
     plateau: tuple | None = None  # reduce-on-plateau's (lr, best, bad epochs, cooldown) after the last epoch
+    stepped: int | None = None  # the steps `bpcli step --out` took, while the run is as step left it
 
     BEST = "best:"  # buffers keyed best:A.W ... hold the best validation epoch's parameters (early stopping)
 
