@@ -183,6 +183,23 @@ def test_a_run_at_an_earlier_epoch_steps_to_its_next_snapshot_and_branches_with_
     assert all(np.array_equal(a[k], b[k]) for k in b)  # the branch ends where the run did, bit for bit
 
 
+
+def test_the_closing_hint_names_the_explain_command_of_the_same_weights_and_state(tmp_path):
+    cfg = config("momentum", 0.3, 0.02, epochs=5)
+    path = write(tmp_path, cfg)
+    run = tmp_path / "run"
+    assert 0 == runner.invoke(app, ["train", str(path), "--out", str(run), "-q", "--json"]).exit_code
+    shown = runner.invoke(app, ["step", str(run), "--epoch", "2", "-w", "v1"], env={"COLUMNS": "200"})
+    hint = shown.stdout.strip().splitlines()[-1]
+    assert hint == f"every term of one parameter's update: bpcli explain {run} --epoch 2 -w NAME", hint
+    # the hint's command explains the very update step took
+    new = step_json(str(run), "--epoch", "2", "-w", "v1")["parameters"][0]["new"]
+    doc = json.loads(runner.invoke(app, ["explain", str(run), "--epoch", "2", "-w", "v1", "--json"]).stdout)
+    assert new == doc["explanations"][0]["update"]["new"]
+    assert runner.invoke(app, ["step", str(path), "-w", "v1"], env={"COLUMNS": "200"}).stdout.strip().endswith(
+        f"bpcli explain {path} -w NAME")
+
+
 EARLY = """\
 name: early
 layers:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -61,8 +63,10 @@ def step(
     if out is not None and result.status == "ok":
         source = None if run_dir is not None else (str(config) if config is not None else target)
         save_steps(source, run_dir, epoch, result.steps, steps_per_epoch(cfg, m)[1], out, overwrite)
-        import dataclasses
         result = dataclasses.replace(result, out=str(out))
+    same = (f"{run_dir}" + (f" --epoch {epoch}" if epoch is not None else "")) if run_dir else \
+        ("" if cfg.path.startswith("<") else cfg.path)
+    result = dataclasses.replace(result, explain_with=same)
     if json_out:
         emit_json(result.to_dict())
     else:

@@ -83,5 +83,6 @@ def step_view(r, max_rows: int = 20) -> Group:
     else:
         parts.append(Prose(Text("nothing written; --out DIR saves the weights after the steps as a run folder",
                                   style="dim")))
-    parts.append(Prose(Text("every term of one parameter's update: bpcli explain -w NAME", style="dim")))
+    with_ = f"{r.explain_with} " if r.explain_with else ""
+    parts.append(Prose(Text(f"every term of one parameter's update: bpcli explain {with_}-w NAME", style="dim")))
     return Group(*parts)

@@ -75,6 +75,7 @@ class StepResult:
     message: str
     out: str | None = None  # the run folder written with --out
     n_params: int | None = None  # the network's parameters (None: those asked for with --weight)
+    explain_with: str = ""  # explain's arguments for the same weights and state: 'runs/seed --epoch 100'
 
     @property
     def exit_code(self) -> int:
