@@ -10,7 +10,7 @@ PACKAGE = ROOT / "src" / "bpcli"
 
 # The package order, declared once. A package imports from the ground floor, from itself and from packages on
 # EARLIER floors; packages on one floor do not import each other. The ground floor imports only itself.
-GROUND = ("errors", "files", "readable", "yamlsrc", "prose", "schema")
+GROUND = ("errors", "files", "yamlsrc", "prose", "schema")
 FLOORS = (
     ("nn",),
     ("data",),
