@@ -10,7 +10,7 @@ PACKAGE = ROOT / "src" / "bpcli"
 
 # The package order, declared once. A package imports from the ground floor, from itself and from packages on
 # EARLIER floors; packages on one floor do not import each other. The ground floor imports only itself.
-GROUND = ("errors", "files", "readable", "yamlsrc", "prose", "schema")
+GROUND = ("errors", "files", "yamlsrc", "prose", "schema")
 FLOORS = (
     ("nn",),
     ("data",),
@@ -27,12 +27,6 @@ MAX_FUNCTION_LINES = 80
 # Debts the move inherited; each entry must still be one (the test fails on an entry that is paid), so these
 # lists only shrink. Empty them and the rules above hold without exception.
 STILL_LONG = {  # function -> its length when the package moved (def line to last line)
-    "bpcli.training.fit:fit": 119,
-    "bpcli.cli.train:train": 110,
-    "bpcli.cli.app:gradcheck": 87,
-    "bpcli.bridge.export_torch:torch_source": 86,
-    "bpcli.gradcheck.check:_check": 82,
-    "bpcli.plots.animate:Diagram.__init__": 81,
 }
 STILL_TANGLED: set[frozenset[str]] = set()
 

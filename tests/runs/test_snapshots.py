@@ -393,3 +393,17 @@ def test_the_history_up_to_an_epoch_is_the_sample_a_run_of_that_length_keeps(tmp
     prefix, sample = read_prefix(tmp_path / "history.csv", recorded, ["A", "B"], 4101)
     assert [r.to_dict() for r in sample] == at and len(at) < 2100
     assert prefix.decode().splitlines() == (tmp_path / "history.csv").read_text().splitlines()[:4102]
+
+
+def test_a_long_adam_run_reads_back_every_snapshot_chunk(tmp_path):
+    # each snapshot also holds Adam's m: and v: buffers (three arrays per parameter): a chunk of some hundred
+    # epochs is within the size its network and keys allow, not refused as oversized
+    wide = BASE.replace("size: 4,", "size: 32,")  # 129 parameters: their buffers outweigh the per-array slack
+    run = _train(wide + "train: {optimizer: adam, lr: 0.01, epochs: 600, seed: 1}\n", tmp_path / "run")
+    chunks = json.loads((run / "run.json").read_text())["snapshots"]["chunks"]
+    assert max(c["count"] for c in chunks) >= 300
+    t = trajectory(run)
+    assert t.epochs[0] == 0 and t.epochs[-1] == 600
+    net = load_run(run).net
+    for key, a in net.named_arrays().items():
+        assert np.array_equal(t.params[key][-1], a), key

@@ -99,7 +99,7 @@ class Table:
 
 def read_table(path: str | Path, stdin=None) -> Table:
     """A CSV file with a header row, or stdin for '-' (`stdin`: a binary stream); DataError naming the line."""
-    from bpcli.readable import CappedStream, NotReadable, open_capped
+    from bpcli.files import CappedStream, NotReadable, open_capped
 
     source = "<stdin>" if str(path) == STDIN else str(path)
     if Path(path).suffix.lower() in (".yaml", ".yml"):

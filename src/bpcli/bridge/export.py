@@ -88,7 +88,7 @@ def check_export_target(out_dir: Path, force: bool) -> bool:
         raise BpcliError(f"--out: {out_dir} is a symbolic link; bpcli never writes through one nor replaces it: "
                          "give the path of the folder itself")
     if not stat.S_ISDIR(st.st_mode):
-        from bpcli.readable import describe_mode
+        from bpcli.files import describe_mode
         what = "a file" if stat.S_ISREG(st.st_mode) else describe_mode(st.st_mode)
         raise BpcliError(f"--out: {out_dir} is {what}; give a folder")
     held = sorted(p.name for p in out_dir.iterdir())

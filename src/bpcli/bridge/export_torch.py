@@ -125,39 +125,7 @@ def torch_source(spec: ExportSpec) -> str:
     ]
     lines += formula_lines(spec, "torch")
     lines += ["", "", f"class {cls}(nn.Module):", *_docstring(f"{len(spec.inputs)} inputs -> {acts}.", "    "), "",
-              "    def __init__(self):", "        super().__init__()"]
-    if spec.mean is not None:
-        n = len(spec.inputs)
-        lines += ["        # inputs standardised as in training: x' = (x - mean) / std, in float64",
-                  f"        self.register_buffer(\"input_mean\", torch.zeros({n}, dtype=torch.float64))",
-                  f"        self.register_buffer(\"input_std\", torch.ones({n}, dtype=torch.float64))"]
-    for layer in spec.layers:
-        on = layer.bias == "on"
-        lines.append(f"        self.{layer.letter} = nn.Linear({layer.n_in}, {layer.n_out}"
-                     f"{'' if on else ', bias=False'}, dtype=DTYPE)")
-        if layer.bias == "frozen":
-            lines += ["        # frozen: never trained",
-                      f"        self.register_buffer(\"{bias_key(layer)}\", torch.zeros({layer.n_out}, dtype=DTYPE))"]
-        elif layer.bias == "shared":
-            lines += [f"        # shared: one bias for all {layer.n_out} nodes",
-                      f"        self.{bias_key(layer)} = nn.Parameter(torch.zeros(1, dtype=DTYPE))"]
-        elif layer.bias == "shared_frozen":
-            lines += [f"        # shared by all {layer.n_out} nodes, never trained",
-                      f"        self.register_buffer(\"{bias_key(layer)}\", torch.zeros(1, dtype=DTYPE))"]
-    lines += ["", "    def logits(self, x):", f'        """The output layer\'s weighted sums z_{top.letter}: '
-              f'(m, {top.n_out})."""']
-    if spec.mean is not None:
-        lines.append("        x = ((x.to(torch.float64) - self.input_mean) / self.input_std).to(DTYPE)")
-    else:
-        lines.append("        x = x.to(DTYPE)")
-    a = "x"
-    for layer in spec.layers:
-        z = f"self.{layer.letter}({a})" + ("" if layer.bias in ("on", "off") else f" + self.{bias_key(layer)}")
-        if layer is top:
-            lines.append(f"        return {z}")
-        else:
-            lines.append(f"        a = {activation_code(layer, z)}")
-            a = "a"
+              *_init_lines(spec), *_logits_lines(spec)]
     lines += ["", "    def forward(self, x):", f'        """The network\'s output y\': (m, {top.n_out})."""',
               f"        return {activation_code(top, 'self.logits(x)')}", "", "",
               "def cost(model, x, y):",
@@ -178,6 +146,51 @@ def torch_source(spec: ExportSpec) -> str:
         lines += ["", "", "def classes(y_hat):", f'    """The class of each row of the output ({"threshold 0.5" if top.n_out == 1 else "arg-max"})."""',
                   f"    return [CLASSES[int(i)] for i in {rule}]"]
     return "\n".join(lines) + "\n"
+
+
+def _init_lines(spec: ExportSpec) -> list[str]:
+    """The module's __init__: the input standardisation's buffers, one nn.Linear per layer and the biases
+    nn.Linear does not hold (frozen, shared)."""
+    lines = ["    def __init__(self):", "        super().__init__()"]
+    if spec.mean is not None:
+        n = len(spec.inputs)
+        lines += ["        # inputs standardised as in training: x' = (x - mean) / std, in float64",
+                  f"        self.register_buffer(\"input_mean\", torch.zeros({n}, dtype=torch.float64))",
+                  f"        self.register_buffer(\"input_std\", torch.ones({n}, dtype=torch.float64))"]
+    for layer in spec.layers:
+        on = layer.bias == "on"
+        lines.append(f"        self.{layer.letter} = nn.Linear({layer.n_in}, {layer.n_out}"
+                     f"{'' if on else ', bias=False'}, dtype=DTYPE)")
+        if layer.bias == "frozen":
+            lines += ["        # frozen: never trained",
+                      f"        self.register_buffer(\"{bias_key(layer)}\", torch.zeros({layer.n_out}, dtype=DTYPE))"]
+        elif layer.bias == "shared":
+            lines += [f"        # shared: one bias for all {layer.n_out} nodes",
+                      f"        self.{bias_key(layer)} = nn.Parameter(torch.zeros(1, dtype=DTYPE))"]
+        elif layer.bias == "shared_frozen":
+            lines += [f"        # shared by all {layer.n_out} nodes, never trained",
+                      f"        self.register_buffer(\"{bias_key(layer)}\", torch.zeros(1, dtype=DTYPE))"]
+    return lines
+
+
+def _logits_lines(spec: ExportSpec) -> list[str]:
+    """The module's logits(x): the inputs standardised, then each layer; the output layer's z not activated."""
+    top = spec.layers[-1]
+    lines = ["", "    def logits(self, x):", f'        """The output layer\'s weighted sums z_{top.letter}: '
+             f'(m, {top.n_out})."""']
+    if spec.mean is not None:
+        lines.append("        x = ((x.to(torch.float64) - self.input_mean) / self.input_std).to(DTYPE)")
+    else:
+        lines.append("        x = x.to(DTYPE)")
+    a = "x"
+    for layer in spec.layers:
+        z = f"self.{layer.letter}({a})" + ("" if layer.bias in ("on", "off") else f" + self.{bias_key(layer)}")
+        if layer is top:
+            lines.append(f"        return {z}")
+        else:
+            lines.append(f"        a = {activation_code(layer, z)}")
+            a = "a"
+    return lines
 
 
 def _docstring(text: str, indent: str) -> list[str]:

@@ -114,7 +114,7 @@ def _bias_modes(path: Path) -> dict[str, str]:
 
     None when there is no names.json or it is not an export's; BpcliError when it is not a regular file (a FIFO
     is never waited on) or is too large to be one."""
-    from bpcli.readable import NotReadable, loads_json, read_capped
+    from bpcli.files import NotReadable, loads_json, read_capped
     names = Path(path).parent / "names.json"
     try:
         arrays = loads_json(read_capped(names, MAX_NAMES_BYTES, "names.json"), names).get("arrays", {})
@@ -235,7 +235,7 @@ def _csv_header(path: Path) -> list[str]:
     import io
 
     from bpcli.data.dataset import csv_header
-    from bpcli.readable import NotReadable, open_regular
+    from bpcli.files import NotReadable, open_regular
     try:
         with open_regular(path) as fh:
             first = fh.readline(1_000_000)

@@ -153,8 +153,7 @@ def gradcheck(
 
     Exit 0 when everything passes, 1 when something fails, 3 when nothing fails but something is inconclusive, 2 on bad input (eps outside 1e-9 to 1e-3, tol outside 1e-10 to 1e-2, samples outside 1 to 100000, directions outside 1 to 1000).
     """
-    from bpcli.gradcheck.report import DEFAULT_TOL, GradcheckOptions
-    from bpcli.gradcheck.check import budget_needed, check, duration_text, estimate_seconds
+    from bpcli.gradcheck.check import check
 
     samples = samples if samples_old is None else samples_old
     seed = seed if seed_old is None else seed_old
@@ -171,6 +170,24 @@ def gradcheck(
         return gradcheck_against(against, target, config, run, samples=samples, tol=tol, seed=seed, rows=rows,
                                  weights=tuple(split_names(weight or [])), json_out=json_out, refused=refused,
                                  epoch=epoch)
+    opts = _gradcheck_options(eps, tol, all_, directional, directions, weight, seed, samples)
+    cfg, net, prepared, run_dir = load_target(target, config, run, epoch)
+    resolve_weights(net, opts.weights)
+    data = prepared.train
+    checks, seconds = _within_budget(net, data.x.shape[0], opts, budget)
+    with _gradcheck_progress(checks, seconds) as tick:
+        where = f"{run_dir} after epoch {epoch}" if epoch is not None else str(run_dir) if run_dir else cfg.path
+        report = check(net, data.x, data.y, opts, cfg.name, where, units=units,
+                       progress=tick)
+    emit_gradcheck(report, json_out, rows)
+
+
+def _gradcheck_options(eps: float, tol: float | None, all_: bool, directional: bool | None, directions: int,
+                       weight: list[str] | None, seed: int, samples: int | None):
+    """gradcheck's options from its flags, validated before anything is loaded: bad options are exit 2 whatever
+    the target."""
+    from bpcli.gradcheck.report import DEFAULT_TOL, GradcheckOptions
+
     tol = DEFAULT_TOL if tol is None else tol
     if all_ and directional:
         raise BpcliError("--all checks every entry; it cannot be combined with --directional")
@@ -180,21 +197,21 @@ def gradcheck(
     mode = "auto" if directional is None else ("directional" if directional else "entries")
     opts = GradcheckOptions(eps=eps, tol=tol, mode=mode, all_entries=all_, directions=directions, weights=names,
                             seed=seed, **({"samples": samples} if samples is not None else {}))
-    opts.validate()  # before loading anything: bad options are exit 2 whatever the target
-    cfg, net, prepared, run_dir = load_target(target, config, run, epoch)
-    resolve_weights(net, names)
-    data = prepared.train
-    checks, seconds = estimate_seconds(net, data.x.shape[0], opts)
+    opts.validate()
+    return opts
+
+
+def _within_budget(net, m: int, opts, budget: float) -> tuple[int, float]:
+    """(checks, estimated seconds) of the check on m samples; refused when the estimate is over --budget."""
+    from bpcli.gradcheck.check import budget_needed, duration_text, estimate_seconds
+
+    checks, seconds = estimate_seconds(net, m, opts)
     need = budget_needed(seconds, budget)
     if need is not None:
         raise BpcliError(f"--budget: this check of {checks:,} entries and directions is estimated at "
                          f"{duration_text(seconds)} ({seconds:,.0f} s), more than --budget {budget:g}; give --budget "
                          f"{need} to run it anyway, or check fewer entries (without --all, or --weight NAME)")
-    with _gradcheck_progress(checks, seconds) as tick:
-        where = f"{run_dir} after epoch {epoch}" if epoch is not None else str(run_dir) if run_dir else cfg.path
-        report = check(net, data.x, data.y, opts, cfg.name, where, units=units,
-                       progress=tick)
-    emit_gradcheck(report, json_out, rows)
+    return checks, seconds
 
 
 @contextlib.contextmanager

@@ -63,8 +63,6 @@ def train(
     identity output + squared_error; the run folder's config.yaml records it like any other run.
     Exit 0 when trained, 1 when the loss diverged, 130 when interrupted (the run is saved).
     """
-    import signal
-
     from bpcli.runs import session
     from bpcli.runs.latest import resolve_run
 
@@ -72,23 +70,38 @@ def train(
     if history and not json_out:
         raise BpcliError("--history adds every epoch to the JSON document; give --json with it "
                          "(the table's history is in the run folder's history.csv)")
-    text = None
-    if target_column is not None:
-        text = _csv_config(target, target_column, hidden, activation, epochs, lr)
+    text = _config_text(target, target_column, hidden, activation, epochs, lr, print_config)
+    if text is not None:
         if print_config:
             print(text, end="")
             return
         epochs = lr = None  # in the config already
-    else:
-        given = [flag for flag, v in (("--hidden", hidden), ("--activation", activation),
-                                      ("--print-config", print_config or None)) if v is not None]
-        if given:
-            raise BpcliError(f"{given[0]}: makes a config for a CSV file; give the column to predict with "
-                             "--target COLUMN")
     s = session.open_session(target, epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, out=out,
                              overwrite=overwrite, resume=resolve_run(resume), from_epoch=from_epoch,
                              config_text=text)
     err = err_console()
+    _show_network(s, err, quiet, json_out)
+    result = session.train(s) if quiet else _train_with_progress(s, err)
+    _report_saved(result, s, json_out, err, history)
+
+
+def _config_text(target: str | None, target_column: str | None, hidden: str | None, activation: str | None,
+                 epochs: int | None, lr: float | None, print_config: bool) -> str | None:
+    """The config made for a CSV file with --target COLUMN; None without --target (whose own flags are then
+    refused)."""
+    if target_column is not None:
+        return _csv_config(target, target_column, hidden, activation, epochs, lr)
+    given = [flag for flag, v in (("--hidden", hidden), ("--activation", activation),
+                                  ("--print-config", print_config or None)) if v is not None]
+    if given:
+        raise BpcliError(f"{given[0]}: makes a config for a CSV file; give the column to predict with "
+                         "--target COLUMN")
+    return None
+
+
+def _show_network(s, err, quiet: bool, json_out: bool) -> None:
+    """Before training: the data's note on stderr and the network table on stdout (neither with --quiet; no
+    table with --json)."""
     if s.data is not None and s.data.note and not quiet:
         from rich.markup import escape
         err.print(f"data: {escape(s.data.note)}", soft_wrap=True)
@@ -97,24 +110,31 @@ def train(
         from bpcli.render.show import show_view
         from bpcli.analysis.show import describe
         out_console().print(show_view(describe(build(s.cfg), s.cfg.name, s.cfg.path), compact=True))
-    if quiet:
-        result = session.train(s)
-    else:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        from bpcli.render.numbers import fmt
-        cols = [TextColumn("epoch"), MofNCompleteColumn(), BarColumn(bar_width=20),
-                TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
-        with Progress(*cols, console=err, transient=False) as progress:
-            task = progress.add_task("train", total=s.cfg.train.epochs, info="", completed=s.start_epoch)
 
-            def on_epoch(rec):  # the epoch's loss, as the summary's curve shows it
-                info = f"epoch loss {fmt(rec.loss, 4)}"
-                if rec.val_loss is not None:
-                    info += f"  val {fmt(rec.val_loss, 4)}"
-                progress.update(task, completed=rec.epoch, info=info)
+def _train_with_progress(s, err):
+    """session.train with a progress bar on stderr: the epoch count and each epoch's loss."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-            result = session.train(s, on_epoch)
+    from bpcli.render.numbers import fmt
+    from bpcli.runs import session
+    cols = [TextColumn("epoch"), MofNCompleteColumn(), BarColumn(bar_width=20),
+            TextColumn("{task.fields[info]}"), TimeRemainingColumn()]
+    with Progress(*cols, console=err, transient=False) as progress:
+        task = progress.add_task("train", total=s.cfg.train.epochs, info="", completed=s.start_epoch)
+
+        def on_epoch(rec):  # the epoch's loss, as the summary's curve shows it
+            info = f"epoch loss {fmt(rec.loss, 4)}"
+            if rec.val_loss is not None:
+                info += f"  val {fmt(rec.val_loss, 4)}"
+            progress.update(task, completed=rec.epoch, info=info)
+
+        return session.train(s, on_epoch)
+
+
+def _report_saved(result, s, json_out: bool, err, history: bool) -> None:
+    """The report, printed once the run is saved: a signal while printing says where the run is."""
+    import signal
 
     def saved(signum, frame):  # the run is saved: a signal while printing says so
         raise Interrupted(signum, f"the run is saved in {result.run_dir}")

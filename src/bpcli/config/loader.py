@@ -17,7 +17,7 @@ from bpcli.errors import ConfigError, is_finite_number
 from bpcli.nn.losses import get_loss
 from bpcli.nn.model import BIAS_MODES, INIT_SCHEMES, LETTERS, SYMBOLS, letter_problem, symbol_problem
 from bpcli.schema import FORMAT_VERSION, InitConfig, LayerConfig, NetConfig, TrainConfig
-from bpcli.readable import NotReadable, read_capped
+from bpcli.files import NotReadable, read_capped
 from bpcli.yamlsrc import MAX_CONFIG_BYTES, Locations, as_bool, format_path, read_yaml
 
 OPTIMIZERS = ("gd", "sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam", "adamw")

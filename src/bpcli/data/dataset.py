@@ -217,7 +217,7 @@ def read_csv(path, features: list[str] | None, target: list[str], n_out: int | N
     The file is streamed once into flat float64 buffers (8 bytes a value, no per-row Python lists);
     a single target column is kept as codes into its distinct values. Every problem names the line.
     """
-    from bpcli.readable import NotReadable, open_regular
+    from bpcli.files import NotReadable, open_regular
 
     try:
         fh = io.TextIOWrapper(open_regular(path), newline="", encoding="utf-8-sig")

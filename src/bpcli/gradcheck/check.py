@@ -92,13 +92,7 @@ def _check(net: Network, x: Array, y: Array, opt: GradcheckOptions, name: str, s
     notes: list[str] = []
 
     m_total = x.shape[0]
-    if m_total == 0:
-        raise BpcliError("no samples to check the gradient on")
-    if opt.samples is not None and opt.samples < m_total:
-        idx = np.sort(rng.choice(m_total, size=opt.samples, replace=False))
-        x, y = x[idx], y[idx]
-        notes.append(f"{opt.samples} of {m_total} samples, chosen at random (seed {opt.seed}); "
-                     f"--n-samples changes this")
+    x, y = _subset(x, y, opt, rng, notes)
 
     sel, do_entries, do_dirs, sample_entries, n_selected = _plan(net, opt, rng)
     if sample_entries:
@@ -161,6 +155,20 @@ def _check(net: Network, x: Array, y: Array, opt: GradcheckOptions, name: str, s
         base_cost, SAFETY, tuple(arrays), tuple(directions), layer_summaries(net, sel, arrays, directions),
         unit_rows, time.perf_counter() - t0,
     )
+
+
+def _subset(x: Array, y: Array, opt: GradcheckOptions, rng: np.random.Generator,
+            notes: list[str]) -> tuple[Array, Array]:
+    """The samples to check on: all of them, or opt.samples of them drawn at random (said in `notes`)."""
+    m_total = x.shape[0]
+    if m_total == 0:
+        raise BpcliError("no samples to check the gradient on")
+    if opt.samples is not None and opt.samples < m_total:
+        idx = np.sort(rng.choice(m_total, size=opt.samples, replace=False))
+        x, y = x[idx], y[idx]
+        notes.append(f"{opt.samples} of {m_total} samples, chosen at random (seed {opt.seed}); "
+                     f"--n-samples changes this")
+    return x, y
 
 
 def estimate_seconds(net: Network, m: int, options: GradcheckOptions) -> tuple[int, float]:

@@ -135,17 +135,24 @@ class Diagram:
         ax.set_axis_off()
         ax.set_xticks([]), ax.set_yticks([])  # none drawn; none measured either
         ax.set_title("edge width: |weight| (dashed: negative)", fontsize="small")
-        bar = fig.colorbar(matplotlib.cm.ScalarMappable(self.norm, self.cmap), orientation="horizontal",
-                           cax=fig.add_axes((0.06, 0.13, 0.40, 0.035)))
+        self._colour_bar(gmax)
+        self._curve(history)
+        self.head = fig.suptitle(" ", fontsize="medium", y=0.97)
+        self._fit_edges()
+
+    def _colour_bar(self, gmax: float) -> None:
+        """The edge colours' key under the network: the gradient on its log scale, ticks at the largest power
+        of ten up to gmax and a hundredth of it, either sign."""
+        import matplotlib
+
+        bar = self.fig.colorbar(matplotlib.cm.ScalarMappable(self.norm, self.cmap), orientation="horizontal",
+                                cax=self.fig.add_axes((0.06, 0.13, 0.40, 0.035)))
         top = 10.0 ** np.floor(np.log10(gmax))
         bar.set_ticks([-top, -top / 100, 0.0, top / 100, top])
         bar.set_ticklabels([f"{v:.0e}".replace("e-0", "e-").replace("e+0", "e") if v else "0"
                             for v in (-top, -top / 100, 0.0, top / 100, top)])
         bar.set_label("edge colour: gradient dC/dw (log scale)", fontsize="small")
         bar.ax.tick_params(labelsize="x-small")
-        self._curve(history)
-        self.head = fig.suptitle(" ", fontsize="medium", y=0.97)
-        self._fit_edges()
 
     def _fit_edges(self) -> None:
         """With the layout fixed: each edge ends at its nodes' circles, so it never covers a node (the nodes and

@@ -72,7 +72,7 @@ def lock_run(run_dir: Path) -> Lock:
 
 def is_bpcli_run(folder: Path) -> bool:
     """True when `folder` holds a run.json bpcli wrote (format 2) or a format-1 train_state.json."""
-    from bpcli.readable import NotReadable, loads_json, read_capped
+    from bpcli.files import NotReadable, loads_json, read_capped
     for name, ok in ((MANIFEST, lambda d: d.get("format") == MARKER),
                      ("train_state.json", lambda d: d.get("format_version") == 1 and "bpcli_version" in d)):
         try:  # never blocks on a FIFO

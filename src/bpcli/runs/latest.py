@@ -18,7 +18,7 @@ MAX_MANIFEST = 8_000_000  # runs.MAX_JSON: run.json never comes near it
 
 def quick_manifest(run_dir: Path) -> dict | None:
     """run.json as a dict when it is bpcli's (its checksum is not checked here); None otherwise."""
-    from bpcli.readable import NotReadable, loads_json, read_capped
+    from bpcli.files import NotReadable, loads_json, read_capped
     try:  # never blocks: a FIFO or device named run.json is not a manifest
         doc = loads_json(read_capped(run_dir / MANIFEST, MAX_MANIFEST, "run manifest", follow=False), run_dir)
     except (NotReadable, OSError, ValueError, RecursionError):

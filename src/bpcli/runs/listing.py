@@ -107,7 +107,7 @@ def read_row(d: Path) -> RunRow:
 def _unreadable(path: Path) -> str | None:
     """Why run.json could not be read (a FIFO, a device, a folder, too large), when it is a matter of the file."""
     from bpcli.runs.latest import MAX_MANIFEST
-    from bpcli.readable import NotReadable, read_capped
+    from bpcli.files import NotReadable, read_capped
     try:
         read_capped(path, MAX_MANIFEST, "run manifest", follow=False)
     except NotReadable as err:

@@ -68,8 +68,8 @@ def read_chunk(run_dir: Path, entry: dict, net: Network, keys: list[str]) -> dic
         raise RunFolderError(f"{path}: does not match the checksum recorded in run.json (the file was changed "
                              f"after the run was saved){again}")
     arrays = read_npz(path, k * (biggest * 8 + 64) + 4096, "snapshot chunk", data=data,
-                      max_total=k * (sum(a.size for a in net.named_arrays().values()) * 8 + 64 * (len(keys) + len(SCALARS)))
-                      + 4096 * (len(keys) + len(SCALARS)))
+                      max_total=k * (sum(int(np.prod(key_shape(net, key))) for key in keys) * 8
+                                     + 64 * (len(keys) + len(SCALARS))) + 4096 * (len(keys) + len(SCALARS)))
 
     def bad(what: str):
         raise RunFolderError(f"{path}: damaged ({what}){again}")

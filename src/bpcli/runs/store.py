@@ -206,8 +206,8 @@ def load_weights(path: Path, net: Network, data: bytes | None = None) -> Network
 
 
 def parse_json(path: Path, data: bytes):
-    """A run folder's JSON file, nesting bounded (readable.loads_json); RunFolderError naming it."""
-    from bpcli.readable import TooDeep, loads_json
+    """A run folder's JSON file, nesting bounded (files.loads_json); RunFolderError naming it."""
+    from bpcli.files import TooDeep, loads_json
     try:
         return loads_json(data, path)
     except TooDeep:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from bpcli.config.checker import by_line
-from bpcli.readable import NotReadable, read_capped
+from bpcli.files import NotReadable, read_capped
 from bpcli.nn.engine import backward, forward
 from bpcli.errors import BpcliError, ConfigError, is_finite_number, sample_row
 from bpcli.gradcheck.rounding import analytic_bounds

@@ -159,6 +159,46 @@ def epoch_order(rng: np.random.Generator, m: int, batch_size: int | None) -> Arr
     return None if batch_size is None or batch_size >= m else rng.permutation(m)
 
 
+@dataclass
+class _Epochs:
+    """What fit prepares once and every epoch uses: the training arrays in the network's dtype, the batching,
+    the rollback snapshot, and the arrays each epoch's update ratios are measured against."""
+
+    x: Array
+    y: Array
+    m: int
+    bs: int
+    every: int  # update ratios and saturation measured every this many epochs
+    full: bool
+    ytrue: Array | None
+    tally: Tally
+    wd: float
+    l1: float
+    arrays: list[Array]
+    snap: _Snapshot
+    W0: list[Array]  # W at the epoch's start (views of the snapshot's copies)
+    diff: list[Array]
+    start_norms: list  # ||W|| at the start of the epoch
+
+
+def _epochs(net: Network, train: Dataset, settings: TrainConfig, opt: Optimizer) -> _Epochs:
+    x = train.x.astype(net.dtype, copy=False)  # once per fit: never a copy per epoch
+    y = train.y.astype(net.dtype, copy=False)
+    m = train.m
+    bs, steps = batching(settings.batch_size, m)
+    classification = train.task == "classification"
+    arrays = [a for pair in zip(net.W, net.b) for a in pair if a is not None]
+    snap = _Snapshot(arrays, opt.buffers)
+    return _Epochs(
+        x=x, y=y, m=m, bs=bs, every=stats_every(steps), full=bs == m,
+        ytrue=class_labels(y) if classification else None, tally=Tally(net, y, classification, bs),
+        wd=l2_coefficient(settings),  # adamw's decay is no term of the loss: no penalty reported
+        l1=settings.l1, arrays=arrays, snap=snap,
+        W0=[next(keep for a, keep in zip(arrays, snap.arrays) if a is W) for W in net.W],
+        diff=[np.empty_like(W) for W in net.W], start_norms=[_norm(W) for W in net.W],
+    )
+
+
 def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig,
         state: TrainState | None = None, should_stop: Callable[[], bool] = lambda: False) -> Iterator[EpochRecord]:
     """Train `net` in place, yielding one EpochRecord per epoch.
@@ -171,30 +211,16 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     rng = training_rng(settings, state)
     opt = Optimizer(net, settings, state.buffers)
     state.buffers = opt.buffers
-    x = train.x.astype(net.dtype, copy=False)  # once per fit: never a copy per epoch
-    y = train.y.astype(net.dtype, copy=False)
-    m = train.m
-    bs, steps = batching(settings.batch_size, m)
-    every = stats_every(steps)
-    full = bs == m
-    classification = train.task == "classification"
-    ytrue = class_labels(y) if classification else None
-    tally = Tally(net, y, classification, bs)
-    wd = l2_coefficient(settings)  # adamw's decay is no term of the loss: no penalty reported
-    l1 = settings.l1
+    run = _epochs(net, train, settings, opt)
+    x, y, m, bs, ytrue, tally, wd, l1 = run.x, run.y, run.m, run.bs, run.ytrue, run.tally, run.wd, run.l1
     buffers: dict[int, Buffers] = {}  # by batch rows: the full batches and the last, smaller one
-    arrays = [a for pair in zip(net.W, net.b) for a in pair if a is not None]
-    snap = _Snapshot(arrays, opt.buffers)
-    W0 = [next(keep for a, keep in zip(arrays, snap.arrays) if a is W) for W in net.W]  # W at the epoch's start
-    diff = [np.empty_like(W) for W in net.W]
-    start_norms = [_norm(W) for W in net.W]  # ||W|| at the start of the epoch
     rng_state = rng.bit_generator.state
     while state.epoch < settings.epochs:
         t0 = time.perf_counter()
         lr = epoch_lr(settings, state.epoch + 1, state.plateau)  # the schedule's lr of this epoch
         if lr != opt.lr:
             opt.set_lr(lr)
-        snap.take(arrays, opt.buffers, state.step, rng_state)
+        run.snap.take(run.arrays, opt.buffers, state.step, rng_state)
         order = epoch_order(rng, m, settings.batch_size)
         tally.reset()
         interrupted = False
@@ -227,46 +253,13 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
                     break
         if interrupted:
             # back to the end of the last whole epoch: weights, optimiser and RNG agree
-            snap.restore(arrays, opt.buffers, state)
-            state.status = "interrupted"
-            state.message = f"interrupted during epoch {state.epoch + 1}; saved the state after epoch {state.epoch}"
+            _roll_back(run, opt, state, "interrupted",
+                       f"interrupted during epoch {state.epoch + 1}; saved the state after epoch {state.epoch}")
             return
-        tally.close(net, y, ytrue, order)
-        loss = tally.loss / m
-        norms = [_norm(W) for W in net.W]
-        what = _divergence(loss, norms, net, arrays, opt.buffers)
-        if what:
-            # back to the end of the last finite epoch, so the run folder stays loadable and consistent
-            snap.restore(arrays, opt.buffers, state)
-            state.status = "diverged"
-            state.message = (f"{what} at epoch {state.epoch + 1}; "
-                             f"kept the weights of epoch {state.epoch}; try a smaller learning rate "
-                             f"(now {opt.lr:g})")
+        rec = _close_epoch(run, net, val, settings, state, opt, order, tape, t0, lr)
+        if rec is None:  # diverged: rolled back to the last finite epoch
             return
-        state.epoch += 1
-        val_loss = val_metric = None
-        if val is not None:
-            val_loss, val_metric = evaluate(net, val)
-        improved = _watch_best(net, state, settings, val_loss if settings.stop_monitor == "val_loss" else val_metric)
-        ratios, sat = (None,) * len(net.W), (None,) * len(net.W)
-        if measured(state.epoch, every):
-            ratios = tuple(float(_norm(np.subtract(W, W_start, out=d)) / max(n0, 1e-12))
-                           for W, W_start, d, n0 in zip(net.W, W0, diff, start_norms))
-            # a unit is dead when it is off on the data, not on one (maybe tiny) last batch
-            sat = saturation(net, tape if full else forward(net, x[:SATURATION_SAMPLES])[1])
-        rec = EpochRecord(
-            epoch=state.epoch, loss=loss, val_loss=val_loss, metric=tally.metric(m, ytrue), val_metric=val_metric,
-            grad_norm=tuple(g / max(tally.batches, 1) for g in tally.grad_norm),
-            weight_norm=tuple(float(v) for v in norms),
-            update_ratio=ratios, saturation=sat, seconds=time.perf_counter() - t0,
-            penalty=tally.penalty / tally.batches if wd else None,
-            best=improved, lr=lr, l1_penalty=tally.l1_penalty / tally.batches if l1 else None, stats_every=every,
-        )
-        if settings.schedule is not None and settings.schedule.name == "plateau":  # the lr of the next epoch
-            state.plateau = plateau_step(settings.schedule, settings.lr, state.plateau,
-                                         monitored(settings.schedule, rec.loss, val_loss, rec.metric, val_metric))
-        start_norms = norms
-        if not full:
+        if not run.full:
             rng_state = rng.bit_generator.state
         state.rng_state = rng_state
         yield rec
@@ -278,6 +271,56 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             return
     state.status = "completed"
     _end_on_best(net, state, settings)
+
+
+def _roll_back(run: _Epochs, opt: Optimizer, state: TrainState, status: str, message: str) -> None:
+    """Put weights, optimiser buffers, step count and RNG back to the epoch's start, and say why."""
+    run.snap.restore(run.arrays, opt.buffers, state)
+    state.status = status
+    state.message = message
+
+
+def _close_epoch(run: _Epochs, net: Network, val: Dataset | None, settings: TrainConfig, state: TrainState,
+                 opt: Optimizer, order: Array | None, tape, t0: float, lr: float) -> EpochRecord | None:
+    """The bookkeeping after an epoch's last batch: its record (loss, metrics, norms, update ratios, saturation),
+    early stopping's watch and the plateau schedule's step; None, rolled back, when the epoch diverged."""
+    tally, m = run.tally, run.m
+    tally.close(net, run.y, run.ytrue, order)
+    loss = tally.loss / m
+    norms = [_norm(W) for W in net.W]
+    what = _divergence(loss, norms, net, run.arrays, opt.buffers)
+    if what:
+        # back to the end of the last finite epoch, so the run folder stays loadable and consistent
+        _roll_back(run, opt, state, "diverged",
+                   f"{what} at epoch {state.epoch + 1}; "
+                   f"kept the weights of epoch {state.epoch}; try a smaller learning rate "
+                   f"(now {opt.lr:g})")
+        return None
+    state.epoch += 1
+    val_loss = val_metric = None
+    if val is not None:
+        val_loss, val_metric = evaluate(net, val)
+    improved = _watch_best(net, state, settings, val_loss if settings.stop_monitor == "val_loss" else val_metric)
+    ratios, sat = (None,) * len(net.W), (None,) * len(net.W)
+    if measured(state.epoch, run.every):
+        ratios = tuple(float(_norm(np.subtract(W, W_start, out=d)) / max(n0, 1e-12))
+                       for W, W_start, d, n0 in zip(net.W, run.W0, run.diff, run.start_norms))
+        # a unit is dead when it is off on the data, not on one (maybe tiny) last batch
+        sat = saturation(net, tape if run.full else forward(net, run.x[:SATURATION_SAMPLES])[1])
+    rec = EpochRecord(
+        epoch=state.epoch, loss=loss, val_loss=val_loss, metric=tally.metric(m, run.ytrue), val_metric=val_metric,
+        grad_norm=tuple(g / max(tally.batches, 1) for g in tally.grad_norm),
+        weight_norm=tuple(float(v) for v in norms),
+        update_ratio=ratios, saturation=sat, seconds=time.perf_counter() - t0,
+        penalty=tally.penalty / tally.batches if run.wd else None,
+        best=improved, lr=lr, l1_penalty=tally.l1_penalty / tally.batches if run.l1 else None,
+        stats_every=run.every,
+    )
+    if settings.schedule is not None and settings.schedule.name == "plateau":  # the lr of the next epoch
+        state.plateau = plateau_step(settings.schedule, settings.lr, state.plateau,
+                                     monitored(settings.schedule, rec.loss, val_loss, rec.metric, val_metric))
+    run.start_norms = norms
+    return rec
 
 
 def _divergence(loss: float, norms: list, net: Network, arrays: list[Array], buffers: dict[str, Array]) -> str:
