@@ -111,3 +111,16 @@ def test_an_unknown_weight_names_the_option():
         result = runner.invoke(app, cmd)
         assert 2 == result.exit_code
         assert result.stderr.startswith("error: --weight: unknown parameter 'zz'"), result.stderr
+
+
+def test_an_unknown_name_on_a_wide_network_lists_every_layer_and_suggests_its_longer_names():
+    from bpcli.config.loader import builtin_config_dir, load_config
+    from bpcli.nn.model import build
+    cfg, _ = load_config(builtin_config_dir() / "iris.yaml")  # 4-8-3: v1 does not exist, v11..v38 do
+    net = build(cfg)
+    with pytest.raises(Exception) as err:
+        net.resolve("v1")
+    assert ("unknown parameter 'v1' (did you mean 'v11'?); this network's parameters are: "
+            "w11 to w84 (layer A's 32 weights), b_A1 to b_A8 (layer A's 8 biases), "
+            "v11 to v38 (layer B's 24 weights), b_B1 to b_B3 (layer B's 3 biases); 67 in all (see `bpcli show`)"
+            ) == str(err.value)

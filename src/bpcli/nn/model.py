@@ -196,13 +196,28 @@ class Network:
         ref = parse_name(self, name)
         if ref is None:
             names = self.param_names()
-            shown = ", ".join(names[:40]) + (f", ... ({len(names)} in all)" if len(names) > 40 else "")
             typed = unicodedata.normalize("NFKC", str(name)).strip()
+            longer = [n for n in names if n.startswith(typed)] if typed else []  # v1 on a wider layer: v11
+            hint = f" (did you mean '{longer[0]}'?)" if longer else did_you_mean(typed, names)
             raise NameError_(
-                f"unknown parameter '{name}'{did_you_mean(typed, names)}; "
-                f"this network's parameters are: {shown} (see `bpcli show`)"
+                f"unknown parameter '{name}'{hint}; this network's parameters are: {self._names_shown(names)} "
+                "(see `bpcli show`)"
             )
         return ref
+
+    def _names_shown(self, names: list[str]) -> str:
+        """Every name when there are few; else each layer's weights and biases as 'first to last' ranges."""
+        if len(names) <= 40:
+            return ", ".join(names)
+        parts = []
+        for l, layer in enumerate(self.layers):
+            refs = [r for r in self.iter_param_refs() if r.layer == l]
+            for kind, what in (("W", "weights"), ("b", "biases")):
+                mine = [r.name for r in refs if r.kind == kind]
+                if mine:
+                    parts.append(mine[0] if len(mine) == 1 else
+                                 f"{mine[0]} to {mine[-1]} (layer {layer.letter}'s {len(mine)} {what})")
+        return ", ".join(parts) + f"; {len(names)} in all"
 
 
 def node_name(layer: Layer, j: int) -> str:
