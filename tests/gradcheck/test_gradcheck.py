@@ -496,3 +496,27 @@ def _seed_net_and_data():
     cfg, data = load_config(None)
     prepared = prepare(cfg, data)
     return build(cfg), prepared.train.x, prepared.train.y
+
+
+SOFTSIGN_BROKEN = """\
+inputs: 2
+layers:
+  - {size: 2, activation: {name: mysoftsign, f: "z / (1 + abs(z))", df: "1 / (1 + z)**2"}}
+  - {size: 1, activation: sigmoid}
+loss: binary_cross_entropy
+data: {generator: xor}
+"""
+
+
+@pytest.mark.parametrize("width", [80, 120])
+def test_the_units_table_never_cuts_a_verdict_or_a_header_at_80_columns(tmp_path, width):
+    """A formula unit's long name squeezed 'worst rel' to 'worst r…' and 'wrong (fail)' to 'wrong (fai…' at 80."""
+    cfg, data = load_config(write(tmp_path, SOFTSIGN_BROKEN))
+    from bpcli.nn.model import build
+    report = check(build(cfg), data.x, data.y, GradcheckOptions(), units=True)
+    text = _render(report, width)
+    table = text[text.index("Registry units"):text.index("FAIL")]
+    assert "…" not in table and "worst rel" in table, table
+    row = next(ln for ln in table.splitlines() if ln.strip().startswith("mysoftsign (layer A)"))
+    assert row.rstrip().endswith("wrong (fail)"), row
+    assert max(len(line) for line in text.splitlines()) <= width

@@ -141,8 +141,9 @@ class GradcheckView:
         if not wide:
             cols.remove("kind")
             cols.remove("points")
-        for c in cols:
-            t.add_column(c, justify="right" if c in ("points", "worst rel") else "left", no_wrap=True)
+        for c in cols:  # the unit's name and where it is worst wrap between words; the numbers and verdict never
+            t.add_column(c, justify="right" if c in ("points", "worst rel") else "left",
+                         no_wrap=c not in ("unit", "worst at"))
         for u in sorted(self.res.units, key=lambda u: u.passed):  # failures first, else registry order
             cells = {"unit": Text(u.name), "kind": u.kind, "points": str(u.points), "worst rel": _sci(u.worst_rel),
                      "worst at": Text(u.worst_at), "verdict": _verdict(u.verdict, u.passed)}
