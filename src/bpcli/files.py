@@ -219,10 +219,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
-def atomic_write_text(path: Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
 # --- a file a user named as an output -------------------------------------------------------------
 # The one way every command writes a file the user named (--out FILE, -o, --config-out, init's PATH): only a
 # regular file is ever replaced, and only with the command's replace option; a symbolic link is refused, never
@@ -355,34 +351,6 @@ def write_output(path: Path, data: bytes | str, replace: bool = False, option: s
         raise
     commit_output(tmp, path, replace, option, force)
     fsync_dir(path.parent)
-
-
-def atomic_write_files(folder: Path, files: dict[str, bytes]) -> None:
-    """Write several files so that a failure at any point keeps every previous file intact.
-
-    Phase 1 writes and fsyncs all temporary files; only then phase 2 renames them into place in
-    order (the last one is the checkpoint record). A failure in phase 1 changes nothing.
-    """
-    temps: list[tuple[str, str]] = []
-    try:
-        for name, data in files.items():
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-            temps.append((tmp, name))
-            os.fchmod(fd, 0o666 & ~_UMASK)
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-        for tmp, name in temps:
-            os.replace(tmp, folder / name)
-        fsync_dir(folder)
-    except BaseException:
-        for tmp, _ in temps:
-            try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-        raise
 
 
 def write_new_files(folder: Path, files: dict[str, bytes]) -> None:

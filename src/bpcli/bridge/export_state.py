@@ -18,7 +18,6 @@ from bpcli.files import npz_bytes
 from bpcli.nn.model import Network
 from bpcli.schema import TrainConfig
 
-STATE_FILES = ("optimizer.json", "optimizer_state.npz")
 TORCH_CLASS = {"gd": "SGD", "sgd": "SGD", "momentum": "SGD", "nesterov": "SGD", "rmsprop": "RMSprop",
                "adagrad": "Adagrad", "adam": "Adam", "adamw": "AdamW"}
 # each torch class's per-parameter state from bpcli's buffers (m:KEY, v:KEY; see optim.BUFFERS) and its step count

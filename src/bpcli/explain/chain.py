@@ -47,7 +47,6 @@ from bpcli.schema import TrainConfig
 Array = np.ndarray
 
 PATH_LIMIT = 64  # --paths lists the paths only when there are at most this many
-FD_STEP = 1e-5  # central-difference step, scaled by max(1, |p|)
 
 
 # --- helpers over the network --------------------------------------------------------------------
