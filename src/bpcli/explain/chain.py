@@ -12,21 +12,13 @@ import numpy as np
 
 from bpcli.nn.engine import backward, forward
 from bpcli.errors import BpcliError, sample_row
-# the result types are re-exported: they belong to this module's API
-from bpcli.explain.result import (  # noqa: F401
+from bpcli.explain.result import (
     tex_symbol,
     d_text,
     d_tex,
     fp_text,
     fp_tex,
-    Step,
     Factor,
-    Operand,
-    DetailLine,
-    SumRow,
-    SumTable,
-    NodeDelta,
-    LayerDeltas,
     PathTerm,
     Paths,
     NumericCheck,
@@ -41,7 +33,7 @@ from bpcli.explain.update import next_update, settings_of
 from bpcli.gradcheck.report import DEFAULT_TOL
 from bpcli.gradcheck.verdict import VERDICTS, judge
 from bpcli.gradcheck.verdict import relative_error as _relative_error
-from bpcli.nn.model import Network, ParamRef
+from bpcli.nn.model import Network
 from bpcli.schema import TrainConfig
 
 Array = np.ndarray

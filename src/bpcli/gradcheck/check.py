@@ -19,16 +19,12 @@ from bpcli.gradcheck.numeric import (
     entry_moves, estimate, extended_moves, layer_moves, MOVES, QUICK, make_base, node_moves,
 )
 from bpcli.gradcheck.report import (
-    DEFAULT_CAP, DEFAULT_DIRECTIONS, DEFAULT_SAMPLE, DEFAULT_SAMPLES, ArrayResult, DirectionRow, EntryRow,
-    GradcheckOptions, GradcheckReport, LayerSummary, UnitRow,
+    ArrayResult, DirectionRow, GradcheckOptions, GradcheckReport, LayerSummary,
 )
 from bpcli.gradcheck.formula import formula_units
 from bpcli.gradcheck.rounding import analytic_bounds
 from bpcli.gradcheck.units import check_units
-from bpcli.gradcheck.verdict import (
-    EXIT_INCONCLUSIVE, INCONCLUSIVE, KINK, GOOD, MACHINE_EPS, OK, SAFETY, VERDICTS, WRONG, judge, judge_estimate,
-    resolved_step, undecided,
-)
+from bpcli.gradcheck.verdict import SAFETY, VERDICTS, judge_estimate, resolved_step, undecided
 from bpcli.nn.model import Network, node_name
 
 Array = np.ndarray

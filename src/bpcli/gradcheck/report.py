@@ -9,9 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bpcli.errors import BpcliError
-from bpcli.gradcheck.verdict import (
-    GOOD, INCONCLUSIVE, KINK, NOT_FINITE, OK, SAFETY, VERDICTS, WRONG, exit_code, undecided,
-)
+from bpcli.gradcheck.verdict import GOOD, KINK, NOT_FINITE, OK, VERDICTS, WRONG, exit_code, undecided
 from bpcli.nn.model import Layer, node_name, weight_name
 
 Array = np.ndarray
