@@ -89,8 +89,8 @@ def check_against_torch(net: Network, x: Array, y: Array, options: GradcheckOpti
                         source: str = "") -> GradcheckReport:
     """Every selected gradient entry of bpcli's backprop against PyTorch autograd of the same cost, in float64.
 
-    Judged by gradcheck's one rule (gradcheck_verdict.judge), each entry against its own bound: both sides are
-    analytic, so the bound is twice backprop's own rounding bound (gradcheck_numeric.analytic_bounds).
+    Judged by gradcheck's one rule (gradcheck.verdict.judge), each entry against its own bound: both sides are
+    analytic, so the bound is twice backprop's own rounding bound (gradcheck.rounding.analytic_bounds).
     """
     from bpcli.nn.engine import backward, cost, forward
 

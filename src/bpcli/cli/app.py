@@ -1,4 +1,4 @@
-"""The explain and gradcheck commands, and every cli_*.py command registered on the app in `bpcli --help`'s order."""
+"""The explain and gradcheck commands, and the other bpcli.cli modules' commands, in `bpcli --help`'s order."""
 
 from __future__ import annotations
 

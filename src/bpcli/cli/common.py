@@ -1,4 +1,4 @@
-"""What every command (cli*.py) shares: the Typer app, the options declared once, error handling, loading a target."""
+"""What every command of bpcli.cli shares: the Typer app, the options declared once, error handling, loading targets."""
 
 from __future__ import annotations
 

@@ -74,7 +74,7 @@ def apply_class_names(ck: Checker, dp: tuple, data: Dataset, names: tuple[str, .
         return None
     k = 2 if data.y.shape[1] == 1 else data.y.shape[1]
     if n_out is not None and n_out != data.y.shape[1]:
-        return data  # the output layer's size is reported against the targets (config.py)
+        return data  # the output layer's size is reported against the targets (config/loader.py)
     if len(names) != k:
         what = (f"one output node (y' < 0.5 is the first class, y' >= 0.5 the second) has {k} classes" if k == 2 and
                 data.y.shape[1] == 1 else f"the output layer has {k} nodes, one per class")

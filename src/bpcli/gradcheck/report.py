@@ -218,7 +218,7 @@ class GradcheckReport:
     notes: tuple[str, ...]
     options: GradcheckOptions
     cost: float
-    safety: float  # the safety factor on each entry's error bound (gradcheck_verdict.SAFETY)
+    safety: float  # the safety factor on each entry's error bound (gradcheck.verdict.SAFETY)
     arrays: tuple[ArrayResult, ...]  # the entries checked, array by array
     directions: tuple[DirectionRow, ...]  # worst first
     layers: tuple[LayerSummary, ...]

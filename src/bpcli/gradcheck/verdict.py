@@ -1,6 +1,6 @@
 """gradcheck's verdicts: the one rule judging an analytic value against a numeric one and its error bound.
 
-The ground floor of the gradcheck modules: gradcheck_report, gradcheck_units, gradcheck and explain's check
+The ground floor of the gradcheck package: its report, units, formula and check modules and explain's check
 all import from here, and this imports nothing of bpcli.
 """
 
@@ -85,7 +85,7 @@ def undecided(code: Array) -> Array:
 
 
 def judge_estimate(ana: Array, est, ab: Array, tol: float, resolved: Array | bool = True):
-    """(numeric, bound, rel, code, passed) of analytic values against an Estimate (gradcheck_numeric), ab the
+    """(numeric, bound, rel, code, passed) of analytic values against an Estimate (gradcheck.numeric), ab the
     analytic side's rounding bound.  Where every central difference crossed a kink, the one-sided differences
     that did not cross decide: pass when backprop matches one of them (it takes one side's derivative at a
     kink), else 'kink' (inconclusive, never excused), unless a side whose move is smooth from w on disagrees:

@@ -1,4 +1,4 @@
-"""Rich renderables for each result object (one module per command). Builds things to print; never prints."""
+"""Numbers for the views: the one formatting rule (fmt, DIGITS), relative errors, sparklines and metric labels."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""bpcli step: K optimiser steps from a network's weights, taken by train.fit itself, every parameter before and after.
+"""bpcli step: K optimiser steps from a network's weights, taken by training.fit; every parameter before and after.
 
 A step is one optimiser update: one epoch with full-batch training, one mini-batch (in the config's seeded shuffle)
 otherwise. The steps run on copies: nothing is written unless save_steps is called, which writes a run folder
@@ -142,7 +142,7 @@ def check_one_state(run_dir, state: TrainState | None, command: str, then: str =
 def take_steps(cfg: NetConfig, net: Network, prepared: Prepared, state: TrainState | None, k: int,
                source: str = "", names: list[str] | None = None) -> StepResult:
     """K steps of cfg's optimiser from `net` and the optimiser state `state` (None: a config's initial state),
-    taken by train.fit on copies (mini-batches in the seeded shuffle, exactly as `bpcli train`).
+    taken by training.fit on copies (mini-batches in the seeded shuffle, exactly as `bpcli train`).
 
     The first step is also taken with optim.preview_step on the first batch, for its gradient and terms.
     names: the parameters to list (any spelling net.resolve takes); None: the first LISTED.
@@ -192,7 +192,7 @@ def take_steps(cfg: NetConfig, net: Network, prepared: Prepared, state: TrainSta
 
 def _drive_fit(cfg: NetConfig, net: Network, prepared: Prepared, state: TrainState, k: int,
                per: int) -> tuple[Network, int, str, str]:
-    """(net after K steps of train.fit, steps taken, ok | diverged | stopped, why): fit polls should_stop after every
+    """(net after K steps of training.fit, steps taken, ok | diverged | stopped, why): fit polls should_stop after every
     step, which keeps the parameters after step K and then stops fit (mid-epoch at once; after a whole epoch at the
     next step, fit then putting back the state at the epoch's end). Fit may end otherwise: at the config's last
     epoch, by early stopping or on divergence; then its weights and its message stand."""
