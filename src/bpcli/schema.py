@@ -154,8 +154,7 @@ class NetConfig:
         if not self.train.l1:
             train.pop("l1")
         patience, min_delta, restore = train.pop("patience"), train.pop("min_delta"), train.pop("restore_best")
-        watch = {k: train.pop(f"stop_{k}") for k in ("monitor", "mode", "start")}
-        for k in ("snapshots", "snapshot_every", "snapshot_budget_mb"):
+        for k in ("stop_monitor", "stop_mode", "stop_start", "snapshots", "snapshot_every", "snapshot_budget_mb"):
             train.pop(k)
         train["snapshots"] = self.train.snapshots_dict()
         if train.pop("schedule") is not None:

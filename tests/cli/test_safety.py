@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import io
-import json
-import shutil
 import time
 import tracemalloc
-import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +13,7 @@ from typer.testing import CliRunner
 from bpcli.cli.app import app
 from bpcli.config.loader import load_config
 from bpcli.data.dataset import read_csv
-from bpcli.errors import ConfigError, DataError, RunFolderError
+from bpcli.errors import ConfigError
 from bpcli.runs.claim import safe_name
 from bpcli.runs.store import load_run
 

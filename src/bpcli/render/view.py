@@ -231,7 +231,7 @@ def epoch_record(epoch: int, net: Network, state, x: Array, y: Array, train, cla
         chains[name] = chain_record(e, shown, texts[name])
     values = {n: float(net.get(net.resolve(n))) for n in names}
     _, tape = forward(net, x)
-    acts, mean_acts = [], []
+    acts = []
     for l, (layer, t) in enumerate(zip(net.layers, tape)):
         lo, hi = value_range(layer.activation.name, t.a_out)
         a_shown = t.a_out[shown]
