@@ -108,6 +108,25 @@ def run_manifest(run) -> dict:
     return json.loads((Path(run) / "run.json").read_text())
 
 
+def rerecord(run, **fields) -> None:
+    """Record the checkpoint files' SHA-256 again (and change run.json's fields), with run.json's own checksum:
+    what a careful forger would do, so that only the checks of values can catch the change."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    from bpcli.runs.store import canonical
+    run = Path(run)
+    m = json.loads((run / "run.json").read_text())
+    m.pop("sha256")
+    ck = run / m["checkpoint"]
+    m["files"] = {n: hashlib.sha256((ck / n).read_bytes()).hexdigest() if (ck / n).is_file() else "0" * 64
+                  for n in m["files"]}
+    m.update(fields)
+    m["sha256"] = hashlib.sha256(canonical(m)).hexdigest()
+    (run / "run.json").write_text(json.dumps(m))
+
+
 def load_module(path, name: str):
     """A generated Python file (an export's model.py or predict.py) imported as a module."""
     import importlib.util

@@ -386,14 +386,14 @@ def test_a_run_weights_file_of_many_members_is_refused_by_their_total(made, tmp_
     network's arrays may have: refused from the headers for their total, before any is expanded."""
     import shutil
 
-    from tests.runs.test_run_folder import _rerecord
+    from tests.conftest import rerecord
 
     from bpcli.runs.store import checkpoint_dir
     _, run = made
     shutil.copytree(run, tmp_path / "run")
     weights = checkpoint_dir(tmp_path / "run") / "weights.npz"
     _zip_of_zeros(weights, 200, 4096)  # the seed network's largest array: 4 values; a member may hold 4,128 bytes
-    _rerecord(tmp_path / "run")
+    rerecord(tmp_path / "run")
     res = runner.invoke(app, ["show", str(tmp_path / "run")])
     assert 2 == res.exit_code, res.output
     [line] = _errors(res)

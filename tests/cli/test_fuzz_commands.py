@@ -33,6 +33,7 @@ from bpcli.nn.activations import ACTIVATIONS
 from bpcli.cli.app import app
 from bpcli.data.dataset import GENERATORS
 from bpcli.nn.losses import LOSSES
+from tests.conftest import rerecord
 
 N_CONFIGS = int(os.environ.get("BPCLI_FUZZ_N", "1000"))
 SEED = int(os.environ.get("BPCLI_FUZZ_SEED", "20251130"))
@@ -543,27 +544,13 @@ def test_hostile_answers_for_diagnose(arena, tmp_path, name, monkeypatch):
         _answered(["diagnose", str(arena / "runs" / "cls"), path, "--json"], f"answers {name}")
 
 
-def _rerecord(run: Path, **fields) -> None:
-    """The checkpoint files' SHA-256 and run.json's own recorded again, as a careful forger would."""
-    import hashlib
-    from bpcli.runs.store import canonical
-    m = json.loads((run / "run.json").read_text())
-    m.pop("sha256")
-    ck = run / m["checkpoint"]
-    m["files"] = {n: hashlib.sha256((ck / n).read_bytes()).hexdigest() if (ck / n).is_file() else "0" * 64
-                  for n in m["files"]}
-    m.update(fields)
-    m["sha256"] = hashlib.sha256(canonical(m)).hexdigest()
-    (run / "run.json").write_text(json.dumps(m))
-
-
 def _history_rows(run: Path, keep: list[int]) -> None:
     import hashlib
     lines = (run / "history.csv").read_bytes().split(b"\n")
     new = b"".join(lines[i] + b"\n" for i in keep)
     (run / "history.csv").write_bytes(new)
     m = json.loads((run / "run.json").read_text())
-    _rerecord(run, history={**m["history"], "bytes": len(new), "sha256": hashlib.sha256(new).hexdigest()},
+    rerecord(run, history={**m["history"], "bytes": len(new), "sha256": hashlib.sha256(new).hexdigest()},
               status="interrupted")
 
 
@@ -571,7 +558,7 @@ def _in_checkpoint(name: str, change):
     def tamper(run: Path) -> None:
         ck = run / json.loads((run / "run.json").read_text())["checkpoint"]
         (ck / name).write_bytes(change((ck / name).read_bytes()))
-        _rerecord(run, status="interrupted")  # interrupted: a resume would continue it
+        rerecord(run, status="interrupted")  # interrupted: a resume would continue it
     return tamper
 
 
@@ -601,10 +588,10 @@ TAMPERED = {  # each must be refused by every command that loads the run: one er
     "history-row-gone": lambda run: _history_rows(run, [0, 2, 3, 4]),
     "history-glued": lambda run: _history_rows(run, [0, 1, 2, 3, 4, 3, 4]),
     "history-short": lambda run: _history_rows(run, [0, 1, 2]),
-    "epoch-negative": lambda run: _rerecord(run, epoch=-1),
-    "checkpoint-escape": lambda run: _rerecord(run, checkpoint="../cls"),
-    "status-odd": lambda run: _rerecord(run, status="[red]done"),
-    "rng-odd": lambda run: _rerecord(run, rng_state={"bit_generator": "PCG64", "state": {"state": 1, "inc": 2}}),
+    "epoch-negative": lambda run: rerecord(run, epoch=-1),
+    "checkpoint-escape": lambda run: rerecord(run, checkpoint="../cls"),
+    "status-odd": lambda run: rerecord(run, status="[red]done"),
+    "rng-odd": lambda run: rerecord(run, rng_state={"bit_generator": "PCG64", "state": {"state": 1, "inc": 2}}),
 }
 
 

@@ -25,8 +25,9 @@ from bpcli.cli.app import app
 from bpcli.analysis.inspect import inspect_run
 from bpcli.runs.history import HistoryLog, stride, thin
 from bpcli.nn.model import build
-from bpcli.runs.store import canonical, checkpoint_dir, load_run
+from bpcli.runs.store import checkpoint_dir, load_run
 from bpcli.training.fit import EpochRecord
+from tests.conftest import rerecord
 
 runner = CliRunner()
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -58,20 +59,6 @@ def good_run(tmp_path_factory) -> Path:
 def run(good_run, tmp_path) -> Path:
     shutil.copytree(good_run, tmp_path / "run")
     return tmp_path / "run"
-
-
-def _rerecord(run: Path, **fields) -> None:
-    """Record the checkpoint files' SHA-256 again (and change run.json's fields), with run.json's own checksum:
-    what a careful forger would do, so that only the checks of values can catch the change."""
-    m = json.loads((run / "run.json").read_text())
-    m.pop("sha256")
-    ck = run / m["checkpoint"]
-    import hashlib
-    m["files"] = {n: hashlib.sha256((ck / n).read_bytes()).hexdigest() if (ck / n).is_file() else "0" * 64
-                  for n in m["files"]}
-    m.update(fields)
-    m["sha256"] = hashlib.sha256(canonical(m)).hexdigest()
-    (run / "run.json").write_text(json.dumps(m))
 
 
 def _one_error(run: Path, command: str = "show") -> str:
@@ -165,7 +152,7 @@ MANIFEST_CASES = [
 @pytest.mark.parametrize("field,value,expected", MANIFEST_CASES,
                          ids=[f"{c[0]}={str(c[1])[:12]}" for c in MANIFEST_CASES])
 def test_each_manifest_field_is_checked_by_type_and_range(run, field, value, expected):
-    _rerecord(run, **{field: value})
+    rerecord(run, **{field: value})
     msg = _one_error(run)
     assert msg.startswith(f"error: {run / 'run.json'}: {expected}"), msg
 
@@ -253,7 +240,7 @@ FILE_CASES = [
 def test_each_checkpoint_file_is_checked_by_value_after_its_checksum(run, name, change, expected):
     ck = checkpoint_dir(run)
     (ck / name).write_bytes(change((ck / name).read_bytes(), run))
-    _rerecord(run)
+    rerecord(run)
     msg = _one_error(run)
     assert msg.startswith(f"error: {ck / expected.split(':')[0]}:"), msg
     assert expected.split(": ", 1)[1] in msg, msg
@@ -264,7 +251,7 @@ def test_a_metric_beyond_float_range_is_one_line_in_compare_and_a_damaged_row_in
     ck = checkpoint_dir(run)
     (ck / "metrics.json").write_bytes((ck / "metrics.json").read_bytes().replace(b'"loss":', b'"loss": 1' + b"0" * 400
                                                                                 + b', "x":', 1))
-    _rerecord(run)
+    rerecord(run)
     r = _cli("compare", good_run, run)
     assert r.exit_code == 2 and "Traceback" not in r.output and len(r.stderr.splitlines()) == 1, r.output
     assert r.stderr.startswith(f"error: cannot compare: {ck / 'metrics.json'}: damaged (loss is 1000"), r.stderr
@@ -278,7 +265,7 @@ def test_a_metric_beyond_float_range_is_one_line_in_compare_and_a_damaged_row_in
 @pytest.mark.parametrize("field,value", [("epoch", -1), ("status", "[red]done"), ("best_epoch", 99)])
 def test_runs_lists_a_run_json_whose_fields_are_out_of_range_as_damaged(run, field, value):
     """Found by the command fuzzer: `runs` checked run.json's checksum only and listed epoch -1 as a run."""
-    _rerecord(run, **{field: value})
+    rerecord(run, **{field: value})
     r = _cli("runs", run.parent, "--json")
     assert r.exit_code == 0, r.output
     (row,) = json.loads(r.stdout)["runs"]
@@ -289,7 +276,7 @@ def test_runs_lists_a_run_json_whose_fields_are_out_of_range_as_damaged(run, fie
 def test_a_scaling_that_is_not_the_datas_is_one_line_in_plot(run, tmp_path):
     ck = checkpoint_dir(run)
     (ck / "scaling.json").write_text('{"mean": [1e308, 0], "std": [1e-308, 1]}')  # NaN axis limits, before
-    _rerecord(run)
+    rerecord(run)
     r = _cli("plot", run, "--out", tmp_path / "p.png")
     assert r.exit_code == 2 and "Traceback" not in r.output, r.output
     errors = [ln for ln in r.stderr.splitlines() if not ln.startswith("plot: reading")]  # the progress line
@@ -303,7 +290,7 @@ def test_an_emptied_optimiser_state_is_never_resumed_from_zero(tmp_path):
     ck = checkpoint_dir(run)
     before = (run / "history.csv").read_bytes()
     (ck / "state.npz").write_bytes(_npz({}))
-    _rerecord(run)
+    rerecord(run)
     r = _cli("train", "--resume", run, "-q")
     assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
     assert r.stderr.startswith(f"error: {ck / 'state.npz'}: damaged (arrays m:A.W, m:A.b, m:B.W, m:B.b of the "
@@ -325,7 +312,7 @@ def test_a_history_whose_rows_disagree_with_run_json_is_not_resumed(tmp_path, ke
     new = b"".join(lines[i] + b"\n" for i in keep)
     (run / "history.csv").write_bytes(new)
     m = json.loads((run / "run.json").read_text())
-    _rerecord(run, history={**m["history"], "bytes": len(new), "sha256": hashlib.sha256(new).hexdigest()})
+    rerecord(run, history={**m["history"], "bytes": len(new), "sha256": hashlib.sha256(new).hexdigest()})
     r = _cli("train", "--resume", run, "-q")
     assert r.exit_code == 2 and len(r.stderr.splitlines()) == 1, r.output
     assert r.stderr == f"error: {run / 'history.csv'}: damaged ({why}); the run cannot be continued\n"
