@@ -54,6 +54,7 @@ def test_l1_steps_and_penalties_match_plain_floats(tmp_path, optimizer, lr, l1, 
     want, pens = reference(optimizer, 3, lr, l1, wd)
     assert_same(trained(tmp_path, cfg), want)
     rows = read_history(tmp_path / "run")
+    assert len(rows) == len(pens) == 3
     for r, (l1_pen, l2_pen) in zip(rows, pens):
         assert r["l1_penalty"] == pytest.approx(l1_pen, rel=1e-13)
         assert (r["penalty"] or 0.0) == pytest.approx(l2_pen, rel=1e-13)
