@@ -68,3 +68,11 @@ def test_the_loss_curve_prints_its_span_and_is_linear_when_the_loss_hardly_moved
     out, span, truth = _curve_lines(tmp_path / "steep")  # 0.1309 -> 0.00066: over two decades
     assert "each epoch's loss before its step, log scale" in out
     assert span == pytest.approx(truth, rel=1e-5)
+
+
+def test_an_empty_weight_list_is_refused_alike_by_every_command_that_takes_one():
+    """`--weight ,` names no parameter: gradcheck, gradcheck --against torch and step all refuse it with the same
+    line (--against torch once went on to check every entry)."""
+    want = "error: --weight: give at least one parameter name (see `bpcli show`)\n"
+    for args in (["gradcheck"], ["gradcheck", "--against", "torch"], ["step"]):
+        assert want == _err(*args, "--weight", ","), args

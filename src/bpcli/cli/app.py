@@ -12,6 +12,7 @@ from bpcli.cli.bridge import export, gradcheck_against, import_
 from bpcli.cli.common import (
     ConfigOpt, EpochOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_gradcheck, emit_json, emit_text, err_console,
     fail, handles_errors, load_target, load_target_state, out_console, resolve_weights, split_names,
+    weight_names,
 )
 from bpcli.cli.inspect import inspect, plot, show
 from bpcli.cli.maths import diagnose, exercise
@@ -168,7 +169,7 @@ def gradcheck(
                                       ("--budget", budget != 600))
                    if given]
         return gradcheck_against(against, target, config, run, samples=samples, tol=tol, seed=seed, rows=rows,
-                                 weights=tuple(split_names(weight or [])), json_out=json_out, refused=refused,
+                                 weights=tuple(weight_names(weight)), json_out=json_out, refused=refused,
                                  epoch=epoch)
     opts = _gradcheck_options(eps, tol, all_, directional, directions, weight, seed, samples)
     cfg, net, prepared, run_dir = load_target(target, config, run, epoch)
@@ -191,9 +192,7 @@ def _gradcheck_options(eps: float, tol: float | None, all_: bool, directional: b
     tol = DEFAULT_TOL if tol is None else tol
     if all_ and directional:
         raise BpcliError("--all checks every entry; it cannot be combined with --directional")
-    names = tuple(split_names(weight or []))
-    if weight and not names:
-        raise BpcliError("--weight: give at least one parameter name (see `bpcli show`)")
+    names = tuple(weight_names(weight))
     mode = "auto" if directional is None else ("directional" if directional else "entries")
     opts = GradcheckOptions(eps=eps, tol=tol, mode=mode, all_entries=all_, directions=directions, weights=names,
                             seed=seed, **({"samples": samples} if samples is not None else {}))

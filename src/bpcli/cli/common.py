@@ -261,6 +261,14 @@ def split_names(values: list[str]) -> list[str]:
     return names
 
 
+def weight_names(weight: list[str] | None) -> list[str]:
+    """The names --weight gives (split_names), or none when it is not given; an error when it is given empty."""
+    names = split_names(weight or [])
+    if weight and not names:
+        raise BpcliError("--weight: give at least one parameter name (see `bpcli show`)")
+    return names
+
+
 def resolve_weights(net, names) -> None:
     """Check every --weight name against the network; NameError_ saying it was the --weight option."""
     from bpcli.errors import NameError_

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from bpcli.cli.common import (ConfigOpt, EpochOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, emit_json, handles_errors,
-                              load_target_state, out_console, resolve_weights, split_names)
+                              load_target_state, out_console, resolve_weights, weight_names)
 from bpcli.errors import BpcliError
 
 
@@ -44,9 +44,7 @@ def step(
     overwrite = overwrite or force
     if rows < 0:
         raise BpcliError(f"--rows: must be 0 or more, found {rows}")
-    names = split_names(weight or [])
-    if weight and not names:
-        raise BpcliError("--weight: give at least one parameter name (see `bpcli show`)")
+    names = weight_names(weight)
     cfg, net, prepared, run_dir, state = load_target_state(target, config, run, epoch)
     check_one_state(run_dir, state, "step")
     resolve_weights(net, names)
