@@ -321,3 +321,17 @@ def test_import_writes_input_names_that_look_like_numbers_as_names(tmp_path):
     assert 0 == res.exit_code, res.output
     cfg, data = load_config(tmp_path / "c.yaml")
     assert ("1e3", "yes") == tuple(data.feature_names)
+
+
+def test_against_torch_checks_the_subset_plain_gradcheck_checks_and_says_so_alike():
+    """--n-samples draws the same samples for autograd as for central differences (the cost on them is the same
+    number) and the note says it the same way, --n-samples named in both."""
+    runner = CliRunner()
+    for seed in range(4):
+        args = ["gradcheck", "--n-samples", "2", "--seed", str(seed), "--json"]
+        plain = json.loads(runner.invoke(app, args).stdout)
+        ours = json.loads(runner.invoke(app, [*args, "--against", "torch"]).stdout)
+        assert {"used": 2, "total": 4} == ours["samples"] == plain["samples"]
+        assert plain["cost"] == ours["cost"], seed
+        assert [f"2 of 4 samples, chosen at random (seed {seed}); --n-samples changes this"] == ours["notes"] \
+            == plain["notes"]

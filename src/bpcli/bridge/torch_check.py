@@ -12,7 +12,7 @@ import numpy as np
 
 from bpcli.errors import BpcliError
 from bpcli.bridge.export_spec import ExportSpec, spec_from_network, torch_arrays
-from bpcli.gradcheck.check import layer_summaries, selection
+from bpcli.gradcheck.check import layer_summaries, selection, subset
 from bpcli.gradcheck.report import ArrayResult, GradcheckOptions, GradcheckReport
 from bpcli.gradcheck.rounding import analytic_bounds
 from bpcli.gradcheck.verdict import SAFETY, judge
@@ -100,13 +100,8 @@ def check_against_torch(net: Network, x: Array, y: Array, options: GradcheckOpti
     net = net.astype(np.float64)
     x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
     m_total = x.shape[0]
-    if m_total == 0:
-        raise BpcliError("no samples to check the gradient on")
-    notes = []
-    if opt.samples is not None and opt.samples < m_total:
-        idx = np.sort(np.random.default_rng(opt.seed).choice(m_total, size=opt.samples, replace=False))
-        x, y = x[idx], y[idx]
-        notes.append(f"{opt.samples} of {m_total} samples, chosen at random (seed {opt.seed})")
+    notes: list[str] = []
+    x, y = subset(x, y, opt, np.random.default_rng(opt.seed), notes)
     with np.errstate(all="ignore"):
         _, tape = forward(net, x)
         grads = backward(net, tape, y)

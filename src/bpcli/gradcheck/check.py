@@ -88,7 +88,7 @@ def _check(net: Network, x: Array, y: Array, opt: GradcheckOptions, name: str, s
     notes: list[str] = []
 
     m_total = x.shape[0]
-    x, y = _subset(x, y, opt, rng, notes)
+    x, y = subset(x, y, opt, rng, notes)
 
     sel, do_entries, do_dirs, sample_entries, n_selected = _plan(net, opt, rng)
     if sample_entries:
@@ -153,7 +153,7 @@ def _check(net: Network, x: Array, y: Array, opt: GradcheckOptions, name: str, s
     )
 
 
-def _subset(x: Array, y: Array, opt: GradcheckOptions, rng: np.random.Generator,
+def subset(x: Array, y: Array, opt: GradcheckOptions, rng: np.random.Generator,
             notes: list[str]) -> tuple[Array, Array]:
     """The samples to check on: all of them, or opt.samples of them drawn at random (said in `notes`)."""
     m_total = x.shape[0]
