@@ -235,7 +235,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
                     idx = order[start:start + bs]
                     xb, yb = x[idx], y[idx]  # a gather: faster here than np.take into a buffer
                     rows = idx.size
-                    yt = None if ytrue is None else ytrue[idx]
+                    yt = None  # a mini-batch's labels are not gathered: Tally.close reads the epoch's at once
                 buf = buffers.get(rows)
                 if buf is None:
                     buf = buffers[rows] = Buffers(net, rows)

@@ -17,7 +17,7 @@ def score(y_hat: Array, y: Array, labels: Array | None) -> float:
     """What the metric adds up: the samples classified right (labels: data.class_labels(y), the rule being a
     0.5 threshold for one output and the arg-max otherwise), or the sum of squared residuals (labels None)."""
     if labels is not None:
-        return float(np.add.reduce(class_labels(y_hat) == labels))
+        return float(np.count_nonzero(class_labels(y_hat) == labels))
     r = (y_hat - y).ravel()
     return float(r.dot(r))
 
@@ -53,6 +53,7 @@ class Tally:
 
     def __init__(self, net: Network, y: Array, classification: bool, batch_rows: int):
         self.ss_tot = 0.0 if classification else total_squares(y)
+        self.classification = classification
         self.n_layers = len(net.layers)
         m, n_out = y.shape[0], net.layers[-1].n_out
         self.Z = self.A = None
@@ -70,8 +71,9 @@ class Tally:
         self.stops: list[int] = []  # where each batch's rows end in the epoch buffers
 
     def add(self, net: Network, tape: Tape, y: Array, labels: Array | None, grads: Gradients, start: int = 0) -> None:
-        """One batch: its tape, targets y (rows, n_out), labels (None for regression) and gradients; `start`:
-        the row the batch begins at in the epoch's order."""
+        """One batch: its tape, targets y (rows, n_out), labels (None for regression; a mini-batch epoch's are
+        read by close(), so None will do there too) and gradients; `start`: the row the batch begins at in the
+        epoch's order."""
         top = tape[-1]
         if self.Z is None:
             self.loss += float(np.add.reduce(sample_losses(net, top.z, top.a_out, y), axis=None))
@@ -81,7 +83,7 @@ class Tally:
             self.Z[start:stop] = top.z
             self.A[start:stop] = top.a_out
             self.stops.append(stop)
-            if labels is None:  # squared residuals: a sum of floats, kept batch by batch
+            if not self.classification:  # squared residuals: a sum of floats, kept batch by batch
                 self.score += score(top.a_out, y, None)
         for l, dW in enumerate(grads.dW):
             self.grad_norm[l] += float(norm(dW))
