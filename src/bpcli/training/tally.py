@@ -57,8 +57,11 @@ class Tally:
         self.n_layers = len(net.layers)
         m, n_out = y.shape[0], net.layers[-1].n_out
         self.Z = self.A = None
+        self.batch_rows = batch_rows
         if batch_rows < m:
             self.Z, self.A = np.empty((m, n_out), net.dtype), np.empty((m, n_out), net.dtype)
+        # where the batches of a whole epoch end: every batch_rows rows, the last batch what is left
+        self.regular = list(range(batch_rows, m, batch_rows)) + [m]
         self.reset()
 
     def reset(self) -> None:
@@ -96,12 +99,21 @@ class Tally:
             return
         y = y[order]
         L = sample_losses(net, self.Z, self.A, y)  # (m,)
-        start = 0
-        for stop in self.stops:
-            self.loss += float(np.add.reduce(L[start:stop], axis=None))
-            start = stop
+        for v in self._batch_sums(L):
+            self.loss += v
         if labels is not None:
             self.score += score(self.A, y, labels[order])
+
+    def _batch_sums(self, L: Array) -> list[float]:
+        """Each batch's sum of L_i, as np.add.reduce sums the batch's own rows: the whole batches as the rows of
+        one (batches, batch_rows) array (a row's sum is that same pairwise sum), then the last, shorter one."""
+        if self.stops != self.regular:  # not batch_rows each: batch by batch
+            return [float(np.add.reduce(L[a:b], axis=None)) for a, b in zip([0] + self.stops, self.stops)]
+        k = L.shape[0] // self.batch_rows
+        sums = np.add.reduce(L[:k * self.batch_rows].reshape(k, self.batch_rows), axis=1).tolist()
+        if k * self.batch_rows < L.shape[0]:
+            sums.append(float(np.add.reduce(L[k * self.batch_rows:], axis=None)))
+        return sums
 
     def metric(self, m: int, labels: Array | None) -> float | None:
         return metric_of(self.score, m, labels, self.ss_tot)
