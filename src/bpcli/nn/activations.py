@@ -80,8 +80,7 @@ def _sigmoid(z: Array, out: Array | None = None) -> Array:
     """
     a = np.minimum(z, 0.0, out=out)
     np.exp(a, out=a)  # e^min(z, 0): e^z below 0, 1 from 0 on
-    t = np.abs(z)
-    np.negative(t, out=t)
+    t = np.copysign(z, -1.0)  # -|z|, exactly, in one call
     np.exp(t, out=t)  # e^-|z|
     t += 1.0
     return np.divide(a, t, out=a)

@@ -181,22 +181,24 @@ def backward(net: Network, tape: Tape, y: Array, buffers: Buffers | None = None)
     das: list[Array | None] = [None] * n
     dz, dy_hat = output_delta(net, tape, y) if buf is None else output_delta(net, tape, y, buf.DZ[-1])
     inv_m = np.dtype(net.dtype).type(1.0 / m)
+    out_dW, out_db, out_da, out_dz = (buf.dW, buf.db, buf.DA, buf.DZ) if buf is not None else ([None] * n,) * 4
+    layers, Ws, matmul, multiply = net.layers, net.W, np.matmul, np.multiply
     for l in range(n - 1, -1, -1):
-        layer, t = net.layers[l], tape[l]
+        layer = layers[l]
         dzs[l] = dz
         # Steps 1 and 4: the mean over samples of dL_i/dz_j * a_k
-        g = np.matmul(dz.T, t.a_in, out=None if buf is None else buf.dW[l])
-        dW[l] = np.multiply(g, inv_m, out=g)
+        g = matmul(dz.T, tape[l].a_in, out=out_dW[l])
+        dW[l] = multiply(g, inv_m, out=g)
         if layer.shared_bias:  # one bias for the whole layer: the sum over samples and nodes
             g = np.empty(1, dz.dtype) if buf is None else buf.db[l]
             g[0] = dz.sum()
-            db[l] = np.multiply(g, inv_m, out=g)
+            db[l] = multiply(g, inv_m, out=g)
         elif layer.has_bias:
-            g = np.add.reduce(dz, axis=0, out=None if buf is None else buf.db[l])
-            db[l] = np.multiply(g, inv_m, out=g)
+            g = np.add.reduce(dz, axis=0, out=out_db[l])
+            db[l] = multiply(g, inv_m, out=g)
         if l > 0:
             # the upstream sum over the nodes this layer feeds, then this layer's activation
-            da = das[l - 1] = np.matmul(dz, net.W[l], out=None if buf is None else buf.DA[l - 1])
+            da = das[l - 1] = matmul(dz, Ws[l], out=out_da[l - 1])
             below = tape[l - 1]
-            dz = _vjp(net.layers[l - 1].activation, below.z, below.a_out, da, None if buf is None else buf.DZ[l - 1])
+            dz = _vjp(layers[l - 1].activation, below.z, below.a_out, da, out_dz[l - 1])
     return Gradients(dW, db, dzs, dy_hat, das)

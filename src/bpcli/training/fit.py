@@ -235,7 +235,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
                     idx = order[start:start + bs]
                     xb, yb = x[idx], y[idx]  # a gather: faster here than np.take into a buffer
                     rows = idx.size
-                    yt = None if ytrue is None else ytrue[idx]
+                    yt = None  # a mini-batch's labels are not gathered: Tally.close reads the epoch's at once
                 buf = buffers.get(rows)
                 if buf is None:
                     buf = buffers[rows] = Buffers(net, rows)
@@ -301,7 +301,7 @@ def _close_epoch(run: _Epochs, net: Network, val: Dataset | None, settings: Trai
     if val is not None:
         val_loss, val_metric = evaluate(net, val)
     improved = _watch_best(net, state, settings, val_loss if settings.stop_monitor == "val_loss" else val_metric)
-    ratios, sat = (None,) * len(net.W), (None,) * len(net.W)
+    ratios = sat = (None,) * len(norms)
     if measured(state.epoch, run.every):
         ratios = tuple(float(_norm(np.subtract(W, W_start, out=d)) / max(n0, 1e-12))
                        for W, W_start, d, n0 in zip(net.W, run.W0, run.diff, run.start_norms))
@@ -309,8 +309,8 @@ def _close_epoch(run: _Epochs, net: Network, val: Dataset | None, settings: Trai
         sat = saturation(net, tape if run.full else forward(net, run.x[:SATURATION_SAMPLES])[1])
     rec = EpochRecord(
         epoch=state.epoch, loss=loss, val_loss=val_loss, metric=tally.metric(m, run.ytrue), val_metric=val_metric,
-        grad_norm=tuple(g / max(tally.batches, 1) for g in tally.grad_norm),
-        weight_norm=tuple(float(v) for v in norms),
+        grad_norm=tuple([g / max(tally.batches, 1) for g in tally.grad_norm]),
+        weight_norm=tuple(map(float, norms)),
         update_ratio=ratios, saturation=sat, seconds=time.perf_counter() - t0,
         penalty=tally.penalty / tally.batches if run.wd else None,
         best=improved, lr=lr, l1_penalty=tally.l1_penalty / tally.batches if run.l1 else None,
@@ -325,14 +325,14 @@ def _close_epoch(run: _Epochs, net: Network, val: Dataset | None, settings: Trai
 
 def _divergence(loss: float, norms: list, net: Network, arrays: list[Array], buffers: dict[str, Array]) -> str:
     """What went wrong when the epoch's loss, a weight or an optimiser buffer is not finite; '' when all are."""
-    # a finite ||W|| means every entry is finite; only when one is not do we look closer
-    finite = (math.isfinite(loss) and all(math.isfinite(v) for v in norms)
-              and all(math.isfinite(b.dot(b)) for b in net.b if b is not None))
+    # a finite ||W|| means every entry is finite, and a finite sum means every term is (the terms are >= 0 or NaN);
+    # only when it is not (an overflow of the sum itself included) do we look closer
+    finite = math.isfinite(loss + sum(map(float, norms)) + sum(float(b.dot(b)) for b in net.b if b is not None))
     if not finite:
         finite = np.isfinite(loss) and all(np.all(np.isfinite(a)) for a in arrays)
     # the optimiser's buffers too (Adam's v holds squared gradients: 1e155 squared is inf while every
     # weight and the loss are finite); a run saved with them could not be loaded or resumed
-    state_ok = all(math.isfinite(float(np.sum(b))) for b in buffers.values()) or all(
+    state_ok = not buffers or all(math.isfinite(float(np.sum(b))) for b in buffers.values()) or all(
         np.all(np.isfinite(b)) for b in buffers.values())
     if finite and state_ok:
         return ""

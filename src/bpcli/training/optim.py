@@ -89,6 +89,9 @@ class Optimizer:
                 self.buffers.setdefault(f"{kind}:{key}", np.zeros_like(p))
         self._tmp = [np.empty_like(p) for _, p, _ in self.params]  # scratch: no allocation per step
         self._trainable_bias = [b is not None and layer.bias_trainable for layer, b in zip(net.layers, net.b)]
+        self._all_trainable = all(b is not None for b in net.b) and all(self._trainable_bias)
+        # weight decay added to the gradient (the L2 term's); adamw's is taken off the weight instead
+        self._coupled = bool(settings.weight_decay) and self.kind not in DECOUPLED
         self.set_lr(settings.lr)
 
     def set_lr(self, lr: float) -> None:
@@ -100,6 +103,8 @@ class Optimizer:
 
     def gradients(self, grads: Gradients) -> list[Array]:
         """The trainable parameters' gradients, aligned with self.params."""
+        if self._all_trainable:  # W and b of every layer, in turn
+            return [g for pair in zip(grads.dW, grads.db) for g in pair]
         out = []
         for trainable, dW, db in zip(self._trainable_bias, grads.dW, grads.db):
             out.append(dW)
@@ -114,14 +119,15 @@ class Optimizer:
         caller can show the very numbers of this update; training passes None.
         """
         s = self.s
+        coupled, l1_on, descent = self._coupled, bool(s.l1), self.kind in ("gd", "sgd")
         for (key, p, is_w), g, tmp, (lr, wd, mu) in zip(self.params, grads, self._tmp, self._const):
             rec = None if trace is None else trace.setdefault(key, {"value": p.copy(), "gradient": g.copy()})
-            if s.weight_decay and is_w and self.kind not in DECOUPLED:  # the L2 term's gradient: g + wd * W
+            if coupled and is_w:  # the L2 term's gradient: g + wd * W
                 np.multiply(p, wd, out=tmp)
                 if rec is not None:
                     rec["decay"] = tmp.copy()
                 g = np.add(g, tmp, out=tmp)
-            if s.l1 and is_w:  # the L1 term's subgradient: g + l1 * sign(W), 0 where W = 0
+            if l1_on and is_w:  # the L1 term's subgradient: g + l1 * sign(W), 0 where W = 0
                 l1 = np.sign(p)
                 l1 *= p.dtype.type(s.l1)
                 if rec is not None:
@@ -129,7 +135,7 @@ class Optimizer:
                 g = np.add(g, l1, out=tmp)
             if rec is not None:
                 rec["g"] = g.copy()
-            if self.kind in ("gd", "sgd"):  # W <- W - lr * g
+            if descent:  # W <- W - lr * g
                 step = np.multiply(g, lr, out=tmp)
             elif self.kind == "momentum":  # v <- momentum * v + g;  W <- W - lr * v
                 v = self.buffers[f"m:{key}"]

@@ -17,7 +17,7 @@ def score(y_hat: Array, y: Array, labels: Array | None) -> float:
     """What the metric adds up: the samples classified right (labels: data.class_labels(y), the rule being a
     0.5 threshold for one output and the arg-max otherwise), or the sum of squared residuals (labels None)."""
     if labels is not None:
-        return float(np.add.reduce(class_labels(y_hat) == labels))
+        return float(np.count_nonzero(class_labels(y_hat) == labels))
     r = (y_hat - y).ravel()
     return float(r.dot(r))
 
@@ -53,11 +53,15 @@ class Tally:
 
     def __init__(self, net: Network, y: Array, classification: bool, batch_rows: int):
         self.ss_tot = 0.0 if classification else total_squares(y)
+        self.classification = classification
         self.n_layers = len(net.layers)
         m, n_out = y.shape[0], net.layers[-1].n_out
         self.Z = self.A = None
+        self.batch_rows = batch_rows
         if batch_rows < m:
             self.Z, self.A = np.empty((m, n_out), net.dtype), np.empty((m, n_out), net.dtype)
+        # where the batches of a whole epoch end: every batch_rows rows, the last batch what is left
+        self.regular = list(range(batch_rows, m, batch_rows)) + [m]
         self.reset()
 
     def reset(self) -> None:
@@ -70,8 +74,9 @@ class Tally:
         self.stops: list[int] = []  # where each batch's rows end in the epoch buffers
 
     def add(self, net: Network, tape: Tape, y: Array, labels: Array | None, grads: Gradients, start: int = 0) -> None:
-        """One batch: its tape, targets y (rows, n_out), labels (None for regression) and gradients; `start`:
-        the row the batch begins at in the epoch's order."""
+        """One batch: its tape, targets y (rows, n_out), labels (None for regression; a mini-batch epoch's are
+        read by close(), so None will do there too) and gradients; `start`: the row the batch begins at in the
+        epoch's order."""
         top = tape[-1]
         if self.Z is None:
             self.loss += float(np.add.reduce(sample_losses(net, top.z, top.a_out, y), axis=None))
@@ -81,7 +86,7 @@ class Tally:
             self.Z[start:stop] = top.z
             self.A[start:stop] = top.a_out
             self.stops.append(stop)
-            if labels is None:  # squared residuals: a sum of floats, kept batch by batch
+            if not self.classification:  # squared residuals: a sum of floats, kept batch by batch
                 self.score += score(top.a_out, y, None)
         for l, dW in enumerate(grads.dW):
             self.grad_norm[l] += float(norm(dW))
@@ -94,12 +99,21 @@ class Tally:
             return
         y = y[order]
         L = sample_losses(net, self.Z, self.A, y)  # (m,)
-        start = 0
-        for stop in self.stops:
-            self.loss += float(np.add.reduce(L[start:stop], axis=None))
-            start = stop
+        for v in self._batch_sums(L):
+            self.loss += v
         if labels is not None:
             self.score += score(self.A, y, labels[order])
+
+    def _batch_sums(self, L: Array) -> list[float]:
+        """Each batch's sum of L_i, as np.add.reduce sums the batch's own rows: the whole batches as the rows of
+        one (batches, batch_rows) array (a row's sum is that same pairwise sum), then the last, shorter one."""
+        if self.stops != self.regular:  # not batch_rows each: batch by batch
+            return [float(np.add.reduce(L[a:b], axis=None)) for a, b in zip([0] + self.stops, self.stops)]
+        k = L.shape[0] // self.batch_rows
+        sums = np.add.reduce(L[:k * self.batch_rows].reshape(k, self.batch_rows), axis=1).tolist()
+        if k * self.batch_rows < L.shape[0]:
+            sums.append(float(np.add.reduce(L[k * self.batch_rows:], axis=None)))
+        return sums
 
     def metric(self, m: int, labels: Array | None) -> float | None:
         return metric_of(self.score, m, labels, self.ss_tot)
