@@ -15,6 +15,7 @@ from bpcli.cli.app import app
 from bpcli.config.loader import builtin_config_dir, load_config
 from bpcli.data.dataset import Dataset, one_hot, partition
 from bpcli.runs.store import checkpoint_dir
+from tests.analysis.test_predict import iris_probabilities
 
 runner = CliRunner()
 IRIS = builtin_config_dir() / "iris.csv"
@@ -108,17 +109,6 @@ def test_test_rows_change_nothing_in_training_and_early_stopping_stops_on_valida
     assert summaries["plain"]["samples"] == {"train": 90, "validation": 30, "test": 30}
 
 
-def forward(run_dir: Path, x_raw: np.ndarray) -> np.ndarray:
-    """The softmax outputs of a 4-6-3 tanh network, written out from the run's weights and scaling."""
-    w = weights(run_dir)
-    scaling = json.loads((checkpoint_dir(run_dir) / "scaling.json").read_text())
-    x = (x_raw - np.array(scaling["mean"])) / np.array(scaling["std"])
-    h = np.tanh(x @ w["A.W"].T + w["A.b"])
-    z = h @ w["B.W"].T + w["B.b"]
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def test_evaluate_part_test_equals_scikit_learn_on_the_test_rows(tmp_path):
     path = config(tmp_path, IRIS, "iris", epochs=40)
     assert runner.invoke(app, ["train", str(path), "-q", "--out", str(tmp_path / "r")]).exit_code == 0
@@ -132,7 +122,7 @@ def test_evaluate_part_test_equals_scikit_learn_on_the_test_rows(tmp_path):
     x_raw = np.array([[float(table[i][c]) for c in ("sepal_length", "sepal_width", "petal_length", "petal_width")]
                       for i in test])
     truth = [SPECIES.index(table[i]["species"]) for i in test]
-    p = forward(tmp_path / "r", x_raw)
+    p = iris_probabilities(tmp_path / "r", x_raw)  # the network written out by hand, scaling included
     assert got["samples"] == 30 and "test" in got["source"]
     assert got["value"] == pytest.approx(accuracy_score(truth, p.argmax(axis=1)), abs=1e-15)
     assert got["loss"]["value"] == pytest.approx(log_loss(truth, p, labels=[0, 1, 2]), rel=1e-12)
