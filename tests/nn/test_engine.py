@@ -44,3 +44,32 @@ def test_bias_modes_and_squared_conventions(convention, bias):
                      bias=bias)
     x, y = random_data(rng, net, 6)
     np.testing.assert_allclose(analytic_grad(net, x, y), numeric_grad(net, x, y), rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("bias", ["on", "shared", "off"])
+@pytest.mark.parametrize("hidden,output,loss", [("sigmoid", "sigmoid", "squared_error"),
+                                                ("tanh", "softmax", "cross_entropy"),
+                                                ("relu", "sigmoid", "binary_cross_entropy"),
+                                                ("elu", "identity", "huber")])
+def test_training_buffers_give_the_same_gradients_to_the_bit(hidden, output, loss, bias, dtype):
+    """Training computes into Buffers, and for a power-of-two batch divides the output deltas by m first instead of
+    each dW and db after: an exact scaling, so the gradients equal the plain backward's bit for bit; other batch
+    sizes keep the division after."""
+    import dataclasses
+
+    from bpcli.nn.engine import Buffers
+
+    rng = np.random.default_rng(11)
+    net = random_net(rng, 3, [5, 4, 3], hidden=hidden, output=output, loss=loss, bias=bias)
+    net = dataclasses.replace(net, W=[W.astype(dtype) for W in net.W],
+                              b=[None if b is None else b.astype(dtype) for b in net.b], dtype=dtype)
+    for m in (1, 4, 5, 32, 96, 128):
+        x, y = (a.astype(dtype) for a in random_data(rng, net, m))
+        plain = backward(net, forward(net, x)[1], y)
+        buf = Buffers(net, m)
+        fast = backward(net, forward(net, x, buf)[1], y, buf)
+        for a, b in zip(plain.dW + plain.db, fast.dW + fast.db):
+            if a is not None:
+                assert a.dtype == b.dtype == dtype
+                assert np.array_equal(a, b), (m, a - b)

@@ -34,6 +34,7 @@ class Gradients(NamedTuple):
     dz[l]: (m, n_out), the per-sample deltas dL_i/dz of each layer (not divided by m);
     these are what explain reads.
     da[l]: (m, n_out), dL_i/da of layer l's outputs, the upstream sum dz[l + 1] @ W[l + 1]; None for the output layer.
+    Computed into Buffers (training) for m a power of two, dz and da hold the deltas already divided by m.
     """
 
     dW: list[Array]
@@ -183,19 +184,25 @@ def backward(net: Network, tape: Tape, y: Array, buffers: Buffers | None = None)
     inv_m = np.dtype(net.dtype).type(1.0 / m)
     out_dW, out_db, out_da, out_dz = (buf.dW, buf.db, buf.DA, buf.DZ) if buf is not None else ([None] * n,) * 4
     layers, Ws, matmul, multiply = net.layers, net.W, np.matmul, np.multiply
+    # Training (buffers) with m a power of two divides the output deltas by m once, up front: every product and
+    # sum below is then scaled by that power of two exactly, so dW and db come out the same to the bit without a
+    # pass over each of them (unless a delta lies within a factor m of the smallest normal float).
+    mean_first = buf is not None and m & (m - 1) == 0
+    if mean_first and m > 1:
+        multiply(dz, inv_m, out=dz)
     for l in range(n - 1, -1, -1):
         layer = layers[l]
         dzs[l] = dz
         # Steps 1 and 4: the mean over samples of dL_i/dz_j * a_k
         g = matmul(dz.T, tape[l].a_in, out=out_dW[l])
-        dW[l] = multiply(g, inv_m, out=g)
+        dW[l] = g if mean_first else multiply(g, inv_m, out=g)
         if layer.shared_bias:  # one bias for the whole layer: the sum over samples and nodes
             g = np.empty(1, dz.dtype) if buf is None else buf.db[l]
             g[0] = dz.sum()
-            db[l] = multiply(g, inv_m, out=g)
+            db[l] = g if mean_first else multiply(g, inv_m, out=g)
         elif layer.has_bias:
             g = np.add.reduce(dz, axis=0, out=out_db[l])
-            db[l] = multiply(g, inv_m, out=g)
+            db[l] = g if mean_first else multiply(g, inv_m, out=g)
         if l > 0:
             # the upstream sum over the nodes this layer feeds, then this layer's activation
             da = das[l - 1] = matmul(dz, Ws[l], out=out_da[l - 1])
