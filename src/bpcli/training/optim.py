@@ -112,14 +112,18 @@ class Optimizer:
                 out.append(db)
         return out
 
-    def step(self, grads: list[Array], t: int, trace: dict[str, dict[str, Array]] | None = None) -> None:
+    def step(self, grads: list[Array], t: int, trace: dict[str, dict[str, Array]] | None = None,
+             spent: bool = False) -> None:
         """Apply one update; grads align with self.params; t is the 1-based step count.
 
         trace: when given, each parameter's named terms (TERMS) are recorded into trace[key] as copies, so a
         caller can show the very numbers of this update; training passes None.
+        spent: the caller has no further use for the gradient arrays, so gradient descent's lr * g is written
+        over g (one array fewer through the cache than a scratch array; the same numbers).
         """
         s = self.s
         coupled, l1_on, descent = self._coupled, bool(s.l1), self.kind in ("gd", "sgd")
+        in_place = spent and trace is None
         for (key, p, is_w), g, tmp, (lr, wd, mu) in zip(self.params, grads, self._tmp, self._const):
             rec = None if trace is None else trace.setdefault(key, {"value": p.copy(), "gradient": g.copy()})
             if coupled and is_w:  # the L2 term's gradient: g + wd * W
@@ -136,7 +140,7 @@ class Optimizer:
             if rec is not None:
                 rec["g"] = g.copy()
             if descent:  # W <- W - lr * g
-                step = np.multiply(g, lr, out=tmp)
+                step = np.multiply(g, lr, out=g if in_place else tmp)
             elif self.kind == "momentum":  # v <- momentum * v + g;  W <- W - lr * v
                 v = self.buffers[f"m:{key}"]
                 if rec is not None:
