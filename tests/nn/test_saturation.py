@@ -107,3 +107,18 @@ def test_training_reports_the_exact_saturated_loss(tmp_path):
     history = json.loads(res.stdout)["history"]["first"]
     want = (softplus(50.0) + softplus(-10.0) + softplus(5.0) - 5.0) / 3
     assert history["loss"] == pytest.approx(want, rel=1e-12)
+
+
+def test_cross_entropy_finds_a_tied_row_among_others_and_beside_a_nan_row():
+    """The tie correction is taken only when some row has several entries at its max; a NaN row (no entry at its
+    max) must not hide a tied row from the count."""
+    loss = get_loss("cross_entropy")
+    z = np.array([[50.0, 50.0, 0.0], [3.0, 1.0, 2.0], [np.nan, 1.0, 2.0], [-1.0, -1.0, -1.0]])
+    y = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    got = loss.value_z(z, y)
+    assert got[0] == pytest.approx(math.log(2.0) + math.log1p(math.exp(-50.0) / 2.0), rel=1e-15)
+    assert got[1] == pytest.approx(3.0 + math.log1p(math.exp(-2.0) + math.exp(-1.0)) - 1.0, rel=1e-15)
+    assert math.isnan(got[2])
+    assert got[3] == pytest.approx(math.log(3.0), rel=1e-15)
+    for rows in ([0, 2], [2, 0], [1, 3], [2, 3]):  # the tied rows beside a NaN row, and without one
+        assert np.array_equal(loss.value_z(z[rows], y[rows]), got[rows], equal_nan=True)

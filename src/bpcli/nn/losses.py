@@ -160,10 +160,13 @@ def _cross_entropy() -> Loss:
         top = d == 0
         e = np.exp(d)
         e -= top  # e^0 = 1 at the max becomes 0: the sum then holds only what lies below it, unrounded
-        ties = np.add.reduce(top, axis=1, keepdims=True, dtype=e.dtype)
-        ties -= 1
         s = np.add.reduce(e, axis=1, keepdims=True)
-        s += ties  # 0 unless several entries share the max
+        # each further entry at a row's max adds 1 (e^0); a row of several is found by counting: every row has one
+        # entry at its max, except a row with a NaN (or +inf) in z, which has none and whose loss is NaN anyway
+        if np.count_nonzero(top) + np.count_nonzero(np.isnan(s)) > top.shape[0]:
+            ties = np.add.reduce(top, axis=1, keepdims=True, dtype=e.dtype)
+            ties -= 1
+            s += ties
         np.log1p(s, out=s)
         np.subtract(s, d, out=d)  # logsumexp(z) - z_k
         d *= y
