@@ -182,8 +182,19 @@ def _np_act(name):
     return (lambda z: np.maximum(z, 0)), (lambda a: (a > 0).astype(a.dtype))
 
 
-def sys_numpy(w: Workload):
-    """The loop a person writes with numpy: allocating expressions, nothing preallocated."""
+def _timed(fn, clock: dict, key: str):
+    """fn, adding its wall time to clock[key] (profile_step.py's split of the hand loop)."""
+    def timed(*a):
+        t0 = time.perf_counter()
+        r = fn(*a)
+        clock[key] = clock.get(key, 0.0) + time.perf_counter() - t0
+        return r
+    return timed
+
+
+def sys_numpy(w: Workload, clock: dict | None = None):
+    """The loop a person writes with numpy: allocating expressions, nothing preallocated. clock: when given,
+    collects the time of the forward passes ('forward') and of whole steps ('step')."""
     Ws = [W.copy() for W, _ in w.init]
     bs = [b.copy() for _, b in w.init]
     f, fprime = _np_act(w.hidden)
@@ -217,6 +228,9 @@ def sys_numpy(w: Workload):
                 dz = (dz @ Ws[l]) * fprime(acts[l])
             Ws[l] -= lr * dW
             bs[l] -= lr * db
+
+    if clock is not None:
+        fwd, step = _timed(fwd, clock, "forward"), _timed(step, clock, "step")
 
     def train():
         for _ in range(w.epochs):

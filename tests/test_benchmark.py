@@ -35,3 +35,24 @@ def test_quick_benchmark_runs_every_workload_and_notes_missing_peers(tmp_path):
     assert "| tiny: 2-2-1 sigmoid" in proc.stdout
     assert doc["results"][-2]["ratio"] > 1.0
     assert [row["kept"] for row in doc["results"][-1]["rows"]] == [101, 11, 31]  # every epoch of each run
+
+
+@pytest.mark.slow
+def test_step_profile_splits_both_loops_into_their_parts():
+    """profile_step.py wraps fit's parts by name: every part is called (a renamed one would raise or read 0) and the
+    parts of each system add up to no more than its whole run."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    try:
+        import profile_step
+        import run
+    finally:
+        sys.path.remove(str(ROOT / "benchmarks"))
+    w = next(w for w in run.workloads(quick=True) if w.name == "small")
+    p = profile_step.profile(w, 1)
+    parts = ("forward", "backward", "optimiser", "tally", "epoch close")
+    assert all(p["bpcli"][k] > 0 for k in parts)
+    assert sum(p["bpcli"][k] for k in parts) < p["bpcli"]["total"]
+    assert 0 < p["numpy loop"]["forward"] < p["numpy loop"]["total"]
+    assert p["numpy loop"]["backward and update"] > 0
+    import bpcli.training.fit as fit_module
+    assert fit_module.forward.__module__ == "bpcli.nn.engine"  # the wrappers were taken off again
