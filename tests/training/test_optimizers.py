@@ -147,3 +147,40 @@ def test_the_reference_is_sharp_enough_to_catch_a_missing_bias_correction(tmp_pa
             p[k] -= 0.05 * m[k] / (math.sqrt(v[k]) + 1e-8)
     with pytest.raises(AssertionError):
         assert_same(got, p)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("optimizer", ["sgd", "momentum", "nesterov", "rmsprop", "adagrad", "adam"])
+def test_a_step_over_blocks_is_the_per_array_step_to_the_bit(optimizer, dtype):
+    """Training hands the optimiser its gradients as one block (Buffers.grad): the step is computed once over the
+    blocks and subtracted array by array. Five steps of it equal five per-array steps, bit for bit, parameters and
+    state alike; a state read back as separate arrays (a resumed run) takes the per-array way."""
+    import dataclasses
+
+    from bpcli.nn.engine import Buffers, backward, forward
+    from bpcli.schema import TrainConfig
+    from bpcli.training.optim import Optimizer
+    from tests.conftest import random_data, random_net
+
+    rng = np.random.default_rng(3)
+    net = random_net(rng, 3, [4, 2], hidden="tanh", output="sigmoid")
+    net = dataclasses.replace(net, W=[W.astype(dtype) for W in net.W], b=[b.astype(dtype) for b in net.b],
+                              dtype=dtype)
+    x, y = (a.astype(dtype) for a in random_data(rng, net, 8))
+    settings = TrainConfig(optimizer=optimizer, lr=0.05, momentum=0.9)
+    nets = [net.copy(), net.copy()]
+    opts = [Optimizer(n, settings) for n in nets]
+    assert opts[0]._block is not None
+    bufs = [Buffers(n, 8) for n in nets]
+    for t in range(1, 6):
+        for n, opt, buf, block in zip(nets, opts, bufs, (True, False)):
+            grads = backward(n, forward(n, x, buf)[1], y, buf)
+            opt.step(opt.gradients(grads), t, spent=True, block=buf.grad if block else None)
+    for a, b in zip(nets[0].W + nets[0].b, nets[1].W + nets[1].b):
+        assert a.dtype == dtype and np.array_equal(a, b)
+    assert opts[0].buffers.keys() == opts[1].buffers.keys()
+    for k in opts[0].buffers:
+        assert np.array_equal(opts[0].buffers[k], opts[1].buffers[k]), k
+    if optimizer != "sgd":  # state arrays that are not views of one block (read from a checkpoint): per array
+        loaded = {k: v.copy() for k, v in opts[0].buffers.items()}
+        assert Optimizer(nets[0].copy(), settings, loaded)._block is None

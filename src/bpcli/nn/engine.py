@@ -8,6 +8,7 @@ allocates (almost) nothing.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -47,7 +48,8 @@ class Gradients(NamedTuple):
 class Buffers:
     """Preallocated arrays for forward and backward on batches of exactly m rows.
 
-    Z[l], A[l], DZ[l], DA[l]: (m, n_out of layer l); dW[l], db[l]: the parameters' shapes.
+    Z[l], A[l], DZ[l], DA[l]: (m, n_out of layer l); dW[l], db[l]: the parameters' shapes, views into one array,
+    grad, laid out layer by layer (dW, then db when the layer has a bias), as the optimiser lays out its parameters.
     A tape or gradients computed into them are views, valid until the next call with the same buffers.
     """
 
@@ -58,8 +60,17 @@ class Buffers:
         self.A = [np.empty((m, layer.n_out), dt) for layer in net.layers]
         self.DZ = [np.empty((m, layer.n_out), dt) for layer in net.layers]
         self.DA = [np.empty((m, layer.n_out), dt) for layer in net.layers]
-        self.dW = [np.empty_like(W) for W in net.W]
-        self.db = [None if b is None else np.empty_like(b) for b in net.b]
+        shapes = [s for W, b in zip(net.W, net.b) for s in ((W.shape,) if b is None else (W.shape, b.shape))]
+        self.grad = np.empty(sum(math.prod(s) for s in shapes), dt)
+        views, at = [], 0
+        for s in shapes:
+            views.append(self.grad[at:at + math.prod(s)].reshape(s))
+            at += math.prod(s)
+        it = iter(views)
+        self.dW, self.db = [], []
+        for b in net.b:
+            self.dW.append(next(it))
+            self.db.append(None if b is None else next(it))
 
 
 def forward(net: Network, x: Array, buffers: Buffers | None = None) -> tuple[Array, Tape]:

@@ -247,7 +247,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
                 if l1:  # the L1 term, likewise
                     tally.l1_penalty += l1 * sum(float(np.add.reduce(np.abs(W), axis=None)) for W in net.W)
                 state.step += 1
-                opt.step(opt.gradients(grads), state.step, spent=True)  # the tally has read them
+                opt.step(opt.gradients(grads), state.step, spent=True, block=buf.grad)  # the tally has read them
                 if should_stop():
                     interrupted = True
                     break

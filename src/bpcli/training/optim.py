@@ -84,15 +84,40 @@ class Optimizer:
             if b is not None and layer.bias_trainable:
                 self.params.append((f"{layer.letter}.b", b, False))
         self.buffers = buffers if buffers is not None else {}
+        arrays = [p for _, p, _ in self.params]
         for kind in BUFFERS.get(self.kind, ()):
-            for key, p, _ in self.params:
-                self.buffers.setdefault(f"{kind}:{key}", np.zeros_like(p))
-        self._tmp = [np.empty_like(p) for _, p, _ in self.params]  # scratch: no allocation per step
+            keys = [f"{kind}:{key}" for key, _, _ in self.params]
+            if not any(k in self.buffers for k in keys):  # new state: one zero block, each array a view into it
+                self.buffers.update(zip(keys, _views(np.zeros(sum(a.size for a in arrays), arrays[0].dtype), arrays)))
+            for k, p in zip(keys, arrays):
+                self.buffers.setdefault(k, np.zeros_like(p))
+        self._tmp = [np.empty_like(p) for p in arrays]  # scratch: no allocation per step
+        self._state = [tuple(self.buffers.get(f"{kind}:{key}") for kind in ("m", "v")) for key, _, _ in self.params]
         self._trainable_bias = [b is not None and layer.bias_trainable for layer, b in zip(net.layers, net.b)]
         self._all_trainable = all(b is not None for b in net.b) and all(self._trainable_bias)
         # weight decay added to the gradient (the L2 term's); adamw's is taken off the weight instead
         self._coupled = bool(settings.weight_decay) and self.kind not in DECOUPLED
+        self._block = self._block_plan(net, arrays)
         self.set_lr(settings.lr)
+
+    def _block_plan(self, net: Network, arrays: list[Array]) -> tuple | None:
+        """When every parameter array is updated alike (no frozen bias, no weight decay or L1 term, one dtype) and
+        the optimiser's state arrays are views laid out one after another in one block per kind (as __init__ makes
+        new ones): (the state blocks (m, v), a scratch block, its views). The update of a whole step can then run
+        over blocks, the gradients' included (Buffers.grad lays them out alike), and only the last subtraction
+        per parameter array. None otherwise."""
+        if (self.s.weight_decay or self.s.l1 or len({a.dtype for a in arrays}) != 1
+                or not all(b is None or t for b, t in zip(net.b, self._trainable_bias))):
+            return None
+        states = []
+        for i in range(2):
+            column = [st[i] for st in self._state]
+            base = None if column[0] is None else _block_of(column)
+            if column[0] is not None and base is None:
+                return None
+            states.append(base)
+        tmp = np.empty(sum(a.size for a in arrays), arrays[0].dtype)
+        return tuple(states), tmp, _views(tmp, arrays)
 
     def set_lr(self, lr: float) -> None:
         """The learning rate of the next steps (a schedule's lr of the epoch); lr, weight decay and momentum in
@@ -113,76 +138,95 @@ class Optimizer:
         return out
 
     def step(self, grads: list[Array], t: int, trace: dict[str, dict[str, Array]] | None = None,
-             spent: bool = False) -> None:
+             spent: bool = False, block: Array | None = None) -> None:
         """Apply one update; grads align with self.params; t is the 1-based step count.
 
         trace: when given, each parameter's named terms (TERMS) are recorded into trace[key] as copies, so a
         caller can show the very numbers of this update; training passes None.
         spent: the caller has no further use for the gradient arrays, so gradient descent's lr * g is written
         over g (one array fewer through the cache than a scratch array; the same numbers).
+        block: the same gradients as one array, laid out as grads one after another (training's Buffers.grad).
+        With it, spent gradients, no trace and a block plan (_block_plan), the step is computed once over the
+        blocks and subtracted array by array: every term is elementwise, so each number is the one the per-array
+        update gives, in a few calls a step instead of a few per array.
         """
-        s = self.s
-        coupled, l1_on, descent = self._coupled, bool(s.l1), self.kind in ("gd", "sgd")
+        if block is not None and spent and trace is None and self._block is not None:
+            states, tmp, tmp_views = self._block
+            step = self._step_of(None, False, block, tmp, self._const[0], states, t, None, True)
+            for (_, p, _), d in zip(self.params, grads if step is block else tmp_views):
+                np.subtract(p, d, out=p)
+            return
         in_place = spent and trace is None
-        for (key, p, is_w), g, tmp, (lr, wd, mu) in zip(self.params, grads, self._tmp, self._const):
+        for (key, p, is_w), g, tmp, const, state in zip(self.params, grads, self._tmp, self._const, self._state):
             rec = None if trace is None else trace.setdefault(key, {"value": p.copy(), "gradient": g.copy()})
-            if coupled and is_w:  # the L2 term's gradient: g + wd * W
-                np.multiply(p, wd, out=tmp)
-                if rec is not None:
-                    rec["decay"] = tmp.copy()
-                g = np.add(g, tmp, out=tmp)
-            if l1_on and is_w:  # the L1 term's subgradient: g + l1 * sign(W), 0 where W = 0
-                l1 = np.sign(p)
-                l1 *= p.dtype.type(s.l1)
-                if rec is not None:
-                    rec["l1"] = l1.copy()
-                g = np.add(g, l1, out=tmp)
-            if rec is not None:
-                rec["g"] = g.copy()
-            if descent:  # W <- W - lr * g
-                step = np.multiply(g, lr, out=g if in_place else tmp)
-            elif self.kind == "momentum":  # v <- momentum * v + g;  W <- W - lr * v
-                v = self.buffers[f"m:{key}"]
-                if rec is not None:
-                    rec["v_prev"] = v.copy()
-                np.multiply(v, mu, out=v)
-                np.add(v, g, out=v)
-                step = np.multiply(v, lr, out=tmp)
-                if rec is not None:
-                    rec["v"] = v.copy()
-            elif self.kind == "nesterov":  # v <- momentum * v + g;  W <- W - lr * (g + momentum * v)
-                v = self.buffers[f"m:{key}"]
-                if rec is not None:
-                    rec["v_prev"] = v.copy()
-                np.multiply(v, mu, out=v)
-                np.add(v, g, out=v)
-                look = np.multiply(v, mu)
-                look += g
-                step = np.multiply(look, lr, out=tmp)
-                if rec is not None:
-                    rec.update(v=v.copy(), look=look)
-            elif self.kind == "rmsprop":
-                step = self._rmsprop(key, g, tmp, rec, lr)
-            elif self.kind == "adagrad":
-                step = self._adagrad(key, g, tmp, rec, lr)
-            else:
-                if self.kind in DECOUPLED and s.weight_decay and is_w:
-                    decay = p * (lr * wd)  # W <- W - lr * wd * W, before the Adam step (torch.optim.AdamW)
-                    if rec is not None:
-                        rec["decay"] = decay.copy()
-                    np.subtract(p, decay, out=p)
-                step = self._adam(key, g, t, tmp, rec)
-            if rec is not None:
-                rec["step"] = step.copy()
+            step = self._step_of(p, is_w, g, tmp, const, state, t, rec, in_place)
             np.subtract(p, step, out=p)
             if rec is not None:
                 rec["new"] = p.copy()
 
-    def _adam(self, key: str, g: Array, t: int, tmp: Array, rec: dict | None) -> Array:
+    def _step_of(self, p: Array | None, is_w: bool, g: Array, tmp: Array, const: tuple, state, t: int,
+                 rec: dict | None, in_place: bool) -> Array:
+        """What one update subtracts from the parameter array p, given its gradient g, a scratch tmp, (lr, weight
+        decay, momentum) in its dtype and its state arrays (m, v) (None where the optimiser keeps none), with
+        in_place: g may be written over. The step is in g, tmp or another array; rec: the trace, or None.
+        p is read for weight decay and the L1 term only (adamw's decay is taken off p here)."""
+        s = self.s
+        lr, wd, mu = const
+        if self._coupled and is_w:  # the L2 term's gradient: g + wd * W
+            np.multiply(p, wd, out=tmp)
+            if rec is not None:
+                rec["decay"] = tmp.copy()
+            g = np.add(g, tmp, out=tmp)
+        if s.l1 and is_w:  # the L1 term's subgradient: g + l1 * sign(W), 0 where W = 0
+            l1 = np.sign(p)
+            l1 *= p.dtype.type(s.l1)
+            if rec is not None:
+                rec["l1"] = l1.copy()
+            g = np.add(g, l1, out=tmp)
+        if rec is not None:
+            rec["g"] = g.copy()
+        kind = self.kind
+        if kind in ("gd", "sgd"):  # W <- W - lr * g
+            step = np.multiply(g, lr, out=g if in_place else tmp)
+        elif kind == "momentum":  # v <- momentum * v + g;  W <- W - lr * v
+            v = state[0]
+            if rec is not None:
+                rec["v_prev"] = v.copy()
+            np.multiply(v, mu, out=v)
+            np.add(v, g, out=v)
+            step = np.multiply(v, lr, out=tmp)
+            if rec is not None:
+                rec["v"] = v.copy()
+        elif kind == "nesterov":  # v <- momentum * v + g;  W <- W - lr * (g + momentum * v)
+            v = state[0]
+            if rec is not None:
+                rec["v_prev"] = v.copy()
+            np.multiply(v, mu, out=v)
+            np.add(v, g, out=v)
+            look = np.multiply(v, mu)
+            look += g
+            step = np.multiply(look, lr, out=tmp)
+            if rec is not None:
+                rec.update(v=v.copy(), look=look)
+        elif kind == "rmsprop":
+            step = self._rmsprop(state[1], g, tmp, rec, lr)
+        elif kind == "adagrad":
+            step = self._adagrad(state[1], g, tmp, rec, lr)
+        else:
+            if kind in DECOUPLED and s.weight_decay and is_w:
+                decay = p * (lr * wd)  # W <- W - lr * wd * W, before the Adam step (torch.optim.AdamW)
+                if rec is not None:
+                    rec["decay"] = decay.copy()
+                np.subtract(p, decay, out=p)
+            step = self._adam(state[0], state[1], g, t, tmp, rec)
+        if rec is not None:
+            rec["step"] = step.copy()
+        return step
+
+    def _adam(self, m: Array, v: Array, g: Array, t: int, tmp: Array, rec: dict | None) -> Array:
         """m <- b1 m + (1 - b1) g;  v <- b2 v + (1 - b2) g^2;  m_hat = m / (1 - b1^t),  v_hat = v / (1 - b2^t);
         the step lr * m_hat / (sqrt(v_hat) + eps), into tmp (which may hold g: it is read first)."""
         s = self.s
-        m, v = self.buffers[f"m:{key}"], self.buffers[f"v:{key}"]
         if rec is not None:
             rec["m_prev"], rec["v_prev"] = m.copy(), v.copy()
         m *= s.beta1
@@ -202,10 +246,9 @@ class Optimizer:
         return step
 
 
-    def _rmsprop(self, key: str, g: Array, tmp: Array, rec: dict | None, lr) -> Array:
+    def _rmsprop(self, v: Array, g: Array, tmp: Array, rec: dict | None, lr) -> Array:
         """v <- alpha v + (1 - alpha) g^2;  the step lr * g / (sqrt(v) + eps), into tmp (which may hold g)."""
         s = self.s
-        v = self.buffers[f"v:{key}"]
         if rec is not None:
             rec["v_prev"] = v.copy()
         v *= s.alpha
@@ -218,9 +261,8 @@ class Optimizer:
             rec.update(v=v.copy(), denom=denom)
         return step
 
-    def _adagrad(self, key: str, g: Array, tmp: Array, rec: dict | None, lr) -> Array:
+    def _adagrad(self, acc: Array, g: Array, tmp: Array, rec: dict | None, lr) -> Array:
         """s <- s + g^2;  the step lr * g / (sqrt(s) + eps), into tmp (which may hold g)."""
-        acc = self.buffers[f"v:{key}"]
         if rec is not None:
             rec["s_prev"] = acc.copy()
         acc += g * g
@@ -231,6 +273,29 @@ class Optimizer:
         if rec is not None:
             rec.update(s=acc.copy(), denom=denom)
         return step
+
+
+def _views(block: Array, arrays: list[Array]) -> list[Array]:
+    """Views into the 1-D `block`, shaped like `arrays` and laid out one after another."""
+    out, at = [], 0
+    for a in arrays:
+        out.append(block[at:at + a.size].reshape(a.shape))
+        at += a.size
+    return out
+
+
+def _block_of(arrays: list[Array]) -> Array | None:
+    """The 1-D array the arrays are views of, laid out one after another from its start to its end (as _views
+    makes them); None when they are not."""
+    base = arrays[0].base
+    if base is None or base.ndim != 1 or not base.flags.c_contiguous:
+        return None
+    at = base.__array_interface__["data"][0]
+    for a in arrays:
+        if a.base is not base or not a.flags.c_contiguous or a.__array_interface__["data"][0] != at:
+            return None
+        at += a.nbytes
+    return base if at == base.__array_interface__["data"][0] + base.nbytes else None
 
 
 def preview_step(net: Network, settings: TrainConfig, grads: Gradients, buffers: dict[str, Array] | None = None,
