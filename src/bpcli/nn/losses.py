@@ -100,7 +100,9 @@ def _squared_error(convention: str = "half_sum") -> Loss:
         return scale(y.shape[1]) * np.add.reduce(r * r, axis=1)
 
     def grad(y_hat: Array, y: Array) -> Array:
-        return (2.0 * scale(y.shape[1])) * (y_hat - y)
+        f = 2.0 * scale(y.shape[1])
+        r = y_hat - y
+        return r if f == 1.0 else f * r  # 1/2 sum_k: y' - y itself (times 1.0 would be the same numbers)
 
     text = {
         "half_sum": ("L = 1/2 * (y - y')^2", "dL/dy' = (y' - y)",
