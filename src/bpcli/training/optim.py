@@ -153,7 +153,8 @@ class Optimizer:
         if block is not None and spent and trace is None and self._block is not None:
             states, tmp, tmp_views = self._block
             step = self._step_of(None, False, block, tmp, self._const[0], states, t, None, True)
-            for (_, p, _), d in zip(self.params, grads if step is block else tmp_views):
+            parts = grads if step is block else tmp_views if step is tmp else _views(step, [p for _, p, _ in self.params])
+            for (_, p, _), d in zip(self.params, parts):
                 np.subtract(p, d, out=p)
             return
         in_place = spent and trace is None
