@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 from typer.testing import CliRunner
 
@@ -77,3 +78,14 @@ def test_explain_markdown_and_latex_name_the_scaling(tmp_path):
     assert "x = (raw - mean) / std: x1 mean 3 std 1.87083, x2 mean 15 std 5." in md
     tex = _run("explain", cfg, "-w", "w11", "--format", "latex")
     assert "x = (raw - mean) / std: x1 mean 3 std 1.87083, x2 mean 15 std 5." in tex
+
+
+def test_show_dot_of_a_sample_labels_standardised_inputs_and_gives_the_raw_value(tmp_path):
+    """Sample 4 is x1 = 6, x2 = 20: the network sees (6 - 3) / sqrt(3.5) = 1.604 and (20 - 15) / 5 = 1."""
+    dot = _run("show", _config(tmp_path), "--sample", "4", "--dot")
+    x1 = next(ln for ln in dot.splitlines() if ln.lstrip().startswith('"x1" [label='))
+    cells = re.findall(r"<TD[^>]*>([^<]*)</TD>", x1)
+    assert ["standardised", "1.604", "raw", "6"] == cells
+    seed = _run("show", "--sample", "4", "--dot")  # unscaled: the value is the data's own
+    x1 = next(ln for ln in seed.splitlines() if ln.lstrip().startswith('"x1" [label='))
+    assert ["value", "1"] == re.findall(r"<TD[^>]*>([^<]*)</TD>", x1)
