@@ -1,5 +1,6 @@
-"""explain on standardised data says so wherever it shows the inputs: the note under the table (each input's mean
-and std), the JSON's input_scaling, Markdown and LaTeX; the numbers checked against a hand-worked standardisation."""
+"""Standardised inputs are called so wherever they are shown: explain's note under the table (each input's mean and
+std), its JSON's input_scaling, Markdown and LaTeX; show --dot's input nodes; view's sample labels. The numbers are
+checked against a hand-worked standardisation."""
 
 from __future__ import annotations
 
@@ -89,3 +90,12 @@ def test_show_dot_of_a_sample_labels_standardised_inputs_and_gives_the_raw_value
     seed = _run("show", "--sample", "4", "--dot")  # unscaled: the value is the data's own
     x1 = next(ln for ln in seed.splitlines() if ln.lstrip().startswith('"x1" [label='))
     assert ["value", "1"] == re.findall(r"<TD[^>]*>([^<]*)</TD>", x1)
+
+
+def test_view_sample_labels_say_the_inputs_are_standardised(tmp_path):
+    from bpcli.render.view import view_run
+    run = tmp_path / "run"
+    r = runner.invoke(app, ["train", _config(tmp_path), "--out", str(run), "-q"])
+    assert 0 == r.exit_code, r.output
+    labels = view_run(run).to_dict()["samples"]["labels"]
+    assert "sample 4 (inputs standardised): x1 = 1.60357, x2 = 1 -> y = 0" == labels[3]  # (6 - 3) / sqrt(3.5)
