@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from rich import box
 from rich.console import Group
@@ -16,8 +17,32 @@ NARROW = 10  # ... and how narrow it may get to fit more runs side by side
 LINES = 3  # a value longer than this many lines of its column is shortened with "..."
 
 
-def _clip(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 3] + "..."
+def _pieces(word: str) -> list[str]:
+    """A word too long for any cell as pieces that end at a '_', '/' or ',' (the pieces keep it)."""
+    return [p for p in re.split(r"(?<=[_/,])", word) if p]
+
+
+def cell_lines(text: str, cell: int) -> list[str]:
+    """A config value as the lines of its cell: broken at spaces into lines of at most `cell` characters, never
+    inside a word; a word longer than CELL (a path, a long name) is broken after a '_', '/' or ','; a word that
+    still does not fit has a line of its own (the column grows). At most LINES lines, the last ending '...'
+    when the value goes on."""
+    lines: list[str] = []
+    for word in text.split(" "):
+        for piece in ([word] if len(word) <= CELL else _pieces(word)):
+            glue = "" if not lines or lines[-1].endswith(("_", "/", ",")) and piece is not word else " "
+            if lines and len(lines[-1]) + len(glue) + len(piece) <= cell:
+                lines[-1] += glue + piece
+            else:
+                lines.append(piece)
+    if len(lines) > LINES:
+        lines = lines[:LINES]
+        lines[-1] += " ..."
+    return lines or [""]
+
+
+def _width(t: Text) -> int:
+    return max(len(line) for line in t.plain.split("\n"))
 
 
 def value_text(v, present: bool = True, applies: bool = True) -> str:
@@ -40,7 +65,7 @@ def value_text(v, present: bool = True, applies: bool = True) -> str:
 
 def _rows(res, cell: int) -> tuple[list[tuple[str, list[Text]]], list[tuple[str, list[Text]]]]:
     """(config difference rows, final number rows): each a key and one cell per run (values wrap at `cell`)."""
-    diffs = [(d.key, [Text(_clip(value_text(v, p, a), LINES * cell), style="" if a else "dim")
+    diffs = [(d.key, [Text("\n".join(cell_lines(value_text(v, p, a), cell)), style="" if a else "dim")
                       for v, p, a in zip(d.values, d.present, d.applies or (True,) * len(d.values))])
              for d in res.differences]
     runs = res.runs
@@ -89,7 +114,7 @@ def _table(title: str, labels: list[str], rows: list[tuple[str, list[Text]]], co
         if cell is None:
             t.add_column(Text(labels[i]), justify="right", no_wrap=True)
         else:
-            t.add_column(Text(labels[i]), justify="right", max_width=max(cell, len(labels[i])), overflow="fold")
+            t.add_column(Text(labels[i]), justify="right", no_wrap=True)  # cell_lines broke the values
     for key, cells in rows:
         t.add_row(Text(key), *(cells[i] for i in cols))
     return t
@@ -100,7 +125,7 @@ def _groups(labels: list[str], diffs, numbers, width: int, cell: int) -> list[li
     `cell`)."""
     # SIMPLE_HEAD without padded edges: 1 + key + 1, then per column a separator, 2 of padding and the cells
     key = max([len(k) for k, _ in diffs + numbers] + [0]) + 2
-    need = [max([len(labels[i])] + [min(c[i].cell_len, cell) for _, c in diffs] + [c[i].cell_len for _, c in numbers])
+    need = [max([len(labels[i])] + [_width(c[i]) for _, c in diffs] + [c[i].cell_len for _, c in numbers])
             + 3 for i in range(len(labels))]
     groups: list[list[int]] = [[]]
     used = key
@@ -123,12 +148,12 @@ class CompareView:
         res = self.res
         labels = [r.label for r in res.runs]
         width = options.max_width
-        # values are shortened (down to NARROW characters) before runs are split into groups
-        for cell in range(CELL, NARROW - 1, -1):
-            diffs, numbers = _rows(res, cell)
-            groups = _groups(labels, diffs, numbers, width, cell)
-            if len(groups) == 1:
-                break
+        # values are broken into narrower lines (down to NARROW characters) before runs are split into groups: the
+        # widest values that give the fewest groups
+        counts = {cell: len(_groups(labels, *_rows(res, cell), width, cell)) for cell in range(CELL, NARROW - 1, -1)}
+        cell = min(counts, key=lambda c: (counts[c], -c))
+        diffs, numbers = _rows(res, cell)
+        groups = _groups(labels, diffs, numbers, width, cell)
         yield Text.assemble(("compare ", "bold"), (f"{len(res.runs)} runs", "bold"))
         legend = Table.grid(padding=(0, 2))
         legend.add_column(no_wrap=True, style="bold")
