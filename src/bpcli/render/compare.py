@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 from rich import box
 from rich.console import Group
@@ -11,15 +10,11 @@ from rich.table import Table
 from rich.text import Text
 
 from bpcli.render.numbers import fmt, fmt_metric, metric_label
+from bpcli.render.wrap import break_lines
 
 CELL = 22  # the widest a config value's column grows before its values wrap
 NARROW = 10  # ... and how narrow it may get to fit more runs side by side
 LINES = 3  # a value longer than this many lines of its column is shortened with "..."
-
-
-def _pieces(word: str) -> list[str]:
-    """A word too long for any cell as pieces that end at a '_', '/' or ',' (the pieces keep it)."""
-    return [p for p in re.split(r"(?<=[_/,])", word) if p]
 
 
 def cell_lines(text: str, cell: int) -> list[str]:
@@ -27,14 +22,7 @@ def cell_lines(text: str, cell: int) -> list[str]:
     inside a word; a word longer than CELL (a path, a long name) is broken after a '_', '/' or ','; a word that
     still does not fit has a line of its own (the column grows). At most LINES lines, the last ending '...'
     when the value goes on."""
-    lines: list[str] = []
-    for word in text.split(" "):
-        for piece in ([word] if len(word) <= CELL else _pieces(word)):
-            glue = "" if not lines or lines[-1].endswith(("_", "/", ",")) and piece is not word else " "
-            if lines and len(lines[-1]) + len(glue) + len(piece) <= cell:
-                lines[-1] += glue + piece
-            else:
-                lines.append(piece)
+    lines = break_lines(text, cell, whole=CELL)
     if len(lines) > LINES:
         lines = lines[:LINES]
         lines[-1] += " ..."
