@@ -10,6 +10,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bpcli.render.numbers import fmt, fmt_metric, metric_label
+from bpcli.render.runs import stepped_text
 from bpcli.render.wrap import break_lines
 
 CELL = 22  # the widest a config value's column grows before its values wrap
@@ -156,6 +157,9 @@ class CompareView:
             if diffs:
                 yield _table("Config differences", labels, diffs, cols, cell)
             yield _table("Final numbers", labels, numbers, cols)
+        for r in res.runs:
+            if r.status == "stepped":
+                yield Text(f"{r.label}: {stepped_text(r.stepped, r.run_dir)}", style="dim")
         for r in res.runs:
             if r.findings:
                 items = Table.grid(padding=(0, 1))
