@@ -112,6 +112,14 @@ class BpcliGroup(TyperGroup):
     """bpcli's top level. A usage error (an unknown option, a missing argument) is found by Click before any
     command runs: with --json on the command line it is also printed as the JSON error object on stdout."""
 
+    @staticmethod
+    def fail(message: str, code: int) -> None:
+        """Print `message` as bpcli's error line and exit with `code`: cli.common puts its fail() here (the one
+        printer of error lines, which imports this module); this plain one serves a group used on its own."""
+        from bpcli.errors import printable
+        sys.stderr.write(f"error: {printable(message)}\n")
+        raise SystemExit(code)
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         for cmd in self.commands.values():
@@ -148,8 +156,7 @@ class BpcliGroup(TyperGroup):
                 line = usage_line(err)
                 if self._json:
                     print_error_json(line, err.exit_code)
-                from bpcli.cli.common import fail  # the one printer of bpcli's error lines
-                fail(line, err.exit_code)
+                self.fail(line, err.exit_code)
         return guard()
 
     def format_commands(self, ctx, formatter) -> None:
