@@ -38,3 +38,19 @@ def test_trains_run_folder_wraps_after_a_slash_at_80_columns(tmp_path):
         parts.append(cell)
     assert str(folder) == "".join(parts), parts
     assert len(parts) > 1 and all(p.endswith("/") for p in parts[:-1]), parts
+
+
+def test_compares_legend_wraps_a_long_run_folder_after_a_slash_at_80_columns(tmp_path):
+    base = tmp_path / "a_rather_long_folder_name_for_the_runs_of_this_test"
+    for name in ("first_run_with_a_long_name", "second_run_with_a_long_name"):
+        assert 0 == runner.invoke(app, ["train", "--epochs", "2", "--out", str(base / name), "-q"]).exit_code
+    res = runner.invoke(app, ["compare", str(base / "first_run_with_a_long_name"),
+                              str(base / "second_run_with_a_long_name")], env={"COLUMNS": "80"})
+    assert 0 == res.exit_code, res.output
+    lines = res.stdout.splitlines()
+    assert all(len(ln) <= 80 for ln in lines) and "…" not in res.stdout
+    k = next(k for k, ln in enumerate(lines) if ln.startswith("1 "))
+    end = next(j for j in range(k + 1, len(lines)) if lines[j].startswith("2 "))
+    parts = [lines[k][1:].strip()] + [ln.strip() for ln in lines[k + 1:end]]
+    assert f"{base / 'first_run_with_a_long_name'} (seed)" == "".join(parts).replace("name(", "name ("), parts
+    assert len(parts) > 1 and all(p.endswith("/") for p in parts[:-1]), parts

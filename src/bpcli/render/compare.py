@@ -11,7 +11,7 @@ from rich.text import Text
 
 from bpcli.render.numbers import fmt, fmt_metric, metric_label
 from bpcli.render.runs import stepped_text
-from bpcli.render.wrap import break_lines
+from bpcli.render.wrap import Breakable, break_lines
 
 CELL = 22  # the widest a config value's column grows before its values wrap
 NARROW = 10  # ... and how narrow it may get to fit more runs side by side
@@ -148,7 +148,7 @@ class CompareView:
         legend.add_column(no_wrap=True, style="bold")
         legend.add_column()
         for r in res.runs:
-            legend.add_row(Text(r.label), Text(f"{r.run_dir} ({r.name})"))
+            legend.add_row(Text(r.label), Breakable(f"{r.run_dir} ({r.name})"))  # a long path wraps after a '/'
         yield legend
         if len(groups) > 1:
             yield Text(f"{len(res.runs)} runs do not fit side by side in {width} columns: shown "
