@@ -1,4 +1,5 @@
-"""The command group behind `bpcli`: usage errors as JSON under --json, whole one-line summaries, plain metavars.
+"""The command group behind `bpcli`: usage errors in one line (and as JSON under --json), whole one-line summaries,
+plain metavars.
 
 Every command, whoever registers it and wherever, passes through this class: what it does here it does for all.
 """
@@ -110,7 +111,8 @@ class PlainUsageCommand(TyperCommand):
 
 class BpcliGroup(TyperGroup):
     """bpcli's top level. A usage error (an unknown option, a missing argument) is found by Click before any
-    command runs: with --json on the command line it is also printed as the JSON error object on stdout."""
+    command runs: it is one line on stderr like bpcli's own errors (usage_line), and with --json on the command
+    line also the JSON error object on stdout."""
 
     @staticmethod
     def fail(message: str, code: int) -> None:
