@@ -188,3 +188,33 @@ def test_keys_are_never_cut_at_80_columns(csv_and_generator):
         assert value.startswith(shown[:-3]) and len(shown) > 40, (shown, value)
     else:
         assert value == shown
+
+
+def test_a_value_breaks_only_at_spaces_and_a_long_word_after_a_slash_or_underscore():
+    from bpcli.render.compare import cell_lines
+    assert ["squared_error"] == cell_lines("squared_error", 10)  # a name wider than the cell keeps its line whole
+    assert ["The 2-2-1", "sigmoid", "network of ..."] == cell_lines("The 2-2-1 sigmoid network of the chain", 10)
+    assert ["/work/wt-ux/src/bpcli/", "configs/iris.csv"] == cell_lines("/work/wt-ux/src/bpcli/configs/iris.csv", 22)
+    assert ['["a_very_long_feature_', 'name", "b"]'] == cell_lines('["a_very_long_feature_name", "b"]', 22)
+
+
+def test_three_runs_at_80_columns_split_no_word_or_number(csv_and_generator, runs):
+    iris, xor = csv_and_generator
+    doc = json.loads(runner.invoke(app, ["compare", str(runs["base"]), str(iris), str(xor), "--json"]).stdout)
+    for width in (80, 120):
+        text = runner.invoke(app, ["compare", str(runs["base"]), str(iris), str(xor)],
+                             env={"COLUMNS": str(width)}).stdout
+        assert max(len(ln) for ln in text.splitlines()) <= width
+        words = {w for ln in text.splitlines() for w in ln.split()}
+        assert {"squared_error", "cross_entropy", "binary_cross_entropy"} <= words, width
+        for d in doc["differences"]:  # every scalar (a name, a number) whole on one line of its row
+            for v, shown in zip(d["values"], d.get("applies") or [True] * len(d["values"])):
+                if shown and isinstance(v, (int, float, str)) and not isinstance(v, bool) \
+                        and " " not in str(v) != "" and d["key"] != "data.csv":
+                    assert str(v) in words, (width, d["key"], v)
+        # the path wraps after a '/' only: its lines joined give the path back
+        path = next(d["values"][1] for d in doc["differences"] if d["key"] == "data.csv")
+        lines = text[text.rindex(" data.csv"):text.rindex(" data.features")].splitlines()  # iris's group
+        parts = [t for ln in lines for t in ln.split() if t not in ("data.csv", "n/a")]
+        assert path == "".join(parts), (width, parts)
+        assert all(p.endswith("/") for p in parts[:-1]), parts

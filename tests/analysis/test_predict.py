@@ -315,3 +315,26 @@ def test_the_predict_table_fits_the_terminal(iris):
         text = console.file.getvalue()
         assert all(len(ln) <= width for ln in text.splitlines()), text
         assert "99.5%" in text and "virginica" in text  # p_setosa of the first flower, whole
+
+
+def test_a_long_carried_name_wraps_after_an_underscore_never_inside_a_word(iris):
+    from rich.console import Console
+
+    from bpcli.analysis.predict import predict_table
+    from bpcli.analysis.newdata import read_table
+    from bpcli.render.predict import predict_view
+    from bpcli.runs.store import load_run
+
+    name = "first_of_the_new_garden_flowers_from_the_north_bed"
+    data = "flower_identifier_name," + TWO_FLOWERS.replace("\n5.0", f"\n{name},5.0").replace("\n6.4", "\nsecond,6.4")
+    res = predict_table(load_run(iris), read_table("-", io.BytesIO(data.encode())))
+    console = Console(file=io.StringIO(), width=80, color_system=None)
+    console.print(predict_view(res, 80))
+    lines = console.file.getvalue().splitlines()
+    assert all(len(ln) <= 80 for ln in lines)
+    first = next(k for k, ln in enumerate(lines) if ln.startswith("first_"))
+    second = next(k for k, ln in enumerate(lines) if ln.startswith("second"))
+    parts = [lines[first].split()[0]] + [ln.strip() for ln in lines[first + 1:second]]
+    assert name == "".join(parts) and len(parts) > 1, parts
+    assert all(p.endswith("_") for p in parts[:-1]), parts
+    assert ["5", "3.4", "1.5", "0.2", "setosa"] == lines[first].split()[1:6]

@@ -252,3 +252,28 @@ def test_a_run_made_by_step_out_is_listed_as_stepped_with_its_steps(tmp_path):
     res = invoke("train", "--resume", runs / "s", "-q")
     assert res.exit_code == 0, res.output
     assert [("completed", None)] == [(r["status"], r["steps"]) for r in listing(runs)]
+
+
+def test_show_inspect_and_compare_call_a_step_out_run_stepped_not_interrupted(tmp_path):
+    runs = tmp_path / "runs"
+    res = invoke("step", CONFIGS / "seed.yaml", "-k", 3, "--out", runs / "s")
+    assert res.exit_code == 0, res.output
+    invoke("step", CONFIGS / "seed.yaml", "-k", 2, "--out", runs / "t")
+    run = str(runs / "s")
+    shown = json.loads(invoke("show", run, "--json").stdout)
+    assert ("stepped", 3, None) == (shown["status"], shown["stepped"], shown["epoch"])
+    at_zero = json.loads(invoke("show", run, "--epoch", "0", "--json").stdout)  # the run's status, not the snapshot's
+    assert ("stepped", 3, 0) == (at_zero["status"], at_zero["stepped"], at_zero["epoch"])
+    inspected = json.loads(invoke("inspect", run, "--json").stdout)
+    assert ("stepped", 3) == (inspected["status"], inspected["stepped"])
+    compared = json.loads(invoke("compare", run, runs / "t", "--json").stdout)
+    assert [("stepped", 3), ("stepped", 2)] == [(r["status"], r["stepped"]) for r in compared["runs"]]
+    for args in (["show", run], ["inspect", run], ["compare", run, str(runs / "t")]):
+        text = runner.invoke(app, args, env={"COLUMNS": "200"}).stdout
+        assert "interrupted" not in text, args
+        assert f"stepped (made by `bpcli step --out`, 3 steps); `bpcli train --resume {run}` continues it" in text, args
+    # resumed, it is a training run again
+    assert 0 == invoke("train", "--resume", run, "-q").exit_code
+    shown = json.loads(invoke("show", run, "--json").stdout)
+    assert ("completed", None) == (shown["status"], shown["stepped"])
+    assert "stepped" not in runner.invoke(app, ["show", run], env={"COLUMNS": "200"}).stdout

@@ -44,11 +44,12 @@ class RunSummary:
     verdict: str  # inspect's summary line
     findings: tuple[str, ...]  # inspect's findings, one message each
     curves: dict  # epoch, loss, val_loss, metric, val_metric: lists over the run's history sample
+    stepped: int | None = None  # status "stepped": the steps of `bpcli step --out` that made the run
 
     def to_dict(self) -> dict:
         return {
             "label": self.label, "run_dir": self.run_dir, "name": self.name, "status": self.status,
-            "epochs": self.epochs, "metric": self.metric, "loss": self.loss, "val_loss": self.val_loss,
+            "stepped": self.stepped, "epochs": self.epochs, "metric": self.metric, "loss": self.loss, "val_loss": self.val_loss,
             "train_metric": self.train_metric, "val_metric": self.val_metric, "best_epoch": self.best_epoch,
             "weights_epoch": self.weights_epoch, "seconds": self.seconds,
             "inspect": {"healthy": self.healthy, "summary": self.verdict, "findings": list(self.findings)},
@@ -166,15 +167,17 @@ def summarize(loaded, label: str) -> RunSummary:
     from bpcli.analysis.inspect import inspect_run
 
     m, state = loaded.metrics, loaded.state
-    verdict = inspect_run(loaded.net, loaded.history, loaded.cfg.name, str(loaded.run_dir), state.status)
+    from bpcli.runs.store import status_of
+    status = status_of(state)
+    verdict = inspect_run(loaded.net, loaded.history, loaded.cfg.name, str(loaded.run_dir), status, state.stepped)
     metric = m.get("metric") if m.get("metric") in ("accuracy", "r2") else (
         "accuracy" if loaded.prepared.train.task == "classification" else "r2")
     best = state.best_epoch or None
     return RunSummary(
-        label, str(loaded.run_dir), loaded.cfg.name, state.status, state.epoch, metric, _number(m.get("loss")),
+        label, str(loaded.run_dir), loaded.cfg.name, status, state.epoch, metric, _number(m.get("loss")),
         _number(m.get("val_loss")), _number(m.get("train_metric")), _number(m.get("val_metric")), best,
         state.weights_epoch, _number(m.get("seconds")), verdict.healthy, verdict.summary,
-        tuple(f.message for f in verdict.findings), _curves(loaded.history))
+        tuple(f.message for f in verdict.findings), _curves(loaded.history), state.stepped)
 
 
 def compare_runs(run_dirs: list[str | Path]) -> CompareResult:

@@ -82,7 +82,8 @@ def network_dot(net: Network, title: str, trace=None, max_edges: int = MAX_EDGES
     ]
     rows_in = []
     for k, name in enumerate(net.input_names):
-        rows = [("value", _num(trace.inputs[k][1]))] if trace is not None else []
+        rows = [] if trace is None else [("value", _num(trace.inputs[k][1]))] if trace.raw_inputs is None else [
+            ("standardised", _num(trace.inputs[k][1])), ("raw", _num(trace.raw_inputs[k][1]))]  # what the net sees
         rows_in.append(f"{in_ids[k]} [label={_html_node(rows, name, '#e8e8e8')}];")
     lines += _column("inputs", "inputs", rows_in, in_ids)
     last = len(net.layers) - 1

@@ -90,6 +90,7 @@ class InspectResult:
     summary: str
     stats_every: int | None = None  # update ratios and saturation measured every this many epochs (None: each)
     stats_last: int | None = None  # the last epoch they were measured at
+    stepped: int | None = None  # status "stepped": the steps of `bpcli step --out` that made the run
 
     @property
     def healthy(self) -> bool:
@@ -98,7 +99,7 @@ class InspectResult:
     def to_dict(self) -> dict:
         return {
             "command": "inspect", "name": self.name, "run_dir": self.run_dir, "status": self.status,
-            "epochs": self.epochs, "loss": {"first": self.loss_first, "last": self.loss_last},
+            "stepped": self.stepped, "epochs": self.epochs, "loss": {"first": self.loss_first, "last": self.loss_last},
             "output_layer": self.output_layer, "healthy": self.healthy, "summary": self.summary,
             "findings": [f.to_dict() for f in self.findings],
             "layers": [la.to_dict() for la in self.layers],
@@ -172,7 +173,8 @@ def _trace_idx(n: int) -> list[int]:
     return sorted({round(i * (n - 1) / (TRACE_POINTS - 1)) for i in range(TRACE_POINTS)})
 
 
-def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, status: str = "completed") -> InspectResult:
+def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, status: str = "completed",
+                stepped: int | None = None) -> InspectResult:
     """Diagnose a run from its history (EpochRecord dicts: every epoch, or the run's thinned sample) and its layers."""
     n = len(history)
     ep = [int(h.get("epoch", i + 1)) for i, h in enumerate(history)]
@@ -227,7 +229,7 @@ def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, stat
     findings.sort(key=lambda f: (f.kind in ("stuck", "diverged"), f.epoch, f.layer or ""))
     return InspectResult(name, run_dir, status, E, first, last, out_letter, tuple(layers), tuple(findings),
                          tuple(ep[i] for i in idx), _summary(layers, findings, E),
-                         int(every) if every else None, ep_m[-1] if ep_m else None)
+                         int(every) if every else None, ep_m[-1] if ep_m else None, stepped)
 
 
 def _kind(layer) -> str | None:

@@ -52,11 +52,13 @@ class ShowResult:
     output_labels: tuple[str, ...] | None = None  # per output node: 'class "setosa"'
     snapshots: dict | None = None  # a run's: snapshots.kept_summary (every, epochs, count, bytes, first, last)
     epoch: int | None = None  # `show RUN --epoch N`: the weights are those after epoch N
+    status: str | None = None  # a run's (runs.store.status_of: "stepped" for one `bpcli step --out` made)
+    stepped: int | None = None  # ... and the steps that made it
 
     def to_dict(self) -> dict:
         extra = {"sample": self.sample.to_dict()} if self.sample is not None else {}
         if self.snapshots is not None:
-            extra |= {"epoch": self.epoch, "snapshots": self.snapshots}
+            extra |= {"epoch": self.epoch, "snapshots": self.snapshots, "status": self.status, "stepped": self.stepped}
         if self.output_labels is not None:
             extra["classes"] = list(self.classes)
             # one sigmoid output stands for the second class (y' >= 0.5)

@@ -88,7 +88,7 @@ def explain(
     report = explain_many(net, x, y, names, in_force(cfg.train, done, plateau), None if sample is None else sample - 1,
                           paths, buffers=state.buffers if state else None, step=state.step if state else 0,
                           class_names=prepared.train.class_names, update_note=later, title=cfg.name,
-                          source=source, scaled=prepared.scaling is not None)
+                          source=source, scaling=prepared.scaling)
     if json_out:
         emit_json(report.to_dict())
     elif fmt_name == "markdown":

@@ -120,6 +120,9 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> None:
     raise typer.Exit(code)
 
 
+BpcliGroup.fail = staticmethod(fail)  # Click's usage errors, found before any command runs, print as ours do
+
+
 def _once(line: str) -> str:
     """'run/config.yaml: run/config.yaml:3: ...' -> 'run/config.yaml:3: ...': a path said once, where two layers
     of the code each put the file they were reading in front of the message."""

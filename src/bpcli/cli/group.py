@@ -1,4 +1,5 @@
-"""The command group behind `bpcli`: usage errors as JSON under --json, whole one-line summaries, plain metavars.
+"""The command group behind `bpcli`: usage errors in one line (and as JSON under --json), whole one-line summaries,
+plain metavars.
 
 Every command, whoever registers it and wherever, passes through this class: what it does here it does for all.
 """
@@ -16,6 +17,62 @@ def _click_exception() -> type:
     typer.BadParameter either way."""
     import typer
     return next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+def _flag(param) -> str:
+    """How the user names a parameter: an option by its long flag (--epochs), an argument by its metavar (RUN)."""
+    if getattr(param, "param_type_name", "") == "option":
+        return max(param.opts, key=lambda o: (o.startswith("--"), len(o)))
+    return param.human_readable_name.strip("{}") if param is not None else "a value"
+
+
+def _command(ctx) -> str:
+    """The command a context runs, as bpcli's messages spell commands: `bpcli train` (also under python -m bpcli)."""
+    names = []
+    while ctx.parent is not None:
+        names.append(ctx.info_name)
+        ctx = ctx.parent
+    return " ".join(["bpcli", *reversed(names)])
+
+
+# Click's words for a value of the wrong type, in bpcli's
+_TYPE_WORDS = {"int": "an integer", "integer": "an integer", "float": "a number", "boolean": "true or false"}
+
+
+def usage_line(err) -> str:
+    """A usage error Click found (an unknown option, a bad or missing value, an extra argument) as bpcli's one line:
+    what is wrong, a 'did you mean' when Click has one, and where the help is: `--epochs: 'abc' is not an integer
+    (bpcli train --help)`."""
+    import re
+
+    import typer
+
+    kind = type(err).__name__
+    help_ = f" ({_command(err.ctx)} --help)" if err.ctx is not None else ""
+    message = err.message.strip()
+    if kind == "NoSuchOption":
+        guesses = sorted(err.possibilities or ())
+        did = f" (did you mean {' or '.join(guesses)}?)" if guesses else ""
+        return f"{err.option_name}: no such option{did}{help_}"
+    if kind == "MissingParameter":
+        what = err.param_type or getattr(err.param, "param_type_name", "parameter")
+        return f"missing {what} {_flag(err.param)}{help_}"
+    if isinstance(err, typer.BadParameter):
+        m = re.fullmatch(r"(.*) is not a valid (\w+)\.?(.*)", message, re.S)
+        if m and m.group(2) in _TYPE_WORDS:
+            message = f"{m.group(1)} is not {_TYPE_WORDS[m.group(2)]}{m.group(3).rstrip('.')}"
+        where = _flag(err.param) if err.param is not None else ""
+        return f"{where + ': ' if where else ''}{message.rstrip('.')}{help_}"
+    m = re.fullmatch(r"Option '(.+)' requires an argument\.?", message)
+    if m:
+        return f"{m.group(1)}: expects a value after it{help_}"
+    m = re.fullmatch(r"Got unexpected extra argument(?:s|\(s\))? \((.*)\)\.?", message, re.S)
+    if m:
+        return f"unexpected extra argument: {m.group(1)}{help_}"
+    m = re.fullmatch(r"(.*?)\.? Did you mean (.*?)\??", message, re.S)  # No such command 'trian'. Did you mean 'train'?
+    if m:
+        message = f"{m.group(1)} (did you mean {m.group(2)}?)"
+    return f"{message[:1].lower()}{message[1:].rstrip('.')}{help_}"
 
 
 def print_error_json(message: str, code: int) -> None:
@@ -54,7 +111,16 @@ class PlainUsageCommand(TyperCommand):
 
 class BpcliGroup(TyperGroup):
     """bpcli's top level. A usage error (an unknown option, a missing argument) is found by Click before any
-    command runs: with --json on the command line it is also printed as the JSON error object on stdout."""
+    command runs: it is one line on stderr like bpcli's own errors (usage_line), and with --json on the command
+    line also the JSON error object on stdout."""
+
+    @staticmethod
+    def fail(message: str, code: int) -> None:
+        """Print `message` as bpcli's error line and exit with `code`: cli.common puts its fail() here (the one
+        printer of error lines, which imports this module); this plain one serves a group used on its own."""
+        from bpcli.errors import printable
+        sys.stderr.write(f"error: {printable(message)}\n")
+        raise SystemExit(code)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -83,9 +149,16 @@ class BpcliGroup(TyperGroup):
             try:
                 yield
             except _click_exception() as err:
+                import typer
+                usage = isinstance(err, next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError"))
+                if not usage or type(err).__name__ == "NoArgsIsHelpError":  # `bpcli` alone prints the help
+                    if self._json:
+                        print_error_json(err.format_message(), err.exit_code)
+                    raise
+                line = usage_line(err)
                 if self._json:
-                    print_error_json(err.format_message(), err.exit_code)
-                raise
+                    print_error_json(line, err.exit_code)
+                self.fail(line, err.exit_code)
         return guard()
 
     def format_commands(self, ctx, formatter) -> None:

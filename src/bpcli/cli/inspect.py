@@ -54,14 +54,15 @@ def show(
     from bpcli.data.labels import class_names_of
     res = describe(net, cfg.name, str(run_dir) if run_dir else cfg.path,
                    classes=class_names_of(prepared.train, net.n_outputs, numbered=False))
+    import dataclasses
     if run_dir is not None:
-        import dataclasses
-
         from bpcli.runs.snapshots import kept_summary
-        res = dataclasses.replace(res, snapshots=kept_summary(run_dir, cfg, net), epoch=epoch)
+        from bpcli.runs.store import run_status
+        status, stepped = run_status(run_dir)  # the run's, whatever --epoch shows
+        res = dataclasses.replace(res, snapshots=kept_summary(run_dir, cfg, net), epoch=epoch, status=status,
+                                  stepped=stepped)
     if sample is not None:
         tr = prepared.train
-        import dataclasses
         res = dataclasses.replace(res, sample=trace_sample(net, tr.x, tr.y, sample, prepared.scaling))
     if not as_dot:
         if json_out:
@@ -182,15 +183,15 @@ def inspect(
     """
     from bpcli.analysis.inspect import inspect_run
     from bpcli.runs.latest import resolve_run
-    from bpcli.runs.store import load_run
+    from bpcli.runs.store import load_run, status_of
 
     loaded = load_run(resolve_run(run), epoch)
     where = str(loaded.run_dir) + (f" after epoch {epoch}" if epoch is not None else "")
-    status = loaded.state.status
+    status = status_of(loaded.state)
     total = loaded.metrics.get("epochs")
     if epoch is not None and isinstance(total, int) and epoch < total:  # a snapshot: the run went on
         status = f"a snapshot; the run {str(loaded.metrics.get('status', '')).replace('_', ' ')} at epoch {total}"
-    res = inspect_run(loaded.net, loaded.history, loaded.cfg.name, where, status)
+    res = inspect_run(loaded.net, loaded.history, loaded.cfg.name, where, status, loaded.state.stepped)
     if json_out:
         emit_json(res.to_dict())
     else:

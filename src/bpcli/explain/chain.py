@@ -292,11 +292,13 @@ def _rows(a: Array) -> tuple[tuple[float, ...], ...]:
 def explain_many(net: Network, x: Array, y: Array, names: list[str], train: TrainConfig | float,
                  sample: int | None = None, paths: bool = False, *, buffers: dict[str, Array] | None = None,
                  step: int = 0, class_names: tuple[str, ...] | None = None, update_note: str = "", title: str = "",
-                 source: str = "", scaled: bool = False) -> ExplainReport:
+                 source: str = "", scaling=None) -> ExplainReport:
     """One Explanation per name (names resolved first, so a typo fails before any work); the arguments as
-    explain's."""
+    explain's; scaling: the data's Scaling (mean, std per input) when x is standardised."""
     for nm in names:
         net.resolve(nm)
     exps = tuple(explain(net, x, y, nm, train, sample, paths, buffers=buffers, step=step, class_names=class_names,
                          update_note=update_note) for nm in names)
-    return ExplainReport(title, source, scaled, exps)
+    scaled = () if scaling is None else tuple(
+        (nm, float(m), float(sd)) for nm, m, sd in zip(net.input_names, scaling.mean, scaling.std))
+    return ExplainReport(title, source, scaling is not None, exps, scaled)

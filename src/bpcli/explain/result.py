@@ -342,6 +342,7 @@ class ExplainReport:
     source: str
     scaled: bool
     explanations: tuple[Explanation, ...]
+    scaling: tuple[tuple[str, float, float], ...] = ()  # (input, mean, std) of a standardised run: x = (raw - mean) / std
 
     @property
     def ok(self) -> bool:
@@ -379,4 +380,7 @@ class ExplainReport:
     def to_dict(self) -> dict:
         return {"command": "explain", "name": self.name, "source": self.source,
                 "inputs_standardized": self.scaled,
+                "input_scaling": {"formula": "x = (raw - mean) / std",
+                                  "mean": {nm: m for nm, m, _ in self.scaling},
+                                  "std": {nm: sd for nm, _, sd in self.scaling}} if self.scaling else None,
                 "explanations": [e.to_dict() for e in self.explanations]}

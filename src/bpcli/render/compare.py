@@ -10,14 +10,28 @@ from rich.table import Table
 from rich.text import Text
 
 from bpcli.render.numbers import fmt, fmt_metric, metric_label
+from bpcli.render.runs import stepped_text
+from bpcli.render.wrap import Breakable, break_lines
 
 CELL = 22  # the widest a config value's column grows before its values wrap
 NARROW = 10  # ... and how narrow it may get to fit more runs side by side
 LINES = 3  # a value longer than this many lines of its column is shortened with "..."
 
 
-def _clip(text: str, n: int) -> str:
-    return text if len(text) <= n else text[: n - 3] + "..."
+def cell_lines(text: str, cell: int) -> list[str]:
+    """A config value as the lines of its cell: broken at spaces into lines of at most `cell` characters, never
+    inside a word; a word longer than CELL (a path, a long name) is broken after a '_', '/' or ','; a word that
+    still does not fit has a line of its own (the column grows). At most LINES lines, the last ending '...'
+    when the value goes on."""
+    lines = break_lines(text, cell, whole=CELL)
+    if len(lines) > LINES:
+        lines = lines[:LINES]
+        lines[-1] += " ..."
+    return lines or [""]
+
+
+def _width(t: Text) -> int:
+    return max(len(line) for line in t.plain.split("\n"))
 
 
 def value_text(v, present: bool = True, applies: bool = True) -> str:
@@ -40,7 +54,7 @@ def value_text(v, present: bool = True, applies: bool = True) -> str:
 
 def _rows(res, cell: int) -> tuple[list[tuple[str, list[Text]]], list[tuple[str, list[Text]]]]:
     """(config difference rows, final number rows): each a key and one cell per run (values wrap at `cell`)."""
-    diffs = [(d.key, [Text(_clip(value_text(v, p, a), LINES * cell), style="" if a else "dim")
+    diffs = [(d.key, [Text("\n".join(cell_lines(value_text(v, p, a), cell)), style="" if a else "dim")
                       for v, p, a in zip(d.values, d.present, d.applies or (True,) * len(d.values))])
              for d in res.differences]
     runs = res.runs
@@ -89,7 +103,7 @@ def _table(title: str, labels: list[str], rows: list[tuple[str, list[Text]]], co
         if cell is None:
             t.add_column(Text(labels[i]), justify="right", no_wrap=True)
         else:
-            t.add_column(Text(labels[i]), justify="right", max_width=max(cell, len(labels[i])), overflow="fold")
+            t.add_column(Text(labels[i]), justify="right", no_wrap=True)  # cell_lines broke the values
     for key, cells in rows:
         t.add_row(Text(key), *(cells[i] for i in cols))
     return t
@@ -100,7 +114,7 @@ def _groups(labels: list[str], diffs, numbers, width: int, cell: int) -> list[li
     `cell`)."""
     # SIMPLE_HEAD without padded edges: 1 + key + 1, then per column a separator, 2 of padding and the cells
     key = max([len(k) for k, _ in diffs + numbers] + [0]) + 2
-    need = [max([len(labels[i])] + [min(c[i].cell_len, cell) for _, c in diffs] + [c[i].cell_len for _, c in numbers])
+    need = [max([len(labels[i])] + [_width(c[i]) for _, c in diffs] + [c[i].cell_len for _, c in numbers])
             + 3 for i in range(len(labels))]
     groups: list[list[int]] = [[]]
     used = key
@@ -123,18 +137,18 @@ class CompareView:
         res = self.res
         labels = [r.label for r in res.runs]
         width = options.max_width
-        # values are shortened (down to NARROW characters) before runs are split into groups
-        for cell in range(CELL, NARROW - 1, -1):
-            diffs, numbers = _rows(res, cell)
-            groups = _groups(labels, diffs, numbers, width, cell)
-            if len(groups) == 1:
-                break
+        # values are broken into narrower lines (down to NARROW characters) before runs are split into groups: the
+        # widest values that give the fewest groups
+        counts = {cell: len(_groups(labels, *_rows(res, cell), width, cell)) for cell in range(CELL, NARROW - 1, -1)}
+        cell = min(counts, key=lambda c: (counts[c], -c))
+        diffs, numbers = _rows(res, cell)
+        groups = _groups(labels, diffs, numbers, width, cell)
         yield Text.assemble(("compare ", "bold"), (f"{len(res.runs)} runs", "bold"))
         legend = Table.grid(padding=(0, 2))
         legend.add_column(no_wrap=True, style="bold")
         legend.add_column()
         for r in res.runs:
-            legend.add_row(Text(r.label), Text(f"{r.run_dir} ({r.name})"))
+            legend.add_row(Text(r.label), Breakable(f"{r.run_dir} ({r.name})"))  # a long path wraps after a '/'
         yield legend
         if len(groups) > 1:
             yield Text(f"{len(res.runs)} runs do not fit side by side in {width} columns: shown "
@@ -143,6 +157,9 @@ class CompareView:
             if diffs:
                 yield _table("Config differences", labels, diffs, cols, cell)
             yield _table("Final numbers", labels, numbers, cols)
+        for r in res.runs:
+            if r.status == "stepped":
+                yield Text(f"{r.label}: {stepped_text(r.stepped, r.run_dir)}", style="dim")
         for r in res.runs:
             if r.findings:
                 items = Table.grid(padding=(0, 1))

@@ -267,8 +267,15 @@ def _totals(e) -> Table:
     return g
 
 
-def explanation_view(e, name: str = "", source: str = "", scaled: bool = False) -> Group:
-    """Everything about one parameter: the steps, the per-sample table, the sums, the checks."""
+def scaling_note(scaling) -> str:
+    """The line under a table of standardised inputs: how each input was scaled (scaling: (input, mean, std)*)."""
+    each = ", ".join(f"{nm} mean {fmt(m)} std {fmt(sd)}" for nm, m, sd in scaling)
+    return f"the inputs are standardised as in training, x = (raw - mean) / std: {each}"
+
+
+def explanation_view(e, name: str = "", source: str = "", scaled: bool = False, scaling=()) -> Group:
+    """Everything about one parameter: the steps, the per-sample table, the sums, the checks; scaling:
+    (input, mean, std) per input of standardised data, noted under the table."""
     title = Text(f"dC/d{e.name}", style="bold magenta")
     title.append(f": {e.name} = {fmt(e.value)}", style="bold")
     title.append(f" is {where_text(e)}")
@@ -280,6 +287,8 @@ def explanation_view(e, name: str = "", source: str = "", scaled: bool = False) 
     parts += [Prose(Text(f"Every factor at every sample (dL_i/d{e.name} is their product):", style="bold")),
               Text("")]
     parts += [_fitted_sample_table(e), Text("")]
+    if scaling:
+        parts.append(Prose(Text(scaling_note(scaling), style="dim")))
     shown = len([r for r in sample_rows(e) if r is not None])
     if e.m > shown:
         lo, hi = min(e.products), max(e.products)
@@ -306,5 +315,5 @@ def explain_view(report) -> Group:
     for n, e in enumerate(report.explanations):
         if n:
             parts.append(Text("\n" + "-" * 40, style="dim"))
-        parts.append(explanation_view(e, report.name, report.source, report.scaled))
+        parts.append(explanation_view(e, report.name, report.source, report.scaled, report.scaling))
     return Group(*parts)

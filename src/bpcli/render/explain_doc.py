@@ -6,7 +6,7 @@ import re
 
 from bpcli.explain.result import tex_escape, tex_symbol
 from bpcli.render.numbers import fmt, fmt_error
-from bpcli.render.explain import MAX_ROWS, plural, sample_rows, where_text
+from bpcli.render.explain import MAX_ROWS, plural, sample_rows, scaling_note, where_text
 from bpcli.render.explain_update import update_header, update_tex_lines
 from bpcli.render.tex_layout import fit_aligns, standalone as to_document, tex_table
 
@@ -82,6 +82,8 @@ def explain_markdown(report) -> str:
         out.append("| **mean** |" + " |" * (len(head) - 2) + f" **{fmt(e.mean)}** |")
         if e.m > MAX_ROWS:
             out.append(f"\n({MAX_ROWS} of {e.m} samples shown; `--json` has all of them.)")
+        if report.scaling:
+            out.append(f"\n({_md_escape(_sentence(scaling_note(report.scaling)))})")
         out.append("")
         i = e.sample
         out.append(f"At sample {i + 1}:\n")
@@ -186,6 +188,8 @@ def explain_latex(report, standalone: bool = False) -> str:
                 + [f"${tex_num(f.values[i])}$" for f in cols] + [f"${tex_num(e.products[i])}$"]
                 for i in sample_rows(e)]
         out += tex_table(heads, rows, (rf"mean $= \partial C/\partial {P}$", f"${tex_num(e.mean)}$"))
+        if report.scaling:
+            out.append("\n" + _tex_text(_sentence(scaling_note(report.scaling))))  # a paragraph of its own
         out.append(r"\begin{align*}")
         lines = [f"  {_tex_eq_line(e, e.sample).replace(' = ', ' &= ', 1)}"]
         for s in e.sums:

@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bpcli.render.numbers import fmt, sparkline
+from bpcli.render.runs import stepped_text
 
 
 def _sci(v: float | None) -> str:
@@ -32,9 +33,11 @@ def inspect_view(res) -> Group:
     from bpcli.analysis.inspect import DEAD, SATURATED, SLOW, VANISHING
 
     head = Text.assemble(("inspect ", "bold"), (res.name, "bold"), f"  {res.run_dir}", style="")
-    loss = (f"{res.epochs} epochs ({res.status.replace('_', ' ')}), training loss "
+    loss = (f"{res.epochs} epoch{'' if res.epochs == 1 else 's'} ({res.status.replace('_', ' ')}), training loss "
             f"{fmt(res.loss_first, 4)} -> {fmt(res.loss_last, 4)}")
     parts = [head, Text(loss, style="dim")]
+    if res.status == "stepped":
+        parts.append(Text(f"the run is {stepped_text(res.stepped, res.run_dir)}", style="dim"))
     if not res.layers or res.epochs == 0:
         parts.append(Text(res.summary))
         return Group(*parts)

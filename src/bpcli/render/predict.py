@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bpcli.render.numbers import fmt
+from bpcli.render.wrap import Breakable
 
 
 def _percent(p: float) -> str:
@@ -54,10 +55,11 @@ def predict_view(res, width: int = 80, max_rows: int = 50) -> Group:
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False, padding=(0, 1, 0, 0))
     for j, col in enumerate(headers):
         numeric = (j < first_out and res.lead[j] < n_in) or j > first_out or (res.classes is None and j >= first_out)
-        t.add_column(Text(col), justify="right" if numeric else "left", no_wrap=numeric, overflow="fold",
-                     style="bold" if j == first_out else None)
+        t.add_column(Text(col) if numeric else Breakable(col), justify="right" if numeric else "left",
+                     no_wrap=numeric, style="bold" if j == first_out else None)
+    texts = [not t.columns[j].no_wrap for j in range(len(headers))]  # wrapped at spaces, '_' or '/' only
     for r in rows:
-        t.add_row(*[Text(c) for c in r])
+        t.add_row(*[Breakable(c) if text else Text(c) for c, text in zip(r, texts)])
     parts = [head, t]
     if res.m > max_rows:
         parts.append(Text(f"... {res.m - max_rows} more rows: all of them with --out FILE, piped as CSV or "

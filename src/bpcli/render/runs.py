@@ -12,6 +12,12 @@ from rich.text import Text
 from bpcli.render.numbers import fmt, fmt_metric
 
 
+def stepped_text(steps: int, path: str) -> str:
+    """What a run `bpcli step --out` made is, for every command that shows one: its steps, and how it goes on."""
+    return (f"stepped (made by `bpcli step --out`, {steps} step{'s' if steps != 1 else ''}); "
+            f"`bpcli train --resume {path}` continues it")
+
+
 def local_time(iso: str, now: datetime | None = None) -> str:
     """When, in the local time zone and 12 characters, as `ls -l` writes it: 'Nov 30 14:03' within the last
     half year, 'Nov 30  2024' before."""
@@ -145,9 +151,7 @@ def runs_view(res, width: int = 80) -> Group:
     notes = [Text(f"{r.name}: {r.problem}", style="dim") for r in res.runs if not r.ok and r.problem != r.status]
     notes += [Text(f"{r.name}: killed (its process ended without saving its stop); `bpcli train --resume "
                    f"{r.path}` continues from epoch {r.epochs}", style="dim") for r in res.runs if r.status == "killed"]
-    notes += [Text(f"{r.name}: stepped (made by `bpcli step --out`, {r.steps} step{'s' if r.steps != 1 else ''}); "
-                   f"`bpcli train --resume {r.path}` continues it", style="dim") for r in res.runs
-              if r.status == "stepped"]
+    notes += [Text(f"{r.name}: {stepped_text(r.steps, r.path)}", style="dim") for r in res.runs if r.status == "stepped"]
     notes += [Text("metric: accuracy for a classifier, R^2 for regression", style="dim")]
     if not wide:
         at = max(110, width + need - room_config) if width >= 110 else 110

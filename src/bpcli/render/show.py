@@ -7,6 +7,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from bpcli.render.runs import stepped_text
 from bpcli.render.wrap import Prose
 
 
@@ -74,6 +75,8 @@ def show_view(res, max_params: int = 60, compact: bool = False, max_equations: i
         how = ("--all lists them; all are in --json" if len(res.params) == res.n_params
                else f"--all and --json list the first {len(res.params):,}")
         parts.append(Text(f"... and {res.n_params - max_params} more parameters ({how})", style="dim"))
+    if res.status == "stepped":
+        parts.append(Prose(Text.assemble(("run: ", "bold"), stepped_text(res.stepped, res.source))))
     if res.snapshots:
         parts.append(snapshots_line(res.snapshots, res.epoch))
     return Group(*parts)

@@ -9,7 +9,7 @@ from rich.table import Table
 from rich.text import Text
 
 from bpcli.render.numbers import fmt, fmt_metric, metric_label, sparkline
-from bpcli.render.wrap import Prose
+from bpcli.render.wrap import Breakable, Prose
 
 
 def optimiser_text(s: dict, n_train: int) -> tuple[str, str]:
@@ -114,7 +114,7 @@ def train_view(res) -> Panel:
         if finite:
             t.add_row("", Text(f"the curve spans {fmt(min(finite))} to {fmt(max(finite))}", style="dim"))
     if res.run_dir:
-        t.add_row("run folder", Text(res.run_dir, overflow="fold"))
+        t.add_row("run folder", Breakable(res.run_dir))  # wrapped after a '/', never inside a name
     return Panel(t, title=Text(f"trained {res.name}"), title_align="left", expand=False)
 
 

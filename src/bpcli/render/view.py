@@ -120,10 +120,12 @@ def network_shape(net: Network, input_names: tuple[str, ...], classes: tuple[str
             "classes": list(classes) if classes else None}
 
 
-def _sample_label(i: int, x: Array, y: Array, inputs: tuple[str, ...], targets: tuple[str, ...]) -> str:
+def _sample_label(i: int, x: Array, y: Array, inputs: tuple[str, ...], targets: tuple[str, ...],
+                  scaled: bool = False) -> str:
+    """`sample 3: x1 = 0, x2 = 1 -> y = 1`; standardised inputs (the values the network sees) say so."""
     xs = ", ".join(f"{n} = {fmt(v)}" for n, v in zip(inputs, x))
     ys = ", ".join(f"{n} = {fmt(v)}" for n, v in zip(targets, y))
-    return f"sample {i + 1}: {xs} -> {ys}"
+    return f"sample {i + 1}{' (inputs standardised)' if scaled else ''}: {xs} -> {ys}"
 
 
 def curve_points(history: list[dict]) -> dict:
@@ -323,7 +325,8 @@ def build_view(cfg, net: Network, prepared, history: list[dict], snapshots, sour
     chosen = fit_budget(chosen, [len(json.dumps(records[e], separators=(",", ":"))) for e in chosen], fixed,
                         budget, cap)
     epochs = tuple(records[e] for e in chosen)
-    labels = [_sample_label(i, tr.x[i], tr.y[i], net.input_names, tr.target_names) for i in shown]
+    labels = [_sample_label(i, tr.x[i], tr.y[i], net.input_names, tr.target_names, prepared.scaling is not None)
+              for i in shown]
     notes = []
     if len(chosen) < len(kept):
         why = "to keep the page under 3 MB" if len(chosen) < min(len(kept), cap) else f"at most {cap} on the slider"

@@ -64,7 +64,8 @@ def read_row(d: Path) -> RunRow:
     from bpcli.runs.claim import held
     from bpcli.files import read_regular, sha256
     from bpcli.runs.values import metrics_from_json
-    from bpcli.runs.store import MAX_JSON, METRICS, checkpoint_dir, parse_json, read_manifest, state_from_meta
+    from bpcli.runs.store import (MAX_JSON, METRICS, checkpoint_dir, parse_json, read_manifest, state_from_meta,
+                                  status_of)
 
     quick = quick_manifest(d)
     created = created_at(d, quick)
@@ -80,7 +81,7 @@ def read_row(d: Path) -> RunRow:
         return bad("damaged: run.json unreadable", _unreadable(d / "run.json"))
     try:
         m = read_manifest(d)
-        state_from_meta(m, d / "run.json")  # epoch, status and the rest by type and range, as loading checks them
+        state = state_from_meta(m, d / "run.json")  # epoch, status and the rest by type and range, as loading does
         metrics_path = checkpoint_dir(d) / METRICS
         blob = read_regular(metrics_path, MAX_JSON, METRICS)
         if sha256(blob) != m["files"][METRICS]:
@@ -91,12 +92,10 @@ def read_row(d: Path) -> RunRow:
     num = lambda k: metrics.get(k) if isinstance(metrics.get(k), (int, float)) and not isinstance(
         metrics.get(k), bool) else None
     epochs = m.get("epoch") if isinstance(m.get("epoch"), int) else None
-    status = str(m.get("status"))
+    status = status_of(state)  # "stepped": stopped where `bpcli step --out` was asked to stop
     if status == "running" and not held(d):  # no process trains into it: it ended without saving its stop
         status = "killed"
-    steps = m.get("stepped") if isinstance(m.get("stepped"), int) and not isinstance(m.get("stepped"), bool) else None
-    if status == "interrupted" and steps is not None:  # stopped where `bpcli step --out` was asked to stop
-        status = "stepped"
+    steps = state.stepped
     return RunRow(d.name, str(d), created, status, True, epochs,
                   metrics.get("metric") if isinstance(metrics.get("metric"), str) else None, num("loss"),
                   num("val_loss"), num("train_metric"), num("val_metric"),

@@ -390,10 +390,25 @@ def state_from_meta(meta: dict, path: Path) -> TrainState:
             raise RunFolderError(f"{path}: damaged (plateau is not reduce-on-plateau's {', '.join(PLATEAU_KEYS)})")
         plateau = (float(plateau["lr"]), None if plateau["best"] is None else float(plateau["best"]),
                    plateau["bad_epochs"], plateau["cooldown"])
+    stepped = meta.get("stepped")  # the K steps of `bpcli step --out` that made the run, while it is as step left it
+    if stepped is not None and whole("stepped") < 1:
+        raise RunFolderError(f"{path}: damaged (stepped is {stepped})")
     return TrainState(epoch=epoch, step=step, rng_state=rng_state,
                       best_val=float("inf") if best is None else float(best), bad_epochs=bad,
                       status=status, message=message, best_epoch=best_epoch, weights_epoch=weights_epoch,
-                      plateau=plateau)
+                      plateau=plateau, stepped=stepped)
+
+
+def status_of(state: TrainState) -> str:
+    """A run's status as commands show it: 'stepped' for the stop `bpcli step --out` made (saved as interrupted,
+    with the steps it took), run.json's status otherwise."""
+    return "stepped" if state.status == "interrupted" and state.stepped is not None else state.status
+
+
+def run_status(run_dir: Path) -> tuple[str, int | None]:
+    """(status_of, stepped) of a run folder as run.json has it now, whichever epoch a command looks at."""
+    state = state_from_meta(read_manifest(run_dir), run_dir / "run.json")
+    return status_of(state), state.stepped
 
 
 PLATEAU_KEYS = ("lr", "best", "bad_epochs", "cooldown")  # run.json's "plateau": schedules.Plateau by name

@@ -1,0 +1,54 @@
+"""A usage error Click finds (an unknown option, a bad or missing value, an extra argument) is one line on stderr in
+bpcli's style, with Click's 'did you mean' and where the help is; exit 2, nothing on stdout (the error object
+with --json)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from bpcli.cli.app import app
+
+runner = CliRunner()
+
+CASES = [
+    (["train", "--epochs", "abc"], "error: --epochs: 'abc' is not an integer (bpcli train --help)"),
+    (["gradcheck", "--eps", "x"], "error: --eps: 'x' is not a number (bpcli gradcheck --help)"),
+    (["step", "-k", "1.5"], "error: --steps: '1.5' is not an integer (bpcli step --help)"),
+    (["train", "--epoch", "3"],
+     "error: --epoch: no such option (did you mean --epochs or --from-epoch?) (bpcli train --help)"),
+    (["explain", "--wieght", "v1"], "error: --wieght: no such option (did you mean --weight?) (bpcli explain --help)"),
+    (["runs", "--bogus"], "error: --bogus: no such option (bpcli runs --help)"),
+    (["compare"], "error: missing argument RUN RUN... (bpcli compare --help)"),
+    (["trian"], "error: no such command 'trian' (did you mean 'train'?) (bpcli --help)"),
+    (["train", "a.yaml", "b", "c"], "error: unexpected extra argument: b c (bpcli train --help)"),
+    (["train", "--epochs"], "error: --epochs: expects a value after it"),
+]
+
+
+@pytest.mark.parametrize("args, line", CASES, ids=[" ".join(a) for a, _ in CASES])
+def test_a_usage_error_is_one_line_on_stderr_and_exit_2(args, line):
+    r = runner.invoke(app, args)
+    assert (2, "", [line]) == (r.exit_code, r.stdout, r.stderr.splitlines())
+
+
+def test_a_usage_error_under_json_is_the_same_line_in_the_error_object():
+    r = runner.invoke(app, ["train", "--epochs", "abc", "--json"])
+    line = "--epochs: 'abc' is not an integer (bpcli train --help)"
+    assert {"error": {"message": line, "exit_code": 2}} == json.loads(r.stdout)
+    assert [f"error: {line}"] == r.stderr.splitlines()
+
+
+def test_control_characters_in_an_unknown_option_are_shown_escaped():
+    r = runner.invoke(app, ["show", "--x\x1b[31m"])
+    assert 2 == r.exit_code and 1 == len(r.stderr.splitlines()) and "\x1b" not in r.stderr, repr(r.stderr)
+
+
+def test_no_arguments_and_help_print_the_help_while_a_bad_command_is_one_line():
+    for args in ([], ["--help"], ["train", "--help"]):  # no arguments is Click's NoArgsIsHelp: the help, not an error
+        r = runner.invoke(app, args)
+        assert 0 == r.exit_code and r.stdout.startswith("Usage: "), (args, r.output)
+    r = runner.invoke(app, ["no-such-command"])
+    assert (2, ["error: no such command 'no-such-command' (bpcli --help)"]) == (r.exit_code, r.stderr.splitlines())
