@@ -11,7 +11,7 @@ import typer
 from bpcli.cli.bridge import export, gradcheck_against, import_
 from bpcli.cli.common import (
     ConfigOpt, EpochOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_gradcheck, emit_json, emit_text, err_console,
-    fail, handles_errors, load_target, load_target_state, out_console, resolve_weights, split_names,
+    check_rows, fail, handles_errors, load_target, load_target_state, out_console, resolve_weights, split_names,
     weight_names,
 )
 from bpcli.cli.inspect import inspect, plot, show
@@ -159,8 +159,7 @@ def gradcheck(
     samples = samples if samples_old is None else samples_old
     seed = seed if seed_old is None else seed_old
 
-    if rows < 0:
-        raise BpcliError(f"--rows: must be 0 or more, found {rows}")
+    check_rows(rows)
     if not (math.isfinite(budget) and budget > 0):
         raise BpcliError(f"--budget: give the seconds the check may take (above 0), found {budget:g}")
     if against is not None:

@@ -279,6 +279,23 @@ def resolve_weights(net, names) -> None:
             raise NameError_(f"--weight: {err}") from None
 
 
+def check_range(option: str, value: int, lo: int, hi: int) -> None:
+    """A whole-number option between lo and hi, with one message whichever command asks."""
+    if not lo <= value <= hi:
+        raise BpcliError(f"{option}: must be between {lo} and {hi}, found {value}")
+
+
+def check_dpi(dpi: int) -> None:
+    """--dpi of a saved picture (plot, compare): 10 to 600."""
+    check_range("--dpi", dpi, 10, 600)
+
+
+def check_rows(rows: int) -> None:
+    """--rows, the entries a table lists (gradcheck, step): 0 or more."""
+    if rows < 0:
+        raise BpcliError(f"--rows: must be 0 or more, found {rows}")
+
+
 # --- loading what a command works on ---------------------------------------------------------
 
 

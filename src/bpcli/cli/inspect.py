@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from bpcli.cli.common import (
-    LATEST, EpochOpt, ForceOpt, JsonOpt, RunArg, TargetArg, emit_json, emit_text, err_console, handles_errors,
-    load_target, out_console,
+    LATEST, EpochOpt, ForceOpt, JsonOpt, RunArg, TargetArg, check_dpi, emit_json, emit_text, err_console,
+    handles_errors, load_target, out_console,
 )
 from bpcli.errors import EXIT_FAILED, BpcliError
 
@@ -133,8 +133,7 @@ def plot(
     formats = {"png": ("png",), "svg": ("svg",), "both": ("png", "svg")}.get(format_.lower())
     if formats is None:
         raise BpcliError(f"--format: expected png, svg or both, found '{format_}'")
-    if not 10 <= dpi <= 600:
-        raise BpcliError(f"--dpi: must be between 10 and 600, found {dpi}")
+    check_dpi(dpi)
     kinds = tuple(k.strip() for k in only.split(",") if k.strip()) if only is not None else None
     check_kinds(kinds)
     require_matplotlib(load=False)

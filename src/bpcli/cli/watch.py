@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 
 from bpcli.cli.common import (
-    LATEST, ForceOpt, JsonOpt, RunArg, emit_json, err_console, handles_errors, out_console, split_names,
+    LATEST, ForceOpt, JsonOpt, RunArg, check_dpi, check_range, emit_json, err_console, handles_errors, out_console, split_names,
 )
 from bpcli.errors import BpcliError, NameError_
 
@@ -38,8 +38,7 @@ def compare(
         from bpcli.plots.plot import require_matplotlib
         fmt = check_out_file(out, replace=force)
         require_matplotlib()
-    if not 10 <= dpi <= 600:
-        raise BpcliError(f"--dpi: must be between 10 and 600, found {dpi}")
+    check_dpi(dpi)
     from bpcli.runs.latest import resolve_run
     res = compare_runs([resolve_run(r) for r in runs])
     if fmt is not None:
@@ -75,8 +74,7 @@ def animate(
     from bpcli.plots.plot import require_matplotlib
 
     for option, value, lo, hi in (("--frames", frames, 1, 1000), ("--fps", fps, 1, 60), ("--dpi", dpi, 20, 300)):
-        if not lo <= value <= hi:
-            raise BpcliError(f"{option}: must be between {lo} and {hi}, found {value}")
+        check_range(option, value, lo, hi)
     require_matplotlib()
     if out is not None:
         check_out(out, force)  # before loading anything: a .mp4 without ffmpeg is one line at once
