@@ -9,7 +9,7 @@ import typer
 
 from bpcli.cli.common import (
     LATEST, EpochOpt, ForceOpt, JsonOpt, RunArg, TargetArg, check_dpi, emit_json, emit_text, err_console,
-    handles_errors, load_target, out_console,
+    handles_errors, load_target, out_console, resolve_weights, split_names,
 )
 from bpcli.errors import EXIT_FAILED, BpcliError
 
@@ -142,6 +142,8 @@ def plot(
     run = resolve_run(run)
     say(f"plot: reading {run} and loading matplotlib")
     loaded = load_run(run)
+    names, layers = split_names(weights or []), split_names(layer or [])
+    resolve_weights(loaded.net, names)  # every name checked before anything is read or drawn
     ext = "/".join(formats)
 
     def progress(kind: str, i: int, n: int) -> None:
@@ -149,8 +151,8 @@ def plot(
 
     try:
         if weights or layer:
-            from bpcli.cli.watch import plot_weights
-            res = plot_weights(loaded, weights or [], layer or [], out, formats, dpi, kinds, progress)
+            from bpcli.plots.weights import plot_weights
+            res = plot_weights(loaded, names, layers, out, formats, dpi, kinds, progress)
         else:
             res = plot_run(loaded, out, formats, dpi, kinds, progress)
     except OSError as err:

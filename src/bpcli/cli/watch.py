@@ -10,9 +10,8 @@ from typing import Annotated, Optional
 import typer
 
 from bpcli.cli.common import (
-    LATEST, ForceOpt, JsonOpt, RunArg, check_dpi, check_range, emit_json, err_console, handles_errors, out_console, split_names,
+    LATEST, ForceOpt, JsonOpt, RunArg, check_dpi, check_range, emit_json, err_console, handles_errors, out_console,
 )
-from bpcli.errors import BpcliError, NameError_
 
 
 @handles_errors
@@ -91,24 +90,14 @@ def animate(
 
 
 def _run_and_trajectory(run: Path):
-    """The run (`latest` resolved, checked as every command checks it) and its kept weight snapshots."""
+    """The run (`latest` resolved, checked as every command checks it) and its kept weight snapshots; BpcliError
+    when it keeps none."""
     from bpcli.runs.latest import resolve_run
+    from bpcli.runs.snapshots import trajectory
     from bpcli.runs.store import load_run
 
     loaded = load_run(resolve_run(run))
-    return loaded, _trajectory(loaded)
-
-
-def _trajectory(loaded):
-    """Every weight snapshot the run keeps; BpcliError when it keeps none."""
-    from bpcli.runs.snapshot_read import none_kept
-    from bpcli.runs.snapshots import trajectory
-
-    every, chunks = loaded.snapshots  # run.json's, checked when the run was loaded
-    if not chunks:
-        raise BpcliError(f"{loaded.run_dir} keeps no weight snapshots ({none_kept(loaded.cfg, loaded.net, every)}), "
-                         "so there are no epochs to draw")
-    return trajectory(loaded)  # the run as loaded: not read a second time
+    return loaded, trajectory(loaded)  # the run as loaded: not read a second time
 
 
 @contextlib.contextmanager
@@ -121,40 +110,3 @@ def _progress(what: str, unit: str):
         task = bar.add_task(what, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
-
-def plot_weights(loaded, names: list[str], layers: list[str], out: Optional[Path], formats: tuple[str, ...],
-                 dpi: int, kinds: tuple[str, ...] | None, progress=None):
-    """`plot RUN --weights NAMES --layer A` for a loaded run: the weight plots (and the plots --only names, if
-    given) as a PlotResult. The caller checked formats, dpi and kinds; progress(kind, i, n) as plot_run's."""
-    from bpcli.plots.plot import PlotFile, PlotResult, make_folder, plot_run
-    from bpcli.plots.weights import draw_weight_plots, pick_parameters
-    from bpcli.analysis.trajectory import layer_names
-
-    names, layers = split_names(names), split_names(layers)
-    for name in names:  # every name checked before anything is read or drawn
-        try:
-            loaded.net.resolve(name)
-        except NameError_ as err:
-            raise NameError_(f"--weight: {err}") from None
-    for letter in layers:
-        layer_names(loaded.net, letter)
-    traj = _trajectory(loaded)
-    out_dir = Path(out if out is not None else loaded.run_dir)
-    picked, letters, _ = pick_parameters(loaded.net, names, layers)
-    mine = bool(picked) + bool(letters)  # the weights and histograms pictures, drawn after plot_run's
-    before = [0]
-
-    def counted(kind: str, i: int, n: int) -> None:  # one count over plot_run's plots and these
-        before[0] = n
-        if progress is not None:
-            progress(kind, i, n + mine)
-
-    if kinds:
-        res = plot_run(loaded, out_dir, formats, dpi, kinds, counted)
-    else:
-        make_folder(out_dir)
-        res = PlotResult(loaded.cfg.name, str(loaded.run_dir), str(out_dir), (), ())
-    drawn, notes = draw_weight_plots(loaded, traj, names, layers, out_dir, formats, dpi,
-                                     lambda kind, i, n: counted(kind, before[0] + i, before[0]))
-    return dataclasses.replace(res, files=res.files + tuple(PlotFile(*f) for f in drawn),
-                               skipped=res.skipped + tuple(notes))

@@ -146,6 +146,13 @@ def not_kept(loaded, epoch: int) -> BpcliError:
     return BpcliError(f"--epoch {epoch}: {beyond}{d} keeps the weights of epochs {describe(kept(chunks))}")
 
 
+def none_to(loaded, to: str) -> BpcliError:
+    """The error for a command that needs a run's kept epochs (`to` draw them, show them) when it keeps none."""
+    every = loaded.snapshots[0]
+    return BpcliError(f"{loaded.run_dir} keeps no weight snapshots ({none_kept(loaded.cfg, loaded.net, every)}), "
+                      f"so there are no epochs to {to}")
+
+
 def none_kept(cfg, net: Network, every: int | None) -> str:
     """Why a run keeps no snapshots, in a few words."""
     if every is None:
