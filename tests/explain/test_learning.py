@@ -4,7 +4,6 @@ seed network worked by hand in plain floats; a run that keeps no snapshots has n
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import pytest
 from typer.testing import CliRunner
@@ -15,42 +14,19 @@ from bpcli.data.dataset import prepare
 from bpcli.explain.learning import config_learning, epoch_states, input_plane
 from bpcli.nn.model import build
 from bpcli.runs.session import run_training
-
-W = {"w11": 0.15, "w12": -0.2, "w21": 0.25, "w22": 0.3, "b_A1": 0.1, "b_A2": -0.1, "v1": 0.4, "v2": -0.5, "b_B": 0.05}
-X = [(0.5, 1.0), (-1.0, 0.5), (2.0, -0.5)]
-Y = [1.0, 0.0, 1.0]
-
-CONFIG = f"""
-version: 1
-name: seed-fixed
-inputs: [x1, x2]
-layers:
-  - {{size: 2, activation: sigmoid, weights: [[{W['w11']}, {W['w12']}], [{W['w21']}, {W['w22']}]],
-      biases: [{W['b_A1']}, {W['b_A2']}]}}
-  - {{size: 1, activation: sigmoid, weights: [[{W['v1']}, {W['v2']}]], biases: [{W['b_B']}]}}
-loss: squared_error
-data:
-  x: {[list(r) for r in X]}
-  y: {[[v] for v in Y]}
-train: {{lr: 0.5, epochs: 1}}
-"""
-
-
-def sig(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-z))
+from tests.explain.test_explain import SEED_FIXED, W, X, Y, hand_forward
 
 
 def by_hand(x1: float, x2: float) -> tuple[float, float, float]:
     """(o1, o2, y') of the seed network at W, in plain floats."""
-    o1 = sig(W["w11"] * x1 + W["w12"] * x2 + W["b_A1"])
-    o2 = sig(W["w21"] * x1 + W["w22"] * x2 + W["b_A2"])
-    return o1, o2, sig(W["v1"] * o1 + W["v2"] * o2 + W["b_B"])
+    h = hand_forward(W, x1, x2)
+    return h["o1"], h["o2"], h["yp"]
 
 
 @pytest.fixture(scope="module")
 def learning(tmp_path_factory):
     path = tmp_path_factory.mktemp("learning") / "seed_fixed.yaml"
-    path.write_text(CONFIG)
+    path.write_text(SEED_FIXED)
     cfg, data = load_config(path)
     return config_learning(cfg, build(cfg), prepare(cfg, data))
 
