@@ -9,7 +9,7 @@ import typer
 
 from bpcli.cli.common import (
     LATEST, EpochOpt, ForceOpt, JsonOpt, RunArg, TargetArg, check_dpi, emit_json, emit_text, err_console,
-    handles_errors, load_target, out_console, resolve_weights, split_names,
+    handles_errors, load_target, out_console, resolve_weights, source_of, split_names,
 )
 from bpcli.errors import EXIT_FAILED, BpcliError
 
@@ -186,7 +186,7 @@ def inspect(
     from bpcli.runs.store import load_run
 
     loaded = load_run(resolve_run(run), epoch)
-    where = str(loaded.run_dir) + (f" after epoch {epoch}" if epoch is not None else "")
+    where = source_of(loaded.run_dir, epoch, "")
     status = loaded.state.status
     total = loaded.metrics.get("epochs")
     if epoch is not None and isinstance(total, int) and epoch < total:  # a snapshot: the run went on

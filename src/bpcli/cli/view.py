@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli.common import ForceOpt, JsonOpt, emit_json, err_console, handles_errors, load_target, out_console
+from bpcli.cli.common import ForceOpt, JsonOpt, emit_json, handles_errors, load_target, out_console, progress_bar
 from bpcli.errors import BpcliError
 
 
@@ -39,7 +38,7 @@ def view(
             raise BpcliError(f"--out: folder {out.parent} does not exist")
     path = resolve_run(target)
     if path.is_dir():
-        with _progress() as tick:
+        with progress_bar("view", "epochs") as tick:
             page = view_run(path, tick)
         where = Path(page.source)
     else:
@@ -59,15 +58,3 @@ def view(
                             "open it in a browser", markup=False, soft_wrap=True)
         if page.note:
             out_console().print(f"note: {page.note}", markup=False, soft_wrap=True)
-
-
-@contextlib.contextmanager
-def _progress():
-    """A progress bar on stderr while the epochs are explained (Rich drops it when stderr is not a terminal);
-    yields progress(done, total)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("view"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"), TimeRemainingColumn(),
-                  console=err_console(), transient=True) as bar:
-        task = bar.add_task("view", total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)

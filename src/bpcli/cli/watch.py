@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 
 from bpcli.cli.common import (
-    LATEST, ForceOpt, JsonOpt, RunArg, check_dpi, check_range, emit_json, err_console, handles_errors, out_console,
+    LATEST, ForceOpt, JsonOpt, RunArg, check_dpi, check_range, emit_json, handles_errors, out_console, progress_bar,
 )
 
 
@@ -79,7 +78,7 @@ def animate(
         check_out(out, force)  # before loading anything: a .mp4 without ffmpeg is one line at once
     loaded, traj = _run_and_trajectory(run)
     target = out if out is not None else loaded.run_dir / "learn.gif"
-    with _progress("animate", "frames") as tick:
+    with progress_bar("animate", "frames") as tick:
         res = animate_run(loaded.net, loaded.cfg.name, loaded.prepared.train, loaded.history, traj, target,
                           frames, fps, dpi, str(loaded.run_dir), tick, replace=force)
     if json_out:
@@ -98,15 +97,4 @@ def _run_and_trajectory(run: Path):
 
     loaded = load_run(resolve_run(run))
     return loaded, trajectory(loaded)  # the run as loaded: not read a second time
-
-
-@contextlib.contextmanager
-def _progress(what: str, unit: str):
-    """A progress line on stderr (Rich drops it when stderr is not a terminal); yields progress(done, total)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeRemainingColumn(),
-                  console=err_console(), transient=True) as bar:
-        task = bar.add_task(what, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
 
