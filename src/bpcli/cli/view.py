@@ -8,7 +8,6 @@ from typing import Annotated, Optional
 import typer
 
 from bpcli.cli.common import ForceOpt, JsonOpt, emit_json, handles_errors, load_target, out_console, progress_bar
-from bpcli.errors import BpcliError
 
 
 @handles_errors
@@ -26,16 +25,13 @@ def view(
 
     Click a weight or bias (or pick it from the list) for its chain rule at that epoch, with the numbers `bpcli explain --run RUN --epoch N --weight NAME --json` prints. The page makes no network request and works offline; at most 3 MB, so a long run shows an even spread of its epochs.
     """
-    from bpcli.files import write_output
+    from bpcli.files import check_output, write_output
     from bpcli.runs.latest import resolve_run
     from bpcli.render.view_page import view_html
     from bpcli.render.view import view_config, view_run
 
     if out is not None:
-        if out.is_dir():
-            raise BpcliError(f"--out: {out} is a folder; give a file name such as {out / 'view.html'}")
-        if not out.parent.is_dir():
-            raise BpcliError(f"--out: folder {out.parent} does not exist")
+        check_output(out, force, example="view.html")  # before the page is computed; written under the same rules
     path = resolve_run(target)
     if path.is_dir():
         with progress_bar("view", "epochs") as tick:
