@@ -104,32 +104,9 @@ def epoch_states(learning: Learning, epochs: list[int], plane: Plane | None) -> 
         yield epoch_state(epoch, net, state, learning.prepared.train, learning.cfg.train, plane)
 
 
-def run_snapshots(loaded) -> Snapshots:
-    """snapshots(epochs) over a loaded run: each wanted epoch's network and TrainState, read chunk by chunk as
-    `--epoch N` reads them (snapshot_read.state_at)."""
-    from bpcli.runs.snapshot_read import read_chunk, state_at
-    from bpcli.runs.snapshot_store import array_keys, expand
-
-    keys = array_keys(loaded.net, loaded.cfg.train)
-
-    def snapshots(epochs: list[int]):
-        wanted = set(epochs)
-        for c in loaded.snapshots[1]:
-            eps = expand(c["epochs"])
-            if not wanted.intersection(eps):
-                continue
-            arrays = read_chunk(loaded.run_dir, c, loaded.net, keys)
-            for i, e in enumerate(eps):
-                if e in wanted:
-                    net, state = state_at(arrays, i, loaded.net)
-                    yield e, net, state
-
-    return snapshots
-
-
 def run_learning(run_dir: Path) -> Learning:
-    """A run folder's page: every kept snapshot; BpcliError when it keeps none."""
-    from bpcli.runs.snapshot_read import kept, none_to
+    """A run folder's page: every kept snapshot, read as `--epoch N` reads it; BpcliError when it keeps none."""
+    from bpcli.runs.snapshot_read import kept, none_to, states
     from bpcli.runs.store import load_run
 
     loaded = load_run(run_dir)
@@ -137,7 +114,7 @@ def run_learning(run_dir: Path) -> Learning:
     if not epochs:
         raise none_to(loaded, "show")
     return Learning(loaded.cfg, loaded.net, loaded.prepared, loaded.history, str(loaded.run_dir), epochs,
-                    run_snapshots(loaded))
+                    lambda wanted: states(loaded, wanted))
 
 
 def config_learning(cfg: NetConfig, net: Network, prepared: Prepared) -> Learning:
