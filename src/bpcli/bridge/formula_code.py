@@ -56,10 +56,7 @@ def formula_source(formula: Formula, variables: dict[str, str], target: str) -> 
 
     def code(node: ast.AST) -> str:
         if isinstance(node, ast.Constant):
-            c = float(node.value)  # the checker refused text, booleans and numbers beyond float range
-            if not math.isfinite(c):
-                raise FormulaError(f"the number {str(node.value)[:20]} is beyond float range")
-            return repr(c)
+            return repr(_constant(node))
         if isinstance(node, ast.Name):
             return variables[node.id]
         if isinstance(node, ast.UnaryOp):
@@ -83,6 +80,15 @@ def formula_source(formula: Formula, variables: dict[str, str], target: str) -> 
 Render = Callable[[str], str]
 
 
+def _constant(node: ast.Constant) -> float:
+    """A number of the formula as written, as a float (the checker refused text, booleans and numbers beyond
+    float range)."""
+    c = float(node.value)
+    if not math.isfinite(c):
+        raise FormulaError(f"the number {str(node.value)[:20]} is beyond float range")
+    return c
+
+
 def _torch(node: ast.AST, variables: dict[str, str]) -> tuple[str, Render]:
     """(kind, render) of a part of the tree as torch code that follows numpy's types as bpcli meets them.
 
@@ -94,9 +100,7 @@ def _torch(node: ast.AST, variables: dict[str, str]) -> tuple[str, Render]:
     if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.UAdd):
         return _torch(node.operand, variables)  # the evaluator returns the operand itself
     if isinstance(node, ast.Constant):
-        c = float(node.value)  # the checker refused text, booleans and numbers beyond float range
-        if not math.isfinite(c):
-            raise FormulaError(f"the number {str(node.value)[:20]} is beyond float range")
+        c = _constant(node)
         return "weak", lambda k: f"_t({c!r})" if k == "a" else f"_t64({c!r})"
     if isinstance(node, ast.Name):
         name = variables[node.id]

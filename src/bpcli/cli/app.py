@@ -11,8 +11,8 @@ import typer
 from bpcli.cli.bridge import export, gradcheck_against, import_
 from bpcli.cli.common import (
     ConfigOpt, EpochOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, app, emit_gradcheck, emit_json, emit_text, err_console,
-    fail, handles_errors, load_target, load_target_state, out_console, resolve_weights, split_names,
-    weight_names,
+    check_rows, fail, handles_errors, load_target, load_target_state, out_console, progress_bar, resolve_weights,
+    source_of, split_names, weight_names,
 )
 from bpcli.cli.inspect import inspect, plot, show
 from bpcli.cli.maths import diagnose, exercise
@@ -75,11 +75,11 @@ def explain(
     from bpcli.teach.step import check_one_state
     check_one_state(run_dir, state, "explain", f" -w {','.join(names)}")  # the update needs one epoch's state
     resolve_weights(net, names)
-    x, y, source = prepared.train.x, prepared.train.y, str(run_dir) if run_dir else cfg.path
+    x, y, source = prepared.train.x, prepared.train.y, source_of(run_dir, None, cfg.path)
     if epoch is not None:
         from bpcli.runs.snapshots import explain_data
         x, y, over = explain_data(run_dir, epoch, batch, prepared, cfg.train, state)  # the run as loaded
-        source = f"{run_dir} after epoch {epoch}; {over}"
+        source = f"{source_of(run_dir, epoch, cfg.path)}; {over}"
     later = (f"training reaches batch {batch} after {batch - 1} more step(s), at other weights; shown is the update "
              f"with this batch's gradient at the weights and optimiser state of epoch {epoch}") if batch and batch > 1 else ""
     from bpcli.training.schedules import in_force, schedule_note
@@ -159,8 +159,7 @@ def gradcheck(
     samples = samples if samples_old is None else samples_old
     seed = seed if seed_old is None else seed_old
 
-    if rows < 0:
-        raise BpcliError(f"--rows: must be 0 or more, found {rows}")
+    check_rows(rows)
     if not (math.isfinite(budget) and budget > 0):
         raise BpcliError(f"--budget: give the seconds the check may take (above 0), found {budget:g}")
     if against is not None:
@@ -177,7 +176,7 @@ def gradcheck(
     data = prepared.train
     checks, seconds = _within_budget(net, data.x.shape[0], opts, budget)
     with _gradcheck_progress(checks, seconds) as tick:
-        where = f"{run_dir} after epoch {epoch}" if epoch is not None else str(run_dir) if run_dir else cfg.path
+        where = source_of(run_dir, epoch, cfg.path)
         report = check(net, data.x, data.y, opts, cfg.name, where, units=units,
                        progress=tick)
     emit_gradcheck(report, json_out, rows)
@@ -219,14 +218,10 @@ def _gradcheck_progress(checks: int, seconds: float):
     if seconds < 2:
         yield None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
     err = err_console()
     err.print(f"gradcheck: {checks} entries and directions to difference, about {seconds:.0f} s", soft_wrap=True)
-    with Progress(TextColumn("gradcheck"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                  console=err, transient=True) as bar:
-        task = bar.add_task("gradcheck", total=checks)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
+    with progress_bar("gradcheck", total=checks, console=err) as tick:
+        yield tick
 
 
 # The command list's one line per command (at most ~60 characters: whole at 80 columns); each -h has the rest.

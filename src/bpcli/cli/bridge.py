@@ -9,6 +9,7 @@ import typer
 
 from bpcli.cli.common import (
     LATEST, JsonOpt, RunArg, emit_gradcheck, emit_json, err_console, handles_errors, load_target, out_console,
+    source_of,
 )
 from bpcli.errors import BpcliError
 
@@ -128,7 +129,7 @@ def gradcheck_against(against: str, target, config, run, *, samples: Optional[in
     require_torch("gradcheck --against torch")
     cfg, net, prepared, run_dir = load_target(target, config, run, epoch)
     data = prepared.train
-    where = f"{run_dir} after epoch {epoch}" if epoch is not None else str(run_dir) if run_dir else cfg.path
+    where = source_of(run_dir, epoch, cfg.path)
     if not json_out:  # importing torch takes seconds: say what the wait is
         err_console().print("gradcheck: loading PyTorch", markup=False, highlight=False, soft_wrap=True)
     report = check_against_torch(net, data.x, data.y, opts, cfg.name, where)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -280,6 +281,43 @@ def resolve_weights(net, names) -> None:
             net.resolve(name)
         except NameError_ as err:
             raise NameError_(f"--weight: {err}") from None
+
+
+def source_of(run_dir, epoch: Optional[int], config_path: str) -> str:
+    """What a result says it was computed from: the run folder (`after epoch N` with --epoch N) or the config."""
+    if run_dir is None:
+        return config_path
+    return str(run_dir) + (f" after epoch {epoch}" if epoch is not None else "")
+
+
+@contextlib.contextmanager
+def progress_bar(what: str, unit: str = "", total: Optional[int] = None, console=None):
+    """A progress bar on stderr while the core works (Rich drops it when stderr is not a terminal): `what`, the
+    bar, done of total, `unit`, the time left; yields progress(done, total)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn(what), BarColumn(), MofNCompleteColumn(), *((TextColumn(unit),) if unit else ()),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console if console is not None else err_console(), transient=True) as bar:
+        task = bar.add_task(what, total=total)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def check_range(option: str, value: int, lo: int, hi: int) -> None:
+    """A whole-number option between lo and hi, with one message whichever command asks."""
+    if not lo <= value <= hi:
+        raise BpcliError(f"{option}: must be between {lo} and {hi}, found {value}")
+
+
+def check_dpi(dpi: int) -> None:
+    """--dpi of a saved picture (plot, compare): 10 to 600."""
+    check_range("--dpi", dpi, 10, 600)
+
+
+def check_rows(rows: int) -> None:
+    """--rows, the entries a table lists (gradcheck, step): 0 or more."""
+    if rows < 0:
+        raise BpcliError(f"--rows: must be 0 or more, found {rows}")
 
 
 # --- loading what a command works on ---------------------------------------------------------

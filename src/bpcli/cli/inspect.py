@@ -8,8 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from bpcli.cli.common import (
-    LATEST, EpochOpt, ForceOpt, JsonOpt, RunArg, TargetArg, emit_json, emit_text, err_console, handles_errors,
-    load_target, out_console,
+    LATEST, EpochOpt, ForceOpt, JsonOpt, RunArg, TargetArg, check_dpi, emit_json, emit_text, err_console,
+    handles_errors, load_target, out_console, resolve_weights, source_of, split_names,
 )
 from bpcli.errors import EXIT_FAILED, BpcliError
 
@@ -134,8 +134,7 @@ def plot(
     formats = {"png": ("png",), "svg": ("svg",), "both": ("png", "svg")}.get(format_.lower())
     if formats is None:
         raise BpcliError(f"--format: expected png, svg or both, found '{format_}'")
-    if not 10 <= dpi <= 600:
-        raise BpcliError(f"--dpi: must be between 10 and 600, found {dpi}")
+    check_dpi(dpi)
     kinds = tuple(k.strip() for k in only.split(",") if k.strip()) if only is not None else None
     check_kinds(kinds)
     require_matplotlib(load=False)
@@ -144,6 +143,8 @@ def plot(
     run = resolve_run(run)
     say(f"plot: reading {run} and loading matplotlib")
     loaded = load_run(run)
+    names, layers = split_names(weights or []), split_names(layer or [])
+    resolve_weights(loaded.net, names)  # every name checked before anything is read or drawn
     ext = "/".join(formats)
 
     def progress(kind: str, i: int, n: int) -> None:
@@ -151,8 +152,8 @@ def plot(
 
     try:
         if weights or layer:
-            from bpcli.cli.watch import plot_weights
-            res = plot_weights(loaded, weights or [], layer or [], out, formats, dpi, kinds, progress)
+            from bpcli.plots.weights import plot_weights
+            res = plot_weights(loaded, names, layers, out, formats, dpi, kinds, progress)
         else:
             res = plot_run(loaded, out, formats, dpi, kinds, progress)
     except OSError as err:
@@ -186,7 +187,7 @@ def inspect(
     from bpcli.runs.store import load_run, status_of
 
     loaded = load_run(resolve_run(run), epoch)
-    where = str(loaded.run_dir) + (f" after epoch {epoch}" if epoch is not None else "")
+    where = source_of(loaded.run_dir, epoch, "")
     status = status_of(loaded.state)
     total = loaded.metrics.get("epochs")
     if epoch is not None and isinstance(total, int) and epoch < total:  # a snapshot: the run went on

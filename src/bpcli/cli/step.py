@@ -9,8 +9,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli.common import (ConfigOpt, EpochOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, emit_json, handles_errors,
-                              load_target_state, out_console, resolve_weights, weight_names)
+from bpcli.cli.common import (ConfigOpt, EpochOpt, JsonOpt, RunOpt, TargetArg, WeightOpt, check_rows, emit_json,
+                              handles_errors, load_target_state, out_console, resolve_weights, source_of,
+                              weight_names)
 from bpcli.errors import BpcliError
 
 
@@ -42,8 +43,7 @@ def step(
     from bpcli.teach.step import check_one_state, check_steps, save_steps, steps_per_epoch, take_steps
 
     overwrite = overwrite or force
-    if rows < 0:
-        raise BpcliError(f"--rows: must be 0 or more, found {rows}")
+    check_rows(rows)
     names = weight_names(weight)
     cfg, net, prepared, run_dir, state = load_target_state(target, config, run, epoch)
     check_one_state(run_dir, state, "step")
@@ -56,7 +56,7 @@ def step(
             raise BpcliError(f"--out: {out} is the run being stepped; choose another folder (`bpcli train --resume "
                              f"{out}` continues a run in place)")
         check_target(out, overwrite)
-    where = (str(run_dir) + (f" after epoch {epoch}" if epoch is not None else "")) if run_dir else cfg.path
+    where = source_of(run_dir, epoch, cfg.path)
     result = take_steps(cfg, net, prepared, state, steps, where, names)
     if out is not None and result.status == "ok":
         source = None if run_dir is not None else (str(config) if config is not None else target)

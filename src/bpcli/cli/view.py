@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-from bpcli.cli.common import ForceOpt, JsonOpt, emit_json, err_console, handles_errors, load_target, out_console
-from bpcli.errors import BpcliError
+from bpcli.cli.common import ForceOpt, JsonOpt, emit_json, handles_errors, load_target, out_console, progress_bar
 
 
 @handles_errors
@@ -27,19 +25,16 @@ def view(
 
     Click a weight or bias (or pick it from the list) for its chain rule at that epoch, with the numbers `bpcli explain --run RUN --epoch N --weight NAME --json` prints. The page makes no network request and works offline; at most 3 MB, so a long run shows an even spread of its epochs.
     """
-    from bpcli.files import write_output
+    from bpcli.files import check_output, write_output
     from bpcli.runs.latest import resolve_run
     from bpcli.render.view_page import view_html
     from bpcli.render.view import view_config, view_run
 
     if out is not None:
-        if out.is_dir():
-            raise BpcliError(f"--out: {out} is a folder; give a file name such as {out / 'view.html'}")
-        if not out.parent.is_dir():
-            raise BpcliError(f"--out: folder {out.parent} does not exist")
+        check_output(out, force, example="view.html")  # before the page is computed; written under the same rules
     path = resolve_run(target)
     if path.is_dir():
-        with _progress() as tick:
+        with progress_bar("view", "epochs") as tick:
             page = view_run(path, tick)
         where = Path(page.source)
     else:
@@ -59,15 +54,3 @@ def view(
                             "open it in a browser", markup=False, soft_wrap=True)
         if page.note:
             out_console().print(f"note: {page.note}", markup=False, soft_wrap=True)
-
-
-@contextlib.contextmanager
-def _progress():
-    """A progress bar on stderr while the epochs are explained (Rich drops it when stderr is not a terminal);
-    yields progress(done, total)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn("view"), BarColumn(), MofNCompleteColumn(), TextColumn("epochs"), TimeRemainingColumn(),
-                  console=err_console(), transient=True) as bar:
-        task = bar.add_task("view", total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 from pathlib import Path
 from typing import Annotated, Optional
@@ -10,9 +9,8 @@ from typing import Annotated, Optional
 import typer
 
 from bpcli.cli.common import (
-    LATEST, ForceOpt, JsonOpt, RunArg, emit_json, err_console, handles_errors, out_console, split_names,
+    LATEST, ForceOpt, JsonOpt, RunArg, check_dpi, check_range, emit_json, handles_errors, out_console, progress_bar,
 )
-from bpcli.errors import BpcliError, NameError_
 
 
 @handles_errors
@@ -38,8 +36,7 @@ def compare(
         from bpcli.plots.plot import require_matplotlib
         fmt = check_out_file(out, replace=force)
         require_matplotlib()
-    if not 10 <= dpi <= 600:
-        raise BpcliError(f"--dpi: must be between 10 and 600, found {dpi}")
+    check_dpi(dpi)
     from bpcli.runs.latest import resolve_run
     res = compare_runs([resolve_run(r) for r in runs])
     if fmt is not None:
@@ -75,14 +72,13 @@ def animate(
     from bpcli.plots.plot import require_matplotlib
 
     for option, value, lo, hi in (("--frames", frames, 1, 1000), ("--fps", fps, 1, 60), ("--dpi", dpi, 20, 300)):
-        if not lo <= value <= hi:
-            raise BpcliError(f"{option}: must be between {lo} and {hi}, found {value}")
+        check_range(option, value, lo, hi)
     require_matplotlib()
     if out is not None:
         check_out(out, force)  # before loading anything: a .mp4 without ffmpeg is one line at once
     loaded, traj = _run_and_trajectory(run)
     target = out if out is not None else loaded.run_dir / "learn.gif"
-    with _progress("animate", "frames") as tick:
+    with progress_bar("animate", "frames") as tick:
         res = animate_run(loaded.net, loaded.cfg.name, loaded.prepared.train, loaded.history, traj, target,
                           frames, fps, dpi, str(loaded.run_dir), tick, replace=force)
     if json_out:
@@ -93,70 +89,12 @@ def animate(
 
 
 def _run_and_trajectory(run: Path):
-    """The run (`latest` resolved, checked as every command checks it) and its kept weight snapshots."""
+    """The run (`latest` resolved, checked as every command checks it) and its kept weight snapshots; BpcliError
+    when it keeps none."""
     from bpcli.runs.latest import resolve_run
+    from bpcli.runs.snapshots import trajectory
     from bpcli.runs.store import load_run
 
     loaded = load_run(resolve_run(run))
-    return loaded, _trajectory(loaded)
+    return loaded, trajectory(loaded)  # the run as loaded: not read a second time
 
-
-def _trajectory(loaded):
-    """Every weight snapshot the run keeps; BpcliError when it keeps none."""
-    from bpcli.runs.snapshot_read import none_kept
-    from bpcli.runs.snapshots import trajectory
-
-    every, chunks = loaded.snapshots  # run.json's, checked when the run was loaded
-    if not chunks:
-        raise BpcliError(f"{loaded.run_dir} keeps no weight snapshots ({none_kept(loaded.cfg, loaded.net, every)}), "
-                         "so there are no epochs to draw")
-    return trajectory(loaded)  # the run as loaded: not read a second time
-
-
-@contextlib.contextmanager
-def _progress(what: str, unit: str):
-    """A progress line on stderr (Rich drops it when stderr is not a terminal); yields progress(done, total)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    with Progress(TextColumn(what), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeRemainingColumn(),
-                  console=err_console(), transient=True) as bar:
-        task = bar.add_task(what, total=None)
-        yield lambda done, total: bar.update(task, completed=done, total=total)
-
-
-def plot_weights(loaded, names: list[str], layers: list[str], out: Optional[Path], formats: tuple[str, ...],
-                 dpi: int, kinds: tuple[str, ...] | None, progress=None):
-    """`plot RUN --weights NAMES --layer A` for a loaded run: the weight plots (and the plots --only names, if
-    given) as a PlotResult. The caller checked formats, dpi and kinds; progress(kind, i, n) as plot_run's."""
-    from bpcli.plots.plot import PlotFile, PlotResult, make_folder, plot_run
-    from bpcli.plots.weights import draw_weight_plots, pick_parameters
-    from bpcli.analysis.trajectory import layer_names
-
-    names, layers = split_names(names), split_names(layers)
-    for name in names:  # every name checked before anything is read or drawn
-        try:
-            loaded.net.resolve(name)
-        except NameError_ as err:
-            raise NameError_(f"--weight: {err}") from None
-    for letter in layers:
-        layer_names(loaded.net, letter)
-    traj = _trajectory(loaded)
-    out_dir = Path(out if out is not None else loaded.run_dir)
-    picked, letters, _ = pick_parameters(loaded.net, names, layers)
-    mine = bool(picked) + bool(letters)  # the weights and histograms pictures, drawn after plot_run's
-    before = [0]
-
-    def counted(kind: str, i: int, n: int) -> None:  # one count over plot_run's plots and these
-        before[0] = n
-        if progress is not None:
-            progress(kind, i, n + mine)
-
-    if kinds:
-        res = plot_run(loaded, out_dir, formats, dpi, kinds, counted)
-    else:
-        make_folder(out_dir)
-        res = PlotResult(loaded.cfg.name, str(loaded.run_dir), str(out_dir), (), ())
-    drawn, notes = draw_weight_plots(loaded, traj, names, layers, out_dir, formats, dpi,
-                                     lambda kind, i, n: counted(kind, before[0] + i, before[0]))
-    return dataclasses.replace(res, files=res.files + tuple(PlotFile(*f) for f in drawn),
-                               skipped=res.skipped + tuple(notes))

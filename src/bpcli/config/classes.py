@@ -49,17 +49,6 @@ def parse_class_names(ck: Checker, dd: dict, dp: tuple) -> tuple[str, ...] | Non
     return tuple(names) if ok else None
 
 
-def has_text_labels(data: Dataset) -> bool:
-    """Class names that are not all numbers (a CSV's text labels, as opposed to 0/1 or 0, 1, 2)."""
-    def number(s: str) -> bool:
-        try:
-            float(s)
-        except ValueError:
-            return False
-        return True
-    return data.class_names is not None and not all(number(c) for c in data.class_names)
-
-
 def apply_class_names(ck: Checker, dp: tuple, data: Dataset, names: tuple[str, ...], n_out: int | None,
                       csv_labels: bool) -> Dataset | None:
     """The data with `names` as its class names (columns reordered when they are a CSV's text labels).

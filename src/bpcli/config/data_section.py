@@ -11,7 +11,7 @@ import numpy as np
 
 from bpcli.data import dataset as data_mod
 from bpcli.config.checker import Checker, human_bytes, kind_of, matrix, short_repr
-from bpcli.config.classes import apply_class_names, has_text_labels, parse_class_names
+from bpcli.config.classes import apply_class_names, parse_class_names
 from bpcli.errors import BpcliError
 from bpcli.data.generators import generate
 from bpcli.schema import DataConfig
@@ -64,7 +64,7 @@ def parse_data(ck: Checker, dd: dict, dp: tuple, base_dir: Path, inputs: list[st
         ck.problem(dp + ("classes",), f"expected the class names as a list (classes: [no, yes]), found "
                    f"{kind_of(dd['classes'])} {short_repr(dd['classes'])}; a number of classes is for the "
                    "spirals and blobs generators")
-    text_labels = src == "csv" and has_text_labels(dataset)
+    text_labels = src == "csv" and data_mod.has_text_labels(dataset)
     if class_list:
         dataset = apply_class_names(ck, dp, dataset, class_list, n_out, text_labels)
         if dataset is None:

@@ -395,6 +395,12 @@ def _is_float(s: str) -> bool:
     return True
 
 
+def has_text_labels(data: Dataset) -> bool:
+    """Class names that are not all numbers as CSV data writes them (_is_float): a CSV's text labels, as opposed to
+    0/1 or 0, 1, 2."""
+    return data.class_names is not None and not all(_is_float(c) for c in data.class_names)
+
+
 def one_hot(codes: Array, k: int) -> Array:
     """(m,) class indices -> (m, k) rows of 0 and 1, without building a k x k identity."""
     y = np.zeros((codes.shape[0], k))

@@ -156,3 +156,37 @@ def draw_weight_plots(loaded, traj, names: list[str], layers: list[str], out_dir
             progress(kind, i, len(todo))
         drawn.append((kind, title, save_figure(build(), Path(out_dir), kind, formats, dpi)))
     return drawn, notes
+
+
+def plot_weights(loaded, names: list[str], layers: list[str], out: Path | None, formats: tuple[str, ...],
+                 dpi: int, kinds: tuple[str, ...] | None, progress=None):
+    """`plot RUN --weights NAMES --layer A` for a loaded run: the weight plots (and the plots --only names, if
+    given) as a PlotResult. The caller split and resolved the names and checked formats, dpi and kinds; every
+    layer is checked here before anything is read or drawn; progress(kind, i, n) as plot_run's."""
+    import dataclasses
+
+    from bpcli.plots.plot import PlotFile, PlotResult, make_folder, plot_run
+    from bpcli.runs.snapshots import trajectory
+
+    for letter in layers:
+        layer_names(loaded.net, letter)
+    traj = trajectory(loaded)  # the run as loaded: not read a second time
+    out_dir = Path(out if out is not None else loaded.run_dir)
+    picked, letters, _ = pick_parameters(loaded.net, names, layers)
+    mine = bool(picked) + bool(letters)  # the weights and histograms pictures, drawn after plot_run's
+    before = [0]
+
+    def counted(kind: str, i: int, n: int) -> None:  # one count over plot_run's plots and these
+        before[0] = n
+        if progress is not None:
+            progress(kind, i, n + mine)
+
+    if kinds:
+        res = plot_run(loaded, out_dir, formats, dpi, kinds, counted)
+    else:
+        make_folder(out_dir)
+        res = PlotResult(loaded.cfg.name, str(loaded.run_dir), str(out_dir), (), ())
+    drawn, notes = draw_weight_plots(loaded, traj, names, layers, out_dir, formats, dpi,
+                                     lambda kind, i, n: counted(kind, before[0] + i, before[0]))
+    return dataclasses.replace(res, files=res.files + tuple(PlotFile(*f) for f in drawn),
+                               skipped=res.skipped + tuple(notes))

@@ -1,4 +1,4 @@
-"""bpcli view: everything the learning page draws, computed by the engine and explain for each kept epoch.
+"""bpcli view: the learning page's data, laid out from the numbers explain.learning computes for each kept epoch.
 
 The page's JavaScript only draws: weights, activations, heatmap levels, curve points and every number of the
 chain-rule panel come from here, the panel's from the very Explanation.to_dict() that `explain --json` prints.
@@ -11,9 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
-from bpcli.nn.engine import forward
+from bpcli.explain.learning import EpochState, Learning, Plane, config_learning, epoch_states, input_plane, run_learning
 from bpcli.explain.result import Explanation
-from bpcli.explain.chain import explain
 from bpcli.nn.model import Network
 from bpcli.render.numbers import fmt
 
@@ -216,42 +215,33 @@ def _light(e: Explanation) -> dict:
     return dataclasses.replace(e, m=0, products=(), x=(), y=(), y_hat=()).to_dict() | {"m": e.m}
 
 
-def epoch_record(epoch: int, net: Network, state, x: Array, y: Array, train, class_names, shown: list[int],
-                 grid: Array | None, curve: dict, known: dict) -> tuple[dict, dict]:
+def epoch_record(st: EpochState, net: Network, class_names, shown: list[int], curve: dict,
+                 known: dict) -> tuple[dict, dict]:
     """(the page's record of one epoch, the epoch-independent text of each parameter's explanation: `known`'s
-    when an earlier epoch gave it).
-
-    Each parameter's numbers come from explain() as `explain --run RUN --epoch N --weight NAME --json` calls it
-    (the training set, the snapshot's optimiser buffers and step).
-    """
-    names = net.param_names()
+    when an earlier epoch gave it)."""
     chains, texts = {}, {}
-    for name in names:
-        e = explain(net, x, y, name, train, None, True, buffers=state.buffers if state else None,
-                    step=state.step if state else 0, class_names=class_names)
+    for name, e in st.explanations.items():
         texts[name] = known.get(name) or chain_text(e)
         chains[name] = chain_record(e, shown, texts[name])
-    values = {n: float(net.get(net.resolve(n))) for n in names}
-    _, tape = forward(net, x)
+    values = st.weights
     acts = []
-    for l, (layer, t) in enumerate(zip(net.layers, tape)):
-        lo, hi = value_range(layer.activation.name, t.a_out)
-        a_shown = t.a_out[shown]
-        a_mean = t.a_out.mean(axis=0)
+    for layer, a_out in zip(net.layers, st.acts):
+        lo, hi = value_range(layer.activation.name, a_out)
+        a_shown = a_out[shown]
+        a_mean = a_out.mean(axis=0)
         acts.append({"levels": [levels(a_shown[:, j], lo, hi) for j in range(layer.n_out)],
                      "text": [[fmt(v) for v in a_shown[:, j]] for j in range(layer.n_out)],
                      "mean_level": levels(a_mean, lo, hi), "mean_text": [fmt(v) for v in a_mean]})
-    rec = {"epoch": int(epoch), "step": int(state.step) if state else 0, "weights": values,
+    rec = {"epoch": st.epoch, "step": st.step, "weights": values,
            "weights_text": {n: fmt(v) for n, v in values.items()},
            "scale": max([abs(v) for v in values.values() if np.isfinite(v)] + [1e-12]),
-           "acts": acts, "chain": chains, "x": curve_x(epoch, curve) if curve["train"] else None}
-    if grid is not None:
-        _, gtape = forward(net, grid.astype(net.dtype))
+           "acts": acts, "chain": chains, "x": curve_x(st.epoch, curve) if curve["train"] else None}
+    if st.plane_acts is not None:
         maps = []
-        for layer, t in zip(net.layers, gtape):
-            lo, hi = value_range(layer.activation.name, t.a_out)
-            maps.append([levels(t.a_out[:, j], lo, hi) for j in range(layer.n_out)])
-        out = gtape[-1].a_out
+        for layer, a_out in zip(net.layers, st.plane_acts):
+            lo, hi = value_range(layer.activation.name, a_out)
+            maps.append([levels(a_out[:, j], lo, hi) for j in range(layer.n_out)])
+        out = st.plane_acts[-1]
         by_class = out.shape[1] > 1 and class_names is not None  # a classifier's plane: the predicted class
         plane = "".join(LEVELS[int(k) % len(LEVELS)] for k in np.argmax(out, axis=1)) if by_class else \
             levels(out[:, 0], *value_range(net.layers[-1].activation.name, out[:, :1]))
@@ -259,44 +249,37 @@ def epoch_record(epoch: int, net: Network, state, x: Array, y: Array, train, cla
     return rec, texts
 
 
-def plane_grid(x: Array, n: int = GRID) -> tuple[Array, dict]:
-    """An n x n grid over the two inputs' range (10% margin), rows from the top (high x2) down, and where each
-    sample sits in the unit square of the plane."""
-    lo, hi = x.min(axis=0), x.max(axis=0)
-    pad = np.where(hi > lo, (hi - lo) * 0.1, 1.0)
-    lo, hi = lo - pad, hi + pad
-    g1 = lo[0] + (np.arange(n) + 0.5) / n * (hi[0] - lo[0])
-    g2 = hi[1] - (np.arange(n) + 0.5) / n * (hi[1] - lo[1])
-    gx, gy = np.meshgrid(g1, g2)
-    grid = np.column_stack([gx.ravel(), gy.ravel()])
+def plane_points(plane: Plane, x: Array) -> dict:
+    """The plane's size and range (as text), and where each sample sits in its unit square (rows from the top)."""
+    lo, hi = plane.lo, plane.hi
     pos = np.column_stack([(x[:, 0] - lo[0]) / (hi[0] - lo[0]), (hi[1] - x[:, 1]) / (hi[1] - lo[1])])
-    return grid, {"n": n, "range": [[fmt(lo[0], 3), fmt(hi[0], 3)], [fmt(lo[1], 3), fmt(hi[1], 3)]],
-                  "points": [[round(float(a), 4), round(float(b), 4)] for a, b in pos]}
+    return {"n": plane.n, "range": [[fmt(lo[0], 3), fmt(hi[0], 3)], [fmt(lo[1], 3), fmt(hi[1], 3)]],
+            "points": [[round(float(a), 4), round(float(b), 4)] for a, b in pos]}
 
 
 # --- the whole page -------------------------------------------------------------------------------
 
 
-def build_view(cfg, net: Network, prepared, history: list[dict], snapshots, source: str, kept: list[int],
-               budget: int = BUDGET, cap: int = MAX_EPOCHS, progress=None) -> ViewPage:
-    """The page's data for a run or a config.
+def build_view(learning: Learning, budget: int = BUDGET, cap: int = MAX_EPOCHS, progress=None) -> ViewPage:
+    """The page's data for a run or a config (explain.learning's run_learning or config_learning).
 
-    snapshots(epochs) yields (epoch, network, TrainState) for each of the given kept epochs in order; for a
-    config, kept is [0] and it yields the initial network with no state. The last kept epoch is built first to
-    measure an epoch's bytes; the rule epochs_to_embed picks the rest, and picks again among those built, by the
-    largest, if the epochs turn out larger than the last.
+    The last kept epoch is built first to measure an epoch's bytes; the rule epochs_to_embed picks the rest, and
+    picks again among those built, by the largest, if the epochs turn out larger than the last.
     """
     import json
-    tr = prepared.train
     from bpcli.data.labels import class_names_of
+
+    cfg, net, prepared, kept = learning.cfg, learning.net, learning.prepared, learning.kept
+    tr = prepared.train
     classes = class_names_of(tr, net.n_outputs, numbered=False)
     class_names = tr.class_names
     x, y = tr.x, tr.y
     shown = spread(tr.m)
-    curve = curve_points(history)
-    grid, plane = (None, None)
-    if net.n_inputs == 2 and tr.m:
-        grid, plane = plane_grid(np.asarray(x, dtype=np.float64))
+    curve = curve_points(learning.history)
+    grid = input_plane(net, x, GRID)
+    plane = None
+    if grid is not None:
+        plane = plane_points(grid, np.asarray(x, dtype=np.float64))
         by_class = y.shape[1] > 1 and class_names is not None
         t_lo, t_hi = float(np.min(y[:, 0])), float(np.max(y[:, 0]))
         plane["targets"] = "".join(LEVELS[int(k) % len(LEVELS)] for k in np.argmax(y, axis=1)) if by_class else \
@@ -308,9 +291,9 @@ def build_view(cfg, net: Network, prepared, history: list[dict], snapshots, sour
     texts: dict = {}
 
     def build(wanted: list[int]) -> None:
-        for epoch, net_e, state in snapshots([e for e in wanted if e not in records]):
-            rec, t = epoch_record(epoch, net_e, state, x, y, cfg.train, class_names, shown, grid, curve, texts)
-            records[epoch] = rec
+        for st in epoch_states(learning, [e for e in wanted if e not in records], grid):
+            rec, t = epoch_record(st, net, class_names, shown, curve, texts)
+            records[st.epoch] = rec
             texts.update(t)
             if progress is not None:
                 progress(len(records), len(chosen) if chosen else len(wanted))
@@ -337,50 +320,15 @@ def build_view(cfg, net: Network, prepared, history: list[dict], snapshots, sour
                "x_text": [[fmt(v) for v in tr.x[i]] for i in shown],
                "scaled": prepared.scaling is not None, "plane": plane}
     network = network_shape(net, net.input_names, classes) | {"explain": texts}
-    return ViewPage(cfg.name, source, network, samples, curve, epochs, len(kept), per_epoch, "; ".join(notes))
-
-
-def run_snapshots(loaded):
-    """snapshots(epochs) for build_view over a loaded run: each wanted epoch's network and TrainState, read
-    chunk by chunk as `--epoch N` reads them (snapshot_read.state_at)."""
-    from bpcli.runs.snapshot_store import expand
-    from bpcli.runs.snapshot_read import read_chunk, state_at
-    from bpcli.runs.snapshot_store import array_keys
-
-    keys = array_keys(loaded.net, loaded.cfg.train)
-
-    def snapshots(epochs: list[int]):
-        wanted = set(epochs)
-        for c in loaded.snapshots[1]:
-            eps = expand(c["epochs"])
-            if not wanted.intersection(eps):
-                continue
-            arrays = read_chunk(loaded.run_dir, c, loaded.net, keys)
-            for i, e in enumerate(eps):
-                if e in wanted:
-                    net, state = state_at(arrays, i, loaded.net)
-                    yield e, net, state
-
-    return snapshots
+    return ViewPage(cfg.name, learning.source, network, samples, curve, epochs, len(kept), per_epoch,
+                    "; ".join(notes))
 
 
 def view_run(run_dir: Path, progress=None) -> ViewPage:
     """The page's data for a run folder: every kept snapshot (or as many as fit) with its explanations."""
-    from bpcli.errors import BpcliError
-    from bpcli.runs.store import load_run
-    from bpcli.runs.snapshot_read import kept, none_kept
-
-    loaded = load_run(run_dir)
-    every, chunks = loaded.snapshots
-    epochs = kept(chunks)
-    if not epochs:
-        raise BpcliError(f"{loaded.run_dir} keeps no weight snapshots ({none_kept(loaded.cfg, loaded.net, every)}), "
-                         "so there are no epochs to show")
-    return build_view(loaded.cfg, loaded.net, loaded.prepared, loaded.history, run_snapshots(loaded),
-                      str(loaded.run_dir), epochs, progress=progress)
+    return build_view(run_learning(run_dir), progress=progress)
 
 
 def view_config(cfg, net: Network, prepared) -> ViewPage:
     """The page's data for a config: its network as initialised, trained for zero epochs."""
-    return build_view(cfg, net, prepared, [], lambda epochs: ((0, net, None) for _ in epochs[:1]), cfg.path,
-                      [0])
+    return build_view(config_learning(cfg, net, prepared))

@@ -129,6 +129,22 @@ def state_at(arrays: dict[str, np.ndarray], i: int, net: Network) -> tuple[Netwo
     return out, state
 
 
+def states(loaded, epochs: list[int]):
+    """(epoch, network, TrainState) of each of the given kept epochs of a loaded run (runs.load_run's), in order,
+    read chunk by chunk as `--epoch N` reads them (state_at); a chunk holding none of them is not read."""
+    keys = array_keys(loaded.net, loaded.cfg.train)
+    wanted = set(epochs)
+    for c in loaded.snapshots[1]:
+        eps = expand(c["epochs"])
+        if not wanted.intersection(eps):
+            continue
+        arrays = read_chunk(loaded.run_dir, c, loaded.net, keys)
+        for i, e in enumerate(eps):
+            if e in wanted:
+                net, state = state_at(arrays, i, loaded.net)
+                yield e, net, state
+
+
 def kept(chunks: list[dict]) -> list[int]:
     """Every epoch with a snapshot, in order (from run.json alone)."""
     return [e for c in chunks for e in expand(c["epochs"])]
@@ -144,6 +160,13 @@ def not_kept(loaded, epoch: int) -> BpcliError:
         return BpcliError(f"--epoch: {d} keeps no weight snapshots ({none_kept(loaded.cfg, loaded.net, every)})")
     beyond = f"the run has {last} epoch{'s' if last != 1 else ''}; " if epoch > last else ""
     return BpcliError(f"--epoch {epoch}: {beyond}{d} keeps the weights of epochs {describe(kept(chunks))}")
+
+
+def none_to(loaded, to: str) -> BpcliError:
+    """The error for a command that needs a run's kept epochs (`to` draw them, show them) when it keeps none."""
+    every = loaded.snapshots[0]
+    return BpcliError(f"{loaded.run_dir} keeps no weight snapshots ({none_kept(loaded.cfg, loaded.net, every)}), "
+                      f"so there are no epochs to {to}")
 
 
 def none_kept(cfg, net: Network, every: int | None) -> str:

@@ -16,7 +16,7 @@ import numpy as np
 
 from bpcli.errors import ArgumentError
 from bpcli.runs.store import LoadedRun, load_run
-from bpcli.runs.snapshot_read import kept, read_chunk
+from bpcli.runs.snapshot_read import kept, none_to, read_chunk
 from bpcli.nn.model import Network
 from bpcli.schema import TrainConfig
 from bpcli.runs.snapshot_store import Recorder, array_keys, describe, snapshot_bytes, stride
@@ -74,13 +74,13 @@ class Trajectory:
 
 
 def trajectory(run: str | Path | LoadedRun) -> Trajectory:
-    """All the run's snapshots, each chunk checked against run.json; BpcliError when the run keeps none.
-    `run`: a run folder, or the run already loaded (runs.load_run's, at its checkpoint: not read again)."""
+    """All the run's snapshots, each chunk checked against run.json; BpcliError when the run keeps none (so there
+    are no epochs to draw). `run`: a run folder, or the run already loaded (runs.load_run's, at its checkpoint:
+    not read again)."""
     loaded = run if isinstance(run, LoadedRun) else load_run(run)
-    every, chunks = loaded.snapshots
+    chunks = loaded.snapshots[1]
     if not chunks:
-        from bpcli.runs.snapshot_read import not_kept
-        raise not_kept(loaded, 0)
+        raise none_to(loaded, "draw")
     keys = array_keys(loaded.net, loaded.cfg.train)
     parts = [read_chunk(loaded.run_dir, c, loaded.net, keys) for c in chunks]
     cat = lambda k: np.concatenate([p[k] for p in parts])
