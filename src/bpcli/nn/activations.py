@@ -222,9 +222,31 @@ def _gelu() -> Activation:
     )
 
 
+ROW_BLOCK = 2048  # row_max's rows per block: a block's columns stay in the cache while they are compared
+
+
+def row_max(z: Array) -> Array:
+    """The largest entry of each row of z (m, n), as (m, 1): np.maximum.reduce(z, axis=1, keepdims=True).
+
+    numpy reduces a row of a few entries slowly (some 30 ns a row); from 128 rows and up to 32 columns the maximum
+    is taken column by column instead, over blocks of ROW_BLOCK rows, 3 to 40 times faster. The maximum is the
+    same whatever the order it is taken in (a NaN in a row gives NaN either way).
+    """
+    m, n = z.shape
+    if m < 128 or n > 32 or n < 2:
+        return np.maximum.reduce(z, axis=1, keepdims=True)
+    r = np.empty((m, 1), z.dtype)
+    for a in range(0, m, ROW_BLOCK):
+        block, top = z[a:a + ROW_BLOCK], r[a:a + ROW_BLOCK, 0]
+        np.maximum(block[:, 0], block[:, 1], out=top)
+        for k in range(2, n):
+            np.maximum(top, block[:, k], out=top)
+    return r
+
+
 def _softmax_fn(z: Array, out: Array | None = None) -> Array:
     with np.errstate(over="ignore"):  # z_k - max below -1.8e308 becomes -inf, and e^-inf = 0 is right
-        e = np.subtract(z, np.maximum.reduce(z, axis=1, keepdims=True), out=out)
+        e = np.subtract(z, row_max(z), out=out)
     np.exp(e, out=e)
     return np.divide(e, np.add.reduce(e, axis=1, keepdims=True), out=e)
 

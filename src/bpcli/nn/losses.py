@@ -11,7 +11,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from bpcli.errors import ConfigError, did_you_mean, is_finite_number, one_of
-from bpcli.nn.activations import registry_entry
+from bpcli.nn.activations import registry_entry, row_max
 
 Array = np.ndarray
 
@@ -158,7 +158,7 @@ def _cross_entropy() -> Loss:
         # s = sum over the entries below the max of e^(z_l - max) (+ 1 for each further tie): ln(1 + s) by
         # log1p keeps a confident right answer exact (L = 9.36e-14 at a margin of 30, not 0 or 1e-16 noise).
         # z - max is -inf only below a max near -1.8e308; training and the CLI silence numpy's warning there.
-        d = z - np.maximum.reduce(z, axis=1, keepdims=True)  # <= 0; exactly 0 at the max
+        d = z - row_max(z)  # <= 0; exactly 0 at the max
         top = d == 0
         e = np.exp(d)
         e -= top  # e^0 = 1 at the max becomes 0: the sum then holds only what lies below it, unrounded
