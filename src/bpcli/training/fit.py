@@ -233,7 +233,8 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
                     rows = m
                 else:
                     idx = order[start:start + bs]
-                    xb, yb = x[idx], y[idx]  # a gather: faster here than np.take into a buffer
+                    # gathers: indexing for the wide inputs, np.take for the narrow targets (each measured faster)
+                    xb, yb = x[idx], np.take(y, idx, axis=0)
                     rows = idx.size
                     yt = None  # a mini-batch's labels are not gathered: Tally.close reads the epoch's at once
                 buf = buffers.get(rows)
