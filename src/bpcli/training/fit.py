@@ -186,12 +186,12 @@ def _epochs(net: Network, train: Dataset, settings: TrainConfig, opt: Optimizer)
     y = train.y.astype(net.dtype, copy=False)
     m = train.m
     bs, steps = batching(settings.batch_size, m)
-    ytrue = class_labels(y) if train.task == "classification" else None
+    classification = train.task == "classification"
     arrays = [a for pair in zip(net.W, net.b) for a in pair if a is not None]
     snap = _Snapshot(arrays, opt.buffers)
     return _Epochs(
         x=x, y=y, m=m, bs=bs, every=stats_every(steps), full=bs == m,
-        ytrue=ytrue, tally=Tally(net, y, ytrue, bs),
+        ytrue=class_labels(y) if classification else None, tally=Tally(net, y, classification, bs),
         wd=l2_coefficient(settings),  # adamw's decay is no term of the loss: no penalty reported
         l1=settings.l1, arrays=arrays, snap=snap,
         W0=[next(keep for a, keep in zip(arrays, snap.arrays) if a is W) for W in net.W],
@@ -212,7 +212,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
     opt = Optimizer(net, settings, state.buffers)
     state.buffers = opt.buffers
     run = _epochs(net, train, settings, opt)
-    x, y, m, bs, tally, wd, l1 = run.x, run.y, run.m, run.bs, run.tally, run.wd, run.l1
+    x, y, m, bs, ytrue, tally, wd, l1 = run.x, run.y, run.m, run.bs, run.ytrue, run.tally, run.wd, run.l1
     buffers: dict[int, Buffers] = {}  # by batch rows: the full batches and the last, smaller one
     rng_state = rng.bit_generator.state
     while state.epoch < settings.epochs:
@@ -222,26 +222,27 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
             opt.set_lr(lr)
         run.snap.take(run.arrays, opt.buffers, state.step, rng_state)
         order = epoch_order(rng, m, settings.batch_size)
-        tally.reset(order)
+        tally.reset()
         interrupted = False
         tape = None
         # divergence is detected below, explicitly: no overflow warnings for the user
         with np.errstate(over="ignore", invalid="ignore", divide="ignore", under="ignore"):
             for start in range(0, m, bs):
                 if order is None:
-                    xb, yb = x, y
+                    xb, yb, yt = x, y, ytrue
                     rows = m
                 else:
                     idx = order[start:start + bs]
                     # gathers: indexing for the wide inputs, np.take for the narrow targets (each measured faster)
                     xb, yb = x[idx], np.take(y, idx, axis=0)
                     rows = idx.size
+                    yt = None  # a mini-batch's labels are not gathered: Tally.close reads the epoch's at once
                 buf = buffers.get(rows)
                 if buf is None:
                     buf = buffers[rows] = Buffers(net, rows)
                 _, tape = forward(net, xb, buf)
                 grads = backward(net, tape, yb, buf)
-                tally.add(net, tape, yb, grads, start)
+                tally.add(net, tape, yb, yt, grads, start)
                 if wd:  # the L2 term of the objective at the weights this step's gradient was taken at
                     tally.penalty += l2_penalty(net.W, wd)
                 if l1:  # the L1 term, likewise
@@ -285,7 +286,7 @@ def _close_epoch(run: _Epochs, net: Network, val: Dataset | None, settings: Trai
     """The bookkeeping after an epoch's last batch: its record (loss, metrics, norms, update ratios, saturation),
     early stopping's watch and the plateau schedule's step; None, rolled back, when the epoch diverged."""
     tally, m = run.tally, run.m
-    tally.close(net)
+    tally.close(net, run.y, run.ytrue, order)
     loss = tally.loss / m
     norms = [_norm(W) for W in net.W]
     what = _divergence(loss, norms, net, run.arrays, opt.buffers)
