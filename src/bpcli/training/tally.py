@@ -38,7 +38,7 @@ def norm(a: Array):
     """||a||: sqrt(a . a) as one BLAS dot (a Python float for float64, a numpy float32 for float32)."""
     r = a.ravel(order="K")
     d = r.dot(r)
-    return math.sqrt(d) if r.dtype == np.float64 else np.sqrt(d)
+    return math.sqrt(d) if isinstance(d, float) else np.sqrt(d)  # np.float64 is a float, np.float32 is not
 
 
 class Tally:
