@@ -236,7 +236,7 @@ def fit(net: Network, train: Dataset, val: Dataset | None, settings: TrainConfig
                 else:
                     idx = order[start:start + bs]
                     # gathers: indexing for the wide inputs, np.take for the narrow targets (each measured faster)
-                    xb, yb = x[idx], np.take(y, idx, axis=0)
+                    xb, yb = x[idx], y.take(idx, axis=0)
                     rows = idx.size
                     yt = None  # a mini-batch's labels are not gathered: Tally.close reads the epoch's at once
                 buf = buffers.get(rows)
