@@ -22,6 +22,8 @@ CASES = [
     (["explain", "--wieght", "v1"], "error: --wieght: no such option (did you mean --weight?) (bpcli explain --help)"),
     (["runs", "--bogus"], "error: --bogus: no such option (bpcli runs --help)"),
     (["compare"], "error: missing argument RUN RUN... (bpcli compare --help)"),
+    (["predict"], "error: missing argument RUN: a run folder, or latest for the newest in runs/ (bpcli predict --help)"),
+    (["evaluate"], "error: missing argument RUN: a run folder, or latest for the newest in runs/ (bpcli evaluate --help)"),
     (["trian"], "error: no such command 'trian' (did you mean 'train'?) (bpcli --help)"),
     (["train", "a.yaml", "b", "c"], "error: unexpected extra argument: b c (bpcli train --help)"),
     (["train", "--epochs"], "error: --epochs: expects a value after it"),
