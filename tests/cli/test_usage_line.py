@@ -54,3 +54,16 @@ def test_no_arguments_and_help_print_the_help_while_a_bad_command_is_one_line():
         assert 0 == r.exit_code and r.stdout.startswith("Usage: "), (args, r.output)
     r = runner.invoke(app, ["no-such-command"])
     assert (2, ["error: no such command 'no-such-command' (bpcli --help)"]) == (r.exit_code, r.stderr.splitlines())
+
+
+def test_every_usage_line_names_its_arguments_in_capitals():
+    """As the README's command table writes them: `init [PATH]`, `predict RUN [DATA]`."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    lower = {}
+    for name in group.commands:
+        usage = runner.invoke(app, [name, "--help"]).stdout.splitlines()[0]
+        words = usage.split("[OPTIONS]", 1)[1].replace("[", " ").replace("]", " ").replace("|", " ").split()
+        lower.update({name: w for w in words if w != w.upper()})
+    assert {} == lower
