@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from bpcli.cli.app import app
@@ -48,6 +49,15 @@ def test_a_missing_config_named_as_a_shipped_example_says_how_to_get_it(tmp_path
     # the command the hint gives makes the config it names
     assert 0 == runner.invoke(app, ["init", "iris.yaml", "--example", "iris"]).exit_code
     assert 0 == runner.invoke(app, ["show", "iris.yaml", "--json"]).exit_code
+
+
+@pytest.mark.parametrize("args", [["inspect"], ["predict"], ["evaluate"], ["export", "-o", "out"], ["plot"],
+                                  ["animate"], ["train", "--resume"]], ids=lambda a: " ".join(a))
+def test_a_missing_run_folder_says_where_the_runs_are_listed(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # as show and explain say it: `bpcli runs` lists the runs
+    assert "error: runs/nosuch: run folder not found (`bpcli runs` lists the runs)" == \
+        _err(*args, "runs/nosuch").splitlines()[-1]
+    assert [] == list(tmp_path.iterdir())
 
 
 def test_gradcheck_against_torch_says_on_stderr_that_it_loads_pytorch():
