@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from typer.testing import CliRunner
 
 from bpcli.cli.app import app
@@ -35,6 +36,28 @@ def test_a_missing_run_folder_is_named_as_one():
     assert expected == _err("show", "runs/nosuch")
     assert expected == _err("explain", "runs/nosuch", "-w", "v1")
     assert "error: nosuch.yaml: config file not found\n" == _err("show", "nosuch.yaml")
+
+
+def test_a_missing_config_named_as_a_shipped_example_says_how_to_get_it(tmp_path, monkeypatch):
+    """Outside a clone of the repository, the README's `bpcli train configs/iris.yaml` finds no configs/ folder."""
+    monkeypatch.chdir(tmp_path)
+    assert ("error: configs/iris.yaml: config file not found (iris is a shipped example: "
+            "`bpcli init iris.yaml --example iris` copies it here)\n" == _err("train", "configs/iris.yaml"))
+    assert ("error: sine.yml: config file not found (sine is a shipped example: "
+            "`bpcli init sine.yml --example sine` copies it here)\n" == _err("show", "sine.yml"))
+    assert "error: iris2.yaml: config file not found\n" == _err("train", "iris2.yaml")  # no such example
+    # the command the hint gives makes the config it names
+    assert 0 == runner.invoke(app, ["init", "iris.yaml", "--example", "iris"]).exit_code
+    assert 0 == runner.invoke(app, ["show", "iris.yaml", "--json"]).exit_code
+
+
+@pytest.mark.parametrize("args", [["inspect"], ["predict"], ["evaluate"], ["export", "-o", "out"], ["plot"],
+                                  ["animate"], ["train", "--resume"]], ids=lambda a: " ".join(a))
+def test_a_missing_run_folder_says_where_the_runs_are_listed(args, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # as show and explain say it: `bpcli runs` lists the runs
+    assert "error: runs/nosuch: run folder not found (`bpcli runs` lists the runs)" == \
+        _err(*args, "runs/nosuch").splitlines()[-1]
+    assert [] == list(tmp_path.iterdir())
 
 
 def test_gradcheck_against_torch_says_on_stderr_that_it_loads_pytorch():

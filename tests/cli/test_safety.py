@@ -143,7 +143,7 @@ CLI_CASES = [
     (["--batch-size", "5"], "error: --batch-size: 5 is larger than the 4 samples; use at most 4 (or 0 for full batch)"),
     (["--batch-size", "-1"], "error: --batch-size: must be at least 1, found -1 (or 0 for full batch)"),
     (["--seed", "-1"], "error: --seed: must be at least 0, found -1"),
-    (["--resume", "nowhere"], "error: nowhere: run folder not found"),
+    (["--resume", "nowhere"], "error: nowhere: run folder not found (`bpcli runs` lists the runs)"),
     (["--out", "/proc/no/such"], "error: --out: cannot create /proc/no/such: No such file or directory"),
 ]
 

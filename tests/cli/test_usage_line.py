@@ -22,6 +22,8 @@ CASES = [
     (["explain", "--wieght", "v1"], "error: --wieght: no such option (did you mean --weight?) (bpcli explain --help)"),
     (["runs", "--bogus"], "error: --bogus: no such option (bpcli runs --help)"),
     (["compare"], "error: missing argument RUN RUN... (bpcli compare --help)"),
+    (["predict"], "error: missing argument RUN: a run folder, or latest for the newest in runs/ (bpcli predict --help)"),
+    (["evaluate"], "error: missing argument RUN: a run folder, or latest for the newest in runs/ (bpcli evaluate --help)"),
     (["trian"], "error: no such command 'trian' (did you mean 'train'?) (bpcli --help)"),
     (["train", "a.yaml", "b", "c"], "error: unexpected extra argument: b c (bpcli train --help)"),
     (["train", "--epochs"], "error: --epochs: expects a value after it"),
@@ -52,3 +54,16 @@ def test_no_arguments_and_help_print_the_help_while_a_bad_command_is_one_line():
         assert 0 == r.exit_code and r.stdout.startswith("Usage: "), (args, r.output)
     r = runner.invoke(app, ["no-such-command"])
     assert (2, ["error: no such command 'no-such-command' (bpcli --help)"]) == (r.exit_code, r.stderr.splitlines())
+
+
+def test_every_usage_line_names_its_arguments_in_capitals():
+    """As the README's command table writes them: `init [PATH]`, `predict RUN [DATA]`."""
+    import typer.main
+
+    group = typer.main.get_command(app)
+    lower = {}
+    for name in group.commands:
+        usage = runner.invoke(app, [name, "--help"]).stdout.splitlines()[0]
+        words = usage.split("[OPTIONS]", 1)[1].replace("[", " ").replace("]", " ").replace("|", " ").split()
+        lower.update({name: w for w in words if w != w.upper()})
+    assert {} == lower

@@ -169,3 +169,14 @@ def test_bad_options_are_named_by_their_flag(args, message):
 def test_activation_is_written_by_its_own_name():
     doc = made_config(IRIS, "species", "--activation", "ReLU", "--hidden", "5")
     assert doc["layers"][0] == {"size": 5, "activation": "relu"}
+
+
+@pytest.mark.parametrize("name", ["iris.yaml", "my.YML"])
+def test_target_on_a_yaml_config_says_it_is_a_config_not_a_csv(name, tmp_path):
+    config = tmp_path / name
+    config.write_bytes((builtin_config_dir() / "iris.yaml").read_bytes())
+    result = runner.invoke(app, ["train", str(config), "--target", "species", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert result.stderr == (f"error: --target: {config} is a YAML config, not a CSV file; train it as it is with "
+                             f"`bpcli train {config}` (--target COLUMN makes a config for a CSV file of data)\n")
+    assert not (tmp_path / "run").exists()

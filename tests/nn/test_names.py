@@ -124,3 +124,12 @@ def test_an_unknown_name_on_a_wide_network_lists_every_layer_and_suggests_its_lo
             "w11 to w84 (layer A's 32 weights), b_A1 to b_A8 (layer A's 8 biases), "
             "v11 to v38 (layer B's 24 weights), b_B1 to b_B3 (layer B's 3 biases); 67 in all (see `bpcli show`)"
             ) == str(err.value)
+
+
+@pytest.mark.parametrize("typed, name", [("V1", "v1"), ("V2", "v2"), ("W1", "w11")])
+def test_a_name_typed_in_the_wrong_case_is_suggested_in_the_right_one(typed, name):
+    from bpcli.config.loader import load_config
+    net = build(load_config()[0])  # the seed: w11 ... b_B
+    with pytest.raises(Exception) as err:
+        net.resolve(typed)
+    assert str(err.value).startswith(f"unknown parameter '{typed}' (did you mean '{name}'?); ")

@@ -314,13 +314,23 @@ def test_a_run_made_before_snapshots_loads_and_says_it_keeps_none(small_run):
 # --- the commands at an epoch -----------------------------------------------------------------------
 
 
+def test_explain_at_an_epoch_says_its_sample_count_once(tmp_path):
+    run = _train(BASE + CASES["momentum"], tmp_path / "run")
+    m = load_run(run).prepared.train.m
+    for extra, count in (((), m), (("--batch", 2), 7)):  # the training set; batch 2 of epoch 4 (batches of 7)
+        out = _cli("explain", "--run", run, "--epoch", 3, *extra, "-w", "v1").stdout
+        head = " ".join(out.split("\n\n")[0].split())  # the title and the line under it, unwrapped
+        assert 1 == head.count(" samples"), head
+        assert f") {count} samples, inputs standardised as in training" in head
+
+
 def test_explain_at_epoch_0_is_explain_on_the_config(tmp_path):
     cfg = tmp_path / "c.yaml"
     cfg.write_text(BASE + CASES["momentum"])
     run = _train(cfg, tmp_path / "run")
     a = json.loads(_cli("explain", "--run", run, "--epoch", 0, "-w", "v1,w12", "--json").stdout)
     b = json.loads(_cli("explain", cfg, "-w", "v1,w12", "--json").stdout)
-    assert a.pop("source") == f"{run} after epoch 0; training set, {load_run(run).prepared.train.m} samples"
+    assert a.pop("source") == f"{run} after epoch 0; training set"
     b.pop("source")
     assert a == b
     for extra in (("--sample", 3), ("--dot",)):  # show at epoch 0: the config's network, traced the same

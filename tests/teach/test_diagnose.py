@@ -311,6 +311,17 @@ def test_cli_right_wrong_and_bad_input(tmp_path, seed):
     assert r.exit_code == 2 and "the data has 4 samples" in r.output
 
 
+def test_the_verdict_line_follows_the_last_block_after_one_blank_line(tmp_path, seed):
+    net, x, y, _ = seed
+    true = hand(*params_of(net), x.tolist(), y.tolist())
+    bad = hand(*params_of(net), x.tolist(), y.tolist(), left_out=1)
+    for v1, verdict in ((true["v1"], "ALL RIGHT: 2 of 2"), (bad["v1"], "1 of 2 answers wrong")):
+        answers = write(tmp_path, "a.yaml", f"v1: {v1!r}\nw21: {true['w21']!r}\n")
+        lines = runner.invoke(app, ["diagnose", answers]).output.splitlines()
+        at = next(i for i, line in enumerate(lines) if line.startswith(verdict))
+        assert ("", True) == (lines[at - 1], lines[at - 2] != ""), lines
+
+
 def test_exercise_same_seed_same_sheet_and_diagnose_grades_it(tmp_path):
     a = runner.invoke(app, ["exercise", "--seed", "11"])
     b = runner.invoke(app, ["exercise", "--seed", "11"])

@@ -191,13 +191,22 @@ def test_the_closing_hint_names_the_explain_command_of_the_same_weights_and_stat
     assert 0 == runner.invoke(app, ["train", str(path), "--out", str(run), "-q", "--json"]).exit_code
     shown = runner.invoke(app, ["step", str(run), "--epoch", "2", "-w", "v1"], env={"COLUMNS": "200"})
     hint = shown.stdout.strip().splitlines()[-1]
-    assert hint == f"every term of one parameter's update: bpcli explain {run} --epoch 2 -w NAME", hint
+    assert hint == f"every term of one parameter's update: `bpcli explain {run} --epoch 2 -w NAME`", hint
     # the hint's command explains the very update step took
     new = step_json(str(run), "--epoch", "2", "-w", "v1")["parameters"][0]["new"]
     doc = json.loads(runner.invoke(app, ["explain", str(run), "--epoch", "2", "-w", "v1", "--json"]).stdout)
     assert new == doc["explanations"][0]["update"]["new"]
     assert runner.invoke(app, ["step", str(path), "-w", "v1"], env={"COLUMNS": "200"}).stdout.strip().endswith(
-        f"bpcli explain {path} -w NAME")
+        f"`bpcli explain {path} -w NAME`")
+
+
+def test_the_closing_hint_keeps_its_command_whole_on_a_narrow_terminal(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a short relative path: the command fits a line of 80, the sentence does not
+    path = write(tmp_path, config("momentum", 0.3, 0.02, epochs=5))
+    assert 0 == runner.invoke(app, ["train", str(path), "--out", "runs/seed", "-q", "--json"]).exit_code
+    narrow = runner.invoke(app, ["step", "runs/seed", "--epoch", "2", "-w", "v1"], env={"COLUMNS": "80"})
+    assert ["every term of one parameter's update:", "`bpcli explain runs/seed --epoch 2 -w NAME`"] == \
+        narrow.stdout.strip().splitlines()[-2:], narrow.stdout
 
 
 EARLY = """\

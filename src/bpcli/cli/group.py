@@ -56,7 +56,8 @@ def usage_line(err) -> str:
         return f"{err.option_name}: no such option{did}{help_}"
     if kind == "MissingParameter":
         what = err.param_type or getattr(err.param, "param_type_name", "parameter")
-        return f"missing {what} {_flag(err.param)}{help_}"
+        hint = ": a run folder, or latest for the newest in runs/" if _flag(err.param) == "RUN" else ""
+        return f"missing {what} {_flag(err.param)}{hint}{help_}"
     if isinstance(err, typer.BadParameter):
         m = re.fullmatch(r"(.*) is not a valid (\w+)\.?(.*)", message, re.S)
         if m and m.group(2) in _TYPE_WORDS:

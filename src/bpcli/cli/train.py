@@ -211,7 +211,8 @@ def _report(result, s, json_out: bool, err, history: bool = False) -> None:
 
 @handles_errors
 def init(
-    path: Annotated[Path, typer.Argument(help="Where to write the starter config.")] = Path("bpcli.yaml"),
+    path: Annotated[Path, typer.Argument(help="Where to write the starter config.",
+                                         metavar="PATH")] = Path("bpcli.yaml"),
     example: Annotated[str, typer.Option(help="Which shipped example to start from (see `bpcli init --list`).")] = "seed",
     list_: Annotated[bool, typer.Option("--list", help="List the shipped examples and exit.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing file.")] = False,
@@ -220,7 +221,7 @@ def init(
     """Write a commented starter config, copied from one of the shipped examples.
 
     A config that reads a CSV file gets the file copied beside it. The shipped examples are also the
-    repository's configs/ folder (a link to src/bpcli/configs): `bpcli init --example NAME FILE` is the way
+    repository's configs/ folder (a link to src/bpcli/configs): `bpcli init --example NAME PATH` is the way
     to get one anywhere.
     """
     from bpcli.config.loader import builtin_config_dir

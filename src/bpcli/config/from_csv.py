@@ -70,6 +70,9 @@ def csv_config(csv_path: str | Path, target: str, *, hidden: tuple[int, ...] = D
     target: softmax + cross_entropy for 3+ classes, one sigmoid + binary_cross_entropy for two,
     identity + squared_error for numbers. The CSV path is absolute, so the document reads the same anywhere.
     """
+    if Path(csv_path).suffix.lower() in (".yaml", ".yml"):  # read as CSV, its comment line would be the "header"
+        raise DataError(f"--target: {csv_path} is a YAML config, not a CSV file; train it as it is with "
+                        f"`bpcli train {csv_path}` (--target COLUMN makes a config for a CSV file of data)")
     full = Path(csv_path).resolve()
     data = data_mod.read_csv(full, None, [target], None, "--target")
     kind = target_kind(data, target)

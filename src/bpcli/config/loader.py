@@ -420,7 +420,10 @@ def load_config(path: str | Path | None = None) -> tuple[NetConfig, data_mod.Dat
         if err.kind == "missing":
             if not p.suffix or "runs" in p.parts:  # no .yaml: it was meant as a run folder
                 raise ConfigError([f"{source}: no such run folder or config file (`bpcli runs` lists the runs)"]) from None
-            raise ConfigError([f"{source}: config file not found"]) from None
+            shipped = p.suffix.lower() in (".yaml", ".yml") and (builtin_config_dir() / f"{p.stem}.yaml").is_file()
+            hint = (f" ({p.stem} is a shipped example: `bpcli init {p.name} --example {p.stem}` copies it here)"
+                    if shipped else "")  # the README's configs/NAME.yaml, run outside a clone of the repository
+            raise ConfigError([f"{source}: config file not found{hint}"]) from None
         if err.kind == "folder":
             hint = " (or use --run for a run folder)" if (p / "config.yaml").is_file() else ""
             raise ConfigError([f"{source}: is a folder; give a config file{hint}"]) from None

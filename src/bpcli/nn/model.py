@@ -197,8 +197,11 @@ class Network:
         if ref is None:
             names = self.param_names()
             typed = unicodedata.normalize("NFKC", str(name)).strip()
-            longer = [n for n in names if n.startswith(typed)] if typed else []  # v1 on a wider layer: v11
-            hint = f" (did you mean '{longer[0]}'?)" if longer else did_you_mean(typed, names)
+            folded = typed.casefold()
+            same = [n for n in names if n.casefold() == folded]  # V1 for v1
+            longer = [n for n in names if n.casefold().startswith(folded)] if typed else []  # v1 on a wide layer: v11
+            close = same or longer
+            hint = f" (did you mean '{close[0]}'?)" if close else did_you_mean(typed, names)
             raise NameError_(
                 f"unknown parameter '{name}'{hint}; this network's parameters are: {self._names_shown(names)} "
                 "(see `bpcli show`)"

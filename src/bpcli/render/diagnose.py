@@ -94,7 +94,7 @@ def diagnose_view(rep) -> Group:
 
     right = len(rep.rows) - len(rep.wrong)
     if not rep.wrong:
-        parts.append(Text(f"\nALL RIGHT: {right} of {len(rep.rows)} answers agree with the engine", style="bold green"))
+        parts.append(Text(f"ALL RIGHT: {right} of {len(rep.rows)} answers agree with the engine", style="bold green"))
     else:
         line = Text(f"\n{len(rep.wrong)} of {len(rep.rows)} answers wrong", style="bold red")
         if rep.explains_all:

@@ -84,5 +84,6 @@ def step_view(r, max_rows: int = 20) -> Group:
         parts.append(Prose(Text("nothing written; --out DIR saves the weights after the steps as a run folder",
                                   style="dim")))
     with_ = f"{r.explain_with} " if r.explain_with else ""
-    parts.append(Prose(Text(f"every term of one parameter's update: bpcli explain {with_}-w NAME", style="dim")))
+    parts.append(Prose(Text(f"every term of one parameter's update: `bpcli explain {with_}-w NAME`",
+                            style="dim")))  # a `code span` wraps whole: the command stays on one line, to copy
     return Group(*parts)

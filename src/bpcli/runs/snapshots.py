@@ -166,6 +166,6 @@ def explain_data(run_dir: Path, epoch: int, batch: int | None, prepared, setting
     its training set (prepared.train), or batch `batch` of epoch `epoch` + 1 as training drew it."""
     tr = prepared.train
     if batch is None:
-        return tr.x, tr.y, f"training set, {tr.m} samples"
+        return tr.x, tr.y, "training set"  # the sample count follows it in the views, as a batch's does
     b = _batch_rows(settings, state, tr.m, epoch, run_dir, batch)
     return tr.x[b.rows], tr.y[b.rows], b.label

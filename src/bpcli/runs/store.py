@@ -280,7 +280,7 @@ def load_run(run_dir: str | Path, epoch: int | None = None) -> LoadedRun:
         how = f"; make one with `bpcli train {d}`" if d.suffix.lower() in (".yaml", ".yml") else ""
         raise RunFolderError(f"{d}: is a file, not a run folder{how}")
     if not d.is_dir():
-        raise RunFolderError(f"{d}: run folder not found")
+        raise RunFolderError(f"{d}: run folder not found (`bpcli runs` lists the runs)")
     m = read_manifest(d)
     meta_path = d / MANIFEST
     _check_manifest(m, meta_path)
