@@ -225,3 +225,30 @@ def test_names_that_look_like_numbers_survive_the_run_folder(tmp_path):
     assert doc["name"] == "1e5" and doc["inputs"] == ["1e3", "yes"]
     r = runner.invoke(app, ["show", str(tmp_path / "run")])
     assert r.exit_code == 0 and "1e3, yes -> A1, A2 -> B" in r.output, r.output
+
+
+HELD = ("layers: [{size: 2, activation: tanh}, {size: 1, activation: sigmoid}]\nloss: squared_error\n"
+        "data:\n  x: [[0, 0], [0, 1], [1, 0], [1, 1], [0, 2], [2, 0], [2, 2], [1, 2], [2, 1], [3, 3]]\n"
+        "  y: [[0], [1], [1], [0], [1], [1], [0], [1], [1], [0]]\n  validation: 0.2\n  test: 0.1\n"
+        "train: {optimizer: sgd, lr: 0.5, epochs: 3, batch_size: BATCH}\n")
+
+
+def test_a_batch_larger_than_the_training_rows_is_refused_in_the_config_on_the_command_line_and_a_branch(tmp_path):
+    """10 samples, 2 held out for validation and 1 for test (round(0.2 * 10), round(0.1 * 10)): batches come from
+    the 7 training rows, so a batch of 8 is refused (it passed as 'full batch' when checked against all 10), 7 is
+    the whole training set."""
+    err = run_bad(tmp_path, HELD.replace("BATCH", "8"))
+    assert ("train.batch_size: batch size 8 is larger than the 7 training samples (10 less 3 held out); use at "
+            "most 7") in err
+    p = tmp_path / "ok.yaml"
+    p.write_text(HELD.replace("BATCH", "2"))
+    result = runner.invoke(app, ["train", str(p), "--batch-size", "8", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and not (tmp_path / "r").exists()
+    assert ("error: --batch-size: 8 is larger than the 7 training samples (10 less 3 held out); use at most 7"
+            in result.stderr), result.stderr
+    assert 0 == runner.invoke(app, ["train", str(p), "--batch-size", "7", "--epochs", "2", "-q", "--out",
+                                    str(tmp_path / "r")]).exit_code
+    result = runner.invoke(app, ["train", "--resume", str(tmp_path / "r"), "--from-epoch", "1", "--out",
+                                 str(tmp_path / "b"), "--epochs", "3", "--batch-size", "8"])
+    assert result.exit_code == 2 and not (tmp_path / "b").exists()
+    assert "--batch-size: 8 is larger than the 7 training samples (10 less 3 held out)" in result.stderr

@@ -297,19 +297,18 @@ def _check_data_fits(ck: Checker, dataset: data_mod.Dataset, dcfg, dd: dict, inp
     if n_out is not None and dataset.y.shape[1] != n_out:
         ck.problem(("layers", len(layer_cfgs) - 1, "size"), f"the output layer has {big_count(n_out)} nodes but the "
                    f"targets have {dataset.y.shape[1]} columns")
-    too_large = _batch_too_large(train.batch_size, dataset.m)
+    n_val, n_test = data_mod.held_out(dataset.m, dcfg.validation, dcfg.test)
+    too_large = _batch_too_large(train.batch_size, dataset.m - n_val - n_test, n_val + n_test)
     if too_large:
         ck.problem(("train", "batch_size"), f"batch size {too_large} or leave it out for full batch")
     if dcfg.validation > 0:
-        n_val = int(round(dcfg.validation * dataset.m))  # the same arithmetic as data.split
         if n_val < 1 or n_val >= dataset.m:
             ck.problem(dp + ("validation",), f"{dcfg.validation:g} of {dataset.m} samples leaves "
                        f"{'no' if n_val < 1 else 'no training'} samples; use a fraction that keeps both parts "
                        "non-empty")
 
     if dcfg.test > 0:
-        n_test, n_val = int(round(dcfg.test * dataset.m)), int(round(dcfg.validation * dataset.m))
-        if n_test < 1 or n_test + n_val >= dataset.m:  # the same arithmetic as data.test_indices
+        if n_test < 1 or n_test + n_val >= dataset.m:  # as data.test_indices decides
             ck.problem(dp + ("test",), f"{dcfg.test:g} of {dataset.m} samples leaves "
                        f"{'no test' if n_test < 1 else 'no training'} samples"
                        + (f" beside the {n_val} validation samples" if n_val and n_test >= 1 else "")
@@ -355,12 +354,15 @@ def _check_size(ck: Checker, layer_cfgs: list[LayerConfig], inputs: list[str] | 
                        f"{human_bytes(MAX_PASS_BYTES)})")
 
 
-def _batch_too_large(batch_size: int | None, m: int) -> str:
-    """'B is larger than the m samples; ...' for a batch bigger than the samples it is taken from, else ''."""
-    if batch_size is None or batch_size <= m:
+def _batch_too_large(batch_size: int | None, m: int, held: int = 0) -> str:
+    """'B is larger than the m training samples; ...' for a batch bigger than the m rows it is taken from (`held`
+    more are held out for validation and test), else ''. Nothing is said when no row is left to train on: the
+    validation or test fraction is what is wrong then."""
+    if batch_size is None or batch_size <= m or m < 1:
         return ""
     shown = batch_size if batch_size < 10**15 else big_count(batch_size)
-    return f"{shown} is larger than the {m} samples; use at most {m}"
+    rows = f"{m} training samples ({m + held} less {held} held out)" if held else f"{m} samples"
+    return f"{shown} is larger than the {rows}; use at most {m}"
 
 
 class _OptionChecker(Checker):
@@ -379,7 +381,8 @@ def with_overrides(cfg: NetConfig, *, epochs: int | None = None, lr: float | Non
     """`cfg` with command-line values for train.epochs, lr, batch_size (0 = full batch) and seed (init's too).
 
     Each is checked against the range a config file has; ConfigError naming every option at fault.
-    `samples`: how many samples the batches are taken from.
+    `samples`: how many samples the data has; the batches are taken from those the config's validation and test
+    fractions leave for training.
     """
     given = {k: v for k, v in {"epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}.items()
              if v is not None}
@@ -390,8 +393,11 @@ def with_overrides(cfg: NetConfig, *, epochs: int | None = None, lr: float | Non
             changes[key] = None  # full batch
         else:
             changes[key] = (ck.number if key == "lr" else ck.integer)(given, key, ("train",), None, **RANGES[key])
-    if samples is not None and _batch_too_large(changes.get("batch_size"), samples):
-        ck.problem(("train", "batch_size"), _batch_too_large(changes["batch_size"], samples))
+    if samples is not None:
+        held = sum(data_mod.held_out(samples, cfg.data.validation, cfg.data.test))
+        too_large = _batch_too_large(changes.get("batch_size"), samples - held, held)
+        if too_large:
+            ck.problem(("train", "batch_size"), too_large)
     if ck.problems:
         raise ConfigError(ck.problems)
     init = replace(cfg.init, seed=changes["seed"]) if "seed" in changes else cfg.init

@@ -77,6 +77,17 @@ def class_labels(y: Array) -> Array:
     return (y[:, 0] >= 0.5).astype(np.intp) if y.shape[1] == 1 else y.argmax(axis=1)
 
 
+def held_out(m: int, validation: float, test: float = 0.0) -> tuple[int, int]:
+    """(validation rows, test rows) of m samples: round(fraction * m) for each part that is on, both fractions of
+    all m samples; the training rows are what is left (training_rows)."""
+    return (int(round(validation * m)) if validation > 0 else 0, int(round(test * m)) if test > 0 else 0)
+
+
+def training_rows(m: int, validation: float, test: float = 0.0) -> int:
+    """How many of m samples are trained on once the validation and test parts are held out."""
+    return m - sum(held_out(m, validation, test))
+
+
 def validation_indices(data: Dataset, fraction: float, seed: int) -> Array:
     """The sorted indices of the samples held out for validation: round(fraction * m) of them.
 
@@ -84,7 +95,7 @@ def validation_indices(data: Dataset, fraction: float, seed: int) -> Array:
     share (largest remainders settle the rounding), each class's samples drawn by one seeded permutation.
     """
     m = data.m
-    n_val = int(round(fraction * m))
+    n_val, _ = held_out(m, fraction)
     if n_val < 1 or n_val >= m:
         raise DataError(
             f"data.validation: {fraction:g} of {m} samples leaves "
@@ -115,7 +126,7 @@ def test_indices(data: Dataset, fraction: float, validation: float, seed: int) -
     """The sorted indices of the test part: round(fraction * m) samples, drawn first (stratified, with its own
     seed) so the test rows do not depend on the validation split; both fractions are of all m samples."""
     m = data.m
-    n_test, n_val = int(round(fraction * m)), int(round(validation * m)) if validation > 0 else 0
+    n_val, n_test = held_out(m, validation, fraction)
     if n_test < 1 or n_test + n_val >= m:
         raise DataError(f"data.test: {fraction:g} of {m} samples leaves "
                         f"{'no test' if n_test < 1 else 'no training'} samples; use a fraction that keeps "
@@ -137,7 +148,7 @@ def partition(data: Dataset, validation: float, split_seed: int, test: float = 0
     rest = np.setdiff1d(np.arange(m), tst)
     if validation <= 0:
         return rest, None, tst
-    val = rest[_drawn(data.subset(rest), int(round(validation * m)), split_seed)]
+    val = rest[_drawn(data.subset(rest), held_out(m, validation)[0], split_seed)]
     return np.setdiff1d(rest, val), val, tst
 
 

@@ -74,7 +74,7 @@ def open_session(config: str | None = None, *, epochs: int | None = None, lr: fl
                 raise BpcliError(f"{resume}: the run is already {loaded.state.status.replace('_', ' ')}; "
                                  "nothing to resume")
             cfg = with_overrides(loaded.cfg, epochs=epochs, lr=lr, batch_size=batch_size,
-                                 samples=loaded.prepared.train.m)
+                                 samples=_all_rows(loaded))
             if epochs is not None and epochs <= loaded.state.epoch:
                 raise BpcliError(f"--epochs: the run has already trained {loaded.state.epoch} epochs; "
                                  f"give more than that to continue it, found {epochs}")
@@ -126,12 +126,18 @@ def _branch(resume: Path | None, epoch: int, out: Path | None, overwrite: bool, 
         if not str(err).startswith("--epoch"):
             raise
         raise BpcliError("--from-epoch" + str(err)[len("--epoch"):]) from None
-    cfg = with_overrides(loaded.cfg, samples=loaded.prepared.train.m, **overrides)
+    cfg = with_overrides(loaded.cfg, samples=_all_rows(loaded), **overrides)
     if cfg.train.epochs <= epoch:
         raise BpcliError(f"--epochs: the branch starts after epoch {epoch}; give more epochs than that "
                          f"(the config says {cfg.train.epochs})")
     check_target(out, overwrite)
     return Session(cfg, None, loaded, out, overwrite=overwrite)
+
+
+def _all_rows(loaded: LoadedRun) -> int:
+    """The samples of a saved run's data, its training, validation and test parts together."""
+    p = loaded.prepared
+    return sum(part.m for part in (p.train, p.val, p.test) if part is not None)
 
 
 def train(session: Session, on_epoch: OnEpoch | None = None, every: float = 0.05) -> TrainResult:
