@@ -62,7 +62,7 @@ def predict_view(res, width: int = 80, max_rows: int = 50) -> Group:
     if res.m > max_rows:
         parts.append(Text(f"... {res.m - max_rows} more rows: all of them with --out FILE, piped as CSV or "
                           "with --json", style="dim"))
-    notes = ["inputs standardized with the mean and std the run was trained with"] if res.scaled else []
+    notes = ["inputs standardised with the mean and std the run was trained with"] if res.scaled else []
     if compact:
         notes.append("inputs: " + ", ".join(f"x{j + 1} {n}" for j, n in enumerate(res.input_names)))
     if res.classes is not None:
