@@ -188,7 +188,7 @@ def inspect(
 
     loaded = load_run(resolve_run(run), epoch)
     where = source_of(loaded.run_dir, epoch, "")
-    status, stepped = status_of(loaded.state), loaded.state.stepped
+    status, stepped = status_of(loaded.state, loaded.run_dir), loaded.state.stepped
     if epoch is not None:
         status, stepped = run_status(loaded.run_dir)  # the run's, whatever --epoch shows (as show says it)
         total = loaded.metrics.get("epochs")
