@@ -338,3 +338,21 @@ def test_a_long_carried_name_wraps_after_an_underscore_never_inside_a_word(iris)
     assert name == "".join(parts) and len(parts) > 1, parts
     assert all(p.endswith("_") for p in parts[:-1]), parts
     assert ["5", "3.4", "1.5", "0.2", "setosa"] == lines[first].split()[1:6]
+
+
+def test_a_carried_id_with_digit_separators_is_shown_as_written_not_as_a_number(iris):
+    """A long carried cell is shortened when it is a number; 2024_12_07_001 is text by the data reader's rule (a
+    digit separator), though float() reads it as 20241207001: shown as written. A long number still shortens."""
+    from rich.console import Console
+
+    from bpcli.analysis.predict import predict_table
+    from bpcli.analysis.newdata import read_table
+    from bpcli.render.predict import predict_view
+    from bpcli.runs.store import load_run
+
+    data = "batch," + TWO_FLOWERS.replace("\n5.0", "\n2024_12_07_001,5.0").replace("\n6.4", "\n20241207002.5,6.4")
+    res = predict_table(load_run(iris), read_table("-", io.BytesIO(data.encode())))
+    console = Console(file=io.StringIO(), width=120, color_system=None)
+    console.print(predict_view(res, 120))
+    cells = [ln.split()[0] for ln in console.file.getvalue().splitlines() if ln[:1].isdigit()]
+    assert ["2024_12_07_001", "2.02412e+10"] == cells

@@ -84,3 +84,27 @@ def test_show_all_lists_every_parameter():
     assert "more parameters" not in whole
     assert all(f"\n {p['name']} " in whole for p in json.loads(
         _ok("show", "configs/deep_relu.yaml", "--json").stdout)["parameters"])
+
+
+def test_standardised_inputs_are_spelled_one_way_in_every_command(tmp_path):
+    """explain, show --dot, view and export say 'standardised'; show --sample and predict said 'standardized'."""
+    import io
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from bpcli.analysis.newdata import read_table
+    from bpcli.analysis.predict import predict_table
+    from bpcli.render.predict import predict_view
+    from bpcli.runs.store import load_run
+
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    run = str(tmp_path / "iris")
+    _ok("train", str(configs / "iris.yaml"), "--epochs", "2", "-q", "-o", run)
+    flowers = b"sepal_length,sepal_width,petal_length,petal_width\n5.0,3.4,1.5,0.2\n"
+    console = Console(file=io.StringIO(), width=120, color_system=None)  # predict's table, as on a terminal
+    console.print(predict_view(predict_table(load_run(run), read_table("-", io.BytesIO(flowers))), 120))
+    texts = {"show": runner.invoke(app, ["show", run, "--sample", "1"], env={"COLUMNS": "200"}).stdout,
+             "predict": console.file.getvalue(), "explain": _ok("explain", "--run", run, "-w", "v11").stdout}
+    for command, text in texts.items():
+        assert "standardised" in text and "standardized" not in text, (command, text)

@@ -90,3 +90,28 @@ def test_view_of_a_run_without_snapshots_says_it_has_no_epochs_to_show(tmp_path)
                 "epochs to show")
     assert (2, expected) == (r.exit_code, r.stderr.strip())
     assert not (tmp_path / "v.html").exists()
+
+
+def test_an_epochs_update_on_a_scheduled_run_uses_the_lr_training_stepped_with(tmp_path):
+    """The page's update after epoch N is `explain --run RUN --epoch N --json`'s: with the schedule's lr of epoch
+    N + 1 (step schedule, step_size 2, gamma 0.1: epoch 5's lr is 0.05 * 0.1^2), not train.lr."""
+    import json
+    import math
+
+    from bpcli.explain.learning import run_learning
+    from bpcli.schema import ScheduleConfig
+
+    cfg, data = load_config(builtin_config_dir() / "xor.yaml")
+    cfg = dataclasses.replace(cfg, train=dataclasses.replace(
+        cfg.train, epochs=6, lr=0.05, schedule=ScheduleConfig("step", step_size=2, gamma=0.1)))
+    run_training(cfg, data, tmp_path / "run")
+    (st,) = list(epoch_states(run_learning(tmp_path / "run"), [4], None))
+    update = st.explanations["v1"].to_dict()["update"]
+    assert (cfg.train.optimizer, 5) == ("adam", update["t"])
+    assert 0.05 * 0.1 ** 2 == pytest.approx(update["lr"], rel=1e-15)
+    t = update["terms"]
+    assert update["old"] - 0.05 * 0.1 ** 2 * t["m_hat"] / (math.sqrt(t["v_hat"]) + 1e-8) == pytest.approx(
+        update["new"], rel=1e-12)
+    r = CliRunner().invoke(app, ["explain", "--run", str(tmp_path / "run"), "--epoch", "4", "-w", "v1", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["explanations"][0]["update"] == update

@@ -277,3 +277,53 @@ def test_show_inspect_and_compare_call_a_step_out_run_stepped_not_interrupted(tm
     shown = json.loads(invoke("show", run, "--json").stdout)
     assert ("completed", None) == (shown["status"], shown["stepped"])
     assert "stepped" not in runner.invoke(app, ["show", run], env={"COLUMNS": "200"}).stdout
+
+
+def test_inspect_at_an_epoch_of_a_stepped_run_calls_it_stepped_and_resumes_the_folder(tmp_path):
+    """inspect --epoch N of a run `step --out` made says what the run is, as show --epoch N does: at its last epoch
+    'stepped' with the steps and `train --resume FOLDER` (the folder, not 'FOLDER after epoch N'); at an earlier one
+    a snapshot of a run that stepped on to its last epoch; never 'interrupted'."""
+    runs = tmp_path / "runs"
+    assert 0 == invoke("step", CONFIGS / "seed.yaml", "-k", 3, "--out", runs / "s").exit_code
+    run = str(runs / "s")
+    last = json.loads(invoke("inspect", run, "--epoch", "3", "--json").stdout)
+    assert ("stepped", 3, f"{run} after epoch 3") == (last["status"], last["stepped"], last["run_dir"])
+    text = runner.invoke(app, ["inspect", run, "--epoch", "3"], env={"COLUMNS": "200"}).stdout
+    assert f"the run is stepped (made by `bpcli step --out`, 3 steps); `bpcli train --resume {run}` continues it" \
+        in text, text
+    earlier = json.loads(invoke("inspect", run, "--epoch", "1", "--json").stdout)
+    assert ("a snapshot; the run stepped at epoch 3", 3) == (earlier["status"], earlier["stepped"])
+    for epoch in ("1", "3"):
+        assert "interrupted" not in runner.invoke(app, ["inspect", run, "--epoch", epoch],
+                                                  env={"COLUMNS": "200"}).stdout
+
+
+def test_show_inspect_and_compare_call_a_killed_run_killed_as_runs_does(tmp_path):
+    """A run whose process was killed (run.json still says running, no process holds the folder) is 'killed' in
+    show, inspect (at its checkpoint and at an epoch) and compare, as `runs` lists it, not 'running'."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = Path(__file__).resolve().parents[2] / "src"
+    p = subprocess.Popen([sys.executable, "-m", "bpcli", "train", "--epochs", "1000000", "--out", "runs/r", "-q"],
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(src)}, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while not (tmp_path / "runs" / "r" / "run.json").exists():
+            assert p.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        p.send_signal(signal.SIGKILL)
+        p.wait(timeout=30)
+    run = str(tmp_path / "runs" / "r")
+    train(tmp_path / "runs" / "done")
+    assert ["killed"] == [r["status"] for r in listing(tmp_path / "runs") if r["name"] == "r"]
+    assert "killed" == json.loads(invoke("show", run, "--json").stdout)["status"]
+    assert "killed" == json.loads(invoke("inspect", run, "--json").stdout)["status"]
+    assert "killed" == json.loads(invoke("inspect", run, "--epoch", "0", "--json").stdout)["status"]
+    compared = json.loads(invoke("compare", run, tmp_path / "runs" / "done", "--json").stdout)
+    assert ["killed", "completed"] == [r["status"] for r in compared["runs"]]
+    assert "(killed)" in runner.invoke(app, ["inspect", run], env={"COLUMNS": "200"}).stdout

@@ -168,7 +168,7 @@ def summarize(loaded, label: str) -> RunSummary:
 
     m, state = loaded.metrics, loaded.state
     from bpcli.runs.store import status_of
-    status = status_of(state)
+    status = status_of(state, loaded.run_dir)
     verdict = inspect_run(loaded.net, loaded.history, loaded.cfg.name, str(loaded.run_dir), status, state.stepped)
     metric = m.get("metric") if m.get("metric") in ("accuracy", "r2") else (
         "accuracy" if loaded.prepared.train.task == "classification" else "r2")

@@ -91,6 +91,7 @@ class InspectResult:
     stats_every: int | None = None  # update ratios and saturation measured every this many epochs (None: each)
     stats_last: int | None = None  # the last epoch they were measured at
     stepped: int | None = None  # status "stepped": the steps of `bpcli step --out` that made the run
+    folder: str | None = None  # the run folder itself, which `train --resume` takes (run_dir may add "after epoch N")
 
     @property
     def healthy(self) -> bool:
@@ -174,8 +175,9 @@ def _trace_idx(n: int) -> list[int]:
 
 
 def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, status: str = "completed",
-                stepped: int | None = None) -> InspectResult:
-    """Diagnose a run from its history (EpochRecord dicts: every epoch, or the run's thinned sample) and its layers."""
+                stepped: int | None = None, folder: str | None = None) -> InspectResult:
+    """Diagnose a run from its history (EpochRecord dicts: every epoch, or the run's thinned sample) and its layers;
+    run_dir: what the result says it read (the folder, maybe "after epoch N"), folder: the run folder itself."""
     n = len(history)
     ep = [int(h.get("epoch", i + 1)) for i, h in enumerate(history)]
     w = [b - a for a, b in zip([0] + ep, ep)]  # epochs each point of a thinned series stands for
@@ -229,7 +231,8 @@ def inspect_run(net: Network, history: list[dict], name: str, run_dir: str, stat
     findings.sort(key=lambda f: (f.kind in ("stuck", "diverged"), f.epoch, f.layer or ""))
     return InspectResult(name, run_dir, status, E, first, last, out_letter, tuple(layers), tuple(findings),
                          tuple(ep[i] for i in idx), _summary(layers, findings, E),
-                         int(every) if every else None, ep_m[-1] if ep_m else None, stepped)
+                         int(every) if every else None, ep_m[-1] if ep_m else None, stepped,
+                         folder if folder is not None else run_dir)
 
 
 def _kind(layer) -> str | None:

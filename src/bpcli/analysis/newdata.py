@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bpcli.data.dataset import Dataset, csv_header, one_hot, validation_indices
+from bpcli.data.dataset import Dataset, csv_header, number_of, one_hot, validation_indices
 from bpcli.errors import DataError, did_you_mean
 
 STDIN = "-"
@@ -56,12 +56,9 @@ class Table:
         where = f"{self.source}:{self.lines[r]}: column '{column}'"
         if not cell.strip():
             raise DataError(f"{where}: the value is missing")
-        try:
-            if "_" in cell:  # Python's float reads 5_1 as 51: a number is written without _
-                raise ValueError
-            v = float(cell)
-        except ValueError:
-            raise DataError(f"{where}: '{cell}' is not a number") from None
+        v = number_of(cell)  # as the run's data was read: 5_1 is not 51
+        if v is None:
+            raise DataError(f"{where}: '{cell}' is not a number")
         if not math.isfinite(v):
             raise DataError(f"{where}: '{cell.strip()}' is not a finite number (NaN or infinite)")
         return v
@@ -72,21 +69,15 @@ class Table:
         self.require((column,), "target")
         i = self.header.index(column)
         lookup = {c: k for k, c in enumerate(classes)}
-        numeric = {}
-        for k, c in enumerate(classes):
-            try:
-                numeric[float(c)] = k
-            except ValueError:
-                pass
+        # numbers by the data reader's rule (number_of): '10' is not the class '1_0', nor '1_0' the class '10'
+        numeric = {v: k for k, v in ((k, number_of(c)) for k, c in enumerate(classes)) if v is not None}
         codes = np.empty(self.m, dtype=np.intp)
         for r, row in enumerate(self.rows):
             label = row[i].strip()
             k = lookup.get(label)
             if k is None:
-                try:
-                    k = numeric.get(float(label))
-                except ValueError:
-                    pass
+                v = number_of(label)
+                k = None if v is None else numeric.get(v)
             if k is None:
                 where = f"{self.source}:{self.lines[r]}: column '{column}'"
                 if not label:

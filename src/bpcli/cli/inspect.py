@@ -184,15 +184,17 @@ def inspect(
     """
     from bpcli.analysis.inspect import inspect_run
     from bpcli.runs.latest import resolve_run
-    from bpcli.runs.store import load_run, status_of
+    from bpcli.runs.store import load_run, run_status, status_of
 
     loaded = load_run(resolve_run(run), epoch)
     where = source_of(loaded.run_dir, epoch, "")
-    status = status_of(loaded.state)
-    total = loaded.metrics.get("epochs")
-    if epoch is not None and isinstance(total, int) and epoch < total:  # a snapshot: the run went on
-        status = f"a snapshot; the run {str(loaded.metrics.get('status', '')).replace('_', ' ')} at epoch {total}"
-    res = inspect_run(loaded.net, loaded.history, loaded.cfg.name, where, status, loaded.state.stepped)
+    status, stepped = status_of(loaded.state, loaded.run_dir), loaded.state.stepped
+    if epoch is not None:
+        status, stepped = run_status(loaded.run_dir)  # the run's, whatever --epoch shows (as show says it)
+        total = loaded.metrics.get("epochs")
+        if isinstance(total, int) and epoch < total:  # a snapshot: the run went on
+            status = f"a snapshot; the run {status.replace('_', ' ')} at epoch {total}"
+    res = inspect_run(loaded.net, loaded.history, loaded.cfg.name, where, status, stepped, str(loaded.run_dir))
     if json_out:
         emit_json(res.to_dict())
     else:

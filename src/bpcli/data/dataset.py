@@ -387,23 +387,26 @@ def _labelled(x: Array, labels: dict[str, int] | None, code_arr: Array, features
 
 def _label_floats(labels: dict[str, int], codes, where: str, path, name: str):
     """Switch a target column from labels to numbers: the float of each row's label so far."""
-    try:
-        values = [float(t) for t in labels]
-    except ValueError:
+    values = [number_of(t) for t in labels]
+    if None in values:
         raise DataError(f"{where}: {path}: column '{name}' has more than {MAX_LABELS:,} distinct values "
-                        "and some are not numbers; class labels must be fewer") from None
+                        "and some are not numbers; class labels must be fewer")
     return array("d", (values[c] for c in codes))
 
 
-def _is_float(s: str) -> bool:
-    """Whether s is a number as CSV data writes one: Python's float() but without its digit separators (5_1)."""
+def number_of(s: str) -> float | None:
+    """The number s writes as CSV data writes one: Python's float() but without its digit separators (5_1 is text,
+    not 51); None when s is not a number. The one rule for a cell or a label, in the training data and new data."""
     if "_" in s:
-        return False
+        return None
     try:
-        float(s)
+        return float(s)
     except ValueError:
-        return False
-    return True
+        return None
+
+
+def _is_float(s: str) -> bool:
+    return number_of(s) is not None
 
 
 def has_text_labels(data: Dataset) -> bool:

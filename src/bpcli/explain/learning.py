@@ -19,6 +19,7 @@ from bpcli.nn.engine import forward
 from bpcli.nn.model import Network
 from bpcli.schema import NetConfig, TrainConfig
 from bpcli.training.fit import TrainState
+from bpcli.training.schedules import in_force, schedule_note
 
 Array = np.ndarray
 Snapshots = Callable[[list[int]], Iterable[tuple[int, Network, TrainState | None]]]
@@ -81,12 +82,14 @@ def input_plane(net: Network, x: Array, n: int) -> Plane | None:
 def epoch_state(epoch: int, net: Network, state: TrainState | None, data: Dataset, train: TrainConfig,
                 plane: Plane | None) -> EpochState:
     """The page's numbers of one epoch: each parameter explained as `explain --run RUN --epoch N --weight NAME
-    --json` explains it (the training set `data`, the snapshot's optimiser buffers and step), the weights, and
-    the forward pass over the samples and over the plane."""
+    --json` explains it (the training set `data`, the snapshot's optimiser buffers and step, the schedule's lr of
+    the next epoch), the weights, and the forward pass over the samples and over the plane."""
     names = net.param_names()
-    explanations = {name: explain(net, data.x, data.y, name, train, None, True,
+    done, plateau = (state.epoch, state.plateau) if state else (0, None)
+    settings, note = in_force(train, done, plateau), schedule_note(train, done, plateau)
+    explanations = {name: explain(net, data.x, data.y, name, settings, None, True,
                                   buffers=state.buffers if state else None, step=state.step if state else 0,
-                                  class_names=data.class_names)
+                                  class_names=data.class_names, update_note=note)
                     for name in names}
     weights = {n: float(net.get(net.resolve(n))) for n in names}
     _, tape = forward(net, data.x)

@@ -35,7 +35,8 @@ class Gradients(NamedTuple):
     dz[l]: (m, n_out), the per-sample deltas dL_i/dz of each layer (not divided by m);
     these are what explain reads.
     da[l]: (m, n_out), dL_i/da of layer l's outputs, the upstream sum dz[l + 1] @ W[l + 1]; None for the output layer.
-    Computed into Buffers (training) for m a power of two, dz and da hold the deltas already divided by m.
+    Computed into Buffers (training) for m a power of two, dz and da hold the deltas already divided by m, and so
+    does dy_hat when the output activation is the identity (its dz is dy_hat itself): only dW and db are meant there.
     """
 
     dW: list[Array]
@@ -197,7 +198,10 @@ def backward(net: Network, tape: Tape, y: Array, buffers: Buffers | None = None)
     layers, Ws, matmul, multiply = net.layers, net.W, np.matmul, np.multiply
     # Training (buffers) with m a power of two divides the output deltas by m once, up front: every product and
     # sum below is then scaled by that power of two exactly, so dW and db come out the same to the bit without a
-    # pass over each of them (unless a delta lies within a factor m of the smallest normal float).
+    # pass over each of them. Not quite where a number met on the way (a delta of any layer, an upstream sum, a
+    # product delta * input) lies below m times the smallest normal float: scaled, it is subnormal and keeps up to
+    # log2(m) bits fewer, so dW and db may differ from the plain backward's in their last bits (a saturated float32
+    # network's gradients near 1e-37; float64's near 1e-307).
     mean_first = buf is not None and m & (m - 1) == 0
     if mean_first and m > 1:
         multiply(dz, inv_m, out=dz)

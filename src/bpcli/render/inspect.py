@@ -37,7 +37,7 @@ def inspect_view(res) -> Group:
             f"{fmt(res.loss_first, 4)} -> {fmt(res.loss_last, 4)}")
     parts = [head, Text(loss, style="dim")]
     if res.status == "stepped":
-        parts.append(Text(f"the run is {stepped_text(res.stepped, res.run_dir)}", style="dim"))
+        parts.append(Text(f"the run is {stepped_text(res.stepped, res.folder or res.run_dir)}", style="dim"))
     if not res.layers or res.epochs == 0:
         parts.append(Text(res.summary))
         return Group(*parts)

@@ -7,6 +7,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from bpcli.data.dataset import number_of
 from bpcli.render.numbers import fmt
 from bpcli.render.wrap import Breakable
 
@@ -19,13 +20,10 @@ def _percent(p: float) -> str:
 
 
 def _short_number(cell: str) -> str:
-    """A carried cell that is a long number, shortened for reading (the file's text is in the CSV output)."""
-    if len(cell) <= 10:
-        return cell
-    try:
-        return fmt(float(cell), 6)
-    except ValueError:
-        return cell
+    """A carried cell that is a long number (as the data reader reads one: 2024_12_07 is text), shortened for
+    reading (the file's text is in the CSV output)."""
+    v = number_of(cell) if len(cell) > 10 else None
+    return cell if v is None else fmt(v, 6)
 
 
 def predict_view(res, width: int = 80, max_rows: int = 50) -> Group:
@@ -64,7 +62,7 @@ def predict_view(res, width: int = 80, max_rows: int = 50) -> Group:
     if res.m > max_rows:
         parts.append(Text(f"... {res.m - max_rows} more rows: all of them with --out FILE, piped as CSV or "
                           "with --json", style="dim"))
-    notes = ["inputs standardized with the mean and std the run was trained with"] if res.scaled else []
+    notes = ["inputs standardised with the mean and std the run was trained with"] if res.scaled else []
     if compact:
         notes.append("inputs: " + ", ".join(f"x{j + 1} {n}" for j, n in enumerate(res.input_names)))
     if res.classes is not None:

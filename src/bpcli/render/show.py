@@ -92,7 +92,7 @@ def sample_view(tr, max_nodes: int = 8) -> Group:
     lines = [Text.assemble((f"sample {tr.index} of {tr.of}", "bold"), " (training data): ", Text(inputs))]
     if tr.raw_inputs is not None:
         raw = ", ".join(f"{n} = {v:.6g}" for n, v in tr.raw_inputs)
-        lines.append(Text.assemble(("  standardized from ", "dim"), Text(raw, style="dim")))
+        lines.append(Text.assemble(("  standardised from ", "dim"), Text(raw, style="dim")))
     t = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     t.add_column("layer", no_wrap=True)
     t.add_column("node (output)", no_wrap=True)

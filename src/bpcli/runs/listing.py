@@ -61,7 +61,6 @@ def list_runs(folder: str | Path = "runs") -> RunsList:
 
 def read_row(d: Path) -> RunRow:
     """One folder's row: run.json (its own checksum and fields) and the checkpoint's metrics.json (its SHA-256)."""
-    from bpcli.runs.claim import held
     from bpcli.files import read_regular, sha256
     from bpcli.runs.values import metrics_from_json
     from bpcli.runs.store import (MAX_JSON, METRICS, checkpoint_dir, parse_json, read_manifest, state_from_meta,
@@ -92,9 +91,7 @@ def read_row(d: Path) -> RunRow:
     num = lambda k: metrics.get(k) if isinstance(metrics.get(k), (int, float)) and not isinstance(
         metrics.get(k), bool) else None
     epochs = m.get("epoch") if isinstance(m.get("epoch"), int) else None
-    status = status_of(state)  # "stepped": stopped where `bpcli step --out` was asked to stop
-    if status == "running" and not held(d):  # no process trains into it: it ended without saving its stop
-        status = "killed"
+    status = status_of(state, d)  # "stepped" (as `bpcli step --out` left it), "killed" (no process trains into it)
     steps = state.stepped
     return RunRow(d.name, str(d), created, status, True, epochs,
                   metrics.get("metric") if isinstance(metrics.get("metric"), str) else None, num("loss"),

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from bpcli import __version__
-from bpcli.runs.claim import MANIFEST, MARKER
+from bpcli.runs.claim import MANIFEST, MARKER, held
 from bpcli.config.loader import load_config
 from bpcli.data.dataset import Prepared, Scaling, prepare
 from bpcli.errors import BpcliError, RunFolderError, SaveError
@@ -399,16 +399,21 @@ def state_from_meta(meta: dict, path: Path) -> TrainState:
                       plateau=plateau, stepped=stepped)
 
 
-def status_of(state: TrainState) -> str:
+def status_of(state: TrainState, run_dir: Path | None = None) -> str:
     """A run's status as commands show it: 'stepped' for the stop `bpcli step --out` made (saved as interrupted,
-    with the steps it took), run.json's status otherwise."""
-    return "stepped" if state.status == "interrupted" and state.stepped is not None else state.status
+    with the steps it took); with the run folder, 'killed' for a run saved as running that no process holds (it
+    ended without saving its stop); run.json's status otherwise."""
+    if state.status == "interrupted" and state.stepped is not None:
+        return "stepped"
+    if state.status == "running" and run_dir is not None and not held(run_dir):
+        return "killed"
+    return state.status
 
 
 def run_status(run_dir: Path) -> tuple[str, int | None]:
     """(status_of, stepped) of a run folder as run.json has it now, whichever epoch a command looks at."""
     state = state_from_meta(read_manifest(run_dir), run_dir / "run.json")
-    return status_of(state), state.stepped
+    return status_of(state, run_dir), state.stepped
 
 
 PLATEAU_KEYS = ("lr", "best", "bad_epochs", "cooldown")  # run.json's "plateau": schedules.Plateau by name
