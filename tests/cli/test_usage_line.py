@@ -25,6 +25,7 @@ CASES = [
     (["predict"], "error: missing argument RUN: a run folder, or latest for the newest in runs/ (bpcli predict --help)"),
     (["evaluate"], "error: missing argument RUN: a run folder, or latest for the newest in runs/ (bpcli evaluate --help)"),
     (["trian"], "error: no such command 'trian' (did you mean 'train'?) (bpcli --help)"),
+    (["help", "trian"], "error: no such command 'trian' (did you mean 'train'?) (bpcli --help)"),  # as `bpcli trian`
     (["train", "a.yaml", "b", "c"], "error: unexpected extra argument: b c (bpcli train --help)"),
     (["train", "--epochs"], "error: --epochs: expects a value after it"),
 ]
@@ -67,3 +68,15 @@ def test_every_usage_line_names_its_arguments_in_capitals():
         words = usage.split("[OPTIONS]", 1)[1].replace("[", " ").replace("]", " ").replace("|", " ").split()
         lower.update({name: w for w in words if w != w.upper()})
     assert {} == lower
+
+
+@pytest.mark.parametrize("args, same_as", [
+    (["help"], ["--help"]), (["help", "train"], ["train", "--help"]), (["help", "gradcheck"], ["gradcheck", "--help"]),
+    (["help", "help"], ["--help"]),
+], ids=lambda a: " ".join(a))
+def test_help_and_help_command_print_the_help_as_git_and_pip_take_them(args, same_as):
+    """`bpcli help` said "no such command 'help'": it prints the main help, `help COMMAND` that command's, exit 0."""
+    r, expected = runner.invoke(app, args), runner.invoke(app, same_as)
+    assert (0, "") == (r.exit_code, r.stderr), r.output
+    assert expected.stdout == r.stdout and r.stdout.startswith("Usage: ")
+

@@ -465,6 +465,18 @@ def test_view_fits_the_width_and_truncates_long_lists(width):
     assert ("abs err" in text) == (width >= 100)
 
 
+def test_rows_0_lists_no_entries_and_says_so_without_pointing_above():
+    """--rows 0 printed an empty table and '... 9 more entries, none worse than those above' with nothing above."""
+    res = run_cli("--rows", "0")
+    assert res.exit_code == 0, res.output
+    assert "9 entries, none listed (--rows 0; every entry in --json)" in res.stdout
+    assert "above" not in res.stdout and "Entries, worst first" not in res.stdout
+    res = run_cli("--rows", "0", "--directional")
+    assert res.exit_code == 0, res.output
+    assert "16 random directions, none listed (--rows 0; all of them in --json)" in res.stdout
+    assert "more directions" not in res.stdout and "Random directions, worst first" not in res.stdout
+
+
 @pytest.mark.parametrize("width", [80, 120])
 def test_view_of_a_failure_names_entries_and_units(width, monkeypatch):
     monkeypatch.setitem(activations.ACTIVATIONS, "sigmoid", _broken_sigmoid())

@@ -211,7 +211,31 @@ def test_view_writes_beside_the_run_by_default(seed_run):
     res = runner.invoke(app, ["view", str(seed_run)])
     assert 0 == res.exit_code, res.output
     assert (seed_run / "view.html").is_file()
-    assert "120 of 301 kept epoch(s)" in res.stdout
+    assert "120 of 301 kept epoch(s)" not in res.stdout  # said once, in the note that says why
+    wrote, note = res.stdout.splitlines()
+    assert wrote.startswith(f"wrote {seed_run / 'view.html'} (") and wrote.endswith(" MB); open it in a browser")
+    assert "note: 120 of the 301 kept epochs, evenly spread (at most 120 on the slider)" == note
+
+
+def test_view_says_the_epochs_in_its_first_line_when_the_page_shows_them_all(tmp_path):
+    """'wrote F (..., 21 of 21 kept epoch(s))': every kept epoch shown, no note; a config's page has one epoch."""
+    run = train_shipped(tmp_path, "seed", 20)
+    res = runner.invoke(app, ["view", str(run), "--out", str(tmp_path / "a.html")])
+    assert 0 == res.exit_code, res.output
+    [wrote] = res.stdout.splitlines()
+    assert wrote.startswith(f"wrote {tmp_path / 'a.html'} (") and wrote.endswith(
+        " MB, all 21 kept epochs); open it in a browser"), wrote
+    from bpcli.config.loader import builtin_config_dir
+    res = runner.invoke(app, ["view", str(builtin_config_dir() / "seed.yaml"), "--out", str(tmp_path / "b.html")])
+    assert 0 == res.exit_code, res.output
+    [wrote] = res.stdout.splitlines()
+    assert wrote.endswith(" MB, 1 epoch); open it in a browser"), wrote
+
+
+def test_view_help_gives_the_default_run_once():
+    text = " ".join(runner.invoke(app, ["view", "--help"]).stdout.split())  # its lines joined
+    assert 1 == text.count("latest"), text
+    assert "(default: latest, the newest in runs/)" in text
 
 
 def test_the_curve_marker_of_epoch_0_sits_at_the_left_edge(seed_page):

@@ -327,3 +327,33 @@ def test_show_inspect_and_compare_call_a_killed_run_killed_as_runs_does(tmp_path
     compared = json.loads(invoke("compare", run, tmp_path / "runs" / "done", "--json").stdout)
     assert ["killed", "completed"] == [r["status"] for r in compared["runs"]]
     assert "(killed)" in runner.invoke(app, ["inspect", run], env={"COLUMNS": "200"}).stdout
+
+
+def _saved_as_running(run: Path) -> None:
+    """run.json as a checkpoint written while training leaves it (status running), its checksum redone: with no
+    process holding the folder, the run is killed (as after a SIGKILL past a checkpoint, without waiting for one)."""
+    import hashlib
+
+    from bpcli.runs.store import canonical
+    meta = {k: v for k, v in json.loads((run / "run.json").read_text()).items() if k != "sha256"}
+    meta["status"] = "running"
+    (run / "run.json").write_text(json.dumps({**meta, "sha256": hashlib.sha256(canonical(meta)).hexdigest()}))
+
+
+def test_inspect_of_a_killed_run_says_how_to_continue_it_as_runs_does(tmp_path, monkeypatch):
+    """inspect said '(killed)' and no more; runs said how to continue: both give the same hint, and it works."""
+    monkeypatch.chdir(tmp_path)  # a short path, so the command fits a line of 80
+    run = Path("runs") / "r"
+    train(run)
+    _saved_as_running(run)
+    hint = f"killed (its process ended without saving its stop); `bpcli train --resume {run}` continues from epoch 20"
+    wide = {"COLUMNS": "200"}
+    listed = runner.invoke(app, ["runs", "runs"], env=wide).stdout
+    assert f"r: {hint}" in listed.splitlines(), listed
+    inspected = runner.invoke(app, ["inspect", str(run)], env=wide).stdout
+    assert f"the run is {hint}" in inspected.splitlines(), inspected
+    narrow = runner.invoke(app, ["inspect", str(run)], env={"COLUMNS": "80"}).stdout
+    assert f"`bpcli train --resume {run}` continues from epoch 20" in narrow.splitlines(), narrow  # whole at 80
+    res = invoke("train", "--resume", run, "--epochs", 25, "-q", "--json")
+    assert res.exit_code == 0, res.output
+    assert [("completed", 25)] == [(r["status"], r["epochs"]) for r in listing(Path("runs"))]

@@ -134,6 +134,16 @@ class BpcliGroup(TyperGroup):
         self._json = wants_json(sys.argv[1:] if args is None else args)
         return super().main(args, *rest, **kwargs)
 
+    def parse_args(self, ctx, args):
+        """`bpcli help [COMMAND]`, as git and pip take it, is `bpcli [COMMAND] --help`: the main help, a command's
+        help, or for an unknown command the same usage error as `bpcli COMMAND` (`bpcli help help`: the main one)."""
+        if args[:1] == ["help"]:
+            rest = list(args[1:])
+            while rest[:1] == ["help"]:
+                rest.pop(0)
+            args = [*rest, "--help"]
+        return super().parse_args(ctx, args)
+
     def make_context(self, *args, **kwargs):
         with self._usage_errors():
             return super().make_context(*args, **kwargs)

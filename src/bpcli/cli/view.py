@@ -14,7 +14,7 @@ from bpcli.cli.common import ForceOpt, JsonOpt, emit_json, handles_errors, load_
 def view(
     target: Annotated[str, typer.Argument(
         help="A run folder made by `bpcli train` (default: latest, the newest in runs/) or a config file (.yaml), "
-             "shown as initialised.", metavar="RUN|CONFIG")] = "latest",
+             "shown as initialised.", metavar="RUN|CONFIG", show_default=False)] = "latest",
     out: Annotated[Optional[Path], typer.Option(
         "--out", "-o", help="The HTML file to write. Default: view.html in the run folder (for a config: in this folder).",
         show_default=False, metavar="FILE")] = None,
@@ -50,7 +50,10 @@ def view(
     if json_out:
         emit_json(summary)
     else:
-        out_console().print(f"wrote {out} ({size / 1e6:.2f} MB, {len(page.epochs)} of {page.kept} kept epoch(s)); "
-                            "open it in a browser", markup=False, soft_wrap=True)
+        # how many epochs the page shows: here when it shows them all, else in the note (which says why not)
+        epochs = "" if len(page.epochs) < page.kept else \
+            ", 1 epoch" if page.kept == 1 else f", all {page.kept} kept epochs"
+        out_console().print(f"wrote {out} ({size / 1e6:.2f} MB{epochs}); open it in a browser", markup=False,
+                            soft_wrap=True)
         if page.note:
             out_console().print(f"note: {page.note}", markup=False, soft_wrap=True)

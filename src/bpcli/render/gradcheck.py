@@ -84,8 +84,10 @@ class GradcheckView:
             t.add_row(*[cells[c] for c in cols])
         return t
 
-    def _entries(self, wide: bool) -> Group:
+    def _entries(self, wide: bool) -> Group | Text:
         res = self.res
+        if self.max_rows == 0:  # --rows 0: no table, so nothing "above" to compare with
+            return Text(f"{res.n_entries} entries, none listed (--rows 0; every entry in --json)", style="dim")
         rows = res.worst_entries(self.max_rows)
         title = "Entries, worst first" if len(rows) == res.n_entries else \
             f"Entries, worst first ({len(rows)} of {res.n_entries})"
@@ -111,8 +113,11 @@ class GradcheckView:
                               f"(every entry in --json)", style="dim"))
         return Group(*parts)
 
-    def _directions(self, wide: bool) -> Group:
+    def _directions(self, wide: bool) -> Group | Text:
         res = self.res
+        if self.max_rows == 0:
+            return Text(f"{len(res.directions)} random directions, none listed (--rows 0; all of them in --json)",
+                        style="dim")
         rows = res.directions[: self.max_rows]
         t = Table(box=box.SIMPLE_HEAD, title="Random directions, worst first", title_justify="left", pad_edge=False)
         cols = ["direction", "entries", "gradient . u", "numeric", "abs err", "rel err", "verdict"]

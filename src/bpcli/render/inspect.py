@@ -8,7 +8,8 @@ from rich.table import Table
 from rich.text import Text
 
 from bpcli.render.numbers import fmt, sparkline
-from bpcli.render.runs import stepped_text
+from bpcli.render.runs import killed_text, stepped_text
+from bpcli.render.wrap import Prose
 
 
 def _sci(v: float | None) -> str:
@@ -38,6 +39,8 @@ def inspect_view(res) -> Group:
     parts = [head, Text(loss, style="dim")]
     if res.status == "stepped":
         parts.append(Text(f"the run is {stepped_text(res.stepped, res.folder or res.run_dir)}", style="dim"))
+    if res.status == "killed":  # at its checkpoint (or an epoch at or after it): the epochs are the checkpoint's
+        parts.append(Prose(f"the run is {killed_text(res.epochs, res.folder or res.run_dir)}", style="dim"))
     if not res.layers or res.epochs == 0:
         parts.append(Text(res.summary))
         return Group(*parts)

@@ -10,12 +10,20 @@ from rich.table import Table
 from rich.text import Text
 
 from bpcli.render.numbers import fmt, fmt_metric
+from bpcli.render.wrap import Prose
 
 
 def stepped_text(steps: int, path: str) -> str:
     """What a run `bpcli step --out` made is, for every command that shows one: its steps, and how it goes on."""
     return (f"stepped (made by `bpcli step --out`, {steps} step{'s' if steps != 1 else ''}); "
             f"`bpcli train --resume {path}` continues it")
+
+
+def killed_text(epoch: int | None, path: str) -> str:
+    """What a killed run is (saved as running, no process holds it), for every command that shows one: why, and
+    how it goes on (from its last saved epoch)."""
+    return (f"killed (its process ended without saving its stop); `bpcli train --resume {path}` continues "
+            + (f"from epoch {epoch}" if epoch is not None else "it"))
 
 
 def local_time(iso: str, now: datetime | None = None) -> str:
@@ -149,8 +157,8 @@ def runs_view(res, width: int = 80) -> Group:
             t.add_row(*row(r))
     n = len(res.runs)
     notes = [Text(f"{r.name}: {r.problem}", style="dim") for r in res.runs if not r.ok and r.problem != r.status]
-    notes += [Text(f"{r.name}: killed (its process ended without saving its stop); `bpcli train --resume "
-                   f"{r.path}` continues from epoch {r.epochs}", style="dim") for r in res.runs if r.status == "killed"]
+    notes += [Prose(f"{r.name}: {killed_text(r.epochs, r.path)}", style="dim") for r in res.runs
+              if r.status == "killed"]  # wrapped between words, the command whole
     notes += [Text(f"{r.name}: {stepped_text(r.steps, r.path)}", style="dim") for r in res.runs if r.status == "stepped"]
     notes += [Text("metric: accuracy for a classifier, R^2 for regression", style="dim")]
     if not wide:
