@@ -72,7 +72,8 @@ def _glued(text: str, words: list[tuple[int, int]]) -> list[bool]:
 def line_spans(text: str, width: int, first_width: int | None = None) -> list[tuple[int, int]]:
     """(start, end) offsets of each line of `text` (one paragraph) wrapped to `width` columns, breaking only
     between terms; a piece longer than a line is broken before an operator, at a space, or where it must."""
-    words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    narrowest = width if first_width is None else min(width, first_width)
+    words = [piece for m in _WORD.finditer(text) for piece in _pieces(text, m.start(), m.end(), narrowest)]
     if not words:
         return [(0, 0)]
     tokens = [text[a:b] for a, b in words]
@@ -106,6 +107,24 @@ def line_spans(text: str, width: int, first_width: int | None = None) -> list[tu
     if cur is not None:
         lines.append(cur)
     return [(words[a][0], words[b][1]) for a, b in lines]
+
+
+def _pieces(text: str, a: int, b: int, width: int) -> list[tuple[int, int]]:
+    """The word text[a:b] as one span, or, when it is longer than a line (a path, a long name), as spans that
+    end after each '/' or ',' (and after each '_' in a span still too long): places a line may break without
+    cutting a name in two."""
+    if b - a <= width:
+        return [(a, b)]
+    out = []
+    for m in re.finditer(r"[^/,]*[/,]?", text[a:b]):
+        s, e = a + m.start(), a + m.end()
+        if s == e:
+            continue
+        if e - s > width:
+            out += [(s + n.start(), s + n.end()) for n in re.finditer(r"[^_]*_?", text[s:e]) if n.end() > n.start()]
+        else:
+            out.append((s, e))
+    return out
 
 
 def _inner_break(tokens, words, span: tuple[int, int], limit: int) -> int:

@@ -220,5 +220,9 @@ def test_three_runs_at_80_columns_split_no_word_or_number(csv_and_generator, run
                 if text.startswith(" data.csv", i)]
         parts = next(p for p in ([t for ln in lines for t in ln.split() if t not in ("data.csv", "n/a")]
                                  for lines in rows) if p)
-        assert path == "".join(parts), (width, parts)
-        assert all(p.endswith("/") for p in parts[:-1]), parts
+        if parts[-1] == "...":  # a cell of many lines is cut short (a long checkout path): what shows is its start
+            parts = parts[:-1]
+            assert path.startswith("".join(parts)) and len("".join(parts)) > 20, (width, parts)
+        else:
+            assert path == "".join(parts), (width, parts)
+        assert all(p.endswith(("/", "_")) for p in parts[:-1]), parts  # after a '/', then a '_', never in a word

@@ -56,23 +56,40 @@ def broken(line: str) -> str | None:
     return None
 
 
-CASES = [
+CASES = [  # the configs by name, read from the folder they are in: the header shows the path as given
     ["explain", "-w", "w11"], ["explain", "-w", "v1", "--paths", "--sample", "2"],
-    ["explain", str(CONFIGS / "deep_relu.yaml"), "-w", "w11"],
-    ["explain", str(CONFIGS / "iris.yaml"), "-w", "v21", "--sample", "3"],
-    ["explain", str(CONFIGS / "xor.yaml"), "-w", "v1,b_A1"],
-    ["explain", str(CONFIGS / "softsign_xor.yaml"), "-w", "w21", "--paths"],
-    ["step"], ["step", str(CONFIGS / "xor.yaml"), "-k", "3"],
+    ["explain", "deep_relu.yaml", "-w", "w11"],
+    ["explain", "iris.yaml", "-w", "v21", "--sample", "3"],
+    ["explain", "xor.yaml", "-w", "v1,b_A1"],
+    ["explain", "softsign_xor.yaml", "-w", "w21", "--paths"],
+    ["step"], ["step", "xor.yaml", "-k", "3"],
 ]
 
 
-@pytest.mark.parametrize("args", CASES, ids=lambda a: " ".join(a[:2]).replace(str(CONFIGS) + "/", ""))
+@pytest.mark.parametrize("args", CASES, ids=lambda a: " ".join(a[:2]))
 @pytest.mark.parametrize("width", [80, 60])
-def test_no_line_breaks_a_formula_or_ends_in_spaces(args, width):
+def test_no_line_breaks_a_formula_or_ends_in_spaces(args, width, monkeypatch):
+    monkeypatch.chdir(CONFIGS)
     lines = run(*args, width=width).splitlines()
     assert [] == [(ln, broken(ln)) for ln in lines if broken(ln)]
     assert [] == [ln for ln in lines if ln != ln.rstrip()]
     assert [] == [ln for ln in lines if len(ln) > width]
+
+
+def test_a_path_longer_than_the_line_breaks_after_a_slash_never_inside_a_name():
+    """explain's and step's header give the config's path as typed: one longer than the terminal breaks after a
+    '/' (then a '_'), never inside a folder's name, and its lines joined give the path back."""
+    path = "(/tmp/a_rather_long_directory_name_for_paths/with-another-component_and_more/checkout/configs/xor.yaml)"
+    text = f"xor {path} 4 samples"
+    for width in (20, 40, 60, 80, 100):
+        lines = [text[a:b] for a, b in line_spans(text, width)]
+        assert "".join(ln.replace(" ", "") for ln in lines) == text.replace(" ", "")
+        first = next(i for i, ln in enumerate(lines) if "(" in ln)
+        last = next(i for i, ln in enumerate(lines) if ")" in ln)
+        assert last > first, (width, lines)  # the path, wider than any of these lines, is on several
+        assert all(ln.endswith(("/", "_")) for ln in lines[first:last]), (width, lines)  # each line the path ends
+        # wider than the line only a piece with no '/' or '_' to break after (23 characters, at width 20)
+        assert all(len(ln) <= width or ln == "with-another-component_" for ln in lines), (width, lines)
 
 
 def test_the_wrapper_breaks_between_terms_and_keeps_brackets_whole():

@@ -223,8 +223,11 @@ def test_names_and_config_paths_are_never_broken_at_80_and_120_columns(tmp_path)
         assert {"long", "seed"} <= _words(text), text  # each name whole on one line
         if width == 120:
             # every path piece shown is whole: the shown path (its lines joined) is a left-cut of the real one
-            cell = [ln[ln.index("…"):].strip() if "…" in ln else ln.strip() for ln in lines
-                    if "…" in ln or ln.strip() == config.name]
+            # the long run's row and the lines that continue it (the seed's path may be cut short too when the
+            # checkout's path is long)
+            at = next(i for i, ln in enumerate(lines) if ln.split()[:1] == ["long"])
+            row = [lines[at]] + [ln for ln in lines[at + 1:at + 3] if ln.strip() and ln.startswith(" " * 20)]
+            cell = [ln[ln.index("…"):].strip() if "…" in ln else ln.strip() for ln in row]
             shown = "".join(cell)
             assert shown.startswith("…/") and shown.endswith("/" + config.name), text  # the file name whole
             assert str(config).endswith(shown[1:]), text
