@@ -249,3 +249,15 @@ def test_explain_and_step_on_an_early_stopped_adam_run_refuse_alike_and_agree_at
                                                                        update["terms"])
         if epoch == "31":  # after epoch 36 the step's epoch ends with patience out: fit puts back epoch 31's weights
             assert v11["new"] == update["new"]
+
+
+def test_rows_0_lists_no_parameters_and_says_so_without_an_empty_table():
+    """--rows 0: no table with a header and no rows, no '... 9 more' after nothing; the seed's 9 parameters are
+    named as not listed, and the cost line still follows."""
+    out = runner.invoke(app, ["step", "--rows", "0"], env={"COLUMNS": "120"})
+    assert out.exit_code == 0, out.output
+    lines = out.stdout.splitlines()
+    assert not any(ln.split()[:2] == ["name", "value"] for ln in lines), out.stdout
+    assert "more parameters" not in out.stdout
+    assert "9 parameters, none listed (--rows 0; choose with --weight; all of them in --json)" in out.stdout
+    assert any(ln.startswith("cost C = 0.130893 -> 0.128568") for ln in lines), out.stdout

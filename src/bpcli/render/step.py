@@ -65,12 +65,16 @@ def step_view(r, max_rows: int = 20) -> Group:
     if r.steps > 1:
         parts.append(Prose(Text(f"gradient: step 1's; change: after - value, the {r.steps} steps together",
                                   style="dim")))
-    parts.append(step_table(r, max_rows))
     total = r.n_params or len(r.params)
-    if total > max_rows:
-        where = "all of them" if total == len(r.params) else f"the first {len(r.params):,}"
-        parts.append(Prose(Text(f"... {total - min(max_rows, len(r.params))} more parameters (choose with --weight; "
+    where = "all of them" if total == len(r.params) else f"the first {len(r.params):,}"
+    if max_rows <= 0:  # --rows 0: no empty table, no "more" after nothing
+        parts.append(Prose(Text(f"{_plural(total, 'parameter')}, none listed (--rows 0; choose with --weight; "
                                 f"{where} in --json)", style="dim")))
+    else:
+        parts.append(step_table(r, max_rows))
+        if total > max_rows:
+            parts.append(Prose(Text(f"... {total - min(max_rows, len(r.params))} more parameters (choose with "
+                                    f"--weight; {where} in --json)", style="dim")))
     cost = Text(f"cost C = {fmt(r.cost_before)} -> {fmt(r.cost_after)}", style="bold")
     if r.metric_before is not None or r.metric_after is not None:
         cost.append(f"   {metric_label(r.metric)} {fmt_metric(r.metric, r.metric_before)} -> "
