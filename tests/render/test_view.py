@@ -164,6 +164,7 @@ def test_the_page_needs_nothing_from_the_network(seed_page):
     assert "default-src 'none'" in html
 
 
+@pytest.mark.slow  # 9 s: run beside the suite (`pytest -m slow`)
 def test_the_iris_page_keeps_within_the_budget_and_says_it_subsampled(tmp_path):
     run = train_shipped(tmp_path, "iris", 200)  # early stopping ends it near epoch 128
     res = runner.invoke(app, ["view", str(run), "--out", str(tmp_path / "iris.html"), "--json"])
