@@ -148,14 +148,20 @@ def normalise(lines: list[str], scratch: str = "") -> list[str]:
     return out
 
 
-def matches(expected: list[str], actual: list[str]) -> bool:
-    """Whether the normalised actual lines fit the expected ones, each `...` standing for any lines."""
+def _segments(expected: list[str]) -> list[list[str]]:
+    """The expected lines cut at each `...` line: the runs of lines between them (the first and last may be empty)."""
     segments: list[list[str]] = [[]]
     for line in expected:
         if line.strip() == ELLIPSIS:
             segments.append([])
         else:
             segments[-1].append(line)
+    return segments
+
+
+def matches(expected: list[str], actual: list[str]) -> bool:
+    """Whether the normalised actual lines fit the expected ones, each `...` standing for any lines."""
+    segments = _segments(expected)
     if len(segments) == 1:
         return expected == actual
     first, last = segments[0], segments[-1]
@@ -179,12 +185,7 @@ def regenerate(expected: list[str], actual: list[str], scratch: str = "") -> lis
     marks = [line for line in expected if line.strip() == ELLIPSIS]
     if not marks:
         return actual
-    segments: list[list[str]] = [[]]
-    for line in expected:
-        if line.strip() == ELLIPSIS:
-            segments.append([])
-        else:
-            segments[-1].append(line)
+    segments = _segments(expected)
     norm = normalise
     out: list[str] = actual[:len(segments[0])]
     pos = len(segments[0])

@@ -73,7 +73,7 @@ def line_spans(text: str, width: int, first_width: int | None = None) -> list[tu
     """(start, end) offsets of each line of `text` (one paragraph) wrapped to `width` columns, breaking only
     between terms; a piece longer than a line is broken before an operator, at a space, or where it must."""
     narrowest = width if first_width is None else min(width, first_width)
-    words = [piece for m in _WORD.finditer(text) for piece in _pieces(text, m.start(), m.end(), narrowest)]
+    words = [piece for m in _WORD.finditer(text) for piece in _spans(text, m.start(), m.end(), narrowest)]
     if not words:
         return [(0, 0)]
     tokens = [text[a:b] for a, b in words]
@@ -109,21 +109,24 @@ def line_spans(text: str, width: int, first_width: int | None = None) -> list[tu
     return [(words[a][0], words[b][1]) for a, b in lines]
 
 
-def _pieces(text: str, a: int, b: int, width: int) -> list[tuple[int, int]]:
-    """The word text[a:b] as one span, or, when it is longer than a line (a path, a long name), as spans that
-    end after each '/' or ',' (and after each '_' in a span still too long): places a line may break without
-    cutting a name in two."""
+def word_pieces(word: str, width: int | None = None) -> list[str]:
+    """A word too long for a line (a path, a long name) as pieces that end at a '/' or ',' (each piece keeps it), a
+    piece still wider than `width` (None: every piece) also after each '_': where a line may break without cutting
+    a name in two."""
+    out = []
+    for p in re.split(r"(?<=[/,])", word):
+        out += [q for q in re.split(r"(?<=_)", p) if q] if width is None or len(p) > width else [p] if p else []
+    return out
+
+
+def _spans(text: str, a: int, b: int, width: int) -> list[tuple[int, int]]:
+    """The word text[a:b] as one span, or as its word_pieces when it is longer than a line."""
     if b - a <= width:
         return [(a, b)]
     out = []
-    for m in re.finditer(r"[^/,]*[/,]?", text[a:b]):
-        s, e = a + m.start(), a + m.end()
-        if s == e:
-            continue
-        if e - s > width:
-            out += [(s + n.start(), s + n.end()) for n in re.finditer(r"[^_]*_?", text[s:e]) if n.end() > n.start()]
-        else:
-            out.append((s, e))
+    for piece in word_pieces(text[a:b], width):
+        out.append((a, a + len(piece)))
+        a += len(piece)
     return out
 
 

@@ -171,13 +171,12 @@ def test_long_names_stay_whole_on_their_own_lines_and_every_number_stays_whole_a
             ln for ln in text.splitlines() if ln.startswith("deep")], text  # each whole, on its own line
 
 
-def test_a_run_whose_process_was_killed_is_listed_as_killed_not_running(tmp_path):
-    """run.json says running while training; once the process is gone without saving its stop (SIGKILL),
-    `runs` says killed and how to continue, since no process holds the folder's lock any more."""
+def _train_then_kill(tmp_path: Path, while_live=lambda: None) -> Path:
+    """runs/r in tmp_path: a `bpcli train` process started, while_live() called once its run.json exists, then
+    the process killed (SIGKILL: its stop never saved). Returns the run folder."""
     import signal
     import subprocess
     import sys
-    import time
 
     src = Path(__file__).resolve().parents[2] / "src"
     p = subprocess.Popen([sys.executable, "-m", "bpcli", "train", "--epochs", "1000000", "--out", "runs/r", "-q"],
@@ -188,11 +187,21 @@ def test_a_run_whose_process_was_killed_is_listed_as_killed_not_running(tmp_path
         while not (tmp_path / "runs" / "r" / "run.json").exists():
             assert p.poll() is None and time.monotonic() < deadline
             time.sleep(0.01)
-        live = json.loads(runner.invoke(app, ["runs", str(tmp_path / "runs"), "--json"]).stdout)
-        assert ["running"] == [r["status"] for r in live["runs"]]
+        while_live()
     finally:
         p.send_signal(signal.SIGKILL)
         p.wait(timeout=30)
+    return tmp_path / "runs" / "r"
+
+
+def test_a_run_whose_process_was_killed_is_listed_as_killed_not_running(tmp_path):
+    """run.json says running while training; once the process is gone without saving its stop (SIGKILL),
+    `runs` says killed and how to continue, since no process holds the folder's lock any more."""
+    def live():
+        doc = json.loads(runner.invoke(app, ["runs", str(tmp_path / "runs"), "--json"]).stdout)
+        assert ["running"] == [r["status"] for r in doc["runs"]]
+
+    _train_then_kill(tmp_path, live)
     dead = json.loads(runner.invoke(app, ["runs", str(tmp_path / "runs"), "--json"]).stdout)
     assert ["killed"] == [r["status"] for r in dead["runs"]]
     text = runner.invoke(app, ["runs", str(tmp_path / "runs")]).stdout
@@ -304,24 +313,7 @@ def test_inspect_at_an_epoch_of_a_stepped_run_calls_it_stepped_and_resumes_the_f
 def test_show_inspect_and_compare_call_a_killed_run_killed_as_runs_does(tmp_path):
     """A run whose process was killed (run.json still says running, no process holds the folder) is 'killed' in
     show, inspect (at its checkpoint and at an epoch) and compare, as `runs` lists it, not 'running'."""
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    src = Path(__file__).resolve().parents[2] / "src"
-    p = subprocess.Popen([sys.executable, "-m", "bpcli", "train", "--epochs", "1000000", "--out", "runs/r", "-q"],
-                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(src)}, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 60
-        while not (tmp_path / "runs" / "r" / "run.json").exists():
-            assert p.poll() is None and time.monotonic() < deadline
-            time.sleep(0.01)
-    finally:
-        p.send_signal(signal.SIGKILL)
-        p.wait(timeout=30)
-    run = str(tmp_path / "runs" / "r")
+    run = str(_train_then_kill(tmp_path))
     train(tmp_path / "runs" / "done")
     assert ["killed"] == [r["status"] for r in listing(tmp_path / "runs") if r["name"] == "r"]
     assert "killed" == json.loads(invoke("show", run, "--json").stdout)["status"]

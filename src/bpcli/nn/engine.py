@@ -8,7 +8,6 @@ allocates (almost) nothing.
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import numpy as np
@@ -61,17 +60,23 @@ class Buffers:
         self.A = [np.empty((m, layer.n_out), dt) for layer in net.layers]
         self.DZ = [np.empty((m, layer.n_out), dt) for layer in net.layers]
         self.DA = [np.empty((m, layer.n_out), dt) for layer in net.layers]
-        shapes = [s for W, b in zip(net.W, net.b) for s in ((W.shape,) if b is None else (W.shape, b.shape))]
-        self.grad = np.empty(sum(math.prod(s) for s in shapes), dt)
-        views, at = [], 0
-        for s in shapes:
-            views.append(self.grad[at:at + math.prod(s)].reshape(s))
-            at += math.prod(s)
-        it = iter(views)
+        params = [a for W, b in zip(net.W, net.b) for a in (W, b) if a is not None]
+        self.grad = np.empty(sum(a.size for a in params), dt)
+        views = iter(block_views(self.grad, params))
         self.dW, self.db = [], []
         for b in net.b:
-            self.dW.append(next(it))
-            self.db.append(None if b is None else next(it))
+            self.dW.append(next(views))
+            self.db.append(None if b is None else next(views))
+
+
+def block_views(block: Array, arrays: list[Array]) -> list[Array]:
+    """Views into the 1-D `block`, shaped like `arrays` and laid out one after another (Buffers' gradients, the
+    optimiser's state)."""
+    out, at = [], 0
+    for a in arrays:
+        out.append(block[at:at + a.size].reshape(a.shape))
+        at += a.size
+    return out
 
 
 def forward(net: Network, x: Array, buffers: Buffers | None = None) -> tuple[Array, Tape]:

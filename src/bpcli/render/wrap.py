@@ -3,13 +3,11 @@ Breakable: a value (a path, a name) wrapped at spaces, and after a '/' or '_' in
 
 from __future__ import annotations
 
-import re
-
 from rich.console import Console, ConsoleOptions, RenderResult
 from rich.measure import Measurement
 from rich.text import Text
 
-from bpcli.prose import OPERATORS, line_spans
+from bpcli.prose import OPERATORS, line_spans, word_pieces
 
 
 class Prose:
@@ -34,15 +32,6 @@ class Prose:
         return Measurement(min(longest, 10) + self.indent, longest + self.indent)
 
 
-def _pieces(word: str, width: int | None = None) -> list[str]:
-    """A word too long for a line as pieces that end at a '/' or ',' (each piece keeps it), a piece still wider
-    than `width` (None: every piece) also after each '_'."""
-    out = []
-    for p in re.split(r"(?<=[/,])", word):
-        out += [q for q in re.split(r"(?<=_)", p) if q] if width is None or len(p) > width else [p] if p else []
-    return out
-
-
 def break_lines(text: str, width: int, whole: int | None = None) -> list[str]:
     """`text` as lines of at most `width` characters broken at spaces, never inside a word or a number; a word
     longer than `whole` (default: width; a path, a long name) is broken after a '/' or ',', and where that is not
@@ -50,7 +39,7 @@ def break_lines(text: str, width: int, whole: int | None = None) -> list[str]:
     whole = width if whole is None else whole
     lines: list[str] = []
     for word in text.split(" "):
-        pieces = [word] if len(word) <= whole else _pieces(word, width)
+        pieces = [word] if len(word) <= whole else word_pieces(word, width)
         for n, piece in enumerate(pieces):
             glue = "" if n else " "
             if lines and len(lines[-1]) + len(glue) + len(piece) <= width:
@@ -74,5 +63,5 @@ class Breakable:
                 yield Text(line[k:k + width], style=self.style, end="\n")
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
-        shortest = max(len(p) for w in self.text.split(" ") for p in _pieces(w) or [""])
+        shortest = max(len(p) for w in self.text.split(" ") for p in word_pieces(w) or [""])
         return Measurement(min(shortest, len(self.text)), len(self.text))

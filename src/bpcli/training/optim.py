@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from bpcli.nn.engine import Gradients
+from bpcli.nn.engine import Gradients, block_views
 from bpcli.nn.model import Network
 from bpcli.schema import TrainConfig
 
@@ -88,7 +88,8 @@ class Optimizer:
         for kind in BUFFERS.get(self.kind, ()):
             keys = [f"{kind}:{key}" for key, _, _ in self.params]
             if not any(k in self.buffers for k in keys):  # new state: one zero block, each array a view into it
-                self.buffers.update(zip(keys, _views(np.zeros(sum(a.size for a in arrays), arrays[0].dtype), arrays)))
+                zeros = np.zeros(sum(a.size for a in arrays), arrays[0].dtype)
+                self.buffers.update(zip(keys, block_views(zeros, arrays)))
             for k, p in zip(keys, arrays):
                 self.buffers.setdefault(k, np.zeros_like(p))
         self._tmp = [np.empty_like(p) for p in arrays]  # scratch: no allocation per step
@@ -117,7 +118,7 @@ class Optimizer:
                 return None
             states.append(base)
         tmp = np.empty(sum(a.size for a in arrays), arrays[0].dtype)
-        return tuple(states), tmp, _views(tmp, arrays)
+        return tuple(states), tmp, block_views(tmp, arrays)
 
     def set_lr(self, lr: float) -> None:
         """The learning rate of the next steps (a schedule's lr of the epoch); lr, weight decay and momentum in
@@ -153,7 +154,7 @@ class Optimizer:
         if block is not None and spent and trace is None and self._block is not None:
             states, tmp, tmp_views = self._block
             step = self._step_of(None, False, block, tmp, self._const[0], states, t, None, True)
-            parts = grads if step is block else tmp_views if step is tmp else _views(step, [p for _, p, _ in self.params])
+            parts = grads if step is block else tmp_views  # _step_of leaves the step in g or in tmp
             for (_, p, _), d in zip(self.params, parts):
                 np.subtract(p, d, out=p)
             return
@@ -276,17 +277,8 @@ class Optimizer:
         return step
 
 
-def _views(block: Array, arrays: list[Array]) -> list[Array]:
-    """Views into the 1-D `block`, shaped like `arrays` and laid out one after another."""
-    out, at = [], 0
-    for a in arrays:
-        out.append(block[at:at + a.size].reshape(a.shape))
-        at += a.size
-    return out
-
-
 def _block_of(arrays: list[Array]) -> Array | None:
-    """The 1-D array the arrays are views of, laid out one after another from its start to its end (as _views
+    """The 1-D array the arrays are views of, laid out one after another from its start to its end (as block_views
     makes them); None when they are not."""
     base = arrays[0].base
     if base is None or base.ndim != 1 or not base.flags.c_contiguous:
